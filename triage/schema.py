@@ -1,0 +1,369 @@
+"""Pydantic v2 models for the intake contract: referrals, agency events, decisions and outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Self, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from triage.vocab import (
+    EVENT_AGENCY,
+    Agency,
+    Concern,
+    DecisionKind,
+    Ethnicity,
+    EventKind,
+    InjurySite,
+    OutcomeLevel,
+    PlanCategory,
+    ReferrerRelationship,
+    ReferrerType,
+    Sex,
+)
+
+__all__ = [
+    "MAX_ATTRIBUTES",
+    "MAX_ATTRIBUTE_VALUE_CHARS",
+    "MAX_CLOCK_SKEW",
+    "MAX_NARRATIVE_CHARS",
+    "MAX_RATIONALE_CHARS",
+    "REFERRAL_EXAMPLE",
+    "AgencyEventIn",
+    "AttributeKey",
+    "BandAgreement",
+    "Child",
+    "DecisionIn",
+    "Id",
+    "Injury",
+    "Name",
+    "OutcomeIn",
+    "ReasonCode",
+    "ReferralIn",
+    "Referrer",
+    "error_fields",
+]
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_NARRATIVE_CHARS = 20_000
+MAX_RATIONALE_CHARS = 5_000
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_VALUE_CHARS = 500
+
+# A calendar date has begun somewhere once UTC+14 (Line Islands) reaches it, so a date of birth
+# is only "in the future" if it has not started anywhere; this avoids rejecting a same-day birth
+# recorded in a zone ahead of the server's.
+_MAX_UTC_OFFSET = timedelta(hours=14)
+
+Id = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+    ),
+]
+"""Opaque identifier: 1–64 chars, starting alphanumeric, then alphanumerics and ``._:-``."""
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+"""Personal name part: 1–100 chars after stripping."""
+
+ReasonCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$"),
+]
+"""Short snake_case reason code."""
+
+AttributeKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+"""Key of a free-form agency event attribute."""
+
+AttributeValue = str | int | float | bool | None
+
+_H = TypeVar("_H", bound=Hashable)
+
+
+def _no_duplicates(items: list[_H]) -> list[_H]:
+    """Reject a list that repeats an item."""
+    seen: set[_H] = set()
+    dupes: set[_H] = set()
+    for item in items:
+        if item in seen:
+            dupes.add(item)
+        seen.add(item)
+    if dupes:
+        raise PydanticCustomError(
+            "duplicate_items",
+            "duplicate values are not allowed: {duplicates}",
+            {"duplicates": ", ".join(sorted(str(d) for d in dupes))},
+        )
+    return items
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Normalise an aware datetime to UTC."""
+    return value.astimezone(UTC)
+
+
+def _not_ahead_of_now(value: datetime) -> datetime:
+    """Reject a timestamp more than ``MAX_CLOCK_SKEW`` ahead of the current time."""
+    if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise PydanticCustomError(
+            "datetime_too_far_in_future",
+            "timestamp is more than {minutes} minutes in the future",
+            {"minutes": int(MAX_CLOCK_SKEW.total_seconds() // 60)},
+        )
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_to_utc), AfterValidator(_not_ahead_of_now)]
+"""Time-zone-aware timestamp, normalised to UTC, not beyond the allowed clock skew."""
+
+
+class _Contract(BaseModel):
+    """Base for intake models: closed, stripped and immutable."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class Child(_Contract):
+    """The child a referral or event concerns."""
+
+    child_id: Id
+    household_id: Id
+    given_name: Name
+    family_name: Name
+    date_of_birth: date
+    sex: Sex
+    ethnicity: Ethnicity = Ethnicity.not_stated
+    disability: bool = False
+    deprivation_decile: Annotated[int, Field(ge=1, le=10)] | None = None
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _dob_not_future(cls, value: date) -> date:
+        """Reject a date of birth that has not yet begun in any time zone."""
+        if value > (datetime.now(UTC) + _MAX_UTC_OFFSET).date():
+            raise PydanticCustomError("date_in_future", "date of birth cannot be in the future")
+        return value
+
+
+class Referrer(_Contract):
+    """Who made the referral."""
+
+    type: ReferrerType
+    relationship: ReferrerRelationship | None = None
+    referrer_id: Id | None = None
+
+
+class Injury(_Contract):
+    """Whether an injury was reported, and where."""
+
+    reported: bool
+    sites: Annotated[list[InjurySite], AfterValidator(_no_duplicates)] = Field(
+        default_factory=list, max_length=5
+    )
+    photographed: bool = False
+
+    @field_validator("sites")
+    @classmethod
+    def _sites_need_report(cls, value: list[InjurySite], info: ValidationInfo) -> list[InjurySite]:
+        """Reject injury sites when no injury is reported."""
+        if value and info.data.get("reported") is False:
+            raise PydanticCustomError(
+                "sites_without_injury", "injury sites given but no injury is reported"
+            )
+        return value
+
+
+REFERRAL_EXAMPLE: dict[str, Any] = {
+    "source_system": "police-mash-feed",
+    "source_referral_id": "WMP-2026-004512",
+    "received_at": "2026-04-18T10:12:00Z",
+    "child": {
+        "child_id": "C-1042",
+        "household_id": "H-311",
+        "given_name": "Sam",
+        "family_name": "Doe",
+        "date_of_birth": "2014-06-01",
+        "sex": "male",
+        "ethnicity": "white",
+        "disability": False,
+        "deprivation_decile": 3,
+    },
+    "referrer": {"type": "individual", "relationship": "relative", "referrer_id": "P-77"},
+    "concerns": ["physical_abuse"],
+    "injury": {"reported": True, "sites": ["torso_back"], "photographed": True},
+    "narrative": "Uncle reports photographs of bruising to the child's back.",
+}
+"""Binding example of a referral payload (shown in the API docs)."""
+
+
+class ReferralIn(_Contract):
+    """A referral as received at the front door."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [REFERRAL_EXAMPLE]})
+
+    source_system: Id
+    source_referral_id: Id
+    received_at: Timestamp
+    child: Child
+    referrer: Referrer
+    concerns: Annotated[
+        list[Concern], Field(min_length=1, max_length=len(Concern)), AfterValidator(_no_duplicates)
+    ]
+    injury: Injury = Injury(reported=False)
+    narrative: str = Field(default="", max_length=MAX_NARRATIVE_CHARS)
+
+    @model_validator(mode="after")
+    def _received_after_birth(self) -> Self:
+        """Reject a referral received before the child was born."""
+        # Same leniency as the date-of-birth check: the birth date may be local to a zone ahead.
+        if (self.received_at + _MAX_UTC_OFFSET).date() < self.child.date_of_birth:
+            # A model validator's own errors have an empty loc; raising a ValidationError keeps
+            # the loc on the field (pydantic-core prefixes it when this model is nested).
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "received_before_birth",
+                            "received_at precedes the child's date of birth",
+                        ),
+                        loc=("received_at",),
+                        input=self.received_at.isoformat(),
+                    )
+                ],
+            )
+        return self
+
+
+class AgencyEventIn(_Contract):
+    """A contact recorded by a partner agency about a child or household."""
+
+    source_system: Id
+    source_event_id: Id
+    agency: Agency
+    kind: EventKind
+    occurred_at: Timestamp
+    child_id: Id | None = None
+    household_id: Id | None = Field(default=None, validate_default=True)
+    attributes: dict[AttributeKey, AttributeValue] = Field(
+        default_factory=dict, max_length=MAX_ATTRIBUTES
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_matches_agency(cls, value: EventKind, info: ValidationInfo) -> EventKind:
+        """Reject an event kind that the given agency does not record."""
+        agency = info.data.get("agency")
+        expected = EVENT_AGENCY[value]
+        if agency is not None and agency is not expected:
+            raise PydanticCustomError(
+                "kind_agency_mismatch",
+                "event kind '{kind}' is recorded by agency '{expected}', not '{agency}'",
+                {"kind": str(value), "expected": str(expected), "agency": str(agency)},
+            )
+        return value
+
+    @field_validator("household_id")
+    @classmethod
+    def _child_or_household(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Require at least one of child_id and household_id."""
+        # If child_id failed its own validation it is absent from info.data; don't pile on.
+        if value is None and "child_id" in info.data and info.data["child_id"] is None:
+            raise PydanticCustomError(
+                "subject_missing", "at least one of child_id or household_id is required"
+            )
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_values_short(cls, value: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+        """Reject string attribute values longer than ``MAX_ATTRIBUTE_VALUE_CHARS``."""
+        # Checked here rather than on the union member so one bad value gives one error, not one
+        # per union branch.
+        too_long = sorted(
+            k for k, v in value.items() if isinstance(v, str) and len(v) > MAX_ATTRIBUTE_VALUE_CHARS
+        )
+        if too_long:
+            raise PydanticCustomError(
+                "attribute_value_too_long",
+                "attribute values must be at most {limit} characters: {keys}",
+                {"limit": MAX_ATTRIBUTE_VALUE_CHARS, "keys": ", ".join(too_long)},
+            )
+        return value
+
+
+class BandAgreement(StrEnum):
+    """Practitioner's view of the suggested triage band."""
+
+    agree = "agree"
+    should_be_higher = "should_be_higher"
+    should_be_lower = "should_be_lower"
+
+
+class DecisionIn(_Contract):
+    """A practitioner's front-door decision on a referral."""
+
+    decision: DecisionKind
+    agreement: BandAgreement
+    reason_codes: list[ReasonCode] = Field(default_factory=list, max_length=10)
+    rationale: str = Field(default="", max_length=MAX_RATIONALE_CHARS, validate_default=True)
+
+    @field_validator("rationale")
+    @classmethod
+    def _rationale_when_disagreeing(cls, value: str, info: ValidationInfo) -> str:
+        """Require a rationale when the practitioner disagrees with the band."""
+        agreement = info.data.get("agreement")
+        if agreement is not None and agreement is not BandAgreement.agree and not value:
+            raise PydanticCustomError(
+                "rationale_required",
+                "a rationale is required when agreement is '{agreement}'",
+                {"agreement": str(agreement)},
+            )
+        return value
+
+
+class OutcomeIn(_Contract):
+    """The observed 12-month outcome of a referral."""
+
+    referral_id: Id
+    highest_level: OutcomeLevel
+    investigated_12m: bool
+    significant_harm_12m: bool
+    cp_category: PlanCategory | None = None
+
+    @field_validator("cp_category")
+    @classmethod
+    def _category_needs_plan(
+        cls, value: PlanCategory | None, info: ValidationInfo
+    ) -> PlanCategory | None:
+        """Reject a plan category unless the outcome reached a child protection plan."""
+        level = info.data.get("highest_level")
+        if value is not None and level is not None and level is not OutcomeLevel.cp_plan:
+            raise PydanticCustomError(
+                "category_without_plan",
+                "cp_category is only allowed when highest_level is 'cp_plan', not '{level}'",
+                {"level": str(level)},
+            )
+        return value
+
+
+def error_fields(exc: ValidationError) -> list[dict[str, str]]:
+    """Flatten a ValidationError into ``[{"field": "a.b", "reason": "..."}]`` for 422 bodies."""
+    return [
+        {"field": ".".join(str(part) for part in err["loc"]), "reason": err["msg"]}
+        for err in exc.errors(include_url=False)
+    ]

@@ -1,0 +1,162 @@
+"""The calibration report: each generated figure beside its published target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from triage.synth.calibration_targets import Target, load_targets
+from triage.synth.population import YEAR
+from triage.vocab import OutcomeLevel, ReferrerType
+
+REST_SOURCES = (
+    ReferrerType.education_services,
+    ReferrerType.housing,
+    ReferrerType.other_legal,
+    ReferrerType.other,
+    ReferrerType.anonymous,
+    ReferrerType.unknown,
+)
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """One generated figure against its target."""
+
+    target: Target
+    value: float
+
+    @property
+    def difference(self) -> float:
+        """Generated minus target."""
+        return self.value - self.target.target
+
+    @property
+    def ok(self) -> bool:
+        """Within the tolerance for its kind."""
+        return self.target.within_tolerance(self.value)
+
+
+def _days(ts: pd.Series, start: date) -> np.ndarray:
+    """Timestamps as days from the window start."""
+    origin = pd.Timestamp(start.isoformat(), tz="UTC")
+    return ((ts - origin) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+
+
+def _rereferral_share(referrals: pd.DataFrame, start: date, steady: np.ndarray) -> float:
+    """Share of referrals with an earlier referral of the same child in the previous 12 months."""
+    t = _days(referrals["received_at"], start)
+    child = pd.factorize(referrals["child_id"])[0]
+    order = np.lexsort((t, child))
+    c, tt = child[order], t[order]
+    previous_same_child = np.r_[False, c[1:] == c[:-1]]
+    gap = np.r_[np.inf, np.diff(tt)]
+    rerefer = np.empty(t.size, dtype=bool)
+    rerefer[order] = previous_same_child & (gap <= 365.0)
+    return float(rerefer[steady].mean())
+
+
+def _on_plan(events: pd.DataFrame, day: pd.Timestamp) -> int:
+    """Children with more plan starts than plan ends by ``day``."""
+    plans = events[events["kind"].isin(["cp_plan_start", "cp_plan_end"])]
+    plans = plans[plans["occurred_at"] <= day]
+    counts = plans.groupby(["child_id", "kind"]).size().unstack(fill_value=0)
+    starts = counts.get("cp_plan_start", pd.Series(0, index=counts.index))
+    ends = counts.get("cp_plan_end", pd.Series(0, index=counts.index))
+    return int((starts > ends).sum())
+
+
+def figures(world) -> dict[str, float]:
+    """Every calibrated figure computed from the extract's tables and its manifest."""
+    refs, events, outcomes, children = world.referrals, world.events, world.outcomes, world.children
+    start = date.fromisoformat(world.manifest["window"]["start"])
+    end = date.fromisoformat(world.manifest["window"]["end"])
+    population = world.manifest["population"]
+    t = _days(refs["received_at"], start)
+    steady = t >= YEAR  # the first year has no history to re-refer from
+    out: dict[str, float] = {}
+
+    shares = refs.loc[steady, "referrer_type"].value_counts(normalize=True)
+    for source in ReferrerType:
+        out[f"source_{source.value}"] = float(shares.get(source.value, 0.0))
+    out["source_rest"] = sum(out[f"source_{s.value}"] for s in REST_SOURCES)
+    out["rereferral_12m"] = _rereferral_share(refs, start, steady)
+
+    levels = outcomes["highest_level"].value_counts(normalize=True)
+    for level in OutcomeLevel:
+        out[f"funnel_{level.value}"] = float(levels.get(level.value, 0.0))
+
+    marches = population["children_at_31_march"]
+    mean_children = float(np.mean([m["children"] for m in marches]))
+    steady_years = ((end - start).days - YEAR) / YEAR
+    ev_t = _days(events["occurred_at"], start)
+    s47 = (events["kind"] == "s47_enquiry").to_numpy() & (ev_t >= YEAR)
+    out["s47_per_10000"] = s47.sum() / steady_years / mean_children * 10_000
+    on_plan = [
+        _on_plan(events, pd.Timestamp(m["date"], tz="UTC") + pd.Timedelta(days=1)) / m["children"]
+        for m in marches
+    ]
+    out["cp_plans_31_march_per_10000"] = float(np.mean(on_plan) * 10_000)
+
+    starts = events[events["kind"] == "cp_plan_start"][["child_id", "occurred_at"]]
+    dob = children.set_index("child_id")["date_of_birth"]
+    born = pd.to_datetime(starts["child_id"].map(dob)).dt.tz_localize("UTC")
+    age = ((starts["occurred_at"] - born) / pd.Timedelta(days=YEAR)).to_numpy()
+    age_year = np.floor(age).astype(int)
+    victims_by_age = []
+    for a in range(18):
+        victims = starts["child_id"][age_year == a].nunique()
+        victims_by_age.append(victims / population["child_years_by_age"][a] * 1_000)
+    out["victims_under_1_per_1000"] = float(victims_by_age[0])
+    out["victim_rate_peak_age"] = float(np.argmax(victims_by_age))
+
+    plans = outcomes[outcomes["highest_level"] == OutcomeLevel.cp_plan.value]
+    out["neglect_share_cp_plans"] = float((plans["cp_category"] == "neglect").mean())
+    return out
+
+
+def calibration_rows(world) -> list[CalibrationRow]:
+    """Generated figures beside their targets, in the targets file's order."""
+    values = figures(world)
+    return [CalibrationRow(target=t, value=values[t.key]) for t in load_targets()]
+
+
+def _format(kind: str, value: float) -> str:
+    """A share as a percentage, a rate with one decimal."""
+    return f"{value * 100:.1f}%" if kind == "share" else f"{value:.1f}"
+
+
+def print_report(world, console: Console | None = None) -> bool:
+    """Print the calibration report; return whether every checked figure is within tolerance."""
+    console = console or Console()
+    table = Table(title="Calibration: synthetic world against published figures", show_lines=False)
+    for column in ("figure", "generated", "target", "difference", "", "source"):
+        table.add_column(column, overflow="fold")
+    rows = calibration_rows(world)
+    for row in rows:
+        t = row.target
+        diff = (
+            f"{row.difference * 100:+.1f} pp"
+            if t.kind == "share"
+            else f"{row.difference / t.target * 100:+.1f}%"
+        )
+        verdict = ("[green]ok[/]" if row.ok else "[red]off[/]") if t.checked else "[dim]info[/]"
+        table.add_row(
+            t.label, _format(t.kind, row.value), _format(t.kind, t.target), diff, verdict,
+            f"{t.source}, {t.year}",
+        )  # fmt: skip
+    console.print(table)
+    peak = int(figures(world)["victim_rate_peak_age"])
+    console.print(f"Highest victimisation rate at age: {peak} (target: under 1)")
+    ok = all(r.ok for r in rows if r.target.checked) and peak == 0
+    console.print(
+        "[green]Every checked figure is within tolerance[/] (shares ±2 pp, rates ±15%)."
+        if ok
+        else "[red]Some figures are outside tolerance.[/]"
+    )
+    return ok

@@ -1,0 +1,62 @@
+"""The published figures the synthetic world reproduces, shipped with the project."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+
+import numpy as np
+
+from triage.vocab import ReferrerType
+
+SHARE_TOLERANCE = 0.02
+"""Shares must land within 2 percentage points of their target."""
+RATE_TOLERANCE = 0.15
+"""Rates must land within 15% (relative) of their target."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One published figure: what it is, its value, and where it comes from."""
+
+    key: str
+    label: str
+    kind: str
+    target: float
+    checked: bool
+    year: str
+    source: str
+
+    def within_tolerance(self, value: float) -> bool:
+        """Whether a generated figure is close enough to this target."""
+        if self.kind == "share":
+            return abs(value - self.target) <= SHARE_TOLERANCE
+        return abs(value - self.target) <= RATE_TOLERANCE * self.target
+
+
+@lru_cache(maxsize=1)
+def load_targets() -> tuple[Target, ...]:
+    """Targets from ``triage/data/calibration_targets.csv``."""
+    text = files("triage.data").joinpath("calibration_targets.csv").read_text(encoding="utf-8")
+    rows = csv.DictReader(text.splitlines())
+    return tuple(
+        Target(
+            key=r["key"],
+            label=r["label"],
+            kind=r["kind"],
+            target=float(r["target"]),
+            checked=r["checked"] == "true",
+            year=r["year"],
+            source=r["source"],
+        )
+        for r in rows
+    )
+
+
+def source_share_targets() -> np.ndarray:
+    """Target share of each ``ReferrerType``, in enum order, summing to one."""
+    by_key = {t.key: t.target for t in load_targets()}
+    shares = np.array([by_key[f"source_{s.value}"] for s in ReferrerType])
+    return shares / shares.sum()

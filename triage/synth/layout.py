@@ -1,0 +1,370 @@
+"""Lay the world's arrays out as extract tables, with stable, readable identifiers.
+
+String columns are built as Arrow arrays from integer codes (``take`` on a small vocabulary),
+so a million referrals and ten million events cost seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from triage.synth.agency import EVENT_KINDS
+from triage.synth.channels import HEALTH_ROLES, INDIVIDUAL_ROLES, SITES, SOURCES, Channel
+from triage.synth.harm import EPISODE_TYPES, HORIZON_DAYS
+from triage.synth.params import WORLD_VERSION, WorldParams
+from triage.synth.population import ETHNICITIES, Population
+from triage.synth.records import draw_names, narratives
+from triage.synth.referrals import CONCERNS, Referrals, _categorical
+from triage.synth.services import DECISIONS, LEVELS, Services, any_between
+from triage.vocab import EVENT_AGENCY, LIST_SEPARATOR, EventKind, OutcomeLevel, ReferrerType, Sex
+
+SOURCE_SYSTEMS: dict[ReferrerType, str] = {
+    ReferrerType.police: "police-mash-feed",
+    ReferrerType.school: "education-portal",
+    ReferrerType.education_services: "education-portal",
+    ReferrerType.health: "health-referral-hub",
+    ReferrerType.la_services: "council-case-system",
+}
+DEFAULT_SOURCE_SYSTEM = "front-door-contact-centre"
+EVENT_SOURCE_SYSTEMS = {
+    "police": "police-records",
+    "health": "health-records",
+    "school": "school-safeguarding",
+    "housing": "housing-records",
+    "social_care": "social-care-records",
+}
+RELATIONSHIPS: tuple[str, ...] = tuple(r.value for r in HEALTH_ROLES + INDIVIDUAL_ROLES)
+NO_RELATIONSHIP = -1
+
+
+@dataclass
+class World:
+    """A synthetic extract: the tables of DESIGN.md, the separate truth, and the manifest."""
+
+    children: pd.DataFrame
+    referrals: pd.DataFrame
+    events: pd.DataFrame
+    decisions: pd.DataFrame
+    outcomes: pd.DataFrame
+    truth: pd.DataFrame
+    manifest: dict
+
+    TABLES = ("children", "referrals", "events", "decisions", "outcomes", "truth")
+
+
+def labels(vocabulary: tuple[str, ...] | list[str], codes: np.ndarray) -> pa.Array:
+    """Strings for integer codes; negative codes become nulls."""
+    codes = np.asarray(codes, dtype=np.int64)
+    missing = codes < 0
+    indices = pa.array(np.where(missing, 0, codes), mask=missing if missing.any() else None)
+    return pa.array(list(vocabulary), type=pa.string()).take(indices)
+
+
+def prefixed(prefix: str | pa.Array, numbers: np.ndarray, width: int) -> pa.Array:
+    """Identifiers such as ``EVT-00000042`` from integers."""
+    digits = pc.utf8_lpad(
+        pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string()), width, "0"
+    )
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def timestamps(start: date, days: np.ndarray) -> pd.DatetimeIndex:
+    """Days from the window start to UTC timestamps at microsecond resolution."""
+    base = np.datetime64(start.isoformat(), "us")
+    micros = np.round(days * 86_400e6).astype("int64")
+    return pd.DatetimeIndex(base + micros.astype("timedelta64[us]")).tz_localize(UTC)
+
+
+def join_flags(matrix: np.ndarray, names: tuple[str, ...]) -> pa.Array:
+    """Each row's true columns as a ``LIST_SEPARATOR``-joined string, via distinct bit patterns."""
+    weights = 1 << np.arange(matrix.shape[1], dtype=np.int64)
+    code = matrix.astype(np.int64) @ weights
+    uniq, inverse = np.unique(code, return_inverse=True)
+    joined = [
+        LIST_SEPARATOR.join(n for i, n in enumerate(names) if u >> i & 1) for u in uniq.tolist()
+    ]
+    return labels(joined, inverse)
+
+
+def frame(columns: dict[str, object]) -> pd.DataFrame:
+    """A DataFrame from Arrow arrays and numpy columns, strings kept Arrow-backed."""
+    return pa.table(
+        {k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()}
+    ).to_pandas()
+
+
+def relationship_codes(pop: Population, refs: Referrals, rng) -> np.ndarray:
+    """Referrer relationship per referral as an index into ``RELATIONSHIPS``, or -1."""
+    n = refs.child.size
+    age = pop.age_years(refs.child, refs.t)
+    out = np.full(n, NO_RELATIONSHIP, dtype=np.int64)
+    health = refs.source == SOURCES.index(ReferrerType.health)
+    weights = np.column_stack(
+        [
+            np.full(n, 0.35),
+            0.25 * (age < 5),
+            np.where(refs.channel == Channel.accidental_injury, 2.0, 0.3),
+            0.3 * (age < 1),
+            np.where(refs.channel == Channel.child_mental_health, 1.5, 0.1) * (age >= 5),
+        ]
+    )
+    out[health] = _categorical(weights[health], rng)
+    individual = refs.source == SOURCES.index(ReferrerType.individual)
+    custody = pop.hh_custody_dispute[pop.child_household[refs.child]] & (
+        refs.channel == Channel.unfounded
+    )
+    weights = np.column_stack(
+        [
+            np.full(n, 0.25),
+            np.where(custody, 3.0, 0.40),
+            np.full(n, 0.12),
+            np.full(n, 0.15),
+            0.08 * (age >= 12),
+        ]
+    )
+    out[individual] = len(HEALTH_ROLES) + _categorical(weights[individual], rng)
+    return out
+
+
+POOLED_REFERRERS: dict[str, tuple[str, int | None, int | None]] = {
+    # source or role: (prefix, pool size (None: scales with volume), households per unit)
+    "police": ("PC-", None, None),
+    "school": ("SCH-", None, 150),
+    "education_services": ("EWS-", 8, None),
+    "housing": ("HSG-", 10, None),
+    "la_services": ("LA-", None, None),
+    "other_legal": ("YJS-", 15, None),
+    "other": ("VOL-", 25, None),
+    "gp": ("GP-", None, 400),
+    "health_visitor": ("HV-", None, 400),
+    "hospital": ("HOSP-", 4, None),
+    "midwife": ("MW-", 4, None),
+    "camhs": ("CAMHS-", 1, None),
+}
+PERSON_LETTERS = {"parent": "P", "relative": "R", "family_friend": "F", "neighbour": "N"}
+
+
+def referrer_ids(
+    refs: Referrals,
+    relationship: np.ndarray,
+    hh_index: np.ndarray,
+    hh_ids: pa.Array,
+    child_ids: pa.Array,
+    rng,
+) -> pa.Array:
+    """Stable referrer identities: schools and GPs by household, relatives, officers."""
+    n = refs.child.size
+    source = np.array([s.value for s in SOURCES])[refs.source]
+    role = np.array([*RELATIONSHIPS, ""])[relationship]  # -1 picks ""
+    key = np.where(role != "", role, source)
+    prefixes: list[str] = [""]
+    prefix_code = np.zeros(n, dtype=np.int64)
+    number = np.zeros(n, dtype=np.int64)
+    for name, (prefix, pool, per_unit) in POOLED_REFERRERS.items():
+        rows = key == name
+        prefixes.append(prefix)
+        prefix_code[rows] = len(prefixes) - 1
+        if per_unit:
+            number[rows] = hh_index[rows] // per_unit
+        else:
+            number[rows] = rng.integers(0, pool or max(20, n // 200), rows.sum())
+    pooled = pc.binary_join_element_wise(labels(prefixes, prefix_code), prefixed("", number, 4), "")
+
+    which = rng.integers(1, 4, n)
+    which[(refs.channel == Channel.unfounded) & (role == "relative")] = 1  # one relative, again
+    letter_code = np.select(
+        [role == r for r in PERSON_LETTERS], list(range(len(PERSON_LETTERS))), -1
+    )
+    person_suffix = labels(list(PERSON_LETTERS.values()), letter_code)
+    suffix = pc.binary_join_element_wise(person_suffix, pa.array(which).cast(pa.string()), "")
+    person = pc.binary_join_element_wise("IND-", hh_ids, "-", suffix, "")
+    is_person = pa.array(np.isin(role, list(PERSON_LETTERS)))
+    is_self = pa.array(role == "self")
+    is_pooled = pa.array(prefix_code > 0)
+    out = pc.if_else(is_pooled, pooled, pa.nulls(n, pa.string()))
+    out = pc.if_else(is_person, person, out)
+    return pc.if_else(is_self, pc.binary_join_element_wise("SELF-", child_ids, ""), out)
+
+
+def assemble(
+    pop: Population,
+    refs: Referrals,
+    services: Services,
+    kept_children: np.ndarray,
+    kept_households: np.ndarray,
+    start: date,
+    params: WorldParams,
+    rng: np.random.Generator,
+    agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> World:
+    """The extract tables, the truth and the manifest."""
+    window = pop.window_days
+    child_pos = np.full(pop.child_household.size, -1, dtype=np.int64)
+    child_pos[kept_children] = np.arange(kept_children.size)
+    hh_pos = np.full(pop.hh_deprivation.size, -1, dtype=np.int64)
+    hh_pos[kept_households] = np.arange(kept_households.size)
+    width = max(6, len(str(kept_children.size)))
+    child_ids = prefixed("C-", np.arange(kept_children.size), width)
+    hh_ids = prefixed("H-", np.arange(kept_households.size), width)
+
+    c_hh = pop.child_household[kept_children]
+    male = pop.child_sex[kept_children] == 1
+    given, family = draw_names(pop.child_ethnicity[kept_children], male, c_hh, params.seed, rng)
+    sex_code = pop.child_sex[kept_children].astype(np.int64)
+    sex_code[rng.random(sex_code.size) < 0.003] = tuple(Sex).index(Sex.unknown)
+    dob_days = np.floor(pop.child_dob[kept_children]).astype("timedelta64[D]")
+    children = frame(
+        {
+            "child_id": child_ids,
+            "household_id": hh_ids.take(pa.array(hh_pos[c_hh])),
+            "given_name": pa.array(given, type=pa.string()),
+            "family_name": pa.array(family, type=pa.string()),
+            "date_of_birth": pa.array(np.datetime64(start.isoformat(), "D") + dob_days),
+            "sex": labels([s.value for s in Sex], sex_code),
+            "ethnicity": labels([e.value for e in ETHNICITIES], pop.child_ethnicity[kept_children]),
+            "disability": pop.child_disability[kept_children],
+            "deprivation_decile": pop.hh_deprivation[c_hh].astype(np.int64),
+            "synthetic": np.ones(kept_children.size, dtype=bool),
+        }
+    )
+
+    n = refs.child.size
+    r_child_index = child_pos[refs.child]
+    r_hh_index = hh_pos[pop.child_household[refs.child]]
+    r_child_ids = child_ids.take(pa.array(r_child_index))
+    r_hh_ids = hh_ids.take(pa.array(r_hh_index))
+    referral_ids = prefixed("REF-", np.arange(n), 7)
+    systems = [SOURCE_SYSTEMS.get(s, DEFAULT_SOURCE_SYSTEM) for s in SOURCES]
+    relationship = relationship_codes(pop, refs, rng)
+    who_keys = np.where(
+        relationship >= 0,
+        np.array([*RELATIONSHIPS, ""])[relationship],
+        np.array([s.value for s in SOURCES])[refs.source],
+    )
+    referrals = frame(
+        {
+            "referral_id": referral_ids,
+            "source_system": labels(systems, refs.source),
+            "source_referral_id": prefixed("SRC-", np.arange(n), 8),
+            "child_id": r_child_ids,
+            "household_id": r_hh_ids,
+            "received_at": pa.array(timestamps(start, refs.t)),
+            "referrer_type": labels([s.value for s in SOURCES], refs.source),
+            "referrer_relationship": labels(RELATIONSHIPS, relationship),
+            "referrer_id": referrer_ids(refs, relationship, r_hh_index, r_hh_ids, r_child_ids, rng),
+            "concerns": join_flags(refs.concerns, tuple(c.value for c in CONCERNS)),
+            "injury_reported": refs.injury_reported,
+            "injury_sites": join_flags(refs.injury_sites, tuple(s.value for s in SITES)),
+            "injury_photographed": refs.photographed,
+            "narrative": pa.array(
+                narratives(refs.channel, who_keys, given[r_child_index], rng), type=pa.string()
+            ),
+            "synthetic": np.ones(n, dtype=bool),
+        }
+    )
+
+    decided = services.decided
+    decisions = frame(
+        {
+            "referral_id": referral_ids.filter(pa.array(decided)),
+            "decided_at": pa.array(timestamps(start, services.decided_at[decided])),
+            "decision": labels([d.value for d in DECISIONS], services.decision[decided]),
+            "synthetic": np.ones(int(decided.sum()), dtype=bool),
+        }
+    )
+    events = _events(pop, services, agency, child_ids, hh_ids, child_pos, hh_pos, start, window)
+    outcomes, truth = _labels(refs, services, referral_ids, decided, window)
+    manifest = {
+        "synthetic": True,
+        "world_version": WORLD_VERSION,
+        "generated_by": "triage.synth",
+        "params": params.to_dict(),
+        "window": {"start": start.isoformat(), "end": params.end.isoformat()},
+        "created": datetime.combine(params.end, datetime.min.time(), UTC).isoformat(),
+        "rows": {},
+    }
+    world = World(children, referrals, events, decisions, outcomes, truth, manifest)
+    world.manifest["rows"] = {t: len(getattr(world, t)) for t in World.TABLES}
+    return world
+
+
+def _events(
+    pop, services, agency, child_ids, hh_ids, child_pos, hh_pos, start, window
+) -> pd.DataFrame:
+    """Agency and social-care events in time order."""
+    ev_child, ev_hh, ev_t, ev_kind = agency
+    inside = services.event_t < window
+    all_child = np.concatenate([ev_child, services.event_child[inside]])
+    all_hh = np.concatenate([ev_hh, pop.child_household[services.event_child[inside]]])
+    all_t = np.concatenate([ev_t, services.event_t[inside]])
+    all_kind = np.concatenate([ev_kind, services.event_kind[inside]])
+    order = np.argsort(all_t, kind="stable")
+    all_child, all_hh, all_t, all_kind = (a[order] for a in (all_child, all_hh, all_t, all_kind))
+    m = all_t.size
+    agency_names = sorted(EVENT_SOURCE_SYSTEMS)
+    agency_code = np.array([agency_names.index(EVENT_AGENCY[k].value) for k in EVENT_KINDS])[
+        all_kind
+    ]
+    event_ids = prefixed("EVT-", np.arange(m), 8)
+    injury = all_kind == EVENT_KINDS.index(EventKind.ed_injury_attendance)
+    child_index = np.where(all_child >= 0, child_pos[np.maximum(all_child, 0)], -1)
+    return frame(
+        {
+            "event_id": event_ids,
+            "source_system": labels([EVENT_SOURCE_SYSTEMS[a] for a in agency_names], agency_code),
+            "source_event_id": event_ids,
+            "child_id": child_ids.take(pa.array(np.maximum(child_index, 0), mask=child_index < 0)),
+            "household_id": hh_ids.take(pa.array(hh_pos[all_hh])),
+            "occurred_at": pa.array(timestamps(start, all_t)),
+            "agency": labels(agency_names, agency_code),
+            "kind": labels([k.value for k in EVENT_KINDS], all_kind),
+            "attributes": labels(["{}", json.dumps({"injury": True})], injury.astype(np.int64)),
+            "synthetic": np.ones(m, dtype=bool),
+        }
+    )
+
+
+def _labels(refs: Referrals, services: Services, referral_ids: pa.Array, decided, window):
+    """Observed outcomes (only where the horizon has passed) and the separate latent truth."""
+    kind = services.event_kind
+    plan = kind == EVENT_KINDS.index(EventKind.cp_plan_start)
+    s47 = kind == EVENT_KINDS.index(EventKind.s47_enquiry)
+    horizon = refs.t + HORIZON_DAYS
+    labelled = decided & (horizon <= window)
+    # What the records show within 12 months, and only where someone looked.
+    investigated = any_between(
+        refs.child, refs.t, horizon, services.event_child[s47], services.event_t[s47]
+    )
+    harmed = any_between(
+        refs.child, refs.t, horizon, services.event_child[plan], services.event_t[plan]
+    )
+    level = services.level.astype(np.int64)
+    plan_level = LEVELS.index(OutcomeLevel.cp_plan)
+    category = np.where(level == plan_level, services.plan_category, -1)
+    outcomes = frame(
+        {
+            "referral_id": referral_ids.filter(pa.array(labelled)),
+            "highest_level": labels([lv.value for lv in LEVELS], level[labelled]),
+            "investigated_12m": investigated[labelled],
+            "significant_harm_12m": harmed[labelled],
+            "cp_category": labels([c.value for c in EPISODE_TYPES], category[labelled]),
+            "synthetic": np.ones(int(labelled.sum()), dtype=bool),
+        }
+    )
+    truth = frame(
+        {
+            "referral_id": referral_ids,
+            "harm_12m": services.harm_12m,
+            "harm_at_referral": services.harm_now,
+            "channel": labels([c.name for c in Channel], refs.channel),
+            "synthetic": np.ones(refs.child.size, dtype=bool),
+        }
+    )
+    return outcomes, truth

@@ -1,0 +1,87 @@
+"""The synthetic world's knobs: every behaviour worth studying is an explicit, documented field."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+WORLD_VERSION = "1"
+
+REFERRALS_PER_CHILD_YEAR = 642_980 / 12_000_000
+"""England, 2020: referrals a year over about 12 million children; sizes the implicit population."""
+
+
+@dataclass(frozen=True)
+class WorldParams:
+    """Parameters of one synthetic world; the defaults reproduce the calibration targets."""
+
+    seed: int = 2026
+    n_referrals: int = 50_000
+    """Expected number of referrals in the whole window (Poisson noise of a few hundred)."""
+    end: date = date(2026, 11, 1)
+    """Extract date; the window is the ``years`` before it."""
+    years: int = 7
+    open_days: float = 3.0
+    """Referrals in the last ``open_days`` before ``end`` have no decision yet: the queue."""
+
+    # Latent household risk (prevalence in the population, before deprivation and shared frailty).
+    domestic_abuse_prevalence: float = 0.05
+    mental_health_prevalence: float = 0.07
+    substance_misuse_prevalence: float = 0.03
+    adult_violence_prevalence: float = 0.025
+    custody_dispute_share: float = 0.008
+    """Households in a custody dispute, where a relative may make repeated unfounded referrals."""
+
+    # Latent maltreatment (the truth the observed labels only partly reveal).
+    harm_base_rate: float = 0.0042
+    """Maltreatment episodes per child-year in a household with no risk factor, ages 5 to 11."""
+    infant_harm_multiplier: float = 6.0
+    """Infants (under 1) are the most vulnerable: their episode rate is this multiple."""
+
+    # Surveillance bias: agencies see more deprived households more often, whatever the harm.
+    surveillance_bias: float = 0.7
+    """Log-rate rise of agency contacts and non-harm referrals per half the deprivation range."""
+
+    # Referrals.
+    harm_detection_rate: float = 0.9
+    """Expected referrals raised by one maltreatment episode (before surveillance bias)."""
+    unfounded_referral_rate: float = 0.0008
+    """Unfounded referrals per child-year (anonymous callers, neighbours)."""
+    custody_dispute_referral_rate: float = 0.25
+    """Unfounded referrals per child-year from a relative in a custody dispute."""
+    follow_up_probability: float = 0.03
+    """Chance that a referral is followed by another about the same child within 12 months."""
+    lockdown_school_drop: float = 0.75
+    """Share of school referrals lost while schools were closed (23 March to 1 June 2020)."""
+
+    # Historic front-door decisions and the outcome funnel.
+    decision_truth_weight: float = 1.4
+    """How strongly the (unseen) truth moves historic decisions, against visible signals."""
+    decision_deprivation_bias: float = 0.25
+    """Extra weight historic decisions put on deprivation, whatever the harm."""
+    decision_noise: float = 1.0
+    substantiation_truth_weight: float = 2.5
+    """How strongly true harm decides which investigations end in a plan (selective labels)."""
+    in_case_s47_probability: float = 0.18
+    """Chance that a child-in-need case has a section 47 enquiry later, without a new referral."""
+    plan_mean_days: float = 310.0
+    """Mean duration of a child protection plan."""
+
+    funnel_shares: dict[str, float] = field(
+        default_factory=lambda: {
+            "no_further_action": 0.216,
+            "not_in_need": 0.200,
+            "child_in_need": 0.332,
+            "s47_enquiry": 0.116,
+            "initial_conference": 0.017,
+            "cp_plan": 0.119,
+        }
+    )
+    """Highest level of intervention (DfE 2017); the plan share is the remainder to 100%."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form for the manifest."""
+        out = asdict(self)
+        out["end"] = self.end.isoformat()
+        return out

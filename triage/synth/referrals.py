@@ -1,0 +1,278 @@
+"""Referrals: who is referred, when, by whom, for what, and with which injury."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from triage.synth.channels import (
+    ABUSE_SITES,
+    ACCIDENT_SITES,
+    CHANNEL_CONCERNS,
+    HARM_CHANNELS,
+    INJURY_PROBABILITY,
+    NON_HARM_BAND_RATES,
+    SCHOOL_SOURCES,
+    SEXUAL_SITES,
+    SITES,
+    SOURCE_AFFINITY,
+    SOURCES,
+    Channel,
+)
+from triage.synth.harm import Episodes
+from triage.synth.params import WorldParams
+from triage.synth.population import AGE_BANDS_YEARS, YEAR, Population
+from triage.vocab import Concern, ReferrerType
+
+CONCERNS: tuple[Concern, ...] = tuple(Concern)
+SCHOOL_START_AGE = 4.0
+AGE_VISIBILITY = np.array([0.9, 0.7, 1.1, 1.0])
+"""How visible harm is to agencies in each age band (schools see primary-age children daily)."""
+FOLLOW_UP_MEAN_DAYS = 100.0
+
+
+@dataclass
+class Referrals:
+    """Columnar referrals, sorted by time; ``episode`` is -1 where no episode raised it."""
+
+    child: np.ndarray
+    t: np.ndarray
+    channel: np.ndarray
+    episode: np.ndarray
+    source: np.ndarray
+    concerns: np.ndarray
+    injury_sites: np.ndarray
+    photographed: np.ndarray
+
+    @property
+    def injury_reported(self) -> np.ndarray:
+        """Whether any injury site is recorded."""
+        return self.injury_sites.any(axis=1)
+
+    def take(self, index: np.ndarray) -> Referrals:
+        """The referrals at ``index``."""
+        return Referrals(**{k: v[index] for k, v in vars(self).items()})
+
+
+def _harm_referrals(pop: Population, episodes: Episodes, params: WorldParams, rng):
+    """Referrals raised by maltreatment episodes, while the episode lasts."""
+    age_at_start = pop.age_years(episodes.child, episodes.start)
+    band = np.searchsorted([hi for _, hi in AGE_BANDS_YEARS], age_at_start, side="right")
+    deprived = pop.hh_deprived[pop.child_household[episodes.child]]
+    visibility = AGE_VISIBILITY[np.minimum(band, 3)] * np.exp(
+        0.5 * params.surveillance_bias * deprived
+    )
+    counts = rng.poisson(params.harm_detection_rate * visibility)
+    episode = np.repeat(np.arange(episodes.child.size), counts)
+    span = np.minimum(episodes.end - episodes.start, 365.0)[episode]
+    t = episodes.start[episode] + rng.random(episode.size) * span
+    channel = np.asarray(HARM_CHANNELS)[episodes.kind[episode]]
+    return episodes.child[episode], t, channel, episode
+
+
+def _non_harm_rates(pop: Population, params: WorldParams) -> dict[Channel, np.ndarray]:
+    """Per-child daily rate of each non-harm channel, before age bands and overall scale."""
+    hh = pop.child_household
+    surveillance = np.exp(params.surveillance_bias * pop.hh_deprived[hh])
+    messy = np.exp(0.3 * pop.hh_frailty[hh])
+    da, mh, sm = (pop.hh_domestic_abuse[hh], pop.hh_mental_health[hh], pop.hh_substance_misuse[hh])
+    per_year = {
+        Channel.domestic_abuse_notification: 0.02 + 0.6 * da,
+        Channel.parental_mental_health: 0.01 + 0.5 * mh,
+        Channel.substance_misuse: 0.005 + 0.4 * sm,
+        Channel.child_mental_health: 0.02 * messy,
+        Channel.missing_exploitation: 0.012 * messy,
+        Channel.accidental_injury: np.full(hh.size, 0.02),
+        Channel.school_attendance: 0.012 * messy * (1 + sm + mh),
+        Channel.housing: 0.006 * (1 + sm),
+        Channel.wellbeing_other: 0.025 * messy,
+    }
+    return {c: r * surveillance / YEAR for c, r in per_year.items()}
+
+
+def _non_harm_referrals(pop: Population, params: WorldParams, target: float, rng):
+    """Concern referrals without maltreatment behind them, scaled to ``target`` in expectation."""
+    until = pop.window_days
+    rates = _non_harm_rates(pop, params)
+    channels = list(rates)
+    band_totals, exposures = [], []
+    for b, (lo, hi) in enumerate(AGE_BANDS_YEARS):
+        exposure = pop.band_exposure(lo, hi, until)
+        total = sum(rates[c] * NON_HARM_BAND_RATES[c][b] for c in channels)
+        band_totals.append(total)
+        exposures.append(exposure)
+    expected = sum(
+        float((tot * exp).sum()) for tot, exp in zip(band_totals, exposures, strict=True)
+    )
+    scale = max(target, 0.0) / expected
+    children, times, chosen = [], [], []
+    for b, (lo, _) in enumerate(AGE_BANDS_YEARS):
+        counts = rng.poisson(scale * band_totals[b] * exposures[b])
+        who = np.repeat(np.arange(counts.size), counts)
+        start = np.maximum(pop.child_dob[who] + lo * YEAR, 0.0)
+        weights = np.column_stack([rates[c][who] * NON_HARM_BAND_RATES[c][b] for c in channels])
+        pick = _categorical(weights, rng)
+        children.append(who)
+        times.append(start + rng.random(who.size) * exposures[b][who])
+        chosen.append(np.asarray(channels)[pick])
+    return np.concatenate(children), np.concatenate(times), np.concatenate(chosen)
+
+
+def _unfounded_referrals(pop: Population, params: WorldParams, rng):
+    """Unfounded referrals: anonymous callers, and relatives in a custody dispute."""
+    until = pop.window_days
+    custody = pop.hh_custody_dispute[pop.child_household]
+    rate = (params.unfounded_referral_rate + custody * params.custody_dispute_referral_rate) / YEAR
+    exposure = pop.band_exposure(0, 18, until)
+    counts = rng.poisson(rate * exposure)
+    who = np.repeat(np.arange(counts.size), counts)
+    start = np.maximum(pop.child_dob[who], 0.0)
+    return who, start + rng.random(who.size) * exposure[who]
+
+
+def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per row from unnormalised row weights."""
+    cumulative = np.cumsum(weights, axis=1)
+    u = rng.random(weights.shape[0]) * cumulative[:, -1]
+    return (cumulative < u[:, None]).sum(axis=1).clip(0, weights.shape[1] - 1)
+
+
+def _follow_ups(child, t, channel, episode, params: WorldParams, until: float, rng):
+    """Chains of re-referrals: each referral may be followed by another within a year."""
+    parts = [(child, t, channel, episode)]
+    current = (child, t, channel, episode)
+    while current[0].size:
+        keep = rng.random(current[0].size) < params.follow_up_probability
+        gap = np.minimum(7.0 + rng.exponential(FOLLOW_UP_MEAN_DAYS, keep.sum()), 365.0)
+        nxt = (current[0][keep], current[1][keep] + gap, current[2][keep], current[3][keep])
+        inside = nxt[1] < until
+        current = tuple(a[inside] for a in nxt)
+        parts.append(current)
+    return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
+
+
+def rake_source_probabilities(
+    group_counts: np.ndarray, group_affinity: np.ndarray, targets: np.ndarray, iterations: int = 50
+) -> np.ndarray:
+    """Per-group source probabilities whose mixture matches ``targets`` (iterative fitting)."""
+    weights = np.ones(group_affinity.shape[1])
+    for _ in range(iterations):
+        probs = group_affinity * weights
+        probs /= probs.sum(axis=1, keepdims=True)
+        realised = (group_counts[:, None] * probs).sum(axis=0) / group_counts.sum()
+        weights *= np.where(realised > 0, targets / np.maximum(realised, 1e-12), 1.0)
+    probs = group_affinity * weights
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _assign_sources(pop: Population, child, t, channel, targets: np.ndarray, rng) -> np.ndarray:
+    """Referrer type per referral: channel affinity raked to the national source shares."""
+    school_age = pop.age_years(child, t) >= SCHOOL_START_AGE
+    group = channel.astype(np.int64) * 2 + school_age
+    n_groups = SOURCE_AFFINITY.shape[0] * 2
+    affinity = np.repeat(SOURCE_AFFINITY, 2, axis=0).astype(float)
+    school_cols = [SOURCES.index(s) for s in SCHOOL_SOURCES]
+    affinity[0::2, school_cols] = 0.0  # no school referrals before school age
+    affinity[affinity.sum(axis=1) == 0] = 1.0
+    counts = np.bincount(group, minlength=n_groups).astype(float)
+    probs = rake_source_probabilities(counts, affinity, targets)
+    return _categorical(probs[group], rng).astype(np.int8)
+
+
+def _concerns(pop: Population, child, channel, rng) -> np.ndarray:
+    """Boolean matrix of concerns ticked (referral x ``CONCERNS``)."""
+    n = child.size
+    out = np.zeros((n, len(CONCERNS)), dtype=bool)
+    for ch, ticks in CHANNEL_CONCERNS.items():
+        rows = channel == ch
+        for concern, p in ticks:
+            out[rows, CONCERNS.index(concern)] |= rng.random(rows.sum()) < p
+    hh = pop.child_household[child]
+    extras = (
+        (pop.hh_domestic_abuse[hh], Concern.domestic_abuse, 0.35),
+        (pop.hh_mental_health[hh], Concern.parental_mental_health, 0.25),
+        (pop.hh_substance_misuse[hh], Concern.parental_substance_misuse, 0.25),
+    )
+    for present, concern, p in extras:
+        out[:, CONCERNS.index(concern)] |= present & (rng.random(n) < p)
+    out[~out.any(axis=1), CONCERNS.index(Concern.other)] = True
+    return out
+
+
+def _injuries(channel, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Injury sites (referral x ``SITES``) and whether photographs were taken."""
+    n = channel.size
+    reported = rng.random(n) < INJURY_PROBABILITY[channel]
+    site_probs = np.tile(ABUSE_SITES, (n, 1))
+    site_probs[channel == Channel.accidental_injury] = ACCIDENT_SITES
+    site_probs[channel == Channel.harm_sexual] = SEXUAL_SITES
+    sites = np.zeros((n, len(SITES)), dtype=bool)
+    first = _categorical(site_probs, rng)
+    sites[np.arange(n), first] = True
+    second = _categorical(site_probs, rng)
+    add_second = rng.random(n) < 0.25
+    sites[np.arange(n)[add_second], second[add_second]] = True
+    sites &= reported[:, None]
+    photographed = reported & (rng.random(n) < 0.5)
+    return sites, photographed
+
+
+def _lockdown_window(pop_window_days: float, end: date, years: int) -> tuple[float, float]:
+    """School closure of spring 2020 in window days."""
+    start = date.fromordinal(end.toordinal() - round(years * YEAR))
+    return (
+        float(date(2020, 3, 23).toordinal() - start.toordinal()),
+        float(date(2020, 6, 1).toordinal() - start.toordinal()),
+    )
+
+
+def draw_referrals(
+    pop: Population,
+    episodes: Episodes,
+    params: WorldParams,
+    source_targets: np.ndarray,
+    rng: np.random.Generator,
+) -> Referrals:
+    """All referrals in the window: harm-driven, concern-driven, unfounded and follow-ups."""
+    until = pop.window_days
+    h_child, h_t, h_channel, h_episode = _harm_referrals(pop, episodes, params, rng)
+    inside = h_t < until
+    h_child, h_t, h_channel, h_episode = (a[inside] for a in (h_child, h_t, h_channel, h_episode))
+    u_child, u_t = _unfounded_referrals(pop, params, rng)
+    index_target = params.n_referrals * (1 - params.follow_up_probability)
+    n_child, n_t, n_channel = _non_harm_referrals(
+        pop, params, index_target - h_child.size - u_child.size, rng
+    )
+    child = np.concatenate([h_child, n_child, u_child])
+    t = np.concatenate([h_t, n_t, u_t])
+    channel = np.concatenate(
+        [h_channel, n_channel, np.full(u_child.size, Channel.unfounded)]
+    ).astype(np.int8)
+    episode = np.concatenate([h_episode, np.full(n_child.size + u_child.size, -1)])
+    child, t, channel, episode = _follow_ups(child, t, channel, episode, params, until, rng)
+
+    source = _assign_sources(pop, child, t, channel, source_targets, rng)
+    lock_from, lock_to = _lockdown_window(until, params.end, params.years)
+    school = np.isin(source, [SOURCES.index(ReferrerType.school)])
+    lost = (
+        school
+        & (t >= lock_from)
+        & (t < lock_to)
+        & (rng.random(t.size) < params.lockdown_school_drop)
+    )
+    order = np.argsort(t[~lost], kind="stable")
+    keep = np.flatnonzero(~lost)[order]
+    child, t, channel, episode, source = (a[keep] for a in (child, t, channel, episode, source))
+    sites, photographed = _injuries(channel, rng)
+    return Referrals(
+        child=child,
+        t=t,
+        channel=channel,
+        episode=episode,
+        source=source,
+        concerns=_concerns(pop, child, channel, rng),
+        injury_sites=sites,
+        photographed=photographed,
+    )

@@ -1,0 +1,185 @@
+"""Closed vocabularies shared by the schema, the store, the synthetic world and the features.
+
+Extending a vocabulary is a deliberate, versioned change: bump ``VOCABULARY_VERSION``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+VOCABULARY_VERSION = "1"
+
+
+class ReferrerType(StrEnum):
+    """Official referral source categories."""
+
+    police = "police"
+    school = "school"
+    education_services = "education_services"
+    health = "health"
+    housing = "housing"
+    la_services = "la_services"
+    other_legal = "other_legal"
+    individual = "individual"
+    anonymous = "anonymous"
+    other = "other"
+    unknown = "unknown"
+
+
+class ReferrerRelationship(StrEnum):
+    """Refinement of the referrer type (health roles, individuals' relationship to the child)."""
+
+    gp = "gp"
+    health_visitor = "health_visitor"
+    hospital = "hospital"
+    midwife = "midwife"
+    camhs = "camhs"
+    parent = "parent"
+    relative = "relative"
+    family_friend = "family_friend"
+    neighbour = "neighbour"
+    self = "self"
+
+
+class Concern(StrEnum):
+    """Concern categories raised by a referral."""
+
+    physical_abuse = "physical_abuse"
+    neglect = "neglect"
+    emotional_abuse = "emotional_abuse"
+    sexual_abuse = "sexual_abuse"
+    domestic_abuse = "domestic_abuse"
+    parental_mental_health = "parental_mental_health"
+    parental_substance_misuse = "parental_substance_misuse"
+    child_mental_health = "child_mental_health"
+    exploitation = "exploitation"
+    missing = "missing"
+    other = "other"
+
+
+class InjurySite(StrEnum):
+    """Body sites of a reported injury."""
+
+    head_face_neck = "head_face_neck"
+    torso_back = "torso_back"
+    limbs = "limbs"
+    genital_anal = "genital_anal"
+    other = "other"
+
+
+class Agency(StrEnum):
+    """Agencies that record contacts with a child or household."""
+
+    police = "police"
+    health = "health"
+    school = "school"
+    housing = "housing"
+    social_care = "social_care"
+
+
+class EventKind(StrEnum):
+    """Agency event kinds; ``EVENT_AGENCY`` says which agency records each."""
+
+    domestic_abuse_incident = "domestic_abuse_incident"
+    child_concern_notification = "child_concern_notification"
+    adult_violence_offence = "adult_violence_offence"
+    missing_episode = "missing_episode"
+    ed_attendance = "ed_attendance"
+    ed_injury_attendance = "ed_injury_attendance"
+    missed_appointment = "missed_appointment"
+    gp_concern = "gp_concern"
+    health_visitor_concern = "health_visitor_concern"
+    absence_concern = "absence_concern"
+    safeguarding_concern = "safeguarding_concern"
+    exclusion = "exclusion"
+    homelessness = "homelessness"
+    eviction = "eviction"
+    assessment_nfa = "assessment_nfa"
+    child_in_need = "child_in_need"
+    s47_enquiry = "s47_enquiry"
+    cp_plan_start = "cp_plan_start"
+    cp_plan_end = "cp_plan_end"
+    looked_after_start = "looked_after_start"
+
+
+EVENT_AGENCY: dict[EventKind, Agency] = {
+    EventKind.domestic_abuse_incident: Agency.police,
+    EventKind.child_concern_notification: Agency.police,
+    EventKind.adult_violence_offence: Agency.police,
+    EventKind.missing_episode: Agency.police,
+    EventKind.ed_attendance: Agency.health,
+    EventKind.ed_injury_attendance: Agency.health,
+    EventKind.missed_appointment: Agency.health,
+    EventKind.gp_concern: Agency.health,
+    EventKind.health_visitor_concern: Agency.health,
+    EventKind.absence_concern: Agency.school,
+    EventKind.safeguarding_concern: Agency.school,
+    EventKind.exclusion: Agency.school,
+    EventKind.homelessness: Agency.housing,
+    EventKind.eviction: Agency.housing,
+    EventKind.assessment_nfa: Agency.social_care,
+    EventKind.child_in_need: Agency.social_care,
+    EventKind.s47_enquiry: Agency.social_care,
+    EventKind.cp_plan_start: Agency.social_care,
+    EventKind.cp_plan_end: Agency.social_care,
+    EventKind.looked_after_start: Agency.social_care,
+}
+
+
+class DecisionKind(StrEnum):
+    """Front-door decisions a practitioner records on a referral."""
+
+    no_further_action = "no_further_action"
+    information_advice = "information_advice"
+    early_help = "early_help"
+    assessment = "assessment"
+    strategy_discussion = "strategy_discussion"
+    immediate_protection = "immediate_protection"
+    refer_other_agency = "refer_other_agency"
+
+
+class OutcomeLevel(StrEnum):
+    """Highest level of intervention reached after a referral (the DfE outcome funnel)."""
+
+    no_further_action = "no_further_action"
+    not_in_need = "not_in_need"
+    child_in_need = "child_in_need"
+    s47_enquiry = "s47_enquiry"
+    initial_conference = "initial_conference"
+    cp_plan = "cp_plan"
+
+
+class PlanCategory(StrEnum):
+    """Initial category of a child protection plan."""
+
+    neglect = "neglect"
+    emotional_abuse = "emotional_abuse"
+    physical_abuse = "physical_abuse"
+    sexual_abuse = "sexual_abuse"
+    multiple = "multiple"
+
+
+class Sex(StrEnum):
+    """Recorded sex."""
+
+    female = "female"
+    male = "male"
+    unknown = "unknown"
+
+
+class Ethnicity(StrEnum):
+    """Top-level census ethnic groups."""
+
+    white = "white"
+    mixed = "mixed"
+    asian = "asian"
+    black = "black"
+    other = "other"
+    not_stated = "not_stated"
+
+
+PROTECTED_ATTRIBUTES: tuple[str, ...] = ("ethnicity", "sex", "disability", "deprivation_decile")
+"""Audited, never model inputs by default."""
+
+LIST_SEPARATOR = ";"
+"""How list-valued fields (concerns, injury sites) are written in CSV and Parquet extracts."""
