@@ -1,0 +1,220 @@
+"""Shared fixtures: a migrated database per test (SQLite and PostgreSQL) and a tiny extract."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from triage.settings import get_settings, normalise_database_url
+from triage.store import make_engine, session_factory
+from triage.store.migrate import upgrade
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The PostgreSQL test server URL; skip when unreachable, but fail under CI=true."""
+    url = normalise_database_url(os.environ.get("TRIAGE_TEST_DATABASE_URL", DEFAULT_POSTGRES_URL))
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        psycopg.connect(conninfo, connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        reason = f"PostgreSQL unreachable at {make_url(url)!r}: {error}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run, not skip)")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(
+    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a fresh SQLite file, or a private schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'triage.db'}"
+        return
+    server_url = request.getfixturevalue("postgres_server_url")
+    schema = f"t_{uuid.uuid4().hex}"
+    admin = make_engine(server_url)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+        with admin.begin() as connection:
+            # A connection leaked by a failing test must not hang the suite.
+            connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    """``database_url`` with the schema migrated to head."""
+    upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    """An engine on a migrated database."""
+    engine = make_engine(migrated_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session on a migrated database; uncommitted work is rolled back afterwards."""
+    with session_factory(engine)() as session:
+        yield session
+
+
+def _utc(*args: int) -> pd.Timestamp:
+    return pd.Timestamp(datetime(*args, tzinfo=UTC))
+
+
+@pytest.fixture
+def extract_frames() -> dict[str, pd.DataFrame]:
+    """A tiny, valid extract: 3 children in 2 households, 4 referrals, 5 events, 2 decisions."""
+    children = pd.DataFrame(
+        {
+            "child_id": ["C1", "C2", "C3"],
+            "household_id": ["H1", "H1", "H2"],
+            "given_name": ["Ada", "Ben", "Cal"],
+            "family_name": ["Ash", "Ash", "Birch"],
+            "date_of_birth": pd.to_datetime(
+                [date(2015, 3, 1), date(2018, 7, 9), date(2012, 1, 31)]
+            ),
+            "sex": ["female", "male", "unknown"],
+            "ethnicity": ["white", "white", "black"],
+            "disability": [False, True, False],
+            "deprivation_decile": pd.array([2, 2, None], dtype="Int64"),
+            "synthetic": [True, True, True],
+        }
+    )
+    referrals = pd.DataFrame(
+        {
+            "referral_id": ["R1", "R2", "R3", "R4"],
+            "source_system": ["mash"] * 4,
+            "source_referral_id": ["m-1", "m-2", "m-3", "m-4"],
+            "child_id": ["C1", "C2", "C3", "C1"],
+            "household_id": ["H1", "H1", "H2", "H1"],
+            "received_at": pd.Series(
+                [_utc(2024, 1, 5, 9), _utc(2024, 2, 1, 14), _utc(2024, 2, 3, 8), _utc(2024, 3, 1)]
+            ),
+            "referrer_type": ["school", "health", "police", "individual"],
+            "referrer_relationship": [None, "gp", None, "neighbour"],
+            "referrer_id": ["S-1", None, "P-9", None],
+            "concerns": ["neglect", "neglect;domestic_abuse", "physical_abuse", "other"],
+            "injury_reported": [False, False, True, False],
+            "injury_sites": ["", "", "head_face_neck;limbs", ""],
+            "injury_photographed": [False, False, True, False],
+            "narrative": ["Arrives hungry.", "Missed appointments.", "Bruising seen.", "Noise."],
+            "synthetic": [True] * 4,
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "event_id": ["E1", "E2", "E3", "E4", "E5"],
+            "source_system": ["police", "health", "housing", "school", "police"],
+            "source_event_id": ["p-1", "h-1", "ho-1", "s-1", "p-2"],
+            "child_id": ["C1", "C2", None, "C3", None],
+            "household_id": ["H1", "H1", "H1", "H2", "H1"],
+            "occurred_at": pd.Series(
+                [
+                    _utc(2023, 11, 2),
+                    _utc(2023, 12, 24, 23, 30),
+                    _utc(2024, 1, 20),
+                    _utc(2024, 1, 22),
+                    _utc(2024, 2, 20),
+                ]
+            ),
+            "agency": ["police", "health", "housing", "school", "police"],
+            "kind": [
+                "domestic_abuse_incident",
+                "ed_attendance",
+                "eviction",
+                "absence_concern",
+                "adult_violence_offence",
+            ],
+            "attributes": [json.dumps({"severity": "high"}), "{}", "{}", "{}", "{}"],
+            "synthetic": [True] * 5,
+        }
+    )
+    decisions = pd.DataFrame(
+        {
+            "referral_id": ["R1", "R3"],
+            "decided_at": pd.Series([_utc(2024, 1, 5, 17), _utc(2024, 2, 3, 12)]),
+            "decision": ["early_help", "strategy_discussion"],
+            "synthetic": [True, True],
+        }
+    )
+    outcomes = pd.DataFrame(
+        {
+            "referral_id": ["R1", "R3"],
+            "highest_level": ["child_in_need", "cp_plan"],
+            "investigated_12m": [False, True],
+            "significant_harm_12m": [False, True],
+            "cp_category": [None, "physical_abuse"],
+            "synthetic": [True, True],
+        }
+    )
+    truth = pd.DataFrame({"referral_id": ["R1", "R2", "R3", "R4"], "harm_12m": [0, 0, 1, 0]})
+    return {
+        "children": children,
+        "referrals": referrals,
+        "events": events,
+        "decisions": decisions,
+        "outcomes": outcomes,
+        "truth": truth,
+    }
+
+
+WriteExtract = Callable[..., Path]
+
+
+@pytest.fixture
+def write_extract(tmp_path: Path) -> WriteExtract:
+    """Return ``write(frames, fmt="parquet")`` that writes an extract directory and returns it."""
+    counter = iter(range(1_000_000))
+
+    def write(frames: dict[str, pd.DataFrame], fmt: str = "parquet") -> Path:
+        directory = tmp_path / f"extract-{next(counter)}"
+        directory.mkdir()
+        for table, frame in frames.items():
+            if fmt == "parquet":
+                frame.to_parquet(directory / f"{table}.parquet", index=False)
+            else:
+                frame.to_csv(directory / f"{table}.csv", index=False)
+        (directory / "manifest.json").write_text(json.dumps({"tables": sorted(frames)}))
+        return directory
+
+    return write
+
+
+@pytest.fixture
+def tiny_extract(extract_frames: dict[str, pd.DataFrame], write_extract: WriteExtract) -> Path:
+    """The tiny extract written as Parquet."""
+    return write_extract(extract_frames)

@@ -1,0 +1,191 @@
+"""The extract loader: counts, idempotence, validation, CSV fallback, and never reading truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from triage.store import (
+    ChildRow,
+    DecisionRow,
+    EventRow,
+    HouseholdRow,
+    OutcomeRow,
+    ReferralRow,
+    make_engine,
+    session_factory,
+)
+from triage.store.loader import ExtractError, load_extract
+
+EXPECTED = {
+    "households": 2,
+    "children": 3,
+    "referrals": 4,
+    "events": 5,
+    "decisions": 2,
+    "outcomes": 2,
+}
+
+
+def test_loads_tiny_extract(tiny_extract: Path, migrated_url: str) -> None:
+    assert load_extract(tiny_extract, url=migrated_url, progress=False) == EXPECTED
+    engine = make_engine(migrated_url)
+    try:
+        with session_factory(engine)() as session:
+            for row_type, table in (
+                (HouseholdRow, "households"),
+                (ChildRow, "children"),
+                (ReferralRow, "referrals"),
+                (EventRow, "events"),
+                (DecisionRow, "decisions"),
+                (OutcomeRow, "outcomes"),
+            ):
+                count = session.scalar(select(func.count()).select_from(row_type))
+                assert count == EXPECTED[table], table
+            statuses = dict(
+                session.execute(select(ReferralRow.referral_id, ReferralRow.status)).all()
+            )
+            assert statuses == {"R1": "decided", "R2": "open", "R3": "decided", "R4": "open"}
+            r3 = session.get(ReferralRow, "R3")
+            assert r3 is not None
+            assert r3.concerns == ["physical_abuse"]
+            assert r3.injury_sites == ["head_face_neck", "limbs"]
+            assert r3.received_at == datetime(2024, 2, 3, 8, tzinfo=UTC)
+            assert session.get(ReferralRow, "R1").injury_sites == []  # type: ignore[union-attr]
+            assert session.get(EventRow, "E1").attributes == {"severity": "high"}  # type: ignore[union-attr]
+            h1, h2 = session.get(HouseholdRow, "H1"), session.get(HouseholdRow, "H2")
+            assert (h1.deprivation_decile, h2.deprivation_decile) == (2, None)  # type: ignore[union-attr]
+            c1 = session.get(ChildRow, "C1")
+            assert c1 is not None and c1.date_of_birth.isoformat() == "2015-03-01"
+    finally:
+        engine.dispose()
+
+
+def test_second_load_inserts_nothing(tiny_extract: Path, migrated_url: str) -> None:
+    load_extract(tiny_extract, url=migrated_url, progress=False)
+    assert load_extract(tiny_extract, url=migrated_url, progress=False) == dict.fromkeys(
+        EXPECTED, 0
+    )
+
+
+def test_incremental_load_adds_only_new_rows(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    first = {name: frame for name, frame in extract_frames.items()}
+    first["decisions"] = extract_frames["decisions"].iloc[:1]
+    load_extract(write_extract(first), url=migrated_url, progress=False)
+    counts = load_extract(write_extract(extract_frames), url=migrated_url, progress=False)
+    assert counts == dict.fromkeys(EXPECTED, 0) | {"decisions": 1}
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [
+        ("referrals", "referrer_type", "carrier_pigeon"),
+        ("referrals", "concerns", "neglect;witchcraft"),
+        ("events", "kind", "parade"),
+        ("children", "sex", "x"),
+        ("decisions", "decision", "shrug"),
+    ],
+)
+def test_unknown_vocabulary_value_names_table_and_column(
+    extract_frames: dict[str, pd.DataFrame],
+    write_extract,
+    migrated_url: str,
+    table: str,
+    column: str,
+    value: str,
+) -> None:
+    extract_frames[table].loc[0, column] = value
+    with pytest.raises(ExtractError) as caught:
+        load_extract(write_extract(extract_frames), url=migrated_url, progress=False)
+    assert (caught.value.table, caught.value.column) == (table, column)
+    assert value.split(";")[-1] in str(caught.value)
+    assert f"{table}.{column}" in str(caught.value)
+
+
+def test_missing_column_raises(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    extract_frames["events"] = extract_frames["events"].drop(columns=["occurred_at"])
+    with pytest.raises(ExtractError, match=r"events\.occurred_at: required column is missing"):
+        load_extract(write_extract(extract_frames), url=migrated_url, progress=False)
+
+
+def test_invalid_extract_loads_nothing(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    extract_frames["outcomes"].loc[1, "referral_id"] = "R404"
+    with pytest.raises(ExtractError, match=r"outcomes\.referral_id: 1 unknown id"):
+        load_extract(write_extract(extract_frames), url=migrated_url, progress=False)
+    assert load_extract(
+        write_extract(extract_frames | {"outcomes": extract_frames["outcomes"].iloc[:1]}),
+        url=migrated_url,
+        progress=False,
+    ) == EXPECTED | {"outcomes": 1}
+
+
+def test_naive_timestamps_refused(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    referrals = extract_frames["referrals"]
+    referrals["received_at"] = referrals["received_at"].dt.tz_localize(None)
+    with pytest.raises(ExtractError, match=r"referrals\.received_at: .*timezone-aware"):
+        load_extract(write_extract(extract_frames), url=migrated_url, progress=False)
+
+
+def test_truth_is_never_read(
+    tiny_extract: Path, migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tiny_extract / "truth.parquet").write_bytes(b"not parquet at all")
+    (tiny_extract / "truth.csv").write_text("\x00garbage")
+    opened: list[str] = []
+    for reader in ("read_parquet", "read_csv"):
+        original = getattr(pd, reader)
+
+        def spy(path, *args, _original=original, **kwargs):  # type: ignore[no-untyped-def]
+            opened.append(Path(path).name)
+            return _original(path, *args, **kwargs)
+
+        monkeypatch.setattr(pd, reader, spy)
+    assert load_extract(tiny_extract, url=migrated_url, progress=False) == EXPECTED
+    assert not [name for name in opened if name.startswith("truth")]
+    assert opened  # the spy really watched the loader
+
+
+def test_csv_fallback(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    extract_frames["referrals"].loc[3, "narrative"] = ""  # CSV writes it as a bare empty field
+    directory = write_extract(extract_frames, fmt="csv")
+    assert not list(directory.glob("*.parquet"))
+    assert load_extract(directory, url=migrated_url, progress=False) == EXPECTED
+    engine = make_engine(migrated_url)
+    try:
+        with session_factory(engine)() as session:
+            r2 = session.get(ReferralRow, "R2")
+            assert r2 is not None
+            assert (r2.referrer_relationship, r2.referrer_id) == ("gp", None)
+            assert r2.concerns == ["neglect", "domestic_abuse"]
+            assert r2.received_at == datetime(2024, 2, 1, 14, tzinfo=UTC)
+            assert session.get(ReferralRow, "R4").narrative == ""  # type: ignore[union-attr]
+            assert session.get(EventRow, "E1").attributes == {"severity": "high"}  # type: ignore[union-attr]
+            assert session.get(ReferralRow, "R1").status == "decided"  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+
+
+def test_missing_table_file_raises(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    del extract_frames["events"]
+    with pytest.raises(ExtractError, match=r"events\.parquet"):
+        load_extract(write_extract(extract_frames), url=migrated_url, progress=False)
+
+
+def test_progress_bar_runs(tiny_extract: Path, migrated_url: str) -> None:
+    assert load_extract(tiny_extract, url=migrated_url, progress=True) == EXPECTED

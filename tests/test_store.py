@@ -1,0 +1,438 @@
+"""The store on SQLite and PostgreSQL: migrations, engine settings, types and repository."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
+from sqlalchemy.orm import Session
+
+from triage.store import (
+    Base,
+    ChildNotFound,
+    DuplicateEvent,
+    DuplicateReferral,
+    EventRow,
+    ReferralAlreadyDecided,
+    ReferralNotFound,
+    ReferralRow,
+    add_child,
+    add_event,
+    add_household,
+    add_referral,
+    add_score,
+    append_audit_event,
+    get_referral,
+    get_referral_by_business_key,
+    history_for_child,
+    latest_score,
+    list_open_referrals,
+    make_engine,
+    record_decision,
+    session_factory,
+)
+from triage.store.coltypes import NaiveDatetimeError
+from triage.store.migrate import alembic_config, current_revision, downgrade, upgrade
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+TABLES = {
+    "households",
+    "children",
+    "referrals",
+    "events",
+    "decisions",
+    "outcomes",
+    "scores",
+    "audit_events",
+}
+
+
+def referral(referral_id: str, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "referral_id": referral_id,
+        "source_system": "mash",
+        "source_referral_id": f"src-{referral_id}",
+        "child_id": "C1",
+        "household_id": "H1",
+        "received_at": T0,
+        "referrer_type": "school",
+        "concerns": ["neglect"],
+        "injury_reported": False,
+        "injury_sites": [],
+        "injury_photographed": False,
+        "narrative": "Arrives hungry.",
+        "synthetic": True,
+    }
+    return values | overrides
+
+
+def event(event_id: str, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "event_id": event_id,
+        "source_system": "police",
+        "source_event_id": f"src-{event_id}",
+        "child_id": "C1",
+        "household_id": "H1",
+        "occurred_at": T0,
+        "agency": "police",
+        "kind": "domestic_abuse_incident",
+        "attributes": {"severity": "high"},
+        "synthetic": True,
+    }
+    return values | overrides
+
+
+def child(child_id: str, household_id: str) -> dict[str, Any]:
+    return {
+        "child_id": child_id,
+        "household_id": household_id,
+        "given_name": "Ada",
+        "family_name": "Ash",
+        "date_of_birth": date(2015, 3, 1),
+        "sex": "female",
+        "ethnicity": "white",
+        "disability": False,
+        "deprivation_decile": 3,
+        "synthetic": True,
+    }
+
+
+@pytest.fixture
+def people(session: Session) -> Session:
+    """Households H1 (children C1, C2) and H2 (child C3), committed."""
+    for household_id in ("H1", "H2"):
+        add_household(
+            session,
+            household={"household_id": household_id, "deprivation_decile": 3, "synthetic": True},
+        )
+    for child_id, household_id in (("C1", "H1"), ("C2", "H1"), ("C3", "H2")):
+        add_child(session, child=child(child_id, household_id))
+    session.commit()
+    return session
+
+
+# --- migrations ----------------------------------------------------------------------------
+
+
+def test_migration_matches_metadata(engine: Engine) -> None:
+    assert set(inspect(engine).get_table_names()) >= TABLES
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def _reflected_names(engine: Engine, table: str) -> set[str]:
+    inspector = inspect(engine)
+    names = {inspector.get_pk_constraint(table)["name"]}
+    for constraints in (
+        inspector.get_check_constraints(table),
+        inspector.get_unique_constraints(table),
+        inspector.get_foreign_keys(table),
+    ):
+        names |= {constraint["name"] for constraint in constraints}
+    indexes = inspector.get_indexes(table)
+    return names | {index["name"] for index in indexes if not index.get("duplicates_constraint")}
+
+
+def test_migration_names_constraints_like_metadata(engine: Engine) -> None:
+    # compare_metadata ignores CHECK constraints and names; batch migrations rely on both.
+    for table in Base.metadata.sorted_tables:
+        declared = {constraint.name for constraint in table.constraints}
+        declared |= {index.name for index in table.indexes}
+        reflected = _reflected_names(engine, table.name)
+        if engine.dialect.name == "sqlite" and table.kwargs.get("sqlite_autoincrement"):
+            # "INTEGER PRIMARY KEY AUTOINCREMENT" is inline DDL: SQLite keeps no PK name.
+            declared.discard(table.primary_key.name)
+            reflected.discard(None)
+        assert reflected == declared, table.name
+
+
+def test_upgrade_twice_is_a_noop(migrated_url: str) -> None:
+    head = ScriptDirectory.from_config(alembic_config(migrated_url)).get_current_head()
+    assert current_revision(migrated_url) == head == "0001"
+    upgrade(migrated_url)
+    assert current_revision(migrated_url) == head
+
+
+def test_downgrade_to_base_and_back(migrated_url: str) -> None:
+    downgrade(migrated_url, "base")
+    engine = make_engine(migrated_url)
+    try:
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        assert current_revision(migrated_url) is None
+        upgrade(migrated_url)
+        inspect_again = inspect(engine)
+        inspect_again.clear_cache()
+        assert set(inspect_again.get_table_names()) >= TABLES
+    finally:
+        engine.dispose()
+
+
+# --- SQLite engine settings ----------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Any) -> Any:
+    engine = make_engine(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'triage.db'}")
+    yield engine
+    engine.dispose()
+
+
+def test_sqlite_pragmas_on_every_connection(sqlite_engine: Engine) -> None:
+    for _ in range(2):
+        with sqlite_engine.connect() as connection:
+            pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+            assert pragma("journal_mode") == "wal"
+            assert pragma("synchronous") == 2
+            assert pragma("foreign_keys") == 1
+            assert pragma("busy_timeout") == 5000
+        sqlite_engine.dispose()  # the second round checks a brand-new connection
+
+
+def test_sqlite_read_takes_the_write_lock(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    other = make_engine(sqlite_engine.url)
+    try:
+        with sqlite_engine.connect() as reader:
+            reader.exec_driver_sql("SELECT count(*) FROM t").scalar()  # BEGIN IMMEDIATE
+            with other.connect() as writer:
+                writer.connection.driver_connection.execute("PRAGMA busy_timeout=0")
+                with pytest.raises(OperationalError, match="locked"):
+                    writer.exec_driver_sql("INSERT INTO t VALUES (1)")
+    finally:
+        other.dispose()
+
+
+def test_sqlite_savepoint_rolls_back_inside_transaction(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    with sqlite_engine.connect() as connection:
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        nested = connection.begin_nested()
+        connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+        nested.rollback()
+        connection.commit()
+        assert connection.exec_driver_sql("SELECT x FROM t").scalars().all() == [1]
+
+
+# --- types and constraints -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset_hours", [2, -5, 0])
+def test_timestamps_round_trip_as_aware_utc(people: Session, offset_hours: int) -> None:
+    local = datetime(2024, 6, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=offset_hours)))
+    add_referral(people, referral=referral("R1", received_at=local))
+    people.commit()
+    people.expunge_all()
+    if people.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        # timestamptz comes back in the session's zone: it must still read as UTC.
+        people.execute(text("SET LOCAL TIME ZONE 'America/New_York'"))
+    stored = get_referral(people, referral_id="R1")
+    assert stored is not None
+    assert stored.received_at == local
+    assert stored.received_at.utcoffset() == timedelta(0)
+    assert stored.received_at.tzinfo == UTC
+    assert stored.received_at.hour == 12 - offset_hours
+    assert stored.created_at.tzinfo == UTC
+
+
+def test_naive_datetime_refused(people: Session) -> None:
+    with pytest.raises(StatementError) as caught:
+        add_referral(people, referral=referral("R1", received_at=datetime(2024, 6, 1, 12)))
+    assert isinstance(caught.value.orig, NaiveDatetimeError)
+
+
+def test_json_lists_round_trip(people: Session) -> None:
+    add_referral(
+        people,
+        referral=referral("R1", concerns=["neglect", "domestic_abuse"], injury_sites=["limbs"]),
+    )
+    people.commit()
+    people.expunge_all()
+    stored = get_referral(people, referral_id="R1")
+    assert stored is not None
+    assert (stored.concerns, stored.injury_sites, stored.status) == (
+        ["neglect", "domestic_abuse"],
+        ["limbs"],
+        "open",
+    )
+
+
+def test_foreign_keys_enforced(people: Session) -> None:
+    with pytest.raises(IntegrityError):
+        add_referral(people, referral=referral("R1", child_id="NOBODY"))
+
+
+@pytest.mark.parametrize("statement", ["decile", "status"])
+def test_check_constraints_enforced(people: Session, statement: str) -> None:
+    with pytest.raises(IntegrityError):
+        if statement == "decile":
+            add_household(
+                people,
+                household={"household_id": "H9", "deprivation_decile": 11, "synthetic": True},
+            )
+        else:
+            add_referral(people, referral=referral("R1", status="closed"))
+
+
+# --- repository ----------------------------------------------------------------------------
+
+
+def test_duplicate_referral_business_key_refused(people: Session) -> None:
+    add_referral(people, referral=referral("R1"))
+    people.commit()
+    with pytest.raises(DuplicateReferral) as caught:
+        add_referral(people, referral=referral("R-other", source_referral_id="src-R1"))
+    assert caught.value.referral_id == "R1"
+    assert "R1" in str(caught.value)
+    # The caller's transaction is still usable after the refusal.
+    add_referral(people, referral=referral("R2"))
+    people.commit()
+    by_key = get_referral_by_business_key(people, source_system="mash", source_referral_id="src-R2")
+    assert by_key is not None and by_key.referral_id == "R2"
+
+
+def test_duplicate_referral_id_refused(people: Session) -> None:
+    add_referral(people, referral=referral("R1"))
+    with pytest.raises(DuplicateReferral) as caught:
+        add_referral(people, referral=referral("R1", source_referral_id="different"))
+    assert caught.value.referral_id == "R1"
+
+
+def test_duplicate_event_refused(people: Session) -> None:
+    add_event(people, event=event("E1"))
+    people.commit()
+    with pytest.raises(DuplicateEvent) as caught:
+        add_event(people, event=event("E-other", source_event_id="src-E1"))
+    assert caught.value.event_id == "E1"
+
+
+def test_record_decision_closes_and_refuses_a_second(people: Session) -> None:
+    add_referral(people, referral=referral("R1"))
+    add_referral(people, referral=referral("R2", received_at=T0 + timedelta(hours=1)))
+    people.commit()
+    decision = record_decision(
+        people,
+        referral_id="R1",
+        decision="early_help",
+        decided_at=T0 + timedelta(hours=3),
+        reason_codes=["neglect_pattern"],
+        decided_by="sw-7",
+    )
+    people.commit()
+    assert decision.id is not None
+    assert get_referral(people, referral_id="R1").status == "decided"  # type: ignore[union-attr]
+    assert [r.referral_id for r in list_open_referrals(people, limit=10)] == ["R2"]
+    with pytest.raises(ReferralAlreadyDecided):
+        record_decision(people, referral_id="R1", decision="assessment", decided_at=T0)
+    with pytest.raises(ReferralNotFound):
+        record_decision(people, referral_id="R404", decision="assessment", decided_at=T0)
+    with pytest.raises(ValueError, match="not_a_decision"):
+        record_decision(people, referral_id="R2", decision="not_a_decision", decided_at=T0)
+
+
+def test_list_open_referrals_oldest_first_and_limited(people: Session) -> None:
+    for number in range(5):
+        add_referral(
+            people, referral=referral(f"R{number}", received_at=T0 - timedelta(days=number))
+        )
+    people.commit()
+    assert [r.referral_id for r in list_open_referrals(people, limit=3)] == ["R4", "R3", "R2"]
+    after = list_open_referrals(people, limit=10, received_after=T0 - timedelta(days=2))
+    assert [r.referral_id for r in after] == ["R1", "R0"]
+
+
+def test_history_for_child_includes_household_and_respects_before(people: Session) -> None:
+    add_referral(people, referral=referral("R-own", received_at=T0))
+    add_referral(
+        people, referral=referral("R-sibling", child_id="C2", received_at=T0 + timedelta(days=1))
+    )
+    add_referral(people, referral=referral("R-other", child_id="C3", household_id="H2"))
+    add_event(people, event=event("E-own", occurred_at=T0 - timedelta(days=3)))
+    add_event(people, event=event("E-home", child_id=None, occurred_at=T0 - timedelta(days=2)))
+    add_event(people, event=event("E-other", child_id="C3", household_id="H2"))
+    add_event(people, event=event("E-late", child_id=None, occurred_at=T0 + timedelta(days=5)))
+    people.commit()
+
+    history = history_for_child(people, child_id="C1")
+    ids = [getattr(item.row, f"{item.kind}_id") for item in history]
+    assert ids == ["E-own", "E-home", "R-own", "R-sibling", "E-late"]
+    assert [item.at for item in history] == sorted(item.at for item in history)
+
+    before = history_for_child(people, child_id="C1", before=T0 + timedelta(days=1))
+    assert [getattr(i.row, f"{i.kind}_id") for i in before] == ["E-own", "E-home", "R-own"]
+    latest_two = history_for_child(people, child_id="C1", limit=2)
+    assert [getattr(i.row, f"{i.kind}_id") for i in latest_two] == ["R-sibling", "E-late"]
+    assert isinstance(history[0].row, EventRow) and isinstance(history[2].row, ReferralRow)
+    with pytest.raises(ChildNotFound):
+        history_for_child(people, child_id="NOBODY")
+
+
+def test_scores_latest_wins(people: Session) -> None:
+    add_referral(people, referral=referral("R1"))
+    assert latest_score(people, referral_id="R1") is None
+    for hours, probability in ((1, 0.2), (3, 0.4), (2, 0.9)):
+        add_score(
+            people,
+            referral_id="R1",
+            scored_at=T0 + timedelta(hours=hours),
+            model_version="m1",
+            probability=probability,
+            probability_low=probability - 0.1,
+            probability_high=probability + 0.05,
+            band="medium",
+            flags=["injury"],
+            reasons=[{"feature": "prior_referrals", "contribution": 0.12}],
+        )
+    people.commit()
+    latest = latest_score(people, referral_id="R1")
+    assert latest is not None
+    assert (latest.probability, latest.scored_at) == (0.4, T0 + timedelta(hours=3))
+    assert latest.reasons == [{"feature": "prior_referrals", "contribution": 0.12}]
+
+
+def test_audit_events_append(session: Session) -> None:
+    first = append_audit_event(
+        session, actor="sw-7", action="view", entity_type="referral", entity_id="R1", payload={}
+    )
+    second = append_audit_event(
+        session,
+        actor="system",
+        action="score",
+        entity_type="referral",
+        entity_id="R1",
+        model_version="m1",
+        payload={"probability": 0.4},
+    )
+    session.commit()
+    assert second.id > first.id
+    assert second.occurred_at.tzinfo == UTC
+    assert (second.payload, second.prev_hash, second.hash) == ({"probability": 0.4}, None, None)
+
+
+def test_committed_row_survives_a_new_engine(migrated_url: str) -> None:
+    engine = make_engine(migrated_url)
+    with session_factory(engine)() as session:
+        add_household(
+            session, household={"household_id": "H1", "deprivation_decile": None, "synthetic": True}
+        )
+        add_child(session, child=child("C1", "H1"))
+        add_referral(session, referral=referral("R1"))
+        session.commit()
+    engine.dispose()
+
+    reopened = make_engine(migrated_url)
+    try:
+        with session_factory(reopened)() as session:
+            stored = session.scalars(select(ReferralRow)).one()
+            assert (stored.referral_id, stored.received_at) == ("R1", T0)
+            assert session.execute(text("SELECT count(*) FROM children")).scalar() == 1
+    finally:
+        reopened.dispose()

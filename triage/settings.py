@@ -1,0 +1,88 @@
+"""Runtime configuration, read from ``TRIAGE_*`` environment variables."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret_key"
+
+
+def normalise_database_url(url: str) -> str:
+    """Return ``url`` with bare PostgreSQL schemes bound to the psycopg 3 driver."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
+class Settings(BaseSettings):
+    """Service settings; every field can be set as ``TRIAGE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    mlflow_tracking_uri: str = ""
+    model_name: str = "referral-triage"
+    model_alias: str = "champion"
+    secret_key: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @model_validator(mode="after")
+    def _derive_from_var_dir(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'triage.db'}"
+        if not self.mlflow_tracking_uri:
+            self.mlflow_tracking_uri = f"sqlite:///{self.var_dir / 'mlflow.db'}"
+        return self
+
+    def get_secret_key(self) -> str:
+        """Return the secret key, generating ``var_dir/secret_key`` (mode 0600) on first use."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return _read_or_create_secret(self.var_dir / SECRET_KEY_FILE)
+
+
+def _read_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return _read_secret(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write a complete private temp file, then hard-link it into place: concurrent first
+    # calls all end up reading the single winner, and nobody ever sees a half-written key.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text(encoding="ascii").strip()
+    if not secret:
+        raise ValueError(f"{path} is empty; delete it to generate a new secret key")
+    return secret
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings (cached; call ``get_settings.cache_clear()`` to reload)."""
+    return Settings()

@@ -1,0 +1,305 @@
+"""Read and validate an extract directory (Parquet, or CSV when the Parquet file is absent)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from triage.store.errors import ExtractError
+from triage.vocab import (
+    EVENT_AGENCY,
+    LIST_SEPARATOR,
+    Agency,
+    Concern,
+    DecisionKind,
+    Ethnicity,
+    EventKind,
+    InjurySite,
+    OutcomeLevel,
+    PlanCategory,
+    ReferrerRelationship,
+    ReferrerType,
+    Sex,
+)
+
+LOADED_TABLES = ("children", "referrals", "events", "decisions", "outcomes")
+NEVER_READ = frozenset({"truth"})
+"""Latent truth is kept apart from every model input: the loader must never open it."""
+
+Converter = Callable[[str, str, pd.Series], pd.Series]
+
+
+@dataclass(frozen=True)
+class Column:
+    """An extract column: how to convert it and whether it may hold nulls."""
+
+    name: str
+    convert: Converter
+    nullable: bool = False
+
+
+def _strings(table: str, column: str, series: pd.Series) -> pd.Series:
+    values = series.astype("string")
+    return values.astype(object).where(values.notna(), None)
+
+
+def _text(table: str, column: str, series: pd.Series) -> pd.Series:
+    # CSV cannot tell an empty narrative from a missing one; both are stored as "".
+    return series.astype("string").fillna("").astype(object)
+
+
+def _vocab(enum: type[StrEnum]) -> Converter:
+    allowed = [member.value for member in enum]
+
+    def convert(table: str, column: str, series: pd.Series) -> pd.Series:
+        values = _strings(table, column, series)
+        unknown = values.notna() & ~values.isin(allowed)
+        if unknown.any():
+            raise ExtractError(table, column, _unknown(values[unknown], enum))
+        return values
+
+    return convert
+
+
+def _vocab_list(enum: type[StrEnum]) -> Converter:
+    allowed = [member.value for member in enum]
+
+    def convert(table: str, column: str, series: pd.Series) -> pd.Series:
+        values = series.astype("string").fillna("")
+        items = values.str.split(LIST_SEPARATOR).explode()
+        items = items[items != ""]
+        unknown = ~items.isin(allowed)
+        if unknown.any():
+            raise ExtractError(table, column, _unknown(items[unknown], enum))
+        lists = [[item for item in value.split(LIST_SEPARATOR) if item] for value in values]
+        return pd.Series(lists, index=series.index, dtype=object)
+
+    return convert
+
+
+def _unknown(values: pd.Series, enum: type[StrEnum]) -> str:
+    sample = sorted(map(str, values.unique()))[:5]
+    return f"unknown {enum.__name__} value(s) {sample} ({len(values)} row(s))"
+
+
+_TRUE = {"true": True, "1": True, "t": True, "yes": True}
+_FALSE = {"false": False, "0": False, "f": False, "no": False}
+
+
+def _bools(table: str, column: str, series: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series) and not series.isna().any():
+        return series.astype(object)
+    lowered = series.astype("string").str.strip().str.lower()
+    mapped = lowered.map({**_TRUE, **_FALSE})
+    invalid = lowered.notna() & mapped.isna()
+    if invalid.any():
+        raise ExtractError(table, column, f"not a boolean: {sorted(lowered[invalid].unique())[:5]}")
+    return mapped.astype(object).where(mapped.notna(), None)
+
+
+def _deciles(table: str, column: str, series: pd.Series) -> pd.Series:
+    numbers = pd.to_numeric(series, errors="coerce")
+    invalid = series.notna() & (numbers.isna() | (numbers % 1 != 0) | ~numbers.between(1, 10))
+    if invalid.any():
+        raise ExtractError(
+            table, column, f"not a decile 1..10: {sorted(map(str, series[invalid].unique()))[:5]}"
+        )
+    return numbers.astype("Int64").astype(object).where(numbers.notna(), None)
+
+
+_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
+
+
+def _timestamps(table: str, column: str, series: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        if getattr(series.dt, "tz", None) is None:
+            raise ExtractError(table, column, "timestamps must be timezone-aware (UTC)")
+        instants = series.dt.tz_convert("UTC")
+    else:
+        text = series.astype("string").str.strip()
+        naive = text.notna() & ~text.str.contains(_OFFSET, regex=True).fillna(False)
+        if naive.any():
+            raise ExtractError(
+                table, column, f"timestamps need a UTC offset: {text[naive].iloc[0]!r}"
+            )
+        try:
+            instants = pd.to_datetime(text, utc=True, format="ISO8601")
+        except (ValueError, TypeError) as error:
+            raise ExtractError(table, column, f"not an ISO 8601 timestamp: {error}") from error
+    python = instants.dt.floor("us").dt.to_pydatetime()
+    return pd.Series(python, index=series.index, dtype=object).where(instants.notna(), None)
+
+
+def _dates(table: str, column: str, series: pd.Series) -> pd.Series:
+    try:
+        moments = pd.to_datetime(series)
+    except (ValueError, TypeError) as error:
+        raise ExtractError(table, column, f"not a date: {error}") from error
+    if (
+        getattr(moments.dt, "tz", None) is not None
+        or (moments.dropna() != moments.dropna().dt.normalize()).any()
+    ):
+        raise ExtractError(table, column, "dates must be calendar dates (midnight, no zone)")
+    return moments.dt.date.astype(object).where(moments.notna(), None)
+
+
+def _json_objects(table: str, column: str, series: pd.Series) -> pd.Series:
+    def parse(position: int, value: Any) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return value
+        if value is None or value == "" or (not isinstance(value, str) and pd.isna(value)):
+            return {}
+        try:
+            parsed = json.loads(value)
+        except (TypeError, ValueError) as error:
+            raise ExtractError(table, column, f"row {position}: invalid JSON ({error})") from error
+        if not isinstance(parsed, dict):
+            raise ExtractError(table, column, f"row {position}: expected a JSON object")
+        return parsed
+
+    parsed = [parse(position, value) for position, value in enumerate(series.tolist())]
+    return pd.Series(parsed, index=series.index, dtype=object)
+
+
+SCHEMA: dict[str, tuple[Column, ...]] = {
+    "children": (
+        Column("child_id", _strings),
+        Column("household_id", _strings),
+        Column("given_name", _strings),
+        Column("family_name", _strings),
+        Column("date_of_birth", _dates),
+        Column("sex", _vocab(Sex)),
+        Column("ethnicity", _vocab(Ethnicity)),
+        Column("disability", _bools),
+        Column("deprivation_decile", _deciles, nullable=True),
+        Column("synthetic", _bools),
+    ),
+    "referrals": (
+        Column("referral_id", _strings),
+        Column("source_system", _strings),
+        Column("source_referral_id", _strings),
+        Column("child_id", _strings),
+        Column("household_id", _strings),
+        Column("received_at", _timestamps),
+        Column("referrer_type", _vocab(ReferrerType)),
+        Column("referrer_relationship", _vocab(ReferrerRelationship), nullable=True),
+        Column("referrer_id", _strings, nullable=True),
+        Column("concerns", _vocab_list(Concern)),
+        Column("injury_reported", _bools),
+        Column("injury_sites", _vocab_list(InjurySite)),
+        Column("injury_photographed", _bools),
+        Column("narrative", _text),
+        Column("synthetic", _bools),
+    ),
+    "events": (
+        Column("event_id", _strings),
+        Column("source_system", _strings),
+        Column("source_event_id", _strings),
+        Column("child_id", _strings, nullable=True),
+        Column("household_id", _strings),
+        Column("occurred_at", _timestamps),
+        Column("agency", _vocab(Agency)),
+        Column("kind", _vocab(EventKind)),
+        Column("attributes", _json_objects),
+        Column("synthetic", _bools),
+    ),
+    "decisions": (
+        Column("referral_id", _strings),
+        Column("decided_at", _timestamps),
+        Column("decision", _vocab(DecisionKind)),
+        Column("synthetic", _bools),
+    ),
+    "outcomes": (
+        Column("referral_id", _strings),
+        Column("highest_level", _vocab(OutcomeLevel)),
+        Column("investigated_12m", _bools),
+        Column("significant_harm_12m", _bools),
+        Column("cp_category", _vocab(PlanCategory), nullable=True),
+        Column("synthetic", _bools),
+    ),
+}
+
+UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "children": (("child_id",),),
+    "referrals": (("referral_id",), ("source_system", "source_referral_id")),
+    "events": (("event_id",), ("source_system", "source_event_id")),
+    "decisions": (("referral_id",),),
+    "outcomes": (("referral_id",),),
+}
+
+
+def read_table(directory: Path, table: str) -> pd.DataFrame:
+    """Read ``<table>.parquet`` (or ``<table>.csv`` when absent) from an extract directory."""
+    if table in NEVER_READ:
+        raise ValueError(f"{table!r} is never read by the loader")
+    parquet, csv = directory / f"{table}.parquet", directory / f"{table}.csv"
+    if parquet.exists():
+        return pd.read_parquet(parquet)
+    if csv.exists():
+        # Everything as text: the column converters own the parsing, so CSV == Parquet.
+        return pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""])
+    raise ExtractError(table, None, f"neither {parquet.name} nor {csv.name} in {directory}")
+
+
+def validate_table(table: str, raw: pd.DataFrame) -> pd.DataFrame:
+    """Check and convert one extract table to Python values (None for nulls)."""
+    converted: dict[str, pd.Series] = {}
+    for column in SCHEMA[table]:
+        if column.name not in raw.columns:
+            raise ExtractError(table, column.name, "required column is missing")
+        values = column.convert(table, column.name, raw[column.name])
+        if not column.nullable and values.isna().any():
+            raise ExtractError(table, column.name, f"{int(values.isna().sum())} null value(s)")
+        converted[column.name] = values
+    frame = pd.DataFrame(converted, index=raw.index, dtype=object).reset_index(drop=True)
+    for key in UNIQUE_KEYS[table]:
+        duplicated = frame.duplicated(list(key))
+        if duplicated.any():
+            sample = frame.loc[duplicated, list(key)].head(3).to_dict("records")
+            raise ExtractError(table, ",".join(key), f"duplicate key(s), e.g. {sample}")
+    return frame
+
+
+def check_event_agencies(frame: pd.DataFrame) -> None:
+    """Refuse events whose agency does not record their kind (``EVENT_AGENCY``)."""
+    expected = frame["kind"].map(
+        {kind.value: agency.value for kind, agency in EVENT_AGENCY.items()}
+    )
+    wrong = frame["agency"] != expected
+    if wrong.any():
+        row = frame.loc[wrong].iloc[0]
+        raise ExtractError("events", "agency", f"{row['kind']} is not recorded by {row['agency']}")
+
+
+def derive_households(children: pd.DataFrame) -> pd.DataFrame:
+    """One household row per distinct household_id (first non-null decile; synthetic if all are)."""
+    households: dict[str, dict[str, Any]] = {}
+    for household_id, decile, synthetic in zip(
+        children["household_id"], children["deprivation_decile"], children["synthetic"], strict=True
+    ):
+        row = households.setdefault(
+            household_id,
+            {"household_id": household_id, "deprivation_decile": None, "synthetic": True},
+        )
+        if row["deprivation_decile"] is None:
+            row["deprivation_decile"] = decile
+        row["synthetic"] = row["synthetic"] and synthetic
+    return pd.DataFrame(
+        list(households.values()),
+        columns=["household_id", "deprivation_decile", "synthetic"],
+        dtype=object,
+    )
+
+
+def read_extract(directory: Path) -> dict[str, pd.DataFrame]:
+    """Read and validate every loaded table, plus the households derived from the children."""
+    frames = {table: validate_table(table, read_table(directory, table)) for table in LOADED_TABLES}
+    check_event_agencies(frames["events"])
+    frames["households"] = derive_households(frames["children"])
+    return frames

@@ -1,0 +1,187 @@
+"""Bulk-load a validated extract into the store, idempotently and in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Column, Connection, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from triage.store.engine import make_engine
+from triage.store.errors import ExtractError
+from triage.store.extract import read_extract
+from triage.store.tables import (
+    Base,
+    ChildRow,
+    HouseholdRow,
+    ReferralRow,
+    utcnow,
+)
+
+__all__ = ["CHUNK_SIZE", "ExtractError", "load_extract"]
+
+CHUNK_SIZE = 5_000
+SQLITE_LOAD_CACHE_KIB = 256 * 1024
+
+# (table, column, referenced key): checked up front so a bad id is named, not an FK error.
+REFERENCES: tuple[tuple[str, str, Any], ...] = (
+    ("referrals", "child_id", ChildRow.child_id),
+    ("referrals", "household_id", HouseholdRow.household_id),
+    ("events", "child_id", ChildRow.child_id),
+    ("events", "household_id", HouseholdRow.household_id),
+    ("decisions", "referral_id", ReferralRow.referral_id),
+    ("outcomes", "referral_id", ReferralRow.referral_id),
+)
+TABLES = Base.metadata.tables
+_REFERENCED_FRAME = {
+    "child_id": "children",
+    "household_id": "households",
+    "referral_id": "referrals",
+}
+
+
+def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[str, int]:
+    """Load the extract in ``directory`` into the database at ``url``; return rows inserted."""
+    frames = _add_stored_columns(read_extract(Path(directory)), loaded_at=utcnow())
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection, _progress(progress) as bar:
+            if connection.dialect.name == "sqlite":
+                # A bigger page cache for this one connection keeps index inserts in memory.
+                connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_LOAD_CACHE_KIB}")
+            _check_references(connection, frames)
+            counts = {
+                name: _load_table(connection, TABLES[name], frames[name], bar)
+                for name in ("households", "children", "referrals", "events")
+            }
+            counts["decisions"] = _load_decisions(connection, frames["decisions"], bar)
+            counts["outcomes"] = _load_table(
+                connection, TABLES["outcomes"], frames["outcomes"], bar
+            )
+    finally:
+        engine.dispose()
+    return counts
+
+
+def _add_stored_columns(
+    frames: dict[str, pd.DataFrame], *, loaded_at: datetime
+) -> dict[str, pd.DataFrame]:
+    """Add the columns the store keeps but the extract does not carry."""
+    for table in ("children", "referrals"):
+        frames[table]["created_at"] = _constant(loaded_at, len(frames[table]))
+    frames["referrals"]["status"] = "open"  # the decisions, loaded next, close them
+    decisions = frames["decisions"]
+    decisions["reason_codes"] = pd.Series([[] for _ in range(len(decisions))], dtype=object)
+    for column in ("agreement", "rationale", "decided_by"):
+        decisions[column] = _constant(None, len(decisions))
+    return frames
+
+
+def _constant(value: Any, length: int) -> pd.Series:
+    return pd.Series([value] * length, dtype=object)
+
+
+def _check_references(connection: Connection, frames: dict[str, pd.DataFrame]) -> None:
+    """Refuse references to ids neither in the extract nor already stored."""
+    for table, column, target in REFERENCES:
+        wanted = set(frames[table][column].dropna())
+        missing = wanted - set(frames[_REFERENCED_FRAME[column]][column])
+        for chunk in _chunks(sorted(missing), CHUNK_SIZE):
+            missing -= set(connection.scalars(select(target).where(target.in_(chunk))))
+        if missing:
+            sample = sorted(missing)[:5]
+            raise ExtractError(table, column, f"{len(missing)} unknown id(s), e.g. {sample}")
+
+
+def _load_table(connection: Connection, table: Table, frame: pd.DataFrame, bar: Progress) -> int:
+    """Insert ``frame`` in chunks, skipping rows whose primary key is already stored."""
+    task = bar.add_task(table.name, total=len(frame))
+    inserted = 0
+    for start in range(0, len(frame), CHUNK_SIZE):
+        chunk = frame.iloc[start : start + CHUNK_SIZE]
+        inserted += _insert_new(connection, table, chunk)
+        bar.advance(task, len(chunk))
+    return inserted
+
+
+def _load_decisions(connection: Connection, frame: pd.DataFrame, bar: Progress) -> int:
+    """Insert the decisions of still-open referrals, marking those referrals decided."""
+    referrals = TABLES["referrals"]
+    task = bar.add_task("decisions", total=len(frame))
+    inserted = 0
+    for start in range(0, len(frame), CHUNK_SIZE):
+        chunk = frame.iloc[start : start + CHUNK_SIZE]
+        # Closing and inserting together keeps re-loads idempotent: only the referrals this
+        # statement moved from open to decided get a decision row.
+        closed = set(
+            connection.scalars(
+                update(referrals)
+                .where(referrals.c.referral_id.in_(chunk["referral_id"].tolist()))
+                .where(referrals.c.status == "open")
+                .values(status="decided")
+                .returning(referrals.c.referral_id)
+            )
+        )
+        inserted += _insert_new(
+            connection, TABLES["decisions"], chunk[chunk["referral_id"].isin(closed)]
+        )
+        bar.advance(task, len(chunk))
+    return inserted
+
+
+def _insert_new(connection: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Insert one chunk with ON CONFLICT (primary key) DO NOTHING; return rows inserted."""
+    if frame.empty:
+        return 0
+    (key,) = table.primary_key.columns
+    dialect = connection.dialect
+    module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect.name)
+    if module is None:
+        raise NotImplementedError(f"loading into {dialect.name} is not supported")
+    columns = list(frame.columns)
+    statement = module.insert(table).on_conflict_do_nothing(index_elements=[key])
+    compiled = statement.compile(dialect=dialect, column_keys=columns)
+    names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+    if unsupplied := set(names) - set(columns):  # e.g. a Python-side default: supply it
+        raise ValueError(f"{table.name}: no values for {sorted(unsupplied)}")
+    # Core's per-row parameter handling costs more than the database's own insert work, so
+    # bind each column once with its type's processor and hand the driver's executemany
+    # plain rows; both sqlite3 and psycopg then report the summed rowcount.
+    bound = {name: _bind(table.c[name], frame[name].tolist(), connection) for name in names}
+    rows = zip(*(bound[name] for name in names), strict=True)
+    if compiled.positional:
+        parameters: list[Any] = list(rows)
+    else:
+        parameters = [dict(zip(names, row, strict=True)) for row in rows]
+    return connection.exec_driver_sql(compiled.string, parameters).rowcount
+
+
+def _bind(column: Column[Any], values: list[Any], connection: Connection) -> list[Any]:
+    """Apply the column type's own bind processing (UTC check, JSON, booleans) to ``values``."""
+    dialect = connection.dialect
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return values if process is None else [process(value) for value in values]
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress]:
+    bar = Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )
+    with bar:
+        yield bar
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

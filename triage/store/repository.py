@@ -1,0 +1,272 @@
+"""Thin repository functions; the session and its transaction belong to the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from triage.store.errors import (
+    ChildNotFound,
+    DuplicateEvent,
+    DuplicateReferral,
+    ReferralAlreadyDecided,
+    ReferralNotFound,
+)
+from triage.store.tables import (
+    AuditEventRow,
+    ChildRow,
+    DecisionRow,
+    EventRow,
+    HouseholdRow,
+    ReferralRow,
+    ScoreRow,
+    utcnow,
+)
+from triage.vocab import DecisionKind
+
+HISTORY_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One entry of a child's timeline: a referral or an agency event."""
+
+    at: datetime
+    kind: Literal["referral", "event"]
+    row: ReferralRow | EventRow
+
+
+def add_household(session: Session, *, household: Mapping[str, Any]) -> HouseholdRow:
+    """Add a household."""
+    row = HouseholdRow(**household)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_child(session: Session, *, child: Mapping[str, Any]) -> ChildRow:
+    """Add a child (its household must exist)."""
+    row = ChildRow(**child)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_child(session: Session, *, child_id: str) -> ChildRow | None:
+    """Return the child with this id, or None."""
+    return session.get(ChildRow, child_id)
+
+
+def get_referral(session: Session, *, referral_id: str) -> ReferralRow | None:
+    """Return the referral with this id, or None."""
+    return session.get(ReferralRow, referral_id)
+
+
+def get_referral_by_business_key(
+    session: Session, *, source_system: str, source_referral_id: str
+) -> ReferralRow | None:
+    """Return the referral with this source-system key, or None."""
+    return session.scalars(
+        select(ReferralRow).where(
+            ReferralRow.source_system == source_system,
+            ReferralRow.source_referral_id == source_referral_id,
+        )
+    ).one_or_none()
+
+
+def add_referral(session: Session, *, referral: Mapping[str, Any]) -> ReferralRow:
+    """Add a referral; raise DuplicateReferral if its id or business key is already stored."""
+    row = ReferralRow(**referral)
+    existing = _existing_referral(session, row)
+    if existing is None:
+        try:
+            with session.begin_nested():  # a lost race must not poison the caller's transaction
+                session.add(row)
+        except IntegrityError:
+            existing = _existing_referral(session, row)
+            if existing is None:
+                raise
+    if existing is not None:
+        raise DuplicateReferral(
+            existing.referral_id, existing.source_system, existing.source_referral_id
+        )
+    return row
+
+
+def _existing_referral(session: Session, row: ReferralRow) -> ReferralRow | None:
+    return get_referral_by_business_key(
+        session, source_system=row.source_system, source_referral_id=row.source_referral_id
+    ) or get_referral(session, referral_id=row.referral_id)
+
+
+def add_event(session: Session, *, event: Mapping[str, Any]) -> EventRow:
+    """Add an agency event; raise DuplicateEvent if its id or business key is already stored."""
+    row = EventRow(**event)
+    existing = _existing_event(session, row)
+    if existing is None:
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            existing = _existing_event(session, row)
+            if existing is None:
+                raise
+    if existing is not None:
+        raise DuplicateEvent(existing.event_id, existing.source_system, existing.source_event_id)
+    return row
+
+
+def _existing_event(session: Session, row: EventRow) -> EventRow | None:
+    by_key = session.scalars(
+        select(EventRow).where(
+            EventRow.source_system == row.source_system,
+            EventRow.source_event_id == row.source_event_id,
+        )
+    ).one_or_none()
+    return by_key or session.get(EventRow, row.event_id)
+
+
+def list_open_referrals(
+    session: Session, *, limit: int = 100, received_after: datetime | None = None
+) -> list[ReferralRow]:
+    """Return up to ``limit`` open referrals, oldest first (strictly after ``received_after``)."""
+    query = select(ReferralRow).where(ReferralRow.status == "open")
+    if received_after is not None:
+        query = query.where(ReferralRow.received_at > received_after)
+    query = query.order_by(ReferralRow.received_at, ReferralRow.referral_id).limit(limit)
+    return list(session.scalars(query))
+
+
+def record_decision(
+    session: Session,
+    *,
+    referral_id: str,
+    decision: str,
+    decided_at: datetime,
+    agreement: str | None = None,
+    reason_codes: Sequence[str] = (),
+    rationale: str | None = None,
+    decided_by: str | None = None,
+    synthetic: bool = False,
+) -> DecisionRow:
+    """Record the decision on an open referral and close it; refuse a second decision."""
+    decision = DecisionKind(decision).value
+    # One conditional UPDATE both checks and closes, so two concurrent deciders cannot both win.
+    closed = session.execute(
+        update(ReferralRow)
+        .where(ReferralRow.referral_id == referral_id, ReferralRow.status == "open")
+        .values(status="decided")
+    )
+    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        if get_referral(session, referral_id=referral_id) is None:
+            raise ReferralNotFound(referral_id)
+        raise ReferralAlreadyDecided(referral_id)
+    row = DecisionRow(
+        referral_id=referral_id,
+        decided_at=decided_at,
+        decision=decision,
+        agreement=agreement,
+        reason_codes=list(reason_codes),
+        rationale=rationale,
+        decided_by=decided_by,
+        synthetic=synthetic,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_score(
+    session: Session,
+    *,
+    referral_id: str,
+    model_version: str,
+    probability: float,
+    probability_low: float,
+    probability_high: float,
+    band: str,
+    flags: Sequence[str] = (),
+    reasons: Sequence[Any] = (),
+    scored_at: datetime | None = None,
+) -> ScoreRow:
+    """Store a model score for a referral."""
+    row = ScoreRow(
+        referral_id=referral_id,
+        scored_at=scored_at or utcnow(),
+        model_version=model_version,
+        probability=probability,
+        probability_low=probability_low,
+        probability_high=probability_high,
+        band=band,
+        flags=list(flags),
+        reasons=list(reasons),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def latest_score(session: Session, *, referral_id: str) -> ScoreRow | None:
+    """Return the most recent score of a referral, or None."""
+    return session.scalars(
+        select(ScoreRow)
+        .where(ScoreRow.referral_id == referral_id)
+        .order_by(ScoreRow.scored_at.desc(), ScoreRow.id.desc())
+        .limit(1)
+    ).first()
+
+
+def history_for_child(
+    session: Session, *, child_id: str, before: datetime | None = None, limit: int = HISTORY_LIMIT
+) -> list[HistoryItem]:
+    """Return the latest ``limit`` referrals and events of a child and its household, by time."""
+    child = get_child(session, child_id=child_id)
+    if child is None:
+        raise ChildNotFound(child_id)
+    referrals = select(ReferralRow).where(
+        or_(ReferralRow.child_id == child_id, ReferralRow.household_id == child.household_id)
+    )
+    events = select(EventRow).where(
+        or_(EventRow.child_id == child_id, EventRow.household_id == child.household_id)
+    )
+    if before is not None:
+        referrals = referrals.where(ReferralRow.received_at < before)
+        events = events.where(EventRow.occurred_at < before)
+    referrals = referrals.order_by(ReferralRow.received_at.desc()).limit(limit)
+    events = events.order_by(EventRow.occurred_at.desc()).limit(limit)
+    items = [HistoryItem(r.received_at, "referral", r) for r in session.scalars(referrals)]
+    items += [HistoryItem(e.occurred_at, "event", e) for e in session.scalars(events)]
+    items.sort(key=lambda item: item.at)
+    return items[-limit:] if limit else []
+
+
+def append_audit_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str | None = None,
+    model_version: str | None = None,
+    payload: Mapping[str, Any],
+    occurred_at: datetime | None = None,
+) -> AuditEventRow:
+    """Append an audit record."""
+    row = AuditEventRow(
+        occurred_at=occurred_at or utcnow(),
+        actor=actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        model_version=model_version,
+        payload=dict(payload),
+    )
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,224 @@
+"""The relational schema: one mapped class per table."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from triage.store.coltypes import JSONType, UTCDateTime
+
+ID = 64
+VOCAB = 40
+NAME = 100
+HASH = 64
+
+REFERRAL_STATUSES = ("open", "decided")
+
+# Named constraints let later batch-mode (SQLite) migrations find and alter them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared metadata and type map."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[str]: JSONType,
+        list[Any]: JSONType,
+    }
+
+
+class HouseholdRow(Base):
+    """A household, as derived from the children in an extract."""
+
+    __tablename__ = "households"
+    __table_args__ = (
+        CheckConstraint("deprivation_decile BETWEEN 1 AND 10", name="deprivation_decile"),
+    )
+
+    household_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    deprivation_decile: Mapped[int | None] = mapped_column(Integer)
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+
+
+class ChildRow(Base):
+    """A child known to the front door."""
+
+    __tablename__ = "children"
+    __table_args__ = (
+        CheckConstraint("deprivation_decile BETWEEN 1 AND 10", name="deprivation_decile"),
+    )
+
+    child_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    household_id: Mapped[str] = mapped_column(
+        String(ID), ForeignKey("households.household_id"), index=True
+    )
+    given_name: Mapped[str] = mapped_column(String(NAME))
+    family_name: Mapped[str] = mapped_column(String(NAME))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(VOCAB))
+    ethnicity: Mapped[str] = mapped_column(String(VOCAB))
+    disability: Mapped[bool] = mapped_column(Boolean)
+    deprivation_decile: Mapped[int | None] = mapped_column(Integer)
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReferralRow(Base):
+    """A referral (contact) received by the front door."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        UniqueConstraint("source_system", "source_referral_id"),
+        CheckConstraint("status IN ('open', 'decided')", name="status"),
+        Index(None, "child_id", "received_at"),
+        Index(None, "household_id", "received_at"),
+        Index(None, "status", "received_at"),
+    )
+
+    referral_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    source_system: Mapped[str] = mapped_column(String(ID))
+    source_referral_id: Mapped[str] = mapped_column(String(ID))
+    child_id: Mapped[str] = mapped_column(String(ID), ForeignKey("children.child_id"))
+    household_id: Mapped[str] = mapped_column(String(ID), ForeignKey("households.household_id"))
+    received_at: Mapped[datetime]
+    referrer_type: Mapped[str] = mapped_column(String(VOCAB))
+    referrer_relationship: Mapped[str | None] = mapped_column(String(VOCAB))
+    referrer_id: Mapped[str | None] = mapped_column(String(ID))
+    concerns: Mapped[list[str]]
+    injury_reported: Mapped[bool] = mapped_column(Boolean)
+    injury_sites: Mapped[list[str]]
+    injury_photographed: Mapped[bool] = mapped_column(Boolean)
+    narrative: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(VOCAB), default="open", server_default="open")
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EventRow(Base):
+    """A contact recorded by a partner agency, about a child or a whole household."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source_system", "source_event_id"),
+        Index(None, "child_id", "occurred_at"),
+        Index(None, "household_id", "occurred_at"),
+    )
+
+    event_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    source_system: Mapped[str] = mapped_column(String(ID))
+    source_event_id: Mapped[str] = mapped_column(String(ID))
+    child_id: Mapped[str | None] = mapped_column(String(ID), ForeignKey("children.child_id"))
+    household_id: Mapped[str | None] = mapped_column(
+        String(ID), ForeignKey("households.household_id")
+    )
+    occurred_at: Mapped[datetime]
+    agency: Mapped[str] = mapped_column(String(VOCAB))
+    kind: Mapped[str] = mapped_column(String(VOCAB))
+    attributes: Mapped[dict[str, Any]]
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+
+
+class DecisionRow(Base):
+    """A practitioner's front-door decision on a referral."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(
+        String(ID), ForeignKey("referrals.referral_id"), index=True
+    )
+    decided_at: Mapped[datetime]
+    decision: Mapped[str] = mapped_column(String(VOCAB))
+    agreement: Mapped[str | None] = mapped_column(String(VOCAB))
+    reason_codes: Mapped[list[str]]
+    rationale: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(ID))
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+
+
+class OutcomeRow(Base):
+    """What happened to a referral within twelve months (the training label source)."""
+
+    __tablename__ = "outcomes"
+
+    referral_id: Mapped[str] = mapped_column(
+        String(ID), ForeignKey("referrals.referral_id"), primary_key=True
+    )
+    highest_level: Mapped[str] = mapped_column(String(VOCAB))
+    investigated_12m: Mapped[bool] = mapped_column(Boolean)
+    significant_harm_12m: Mapped[bool] = mapped_column(Boolean)
+    cp_category: Mapped[str | None] = mapped_column(String(VOCAB))
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+
+
+class ScoreRow(Base):
+    """A model score for a referral."""
+
+    __tablename__ = "scores"
+    __table_args__ = (
+        CheckConstraint(
+            "0 <= probability_low AND probability_low <= probability"
+            " AND probability <= probability_high AND probability_high <= 1",
+            name="probability_interval",
+        ),
+        Index(None, "referral_id", "scored_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(String(ID), ForeignKey("referrals.referral_id"))
+    scored_at: Mapped[datetime]
+    model_version: Mapped[str] = mapped_column(String(NAME))
+    probability: Mapped[float] = mapped_column(Float)
+    probability_low: Mapped[float] = mapped_column(Float)
+    probability_high: Mapped[float] = mapped_column(Float)
+    band: Mapped[str] = mapped_column(String(VOCAB))
+    flags: Mapped[list[str]]
+    reasons: Mapped[list[Any]]
+
+
+class AuditEventRow(Base):
+    """An append-only audit record; ``prev_hash``/``hash`` will chain the records."""
+
+    __tablename__ = "audit_events"
+    # AUTOINCREMENT stops SQLite from ever reusing an id, which the hash chain relies on.
+    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(NAME))
+    action: Mapped[str] = mapped_column(String(VOCAB))
+    entity_type: Mapped[str] = mapped_column(String(VOCAB))
+    entity_id: Mapped[str | None] = mapped_column(String(ID))
+    model_version: Mapped[str | None] = mapped_column(String(NAME))
+    payload: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str | None] = mapped_column(String(HASH))
+    hash: Mapped[str | None] = mapped_column(String(HASH))
