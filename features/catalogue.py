@@ -1,0 +1,275 @@
+"""The signal catalogue: every per-referral signal, declared once, read by both builders.
+
+Time rule (both builders): a record counts for a referral only if its time, truncated to
+the millisecond, is strictly before the referral's ``received_at`` truncated to the
+millisecond. Records at the same instant, the referral itself included, never count. A
+window of D days covers ``[received_at - D days, received_at)``: a record exactly D days
+earlier counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from triage.vocab import Concern, DecisionKind, EventKind, ReferrerRelationship, ReferrerType
+
+CATALOGUE_VERSION = "1"
+
+
+class Entity(StrEnum):
+    """Whose records a signal reads: the child's own, or the whole household's."""
+
+    child = "child"
+    household = "household"
+
+
+class Source(StrEnum):
+    """Where a signal's records come from."""
+
+    referral = "referral"  # the referral being scored
+    referrals = "referrals"  # earlier referrals
+    events = "events"  # agency events
+    decisions = "decisions"  # earlier front-door decisions, dated when decided
+
+
+class Aggregation(StrEnum):
+    """How records become a number."""
+
+    value = "value"
+    exists = "exists"
+    count = "count"
+    distinct_count = "distinct_count"
+    days_since = "days_since"
+    max_same_concern = "max_same_concern"
+
+
+class Direction(StrEnum):
+    """The way a signal is expected to push priority, where one is defensible."""
+
+    raises = "raises"
+    lowers = "lowers"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which records a signal counts; empty tuples mean no restriction."""
+
+    kinds: tuple[EventKind, ...] = ()
+    referrer_types: tuple[ReferrerType, ...] = ()
+    relationships: tuple[ReferrerRelationship, ...] = ()
+    concerns: tuple[Concern, ...] = ()
+    decisions: tuple[DecisionKind, ...] = ()
+    injury_reported: bool | None = None
+    injury_head_face_neck: bool | None = None
+    max_age_months: float | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One signal: what it reads, over which window, how it aggregates, how it reads aloud."""
+
+    name: str
+    entity: Entity
+    source: Source
+    aggregation: Aggregation
+    template: str
+    window_days: int | None = None
+    filter: Filter = field(default_factory=Filter)
+    distinct_of: str | None = None
+    direction: Direction | None = None
+    description: str = ""
+    absent: str = ""
+    """The reading when an ``exists`` signal is 0 or a value is missing."""
+
+    @property
+    def window_label(self) -> str:
+        """The window in words."""
+        if self.source is Source.referral:
+            return "this referral"
+        return "all history" if self.window_days is None else f"{self.window_days} days"
+
+    def sentence(self, value: float) -> str:
+        """The plain-language reading of a value, from the template."""
+        if value != value or (self.aggregation is Aggregation.exists and value == 0):  # NaN or no
+            if self.absent:
+                return self.absent
+            return "Not recorded: " + self.template.format(value="a", s="")
+        leading = self.template.startswith("{value}")
+        shown = "no" if value == 0 and leading else f"{value:g}"
+        text = self.template.format(value=shown, s="" if value == 1 else "s")
+        return text[0].upper() + text[1:]
+
+
+PROFESSIONAL = (
+    ReferrerType.police,
+    ReferrerType.school,
+    ReferrerType.education_services,
+    ReferrerType.health,
+    ReferrerType.housing,
+    ReferrerType.la_services,
+    ReferrerType.other_legal,
+)
+RELATIVE_OR_FRIEND = (ReferrerRelationship.relative, ReferrerRelationship.family_friend)
+R, C, H = Source.referral, Entity.child, Entity.household
+UP, DOWN = Direction.raises, Direction.lowers
+
+_CURRENT: tuple[Signal, ...] = (
+    Signal("child_age_months", C, R, Aggregation.value, "The child is {value} month{s} old",
+           direction=DOWN, description="Age in whole months at referral",
+           absent="The child's age is not recorded"),
+    Signal("infant_under_1", C, R, Aggregation.exists, "The child is under one year old",
+           filter=Filter(max_age_months=12), direction=UP, absent="The child is over one year old"),
+    Signal("non_mobile_infant_injury", C, R, Aggregation.exists,
+           "An injury is reported to a baby under six months (not yet mobile)",
+           filter=Filter(max_age_months=6, injury_reported=True), direction=UP,
+           absent="No injury to a non-mobile baby is reported"),
+    Signal("injury_reported", C, R, Aggregation.exists, "An injury is reported",
+           filter=Filter(injury_reported=True), direction=UP, absent="No injury is reported"),
+    Signal("injury_head_face_neck", C, R, Aggregation.exists,
+           "An injury to the head, face or neck is reported",
+           filter=Filter(injury_head_face_neck=True), direction=UP,
+           absent="No injury to the head, face or neck is reported"),
+    *(
+        Signal(f"concern_{c.value}", C, R, Aggregation.exists,
+               f"The referral raises {c.value.replace('_', ' ')}", filter=Filter(concerns=(c,)),
+               absent=f"The referral does not raise {c.value.replace('_', ' ')}")
+        for c in Concern
+    ),
+    Signal("referrer_professional", C, R, Aggregation.exists, "The referrer is a professional",
+           filter=Filter(referrer_types=PROFESSIONAL), absent="The referrer is not a professional"),
+    Signal("referrer_relative_friend", C, R, Aggregation.exists,
+           "The referrer is a relative or family friend",
+           filter=Filter(relationships=RELATIVE_OR_FRIEND),
+           absent="The referrer is not a relative or family friend"),
+    Signal("referrer_anonymous", C, R, Aggregation.exists, "The referrer is anonymous",
+           filter=Filter(referrer_types=(ReferrerType.anonymous,)),
+           absent="The referrer gave their name"),
+)  # fmt: skip
+
+_HISTORY: tuple[Signal, ...] = (
+    Signal("prior_referrals_child_90d", C, Source.referrals, Aggregation.count,
+           "{value} earlier referral{s} about this child in the last 90 days", 90, direction=UP),
+    Signal("prior_referrals_child_365d", C, Source.referrals, Aggregation.count,
+           "{value} earlier referral{s} about this child in the last 12 months", 365, direction=UP),
+    Signal("prior_referrals_child_all", C, Source.referrals, Aggregation.count,
+           "{value} earlier referral{s} about this child in all records", direction=UP),
+    Signal("prior_referrals_household_365d", H, Source.referrals, Aggregation.count,
+           "{value} earlier referral{s} about children in this household in the last 12 months",
+           365, direction=UP),
+    Signal("distinct_referrers_365d", C, Source.referrals, Aggregation.distinct_count,
+           "{value} different known referrer{s} raised concerns in the last 12 months", 365,
+           distinct_of="referrer_id", direction=UP),
+    Signal("relative_friend_concerns_365d", C, Source.referrals, Aggregation.count,
+           "{value} concern{s} raised by relatives or family friends in the last 12 months", 365,
+           filter=Filter(relationships=RELATIVE_OR_FRIEND), direction=UP),
+    Signal("prior_injury_reports_365d", C, Source.referrals, Aggregation.count,
+           "{value} earlier referral{s} reporting an injury in the last 12 months", 365,
+           filter=Filter(injury_reported=True), direction=UP),
+    Signal("repeat_same_concern_365d", C, Source.referrals, Aggregation.max_same_concern,
+           "The same concern was raised {value} time{s} before in the last 12 months", 365,
+           direction=UP, description="Most earlier referrals sharing one of this one's concerns"),
+    Signal("prior_nfa_closures_365d", C, Source.decisions, Aggregation.count,
+           "{value} earlier referral{s} closed with no further action in the last 12 months", 365,
+           filter=Filter(decisions=(DecisionKind.no_further_action,))),
+    Signal("days_since_last_referral", C, Source.referrals, Aggregation.days_since,
+           "The last referral about this child was {value} day{s} ago", direction=DOWN,
+           description="Missing (NaN) when there is no earlier referral",
+           absent="There is no earlier referral about this child"),
+    Signal("police_da_incidents_household_365d", H, Source.events, Aggregation.count,
+           "{value} police domestic-abuse incident{s} at the household in the last 12 months",
+           365, filter=Filter(kinds=(EventKind.domestic_abuse_incident,)), direction=UP),
+    Signal("household_adult_violence_history", H, Source.events, Aggregation.exists,
+           "An adult in the household has a recorded violence offence",
+           filter=Filter(kinds=(EventKind.adult_violence_offence,)), direction=UP,
+           absent="No violence offence is recorded for the household"),
+    Signal("ed_attendances_365d", C, Source.events, Aggregation.count,
+           "{value} emergency department attendance{s} in the last 12 months", 365,
+           filter=Filter(kinds=(EventKind.ed_attendance,))),
+    Signal("ed_injury_attendances_365d", C, Source.events, Aggregation.count,
+           "{value} emergency attendance{s} for an injury in the last 12 months", 365,
+           filter=Filter(kinds=(EventKind.ed_injury_attendance,)), direction=UP),
+    Signal("school_absence_concerns_90d", C, Source.events, Aggregation.count,
+           "{value} school absence concern{s} in the last 90 days", 90,
+           filter=Filter(kinds=(EventKind.absence_concern,)), direction=UP),
+    Signal("school_safeguarding_concerns_365d", C, Source.events, Aggregation.count,
+           "{value} school safeguarding concern{s} in the last 12 months", 365,
+           filter=Filter(kinds=(EventKind.safeguarding_concern,)), direction=UP),
+    Signal("missed_health_appointments_365d", C, Source.events, Aggregation.count,
+           "{value} missed health appointment{s} in the last 12 months", 365,
+           filter=Filter(kinds=(EventKind.missed_appointment,)), direction=UP),
+    Signal("distinct_agencies_90d", H, Source.events, Aggregation.distinct_count,
+           "Agencies in contact with the family in the last 90 days: {value}", 90,
+           distinct_of="agency", direction=UP),
+    Signal("prior_s47_ever", C, Source.events, Aggregation.exists,
+           "There has been a section 47 enquiry before",
+           filter=Filter(kinds=(EventKind.s47_enquiry,)), direction=UP,
+           absent="There has been no section 47 enquiry before"),
+    Signal("prior_cp_plan_ever", C, Source.events, Aggregation.exists,
+           "The child has been on a child protection plan before",
+           filter=Filter(kinds=(EventKind.cp_plan_start,)), direction=UP,
+           absent="The child has not been on a child protection plan before"),
+    Signal("prior_cin_ever", C, Source.events, Aggregation.exists,
+           "The child has been a child in need before",
+           filter=Filter(kinds=(EventKind.child_in_need,)), direction=UP,
+           absent="The child has not been a child in need before"),
+)  # fmt: skip
+
+CATALOGUE: tuple[Signal, ...] = _CURRENT + _HISTORY
+SIGNALS: dict[str, Signal] = {s.name: s for s in CATALOGUE}
+SIGNAL_NAMES: tuple[str, ...] = tuple(SIGNALS)
+
+PROTECTED_INPUTS: frozenset[str] = frozenset(
+    {"ethnicity", "sex", "disability", "deprivation_decile"}
+)
+"""Audited, never in ``DEFAULT_MODEL_INPUTS``."""
+DEFAULT_MODEL_INPUTS: tuple[str, ...] = SIGNAL_NAMES
+"""The signals a model uses unless told otherwise: the whole catalogue, no protected attribute."""
+
+
+def catalogue_rows() -> list[dict[str, str]]:
+    """The catalogue as rows of text, for ``triage features list`` and the README."""
+    rows = []
+    for s in CATALOGUE:
+        flt = s.filter
+        parts = [
+            *(k.value for k in flt.kinds),
+            *(r.value for r in flt.referrer_types),
+            *(r.value for r in flt.relationships),
+            *(c.value for c in flt.concerns),
+            *(d.value for d in flt.decisions),
+        ]
+        if flt.injury_reported:
+            parts.append("injury reported")
+        if flt.injury_head_face_neck:
+            parts.append("head/face/neck")
+        if flt.max_age_months is not None:
+            parts.append(f"age < {flt.max_age_months:g} months")
+        aggregation = s.aggregation.value.replace("_", " ")
+        if s.distinct_of:
+            aggregation += f" of {s.distinct_of}"
+        rows.append(
+            {
+                "signal": s.name,
+                "entity": s.entity.value,
+                "source": s.source.value,
+                "filter": ", ".join(parts) or "any",
+                "window": s.window_label,
+                "aggregation": aggregation,
+                "direction": s.direction.value if s.direction else "",
+                "reads as": s.sentence(3 if s.aggregation is not Aggregation.exists else 1),
+            }
+        )
+    return rows
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as a Markdown table (the README embeds it; a test keeps them equal)."""
+    rows = catalogue_rows()
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [
+        "| " + " | ".join(f"`{r[h]}`" if h == "signal" else r[h] for h in header) + " |"
+        for r in rows
+    ]
+    return "\n".join(lines)

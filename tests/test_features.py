@@ -1,0 +1,367 @@
+"""The feature layer: batch and online agree, nothing leaks from the future, provenance holds."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from features.batch import build_features
+from features.catalogue import (
+    CATALOGUE,
+    DEFAULT_MODEL_INPUTS,
+    PROTECTED_INPUTS,
+    SIGNALS,
+    Aggregation,
+    Source,
+    catalogue_markdown,
+)
+from features.online import online_features
+from features.pointwise import evaluate
+from features.records import (
+    History,
+    age_in_months,
+    ages_in_months,
+    history_from_frames,
+    referral_records,
+)
+from triage.cli import app
+from triage.store.engine import make_engine, session_factory
+from triage.store.loader import load_extract
+from triage.store.migrate import upgrade
+from triage.synth import WorldParams, generate_world
+from triage.synth.extract import write_extract
+from triage.vocab import (
+    EVENT_AGENCY,
+    LIST_SEPARATOR,
+    Concern,
+    DecisionKind,
+    EventKind,
+    InjurySite,
+    ReferrerRelationship,
+    ReferrerType,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def same(a: float, b: float) -> bool:
+    """Equal, treating NaN as equal to NaN."""
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def by_household(history: History) -> dict[str, History]:
+    """The history split by household: every record of a child carries its household."""
+    split: dict[str, History] = defaultdict(History)
+    for r in history.referrals:
+        split[r.household_id].referrals.append(r)
+    for e in history.events:
+        split[e.household_id].events.append(e)
+    for d in history.decisions:
+        split[d.household_id].decisions.append(d)
+    return split
+
+
+def assert_frames_agree(batch: pd.DataFrame, world_refs, children, history) -> None:
+    """Every signal of every referral: batch equals the pointwise evaluation."""
+    dob = children.set_index("child_id")["date_of_birth"]
+    split = by_household(history)
+    for query in referral_records(world_refs):
+        values = evaluate(query, dob[query.child_id], split[query.household_id])
+        for name, sv in values.items():
+            assert same(batch.at[query.referral_id, name], sv.value), (query.referral_id, name)
+
+
+# --- random histories -------------------------------------------------------------------
+
+MINUTES = st.integers(min_value=0, max_value=60 * 24 * 800)
+TIMES = st.one_of(MINUTES, st.sampled_from([0, 1, 60 * 24 * 90, 60 * 24 * 365]))
+
+
+@st.composite
+def histories(draw):
+    """A few children in one or two households with referrals, events and decisions."""
+    n_children = draw(st.integers(1, 3))
+    households = [f"H-{draw(st.integers(0, 1))}" for _ in range(n_children)]
+    children = pd.DataFrame(
+        {
+            "child_id": [f"C-{i}" for i in range(n_children)],
+            "household_id": households,
+            "date_of_birth": [
+                date(2020, 1, 1) + timedelta(days=draw(st.integers(0, 1500)))
+                for _ in range(n_children)
+            ],
+        }
+    )
+    ref_rows = []
+    for i in range(draw(st.integers(1, 8))):
+        c = draw(st.integers(0, n_children - 1))
+        sites = draw(st.lists(st.sampled_from(list(InjurySite)), max_size=2, unique=True))
+        ref_rows.append(
+            {
+                "referral_id": f"R-{i}",
+                "child_id": f"C-{c}",
+                "household_id": households[c],
+                "received_at": BASE
+                + timedelta(minutes=draw(TIMES), milliseconds=draw(st.integers(0, 2))),
+                "referrer_type": draw(st.sampled_from(list(ReferrerType))).value,
+                "referrer_relationship": draw(
+                    st.one_of(st.none(), st.sampled_from([r.value for r in ReferrerRelationship]))
+                ),
+                "referrer_id": draw(st.one_of(st.none(), st.sampled_from(["P-1", "P-2", "P-3"]))),
+                "concerns": LIST_SEPARATOR.join(
+                    draw(
+                        st.lists(
+                            st.sampled_from([c.value for c in Concern]),
+                            min_size=1,
+                            max_size=3,
+                            unique=True,
+                        )
+                    )
+                ),
+                "injury_reported": bool(sites),
+                "injury_sites": LIST_SEPARATOR.join(s.value for s in sites),
+            }
+        )
+    referrals = pd.DataFrame(ref_rows)
+    referrals["received_at"] = pd.to_datetime(referrals["received_at"], utc=True)
+    ev_rows = []
+    for i in range(draw(st.integers(0, 10))):
+        kind = draw(st.sampled_from(list(EventKind)))
+        c = draw(st.integers(0, n_children - 1))
+        household_level = draw(st.booleans())
+        ev_rows.append(
+            {
+                "event_id": f"E-{i}",
+                "child_id": None if household_level else f"C-{c}",
+                "household_id": households[c],
+                "occurred_at": BASE + timedelta(minutes=draw(TIMES)),
+                "agency": EVENT_AGENCY[kind].value,
+                "kind": kind.value,
+            }
+        )
+    events = pd.DataFrame(
+        ev_rows, columns=["event_id", "child_id", "household_id", "occurred_at", "agency", "kind"]
+    )
+    events["occurred_at"] = pd.to_datetime(events["occurred_at"], utc=True)
+    decided = [r for r in ref_rows if draw(st.booleans())]
+    decisions = pd.DataFrame(
+        {
+            "referral_id": [r["referral_id"] for r in decided],
+            "decided_at": pd.to_datetime(
+                [
+                    r["received_at"] + timedelta(minutes=draw(st.integers(0, 60 * 24 * 30)))
+                    for r in decided
+                ],
+                utc=True,
+            ),
+            "decision": [draw(st.sampled_from([d.value for d in DecisionKind])) for _ in decided],
+        }
+    )
+    return children, referrals, events, decisions
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_batch_equals_pointwise_on_random_histories(frames):
+    children, referrals, events, decisions = frames
+    batch = build_features(children, referrals, events, decisions)
+    history = history_from_frames(referrals, events, decisions)
+    assert_frames_agree(batch, referrals, children, history)
+
+
+# --- a synthetic world -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world():
+    """A small synthetic world."""
+    return generate_world(WorldParams(n_referrals=2_500, seed=7))
+
+
+@pytest.fixture(scope="module")
+def batch(world):
+    """Its batch features."""
+    return build_features(world.children, world.referrals, world.events, world.decisions)
+
+
+def test_batch_equals_pointwise_on_a_synthetic_world(world, batch):
+    history = history_from_frames(world.referrals, world.events, world.decisions)
+    sample = world.referrals.sample(150, random_state=3)
+    assert_frames_agree(batch, sample, world.children, history)
+    assert list(batch.columns) == [s.name for s in CATALOGUE]
+    assert batch.index.is_unique and len(batch) == len(world.referrals)
+
+
+def test_online_from_the_store_equals_batch(world, batch, database_url, tmp_path):
+    write_extract(world, tmp_path / "extract")
+    upgrade(database_url)
+    load_extract(tmp_path / "extract", url=database_url, progress=False)
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            for referral_id in world.referrals["referral_id"].sample(120, random_state=5):
+                online = online_features(session, referral_id=referral_id)
+                assert not online.truncated
+                for name, value in online.vector().items():
+                    assert same(batch.at[referral_id, name], value), (referral_id, name)
+    finally:
+        engine.dispose()
+
+
+def test_records_at_or_after_a_referral_never_move_its_features(world, batch):
+    refs, events = world.referrals, world.events
+    cutoff = refs["received_at"].quantile(0.6)
+    # Add records at exactly the cutoff and after it, and rewrite every later event.
+    at_cutoff = refs[refs["received_at"] <= cutoff].tail(200)
+    added_events = pd.DataFrame(
+        {
+            "event_id": [f"X-{i}" for i in range(len(at_cutoff))],
+            "source_system": "test",
+            "source_event_id": [f"X-{i}" for i in range(len(at_cutoff))],
+            "child_id": at_cutoff["child_id"].to_numpy(),
+            "household_id": at_cutoff["household_id"].to_numpy(),
+            "occurred_at": cutoff,
+            "agency": "police",
+            "kind": "domestic_abuse_incident",
+        }
+    )
+    later = events["occurred_at"] >= cutoff
+    changed = events.copy()
+    changed.loc[later, "kind"] = "s47_enquiry"
+    changed.loc[later, "agency"] = "social_care"
+    added_refs = at_cutoff.assign(
+        referral_id=lambda d: "Y-" + d["referral_id"],
+        source_referral_id=lambda d: "Y-" + d["source_referral_id"],
+        received_at=cutoff + pd.Timedelta(days=1),
+        referrer_id="P-NEW",
+    )
+    moved_refs = pd.concat([refs, added_refs], ignore_index=True)
+    decisions = world.decisions.copy()
+    decisions.loc[decisions["decided_at"] >= cutoff, "decision"] = "no_further_action"
+    after = build_features(
+        world.children, moved_refs, pd.concat([changed, added_events]), decisions
+    )
+    before_cutoff = refs.loc[refs["received_at"] <= cutoff, "referral_id"]
+    pd.testing.assert_frame_equal(after.loc[before_cutoff], batch.loc[before_cutoff])
+    # ...and the same additions do move the features of later referrals.
+    later_ids = refs.loc[refs["received_at"] > cutoff + pd.Timedelta(days=1), "referral_id"]
+    assert not after.loc[later_ids].equals(batch.loc[later_ids])
+
+
+def _one_child(times_minutes: list[float], query_minutes: float):
+    """A child with earlier referrals at the given minutes and one referral being scored."""
+    children = pd.DataFrame(
+        {"child_id": ["C-1"], "household_id": ["H-1"], "date_of_birth": [date(2020, 1, 1)]}
+    )
+    times = [*times_minutes, query_minutes]
+    referrals = pd.DataFrame(
+        {
+            "referral_id": [f"R-{i}" for i in range(len(times))],
+            "child_id": "C-1",
+            "household_id": "H-1",
+            "received_at": pd.to_datetime([BASE + timedelta(minutes=m) for m in times], utc=True),
+            "referrer_type": "police",
+            "referrer_relationship": None,
+            "referrer_id": "P-1",
+            "concerns": "neglect",
+            "injury_reported": False,
+            "injury_sites": "",
+        }
+    )
+    empty_events = pd.DataFrame(
+        columns=["event_id", "child_id", "household_id", "occurred_at", "agency", "kind"]
+    )
+    empty_events["occurred_at"] = pd.to_datetime(empty_events["occurred_at"], utc=True)
+    empty_decisions = pd.DataFrame(
+        {"referral_id": [], "decided_at": pd.to_datetime([], utc=True), "decision": []}
+    )
+    features = build_features(children, referrals, empty_events, empty_decisions)
+    return features.loc[f"R-{len(times) - 1}"]
+
+
+def test_same_instant_is_excluded_and_window_edges_are_inclusive():
+    day = 60 * 24
+    query = 400 * day
+    row = _one_child([query, query - 365 * day, query - 365 * day - 1, query - 0.001], query)
+    # Same instant: excluded. Exactly 365 days earlier: inside. One minute more: outside.
+    # 0.06 s earlier (a different millisecond): inside.
+    assert row["prior_referrals_child_365d"] == 2
+    assert row["prior_referrals_child_all"] == 3
+    assert row["days_since_last_referral"] == pytest.approx(0.001 / day)
+
+
+def test_provenance_names_exactly_the_records_counted(world, batch):
+    history = by_household(history_from_frames(world.referrals, world.events, world.decisions))
+    dob = world.children.set_index("child_id")["date_of_birth"]
+    refs_by_id = world.referrals.set_index("referral_id")
+    events_by_id = world.events.set_index("event_id")
+    for query in referral_records(world.referrals.sample(80, random_state=11)):
+        values = evaluate(query, dob[query.child_id], history[query.household_id])
+        for name, sv in values.items():
+            signal = SIGNALS[name]
+            if signal.aggregation in (Aggregation.count, Aggregation.max_same_concern):
+                assert len(sv.record_ids) == sv.value, name
+            if signal.aggregation is Aggregation.exists:
+                assert bool(sv.record_ids) == bool(sv.value), name
+            if signal.source is Source.referral:
+                assert set(sv.record_ids) <= {query.referral_id}
+                continue
+            for record_id in sv.record_ids:
+                when = (
+                    events_by_id.at[record_id, "occurred_at"]
+                    if record_id in events_by_id.index
+                    else refs_by_id.at[record_id, "received_at"]
+                )
+                if signal.source is not Source.decisions:
+                    assert when < refs_by_id.at[query.referral_id, "received_at"], (name, record_id)
+
+
+def test_protected_attributes_are_not_inputs_and_do_not_move_features(world, batch):
+    assert not PROTECTED_INPUTS & set(DEFAULT_MODEL_INPUTS)
+    assert not PROTECTED_INPUTS & set(batch.columns)
+    shuffled = world.children.copy()
+    rng = np.random.default_rng(0)
+    for column in ("ethnicity", "sex", "disability", "deprivation_decile"):
+        shuffled[column] = rng.permutation(shuffled[column].to_numpy())
+    again = build_features(shuffled, world.referrals, world.events, world.decisions)
+    pd.testing.assert_frame_equal(again, batch)
+
+
+def test_ages_in_months_match_the_scalar_rule():
+    born = [date(2020, 1, 31), date(2020, 2, 29), date(2019, 12, 15), date(2024, 5, 1)]
+    on = [date(2020, 2, 29), date(2021, 2, 28), date(2020, 12, 14), date(2024, 5, 1)]
+    vectorised = ages_in_months(
+        np.array(born, dtype="datetime64[D]"), np.array(on, dtype="datetime64[D]")
+    )
+    assert (
+        list(vectorised)
+        == [age_in_months(b, o) for b, o in zip(born, on, strict=True)]
+        == [0, 11, 11, 0]
+    )
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 3.0, float("nan")])
+def test_every_signal_reads_aloud(value):
+    for signal in CATALOGUE:
+        sentence = signal.sentence(value)
+        assert sentence[:1].isupper() or sentence[:1].isdigit(), signal.name
+        assert "{" not in sentence, signal.name
+
+
+def test_catalogue_lists_on_the_command_line_and_in_the_readme():
+    result = CliRunner().invoke(app, ["features", "list", "--markdown"])
+    assert result.exit_code == 0
+    for signal in CATALOGUE:
+        assert f"`{signal.name}`" in result.stdout
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert catalogue_markdown() in readme, "regenerate with: triage features list --markdown"
