@@ -32,12 +32,12 @@ CHILD_BAND_RATES: dict[EventKind, tuple[float, float, float, float]] = {
 }
 # Extra rates per year while a maltreatment episode lasts: (kinds, episode types or None for all).
 EPISODE_RATES: tuple[tuple[EventKind, float, tuple[int, ...] | None], ...] = (
-    (K.missed_appointment, 1.5, (NEGLECT, MULTIPLE)),
-    (K.absence_concern, 1.5, (NEGLECT, MULTIPLE)),
-    (K.ed_injury_attendance, 1.2, (PHYSICAL, MULTIPLE)),
-    (K.safeguarding_concern, 0.8, None),
+    (K.missed_appointment, 0.8, (NEGLECT, MULTIPLE)),
+    (K.absence_concern, 0.8, (NEGLECT, MULTIPLE)),
+    (K.ed_injury_attendance, 0.6, (PHYSICAL, MULTIPLE)),
+    (K.safeguarding_concern, 0.4, None),
     (K.gp_concern, 0.3, None),
-    (K.health_visitor_concern, 0.8, None),
+    (K.health_visitor_concern, 0.4, None),
 )
 SCHOOL_AGE = (5.0, 17.0)
 HEALTH_VISITOR_AGE = (0.0, 5.0)

@@ -94,20 +94,51 @@ SOURCE_AFFINITY = np.array(
 """Channel x source: how likely each kind of referrer is to raise each kind of concern."""
 
 CHANNEL_CONCERNS: dict[Channel, tuple[tuple[Concern, float], ...]] = {
-    Channel.harm_neglect: ((Concern.neglect, 1.0),),
-    Channel.harm_emotional: ((Concern.emotional_abuse, 1.0),),
-    Channel.harm_physical: ((Concern.physical_abuse, 1.0),),
-    Channel.harm_sexual: ((Concern.sexual_abuse, 1.0),),
-    Channel.harm_multiple: ((Concern.neglect, 1.0), (Concern.physical_abuse, 0.7)),
-    Channel.domestic_abuse_notification: ((Concern.domestic_abuse, 1.0),),
-    Channel.parental_mental_health: ((Concern.parental_mental_health, 1.0),),
-    Channel.substance_misuse: ((Concern.parental_substance_misuse, 1.0),),
-    Channel.child_mental_health: ((Concern.child_mental_health, 1.0),),
+    # Referrers rarely name maltreatment cleanly: harm often arrives as "other" or as a
+    # parental concern, and concerns without harm behind them borrow the same words.
+    Channel.harm_neglect: (
+        (Concern.neglect, 0.6),
+        (Concern.other, 0.3),
+        (Concern.emotional_abuse, 0.1),
+    ),
+    Channel.harm_emotional: (
+        (Concern.emotional_abuse, 0.5),
+        (Concern.domestic_abuse, 0.2),
+        (Concern.other, 0.3),
+    ),
+    Channel.harm_physical: ((Concern.physical_abuse, 0.75), (Concern.other, 0.2)),
+    Channel.harm_sexual: (
+        (Concern.sexual_abuse, 0.7),
+        (Concern.other, 0.3),
+        (Concern.emotional_abuse, 0.1),
+    ),
+    Channel.harm_multiple: (
+        (Concern.neglect, 0.6),
+        (Concern.physical_abuse, 0.4),
+        (Concern.other, 0.2),
+    ),
+    Channel.domestic_abuse_notification: (
+        (Concern.domestic_abuse, 1.0),
+        (Concern.emotional_abuse, 0.1),
+    ),
+    Channel.parental_mental_health: (
+        (Concern.parental_mental_health, 1.0),
+        (Concern.neglect, 0.15),
+    ),
+    Channel.substance_misuse: ((Concern.parental_substance_misuse, 1.0), (Concern.neglect, 0.25)),
+    Channel.child_mental_health: (
+        (Concern.child_mental_health, 1.0),
+        (Concern.emotional_abuse, 0.1),
+    ),
     Channel.missing_exploitation: ((Concern.missing, 0.7), (Concern.exploitation, 0.5)),
     Channel.accidental_injury: ((Concern.physical_abuse, 1.0),),
     Channel.school_attendance: ((Concern.neglect, 0.5), (Concern.other, 0.5)),
     Channel.housing: ((Concern.other, 1.0), (Concern.neglect, 0.3)),
-    Channel.wellbeing_other: ((Concern.other, 1.0), (Concern.emotional_abuse, 0.2)),
+    Channel.wellbeing_other: (
+        (Concern.other, 1.0),
+        (Concern.emotional_abuse, 0.2),
+        (Concern.neglect, 0.15),
+    ),
     Channel.unfounded: (
         (Concern.physical_abuse, 0.4),
         (Concern.neglect, 0.4),
@@ -118,7 +149,7 @@ CHANNEL_CONCERNS: dict[Channel, tuple[tuple[Concern, float], ...]] = {
 """Each channel's concerns, with the chance each is ticked on the referral form."""
 
 INJURY_PROBABILITY = np.array(
-    [0.05, 0.02, 0.65, 0.10, 0.35, 0.03, 0.01, 0.02, 0.05, 0.05, 0.95, 0.0, 0.0, 0.02, 0.15]
+    [0.05, 0.02, 0.50, 0.10, 0.30, 0.03, 0.01, 0.02, 0.05, 0.05, 0.95, 0.0, 0.0, 0.02, 0.15]
 )
 """Chance a referral reports an injury, in ``Channel`` order."""
 

@@ -11,7 +11,7 @@ from triage.synth.population import AGE_BANDS_YEARS, YEAR, Population
 from triage.vocab import PlanCategory
 
 EPISODE_TYPES: tuple[PlanCategory, ...] = tuple(PlanCategory)
-EPISODE_TYPE_SHARES = np.array([0.53, 0.27, 0.11, 0.04, 0.05])
+EPISODE_TYPE_SHARES = np.array([0.54, 0.26, 0.11, 0.04, 0.05])
 """Neglect, emotional, physical, sexual, multiple; in ``EPISODE_TYPES`` order."""
 EPISODE_MEAN_DAYS = np.array([300.0, 200.0, 60.0, 150.0, 300.0])
 AGE_BAND_HARM_MULTIPLIER = np.array([1.0, 1.5, 1.0, 0.8])

@@ -75,11 +75,11 @@ def prefixed(prefix: str | pa.Array, numbers: np.ndarray, width: int) -> pa.Arra
     return pc.binary_join_element_wise(prefix, digits, "")
 
 
-def timestamps(start: date, days: np.ndarray) -> pd.DatetimeIndex:
+def timestamps(start: date, days: np.ndarray) -> pa.Array:
     """Days from the window start to UTC timestamps at microsecond resolution."""
-    base = np.datetime64(start.isoformat(), "us")
-    micros = np.round(days * 86_400e6).astype("int64")
-    return pd.DatetimeIndex(base + micros.astype("timedelta64[us]")).tz_localize(UTC)
+    base = np.datetime64(start.isoformat(), "us").astype(np.int64)
+    micros = base + np.round(days * 86_400e6).astype("int64")
+    return pa.array(micros, type=pa.timestamp("us", tz="UTC"))
 
 
 def join_flags(matrix: np.ndarray, names: tuple[str, ...]) -> pa.Array:
@@ -255,7 +255,7 @@ def assemble(
             "source_referral_id": prefixed("SRC-", np.arange(n), 8),
             "child_id": r_child_ids,
             "household_id": r_hh_ids,
-            "received_at": pa.array(timestamps(start, refs.t)),
+            "received_at": timestamps(start, refs.t),
             "referrer_type": labels([s.value for s in SOURCES], refs.source),
             "referrer_relationship": labels(RELATIONSHIPS, relationship),
             "referrer_id": referrer_ids(refs, relationship, r_hh_index, r_hh_ids, r_child_ids, rng),
@@ -274,7 +274,7 @@ def assemble(
     decisions = frame(
         {
             "referral_id": referral_ids.filter(pa.array(decided)),
-            "decided_at": pa.array(timestamps(start, services.decided_at[decided])),
+            "decided_at": timestamps(start, services.decided_at[decided]),
             "decision": labels([d.value for d in DECISIONS], services.decision[decided]),
             "synthetic": np.ones(int(decided.sum()), dtype=bool),
         }
@@ -322,7 +322,7 @@ def _events(
             "source_event_id": event_ids,
             "child_id": child_ids.take(pa.array(np.maximum(child_index, 0), mask=child_index < 0)),
             "household_id": hh_ids.take(pa.array(hh_pos[all_hh])),
-            "occurred_at": pa.array(timestamps(start, all_t)),
+            "occurred_at": timestamps(start, all_t),
             "agency": labels(agency_names, agency_code),
             "kind": labels([k.value for k in EVENT_KINDS], all_kind),
             "attributes": labels(["{}", json.dumps({"injury": True})], injury.astype(np.int64)),

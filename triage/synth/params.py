@@ -36,7 +36,7 @@ class WorldParams:
     # Latent maltreatment (the truth the observed labels only partly reveal).
     harm_base_rate: float = 0.0042
     """Maltreatment episodes per child-year in a household with no risk factor, ages 5 to 11."""
-    infant_harm_multiplier: float = 6.0
+    infant_harm_multiplier: float = 6.5
     """Infants (under 1) are the most vulnerable: their episode rate is this multiple."""
 
     # Surveillance bias: agencies see more deprived households more often, whatever the harm.
@@ -60,7 +60,7 @@ class WorldParams:
     """How strongly the (unseen) truth moves historic decisions, against visible signals."""
     decision_deprivation_bias: float = 0.25
     """Extra weight historic decisions put on deprivation, whatever the harm."""
-    decision_noise: float = 1.0
+    decision_noise: float = 1.6
     substantiation_truth_weight: float = 2.5
     """How strongly true harm decides which investigations end in a plan (selective labels)."""
     in_case_s47_probability: float = 0.18
