@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/triage synth --out var/extract --report
 	$(BIN)/triage db upgrade
 	$(BIN)/triage load var/extract
+	$(BIN)/triage train --data var/extract
 
 test: $(STAMP)
 	$(BIN)/ruff check .

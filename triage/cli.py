@@ -93,6 +93,72 @@ def load(
     console.print("Loaded: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + ".")
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Extract directory to train on.")] = Path(
+        "var/extract"
+    ),
+    outcome: Annotated[
+        str, typer.Option(help="Observed outcome: significant_harm_12m or investigated_12m.")
+    ] = "significant_harm_12m",
+    seed: Annotated[int, typer.Option(help="Seed for bootstraps and the challenger.")] = 0,
+    min_auc: Annotated[float, typer.Option(help="Promotion gate: minimum test AUC.")] = 0.65,
+    max_group_gap: Annotated[
+        float, typer.Option(help="Promotion gate: largest calibration gap between groups.")
+    ] = 0.05,
+) -> None:
+    """Fit both model families, evaluate, log to MLflow, register; promote if the gates pass."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from models.gates import GateConfig
+    from models.tracking import log_and_register
+    from models.train import TrainConfig
+    from models.train import train as run_training
+    from triage.settings import get_settings
+
+    if not (data / "referrals.parquet").exists():
+        console.print(f"[red]No extract at {data}[/] (run: triage synth --out {data})")
+        raise typer.Exit(code=2)
+    config = TrainConfig(
+        outcome=outcome,
+        seed=seed,
+        gates=GateConfig(min_auc=min_auc, max_group_calibration_gap=max_group_gap),
+    )
+    settings = get_settings()
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("training", total=None)
+        try:
+            result = run_training(
+                data, config, progress=lambda s: progress.update(task, description=f"training: {s}")
+            )
+        except ValueError as exc:
+            console.print(f"[red]Training refused:[/] {exc}")
+            raise typer.Exit(code=2) from exc
+        progress.update(task, description="logging to MLflow")
+        registration = log_and_register(
+            result,
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name,
+            alias=settings.model_alias,
+        )
+    m = result.test_metrics
+    console.print(f"Chose the {result.chosen}: {result.reason}.")
+    console.print(
+        f"Test period: AUC {m['auc']:.3f}, PR-AUC {m['pr_auc']:.3f}, Brier {m['brier']:.3f}, "
+        f"calibration slope {m['calibration_slope']:.2f}, "
+        f"precision at top 10% {m['precision_at_10']:.2f}."
+    )
+    for gate in result.gates:
+        mark = "[green]pass[/]" if gate.passed else f"[red]FAIL[/] (off by {gate.shortfall:.4f})"
+        console.print(f"  gate {gate.gate}: {gate.value:.4f} {gate.limit} {mark}")
+    where = f"{registration.model_name} version {registration.version} (run {registration.run_id})"
+    if registration.promoted:
+        console.print(f"Registered {where} and set alias @{registration.alias}.")
+    else:
+        console.print(f"Registered {where}; gates failed, @{registration.alias} unchanged.")
+
+
 features_app = typer.Typer(help="The signal catalogue.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 

@@ -1,0 +1,172 @@
+"""Training: both families on the same split, a logged choice, evaluation, bands and gates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.catalogue import CATALOGUE_VERSION
+from models.bands import Bands
+from models.dataset import DEFAULT_OUTCOME, OUTCOMES, TrainingData, as_matrix, load_training_data
+from models.evaluation import (
+    bootstrap_intervals,
+    calibration_slope_intercept,
+    compare_labels,
+    evaluate,
+    group_metrics,
+)
+from models.families import Challenger, Scorecard, sigmoid
+from models.gates import GateConfig, GateResult, check_gates
+from models.scorer import Scorer
+from models.splits import TEST, TRAIN, VALIDATION, SplitSpec
+
+AUDITED = ("ethnicity", "sex", "disability", "deprivation_decile", "age_band")
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run can be told."""
+
+    outcome: str = DEFAULT_OUTCOME
+    seed: int = 0
+    scorecard_bootstraps: int = 20
+    challenger_bootstraps: int = 5
+    challenger_margin: float = 0.01
+    """The challenger must beat the scorecard's validation AUC by this much to be chosen."""
+    evaluation_bootstraps: int = 200
+    split: SplitSpec = field(default_factory=SplitSpec)
+    gates: GateConfig = field(default_factory=GateConfig)
+
+
+@dataclass
+class TrainResult:
+    """The chosen scorer and everything measured on the way."""
+
+    scorer: Scorer
+    chosen: str
+    reason: str
+    validation: dict[str, dict[str, float]]
+    test_metrics: dict[str, float]
+    intervals: pd.DataFrame
+    label_gap: pd.DataFrame | None
+    groups: dict[str, pd.DataFrame]
+    gates: list[GateResult]
+    data: TrainingData
+    test_probability: np.ndarray
+    config: TrainConfig
+
+    @property
+    def promoted(self) -> bool:
+        """Whether every gate passed."""
+        return all(g.passed for g in self.gates)
+
+
+def choose(validation: dict[str, dict[str, float]], config: TrainConfig) -> tuple[str, str]:
+    """Prefer the additive scorecard unless the challenger is clearly better; say why."""
+    sc, ch = validation["scorecard"], validation["challenger"]
+    lo, hi = config.gates.calibration_slope_range
+    gain = ch["auc"] - sc["auc"]
+    calibrated = lo <= ch["calibration_slope"] <= hi
+    if gain > config.challenger_margin and calibrated:
+        return "challenger", (
+            f"challenger validation AUC {ch['auc']:.3f} beats the scorecard's {sc['auc']:.3f} "
+            f"by {gain:.3f} (> margin {config.challenger_margin}) with calibration slope "
+            f"{ch['calibration_slope']:.2f}"
+        )
+    why = (
+        f"gain {gain:+.3f} is within the margin {config.challenger_margin}"
+        if gain <= config.challenger_margin
+        else f"challenger calibration slope {ch['calibration_slope']:.2f} is outside [{lo}, {hi}]"
+    )
+    return "scorecard", (
+        f"the additive scorecard is preferred: validation AUC {sc['auc']:.3f} against the "
+        f"challenger's {ch['auc']:.3f}; {why}"
+    )
+
+
+def train(
+    directory: Path, config: TrainConfig | None = None, progress: Progress | None = None
+) -> TrainResult:
+    """Fit both families, choose, evaluate on the test period, set bands and check gates."""
+    config = config or TrainConfig()
+    note = progress or (lambda _step: None)
+    note("features and splits")
+    data = load_training_data(directory, outcome=config.outcome, spec=config.split)
+    signals = tuple(data.features.columns)
+    X = {p: as_matrix(data.features.loc[data.part(p)]) for p in (TRAIN, VALIDATION, TEST)}
+    y = {
+        p: data.label.loc[data.part(p)].to_numpy(dtype=np.int64) for p in (TRAIN, VALIDATION, TEST)
+    }
+    groups = data.household_id.loc[data.part(TRAIN)].to_numpy()
+
+    note("scorecard")
+    scorecard = Scorecard.for_signals(signals).fit(
+        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION],
+        groups=groups, n_boot=config.scorecard_bootstraps, seed=config.seed,
+    )  # fmt: skip
+    note("challenger")
+    challenger = Challenger(signals).fit(
+        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION],
+        groups=groups, n_boot=config.challenger_bootstraps, seed=config.seed,
+    )  # fmt: skip
+    families = {"scorecard": scorecard, "challenger": challenger}
+    validation = {}
+    for name, model in families.items():
+        p = sigmoid(model.log_odds(X[VALIDATION]))
+        metrics = evaluate(y[VALIDATION], p)
+        metrics["calibration_slope"], metrics["calibration_intercept"] = (
+            calibration_slope_intercept(y[VALIDATION], p)
+        )
+        validation[name] = metrics
+    chosen, reason = choose(validation, config)
+    model = families[chosen]
+    val_probability = sigmoid(model.log_odds(X[VALIDATION]))
+    scorer = Scorer(
+        model=model,
+        bands=Bands.from_scores(val_probability),
+        signals=signals,
+        outcome=config.outcome,
+        outcome_words=OUTCOMES[config.outcome],
+        catalogue_version=CATALOGUE_VERSION,
+        data_fingerprint=data.fingerprint,
+    )
+
+    note("evaluation on the test period")
+    test_ids = data.part(TEST)
+    p_test = sigmoid(model.log_odds(X[TEST]))
+    test_metrics = evaluate(y[TEST], p_test)
+    intervals = bootstrap_intervals(
+        y[TEST], p_test, groups=data.household_id.loc[test_ids].to_numpy(),
+        n_boot=config.evaluation_bootstraps, seed=config.seed,
+    )  # fmt: skip
+    label_gap = None
+    if data.truth is not None:
+        label_gap = compare_labels(
+            y[TEST], data.truth.loc[test_ids].to_numpy(dtype=np.int64), p_test
+        )
+    by_group = {
+        attribute: group_metrics(
+            y[TEST], p_test, data.protected.loc[test_ids, attribute].astype(str)
+        )
+        for attribute in AUDITED
+    }
+    gates = check_gates(test_metrics, by_group, config.gates)
+    return TrainResult(
+        scorer=scorer,
+        chosen=chosen,
+        reason=reason,
+        validation=validation,
+        test_metrics=test_metrics,
+        intervals=intervals,
+        label_gap=label_gap,
+        groups=by_group,
+        gates=gates,
+        data=data,
+        test_probability=p_test,
+        config=config,
+    )

@@ -1,0 +1,234 @@
+"""Models: honest splits, exact contributions, the choice rule, bands, gates, MLflow registry."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.catalogue import SIGNALS, Direction
+from models.bands import Bands
+from models.dataset import load_training_data
+from models.families import Challenger, Scorecard, sigmoid
+from models.gates import GateConfig, check_gates
+from models.splits import EXCLUDED, TEST, TRAIN, VALIDATION, temporal_household_split
+from models.train import TrainConfig, choose, train
+from triage.synth import WorldParams, generate_world
+from triage.synth.extract import write_extract
+
+FAST = TrainConfig(scorecard_bootstraps=3, challenger_bootstraps=2, evaluation_bootstraps=20)
+
+
+@pytest.fixture(scope="module")
+def extract(tmp_path_factory) -> Path:
+    """A small synthetic extract on disk."""
+    directory = tmp_path_factory.mktemp("extract")
+    write_extract(generate_world(WorldParams(n_referrals=8_000, seed=11)), directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def data(extract):
+    """Its training table."""
+    return load_training_data(extract)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """Both families fitted on the train split and calibrated on validation."""
+    X = {
+        p: data.features.loc[data.part(p)].to_numpy(dtype=float) for p in (TRAIN, VALIDATION, TEST)
+    }
+    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=int) for p in (TRAIN, VALIDATION, TEST)}
+    groups = data.household_id.loc[data.part(TRAIN)].to_numpy()
+    signals = tuple(data.features.columns)
+    scorecard = Scorecard.for_signals(signals).fit(
+        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], groups=groups, n_boot=3
+    )
+    challenger = Challenger(signals).fit(
+        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], groups=groups, n_boot=2
+    )
+    return scorecard, challenger, X, y
+
+
+def test_split_is_by_time_and_no_household_is_on_two_sides(data):
+    split, t, hh = data.split, data.received_at, data.household_id
+    assert t[split == TRAIN].max() < t[split == VALIDATION].min()
+    assert t[split == VALIDATION].max() < t[split == TEST].min()
+    sides = {p: set(hh[split == p]) for p in (TRAIN, VALIDATION, TEST)}
+    assert not sides[TRAIN] & sides[VALIDATION]
+    assert not sides[TRAIN] & sides[TEST]
+    assert not sides[VALIDATION] & sides[TEST]
+    assert (split == EXCLUDED).any(), "families seen later are taken out of earlier partitions"
+
+
+def test_split_excludes_only_families_seen_later():
+    t = pd.Series(
+        pd.to_datetime(["2020-01-01", "2020-02-01", "2020-03-01", "2020-04-01", "2020-05-01"])
+    )
+    hh = pd.Series(["A", "C", "B", "C", "A"])
+    split = temporal_household_split(t, hh, replace_spec(0.2, 0.2))
+    assert list(split) == [EXCLUDED, EXCLUDED, TRAIN, VALIDATION, TEST]
+
+
+def replace_spec(validation: float, test: float):
+    """A split specification."""
+    from models.splits import SplitSpec
+
+    return SplitSpec(validation_share=validation, test_share=test)
+
+
+def test_scorecard_contributions_are_exact_and_match_shap(fitted):
+    import shap
+
+    scorecard, _, X, _ = fitted
+    base, contrib = scorecard.contributions(X[TEST])
+    np.testing.assert_allclose(base + contrib.sum(axis=1), scorecard.log_odds(X[TEST]), atol=1e-6)
+    # shap's LinearExplainer on the one-hot design, grouped back to signals, gives the same.
+    flat = scorecard.flat_table_
+    explainer = shap.LinearExplainer(
+        (flat, scorecard.base_ - flat @ scorecard.background_),
+        shap.maskers.Independent(scorecard.background_[None, :]),
+    )
+    onehot = scorecard._one_hot(X[TEST][:300])
+    values = explainer.shap_values(onehot)
+    grouped = np.add.reduceat(values, scorecard.offsets, axis=1)
+    np.testing.assert_allclose(grouped, contrib[:300], atol=1e-6)
+
+
+def test_challenger_contributions_add_up_and_respect_monotonic_directions(fitted):
+    _, challenger, X, _ = fitted
+    sample = X[TEST][:300]
+    base, contrib = challenger.contributions(sample)
+    np.testing.assert_allclose(base + contrib.sum(axis=1), challenger.log_odds(sample), atol=1e-4)
+    names = challenger.signals
+    for j, name in enumerate(names):
+        direction = SIGNALS[name].direction
+        if direction is None:
+            continue
+        bumped = sample.copy()
+        bumped[:, j] = np.nan_to_num(bumped[:, j], nan=0.0) + 1
+        moved = challenger.log_odds(bumped) - challenger.log_odds(
+            np.where(np.isnan(sample), np.nan, sample)
+        )
+        finite = ~np.isnan(sample[:, j])
+        if direction is Direction.raises:
+            assert (moved[finite] >= -1e-9).all(), name
+        else:
+            assert (moved[finite] <= 1e-9).all(), name
+
+
+def test_both_families_are_calibrated_and_ranges_bracket_the_score(fitted):
+    for model in fitted[:2]:
+        X, y = fitted[2], fitted[3]
+        p = sigmoid(model.log_odds(X[TEST]))
+        assert abs(p.mean() - y[TEST].mean()) < 0.04
+        low, high = model.probability_range(X[TEST][:200])
+        assert (low <= high).all() and (high - low).mean() > 0
+
+
+def test_scorecard_shape_functions_read_by_bin(fitted):
+    shapes = fitted[0].shape_functions()
+    assert shapes["days_since_last_referral"][0][0] == "none"
+    assert [label for label, _ in shapes["prior_referrals_child_365d"]][:2] == ["< 1", "1"]
+
+
+def test_choice_prefers_the_scorecard_unless_the_challenger_is_clearly_better():
+    config = TrainConfig()
+    close = {
+        "scorecard": {"auc": 0.80, "calibration_slope": 1.0},
+        "challenger": {"auc": 0.805, "calibration_slope": 1.0},
+    }
+    assert choose(close, config)[0] == "scorecard"
+    clear = {
+        "scorecard": {"auc": 0.80, "calibration_slope": 1.0},
+        "challenger": {"auc": 0.85, "calibration_slope": 1.0},
+    }
+    assert choose(clear, config)[0] == "challenger"
+    miscalibrated = {
+        "scorecard": {"auc": 0.80, "calibration_slope": 1.0},
+        "challenger": {"auc": 0.85, "calibration_slope": 1.6},
+    }
+    family, reason = choose(miscalibrated, config)
+    assert family == "scorecard" and "calibration slope" in reason
+
+
+def test_bands_take_the_highest_threshold_reached():
+    bands = Bands(thresholds=(0.6, 0.3, 0.1))
+    got = bands.assign(np.array([0.9, 0.6, 0.45, 0.3, 0.2, 0.05]))
+    assert list(got) == [
+        "Review first",
+        "Review first",
+        "Elevated",
+        "Elevated",
+        "Standard",
+        "Lower",
+    ]
+    fitted_bands = Bands.from_scores(np.linspace(0, 1, 1001))
+    assert fitted_bands.thresholds == pytest.approx((0.95, 0.80, 0.40))
+
+
+def test_a_failed_gate_names_itself_and_how_far_off():
+    groups = {
+        "ethnicity": pd.DataFrame(
+            {
+                "n": [900, 800, 10],
+                "calibration_gap": [0.01, 0.09, 0.5],
+                "suppressed": [False, False, True],
+            },
+            index=["white", "black", "other"],
+        )
+    }
+    results = {
+        g.gate: g for g in check_gates({"auc": 0.6, "calibration_slope": 1.3}, groups, GateConfig())
+    }
+    assert results["min_auc"].shortfall == pytest.approx(0.05)
+    assert results["calibration_slope"].shortfall == pytest.approx(0.1)
+    gap = results["group_calibration_gap:ethnicity"]
+    assert not gap.passed and gap.value == pytest.approx(0.08) and "black vs white" in gap.detail
+
+
+def test_train_logs_registers_and_promotes_only_through_the_gates(extract, tmp_path):
+    from models.tracking import load_champion_scorer, log_and_register
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = train(extract, FAST)
+    assert result.promoted
+    first = log_and_register(
+        result, tracking_uri=uri, model_name="referral-triage", alias="champion"
+    )
+    assert first.promoted and first.version == "1"
+    champion = load_champion_scorer(
+        tracking_uri=uri, model_name="referral-triage", alias="champion"
+    )
+    assert champion.version == "referral-triage/1"
+    features = result.data.features.head(50)
+    np.testing.assert_allclose(
+        champion.score(features).probability, result.scorer.score(features).probability
+    )
+
+    strict = train(extract, replace(FAST, gates=GateConfig(min_auc=0.99)))
+    assert not strict.promoted
+    second = log_and_register(
+        strict, tracking_uri=uri, model_name="referral-triage", alias="champion"
+    )
+    assert second.version == "2" and not second.promoted
+    still = load_champion_scorer(tracking_uri=uri, model_name="referral-triage", alias="champion")
+    assert still.version == "referral-triage/1", "a failed gate leaves the champion alone"
+
+    import mlflow
+
+    run = mlflow.get_run(first.run_id)
+    assert run.data.params["data_fingerprint"] == result.data.fingerprint
+    assert "test_auc_lower" in run.data.metrics and "truth_auc" in run.data.metrics
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first.run_id)}
+    assert {"model_card.md", "model_card.json", "gates.json", "plots"} <= artifacts
+    card = mlflow.artifacts.load_text(f"runs:/{first.run_id}/model_card.md")
+    sections = ("Intended use", "Out-of-scope uses", "Factors", "Metrics", "Evaluation data",
+                "Training data", "Quantitative analyses by group", "Ethical considerations",
+                "Caveats")  # fmt: skip
+    for section in sections:
+        assert f"## {section}" in card
