@@ -8,14 +8,26 @@ walk each window by offset (a loop over offsets, not referrals).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.catalogue import CATALOGUE, Aggregation, Entity, Filter, Signal, Source
 from features.records import MS_PER_DAY, ages_in_months, series_to_ms
-from triage.vocab import LIST_SEPARATOR, Concern, InjurySite
+from triage.vocab import (
+    LIST_SEPARATOR,
+    Agency,
+    Concern,
+    DecisionKind,
+    EventKind,
+    InjurySite,
+    ReferrerRelationship,
+    ReferrerType,
+)
 
 CONCERN_BITS = {c.value: 1 << i for i, c in enumerate(Concern)}
 HEAD_FACE_NECK = InjurySite.head_face_neck.value
@@ -41,15 +53,94 @@ class Table:
         )
 
 
+def _arrow(column: pd.Series) -> pa.Array:
+    """A column as one Arrow array (zero-copy for Arrow-backed strings)."""
+    arr = pa.array(column, from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _codes(arr: pa.Array) -> np.ndarray:
+    """Integer codes of a dictionary-encoded array; nulls become -1."""
+    return pc.fill_null(arr, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _numbered_ids(arr: pa.Array) -> tuple[bytes, np.ndarray] | None:
+    """``PREFIX + fixed-width digits`` IDs (e.g. ``C-0001234``) parsed to integers, else None.
+
+    Hashing millions of high-cardinality strings dominated the build; IDs of this shape (the
+    usual form of case-system keys) map to exact integers without hashing, so no collisions.
+    """
+    arr = arr.cast(pa.string())
+    if arr.null_count:
+        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        present = arr.filter(pa.array(valid))
+    else:
+        valid, present = None, arr
+    if len(present) == 0:
+        return None
+    offsets = np.frombuffer(present.buffers()[1], dtype=np.int32)[present.offset :][
+        : len(present) + 1
+    ]
+    lengths = np.diff(offsets)
+    width = int(lengths[0])
+    if width == 0 or (lengths != width).any():
+        return None
+    data = np.frombuffer(present.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    chars = data.reshape(-1, width)
+    first = chars[0]
+    is_digit = (first >= 48) & (first <= 57)
+    digits_from = int(np.argmax(is_digit)) if is_digit.any() else width
+    if digits_from == width or not is_digit[digits_from:].all() or width - digits_from > 15:
+        return None
+    prefix = first[:digits_from]
+    if not (chars[:, :digits_from] == prefix).all():
+        return None
+    body = chars[:, digits_from:].astype(np.int64) - 48
+    if ((body < 0) | (body > 9)).any():
+        return None
+    values = body @ (10 ** np.arange(body.shape[1] - 1, -1, -1, dtype=np.int64))
+    if valid is None:
+        return bytes(prefix) + str(width).encode(), values
+    out = np.full(len(arr), -1, dtype=np.int64)
+    out[valid] = values
+    return bytes(prefix) + str(width).encode(), out
+
+
+def _encode_together(*columns: pd.Series) -> list[np.ndarray]:
+    """Shared integer codes for the values of several columns (nulls are -1)."""
+    arrays = [_arrow(c).cast(pa.string()) for c in columns]
+    parsed = [_numbered_ids(a) for a in arrays]
+    if all(p is not None for p in parsed) and len({p[0] for p in parsed}) == 1:
+        return [p[1] for p in parsed]
+    encoded = pa.concat_arrays(arrays).dictionary_encode()
+    codes = _codes(encoded.indices)
+    bounds = np.cumsum([0, *(len(a) for a in arrays)])
+    return [codes[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+
+
+def _vocabulary_codes(column: pd.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """Position of each value in ``vocabulary`` (-1 for nulls and unknown values)."""
+    return _codes(pc.index_in(_arrow(column).cast(pa.string()), value_set=pa.array(vocabulary)))
+
+
 def _bitmask(lists: pd.Series, bits: dict[str, int]) -> np.ndarray:
-    """``;``-joined codes (or lists) as integer bitmasks, via the distinct values."""
-    codes, uniques = pd.factorize(lists.fillna(""))
-    masks = np.zeros(len(uniques), dtype=np.int64)
-    for i, cell in enumerate(uniques):
-        items = cell.split(LIST_SEPARATOR) if isinstance(cell, str) else cell
-        for item in items:
+    """``;``-joined codes as integer bitmasks, computed once per distinct string."""
+    encoded = _arrow(lists).cast(pa.string()).dictionary_encode()
+    masks = np.zeros(len(encoded.dictionary), dtype=np.int64)
+    for i, cell in enumerate(encoded.dictionary.to_pylist()):
+        for item in (cell or "").split(LIST_SEPARATOR):
             masks[i] |= bits.get(item, 0)
-    return masks[codes]
+    codes = _codes(encoded.indices)
+    return np.where(codes >= 0, masks[np.maximum(codes, 0)], 0)
+
+
+VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "referrer_type": tuple(v.value for v in ReferrerType),
+    "referrer_relationship": tuple(v.value for v in ReferrerRelationship),
+    "kind": tuple(v.value for v in EventKind),
+    "agency": tuple(v.value for v in Agency),
+    "decision": tuple(v.value for v in DecisionKind),
+}
 
 
 class BatchBuilder:
@@ -71,28 +162,19 @@ class BatchBuilder:
 
     def _prepare(self) -> None:
         refs, events, decisions = self._referrals, self._events, self._decisions
-        child_codes, self._child_index = pd.factorize(
-            pd.concat([refs["child_id"], events["child_id"].dropna()], ignore_index=True)
-        )
-        hh_all = pd.concat(
-            [refs["household_id"], events["household_id"].dropna()], ignore_index=True
-        )
-        hh_codes, self._hh_index = pd.factorize(hh_all)
-        n = len(refs)
-        n_child_events = int(events["child_id"].notna().sum())
-        ev_child = np.full(len(events), -1, dtype=np.int64)
-        ev_child[events["child_id"].notna().to_numpy()] = child_codes[n : n + n_child_events]
-        ev_hh = np.full(len(events), -1, dtype=np.int64)
-        ev_hh[events["household_id"].notna().to_numpy()] = hh_codes[n:]
-
+        ref_child, ev_child = _encode_together(refs["child_id"], events["child_id"])
+        ref_hh, ev_hh = _encode_together(refs["household_id"], events["household_id"])
+        vocab = VOCABULARIES
         self.referrals = Table(
-            child_codes[:n].astype(np.int64),
-            hh_codes[:n].astype(np.int64),
+            ref_child,
+            ref_hh,
             series_to_ms(refs["received_at"]),
             {
-                "referrer_type": refs["referrer_type"].to_numpy(dtype=object),
-                "referrer_relationship": refs["referrer_relationship"].to_numpy(dtype=object),
-                "referrer_id": refs["referrer_id"].to_numpy(dtype=object),
+                "referrer_type": _vocabulary_codes(refs["referrer_type"], vocab["referrer_type"]),
+                "referrer_relationship": _vocabulary_codes(
+                    refs["referrer_relationship"], vocab["referrer_relationship"]
+                ),
+                "referrer_id": _encode_together(refs["referrer_id"])[0],
                 "concerns": _bitmask(refs["concerns"], CONCERN_BITS),
                 "injury_reported": refs["injury_reported"].to_numpy(dtype=bool),
                 "head_face_neck": _bitmask(refs["injury_sites"], {HEAD_FACE_NECK: 1}) > 0,
@@ -103,31 +185,56 @@ class BatchBuilder:
             ev_hh,
             series_to_ms(events["occurred_at"]),
             {
-                "kind": events["kind"].to_numpy(dtype=object),
-                "agency": events["agency"].to_numpy(dtype=object),
+                "kind": _vocabulary_codes(events["kind"], vocab["kind"]),
+                "agency": _encode_together(events["agency"])[0],
             },
         )
-        position = pd.Series(np.arange(n), index=refs["referral_id"].to_numpy())
-        decided = position.reindex(decisions["referral_id"].to_numpy()).to_numpy()
-        known = ~np.isnan(decided)
-        rows = decided[known].astype(np.int64)
+        referral_ids = _arrow(refs["referral_id"]).cast(pa.string())
+        decided = _codes(
+            pc.index_in(_arrow(decisions["referral_id"]).cast(pa.string()), value_set=referral_ids)
+        )
+        known = decided >= 0
+        rows = decided[known]
         self.decisions = Table(
             self.referrals.child[rows],
             self.referrals.household[rows],
             series_to_ms(decisions["decided_at"])[known],
-            {"decision": decisions["decision"].to_numpy(dtype=object)[known]},
+            {"decision": _vocabulary_codes(decisions["decision"], vocab["decision"])[known]},
         )
         all_t = np.concatenate([self.referrals.t_ms, self.events.t_ms, self.decisions.t_ms])
         longest_window = max((s.window_days or 0) for s in CATALOGUE) * MS_PER_DAY
         self._t0 = int(all_t.min()) - longest_window - 1
         self._span = int(all_t.max()) - self._t0 + 1
-        n_codes = max(len(self._child_index), len(self._hh_index)) + 1
+        n_codes = (
+            int(
+                max(
+                    ref_child.max(initial=0),
+                    ref_hh.max(initial=0),
+                    ev_child.max(initial=0),
+                    ev_hh.max(initial=0),
+                )
+            )
+            + 2
+        )
         if n_codes * self._span >= INT64_MAX:
             raise ValueError("extract too large for a packed int64 key: split it by period")
-        dob = self._children.set_index("child_id")["date_of_birth"]
-        born = pd.to_datetime(refs["child_id"].map(dob)).to_numpy(dtype="datetime64[D]")
+        child_position = _codes(
+            pc.index_in(
+                _arrow(refs["child_id"]).cast(pa.string()),
+                value_set=_arrow(self._children["child_id"]).cast(pa.string()),
+            )
+        )
+        if (child_position < 0).any():
+            raise ValueError("referrals name children missing from the children table")
+        dob = pd.to_datetime(self._children["date_of_birth"]).to_numpy(dtype="datetime64[D]")
         received = (self.referrals.t_ms // MS_PER_DAY).astype("datetime64[D]")
-        self.age_months = ages_in_months(born, received)
+        self.age_months = ages_in_months(dob[child_position], received)
+        # Referrals sorted by (entity, time) once: searchsorted with sorted needles is far faster.
+        self._query_order = {}
+        for entity, codes in ((Entity.child, ref_child), (Entity.household, ref_hh)):
+            keys = self._key(codes, self.referrals.t_ms)
+            order = np.argsort(keys, kind="stable")
+            self._query_order[entity] = (order, codes[order], keys[order])
 
     def _key(self, codes: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
         return codes * self._span + (t_ms - self._t0)
@@ -143,14 +250,15 @@ class BatchBuilder:
         """Rows of ``table`` that pass ``flt``."""
         mask = np.ones(table.t_ms.size, dtype=bool)
         cols = table.columns
-        if flt.kinds:
-            mask &= np.isin(cols["kind"], [k.value for k in flt.kinds])
-        if flt.decisions:
-            mask &= np.isin(cols["decision"], [d.value for d in flt.decisions])
-        if flt.referrer_types:
-            mask &= np.isin(cols["referrer_type"], [r.value for r in flt.referrer_types])
-        if flt.relationships:
-            mask &= np.isin(cols["referrer_relationship"], [r.value for r in flt.relationships])
+        for column, wanted in (
+            ("kind", flt.kinds),
+            ("decision", flt.decisions),
+            ("referrer_type", flt.referrer_types),
+            ("referrer_relationship", flt.relationships),
+        ):
+            if wanted:
+                codes = [VOCABULARIES[column].index(w.value) for w in wanted]
+                mask &= np.isin(cols[column], codes)
         if flt.concerns:
             wanted = sum(CONCERN_BITS[c.value] for c in flt.concerns)
             mask &= (cols["concerns"] & wanted) != 0
@@ -160,32 +268,40 @@ class BatchBuilder:
             mask &= cols["head_face_neck"] == flt.injury_head_face_neck
         return mask
 
-    def _sorted(self, signal: Signal, extra: Filter | None = None):
-        """Sorted packed keys of the records a signal reads, with their row order (cached)."""
-        flt = extra or signal.filter
-        cache_key = (signal.entity, signal.source, flt, signal.distinct_of)
+    def _all_sorted(self, entity: Entity, source: Source) -> tuple[np.ndarray, np.ndarray]:
+        """Every record of a source with an entity, sorted once on the packed key (cached)."""
+        cache_key = (entity, source)
         if cache_key not in self._cache:
-            table = self._table(signal.source)
-            codes = table.child if signal.entity is Entity.child else table.household
-            mask = self._mask(table, flt) & (codes >= 0)
-            if signal.distinct_of:
-                mask &= pd.notna(table.columns[signal.distinct_of])
-            rows = np.flatnonzero(mask)
+            table = self._table(source)
+            codes = table.child if entity is Entity.child else table.household
+            rows = np.flatnonzero(codes >= 0)
             keys = self._key(codes[rows], table.t_ms[rows])
             order = np.argsort(keys, kind="stable")
             self._cache[cache_key] = (keys[order], rows[order])
         return self._cache[cache_key]
 
+    def _sorted(self, signal: Signal, extra: Filter | None = None):
+        """Sorted packed keys of the records a signal reads, with their rows (a filtered view)."""
+        flt = extra or signal.filter
+        keys, rows = self._all_sorted(signal.entity, signal.source)
+        table = self._table(signal.source)
+        mask = self._mask(table, flt)
+        if signal.distinct_of:
+            mask &= table.columns[signal.distinct_of] >= 0
+        keep = mask[rows]  # filtering a sorted array keeps it sorted: no second sort
+        return keys[keep], rows[keep]
+
     def _window(self, signal: Signal, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For every referral, the ``[lo, hi)`` slice of ``keys`` inside its window."""
-        refs = self.referrals
-        codes = refs.child if signal.entity is Entity.child else refs.household
-        hi = np.searchsorted(keys, self._key(codes, refs.t_ms), side="left")
+        order, codes, query_keys = self._query_order[signal.entity]
+        hi_sorted = np.searchsorted(keys, query_keys, side="left")
         if signal.window_days is None:
-            lo = np.searchsorted(keys, codes * self._span, side="left")
+            lo_sorted = np.searchsorted(keys, codes * self._span, side="left")
         else:
-            start = refs.t_ms - signal.window_days * MS_PER_DAY
-            lo = np.searchsorted(keys, self._key(codes, start), side="left")
+            shift = signal.window_days * MS_PER_DAY
+            lo_sorted = np.searchsorted(keys, query_keys - shift, side="left")
+        lo, hi = np.empty_like(lo_sorted), np.empty_like(hi_sorted)
+        lo[order], hi[order] = lo_sorted, hi_sorted
         return lo, hi
 
     def signal(self, signal: Signal) -> np.ndarray:
@@ -214,7 +330,7 @@ class BatchBuilder:
     def _distinct(self, signal, keys, rows, lo, hi) -> np.ndarray:
         """Distinct values per window: count records whose next same-valued record is later."""
         table = self._table(signal.source)
-        values = pd.factorize(table.columns[signal.distinct_of][rows])[0]
+        values = table.columns[signal.distinct_of][rows]
         entity = keys // self._span
         # Position (in key order) of the next record with the same entity and value.
         by_value = np.lexsort((np.arange(keys.size), values, entity))

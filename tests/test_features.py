@@ -91,10 +91,13 @@ TIMES = st.one_of(MINUTES, st.sampled_from([0, 1, 60 * 24 * 90, 60 * 24 * 365]))
 def histories(draw):
     """A few children in one or two households with referrals, events and decisions."""
     n_children = draw(st.integers(1, 3))
-    households = [f"H-{draw(st.integers(0, 1))}" for _ in range(n_children)]
+    # Fixed-width numbered IDs take the builder's parsing path; ragged ones its hashing path.
+    ragged = draw(st.booleans())
+    child_ids = [f"C-{i * 7}" if ragged else f"C-{i}" for i in range(n_children)]
+    households = [f"H-{draw(st.integers(0, 1)) * (11 if ragged else 1)}" for _ in range(n_children)]
     children = pd.DataFrame(
         {
-            "child_id": [f"C-{i}" for i in range(n_children)],
+            "child_id": child_ids,
             "household_id": households,
             "date_of_birth": [
                 date(2020, 1, 1) + timedelta(days=draw(st.integers(0, 1500)))
@@ -109,7 +112,7 @@ def histories(draw):
         ref_rows.append(
             {
                 "referral_id": f"R-{i}",
-                "child_id": f"C-{c}",
+                "child_id": child_ids[c],
                 "household_id": households[c],
                 "received_at": BASE
                 + timedelta(minutes=draw(TIMES), milliseconds=draw(st.integers(0, 2))),
@@ -142,7 +145,7 @@ def histories(draw):
         ev_rows.append(
             {
                 "event_id": f"E-{i}",
-                "child_id": None if household_level else f"C-{c}",
+                "child_id": None if household_level else child_ids[c],
                 "household_id": households[c],
                 "occurred_at": BASE + timedelta(minutes=draw(TIMES)),
                 "agency": EVENT_AGENCY[kind].value,
@@ -365,3 +368,24 @@ def test_catalogue_lists_on_the_command_line_and_in_the_readme():
         assert f"`{signal.name}`" in result.stdout
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert catalogue_markdown() in readme, "regenerate with: triage features list --markdown"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["C-0012", "C-0340", None], [12, 340, -1]),
+        (["C-12", "C-340"], None),  # ragged widths: hashed instead
+        (["C-0012", "D-0340"], None),  # mixed prefixes
+        (["C-00x2"], None),  # not digits
+    ],
+)
+def test_numbered_ids_parse_exactly_or_decline(values, expected):
+    import pyarrow as pa
+
+    from features.batch import _numbered_ids
+
+    parsed = _numbered_ids(pa.array(values, type=pa.string()))
+    if expected is None:
+        assert parsed is None
+    else:
+        assert parsed is not None and list(parsed[1]) == expected
