@@ -7,9 +7,10 @@ before the referral, newest first, at most ``MAX_RECORDS`` each), then the same
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
@@ -125,6 +126,64 @@ _REFERRAL_WITH_BIRTH = (
 # Statements are built once: constructing them per call cost more than running them.
 
 
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A statement compiled once for a dialect, run below SQLAlchemy's result processing."""
+
+    sql: str
+    positions: tuple[str, ...] | None
+    defaults: dict
+
+
+_COMPILED: dict[tuple[str, int], _DriverStatement] = {}
+
+
+def _driver_statement(statement, dialect) -> _DriverStatement:
+    key = (dialect.name, id(statement))
+    if key not in _COMPILED:
+        compiled = statement.compile(dialect=dialect)
+        positions = tuple(compiled.positiontup) if compiled.positiontup else None
+        _COMPILED[key] = _DriverStatement(compiled.string, positions, dict(compiled.params))
+    return _COMPILED[key]
+
+
+def _run(connection, statement, params: dict) -> list[tuple]:
+    """Execute at the driver level; values come back raw (SQLite: text times and JSON)."""
+    compiled = _driver_statement(statement, connection.dialect)
+    merged = {**compiled.defaults, **params}
+    args = tuple(merged[name] for name in compiled.positions) if compiled.positions else merged
+    cursor = connection.connection.driver_connection.cursor()  # inside the session's transaction
+    try:
+        cursor.execute(compiled.sql, args)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _bind_time(moment: datetime, dialect_name: str) -> datetime | str:
+    """A UTC instant as the store writes it: SQLite keeps naive UTC text at microseconds."""
+    utc = moment.astimezone(UTC)
+    if dialect_name == "sqlite":
+        return utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return utc
+
+
+def _raw_ms(value: datetime | str) -> int:
+    """Milliseconds from a raw stored time (SQLite text is naive UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return to_ms(value)
+
+
+def _raw_list(value: list | str | None) -> frozenset[str]:
+    """A stored JSON list (text on SQLite) as a set."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return frozenset(value or ())
+
+
 def load_history(
     session: Session,
     *,
@@ -133,27 +192,44 @@ def load_history(
     exclude_record_ids: Collection[str] = (),
 ) -> tuple[History, bool]:
     """The child's and household's records strictly before the referral, newest first, bounded."""
-    params = {"child": query.child_id, "household": query.household_id, "before": received_at}
-    connection = session.connection()  # Core execution: the ORM layer costs more than the query
-    refs = connection.execute(_REFERRALS_BEFORE, params).all()
-    events = connection.execute(_EVENTS_BEFORE, params).all()
-    decisions = connection.execute(_DECISIONS_BEFORE, params).all()
+    connection = session.connection()
+    params = {
+        "child": query.child_id,
+        "household": query.household_id,
+        "before": _bind_time(received_at, connection.dialect.name),
+    }
+    # Driver-level execution: at ~50 records, SQLAlchemy's per-row result processing cost
+    # more than SQLite's own work. Raw values are converted here instead.
+    refs = _run(connection, _REFERRALS_BEFORE, params)
+    events = _run(connection, _EVENTS_BEFORE, params)
+    decisions = _run(connection, _DECISIONS_BEFORE, params)
     excluded = set(exclude_record_ids)
     history = History(
-        referrals=[_referral_record(r) for r in refs if r.referral_id not in excluded],
-        events=[
-            EventRecord(
-                e.event_id, e.child_id, e.household_id, to_ms(e.occurred_at), e.agency, e.kind
+        referrals=[
+            ReferralRecord(
+                referral_id=r[0],
+                child_id=r[1],
+                household_id=r[2],
+                t_ms=_raw_ms(r[3]),
+                referrer_type=r[4],
+                referrer_relationship=r[5],
+                referrer_id=r[6],
+                concerns=_raw_list(r[7]),
+                injury_reported=bool(r[8]),
+                injury_sites=_raw_list(r[9]),
             )
+            for r in refs
+            if r[0] not in excluded
+        ],
+        events=[
+            EventRecord(e[0], e[1], e[2], _raw_ms(e[3]), e[4], e[5])
             for e in events
-            if e.event_id not in excluded
+            if e[0] not in excluded
         ],
         decisions=[
-            DecisionRecord(
-                d.referral_id, d.child_id, d.household_id, to_ms(d.decided_at), d.decision
-            )
+            DecisionRecord(d[0], d[1], d[2], _raw_ms(d[3]), d[4])
             for d in decisions
-            if d.referral_id not in excluded
+            if d[0] not in excluded
         ],
     )
     truncated = max(len(refs), len(events), len(decisions)) >= MAX_RECORDS

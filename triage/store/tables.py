@@ -129,8 +129,25 @@ class EventRow(Base):
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("source_system", "source_event_id"),
-        Index(None, "child_id", "occurred_at"),
-        Index(None, "household_id", "occurred_at"),
+        # Covering indexes: a child's or household's history is read from the index alone.
+        Index(
+            "ix_events_child_history",
+            "child_id",
+            "occurred_at",
+            "event_id",
+            "household_id",
+            "agency",
+            "kind",
+        ),
+        Index(
+            "ix_events_household_history",
+            "household_id",
+            "occurred_at",
+            "event_id",
+            "child_id",
+            "agency",
+            "kind",
+        ),
     )
 
     event_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
