@@ -30,6 +30,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/synth_bench.py
+	$(BIN)/python bench/features_bench.py
+	$(BIN)/python bench/online_bench.py
 
 clean:
 	rm -rf var .pytest_cache
