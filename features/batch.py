@@ -1,9 +1,9 @@
 """The batch builder: every signal for every referral of an extract, each as of its own time.
 
-Vectorised: records are sorted once per (entity, source, filter) on a packed
-``entity * span + time`` key, and each referral finds its window with two ``searchsorted``
-calls, so the whole build is O(N log N) with no per-referral Python loop. Distinct counts
-walk each window by offset (a loop over offsets, not referrals).
+Vectorised: each record source is sorted once per entity on a packed ``entity * span +
+time`` key (a signal's filter takes an order-preserving view), and each referral finds its
+window with two ``searchsorted`` calls, so the whole build is O(N log N) with no per-referral
+Python loop. Distinct counts walk each window by offset (a loop over offsets, not referrals).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from triage.vocab import (
 CONCERN_BITS = {c.value: 1 << i for i, c in enumerate(Concern)}
 HEAD_FACE_NECK = InjurySite.head_face_neck.value
 INT64_MAX = np.iinfo(np.int64).max
+DENSE_ENOUGH = 1 << 24
+"""Parsed ID numbers below this are used as codes directly; larger ones are renumbered."""
 
 
 @dataclass
@@ -111,7 +113,16 @@ def _encode_together(*columns: pd.Series) -> list[np.ndarray]:
     arrays = [_arrow(c).cast(pa.string()) for c in columns]
     parsed = [_numbered_ids(a) for a in arrays]
     if all(p is not None for p in parsed) and len({p[0] for p in parsed}) == 1:
-        return [p[1] for p in parsed]
+        values = [p[1] for p in parsed]
+        if max(int(v.max(initial=-1)) for v in values) < DENSE_ENOUGH:
+            return values
+        # Large, sparse case numbers: renumber densely so the packed key cannot overflow.
+        joined = np.concatenate(values)
+        present = joined >= 0
+        dense = np.full(joined.size, -1, dtype=np.int64)
+        dense[present] = np.unique(joined[present], return_inverse=True)[1]
+        bounds = np.cumsum([0, *(v.size for v in values)])
+        return [dense[lo:hi] for lo, hi in itertools.pairwise(bounds)]
     encoded = pa.concat_arrays(arrays).dictionary_encode()
     codes = _codes(encoded.indices)
     bounds = np.cumsum([0, *(len(a) for a in arrays)])

@@ -23,6 +23,7 @@ from features.records import (
     ReferralRecord,
     to_ms,
 )
+from triage.store.coltypes import NaiveDatetimeError
 from triage.store.tables import ChildRow, DecisionRow, EventRow, ReferralRow
 
 MAX_RECORDS = 5_000
@@ -135,11 +136,11 @@ class _DriverStatement:
     defaults: dict
 
 
-_COMPILED: dict[tuple[str, int], _DriverStatement] = {}
+_COMPILED: dict[tuple[str, str, str, int], _DriverStatement] = {}
 
 
 def _driver_statement(statement, dialect) -> _DriverStatement:
-    key = (dialect.name, id(statement))
+    key = (dialect.name, dialect.driver, dialect.paramstyle, id(statement))
     if key not in _COMPILED:
         compiled = statement.compile(dialect=dialect)
         positions = tuple(compiled.positiontup) if compiled.positiontup else None
@@ -162,6 +163,8 @@ def _run(connection, statement, params: dict) -> list[tuple]:
 
 def _bind_time(moment: datetime, dialect_name: str) -> datetime | str:
     """A UTC instant as the store writes it: SQLite keeps naive UTC text at microseconds."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise NaiveDatetimeError(f"naive datetime {moment!r}: timestamps must be tz-aware")
     utc = moment.astimezone(UTC)
     if dialect_name == "sqlite":
         return utc.strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -39,16 +40,18 @@ def check_gates(
 ) -> list[GateResult]:
     """Evaluate every gate; a failed gate says which and by how much."""
     results = []
+    # A metric that could not be computed (NaN) fails its gate, with an unknown shortfall.
     auc = metrics["auc"]
     results.append(
-        GateResult("min_auc", auc >= config.min_auc, auc, f">= {config.min_auc}",
-                   max(0.0, config.min_auc - auc), "area under the ROC curve on the test period")
+        GateResult("min_auc", bool(auc >= config.min_auc), auc, f">= {config.min_auc}",
+                   max(0.0, config.min_auc - auc) if math.isfinite(auc) else math.inf,
+                   "area under the ROC curve on the test period")
     )  # fmt: skip
     lo, hi = config.calibration_slope_range
     slope = metrics["calibration_slope"]
-    off = max(0.0, lo - slope, slope - hi)
+    off = max(0.0, lo - slope, slope - hi) if math.isfinite(slope) else math.inf
     results.append(
-        GateResult("calibration_slope", off == 0.0, slope, f"in [{lo}, {hi}]", off,
+        GateResult("calibration_slope", bool(lo <= slope <= hi), slope, f"in [{lo}, {hi}]", off,
                    "logistic recalibration slope on the test period")
     )  # fmt: skip
     for attribute, table in group_gaps.items():

@@ -2,7 +2,9 @@
 
 A household seen in a later partition is removed from every earlier one (its earlier
 referrals become ``excluded``), so no family sits on both sides of a split: the leakage that
-inflated the best-known screening tool's published AUC.
+inflated the best-known screening tool's published AUC. A training referral whose 12-month
+outcome horizon reaches past the validation start is excluded too: its label was not yet
+known then.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class SplitSpec:
 
     validation_share: float = 0.15
     test_share: float = 0.20
+    label_horizon_days: int = 365
 
 
 def temporal_household_split(
@@ -31,13 +34,19 @@ def temporal_household_split(
     shares = (spec.validation_share, spec.test_share)
     if min(shares) <= 0 or sum(shares) >= 1:
         raise ValueError("validation and test shares must be positive and leave room to train")
-    t = received_at.to_numpy()
-    order = np.sort(t)
-    n = len(order)
-    val_start = order[int(n * (1 - spec.validation_share - spec.test_share))]
-    test_start = order[int(n * (1 - spec.test_share))]
+    t = received_at
+    ordered = t.sort_values(ignore_index=True)
+    n = len(ordered)
+    val_start = ordered.iloc[round(n * (1 - spec.validation_share - spec.test_share))]
+    test_start = ordered.iloc[round(n * (1 - spec.test_share))]
     period = np.where(t >= test_start, TEST, np.where(t >= val_start, VALIDATION, TRAIN))
     split = pd.Series(period, index=received_at.index, dtype=object)
+    # A label looks ahead over its horizon: a training referral whose horizon reaches past
+    # the validation start had an outcome not yet known then. (Validation labels may still
+    # run into the test period: requiring a full horizon there too would leave no validation
+    # period in a few years of data.)
+    reach = t + pd.Timedelta(days=spec.label_horizon_days)
+    split[(split == TRAIN) & (reach > val_start)] = EXCLUDED
     households = household_id.to_numpy()
     in_test = set(households[period == TEST])
     in_validation = set(households[period == VALIDATION]) - in_test

@@ -31,6 +31,23 @@ def configure_mlflow(tracking_uri: str) -> None:
     mlflow.set_tracking_uri(tracking_uri)
 
 
+def artifact_root(tracking_uri: str) -> str | None:
+    """Artifacts beside a SQLite tracking database (``mlartifacts/``), not in the working dir."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None  # a server or PostgreSQL store has its own artifact root
+    database = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+    return (database.parent / "mlartifacts").as_uri()
+
+
+def _use_experiment(tracking_uri: str) -> None:
+    """Create the experiment with its artifact root on first use, then select it."""
+    import mlflow
+
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root(tracking_uri))
+    mlflow.set_experiment(EXPERIMENT)
+
+
 @dataclass(frozen=True)
 class Registration:
     """Where a run went and what the registry now says."""
@@ -73,7 +90,7 @@ def log_and_register(
     import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_experiment(EXPERIMENT)
+    _use_experiment(tracking_uri)
     data, scorer, config = result.data, result.scorer, result.config
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

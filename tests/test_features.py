@@ -389,3 +389,33 @@ def test_numbered_ids_parse_exactly_or_decline(values, expected):
         assert parsed is None
     else:
         assert parsed is not None and list(parsed[1]) == expected
+
+
+def test_large_sparse_case_numbers_are_renumbered_not_overflowed(world, batch):
+    renamed = {cid: f"C-{98_000_000 + int(cid[2:]) * 97:09d}" for cid in world.children["child_id"]}
+    children = world.children.assign(child_id=world.children["child_id"].map(renamed))
+    referrals = world.referrals.assign(child_id=world.referrals["child_id"].map(renamed))
+    events = world.events.assign(child_id=world.events["child_id"].map(renamed))
+    again = build_features(children, referrals, events, world.decisions)
+    pd.testing.assert_frame_equal(again, batch)
+
+
+def test_online_what_if_leaves_out_disputed_records(world, batch, tmp_path):
+    url = f"sqlite:///{tmp_path}/whatif.db"
+    write_extract(world, tmp_path / "extract")
+    upgrade(url)
+    load_extract(tmp_path / "extract", url=url, progress=False)
+    target = batch.index[batch["prior_referrals_child_all"] >= 2][0]
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            full = online_features(session, referral_id=target)
+            disputed = full.values["prior_referrals_child_all"].record_ids[:1]
+            without = online_features(session, referral_id=target, exclude_record_ids=disputed)
+    finally:
+        engine.dispose()
+    assert (
+        without.vector()["prior_referrals_child_all"]
+        == full.vector()["prior_referrals_child_all"] - 1
+    )
+    assert disputed[0] not in without.values["prior_referrals_child_all"].record_ids

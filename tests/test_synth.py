@@ -242,3 +242,25 @@ def test_raking_matches_target_marginals_whatever_the_mix():
     np.testing.assert_allclose(realised, targets, atol=1e-6)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     np.testing.assert_allclose(source_share_targets().sum(), 1.0)
+
+
+def test_narratives_say_only_what_the_referrer_raised(default_world):
+    refs = default_world.referrals.merge(default_world.truth, on="referral_id")
+    children = default_world.children.set_index("child_id")["given_name"]
+    names = refs["child_id"].map(children)
+    shape = [n.replace(g, "NAME") for n, g in zip(refs["narrative"], names, strict=True)]
+    refs = refs.assign(
+        shape=shape,
+        visible=refs["concerns"].str.split(LIST_SEPARATOR).str[0]
+        + "/"
+        + refs["referrer_type"]
+        + "/"
+        + refs["referrer_relationship"].fillna(""),
+    )
+    by_visible = refs.groupby("visible")["harm_at_referral"].mean()
+    # Given what the form shows (concern, referrer), the wording says no more than chance.
+    for text, group in refs.groupby("shape"):
+        if len(group) >= 50:
+            p = by_visible[group["visible"].iloc[0]]
+            spread = 4 * np.sqrt(p * (1 - p) / len(group)) + 0.01
+            assert abs(group["harm_at_referral"].mean() - p) <= spread, text

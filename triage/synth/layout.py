@@ -264,7 +264,7 @@ def assemble(
             "injury_sites": join_flags(refs.injury_sites, tuple(s.value for s in SITES)),
             "injury_photographed": refs.photographed,
             "narrative": pa.array(
-                narratives(refs.channel, who_keys, given[r_child_index], rng), type=pa.string()
+                narratives(refs.concerns, who_keys, given[r_child_index], rng), type=pa.string()
             ),
             "synthetic": np.ones(n, dtype=bool),
         }

@@ -7,8 +7,7 @@ from functools import lru_cache
 import numpy as np
 from faker import Faker
 
-from triage.synth.channels import Channel
-from triage.vocab import Ethnicity
+from triage.vocab import Concern, Ethnicity
 
 SYNTHETIC_PREFIX = "[synthetic] "
 """Every generated narrative starts with this, so no page or export can pass one off as real."""
@@ -66,65 +65,49 @@ def draw_names(
     return given, family
 
 
-TEMPLATES: dict[Channel, tuple[str, ...]] = {
-    Channel.harm_neglect: (
-        "{who} reports that {name} often arrives hungry and in the same unwashed clothes.",
-        "{who} is worried about {name}'s weight and that medical appointments keep being missed.",
-        "{who} visited and found the home cold, with little food and {name} unsupervised.",
-    ),
-    Channel.harm_emotional: (
-        "{who} reports that {name} is withdrawn and frightened of going home.",
-        "{who} heard {name} being shouted at and belittled repeatedly.",
-    ),
-    Channel.harm_physical: (
-        "{who} noticed marks on {name} that the family could not explain.",
+TEMPLATES: dict[Concern, tuple[str, ...]] = {
+    # Keyed by the concern the referrer raised, never by the latent reason behind it: the
+    # narrative must not reveal what the world knows and the front door does not.
+    Concern.physical_abuse: (
+        "{who} noticed marks on {name} and asks whether the account given fits them.",
+        "{who} reports an injury to {name} and is checking whether there are previous concerns.",
         "{who} reports {name} said an adult at home hurt them.",
     ),
-    Channel.harm_sexual: (
-        "{who} reports {name} made a disclosure that raises concern of sexual harm.",
+    Concern.neglect: (
+        "{who} reports that {name} often arrives hungry and in the same unwashed clothes.",
+        "{who} is worried about {name}'s care at home and missed appointments.",
+    ),
+    Concern.emotional_abuse: (
+        "{who} reports that {name} is withdrawn and frightened of going home.",
+        "{who} heard {name} being shouted at and belittled.",
+    ),
+    Concern.sexual_abuse: (
+        "{who} reports {name} said something that raises concern of sexual harm.",
         "{who} is concerned about {name}'s contact with an older adult.",
     ),
-    Channel.harm_multiple: (
-        "{who} describes several worries about {name}: poor care at home and unexplained marks.",
+    Concern.domestic_abuse: (
+        "{who} reports a domestic incident at the home; {name} was present.",
+        "{who} is worried about arguments and violence between adults where {name} lives.",
     ),
-    Channel.domestic_abuse_notification: (
-        "{who} attended a domestic incident at the home; {name} was present.",
-        "{who} reports a further domestic abuse incident at {name}'s address.",
-    ),
-    Channel.parental_mental_health: (
+    Concern.parental_mental_health: (
         "{who} is concerned that a parent's mental health is affecting care of {name}.",
     ),
-    Channel.substance_misuse: (
+    Concern.parental_substance_misuse: (
         "{who} reports a parent appeared intoxicated while caring for {name}.",
-        "{who} is worried about drug use in the home where {name} lives.",
+        "{who} is worried about drug or alcohol use in the home where {name} lives.",
     ),
-    Channel.child_mental_health: (
+    Concern.child_mental_health: (
         "{who} is concerned about {name}'s low mood and talk of self-harm.",
     ),
-    Channel.missing_exploitation: (
-        "{who} reports {name} went missing overnight and returned with unexplained money.",
-        "{who} is concerned {name} is spending time with older young people linked to crime.",
+    Concern.exploitation: (
+        "{who} is concerned {name} is spending time with older people linked to crime.",
     ),
-    Channel.accidental_injury: (
-        "{who} saw {name} after a fall; the account fits the injury but is reported as routine.",
-        "{who} treated {name} for an injury and is checking whether there are previous concerns.",
-    ),
-    Channel.school_attendance: (
-        "{who} reports {name}'s attendance has fallen sharply this term.",
-    ),
-    Channel.housing: (
-        "{who} reports the family of {name} faces eviction and overcrowded housing.",
-    ),
-    Channel.wellbeing_other: (
+    Concern.missing: ("{who} reports {name} went missing overnight.",),
+    Concern.other: (
         "{who} asks for advice about {name}'s wellbeing at home.",
         "{who} has a general worry about {name} and asks whether the family is known.",
     ),
-    Channel.unfounded: (
-        "{who} alleges {name} is being mistreated at the other parent's home.",
-        "{who} says {name} is left alone and hit, but gives few details.",
-    ),
-}  # fmt: skip
-
+}
 WHO: dict[str, str] = {
     "police": "Police",
     "school": "The school's safeguarding lead",
@@ -151,14 +134,16 @@ WHO: dict[str, str] = {
 
 
 def narratives(
-    channel: np.ndarray, who_keys: np.ndarray, given: np.ndarray, rng: np.random.Generator
+    concerns: np.ndarray, who_keys: np.ndarray, given: np.ndarray, rng: np.random.Generator
 ) -> list[str]:
-    """One short narrative per referral from the channel's templates."""
-    pick = rng.random(channel.size)
-    templates = [TEMPLATES[Channel(c)] for c in range(len(Channel))]
+    """One short narrative per referral from the templates of its first concern raised."""
+    order = tuple(Concern)
+    first = np.argmax(concerns, axis=1)
+    pick = rng.random(first.size)
+    templates = [TEMPLATES[order[c]] for c in range(len(order))]
     return [
         SYNTHETIC_PREFIX + templates[c][int(p * len(templates[c]))].format(who=WHO[w], name=g)
         for c, w, g, p in zip(
-            channel.tolist(), who_keys.tolist(), given.tolist(), pick.tolist(), strict=True
+            first.tolist(), who_keys.tolist(), given.tolist(), pick.tolist(), strict=True
         )
     ]
