@@ -268,7 +268,7 @@ def _row_sampler(n: int) -> Sampler:
     return lambda rng: rng.integers(0, n, n)
 
 
-def _cluster_sampler(groups: np.ndarray) -> Sampler:
+def cluster_sampler(groups: np.ndarray) -> Sampler:
     """Draw as many groups as there are, with replacement, and return all their rows."""
     # Missing group IDs form one group of their own rather than vanishing from the resample.
     codes = pd.factorize(pd.Series(np.asarray(groups)), use_na_sentinel=False)[0]
@@ -305,7 +305,7 @@ def bootstrap_intervals(
     if groups is not None and len(groups) != y.size:
         raise ValueError("groups must have one entry per row")
     estimate = evaluate(y, p, capacities=capacities)
-    draw = _row_sampler(y.size) if groups is None else _cluster_sampler(groups)
+    draw = _row_sampler(y.size) if groups is None else cluster_sampler(groups)
     rng = np.random.default_rng(seed)
     replicates = np.empty((n_boot, len(estimate)))
     for i in range(n_boot):

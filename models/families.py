@@ -16,6 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from features.catalogue import SIGNALS, Aggregation, Direction
+from models.evaluation import cluster_sampler
 
 COUNT_EDGES = (1.0, 2.0, 3.0, 5.0)
 AGE_EDGES = (6.0, 12.0, 24.0, 60.0, 132.0, 192.0)
@@ -87,18 +88,6 @@ def _platt(raw_log_odds: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(model.intercept_[0]), float(model.coef_[0, 0])
 
 
-def _cluster_bootstrap(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Row indices of one bootstrap sample that resamples whole households."""
-    codes = np.unique(groups, return_inverse=True)[1]
-    order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes)
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    picked = rng.integers(0, counts.size, counts.size)
-    lengths = counts[picked]
-    offsets = np.repeat(starts[picked] - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
-    return order[np.arange(lengths.sum()) + offsets]
-
-
 @dataclass
 class Scorecard:
     """Additive scorecard: logistic regression on binned signals; each signal a shape function."""
@@ -166,9 +155,10 @@ class Scorecard:
         _, self.c_, self.base_, flat = best
         self.tables_ = self._split(flat)
         rng = np.random.default_rng(seed)
+        draw = cluster_sampler(groups)
         bases, tables = [], []
         for _ in range(n_boot):
-            rows = _cluster_bootstrap(groups, rng)
+            rows = draw(rng)
             b, f = self._fit_tables(onehot[rows], y[rows], self.c_, val_onehot, y_val)
             bases.append(b)
             tables.append(f)
@@ -245,9 +235,10 @@ class Challenger:
         self.model_ = self._new(seed).fit(X, y)
         self.a_, self.b_ = _platt(self.model_.decision_function(X_val), y_val)
         rng = np.random.default_rng(seed)
+        draw = cluster_sampler(groups)
         self.refits_ = []
         for i in range(n_boot):
-            rows = _cluster_bootstrap(groups, rng)
+            rows = draw(rng)
             model = self._new(seed + i + 1).fit(X[rows], y[rows])
             a, b = _platt(model.decision_function(X_val), y_val)
             self.refits_.append((model, a, b))

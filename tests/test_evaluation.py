@@ -12,12 +12,12 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from models.evaluation import (
     CAPACITIES,
-    _cluster_sampler,
     at_capacity,
     auc,
     bootstrap_intervals,
     brier,
     calibration_slope_intercept,
+    cluster_sampler,
     compare_labels,
     ece,
     evaluate,
@@ -284,7 +284,7 @@ def test_cluster_sampler_draws_whole_groups() -> None:
         key: frozenset(np.flatnonzero([g == key for g in groups]))
         for key in ("h1", "h2", "h3", "h4", None)
     }
-    draw = _cluster_sampler(groups)
+    draw = cluster_sampler(groups)
     rng = np.random.default_rng(0)
     for _ in range(50):
         idx = draw(rng)
