@@ -14,7 +14,7 @@ from sqlalchemy import Column, Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from triage.store.engine import make_engine
-from triage.store.errors import ExtractError
+from triage.store.errors import ExtractError, StoreError
 from triage.store.extract import read_extract
 from triage.store.tables import (
     Base,
@@ -143,7 +143,7 @@ def _insert_new(connection: Connection, table: Table, frame: pd.DataFrame) -> in
     dialect = connection.dialect
     module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect.name)
     if module is None:
-        raise NotImplementedError(f"loading into {dialect.name} is not supported")
+        raise StoreError(f"loading into {dialect.name} is not supported: use SQLite or PostgreSQL")
     columns = list(frame.columns)
     statement = module.insert(table).on_conflict_do_nothing(index_elements=[key])
     compiled = statement.compile(dialect=dialect, column_keys=columns)
