@@ -1,1 +1,1 @@
-"""api package."""
+"""The FastAPI service and pages (the "Service API" issue fills this package)."""

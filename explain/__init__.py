@@ -1,1 +1,1 @@
-"""explain package."""
+"""Per-referral reasons, what-if and global views (the "Explanations" issue fills this package)."""

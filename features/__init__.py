@@ -1,1 +1,1 @@
-"""features package."""
+"""The signal catalogue and the batch and online builders that read it."""

@@ -1,1 +1,1 @@
-"""models package."""
+"""Model training, calibration, evaluation, registry and the scorer the service loads."""

@@ -1,1 +1,1 @@
-"""triage package."""
+"""Domain core: vocabularies, schema, settings, store, synthetic world and the CLI."""
