@@ -45,15 +45,6 @@ class Table:
     t_ms: np.ndarray
     columns: dict[str, np.ndarray]
 
-    def select(self, mask: np.ndarray) -> Table:
-        """The rows where ``mask`` holds."""
-        return Table(
-            self.child[mask],
-            self.household[mask],
-            self.t_ms[mask],
-            {k: v[mask] for k, v in self.columns.items()},
-        )
-
 
 def _arrow(column: pd.Series) -> pa.Array:
     """A column as one Arrow array (zero-copy for Arrow-backed strings)."""

@@ -8,7 +8,7 @@ before the referral, newest first, at most ``MAX_RECORDS`` each), then the same
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -47,18 +47,19 @@ class OnlineFeatures:
         return {name: sv.value for name, sv in self.values.items()}
 
 
-def _referral_record(row) -> ReferralRecord:
+def _referral_record(r: Sequence) -> ReferralRecord:
+    """A referral from values laid out as ``REFERRAL_COLUMNS``, typed or raw from the driver."""
     return ReferralRecord(
-        referral_id=row.referral_id,
-        child_id=row.child_id,
-        household_id=row.household_id,
-        t_ms=to_ms(row.received_at),
-        referrer_type=row.referrer_type,
-        referrer_relationship=row.referrer_relationship,
-        referrer_id=row.referrer_id,
-        concerns=frozenset(row.concerns or ()),
-        injury_reported=bool(row.injury_reported),
-        injury_sites=frozenset(row.injury_sites or ()),
+        referral_id=r[0],
+        child_id=r[1],
+        household_id=r[2],
+        t_ms=_raw_ms(r[3]),
+        referrer_type=r[4],
+        referrer_relationship=r[5],
+        referrer_id=r[6],
+        concerns=_raw_list(r[7]),
+        injury_reported=bool(r[8]),
+        injury_sites=_raw_list(r[9]),
     )
 
 
@@ -208,22 +209,7 @@ def load_history(
     decisions = _run(connection, _DECISIONS_BEFORE, params)
     excluded = set(exclude_record_ids)
     history = History(
-        referrals=[
-            ReferralRecord(
-                referral_id=r[0],
-                child_id=r[1],
-                household_id=r[2],
-                t_ms=_raw_ms(r[3]),
-                referrer_type=r[4],
-                referrer_relationship=r[5],
-                referrer_id=r[6],
-                concerns=_raw_list(r[7]),
-                injury_reported=bool(r[8]),
-                injury_sites=_raw_list(r[9]),
-            )
-            for r in refs
-            if r[0] not in excluded
-        ],
+        referrals=[_referral_record(r) for r in refs if r[0] not in excluded],
         events=[
             EventRecord(e[0], e[1], e[2], _raw_ms(e[3]), e[4], e[5])
             for e in events

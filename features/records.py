@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from triage.vocab import LIST_SEPARATOR
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS_PER_DAY = 86_400_000
 
@@ -94,9 +96,9 @@ class History:
 
 
 def _split(cell: object) -> frozenset[str]:
-    """A ``;``-joined cell (or a list) as a set."""
+    """A ``LIST_SEPARATOR``-joined cell (or a list) as a set."""
     if isinstance(cell, str):
-        return frozenset(v for v in cell.split(";") if v)
+        return frozenset(v for v in cell.split(LIST_SEPARATOR) if v)
     if cell is None or (isinstance(cell, float) and cell != cell):
         return frozenset()
     return frozenset(cell)
