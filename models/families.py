@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 from features.catalogue import SIGNALS, Aggregation, Direction
 from models.evaluation import cluster_sampler
+from models.forest import SMALL_BATCH, Forest
 
 COUNT_EDGES = (1.0, 2.0, 3.0, 5.0)
 AGE_EDGES = (6.0, 12.0, 24.0, 60.0, 132.0, 192.0)
@@ -208,6 +209,10 @@ def monotonic_constraints(signals: tuple[str, ...]) -> list[int]:
     return [sign.get(SIGNALS[s].direction, 0) for s in signals]
 
 
+CHALLENGER_CACHES = ("_tree_explainer", "_forest_main", "_forest_refits")
+"""Built on first use in each process from the fitted trees; never pickled."""
+
+
 @dataclass
 class Challenger:
     """Shallow gradient boosting with the catalogue's monotonic constraints, Platt-calibrated."""
@@ -232,6 +237,8 @@ class Challenger:
 
     def fit(self, X, y, X_val, y_val, *, groups, n_boot: int = 5, seed: int = 0) -> Challenger:
         """Fit on train, calibrate on validation, refit a few household bootstraps."""
+        for cached in CHALLENGER_CACHES:
+            self.__dict__.pop(cached, None)
         self.model_ = self._new(seed).fit(X, y)
         self.a_, self.b_ = _platt(self.model_.decision_function(X_val), y_val)
         rng = np.random.default_rng(seed)
@@ -246,7 +253,17 @@ class Challenger:
 
     def log_odds(self, X: np.ndarray) -> np.ndarray:
         """Calibrated log-odds."""
-        return self.a_ + self.b_ * self.model_.decision_function(X)
+        return self.a_ + self.b_ * self._raw(X)[0]
+
+    def _raw(self, X: np.ndarray, *, refits: bool = False) -> np.ndarray:
+        """Raw scores of the model, or of each bootstrap refit: models x rows."""
+        models = [m for m, _, _ in self.refits_] if refits else [self.model_]
+        if X.shape[0] > SMALL_BATCH:
+            return np.array([m.decision_function(X) for m in models])
+        key = "_forest_refits" if refits else "_forest_main"
+        if getattr(self, key, None) is None:
+            setattr(self, key, Forest.of(models))
+        return getattr(self, key).raw_scores(X)
 
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Base and per-signal contributions (TreeSHAP), in calibrated log-odds."""
@@ -265,12 +282,16 @@ class Challenger:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.pop("_tree_explainer", None)
+        for cached in CHALLENGER_CACHES:
+            state.pop(cached, None)
         return state
 
     def probability_range(self, X: np.ndarray, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Central interval of the bootstrap refits' probabilities."""
-        refits = np.array([sigmoid(a + b * m.decision_function(X)) for m, a, b in self.refits_])
+        raw = self._raw(X, refits=True)
+        a = np.array([a for _, a, _ in self.refits_])[:, None]
+        b = np.array([b for _, _, b in self.refits_])[:, None]
+        refits = sigmoid(a + b * raw)
         q = (1 - level) / 2
         low, high = np.quantile(refits, [q, 1 - q], axis=0)
         return low, high

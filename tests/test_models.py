@@ -241,3 +241,16 @@ def test_train_logs_registers_and_promotes_only_through_the_gates(extract, tmp_p
                 "Caveats")  # fmt: skip
     for section in sections:
         assert f"## {section}" in card
+
+
+@pytest.mark.parametrize("rows", [1, 7, 200])
+def test_challenger_small_batches_match_scikit_learn(fitted, rows):
+    _, challenger, X, _ = fitted
+    sample = X[TEST][:rows].copy()
+    sample[0, 0] = np.nan  # a missing value takes its learned side
+    expected = challenger.a_ + challenger.b_ * challenger.model_.decision_function(sample)
+    np.testing.assert_allclose(challenger.log_odds(sample), expected, rtol=0, atol=1e-10)
+    refits = np.array([a + b * m.decision_function(sample) for m, a, b in challenger.refits_])
+    low, high = challenger.probability_range(sample)
+    q = np.quantile(sigmoid(refits), [0.05, 0.95], axis=0)
+    np.testing.assert_allclose([low, high], q, rtol=0, atol=1e-10)
