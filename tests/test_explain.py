@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from explain.global_views import beeswarm_data, dependence, group_difference, importance
@@ -270,3 +271,30 @@ def test_what_the_model_does_not_know_follows_the_catalogue():
     assert all(p.replace("_", " ") in text["never_sees"][-1] for p in PROTECTED_INPUTS)
     assert any("narrative" in line for line in text["never_sees"])
     assert "decision is yours" in text["summary"]
+
+
+def test_training_run_carries_the_global_views(extract, tmp_path):
+    import mlflow
+
+    from explain.report import log_global_views
+    from models.tracking import log_and_register
+    from models.train import TrainConfig, train
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = TrainConfig(scorecard_bootstraps=2, challenger_bootstraps=1, evaluation_bootstraps=5)
+    result = train(extract, config)
+    registration = log_and_register(
+        result, tracking_uri=uri, model_name="referral-triage", alias="champion"
+    )
+    log_global_views(registration.run_id, result, tracking_uri=uri)
+    listed = mlflow.MlflowClient().list_artifacts(registration.run_id, "explanations")
+    names = {Path(a.path).name for a in listed}
+    expected = {"importance.csv", "importance.png", "importance.svg", "beeswarm.png",
+                "group_difference_ethnicity.csv", "group_difference_ethnicity.png"}  # fmt: skip
+    assert expected <= names
+    local = mlflow.artifacts.download_artifacts(
+        run_id=registration.run_id, artifact_path="explanations/importance.csv", dst_path=tmp_path
+    )
+    table = pd.read_csv(local)
+    assert set(table["signal"]) == set(result.scorer.signals)
+    assert table["mean_abs_contribution"].is_monotonic_decreasing

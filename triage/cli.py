@@ -110,6 +110,7 @@ def train(
     """Fit both model families, evaluate, log to MLflow, register; promote if the gates pass."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from explain.report import log_global_views
     from models.gates import GateConfig
     from models.tracking import log_and_register
     from models.train import TrainConfig
@@ -142,6 +143,8 @@ def train(
             model_name=settings.model_name,
             alias=settings.model_alias,
         )
+        progress.update(task, description="logging global explanations")
+        log_global_views(registration.run_id, result, tracking_uri=settings.mlflow_tracking_uri)
     m = result.test_metrics
     console.print(f"Chose the {result.chosen}: {result.reason}.")
     console.print(
