@@ -273,7 +273,7 @@ def test_what_the_model_does_not_know_follows_the_catalogue():
     assert "decision is yours" in text["summary"]
 
 
-def test_training_run_carries_the_global_views(extract, tmp_path):
+def test_training_run_carries_the_global_views(extract, world, tmp_path, monkeypatch):
     import mlflow
 
     from explain.report import log_global_views
@@ -298,3 +298,28 @@ def test_training_run_carries_the_global_views(extract, tmp_path):
     table = pd.read_csv(local)
     assert set(table["signal"]) == set(result.scorer.signals)
     assert table["mean_abs_contribution"].is_monotonic_decreasing
+
+    # The registered champion scores the whole extract from the command line, audited.
+    from sqlalchemy import select
+    from typer.testing import CliRunner
+
+    from triage.cli import app
+    from triage.store.tables import AuditEventRow
+
+    db = f"sqlite:///{tmp_path}/triage.db"
+    upgrade(db)
+    monkeypatch.setenv("TRIAGE_MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", db)
+    out = tmp_path / "scores.csv"
+    run = CliRunner().invoke(app, ["score", "--data", str(extract), "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    scores = pd.read_csv(out)
+    assert sorted(scores["referral_id"]) == sorted(world.referrals["referral_id"])
+    assert scores["band"].isin(result.scorer.bands.names).all()
+    assert (scores["probability_low"] <= scores["probability"] + 1e-12).all()
+    assert scores["reason_1_contribution"].abs().ge(scores["reason_5_contribution"].abs()).all()
+    engine = make_engine(db)
+    with session_factory(engine)() as session:
+        audit = session.scalars(select(AuditEventRow)).all()
+    engine.dispose()
+    assert [(a.action, a.payload["rows"]) for a in audit] == [("export", len(scores))]

@@ -162,6 +162,59 @@ def train(
         console.print(f"Registered {where}; gates failed, @{registration.alias} unchanged.")
 
 
+@app.command()
+def score(
+    data: Annotated[Path, typer.Option(help="Extract directory to score.")] = Path("var/extract"),
+    out: Annotated[
+        Path, typer.Option(help="Output file: Parquet, or CSV if it ends in .csv.")
+    ] = Path("var/scores.parquet"),
+    top: Annotated[int, typer.Option(min=1, max=40, help="Reasons per referral.")] = 5,
+) -> None:
+    """Score every referral of an extract with the champion: band, range and top reasons."""
+    from explain.batch_scores import score_extract, write_scores
+    from models.tracking import load_champion_scorer
+    from triage.settings import get_settings
+    from triage.store.engine import make_engine, session_factory
+    from triage.store.repository import append_audit_event
+
+    if not (data / "referrals.parquet").exists():
+        console.print(f"[red]No extract at {data}[/] (run: triage synth --out {data})")
+        raise typer.Exit(code=2)
+    settings = get_settings()
+    try:
+        scorer = load_champion_scorer(
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name,
+            alias=settings.model_alias,
+        )
+    except Exception as exc:  # the registry says why; the user needs to know what to run
+        console.print(f"[red]No champion model to score with[/] ({exc}); run: triage train")
+        raise typer.Exit(code=2) from exc
+    with console.status("scoring"):
+        scores = score_extract(data, scorer, top=top)
+        path = write_scores(scores, out)
+    # An export is only done once it is in the audit log; without the log, no file is left.
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            append_audit_event(
+                session, actor="cli", action="export", entity_type="scores",
+                model_version=scorer.version,
+                payload={"rows": len(scores), "file": path.name, "top_reasons": top},
+            )  # fmt: skip
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        console.print(f"[red]Could not write the audit event; export removed[/] ({exc})")
+        raise typer.Exit(code=1) from exc
+    finally:
+        engine.dispose()
+    bands = scores["band"].value_counts().to_dict()
+    console.print(
+        f"Scored {len(scores):,} referrals with {scorer.version} into {path}: "
+        + ", ".join(f"{band} {count:,}" for band, count in bands.items())
+    )
+
+
 features_app = typer.Typer(help="The signal catalogue.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 
