@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo serve test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ demo: $(STAMP)
 	$(BIN)/triage db upgrade
 	$(BIN)/triage load var/extract
 	$(BIN)/triage train --data var/extract
+	@echo "Serving on http://127.0.0.1:8000 (API docs at http://127.0.0.1:8000/docs)"
+	$(BIN)/triage serve --host 127.0.0.1 --port 8000
+
+serve: $(STAMP)
+	@echo "Serving on http://127.0.0.1:8000 (API docs at http://127.0.0.1:8000/docs)"
+	$(BIN)/triage serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(BIN)/ruff check .

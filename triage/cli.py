@@ -215,6 +215,37 @@ def score(
     )
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=32, help="Worker processes.")] = 1,
+    migrate: Annotated[bool, typer.Option(help="Apply database migrations before serving.")] = True,
+) -> None:
+    """Run the service API (models:/<name>@champion is loaded if registered)."""
+    import uvicorn
+
+    from triage.settings import get_settings
+    from triage.store.migrate import upgrade
+
+    settings = get_settings()
+    if migrate:
+        upgrade(settings.database_url)  # once, before any worker starts
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    console.print(
+        f"Serving the triage API on http://{host}:{port} "
+        f"(docs: http://{shown}:{port}/docs); Ctrl-C stops it."
+    )
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
 features_app = typer.Typer(help="The signal catalogue.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 

@@ -54,3 +54,29 @@ def _on_sqlite_begin(connection: Connection) -> None:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Return a session factory bound to ``engine`` (objects stay usable after commit)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for read-only work: on SQLite, deferred BEGIN and ``query_only`` (no write lock).
+
+    WAL readers never block writers, so reads need not queue behind BEGIN IMMEDIATE; other
+    databases get a plain engine.
+    """
+    url = make_url(normalise_database_url(str(url)) if isinstance(url, str) else url)
+    if url.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _on_sqlite_read_connect)
+    event.listen(engine, "begin", _on_sqlite_read_begin)
+    return engine
+
+
+def _on_sqlite_read_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    _on_sqlite_connect(dbapi_connection, connection_record)
+    dbapi_connection.execute("PRAGMA query_only=ON")
+
+
+def _on_sqlite_read_begin(connection: Connection) -> None:
+    # One snapshot for the whole read, without taking the write lock.
+    connection.exec_driver_sql("BEGIN")

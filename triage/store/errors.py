@@ -62,3 +62,11 @@ class ExtractError(StoreError, ValueError):
         self.table = table
         self.column = column
         self.reason = reason
+
+
+class ReferralNotDecided(StoreError):
+    """A reopen was asked for a referral that is still open."""
+
+    def __init__(self, referral_id: str) -> None:
+        super().__init__(f"referral {referral_id!r} is open; only a decided referral can reopen")
+        self.referral_id = referral_id

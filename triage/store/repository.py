@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,14 +16,18 @@ from triage.store.errors import (
     DuplicateEvent,
     DuplicateReferral,
     ReferralAlreadyDecided,
+    ReferralNotDecided,
     ReferralNotFound,
 )
 from triage.store.tables import (
     AuditEventRow,
     ChildRow,
     DecisionRow,
+    DisputeRow,
     EventRow,
     HouseholdRow,
+    IdempotencyKeyRow,
+    QueueEntryRow,
     ReferralRow,
     ScoreRow,
     utcnow,
@@ -270,3 +274,232 @@ def append_audit_event(
     session.add(row)
     session.flush()
     return row
+
+
+# --- service: idempotency keys, the review queue, disputes, reopening -----------------------
+
+
+def get_idempotency_key(
+    session: Session, *, actor: str, scope: str, key: str
+) -> IdempotencyKeyRow | None:
+    """Return the stored idempotency key of this actor and route, or None."""
+    return session.get(IdempotencyKeyRow, (actor, scope, key))
+
+
+def claim_idempotency_key(
+    session: Session, *, actor: str, scope: str, key: str, request_hash: str, entity_id: str | None
+) -> IdempotencyKeyRow:
+    """Store a new idempotency key, or return the one a concurrent request stored first."""
+    row = IdempotencyKeyRow(
+        actor=actor, scope=scope, key=key, request_hash=request_hash, entity_id=entity_id
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        existing = get_idempotency_key(session, actor=actor, scope=scope, key=key)
+        if existing is None:
+            raise
+        return existing
+    return row
+
+
+def store_idempotent_response(
+    session: Session, *, row: IdempotencyKeyRow, status_code: int, response: Mapping[str, Any]
+) -> None:
+    """Record the reply a key replays from now on."""
+    session.execute(
+        update(IdempotencyKeyRow)
+        .where(
+            IdempotencyKeyRow.actor == row.actor,
+            IdempotencyKeyRow.scope == row.scope,
+            IdempotencyKeyRow.key == row.key,
+        )
+        .values(status_code=status_code, response=dict(response))
+    )
+
+
+def get_queue_entry(session: Session, *, referral_id: str) -> QueueEntryRow | None:
+    """Return an open referral's queue entry, or None."""
+    return session.get(QueueEntryRow, referral_id)
+
+
+def put_queue_entry(session: Session, *, entry: Mapping[str, Any]) -> QueueEntryRow:
+    """Insert or replace a referral's queue entry."""
+    row = session.get(QueueEntryRow, entry["referral_id"])
+    if row is None:
+        row = QueueEntryRow(**entry)
+        session.add(row)
+    else:
+        for name, value in entry.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
+    session.flush()
+    return row
+
+
+def remove_queue_entry(session: Session, *, referral_id: str) -> None:
+    """Take a referral out of the queue."""
+    session.execute(delete(QueueEntryRow).where(QueueEntryRow.referral_id == referral_id))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """Queue filters; None means no filter."""
+
+    bands: tuple[str, ...] = ()
+    concerns: tuple[str, ...] = ()
+    min_age_months: int | None = None
+    max_age_months: int | None = None
+    received_before: datetime | None = None
+
+
+def queue_page(
+    session: Session,
+    *,
+    filters: QueueFilter = QueueFilter(),
+    after: tuple[int, float, datetime, str] | None = None,
+    limit: int = 50,
+) -> list[QueueEntryRow]:
+    """Return up to ``limit`` queue entries in queue order, strictly after the ``after`` key."""
+    key = (
+        QueueEntryRow.tier,
+        QueueEntryRow.sort_probability,
+        QueueEntryRow.received_at,
+        QueueEntryRow.referral_id,
+    )
+    query = select(QueueEntryRow)
+    if filters.bands:
+        query = query.where(QueueEntryRow.band.in_(filters.bands))
+    if filters.concerns:
+        query = query.where(
+            or_(*(QueueEntryRow.concerns_key.contains(f";{c};") for c in filters.concerns))
+        )
+    if filters.min_age_months is not None:
+        query = query.where(QueueEntryRow.age_months >= filters.min_age_months)
+    if filters.max_age_months is not None:
+        query = query.where(QueueEntryRow.age_months <= filters.max_age_months)
+    if filters.received_before is not None:
+        query = query.where(QueueEntryRow.received_at <= filters.received_before)
+    if after is not None:
+        bound = (literal(value, column.type) for value, column in zip(after, key, strict=True))
+        query = query.where(tuple_(*key) > tuple_(*bound))
+    return list(session.scalars(query.order_by(*key).limit(limit)))
+
+
+def open_referrals_missing_from_queue(session: Session, *, limit: int = 1000) -> list[ReferralRow]:
+    """Open referrals with no queue entry (e.g. loaded from an extract), oldest first."""
+    query = (
+        select(ReferralRow)
+        .outerjoin(QueueEntryRow, QueueEntryRow.referral_id == ReferralRow.referral_id)
+        .where(ReferralRow.status == "open", QueueEntryRow.referral_id.is_(None))
+        .order_by(ReferralRow.received_at, ReferralRow.referral_id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def queue_entries_to_score(session: Session, *, model_version: str, limit: int = 1000) -> list[str]:
+    """Ids of queued referrals not scored by ``model_version`` (unscored first, oldest first)."""
+    query = (
+        select(QueueEntryRow.referral_id)
+        .where(
+            or_(
+                QueueEntryRow.model_version.is_(None),
+                QueueEntryRow.model_version != model_version,
+            )
+        )
+        .order_by(QueueEntryRow.score_id.is_not(None), QueueEntryRow.received_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def open_referrals_affected_by(
+    session: Session,
+    *,
+    child_ids: Sequence[str],
+    household_ids: Sequence[str],
+    received_after: datetime,
+) -> list[str]:
+    """Ids of open referrals of these children or households received after a moment."""
+    if not child_ids and not household_ids:
+        return []
+    query = select(ReferralRow.referral_id).where(
+        ReferralRow.status == "open",
+        ReferralRow.received_at > received_after,
+        or_(ReferralRow.child_id.in_(child_ids), ReferralRow.household_id.in_(household_ids)),
+    )
+    return list(session.scalars(query.order_by(ReferralRow.received_at)))
+
+
+def reopen_referral(session: Session, *, referral_id: str) -> ReferralRow:
+    """Reopen a decided referral (its decisions stay on record); refuse an open one."""
+    reopened = session.execute(
+        update(ReferralRow)
+        .where(ReferralRow.referral_id == referral_id, ReferralRow.status == "decided")
+        .values(status="open")
+    )
+    if reopened.rowcount != 1:  # type: ignore[attr-defined]
+        if get_referral(session, referral_id=referral_id) is None:
+            raise ReferralNotFound(referral_id)
+        raise ReferralNotDecided(referral_id)
+    row = get_referral(session, referral_id=referral_id)
+    assert row is not None
+    session.refresh(row)
+    return row
+
+
+def decisions_for_referral(session: Session, *, referral_id: str) -> list[DecisionRow]:
+    """Every decision recorded on a referral, oldest first."""
+    query = select(DecisionRow).where(DecisionRow.referral_id == referral_id)
+    return list(session.scalars(query.order_by(DecisionRow.decided_at, DecisionRow.id)))
+
+
+def decisions_for_referrals(session: Session, *, referral_ids: Sequence[str]) -> list[DecisionRow]:
+    """Every decision on any of these referrals, oldest first."""
+    if not referral_ids:
+        return []
+    query = select(DecisionRow).where(DecisionRow.referral_id.in_(referral_ids))
+    return list(session.scalars(query.order_by(DecisionRow.decided_at, DecisionRow.id)))
+
+
+def add_dispute(
+    session: Session,
+    *,
+    referral_id: str,
+    record_id: str,
+    reason: str,
+    disputed_by: str,
+    disputed_at: datetime | None = None,
+    model_version: str | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> DisputeRow:
+    """Store a dispute of a record with the scores before and after leaving it out."""
+    row = DisputeRow(
+        referral_id=referral_id,
+        record_id=record_id,
+        reason=reason,
+        disputed_by=disputed_by,
+        disputed_at=disputed_at or utcnow(),
+        model_version=model_version,
+        before=dict(before) if before is not None else None,
+        after=dict(after) if after is not None else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def disputes_for_referral(session: Session, *, referral_id: str) -> list[DisputeRow]:
+    """Every dispute raised on a referral, oldest first."""
+    query = select(DisputeRow).where(DisputeRow.referral_id == referral_id)
+    return list(session.scalars(query.order_by(DisputeRow.disputed_at, DisputeRow.id)))
+
+
+def record_exists(session: Session, *, record_id: str) -> bool:
+    """Whether a referral or an agency event has this id (a decision's record is its referral)."""
+    if session.get(ReferralRow, record_id) is not None:
+        return True
+    return session.get(EventRow, record_id) is not None

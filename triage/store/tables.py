@@ -239,3 +239,72 @@ class AuditEventRow(Base):
     payload: Mapped[dict[str, Any]]
     prev_hash: Mapped[str | None] = mapped_column(String(HASH))
     hash: Mapped[str | None] = mapped_column(String(HASH))
+
+
+KEY = 255
+
+
+class IdempotencyKeyRow(Base):
+    """A client's ``Idempotency-Key`` for one route: the request it named, the reply it got."""
+
+    __tablename__ = "idempotency_keys"
+
+    actor: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(VOCAB), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(HASH))
+    entity_id: Mapped[str | None] = mapped_column(String(ID))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QueueEntryRow(Base):
+    """An open referral's place in the review queue (denormalised for ordered, paged reads)."""
+
+    __tablename__ = "queue_entries"
+    __table_args__ = (
+        Index(None, "tier", "sort_probability", "received_at", "referral_id"),
+        Index(None, "received_at"),
+    )
+
+    referral_id: Mapped[str] = mapped_column(
+        String(ID), ForeignKey("referrals.referral_id"), primary_key=True
+    )
+    child_id: Mapped[str] = mapped_column(String(ID))
+    received_at: Mapped[datetime]
+    age_months: Mapped[int] = mapped_column(Integer)
+    concerns: Mapped[list[str]]
+    concerns_key: Mapped[str] = mapped_column(String(1000))
+    """``;a;b;``: lets a concern filter be a portable LIKE."""
+    flags: Mapped[list[str]]
+    tier: Mapped[int] = mapped_column(Integer)
+    sort_probability: Mapped[float] = mapped_column(Float)
+    """Minus the probability (0 when unscored), so the whole queue order is ascending."""
+    band: Mapped[str | None] = mapped_column(String(VOCAB))
+    model_band: Mapped[str | None] = mapped_column(String(VOCAB))
+    probability: Mapped[float | None] = mapped_column(Float)
+    probability_low: Mapped[float | None] = mapped_column(Float)
+    probability_high: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(NAME))
+    score_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("scores.id"))
+    reasons: Mapped[list[Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DisputeRow(Base):
+    """A practitioner's dispute of a record behind a referral's score, with the what-if."""
+
+    __tablename__ = "disputes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(
+        String(ID), ForeignKey("referrals.referral_id"), index=True
+    )
+    record_id: Mapped[str] = mapped_column(String(ID))
+    reason: Mapped[str] = mapped_column(Text)
+    disputed_by: Mapped[str] = mapped_column(String(NAME))
+    disputed_at: Mapped[datetime]
+    model_version: Mapped[str | None] = mapped_column(String(NAME))
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]

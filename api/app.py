@@ -1,0 +1,130 @@
+"""The FastAPI app factory: settings, one engine per app, the champion model, the routers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.champion import ModelHolder, ScorerLoader, champion_loader
+from api.deps import ANONYMOUS, ServiceState
+from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
+from api.routes import events, model, queue, referrals
+from api.scoring import score_backlog, sync_queue
+from triage.schema import AgencyEventIn
+from triage.settings import Settings, get_settings
+from triage.store import make_engine, make_read_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Referral triage for a child-protection front door (synthetic data only). The service
+**supports professional judgement and never replaces it**: a referral leaves the queue only
+through a recorded human decision.
+
+Errors are `{"error": {"code", "message"}}`; a 422 adds `"errors": [{"field", "reason"}]`.
+Bodies over 64 KiB get 413.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    scorer_loader: ScorerLoader | None = None,
+    *,
+    score_backlog_on_start: bool = True,
+) -> FastAPI:
+    """Build the app; ``scorer_loader`` defaults to the settings' MLflow champion."""
+    settings = settings or get_settings()
+    loader = scorer_loader if scorer_loader is not None else champion_loader(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = _start(settings, loader)
+        app.state.service = state
+        stop = threading.Event()
+        worker = None
+        if score_backlog_on_start and state.models.current is not None:
+            worker = threading.Thread(
+                target=_score_backlog_quietly, args=(state, stop), name="backlog", daemon=True
+            )
+            worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                worker.join(timeout=30)
+            state.engine.dispose()
+            state.read_engine.dispose()
+
+    app = FastAPI(
+        title="Referral triage",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    install_error_handlers(app)
+    for module in (referrals, events, queue, model):
+        app.include_router(module.router)
+
+    @app.get("/v1/health", tags=["service"], summary="Liveness")
+    def health() -> dict[str, Any]:
+        """The service answers; says whether a model is loaded."""
+        holder = app.state.service.models
+        return {"status": "ok", "model_loaded": holder.current is not None}
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _start(settings: Settings, loader: ScorerLoader) -> ServiceState:
+    """Engines, sessions, the model, and the queue brought up to date with the store."""
+    engine = make_engine(settings.database_url)
+    read_engine = make_read_engine(settings.database_url)
+    state = ServiceState(
+        settings=settings,
+        engine=engine,
+        read_engine=read_engine,
+        sessions=session_factory(engine),
+        read_sessions=session_factory(read_engine),
+        models=ModelHolder(loader),
+    )
+    state.models.load()
+    with state.sessions() as session:
+        added = sync_queue(session)
+        session.commit()
+    if added:
+        log.info("queued %d open referrals found in the store", added)
+    return state
+
+
+def _score_backlog_quietly(state: ServiceState, stop: threading.Event) -> None:
+    """Score unscored referrals after start-up without holding the service up."""
+    model = state.models.current
+    if model is None:
+        return
+    try:
+        result = score_backlog(state.sessions, model, actor=ANONYMOUS.name, stop=stop)
+        log.info("backlog: scored %d, failed %d", result.scored, result.failed)
+    except Exception as exc:
+        log.error("backlog scoring stopped: %s", type(exc).__name__)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the event schema the events route validates by hand."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        event_schema = AgencyEventIn.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(event_schema.pop("$defs", {}))
+        components["AgencyEventIn"] = event_schema
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,301 @@
+"""Practitioner work on a referral: the queue, the detail view, decisions, disputes, reopening."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.champion import LoadedModel
+from api.errors import ApiError, invalid, not_found
+from api.scoring import enqueue, facts_of
+from api.views import (
+    decision_out,
+    dispute_out,
+    queue_item,
+    referral_out,
+    score_from_row,
+    summary,
+    timeline,
+)
+from explain.referral import what_if
+from triage.queue import apply_safety_rules
+from triage.schema import DecisionIn
+from triage.store import (
+    QueueFilter,
+    ReferralAlreadyDecided,
+    ReferralNotDecided,
+    ReferralNotFound,
+    add_dispute,
+    append_audit_event,
+    decisions_for_referral,
+    decisions_for_referrals,
+    disputes_for_referral,
+    get_child,
+    get_queue_entry,
+    get_referral,
+    history_for_child,
+    latest_score,
+    queue_page,
+    record_decision,
+    record_exists,
+    remove_queue_entry,
+    reopen_referral,
+)
+from triage.store.repository import HISTORY_LIMIT
+from triage.store.tables import utcnow
+
+WHAT_IF_REASONS = 5
+CURSOR_VERSION = 1
+
+
+# --- the queue ------------------------------------------------------------------------------
+
+
+def encode_cursor(key: tuple[int, float, datetime, str]) -> str:
+    """An opaque cursor for the queue position after ``key``."""
+    tier, sort_probability, received_at, referral_id = key
+    raw = json.dumps([CURSOR_VERSION, tier, sort_probability, received_at.isoformat(), referral_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, float, datetime, str]:
+    """The queue position a cursor names; 422 for anything this service did not issue."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        version, tier, sort_probability, received_at, referral_id = json.loads(raw)
+        if version != CURSOR_VERSION:
+            raise ValueError(version)
+        moment = datetime.fromisoformat(received_at)
+        if moment.tzinfo is None:
+            raise ValueError(received_at)
+        return int(tier), float(sort_probability), moment, str(referral_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise invalid(
+            [{"field": "query.cursor", "reason": "not a cursor this service issued"}]
+        ) from None
+
+
+def read_queue(
+    session: Session,
+    *,
+    model: LoadedModel | None,
+    filters: QueueFilter,
+    waiting_hours: float | None,
+    cursor: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    """One page of the open queue in order, with the cursor for the next."""
+    now = utcnow()
+    if waiting_hours is not None:
+        filters = QueueFilter(
+            bands=filters.bands,
+            concerns=filters.concerns,
+            min_age_months=filters.min_age_months,
+            max_age_months=filters.max_age_months,
+            received_before=now - timedelta(hours=waiting_hours),
+        )
+    after = decode_cursor(cursor) if cursor else None
+    rows = queue_page(session, filters=filters, after=after, limit=limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = None
+    if more:
+        last = page[-1]
+        next_cursor = encode_cursor(
+            (last.tier, last.sort_probability, last.received_at, last.referral_id)
+        )
+    return {
+        "items": [queue_item(entry, now=now, model=model) for entry in page],
+        "next_cursor": next_cursor,
+        "outcome_words": model.scorer.outcome_words if model is not None else None,
+        "generated_at": now,
+    }
+
+
+# --- one referral ---------------------------------------------------------------------------
+
+
+def referral_detail(
+    session: Session, *, referral_id: str, model: LoadedModel | None
+) -> dict[str, Any]:
+    """A referral with its latest score and every reason, decisions, disputes and timeline."""
+    referral = get_referral(session, referral_id=referral_id)
+    if referral is None:
+        raise not_found("referral", referral_id)
+    child = get_child(session, child_id=referral.child_id)
+    score = latest_score(session, referral_id=referral_id)
+    entry = get_queue_entry(session, referral_id=referral_id)
+    flags = entry.flags if entry is not None else []
+    if score is None and child is not None and not flags:
+        flags = apply_safety_rules(facts_of(referral, child), None).flag_codes
+    fields = score_from_row(
+        score,
+        model=model,
+        top=None,
+        flags_if_unscored=flags,
+        model_band=entry.model_band if entry is not None else None,
+    )
+    history = history_for_child(session, child_id=referral.child_id) if child else []
+    referral_ids = [item.row.referral_id for item in history if item.kind == "referral"]
+    decisions = decisions_for_referrals(session, referral_ids=referral_ids)
+    return {
+        "referral": referral_out(referral, child),
+        "score": fields,
+        "decisions": [
+            decision_out(d) for d in decisions_for_referral(session, referral_id=referral_id)
+        ],
+        "disputes": [
+            dispute_out(d) for d in disputes_for_referral(session, referral_id=referral_id)
+        ],
+        "timeline": timeline(
+            history, decisions, referral_id=referral_id, reasons=fields.get("reasons", [])
+        ),
+        "timeline_truncated": len(history) >= HISTORY_LIMIT,
+    }
+
+
+def decide(
+    session: Session, *, referral_id: str, decision: DecisionIn, actor: str
+) -> dict[str, Any]:
+    """Record the decision, close the referral and take it out of the queue (409 if decided)."""
+    score = latest_score(session, referral_id=referral_id)
+    try:
+        row = record_decision(
+            session,
+            referral_id=referral_id,
+            decision=str(decision.decision),
+            decided_at=utcnow(),
+            agreement=str(decision.agreement),
+            reason_codes=list(decision.reason_codes),
+            rationale=decision.rationale or None,
+            decided_by=actor,
+        )
+    except ReferralNotFound:
+        raise not_found("referral", referral_id) from None
+    except ReferralAlreadyDecided:
+        raise ApiError(
+            409,
+            "already_decided",
+            f"referral {referral_id!r} already has a decision; a manager can reopen it",
+        ) from None
+    remove_queue_entry(session, referral_id=referral_id)
+    band = score.band if score is not None else None
+    version = score.model_version if score is not None else None
+    append_audit_event(
+        session,
+        actor=actor,
+        action="referral.decided",
+        entity_type="referral",
+        entity_id=referral_id,
+        model_version=version,
+        payload={
+            "decision_id": row.id,
+            "decision": row.decision,
+            "agreement": row.agreement,
+            "reason_codes": list(row.reason_codes),
+            "band_at_decision": band,
+            "score_id": score.id if score is not None else None,
+        },
+    )
+    session.commit()
+    return {
+        **decision_out(row),
+        "band_at_decision": band,
+        "model_version_at_decision": version,
+    }
+
+
+def reopen(session: Session, *, referral_id: str, reason: str, actor: str) -> dict[str, Any]:
+    """Put a decided referral back in the queue where its latest score places it."""
+    try:
+        referral = reopen_referral(session, referral_id=referral_id)
+    except ReferralNotFound:
+        raise not_found("referral", referral_id) from None
+    except ReferralNotDecided:
+        raise ApiError(409, "not_decided", f"referral {referral_id!r} is already open") from None
+    child = get_child(session, child_id=referral.child_id)
+    assert child is not None
+    entry = enqueue(
+        session,
+        referral=referral,
+        child=child,
+        score=latest_score(session, referral_id=referral_id),
+    )
+    append_audit_event(
+        session,
+        actor=actor,
+        action="referral.reopened",
+        entity_type="referral",
+        entity_id=referral_id,
+        payload={"reason_chars": len(reason)},
+    )
+    session.commit()
+    return queue_item(entry, now=utcnow(), model=None)
+
+
+def dispute(
+    session: Session,
+    *,
+    referral_id: str,
+    record_id: str,
+    reason: str,
+    actor: str,
+    model: LoadedModel | None,
+) -> dict[str, Any]:
+    """Store a dispute of a record; with a model, rescore without it and keep both scores."""
+    referral = get_referral(session, referral_id=referral_id)
+    if referral is None:
+        raise not_found("referral", referral_id)
+    if not record_exists(session, record_id=record_id):
+        raise invalid([{"field": "record_id", "reason": "no referral or event has this id"}])
+    before = after = None
+    version = None
+    if model is not None:
+        child = get_child(session, child_id=referral.child_id)
+        assert child is not None
+        facts = facts_of(referral, child)
+        result = what_if(
+            session, model.scorer, referral_id=referral_id, disputed_record_ids=[record_id]
+        )
+        before = summary(
+            result.before, apply_safety_rules(facts, result.before.band), top=WHAT_IF_REASONS
+        )
+        after = summary(
+            result.after, apply_safety_rules(facts, result.after.band), top=WHAT_IF_REASONS
+        )
+        behind = record_id not in result.unknown_record_ids
+        before |= {"outcome_words": result.before.outcome_words, "record_behind_score": behind}
+        after |= {"outcome_words": result.after.outcome_words, "record_behind_score": behind}
+        version = result.before.model_version
+    row = add_dispute(
+        session,
+        referral_id=referral_id,
+        record_id=record_id,
+        reason=reason,
+        disputed_by=actor,
+        model_version=version,
+        before=before,
+        after=after,
+    )
+    append_audit_event(
+        session,
+        actor=actor,
+        action="referral.disputed",
+        entity_type="referral",
+        entity_id=referral_id,
+        model_version=version,
+        payload={
+            "dispute_id": row.id,
+            "record_id": record_id,
+            "probability_before": before["probability"] if before else None,
+            "probability_after": after["probability"] if after else None,
+            "band_before": before["band"] if before else None,
+            "band_after": after["band"] if after else None,
+        },
+    )
+    session.commit()
+    return dispute_out(row)

@@ -1,0 +1,108 @@
+"""The champion model the service scores with: loading, reloading, and what is known about it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from models.scorer import Scorer
+from triage.settings import Settings
+from triage.store.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A scorer with its model card and gate results (when the registry had them)."""
+
+    scorer: Scorer
+    card: dict[str, Any] | None = None
+    gates: dict[str, Any] | None = None
+    loaded_at: datetime = field(default_factory=utcnow)
+
+
+ScorerLoader = Callable[[], "Scorer | LoadedModel | None"]
+"""Returns the model to score with, or None when there is none; may raise."""
+
+
+def champion_loader(settings: Settings) -> ScorerLoader:
+    """A loader for ``models:/<name>@<alias>`` from the settings' MLflow tracking store."""
+
+    def load() -> LoadedModel | None:
+        uri = settings.mlflow_tracking_uri
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+            return None  # nothing trained yet; do not let MLflow create an empty store
+        from models.tracking import load_champion_scorer
+
+        scorer = load_champion_scorer(
+            tracking_uri=uri, model_name=settings.model_name, alias=settings.model_alias
+        )
+        card, gates = _champion_documents(settings)
+        return LoadedModel(scorer=scorer, card=card, gates=gates)
+
+    return load
+
+
+def _champion_documents(settings: Settings) -> tuple[dict | None, dict | None]:
+    """The champion run's model card and gates, best effort (None when unreachable)."""
+    try:
+        import mlflow
+        from mlflow import MlflowClient
+
+        version = MlflowClient().get_model_version_by_alias(
+            settings.model_name, settings.model_alias
+        )
+        run = f"runs:/{version.run_id}"
+        return (
+            mlflow.artifacts.load_dict(f"{run}/model_card.json"),
+            mlflow.artifacts.load_dict(f"{run}/gates.json"),
+        )
+    except Exception as exc:  # the card is documentation: its absence must not stop scoring
+        log.warning("model card unavailable: %s", type(exc).__name__)
+        return None, None
+
+
+class ModelHolder:
+    """The current model, swapped atomically on reload; readers never see a half-loaded one."""
+
+    def __init__(self, loader: ScorerLoader | None) -> None:
+        self._loader = loader
+        self._lock = threading.Lock()
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+        self.last_attempt: datetime | None = None
+
+    @property
+    def scorer(self) -> Scorer | None:
+        """The scorer to use now, or None."""
+        current = self.current
+        return current.scorer if current is not None else None
+
+    def load(self) -> bool:
+        """(Re)load the model; on failure keep the previous one and remember why."""
+        with self._lock:
+            self.last_attempt = utcnow()
+            if self._loader is None:
+                self.last_error = "no model loader is configured"
+                return False
+            try:
+                loaded = self._loader()
+            except Exception as exc:  # a missing registry or alias must not stop the service
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log.warning("model load failed: %s", self.last_error)
+                return False
+            if loaded is None:
+                self.last_error = "no champion model is registered"
+                return False
+            if isinstance(loaded, Scorer):
+                loaded = LoadedModel(scorer=loaded)
+            self.current = loaded
+            self.last_error = None
+            log.info("model loaded: %s", loaded.scorer.version)
+            return True

@@ -1,0 +1,182 @@
+"""Error shapes, exception handlers and the request body limit.
+
+Every error body is ``{"error": {"code", "message"}}``; a 422 adds
+``"errors": [{"field", "reason"}]`` with the field path as in ``triage.schema.error_fields``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorised",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error the service reports on purpose, with a stable code."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        errors: Sequence[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.errors = list(errors) if errors is not None else None
+
+
+def not_found(what: str, identifier: str) -> ApiError:
+    """A 404 naming what was looked for."""
+    return ApiError(404, "not_found", f"no {what} with id {identifier!r}")
+
+
+def invalid(errors: Sequence[dict[str, str]], message: str = "the request is invalid") -> ApiError:
+    """A 422 with field errors."""
+    return ApiError(422, "validation_error", message, errors)
+
+
+def error_body(
+    code: str, message: str, errors: Sequence[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """The JSON body of every error response."""
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if errors is not None:
+        body["errors"] = list(errors)
+    return body
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """``("body", "child", "sex")`` as ``child.sex``; query, path and header keep their prefix."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts) or "body"
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    return [{"field": field_path(err["loc"]), "reason": err["msg"]} for err in exc.errors()]
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """The request body passed the limit while it was being read."""
+
+    def __init__(self) -> None:
+        super().__init__(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error, expected or not, take the documented shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.errors), status_code=exc.status_code
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        body = error_body("validation_error", "the request is invalid", _validation_errors(exc))
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _CODES.get(exc.status_code, "error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Type and route only: exception messages can carry personal data from the request.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return JSONResponse(
+            error_body("internal_error", "the service failed; the error has been logged"),
+            status_code=500,
+        )
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413: by Content-Length, and while reading."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the declared length, then count the bytes actually received."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await self._refuse(send, 400, "bad_request", "Content-Length is not a number")
+                return
+            if int(declared) > self.max_bytes:
+                await self._refuse(send, 413, "body_too_large", BodyTooLarge().detail)
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            await self._refuse(send, 413, "body_too_large", str(exc.detail))
+
+    async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
+        response = JSONResponse(error_body(code, message), status_code=status)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,443 @@
+"""Intake of referrals and agency events: exactly once, idempotent, scored after commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.deps import ServiceState
+from api.errors import ApiError, invalid
+from api.schemas import EventsAccepted, ReferralAccepted
+from api.scoring import enqueue, try_score
+from api.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
+from triage.queue import apply_safety_rules, facts_for
+from triage.schema import AgencyEventIn, ReferralIn, error_fields
+from triage.store import (
+    ChildRow,
+    DuplicateEvent,
+    DuplicateReferral,
+    HouseholdRow,
+    IdempotencyKeyRow,
+    add_child,
+    add_event,
+    add_household,
+    add_referral,
+    append_audit_event,
+    claim_idempotency_key,
+    get_child,
+    get_idempotency_key,
+    get_queue_entry,
+    get_referral,
+    latest_score,
+    open_referrals_affected_by,
+    store_idempotent_response,
+)
+
+REFERRALS_SCOPE = "referrals"
+EVENTS_SCOPE = "events"
+MAX_EVENTS = 1000
+KEY_FIELD = "header.Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A status code and a JSON-ready body; ``replayed`` when it came from a stored key."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def request_hash(payload: Any) -> str:
+    """SHA-256 of the validated request, canonical (key order and spacing do not matter)."""
+    text = json.dumps(jsonable_encoder(payload), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def as_json(schema: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
+    """A reply body checked against its documented schema, as JSON-ready data."""
+    return schema.model_validate(body).model_dump(mode="json")
+
+
+def new_id(prefix: str) -> str:
+    """A fresh opaque id (fits ``triage.schema.Id``)."""
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def _replay(
+    session: Session, *, actor: str, scope: str, key: str | None, digest: str
+) -> IdempotencyKeyRow | None:
+    """The stored key with this digest, None if new; 422 if the key named another request."""
+    if key is None:
+        return None
+    stored = get_idempotency_key(session, actor=actor, scope=scope, key=key)
+    if stored is not None and stored.request_hash != digest:
+        raise invalid(
+            [{"field": KEY_FIELD, "reason": "this key was used with a different request body"}],
+            "Idempotency-Key reused with a different request",
+        )
+    return stored
+
+
+def _claim(
+    session: Session, *, actor: str, scope: str, key: str, digest: str, entity_id: str | None
+) -> IdempotencyKeyRow:
+    """Claim a key inside the caller's transaction; refuse one a concurrent request holds."""
+    row = claim_idempotency_key(
+        session, actor=actor, scope=scope, key=key, request_hash=digest, entity_id=entity_id
+    )
+    if row.entity_id != entity_id or row.request_hash != digest:
+        raise ApiError(
+            409, "conflict", "another request with this Idempotency-Key is in progress; retry"
+        )
+    return row
+
+
+def _remember(state: ServiceState, key_row: IdempotencyKeyRow | None, reply: Reply) -> None:
+    """Store the reply a key replays from now on."""
+    if key_row is None:
+        return
+    with state.sessions() as session:
+        store_idempotent_response(
+            session,
+            row=key_row,
+            status_code=reply.status_code,
+            response=reply.body,
+        )
+        session.commit()
+
+
+# --- referrals ------------------------------------------------------------------------------
+
+
+def referral_view(state: ServiceState, session: Session, referral_id: str) -> dict[str, Any]:
+    """The intake reply for a stored referral, from the store as it is now."""
+    referral = get_referral(session, referral_id=referral_id)
+    assert referral is not None
+    score = latest_score(session, referral_id=referral_id)
+    entry = get_queue_entry(session, referral_id=referral_id)
+    if score is None:
+        child = get_child(session, child_id=referral.child_id)
+        assert child is not None
+        flags = _facts_flags(referral, child)
+        return as_json(ReferralAccepted, accepted(referral, unscored(flags)))
+    fields = score_from_row(
+        score,
+        model=state.models.current,
+        top=INTAKE_REASONS,
+        model_band=entry.model_band if entry is not None else None,
+    )
+    return as_json(ReferralAccepted, accepted(referral, fields))
+
+
+def _facts_flags(referral: Any, child: ChildRow) -> list[str]:
+    facts = facts_for(
+        date_of_birth=child.date_of_birth,
+        received_at=referral.received_at,
+        injury_reported=referral.injury_reported,
+        injury_sites=referral.injury_sites,
+        concerns=referral.concerns,
+    )
+    return apply_safety_rules(facts, None).flag_codes
+
+
+def _ensure_household(session: Session, household_id: str, decile: int | None) -> None:
+    if session.get(HouseholdRow, household_id) is None:
+        add_household(
+            session,
+            household={
+                "household_id": household_id,
+                "deprivation_decile": decile,
+                "synthetic": False,
+            },
+        )
+
+
+def _ensure_child(session: Session, referral: ReferralIn) -> ChildRow:
+    """The referral's child: stored as sent the first time, kept as stored afterwards."""
+    child = referral.child
+    _ensure_household(session, child.household_id, child.deprivation_decile)
+    stored = get_child(session, child_id=child.child_id)
+    if stored is not None:
+        return stored
+    return add_child(
+        session,
+        child={
+            "child_id": child.child_id,
+            "household_id": child.household_id,
+            "given_name": child.given_name,
+            "family_name": child.family_name,
+            "date_of_birth": child.date_of_birth,
+            "sex": str(child.sex),
+            "ethnicity": str(child.ethnicity),
+            "disability": child.disability,
+            "deprivation_decile": child.deprivation_decile,
+            "synthetic": False,
+        },
+    )
+
+
+def receive_referral(
+    state: ServiceState, *, referral: ReferralIn, actor: str, idempotency_key: str | None
+) -> Reply:
+    """Store a referral and its audit event in one transaction, then score it."""
+    digest = request_hash(referral.model_dump(mode="json"))
+    model = state.models.current  # one model for the whole request, even across a reload
+    with state.sessions() as session:
+        stored_key = _replay(
+            session, actor=actor, scope=REFERRALS_SCOPE, key=idempotency_key, digest=digest
+        )
+        if stored_key is not None:
+            if stored_key.response is not None and stored_key.status_code is not None:
+                return Reply(stored_key.status_code, stored_key.response, replayed=True)
+            # Stored, but the process stopped before the reply was: rebuild it from the store.
+            assert stored_key.entity_id is not None
+            return Reply(201, referral_view(state, session, stored_key.entity_id), replayed=True)
+        child = _ensure_child(session, referral)
+        referral_id = new_id("R")
+        try:
+            row = add_referral(
+                session,
+                referral={
+                    "referral_id": referral_id,
+                    "source_system": referral.source_system,
+                    "source_referral_id": referral.source_referral_id,
+                    "child_id": referral.child.child_id,
+                    "household_id": referral.child.household_id,
+                    "received_at": referral.received_at,
+                    "referrer_type": str(referral.referrer.type),
+                    "referrer_relationship": _str_or_none(referral.referrer.relationship),
+                    "referrer_id": referral.referrer.referrer_id,
+                    "concerns": [str(c) for c in referral.concerns],
+                    "injury_reported": referral.injury.reported,
+                    "injury_sites": [str(s) for s in referral.injury.sites],
+                    "injury_photographed": referral.injury.photographed,
+                    "narrative": referral.narrative,
+                    "status": "open",
+                    "synthetic": False,
+                },
+            )
+        except DuplicateReferral as duplicate:
+            # A resend of a stored referral: return it as it is, never store it twice.
+            session.rollback()
+            with state.sessions() as again:
+                reply = Reply(200, referral_view(state, again, duplicate.referral_id))
+                key_row = None
+                if idempotency_key is not None:
+                    key_row = _claim(
+                        again,
+                        actor=actor,
+                        scope=REFERRALS_SCOPE,
+                        key=idempotency_key,
+                        digest=digest,
+                        entity_id=duplicate.referral_id,
+                    )
+                    store_idempotent_response(
+                        again, row=key_row, status_code=200, response=reply.body
+                    )
+                again.commit()
+            return reply
+        append_audit_event(
+            session,
+            actor=actor,
+            action="referral.received",
+            entity_type="referral",
+            entity_id=referral_id,
+            payload={
+                "source_system": referral.source_system,
+                "source_referral_id": referral.source_referral_id,
+                "child_id": referral.child.child_id,
+                "request_sha256": digest,
+            },
+        )
+        enqueue(session, referral=row, child=child, score=None)
+        key_row = None
+        if idempotency_key is not None:
+            key_row = _claim(
+                session,
+                actor=actor,
+                scope=REFERRALS_SCOPE,
+                key=idempotency_key,
+                digest=digest,
+                entity_id=referral_id,
+            )
+        session.commit()
+        flags = _facts_flags(row, child)
+    scored = None
+    if model is not None:
+        scored = try_score(
+            state.sessions, model, referral_id=referral_id, actor=actor, trigger="intake"
+        )
+    fields = (
+        score_from_scored(scored, top=INTAKE_REASONS) if scored is not None else unscored(flags)
+    )
+    reply = Reply(201, as_json(ReferralAccepted, accepted(row, fields)))
+    _remember(state, key_row, reply)
+    return reply
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- agency events --------------------------------------------------------------------------
+
+_EVENT = TypeAdapter(AgencyEventIn)
+
+
+def validate_events(payload: Any) -> tuple[list[AgencyEventIn], bool]:
+    """Validate one event or a list of up to ``MAX_EVENTS``; 422 names each bad item's index."""
+    batch = isinstance(payload, list)
+    items = payload if batch else [payload]
+    if batch and not items:
+        raise invalid([{"field": "body", "reason": "the list of events is empty"}])
+    if len(items) > MAX_EVENTS:
+        raise invalid(
+            [
+                {
+                    "field": "body",
+                    "reason": f"at most {MAX_EVENTS} events per request, not {len(items)}",
+                }
+            ]
+        )
+    events: list[AgencyEventIn] = []
+    errors: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(_EVENT.validate_python(item))
+        except ValidationError as exc:
+            for error in error_fields(exc):
+                field = error["field"]
+                if batch:
+                    field = f"{index}.{field}" if field else str(index)
+                errors.append({"field": field or "body", "reason": error["reason"]})
+    if errors:
+        raise invalid(errors)
+    return events, batch
+
+
+def receive_events(
+    state: ServiceState,
+    *,
+    events: list[AgencyEventIn],
+    batch: bool,
+    actor: str,
+    idempotency_key: str | None,
+) -> Reply:
+    """Store new events (known ones are reported as duplicates), then rescore affected referrals."""
+    digest = request_hash([event.model_dump(mode="json") for event in events])
+    model = state.models.current
+    path: Callable[[int, str], str] = (lambda i, f: f"{i}.{f}") if batch else (lambda i, f: f)
+    with state.sessions() as session:
+        stored_key = _replay(
+            session, actor=actor, scope=EVENTS_SCOPE, key=idempotency_key, digest=digest
+        )
+        if stored_key is not None and stored_key.response is not None:
+            return Reply(stored_key.status_code or 200, stored_key.response, replayed=True)
+        child_ids = sorted({e.child_id for e in events if e.child_id is not None})
+        known = set(
+            session.scalars(select(ChildRow.child_id).where(ChildRow.child_id.in_(child_ids)))
+        )
+        unknown = [
+            {
+                "field": path(i, "child_id"),
+                "reason": "no child with this id is known: send a referral about the child first, "
+                "or send the event for the household only",
+            }
+            for i, e in enumerate(events)
+            if e.child_id is not None and e.child_id not in known
+        ]
+        if unknown:
+            raise invalid(unknown, "events name children the service does not know")
+        for household_id in sorted({e.household_id for e in events if e.household_id}):
+            _ensure_household(session, household_id, None)
+        results = []
+        created = []
+        for index, event in enumerate(events):
+            try:
+                row = add_event(
+                    session,
+                    event={
+                        "event_id": new_id("E"),
+                        "source_system": event.source_system,
+                        "source_event_id": event.source_event_id,
+                        "child_id": event.child_id,
+                        "household_id": event.household_id,
+                        "occurred_at": event.occurred_at,
+                        "agency": str(event.agency),
+                        "kind": str(event.kind),
+                        "attributes": dict(event.attributes),
+                        "synthetic": False,
+                    },
+                )
+                created.append(row)
+                status, event_id = "created", row.event_id
+            except DuplicateEvent as duplicate:
+                status, event_id = "duplicate", duplicate.event_id
+            results.append(
+                {
+                    "index": index,
+                    "event_id": event_id,
+                    "source_system": event.source_system,
+                    "source_event_id": event.source_event_id,
+                    "status": status,
+                }
+            )
+        affected: list[str] = []
+        if created:
+            append_audit_event(
+                session,
+                actor=actor,
+                action="events.received",
+                entity_type="event",
+                payload={
+                    "event_ids": [row.event_id for row in created],
+                    "duplicates": len(results) - len(created),
+                    "request_sha256": digest,
+                },
+            )
+            # Only records before a referral count for it, so only later referrals can move.
+            affected = open_referrals_affected_by(
+                session,
+                child_ids=sorted({r.child_id for r in created if r.child_id}),
+                household_ids=sorted({r.household_id for r in created if r.household_id}),
+                received_after=min(r.occurred_at for r in created),
+            )
+        key_row = None
+        if idempotency_key is not None:
+            key_row = _claim(
+                session,
+                actor=actor,
+                scope=EVENTS_SCOPE,
+                key=idempotency_key,
+                digest=digest,
+                entity_id=None,
+            )
+        session.commit()
+    rescored, not_rescored = [], []
+    for referral_id in affected:
+        done = None
+        if model is not None:
+            done = try_score(
+                state.sessions, model, referral_id=referral_id, actor=actor, trigger="events"
+            )
+        (rescored if done is not None else not_rescored).append(referral_id)
+    body = {
+        "created": len(created),
+        "duplicates": len(results) - len(created),
+        "items": results,
+        "rescored": rescored,
+        "not_rescored": not_rescored,
+    }
+    reply = Reply(201 if created else 200, as_json(EventsAccepted, body))
+    _remember(state, key_row, reply)
+    return reply

@@ -1,0 +1,78 @@
+"""Agency events: one or a batch, idempotent, rescoring the referrals they affect."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header
+from fastapi.responses import JSONResponse
+
+from api.deps import ActorDep, StateDep, require_roles
+from api.intake import MAX_EVENTS, receive_events, validate_events
+from api.schemas import ErrorOut, EventsAccepted
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+EVENT_EXAMPLE = {
+    "source_system": "police-niche",
+    "source_event_id": "DA-2026-0091",
+    "agency": "police",
+    "kind": "domestic_abuse_incident",
+    "occurred_at": "2026-04-10T22:40:00Z",
+    "household_id": "H-311",
+    "attributes": {"risk_level": "medium"},
+}
+EVENT_BODY_SCHEMA = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/AgencyEventIn"},
+        {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/AgencyEventIn"},
+            "minItems": 1,
+            "maxItems": MAX_EVENTS,
+        },
+    ]
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=EventsAccepted,
+    responses={
+        200: {"model": EventsAccepted, "description": "Every event was already stored."},
+        413: {"model": ErrorOut, "description": "Body over 64 KiB."},
+        422: {"model": ErrorOut, "description": "Invalid events: fields are `<index>.<field>`."},
+    },
+    dependencies=[Depends(require_roles("referrer", "admin"))],
+    summary="Submit one agency event or a list of up to 1,000",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": EVENT_BODY_SCHEMA,
+                    "examples": {
+                        "one": {"summary": "One event", "value": EVENT_EXAMPLE},
+                        "batch": {"summary": "A batch", "value": [EVENT_EXAMPLE]},
+                    },
+                }
+            },
+        }
+    },
+)
+def post_events(
+    state: StateDep,
+    actor: ActorDep,
+    payload: Annotated[Any, Body()],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+) -> JSONResponse:
+    """Store every new event (all or none when any is invalid); rescore affected referrals."""
+    events, batch = validate_events(payload)
+    reply = receive_events(
+        state, events=events, batch=batch, actor=actor.name, idempotency_key=idempotency_key
+    )
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)

@@ -1,0 +1,66 @@
+"""The review queue."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from api import casework
+from api.deps import ModelDep, ReadSessionDep, require_roles
+from api.errors import invalid
+from api.schemas import ErrorOut, QueuePage
+from triage.queue import BANDS
+from triage.store import QueueFilter
+from triage.vocab import Concern
+
+router = APIRouter(prefix="/v1/queue", tags=["queue"])
+
+
+@router.get(
+    "",
+    response_model=QueuePage,
+    responses={422: {"model": ErrorOut, "description": "A bad filter or cursor."}},
+    dependencies=[Depends(require_roles("practitioner", "manager", "admin"))],
+    summary="Open referrals in review order",
+)
+def get_queue(
+    session: ReadSessionDep,
+    model: ModelDep,
+    band: Annotated[list[str] | None, Query(description=f"Any of: {', '.join(BANDS)}.")] = None,
+    concern: Annotated[list[Concern] | None, Query(description="Raises any of these.")] = None,
+    min_age_months: Annotated[int | None, Query(ge=0, le=300)] = None,
+    max_age_months: Annotated[int | None, Query(ge=0, le=300)] = None,
+    waiting_hours: Annotated[
+        float | None, Query(ge=0, le=24 * 365 * 10, description="Waiting at least this long.")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Safety flags first, then unscored, then band, probability and waiting time."""
+    bands = tuple(band or ())
+    unknown = [b for b in bands if b not in BANDS]
+    if unknown:
+        raise invalid(
+            [{"field": "query.band", "reason": f"unknown band(s) {unknown}; use {list(BANDS)}"}]
+        )
+    if (
+        min_age_months is not None
+        and max_age_months is not None
+        and min_age_months > max_age_months
+    ):
+        raise invalid([{"field": "query.min_age_months", "reason": "greater than max_age_months"}])
+    filters = QueueFilter(
+        bands=bands,
+        concerns=tuple(str(c) for c in concern or ()),
+        min_age_months=min_age_months,
+        max_age_months=max_age_months,
+    )
+    return casework.read_queue(
+        session,
+        model=model,
+        filters=filters,
+        waiting_hours=waiting_hours,
+        cursor=cursor,
+        limit=limit,
+    )

@@ -1,0 +1,176 @@
+"""Referral intake, the referral view, decisions, reopening and disputes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path
+from fastapi.responses import JSONResponse
+
+from api import casework
+from api.deps import (
+    ActorDep,
+    ModelDep,
+    ReadSessionDep,
+    SessionDep,
+    StateDep,
+    require_roles,
+)
+from api.intake import receive_referral
+from api.schemas import (
+    DecisionRecorded,
+    DisputeIn,
+    DisputeOut,
+    ErrorOut,
+    QueueItem,
+    ReferralAccepted,
+    ReferralDetail,
+    ReopenIn,
+)
+from triage.schema import REFERRAL_EXAMPLE, DecisionIn, Id, ReferralIn
+
+router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Any unique string per request; a retry with the same key and body replays "
+        "the first reply, the same key with another body gets 422.",
+    ),
+]
+ReferralId = Annotated[Id, Path(description="The id the service gave the referral.")]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such referral."},
+    422: {"model": ErrorOut, "description": "Invalid input: each bad field and why."},
+}
+
+DECISION_EXAMPLES = {
+    "agree": {
+        "summary": "Agrees with the band",
+        "value": {"decision": "assessment", "agreement": "agree", "reason_codes": ["injury"]},
+    },
+    "disagree": {
+        "summary": "Disagrees: a rationale is required",
+        "value": {
+            "decision": "strategy_discussion",
+            "agreement": "should_be_higher",
+            "reason_codes": ["relative_concern_repeated"],
+            "rationale": "Third report from the same relative in two months.",
+        },
+    },
+}
+
+
+def _reply(status_code: int, body: dict[str, Any], replayed: bool) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ReferralAccepted,
+    responses={
+        200: {"model": ReferralAccepted, "description": "Already stored (same business key)."},
+        413: {"model": ErrorOut, "description": "Body over 64 KiB."},
+        409: {"model": ErrorOut, "description": "A concurrent request holds this key."},
+        422: ERRORS[422],
+    },
+    dependencies=[Depends(require_roles("referrer", "admin"))],
+    summary="Submit a referral",
+)
+def post_referral(
+    state: StateDep,
+    actor: ActorDep,
+    referral: Annotated[
+        ReferralIn,
+        Body(
+            openapi_examples={"police": {"summary": "A police referral", "value": REFERRAL_EXAMPLE}}
+        ),
+    ],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Store the referral exactly once, then score it; 201 new, 200 already stored."""
+    reply = receive_referral(
+        state, referral=referral, actor=actor.name, idempotency_key=idempotency_key
+    )
+    return _reply(reply.status_code, reply.body, reply.replayed)
+
+
+@router.get(
+    "/{referral_id}",
+    response_model=ReferralDetail,
+    responses={404: ERRORS[404]},
+    dependencies=[Depends(require_roles("practitioner", "manager", "admin"))],
+    summary="A referral, its score and reasons, and the child's history",
+)
+def get_referral_detail(
+    referral_id: ReferralId, session: ReadSessionDep, model: ModelDep
+) -> dict[str, Any]:
+    """The referral, its latest score with every reason, and the child's timeline."""
+    return casework.referral_detail(session, referral_id=referral_id, model=model)
+
+
+@router.post(
+    "/{referral_id}/decisions",
+    status_code=201,
+    response_model=DecisionRecorded,
+    responses={
+        **ERRORS,
+        409: {"model": ErrorOut, "description": "The referral already has a decision."},
+    },
+    dependencies=[Depends(require_roles("practitioner", "manager", "admin"))],
+    summary="Record the front-door decision (closes the referral)",
+)
+def post_decision(
+    referral_id: ReferralId,
+    decision: Annotated[DecisionIn, Body(openapi_examples=DECISION_EXAMPLES)],
+    session: SessionDep,
+    actor: ActorDep,
+) -> dict[str, Any]:
+    """Record a practitioner's decision; a second one gets 409 until a manager reopens."""
+    return casework.decide(session, referral_id=referral_id, decision=decision, actor=actor.name)
+
+
+@router.post(
+    "/{referral_id}/reopen",
+    response_model=QueueItem,
+    responses={**ERRORS, 409: {"model": ErrorOut, "description": "The referral is open."}},
+    dependencies=[Depends(require_roles("manager", "admin"))],
+    summary="Reopen a decided referral (managers)",
+)
+def post_reopen(
+    referral_id: ReferralId, body: ReopenIn, session: SessionDep, actor: ActorDep
+) -> dict[str, Any]:
+    """Put a decided referral back in the queue; its decisions stay on record."""
+    return casework.reopen(session, referral_id=referral_id, reason=body.reason, actor=actor.name)
+
+
+@router.post(
+    "/{referral_id}/disputes",
+    status_code=201,
+    response_model=DisputeOut,
+    responses=ERRORS,
+    dependencies=[Depends(require_roles("practitioner", "manager", "admin"))],
+    summary="Dispute a record behind the score and see the what-if",
+)
+def post_dispute(
+    referral_id: ReferralId,
+    body: DisputeIn,
+    session: SessionDep,
+    actor: ActorDep,
+    model: ModelDep,
+) -> dict[str, Any]:
+    """Store the dispute and, with a model, the score before and after leaving the record out."""
+    return casework.dispute(
+        session,
+        referral_id=referral_id,
+        record_id=body.record_id,
+        reason=body.reason,
+        actor=actor.name,
+        model=model,
+    )

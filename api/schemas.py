@@ -1,0 +1,299 @@
+"""Response bodies (and the few request bodies ``triage.schema`` does not already define)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from triage.schema import Id
+
+Status = Literal["scored", "unscored"]
+FreeText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class ErrorDetail(BaseModel):
+    """A stable error code and a sentence."""
+
+    code: str
+    message: str
+
+
+class FieldError(BaseModel):
+    """One invalid field: its dotted path (list items by index) and why."""
+
+    field: str
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    """Every error response."""
+
+    error: ErrorDetail
+    errors: list[FieldError] | None = None
+
+
+class ReasonOut(BaseModel):
+    """One signal's pull on the score, in words, with the records behind it."""
+
+    signal: str
+    value: float | None
+    contribution: float
+    direction: str
+    sentence: str
+    record_ids: list[str]
+
+
+class FlagOut(BaseModel):
+    """A safety rule that fired, in words."""
+
+    code: str
+    words: str
+
+
+class ScoreFields(BaseModel):
+    """A score as people see it: band, probability with range, what is predicted, reasons."""
+
+    status: Status
+    band: str | None = None
+    model_band: str | None = Field(
+        default=None, description="The model's own band, before any safety rule raised it."
+    )
+    probability: float | None = None
+    probability_low: float | None = None
+    probability_high: float | None = None
+    model_version: str | None = None
+    outcome_words: str | None = Field(default=None, description="What the probability is of.")
+    scored_at: datetime | None = None
+    flags: list[FlagOut] = Field(default_factory=list)
+    reasons: list[ReasonOut] = Field(default_factory=list)
+
+
+class ReferralAccepted(ScoreFields):
+    """The reply to an intake: the referral's id, its score (or unscored), top 5 reasons."""
+
+    referral_id: str
+    source_system: str
+    source_referral_id: str
+    received_at: datetime
+    due_by: datetime
+
+
+class QueueItem(ScoreFields):
+    """An open referral in the queue, with its top 3 reasons."""
+
+    referral_id: str
+    child_id: str
+    received_at: datetime
+    due_by: datetime
+    overdue: bool
+    waiting_hours: float
+    age_months: int
+    concerns: list[str]
+
+
+class QueuePage(BaseModel):
+    """One page of the queue, in order; pass ``next_cursor`` back for the next."""
+
+    items: list[QueueItem]
+    next_cursor: str | None
+    outcome_words: str | None = Field(description="What the current model's probabilities are of.")
+    generated_at: datetime
+
+
+class ChildOut(BaseModel):
+    """The child a referral is about."""
+
+    child_id: str
+    household_id: str
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    sex: str
+    ethnicity: str
+    disability: bool
+    deprivation_decile: int | None
+
+
+class ReferralOut(BaseModel):
+    """A stored referral."""
+
+    referral_id: str
+    source_system: str
+    source_referral_id: str
+    status: Literal["open", "decided"]
+    received_at: datetime
+    due_by: datetime
+    child: ChildOut | None
+    referrer: dict[str, str | None]
+    concerns: list[str]
+    injury: dict[str, Any]
+    narrative: str
+    synthetic: bool
+
+
+class DecisionOut(BaseModel):
+    """A recorded decision."""
+
+    decision_id: int
+    referral_id: str
+    decision: str
+    agreement: str | None
+    reason_codes: list[str]
+    rationale: str | None
+    decided_at: datetime
+    decided_by: str | None
+
+
+class DecisionRecorded(DecisionOut):
+    """The reply to a decision: what was recorded and the score it was made against."""
+
+    band_at_decision: str | None
+    model_version_at_decision: str | None
+
+
+class ScoreSummary(BaseModel):
+    """A score in a what-if: probability, range, band, top reasons."""
+
+    probability: float
+    probability_low: float
+    probability_high: float
+    band: str
+    model_band: str
+    reasons: list[ReasonOut]
+
+
+class WhatIfOut(BaseModel):
+    """The referral scored as stored and again without the disputed record."""
+
+    model_version: str
+    outcome_words: str
+    before: ScoreSummary
+    after: ScoreSummary
+    probability_change: float
+    band_changed: bool
+    record_behind_score: bool = Field(
+        description="False when no signal used the disputed record, so leaving it out changes "
+        "nothing."
+    )
+
+
+class DisputeIn(BaseModel):
+    """A practitioner disputes one record behind a score (e.g. wrongly linked to the family)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [{"record_id": "E-19", "reason": "This incident is about another family."}]
+        },
+    )
+
+    record_id: Id
+    reason: FreeText
+
+
+class DisputeOut(BaseModel):
+    """A stored dispute and its what-if (None when no model was loaded)."""
+
+    dispute_id: int
+    referral_id: str
+    record_id: str
+    reason: str
+    disputed_by: str
+    disputed_at: datetime
+    what_if: WhatIfOut | None
+    note: str | None = None
+
+
+class ReopenIn(BaseModel):
+    """Why a decided referral goes back in the queue."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"reason": "New information from the school."}]},
+    )
+
+    reason: FreeText
+
+
+class TimelineItem(BaseModel):
+    """One record in the child's history across agencies."""
+
+    record_id: str
+    kind: Literal["referral", "event", "decision"]
+    at: datetime
+    agency: str | None = None
+    event_kind: str | None = None
+    referrer_type: str | None = None
+    concerns: list[str] | None = None
+    injury_reported: bool | None = None
+    decision: str | None = None
+    this_referral: bool = False
+    signals: list[str] = Field(
+        default_factory=list, description="Signals of the current score that used this record."
+    )
+
+
+class ReferralDetail(BaseModel):
+    """A referral with its latest score (every reason), decisions, disputes and timeline."""
+
+    referral: ReferralOut
+    score: ScoreFields
+    decisions: list[DecisionOut]
+    disputes: list[DisputeOut]
+    timeline: list[TimelineItem]
+    timeline_truncated: bool
+
+
+class EventResult(BaseModel):
+    """What happened to one event of a batch."""
+
+    index: int
+    event_id: str
+    source_system: str
+    source_event_id: str
+    status: Literal["created", "duplicate"]
+
+
+class EventsAccepted(BaseModel):
+    """The reply to an events post: per item, and the referrals rescored."""
+
+    created: int
+    duplicates: int
+    items: list[EventResult]
+    rescored: list[str]
+    not_rescored: list[str] = Field(
+        default_factory=list, description="Affected referrals left as they were (no model)."
+    )
+
+
+class ModelInfo(BaseModel):
+    """The champion model, or why there is none."""
+
+    status: Literal["loaded", "no_model"]
+    version: str | None = None
+    family: str | None = None
+    outcome: str | None = None
+    outcome_words: str | None = None
+    catalogue_version: str | None = None
+    signals: list[str] = Field(default_factory=list)
+    bands: dict[str, Any] | None = None
+    safety_rules: list[dict[str, Any]]
+    card: dict[str, Any] | None = None
+    gates: dict[str, Any] | None = None
+    loaded_at: datetime | None = None
+    last_error: str | None = None
+
+
+class ReloadOut(BaseModel):
+    """The reply to a reload: the model now in use, and the backlog scored with it."""
+
+    reloaded: bool
+    model: ModelInfo
+    queued: int
+    scored: int
+    failed: int
+    remaining: int

@@ -1,0 +1,253 @@
+"""Scoring stored referrals: explain, apply the safety rules, store, audit, and requeue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.champion import LoadedModel
+from explain.referral import ExplainedScore, explain_referral
+from models.scorer import Scorer
+from triage.queue import (
+    ReferralFacts,
+    SafetyOutcome,
+    apply_safety_rules,
+    facts_for,
+    queue_sort_key,
+    queue_tier,
+)
+from triage.store import (
+    ChildRow,
+    QueueEntryRow,
+    ReferralRow,
+    ScoreRow,
+    add_score,
+    append_audit_event,
+    get_child,
+    get_referral,
+    latest_score,
+    open_referrals_missing_from_queue,
+    put_queue_entry,
+    queue_entries_to_score,
+)
+
+log = logging.getLogger(__name__)
+
+QUEUE_REASONS = 3
+"""Reasons kept on a queue entry (the queue shows the top 3)."""
+
+
+def facts_of(referral: ReferralRow, child: ChildRow) -> ReferralFacts:
+    """What the safety rules see of a stored referral."""
+    return facts_for(
+        date_of_birth=child.date_of_birth,
+        received_at=referral.received_at,
+        injury_reported=referral.injury_reported,
+        injury_sites=referral.injury_sites,
+        concerns=referral.concerns,
+    )
+
+
+def enqueue(
+    session: Session,
+    *,
+    referral: ReferralRow,
+    child: ChildRow,
+    score: ScoreRow | None,
+    model_band: str | None = None,
+) -> QueueEntryRow:
+    """Put an open referral in the queue, or move it to where its latest score puts it."""
+    facts = facts_of(referral, child)
+    if score is None:
+        flags = apply_safety_rules(facts, None).flag_codes  # rules need no model
+        band = probability = low = high = version = score_id = None
+        reasons: list[Any] = []
+    else:
+        flags, band, probability = list(score.flags), score.band, score.probability
+        low, high, version, score_id = (
+            score.probability_low,
+            score.probability_high,
+            score.model_version,
+            score.id,
+        )
+        reasons = list(score.reasons[:QUEUE_REASONS])
+    tier = queue_tier(flagged=bool(flags), band=band)
+    _, sort_probability, _, _ = queue_sort_key(
+        tier=tier,
+        probability=probability,
+        received_at=referral.received_at,
+        referral_id=referral.referral_id,
+    )
+    return put_queue_entry(
+        session,
+        entry={
+            "referral_id": referral.referral_id,
+            "child_id": referral.child_id,
+            "received_at": referral.received_at,
+            "age_months": facts.age_months,
+            "concerns": list(referral.concerns),
+            "concerns_key": ";" + ";".join(sorted(referral.concerns)) + ";",
+            "flags": flags,
+            "tier": tier,
+            "sort_probability": sort_probability,
+            "band": band,
+            "model_band": model_band if score is not None else None,
+            "probability": probability,
+            "probability_low": low,
+            "probability_high": high,
+            "model_version": version,
+            "score_id": score_id,
+            "reasons": reasons,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A stored score with the explanation and safety outcome behind it."""
+
+    score: ScoreRow
+    explained: ExplainedScore
+    safety: SafetyOutcome
+
+
+def score_referral(
+    session: Session, scorer: Scorer, *, referral_id: str, actor: str, trigger: str
+) -> Scored:
+    """Score a stored referral, store the score with every reason, audit it, requeue it."""
+    referral = get_referral(session, referral_id=referral_id)
+    if referral is None:
+        raise LookupError(referral_id)
+    child = get_child(session, child_id=referral.child_id)
+    assert child is not None  # a foreign key
+    explained = explain_referral(session, scorer, referral_id=referral_id)
+    safety = apply_safety_rules(facts_of(referral, child), explained.band)
+    assert safety.band is not None
+    score = add_score(
+        session,
+        referral_id=referral_id,
+        model_version=explained.model_version,
+        probability=explained.probability,
+        probability_low=explained.probability_low,
+        probability_high=explained.probability_high,
+        band=safety.band,
+        flags=safety.flag_codes,
+        reasons=[reason.as_dict() for reason in explained.reasons],
+    )
+    append_audit_event(
+        session,
+        actor=actor,
+        action="referral.scored",
+        entity_type="referral",
+        entity_id=referral_id,
+        model_version=explained.model_version,
+        payload={
+            "score_id": score.id,
+            "trigger": trigger,
+            "probability": explained.probability,
+            "band": safety.band,
+            "model_band": safety.model_band,
+            "flags": safety.flag_codes,
+            "history_truncated": explained.history_truncated,
+        },
+    )
+    if referral.status == "open":
+        enqueue(session, referral=referral, child=child, score=score, model_band=safety.model_band)
+    return Scored(score=score, explained=explained, safety=safety)
+
+
+def try_score(
+    sessions: sessionmaker[Session],
+    model: LoadedModel,
+    *,
+    referral_id: str,
+    actor: str,
+    trigger: str,
+) -> Scored | None:
+    """Score in a transaction of its own; on any failure log it (no personal data), return None."""
+    with sessions() as session:
+        try:
+            scored = score_referral(
+                session, model.scorer, referral_id=referral_id, actor=actor, trigger=trigger
+            )
+            session.commit()
+            return scored
+        except Exception as exc:
+            session.rollback()
+            # The type only: a message could quote the referral's content.
+            log.error("scoring referral %s failed: %s", referral_id, type(exc).__name__)
+            return None
+
+
+def sync_queue(session: Session, *, batch: int = 1000) -> int:
+    """Queue every open referral that has no entry (e.g. loaded from an extract); return count."""
+    added = 0
+    while True:
+        referrals = open_referrals_missing_from_queue(session, limit=batch)
+        if not referrals:
+            return added
+        child_ids = {r.child_id for r in referrals}
+        children = {
+            c.child_id: c
+            for c in session.scalars(select(ChildRow).where(ChildRow.child_id.in_(child_ids)))
+        }
+        for referral in referrals:
+            score = latest_score(session, referral_id=referral.referral_id)
+            enqueue(session, referral=referral, child=children[referral.child_id], score=score)
+        added += len(referrals)
+        session.flush()
+
+
+@dataclass(frozen=True)
+class BacklogResult:
+    """How a backlog run went."""
+
+    scored: int
+    failed: int
+    remaining: int
+
+
+def score_backlog(
+    sessions: sessionmaker[Session],
+    model: LoadedModel,
+    *,
+    actor: str,
+    limit: int | None = None,
+    stop: threading.Event | None = None,
+    batch: int = 200,
+) -> BacklogResult:
+    """Score queued referrals that are unscored or scored by another model version."""
+    version = model.scorer.version
+    scored = 0
+    failed: set[str] = set()
+    while limit is None or scored + len(failed) < limit:
+        if stop is not None and stop.is_set():
+            break
+        with sessions() as session:
+            ids = [
+                i
+                for i in queue_entries_to_score(
+                    session, model_version=version, limit=batch + len(failed)
+                )
+                if i not in failed
+            ]
+        if not ids:
+            break
+        for referral_id in ids[: batch if limit is None else limit - scored - len(failed)]:
+            if stop is not None and stop.is_set():
+                break
+            done = try_score(
+                sessions, model, referral_id=referral_id, actor=actor, trigger="model_loaded"
+            )
+            if done is None:
+                failed.add(referral_id)
+            else:
+                scored += 1
+    with sessions() as session:
+        remaining = len(queue_entries_to_score(session, model_version=version, limit=100_000))
+    return BacklogResult(scored=scored, failed=len(failed), remaining=remaining)

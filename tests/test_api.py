@@ -1,0 +1,498 @@
+"""The service API end to end on SQLite: intake, events, queue, decisions, disputes, model."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from api.app import create_app
+from features.catalogue import CATALOGUE_VERSION
+from models.bands import Bands
+from models.dataset import OUTCOMES, load_training_data
+from models.families import Scorecard, sigmoid
+from models.scorer import Scorer
+from models.splits import TRAIN, VALIDATION
+from triage.queue import BANDS
+from triage.schema import REFERRAL_EXAMPLE
+from triage.settings import Settings
+from triage.store import (
+    AuditEventRow,
+    DisputeRow,
+    EventRow,
+    ReferralRow,
+    ScoreRow,
+    make_engine,
+)
+from triage.store.migrate import upgrade
+from triage.synth import WorldParams, generate_world
+from triage.synth.extract import write_extract
+
+T0 = datetime(2026, 4, 13, 9, 0, tzinfo=UTC)  # a Monday
+_serial = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
+    """A scorecard fitted on a small synthetic world, as test_models fits one (seconds)."""
+    directory = tmp_path_factory.mktemp("world")
+    write_extract(generate_world(WorldParams(n_referrals=3_000, seed=11)), directory)
+    data = load_training_data(directory)
+    X = {p: data.features.loc[data.part(p)].to_numpy(dtype=float) for p in (TRAIN, VALIDATION)}
+    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=int) for p in (TRAIN, VALIDATION)}
+    signals = tuple(data.features.columns)
+    model = Scorecard.for_signals(signals).fit(
+        X[TRAIN],
+        y[TRAIN],
+        X[VALIDATION],
+        y[VALIDATION],
+        groups=data.household_id.loc[data.part(TRAIN)].to_numpy(),
+        n_boot=2,
+    )
+    return Scorer(
+        model=model,
+        bands=Bands.from_scores(sigmoid(model.log_odds(X[VALIDATION]))),
+        signals=signals,
+        outcome="significant_harm_12m",
+        outcome_words=OUTCOMES["significant_harm_12m"],
+        catalogue_version=CATALOGUE_VERSION,
+        data_fingerprint=data.fingerprint,
+        version="test-model/1",
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings on a fresh, migrated SQLite database."""
+    url = f"sqlite:///{tmp_path / 'triage.db'}"
+    upgrade(url)
+    return Settings(
+        var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
+    )
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Engine]:
+    """An engine for checking what the service stored."""
+    engine = make_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+class Switch:
+    """A scorer loader the test turns on and off."""
+
+    def __init__(self, scorer: Scorer | None) -> None:
+        self.scorer = scorer
+
+    def __call__(self) -> Scorer | None:
+        return self.scorer
+
+
+ClientFactory = Callable[[Any], TestClient]
+
+
+@pytest.fixture
+def make_client(settings: Settings) -> Iterator[ClientFactory]:
+    """``make_client(loader)`` starts the app (lifespan included) with that loader."""
+    clients: list[TestClient] = []
+
+    def make(loader: Any) -> TestClient:
+        app = create_app(settings, scorer_loader=loader, score_backlog_on_start=False)
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: ClientFactory, scorer: Scorer) -> TestClient:
+    """A client on an app with the test model loaded."""
+    return make_client(Switch(scorer))
+
+
+def referral(
+    *,
+    child_id: str = "C-1042",
+    household_id: str = "H-311",
+    received_at: datetime = T0,
+    born: date = date(2014, 6, 1),
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A valid referral body with a fresh business key."""
+    body = copy.deepcopy(REFERRAL_EXAMPLE)
+    body["source_referral_id"] = f"T-{next(_serial)}"
+    body["received_at"] = received_at.isoformat()
+    body["child"] |= {
+        "child_id": child_id,
+        "household_id": household_id,
+        "date_of_birth": born.isoformat(),
+    }
+    body.update(overrides)
+    return body
+
+
+def count(db: Engine, table: type, *where: Any) -> int:
+    with db.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table).where(*where)).scalar()
+
+
+def audit_actions(db: Engine, entity_id: str) -> list[str]:
+    with db.connect() as connection:
+        query = select(AuditEventRow.action).where(AuditEventRow.entity_id == entity_id)
+        return list(connection.scalars(query.order_by(AuditEventRow.id)))
+
+
+# --- intake ---------------------------------------------------------------------------------
+
+
+def test_intake_stores_once_scores_and_audits(client: TestClient, db: Engine) -> None:
+    body = referral()
+    response = client.post("/v1/referrals", json=body)
+    assert response.status_code == 201, response.text
+    got = response.json()
+    assert got["status"] == "scored" and got["band"] in BANDS
+    assert got["probability_low"] <= got["probability"] <= got["probability_high"]
+    assert got["model_version"] == "test-model/1"
+    assert got["outcome_words"] == OUTCOMES["significant_harm_12m"]
+    assert len(got["reasons"]) == 5
+    assert {"signal", "sentence", "direction", "record_ids"} <= set(got["reasons"][0])
+    assert got["due_by"] == "2026-04-14T09:00:00Z"
+    key = (ReferralRow.source_system == body["source_system"],
+           ReferralRow.source_referral_id == body["source_referral_id"])  # fmt: skip
+    assert count(db, ReferralRow, *key) == 1
+    assert count(db, ScoreRow, ScoreRow.referral_id == got["referral_id"]) == 1
+    assert audit_actions(db, got["referral_id"]) == ["referral.received", "referral.scored"]
+
+
+def test_validation_errors_name_each_field_and_store_nothing(
+    client: TestClient, db: Engine
+) -> None:
+    body = referral()
+    body["child"]["sex"] = "dragon"
+    body["concerns"] = []
+    body["injury"] = {"reported": False, "sites": ["limbs"]}
+    body["surprise"] = 1
+    response = client.post("/v1/referrals", json=body)
+    assert response.status_code == 422
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert fields == {"child.sex", "concerns", "injury.sites", "surprise"}
+    assert response.json()["error"]["code"] == "validation_error"
+    assert count(db, ReferralRow) == 0
+    broken = client.post(
+        "/v1/referrals", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert broken.status_code == 422 and broken.json()["errors"]
+
+
+def test_bodies_over_64_kib_get_413_by_length_and_by_bytes(client: TestClient) -> None:
+    big = referral(narrative="x" * 70_000)
+    assert client.post("/v1/referrals", json=big).status_code == 413
+    chunks = (b"[" + b" " * 10_000 for _ in range(10))  # streamed: no Content-Length
+    response = client.post(
+        "/v1/events", content=chunks, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+
+
+def test_idempotency_key_replays_and_refuses_another_body(client: TestClient, db: Engine) -> None:
+    body = referral()
+    headers = {"Idempotency-Key": "retry-7"}
+    first = client.post("/v1/referrals", json=body, headers=headers)
+    again = client.post("/v1/referrals", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert count(db, ReferralRow) == 1
+    other = client.post("/v1/referrals", json=referral(), headers=headers)
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "header.Idempotency-Key"
+    assert count(db, ReferralRow) == 1
+
+
+def test_business_key_resend_returns_the_stored_referral(client: TestClient, db: Engine) -> None:
+    body = referral()
+    first = client.post("/v1/referrals", json=body)
+    resend = client.post("/v1/referrals", json=body | {"narrative": "sent twice"})
+    assert (first.status_code, resend.status_code) == (201, 200)
+    assert resend.json()["referral_id"] == first.json()["referral_id"]
+    assert resend.json()["probability"] == first.json()["probability"]
+    assert count(db, ReferralRow) == 1
+
+
+def test_unscored_without_a_model_then_scored_on_reload(
+    make_client: ClientFactory, scorer: Scorer, db: Engine
+) -> None:
+    switch = Switch(None)
+    client = make_client(switch)
+    assert client.get("/v1/model").json()["status"] == "no_model"
+    created = client.post("/v1/referrals", json=referral())
+    assert created.status_code == 201
+    assert created.json()["status"] == "unscored" and created.json()["band"] is None
+    referral_id = created.json()["referral_id"]
+    assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 0
+    queue = client.get("/v1/queue").json()["items"]
+    assert [(i["referral_id"], i["status"]) for i in queue] == [(referral_id, "unscored")]
+
+    switch.scorer = scorer
+    reloaded = client.post("/v1/admin/reload-model").json()
+    assert reloaded["reloaded"] and reloaded["scored"] == 1 and reloaded["remaining"] == 0
+    assert reloaded["model"]["version"] == "test-model/1"
+    detail = client.get(f"/v1/referrals/{referral_id}").json()
+    assert detail["score"]["status"] == "scored"
+    assert len(detail["score"]["reasons"]) == len(scorer.signals)
+
+
+class BrokenScorer(Scorer):
+    def score_matrix(self, X: Any, *, with_range: bool = True) -> Any:
+        raise RuntimeError("model exploded")
+
+
+def test_a_scoring_failure_still_stores_the_referral_unscored(
+    make_client: ClientFactory, scorer: Scorer, db: Engine
+) -> None:
+    broken = copy.copy(scorer)
+    broken.__class__ = BrokenScorer
+    client = make_client(Switch(broken))
+    response = client.post("/v1/referrals", json=referral())
+    assert response.status_code == 201 and response.json()["status"] == "unscored"
+    assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 0
+
+
+def test_an_injured_non_mobile_infant_is_reviewed_first_with_or_without_a_model(
+    make_client: ClientFactory, scorer: Scorer
+) -> None:
+    baby = {"born": (T0 - timedelta(days=90)).date(), "child_id": "C-baby"}
+    scored = make_client(Switch(scorer)).post("/v1/referrals", json=referral(**baby)).json()
+    assert scored["band"] == "Review first"
+    assert [f["code"] for f in scored["flags"]] == ["non_mobile_infant_injury"]
+    assert "baby under six months" in scored["flags"][0]["words"]
+    assert scored["model_band"] in BANDS
+
+
+def test_no_model_still_flags_an_injured_infant_at_the_top(make_client: ClientFactory) -> None:
+    client = make_client(Switch(None))
+    client.post("/v1/referrals", json=referral(child_id="C-old"))
+    baby = referral(child_id="C-baby", born=(T0 - timedelta(days=60)).date())
+    flagged = client.post("/v1/referrals", json=baby).json()
+    assert flagged["status"] == "unscored" and flagged["flags"][0]["code"]
+    first = client.get("/v1/queue").json()["items"][0]
+    assert first["referral_id"] == flagged["referral_id"]
+
+
+# --- queue ----------------------------------------------------------------------------------
+
+
+def test_queue_orders_filters_and_pages(make_client: ClientFactory, scorer: Scorer) -> None:
+    switch = Switch(None)
+    client = make_client(switch)
+    now = datetime.now(UTC).replace(microsecond=0)
+    unscored_ids = [
+        client.post("/v1/referrals", json=referral(child_id=f"C-u{i}", received_at=T0)).json()[
+            "referral_id"
+        ]
+        for i in range(2)
+    ]
+    switch.scorer = scorer
+    client.post("/v1/admin/reload-model")  # scores those two...
+    switch.scorer = None
+    client.post("/v1/admin/reload-model")  # ...and a failed reload keeps the model
+    concerns = [["neglect"], ["physical_abuse"], ["neglect", "domestic_abuse"], ["missing"]]
+    for i, concern in enumerate(concerns):
+        body = referral(
+            child_id=f"C-s{i}",
+            received_at=T0 + timedelta(hours=i) if i < 3 else now - timedelta(minutes=5),
+            born=date(2012 + i, 1, 1),
+            concerns=concern,
+            injury={"reported": False},
+        )
+        assert client.post("/v1/referrals", json=body).status_code == 201
+    baby = referral(child_id="C-baby", born=(T0 - timedelta(days=30)).date())
+    flagged_id = client.post("/v1/referrals", json=baby).json()["referral_id"]
+
+    items = client.get("/v1/queue", params={"limit": 200}).json()["items"]
+    assert len(items) == 7
+    assert items[0]["referral_id"] == flagged_id
+    rank = {band: i for i, band in enumerate(BANDS)}
+    keys = [
+        (not i["flags"], i["status"] == "scored", rank[i["band"]], -i["probability"],
+         i["received_at"])
+        for i in items
+    ]  # fmt: skip
+    assert keys == sorted(keys)
+    assert all(len(i["reasons"]) == 3 for i in items)
+    assert set(unscored_ids) <= {i["referral_id"] for i in items}
+
+    paged, cursor = [], None
+    while True:
+        page = client.get(
+            "/v1/queue", params={"limit": 2, "cursor": cursor} if cursor else {"limit": 2}
+        ).json()
+        paged += [i["referral_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == [i["referral_id"] for i in items]
+
+    band = items[-1]["band"]
+    by_band = client.get("/v1/queue", params={"band": band}).json()["items"]
+    assert by_band and all(i["band"] == band for i in by_band)
+    neglect = client.get("/v1/queue", params={"concern": "neglect"}).json()["items"]
+    assert len(neglect) == 2 and all("neglect" in i["concerns"] for i in neglect)
+    young = client.get("/v1/queue", params={"max_age_months": 12}).json()["items"]
+    assert [i["referral_id"] for i in young] == [flagged_id]
+    waiting = client.get("/v1/queue", params={"waiting_hours": 24}).json()["items"]
+    assert len(waiting) == 6 and all(i["waiting_hours"] >= 24 for i in waiting)
+    assert all(i["overdue"] for i in waiting)
+
+    bad = client.get("/v1/queue", params={"cursor": "bm9wZQ"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.cursor"
+    assert client.get("/v1/queue", params={"band": "Urgent"}).status_code == 422
+    assert client.get("/v1/queue", params={"concern": "gossip"}).status_code == 422
+
+
+# --- decisions, reopening -------------------------------------------------------------------
+
+
+def test_a_decision_closes_the_referral_and_a_second_gets_409(client: TestClient) -> None:
+    referral_id = client.post("/v1/referrals", json=referral()).json()["referral_id"]
+    url = f"/v1/referrals/{referral_id}/decisions"
+    unexplained = client.post(url, json={"decision": "assessment", "agreement": "should_be_higher"})
+    assert unexplained.status_code == 422
+    assert unexplained.json()["errors"][0]["field"] == "rationale"
+    decided = client.post(url, json={"decision": "assessment", "agreement": "agree"})
+    assert decided.status_code == 201
+    assert decided.json()["band_at_decision"] in BANDS
+    assert client.get("/v1/queue").json()["items"] == []
+    again = client.post(url, json={"decision": "early_help", "agreement": "agree"})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_decided"
+
+    reopened = client.post(f"/v1/referrals/{referral_id}/reopen", json={"reason": "new info"})
+    assert reopened.status_code == 200 and reopened.json()["status"] == "scored"
+    assert [i["referral_id"] for i in client.get("/v1/queue").json()["items"]] == [referral_id]
+    assert (
+        client.post(f"/v1/referrals/{referral_id}/reopen", json={"reason": "x"}).status_code == 409
+    )
+    assert (
+        client.post(url, json={"decision": "early_help", "agreement": "agree"}).status_code == 201
+    )
+    assert len(client.get(f"/v1/referrals/{referral_id}").json()["decisions"]) == 2
+
+
+def test_unknown_ids_get_a_structured_404(client: TestClient) -> None:
+    for response in (
+        client.get("/v1/referrals/R-nope"),
+        client.post("/v1/referrals/R-nope/decisions", json={"decision": "assessment",
+                                                            "agreement": "agree"}),
+        client.post("/v1/referrals/R-nope/disputes", json={"record_id": "E-1", "reason": "x"}),
+    ):  # fmt: skip
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
+# --- events, history, disputes --------------------------------------------------------------
+
+
+def _events(*, household: str = "H-311", child: str | None = "C-1042") -> list[dict[str, Any]]:
+    return [
+        {"source_system": "police-niche", "source_event_id": f"DA-{next(_serial)}",
+         "agency": "police", "kind": "domestic_abuse_incident",
+         "occurred_at": (T0 - timedelta(days=20)).isoformat(), "household_id": household},
+        {"source_system": "health-ed", "source_event_id": f"ED-{next(_serial)}",
+         "agency": "health", "kind": "ed_injury_attendance",
+         "occurred_at": (T0 - timedelta(days=10)).isoformat(), "child_id": child},
+    ]  # fmt: skip
+
+
+def test_events_validate_as_a_batch_store_once_and_rescore(client: TestClient, db: Engine) -> None:
+    referral_id = client.post("/v1/referrals", json=referral()).json()["referral_id"]
+    events = _events()
+    bad = copy.deepcopy(events)
+    bad[1]["agency"] = "school"
+    bad[0]["occurred_at"] = "yesterday"
+    refused = client.post("/v1/events", json=bad)
+    assert refused.status_code == 422
+    assert {e["field"] for e in refused.json()["errors"]} == {"0.occurred_at", "1.kind"}
+    assert count(db, EventRow) == 0
+    stranger = client.post("/v1/events", json=_events(child="C-unknown")[1])
+    assert stranger.status_code == 422
+    assert stranger.json()["errors"][0]["field"] == "child_id"
+    too_many = client.post("/v1/events", json=[events[0]] * 1001)
+    assert too_many.status_code in (413, 422)
+
+    stored = client.post("/v1/events", json=events)
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["created"] == 2 and stored.json()["rescored"] == [referral_id]
+    assert count(db, EventRow) == 2
+    assert count(db, ScoreRow, ScoreRow.referral_id == referral_id) == 2
+    resent = client.post("/v1/events", json=events)
+    assert resent.status_code == 200
+    assert resent.json()["duplicates"] == 2 and resent.json()["rescored"] == []
+    assert count(db, EventRow) == 2
+
+    detail = client.get(f"/v1/referrals/{referral_id}").json()
+    event_ids = {i["event_id"] for i in stored.json()["items"]}
+    linked = {t["record_id"]: t["signals"] for t in detail["timeline"] if t["kind"] == "event"}
+    assert set(linked) == event_ids
+    assert all(linked.values()), "each event shows the signals it fed"
+    for reason in detail["score"]["reasons"]:
+        for record_id in reason["record_ids"]:
+            assert reason["signal"] in next(
+                t["signals"] for t in detail["timeline"] if t["record_id"] == record_id
+            )
+
+
+def test_a_dispute_runs_the_what_if_and_keeps_both_scores(client: TestClient, db: Engine) -> None:
+    earlier = client.post("/v1/referrals", json=referral(received_at=T0 - timedelta(days=30)))
+    later = client.post("/v1/referrals", json=referral())
+    earlier_id, later_id = earlier.json()["referral_id"], later.json()["referral_id"]
+    url = f"/v1/referrals/{later_id}/disputes"
+    unknown = client.post(url, json={"record_id": "E-missing", "reason": "not ours"})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "record_id"
+
+    response = client.post(url, json={"record_id": earlier_id, "reason": "another child"})
+    assert response.status_code == 201, response.text
+    what_if = response.json()["what_if"]
+    assert what_if["record_behind_score"] is True
+    assert what_if["before"]["probability"] != what_if["after"]["probability"]
+    assert what_if["probability_change"] == pytest.approx(
+        what_if["after"]["probability"] - what_if["before"]["probability"]
+    )
+    before_ids = {r for reason in what_if["before"]["reasons"] for r in reason["record_ids"]}
+    after_ids = {r for reason in what_if["after"]["reasons"] for r in reason["record_ids"]}
+    assert earlier_id in before_ids and earlier_id not in after_ids
+    assert count(db, DisputeRow) == 1
+    assert count(db, ScoreRow, ScoreRow.referral_id == later_id) == 1, "the what-if is not a score"
+    detail = client.get(f"/v1/referrals/{later_id}").json()
+    assert detail["disputes"][0]["what_if"]["after"] == what_if["after"]
+
+
+# --- model and docs -------------------------------------------------------------------------
+
+
+def test_model_route_describes_the_champion(client: TestClient, scorer: Scorer) -> None:
+    info = client.get("/v1/model").json()
+    assert info["status"] == "loaded" and info["version"] == "test-model/1"
+    assert info["bands"]["thresholds"] == list(scorer.bands.thresholds)
+    assert info["outcome_words"] == scorer.outcome_words
+    assert {rule["code"] for rule in info["safety_rules"]} >= {"non_mobile_infant_injury"}
+
+
+def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/referrals", "/v1/events", "/v1/queue", "/v1/model"} <= set(spec["paths"])
+    body = spec["paths"]["/v1/referrals"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["examples"]["police"]["value"]["source_referral_id"] == "WMP-2026-004512"
+    assert "AgencyEventIn" in spec["components"]["schemas"]

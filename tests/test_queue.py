@@ -1,0 +1,120 @@
+"""Queue rules: safety rules, band order, tiers and the due-by clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from features.records import age_in_months as feature_age_in_months
+from triage.queue import (
+    BANDS,
+    SAFETY_RULES,
+    ReferralFacts,
+    age_in_months,
+    apply_safety_rules,
+    due_by,
+    facts_for,
+    flags_in_words,
+    queue_sort_key,
+    queue_tier,
+)
+
+
+def facts(age: int, *, injury: bool = False, sites: tuple[str, ...] = ()) -> ReferralFacts:
+    return ReferralFacts(age_months=age, injury_reported=injury, injury_sites=frozenset(sites))
+
+
+def test_bands_match_the_models_band_names() -> None:
+    from models.bands import BAND_NAMES
+
+    assert BANDS == BAND_NAMES
+
+
+@pytest.mark.parametrize(
+    ("case", "band", "expected_band", "codes"),
+    [
+        (facts(3, injury=True), "Lower", "Review first", ["non_mobile_infant_injury"]),
+        (facts(5, injury=True, sites=("limbs",)), "Elevated", "Review first",
+         ["non_mobile_infant_injury"]),
+        (facts(6, injury=True), "Lower", "Lower", []),  # six months: mobile age, rule off
+        (facts(3), "Standard", "Standard", []),  # no injury
+        (facts(9, injury=True, sites=("head_face_neck",)), "Lower", "Review first",
+         ["infant_head_injury"]),
+        (facts(2, injury=True, sites=("head_face_neck",)), "Standard", "Review first",
+         ["non_mobile_infant_injury", "infant_head_injury"]),
+        (facts(12, injury=True, sites=("head_face_neck",)), "Lower", "Lower", []),
+        (facts(3, injury=True), None, None, ["non_mobile_infant_injury"]),  # unscored: flag only
+    ],
+)  # fmt: skip
+def test_safety_rules_force_review_first_and_say_so(
+    case: ReferralFacts, band: str | None, expected_band: str | None, codes: list[str]
+) -> None:
+    outcome = apply_safety_rules(case, band)
+    assert outcome.band == expected_band
+    assert outcome.model_band == band
+    assert outcome.flag_codes == codes
+    for flag in flags_in_words(outcome.flag_codes):
+        assert "reviewed first whatever the model" in flag["words"]
+
+
+def test_a_rule_never_lowers_a_band() -> None:
+    assert apply_safety_rules(facts(3, injury=True), "Review first").band == "Review first"
+
+
+def test_rules_are_declared_with_words_and_conditions() -> None:
+    codes = [rule.code for rule in SAFETY_RULES]
+    assert len(codes) == len(set(codes))
+    for rule in SAFETY_RULES:
+        described = rule.describe()
+        assert described["words"] and described["when"] and described["forces_band"] in BANDS
+
+
+def test_age_counts_whole_months_like_the_feature_layer() -> None:
+    born = date(2024, 1, 31)
+    for offset in range(0, 800, 7):
+        on = born + timedelta(days=offset)
+        assert age_in_months(born, on) == feature_age_in_months(born, on)
+    received = datetime(2026, 4, 18, 23, 30, tzinfo=UTC)
+    got = facts_for(
+        date_of_birth=date(2025, 11, 19),
+        received_at=received,
+        injury_reported=True,
+        injury_sites=["limbs"],
+        concerns=["physical_abuse"],
+    )
+    assert got.age_months == 4 and got.injury_sites == {"limbs"}
+
+
+def test_queue_tiers_put_flags_then_unscored_then_bands() -> None:
+    tiers = [
+        queue_tier(flagged=True, band=None),
+        queue_tier(flagged=True, band="Review first"),
+        queue_tier(flagged=False, band=None),
+        *(queue_tier(flagged=False, band=band) for band in BANDS),
+    ]
+    assert tiers == sorted(tiers) and len(set(tiers)) == len(tiers)
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    high = queue_sort_key(tier=4, probability=0.3, received_at=t, referral_id="b")
+    low = queue_sort_key(
+        tier=4, probability=0.2, received_at=t - timedelta(days=1), referral_id="a"
+    )
+    older = queue_sort_key(
+        tier=4, probability=0.3, received_at=t - timedelta(hours=1), referral_id="c"
+    )
+    assert sorted([low, high, older]) == [older, high, low]
+
+
+@pytest.mark.parametrize(
+    ("received", "due"),
+    [
+        (datetime(2026, 4, 15, 10, tzinfo=UTC), datetime(2026, 4, 16, 10, tzinfo=UTC)),  # Wed
+        (datetime(2026, 4, 17, 10, tzinfo=UTC), datetime(2026, 4, 20, 10, tzinfo=UTC)),  # Fri
+        (datetime(2026, 4, 17, 23, tzinfo=UTC), datetime(2026, 4, 20, 23, tzinfo=UTC)),  # Fri late
+        (datetime(2026, 4, 18, 10, tzinfo=UTC), datetime(2026, 4, 21, 0, tzinfo=UTC)),  # Sat
+        (datetime(2026, 4, 19, 23, tzinfo=UTC), datetime(2026, 4, 21, 0, tzinfo=UTC)),  # Sun
+    ],
+)
+def test_due_by_is_one_working_day_after_receipt(received: datetime, due: datetime) -> None:
+    assert due_by(received) == due
+    assert due_by(received).weekday() < 5

@@ -1,0 +1,209 @@
+"""The review queue's rules: transparent safety rules, band order, queue tiers and due-by.
+
+Everything here is pure (no store, no model) so the rules can be read, tested and audited on
+their own. A safety rule looks only at the referral itself (the child's age and what is
+reported), never at the model: it still applies when no model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+BANDS: tuple[str, ...] = ("Review first", "Elevated", "Standard", "Lower")
+"""Band names, highest priority first (the same names ``models.bands`` assigns)."""
+REVIEW_FIRST = BANDS[0]
+
+WORKING_DAYS_TO_DECIDE = 1
+"""A referral is due one working day after receipt (weekends skipped; no bank holidays yet)."""
+
+# Queue tiers, in order. Within a tier: probability high to low, then oldest first.
+TIER_SAFETY_UNSCORED = 0
+TIER_SAFETY = 1
+TIER_UNSCORED = 2
+TIER_FIRST_BAND = 3  # Review first = 3, Elevated = 4, Standard = 5, Lower = 6
+
+
+@dataclass(frozen=True)
+class ReferralFacts:
+    """What the safety rules may look at: the referral as reported, nothing modelled."""
+
+    age_months: int
+    injury_reported: bool
+    injury_sites: frozenset[str] = frozenset()
+    concerns: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SafetyRule:
+    """A declarative rule: when every stated condition holds, the band is forced up."""
+
+    code: str
+    words: str
+    """What a practitioner reads beside the referral."""
+    forces_band: str = REVIEW_FIRST
+    under_age_months: int | None = None
+    """Applies only to a child younger than this many whole months at receipt."""
+    injury_reported: bool | None = None
+    injury_sites: frozenset[str] = field(default_factory=frozenset)
+    """Applies only when an injury at one of these sites is reported (empty: any or none)."""
+    concerns: frozenset[str] = field(default_factory=frozenset)
+    """Applies only when the referral raises one of these concerns (empty: any)."""
+
+    def applies(self, facts: ReferralFacts) -> bool:
+        """Whether every condition of the rule holds for this referral."""
+        if self.under_age_months is not None and not facts.age_months < self.under_age_months:
+            return False
+        if self.injury_reported is not None and facts.injury_reported is not self.injury_reported:
+            return False
+        if self.injury_sites and not (
+            facts.injury_reported and self.injury_sites & facts.injury_sites
+        ):
+            return False
+        return not (self.concerns and not self.concerns & facts.concerns)
+
+    def describe(self) -> dict[str, object]:
+        """JSON form for the API and the docs."""
+        conditions: dict[str, object] = {}
+        if self.under_age_months is not None:
+            conditions["age_months_below"] = self.under_age_months
+        if self.injury_reported is not None:
+            conditions["injury_reported"] = self.injury_reported
+        if self.injury_sites:
+            conditions["injury_sites_any_of"] = sorted(self.injury_sites)
+        if self.concerns:
+            conditions["concerns_any_of"] = sorted(self.concerns)
+        return {
+            "code": self.code,
+            "words": self.words,
+            "forces_band": self.forces_band,
+            "when": conditions,
+        }
+
+
+SAFETY_RULES: tuple[SafetyRule, ...] = (
+    # Bruising or any injury in a baby who cannot yet move about on their own is rarely
+    # accidental; national guidance treats it as needing urgent multi-agency review.
+    SafetyRule(
+        code="non_mobile_infant_injury",
+        words=(
+            "An injury is reported to a baby under six months old, who is not yet mobile: "
+            "this referral is reviewed first whatever the model's score."
+        ),
+        under_age_months=6,
+        injury_reported=True,
+    ),
+    # Head injuries are the most dangerous form of physical abuse in the first year.
+    SafetyRule(
+        code="infant_head_injury",
+        words=(
+            "An injury to the head, face or neck of a child under one year old is reported: "
+            "this referral is reviewed first whatever the model's score."
+        ),
+        under_age_months=12,
+        injury_sites=frozenset({"head_face_neck"}),
+    ),
+)
+"""The rules in force. Adding one is a reviewed change: code, words, conditions, reason."""
+
+RULES_BY_CODE: dict[str, SafetyRule] = {rule.code: rule for rule in SAFETY_RULES}
+
+
+@dataclass(frozen=True)
+class SafetyOutcome:
+    """The band after the safety rules, and the rules that fired (in rule order)."""
+
+    band: str | None
+    model_band: str | None
+    flags: tuple[SafetyRule, ...]
+
+    @property
+    def flag_codes(self) -> list[str]:
+        """The codes of the rules that fired."""
+        return [rule.code for rule in self.flags]
+
+    @property
+    def forced(self) -> bool:
+        """Whether a rule moved the band above the model's."""
+        return self.band != self.model_band
+
+
+def band_rank(band: str) -> int:
+    """Position of a band, 0 for the highest; an unknown band ranks below them all."""
+    return BANDS.index(band) if band in BANDS else len(BANDS)
+
+
+def apply_safety_rules(
+    facts: ReferralFacts, model_band: str | None, rules: Iterable[SafetyRule] = SAFETY_RULES
+) -> SafetyOutcome:
+    """The band a referral takes: the model's, raised to any band a firing rule forces."""
+    fired = tuple(rule for rule in rules if rule.applies(facts))
+    band = model_band
+    for rule in fired:
+        if band is not None and band_rank(rule.forces_band) < band_rank(band):
+            band = rule.forces_band
+    return SafetyOutcome(band=band, model_band=model_band, flags=fired)
+
+
+def flags_in_words(codes: Collection[str]) -> list[dict[str, str]]:
+    """Stored flag codes with the words a practitioner reads (unknown codes kept as-is)."""
+    return [
+        {"code": code, "words": RULES_BY_CODE[code].words if code in RULES_BY_CODE else code}
+        for code in codes
+    ]
+
+
+def age_in_months(born: date, on: date) -> int:
+    """Whole calendar months completed between two dates (as the feature layer counts)."""
+    return (on.year - born.year) * 12 + (on.month - born.month) - (on.day < born.day)
+
+
+def facts_for(
+    *,
+    date_of_birth: date,
+    received_at: datetime,
+    injury_reported: bool,
+    injury_sites: Collection[str],
+    concerns: Collection[str],
+) -> ReferralFacts:
+    """The facts of a stored or incoming referral (age counted on the UTC date of receipt)."""
+    on = received_at.astimezone(UTC).date()
+    return ReferralFacts(
+        age_months=age_in_months(date_of_birth, on),
+        injury_reported=bool(injury_reported),
+        injury_sites=frozenset(injury_sites),
+        concerns=frozenset(concerns),
+    )
+
+
+def queue_tier(*, flagged: bool, band: str | None) -> int:
+    """Tier of an open referral: safety flags first, then unscored, then by band."""
+    if flagged:
+        return TIER_SAFETY_UNSCORED if band is None else TIER_SAFETY
+    if band is None:
+        return TIER_UNSCORED  # fail-safe: a referral the model could not score is never buried
+    return TIER_FIRST_BAND + band_rank(band)
+
+
+def queue_sort_key(
+    *, tier: int, probability: float | None, received_at: datetime, referral_id: str
+) -> tuple[int, float, datetime, str]:
+    """The ascending key the queue is ordered by (probability negated: high first)."""
+    return (tier, -probability if probability is not None else 0.0, received_at, referral_id)
+
+
+def due_by(received_at: datetime, working_days: int = WORKING_DAYS_TO_DECIDE) -> datetime:
+    """When a decision is due: ``working_days`` × 24 hours counted on weekdays only (UTC).
+
+    Received on a weekend, the clock starts at the beginning of Monday. Received on a Friday
+    at 10:00, it is due on Monday at 10:00.
+    """
+    moment = received_at.astimezone(UTC)
+    while moment.weekday() >= 5:
+        moment = datetime.combine(moment.date() + timedelta(days=1), time(0), tzinfo=UTC)
+    for _ in range(working_days):
+        moment += timedelta(days=1)
+        while moment.weekday() >= 5:
+            moment += timedelta(days=1)
+    return moment
