@@ -58,7 +58,7 @@ def timed_train(extract: Path, workdir: Path) -> tuple[float, float, str]:
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         raise SystemExit(f"triage train failed:\n{output}")
-    return seconds, peak / 1e9, "\n".join(output.strip().splitlines()[-3:])
+    return seconds, peak / 1e9, "\n".join(output.strip().splitlines()[-16:])
 
 
 def peer_seconds(extract: Path) -> float:
