@@ -38,6 +38,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/synth_bench.py
 	$(BIN)/python bench/features_bench.py
 	$(BIN)/python bench/online_bench.py
+	$(BIN)/python bench/score_bench.py
+	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/explain_bench.py
 
 clean:
 	rm -rf var .pytest_cache
