@@ -23,6 +23,7 @@ from api.views import (
     timeline,
 )
 from explain.referral import what_if
+from explain.unknowns import what_the_model_does_not_know
 from triage.queue import apply_safety_rules
 from triage.schema import DecisionIn
 from triage.store import (
@@ -155,6 +156,8 @@ def referral_detail(
             history, decisions, referral_id=referral_id, reasons=fields.get("reasons", [])
         ),
         "timeline_truncated": len(history) >= HISTORY_LIMIT,
+        "history_through": max((item.at for item in history), default=None),
+        "model_does_not_know": what_the_model_does_not_know(),
     }
 
 

@@ -237,6 +237,14 @@ class TimelineItem(BaseModel):
     )
 
 
+class ModelLimits(BaseModel):
+    """What the model reads and what it never sees: the same text wherever a score appears."""
+
+    reads: list[str]
+    never_sees: list[str]
+    summary: str
+
+
 class ReferralDetail(BaseModel):
     """A referral with its latest score (every reason), decisions, disputes and timeline."""
 
@@ -246,6 +254,10 @@ class ReferralDetail(BaseModel):
     disputes: list[DisputeOut]
     timeline: list[TimelineItem]
     timeline_truncated: bool
+    history_through: datetime | None = Field(
+        description="Time of the newest record in the child's history: how fresh the data is."
+    )
+    model_does_not_know: ModelLimits
 
 
 class EventResult(BaseModel):

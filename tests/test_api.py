@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from api.app import create_app
+from explain.unknowns import what_the_model_does_not_know
 from features.catalogue import CATALOGUE_VERSION
 from models.bands import Bands
 from models.dataset import OUTCOMES, load_training_data
@@ -452,6 +453,9 @@ def test_events_validate_as_a_batch_store_once_and_rescore(client: TestClient, d
             assert reason["signal"] in next(
                 t["signals"] for t in detail["timeline"] if t["record_id"] == record_id
             )
+    newest = max(datetime.fromisoformat(t["at"]) for t in detail["timeline"])
+    assert datetime.fromisoformat(detail["history_through"]) == newest
+    assert detail["model_does_not_know"] == what_the_model_does_not_know()
 
 
 def test_a_dispute_runs_the_what_if_and_keeps_both_scores(client: TestClient, db: Engine) -> None:
