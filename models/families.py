@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from features.catalogue import SIGNALS, Aggregation, Direction
 from models.evaluation import cluster_sampler
 from models.forest import SMALL_BATCH, Forest
+from models.treeshap import TreeShapTables
 
 COUNT_EDGES = (1.0, 2.0, 3.0, 5.0)
 AGE_EDGES = (6.0, 12.0, 24.0, 60.0, 132.0, 192.0)
@@ -209,7 +210,7 @@ def monotonic_constraints(signals: tuple[str, ...]) -> list[int]:
     return [sign.get(SIGNALS[s].direction, 0) for s in signals]
 
 
-CHALLENGER_CACHES = ("_tree_explainer", "_forest_main", "_forest_refits")
+CHALLENGER_CACHES = ("_tree_explainer", "_tree_shap", "_forest_main", "_forest_refits")
 """Built on first use in each process from the fitted trees; never pickled."""
 
 
@@ -267,10 +268,23 @@ class Challenger:
 
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Base and per-signal contributions (TreeSHAP), in calibrated log-odds."""
-        explainer = self._explainer()
-        values = np.asarray(explainer.shap_values(X))
-        expected = float(np.ravel(explainer.expected_value)[0])
+        tables = self._tables()
+        if tables is None:
+            explainer = self._explainer()
+            values = np.asarray(explainer.shap_values(X))
+            expected = float(np.ravel(explainer.expected_value)[0])
+        else:
+            values, expected = tables.shap_values(X), tables.expected_value
         return np.full(X.shape[0], self.a_ + self.b_ * expected), self.b_ * values
+
+    def _tables(self) -> TreeShapTables | None:
+        """Tabulated TreeSHAP, built once per process (not pickled); None if trees are too deep."""
+        if "_tree_shap" not in self.__dict__:
+            try:
+                self._tree_shap = TreeShapTables.of(self.model_)
+            except ValueError:
+                self._tree_shap = None
+        return self._tree_shap
 
     def _explainer(self):
         """TreeSHAP for the fitted model, built once per process (not pickled)."""
