@@ -15,6 +15,7 @@ from api.champion import ModelHolder, ScorerLoader, champion_loader
 from api.deps import ANONYMOUS, ServiceState
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
 from api.routes import events, model, queue, referrals
+from api.schemas import ErrorOut
 from api.scoring import score_backlog, sync_queue
 from triage.schema import AgencyEventIn
 from triage.settings import Settings, get_settings
@@ -67,6 +68,9 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Any route can get these before its own code runs: a body that is not UTF-8 JSON, or
+        # a Content-Length that is not a number.
+        responses={400: {"model": ErrorOut, "description": "The request cannot be parsed."}},
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     install_error_handlers(app)

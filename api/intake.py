@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import ServiceState
@@ -151,7 +153,11 @@ def _facts_flags(referral: Any, child: ChildRow) -> list[str]:
 
 
 def _ensure_household(session: Session, household_id: str, decile: int | None) -> None:
-    if session.get(HouseholdRow, household_id) is None:
+    if session.get(HouseholdRow, household_id) is not None:
+        return
+    # A concurrent request may add the same new household first (PostgreSQL does not
+    # serialise writers as SQLite does): then the savepoint rolls back and theirs stands.
+    with contextlib.suppress(IntegrityError), session.begin_nested():
         add_household(
             session,
             household={
@@ -169,6 +175,18 @@ def _ensure_child(session: Session, referral: ReferralIn) -> ChildRow:
     stored = get_child(session, child_id=child.child_id)
     if stored is not None:
         return stored
+    try:
+        with session.begin_nested():  # as for households: a concurrent request may win
+            return _add_child(session, referral)
+    except IntegrityError:
+        stored = get_child(session, child_id=child.child_id)
+        if stored is None:
+            raise
+        return stored
+
+
+def _add_child(session: Session, referral: ReferralIn) -> ChildRow:
+    child = referral.child
     return add_child(
         session,
         child={

@@ -1,0 +1,101 @@
+"""Serve the real app under uvicorn with a small pickled model, for the reliability checks.
+
+``triage serve`` loads the champion from MLflow; registering one costs a training run, so the
+reliability tests fit a tiny scorer in seconds, pickle it, and start uvicorn on this factory::
+
+    python scripts/reliability_server.py --port 8123 --workers 2 --scorer /tmp/scorer.pkl
+
+The database comes from ``TRIAGE_DATABASE_URL`` as for ``triage serve`` (already migrated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from models.scorer import Scorer
+
+SCORER_ENV = "TRIAGE_RELIABILITY_SCORER"
+
+
+def tiny_scorer(directory: Path | None = None) -> Scorer:
+    """A scorecard fitted on a small synthetic world (about a second)."""
+    from features.catalogue import CATALOGUE_VERSION
+    from models.bands import Bands
+    from models.dataset import OUTCOMES, load_training_data
+    from models.families import Scorecard, sigmoid
+    from models.splits import TRAIN, VALIDATION
+    from triage.synth import WorldParams, generate_world
+    from triage.synth.extract import write_extract
+
+    directory = directory or Path(tempfile.mkdtemp(prefix="tiny-world-"))
+    write_extract(generate_world(WorldParams(n_referrals=1_000, seed=11)), directory)
+    data = load_training_data(directory)
+    X = {p: data.features.loc[data.part(p)].to_numpy(dtype=float) for p in (TRAIN, VALIDATION)}
+    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=int) for p in (TRAIN, VALIDATION)}
+    signals = tuple(data.features.columns)
+    model = Scorecard.for_signals(signals).fit(
+        X[TRAIN],
+        y[TRAIN],
+        X[VALIDATION],
+        y[VALIDATION],
+        groups=data.household_id.loc[data.part(TRAIN)].to_numpy(),
+        n_boot=2,
+    )
+    return Scorer(
+        model=model,
+        bands=Bands.from_scores(sigmoid(model.log_odds(X[VALIDATION]))),
+        signals=signals,
+        outcome="significant_harm_12m",
+        outcome_words=OUTCOMES["significant_harm_12m"],
+        catalogue_version=CATALOGUE_VERSION,
+        data_fingerprint=data.fingerprint,
+        version="reliability-model/1",
+    )
+
+
+def create() -> FastAPI:
+    """The service app, scoring with the pickled scorer named by ``TRIAGE_RELIABILITY_SCORER``."""
+    from api.app import create_app
+
+    path = os.environ.get(SCORER_ENV)
+    if not path:
+        return create_app(scorer_loader=lambda: None)
+
+    def load() -> Scorer:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+
+    return create_app(scorer_loader=load)
+
+
+def main() -> None:
+    """Run uvicorn on ``create`` (the database must already be migrated)."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--scorer", type=Path, help="A pickled models.scorer.Scorer.")
+    args = parser.parse_args()
+    if args.scorer is not None:
+        os.environ[SCORER_ENV] = str(args.scorer.resolve())
+    uvicorn.run(
+        "reliability_server:create",
+        factory=True,
+        app_dir=str(Path(__file__).resolve().parent),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()
