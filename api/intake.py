@@ -293,7 +293,12 @@ def receive_referral(
     scored = None
     if model is not None:
         scored = try_score(
-            state.sessions, model, referral_id=referral_id, actor=actor, trigger="intake"
+            state.sessions,
+            model,
+            referral_id=referral_id,
+            actor=actor,
+            trigger="intake",
+            read_sessions=state.read_sessions,
         )
     fields = (
         score_from_scored(scored, top=INTAKE_REASONS) if scored is not None else unscored(flags)
@@ -446,7 +451,12 @@ def receive_events(
         done = None
         if model is not None:
             done = try_score(
-                state.sessions, model, referral_id=referral_id, actor=actor, trigger="events"
+                state.sessions,
+                model,
+                referral_id=referral_id,
+                actor=actor,
+                trigger="events",
+                read_sessions=state.read_sessions,
             )
         (rescored if done is not None else not_rescored).append(referral_id)
     body = {

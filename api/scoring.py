@@ -117,7 +117,13 @@ class Scored:
 
 
 def score_referral(
-    session: Session, scorer: Scorer, *, referral_id: str, actor: str, trigger: str
+    session: Session,
+    scorer: Scorer,
+    *,
+    referral_id: str,
+    actor: str,
+    trigger: str,
+    explained: ExplainedScore | None = None,
 ) -> Scored:
     """Score a stored referral, store the score with every reason, audit it, requeue it."""
     referral = get_referral(session, referral_id=referral_id)
@@ -125,7 +131,8 @@ def score_referral(
         raise LookupError(referral_id)
     child = get_child(session, child_id=referral.child_id)
     assert child is not None  # a foreign key
-    explained = explain_referral(session, scorer, referral_id=referral_id)
+    if explained is None:
+        explained = explain_referral(session, scorer, referral_id=referral_id)
     safety = apply_safety_rules(facts_of(referral, child), explained.band)
     assert safety.band is not None
     score = add_score(
@@ -168,12 +175,30 @@ def try_score(
     referral_id: str,
     actor: str,
     trigger: str,
+    read_sessions: sessionmaker[Session] | None = None,
 ) -> Scored | None:
-    """Score in a transaction of its own; on any failure log it (no personal data), return None."""
+    """Score in a transaction of its own; on any failure log it (no personal data), return None.
+
+    With ``read_sessions`` the features and reasons are computed on a read-only session first,
+    so the write transaction (and, on SQLite, the write lock) lasts only for storing them.
+    """
+    explained = None
+    if read_sessions is not None:
+        try:
+            with read_sessions() as reader:
+                explained = explain_referral(reader, model.scorer, referral_id=referral_id)
+        except Exception as exc:
+            log.error("scoring referral %s failed: %s", referral_id, type(exc).__name__)
+            return None
     with sessions() as session:
         try:
             scored = score_referral(
-                session, model.scorer, referral_id=referral_id, actor=actor, trigger=trigger
+                session,
+                model.scorer,
+                referral_id=referral_id,
+                actor=actor,
+                trigger=trigger,
+                explained=explained,
             )
             session.commit()
             return scored

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from triage.settings import normalise_database_url
 
+BUSY_TIMEOUT_MS = 5000
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
 )
+WRITE_LOCK = "triage_write_lock"
 
 
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
@@ -28,8 +31,14 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     if url.database and url.database != ":memory:" and not url.query.get("uri"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
+    # SQLite's busy handler sleeps and polls, so writers of one process contending for the
+    # write lock waited up to seconds at the tail; a process-level lock queues them instead
+    # (SQLite still arbitrates between processes).
+    lock = threading.Lock()  # not RLock: commit and rollback may run on another thread
     event.listen(engine, "connect", _on_sqlite_connect)
-    event.listen(engine, "begin", _on_sqlite_begin)
+    event.listen(engine, "begin", lambda connection: _on_sqlite_begin(connection, lock))
+    event.listen(engine, "commit", _release_write_lock)
+    event.listen(engine, "rollback", _release_write_lock)
     return engine
 
 
@@ -45,10 +54,22 @@ def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-def _on_sqlite_begin(connection: Connection) -> None:
+def _on_sqlite_begin(connection: Connection, lock: threading.Lock) -> None:
     # Take the write lock up front: a read-then-write transaction can then never fail
     # half-way with SQLITE_BUSY on lock upgrade; busy_timeout makes writers queue instead.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+        connection.info[WRITE_LOCK] = lock
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        _release_write_lock(connection)
+        raise
+
+
+def _release_write_lock(connection: Connection) -> None:
+    lock = connection.info.pop(WRITE_LOCK, None)
+    if lock is not None:
+        lock.release()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
