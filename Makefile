@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/triage db upgrade
 	$(BIN)/triage load var/extract
 	$(BIN)/triage train --data var/extract
+	$(BIN)/triage users demo
 	@echo "Serving on http://127.0.0.1:8000 (API docs at http://127.0.0.1:8000/docs)"
 	$(BIN)/triage serve --host 127.0.0.1 --port 8000
 

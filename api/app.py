@@ -12,9 +12,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.champion import ModelHolder, ScorerLoader, champion_loader
-from api.deps import ANONYMOUS, ServiceState
+from api.deps import SYSTEM, ServiceState
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
-from api.routes import events, model, queue, referrals
+from api.operations import configure_json_logs, install_operations
+from api.routes import auth, events, model, queue, referrals
 from api.schemas import ErrorOut
 from api.scoring import score_backlog, sync_queue
 from triage.schema import AgencyEventIn
@@ -45,6 +46,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_json_logs()
         state = _start(settings, loader)
         app.state.service = state
         stop = threading.Event()
@@ -74,7 +76,8 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     install_error_handlers(app)
-    for module in (referrals, events, queue, model):
+    install_operations(app)
+    for module in (auth, referrals, events, queue, model):
         app.include_router(module.router)
 
     @app.get("/v1/health", tags=["service"], summary="Liveness")
@@ -98,6 +101,7 @@ def _start(settings: Settings, loader: ScorerLoader) -> ServiceState:
         sessions=session_factory(engine),
         read_sessions=session_factory(read_engine),
         models=ModelHolder(loader),
+        secret_key=settings.get_secret_key(),
     )
     state.models.load()
     with state.sessions() as session:
@@ -114,7 +118,7 @@ def _score_backlog_quietly(state: ServiceState, stop: threading.Event) -> None:
     if model is None:
         return
     try:
-        result = score_backlog(state.sessions, model, actor=ANONYMOUS.name, stop=stop)
+        result = score_backlog(state.sessions, model, actor=SYSTEM.name, stop=stop)
         log.info("backlog: scored %d, failed %d", result.scored, result.failed)
     except Exception as exc:
         log.error("backlog scoring stopped: %s", type(exc).__name__)

@@ -1,23 +1,34 @@
 """Dependencies the routes declare: the service state, sessions, the model and the actor.
 
-Access control (the next issue) replaces ``current_actor`` and tightens ``require_roles``;
-the routes already name the roles they will need.
+Access is default-deny: ``current_actor`` answers 401 to a request without a valid bearer
+credential (an API key or a signed user token), and ``require_roles``/``require_scope`` answer
+403 to an actor without the role or scope a route names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.champion import LoadedModel, ModelHolder
+from api.schemas import ErrorOut
+from triage.security import hash_api_key, is_api_key, read_user_token
 from triage.settings import Settings
+from triage.store import get_api_key_by_hash, get_user
 
 ROLES = ("referrer", "practitioner", "manager", "researcher", "admin")
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No valid bearer credential."},
+    403: {"model": ErrorOut, "description": "The caller's role or scope does not allow this."},
+}
+"""Declared on every router that needs a caller."""
 
 
 @dataclass
@@ -31,18 +42,27 @@ class ServiceState:
     read_sessions: sessionmaker[Session]
     models: ModelHolder
     background: list = field(default_factory=list)
+    secret_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is calling: the name written to the audit log, and their roles."""
+    """Who is calling: the id written to the audit log, their roles, and a key's bindings."""
 
     name: str
     roles: frozenset[str]
+    kind: str = "user"
+    scopes: frozenset[str] = frozenset()
+    source_system: str | None = None
+
+    @property
+    def is_key(self) -> bool:
+        """True for a referral system's API key."""
+        return self.kind == "key"
 
 
-ANONYMOUS = Actor(name="anonymous", roles=frozenset(ROLES))
-"""Until access control lands every caller is this actor, holding every role."""
+SYSTEM = Actor(name="system", roles=frozenset(), kind="system")
+"""The service itself, for work nobody asked for in a request (scoring the backlog)."""
 
 
 def get_state(request: Request) -> ServiceState:
@@ -70,9 +90,48 @@ def current_model(state: StateDep) -> LoadedModel | None:
     return state.models.current
 
 
-def current_actor() -> Actor:
-    """The caller (a fixed anonymous actor until access control lands)."""
-    return ANONYMOUS
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key (`trk_…`, referral systems) or a token from `POST /v1/auth/token`.",
+)
+
+
+def _unauthorised(message: str) -> Exception:
+    from api.errors import ApiError
+
+    return ApiError(401, "unauthorised", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def current_actor(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    """The caller named by the bearer credential; 401 without a valid one."""
+    if credentials is None or not credentials.credentials:
+        raise _unauthorised("this needs a bearer credential (an API key or a user token)")
+    credential = credentials.credentials
+    with state.read_sessions() as session:
+        if is_api_key(credential):
+            key = get_api_key_by_hash(session, key_hash=hash_api_key(credential))
+            if key is None or not key.active:
+                raise _unauthorised("the API key is unknown or revoked")
+            actor = Actor(
+                name=key.key_id,
+                roles=frozenset({"referrer"}),
+                kind="key",
+                scopes=frozenset(key.scopes),
+                source_system=key.source_system,
+            )
+        else:
+            user_id = read_user_token(state.secret_key, credential)
+            user = get_user(session, user_id=user_id) if user_id else None
+            if user is None or not user.active:
+                raise _unauthorised("the token is invalid or expired, or the user is disabled")
+            # Roles come from the store on every request, so a change applies at once.
+            actor = Actor(name=user.user_id, roles=frozenset(user.roles))
+    request.state.actor = actor.name
+    return actor
 
 
 SessionDep = Annotated[Session, Depends(write_session)]
@@ -92,6 +151,23 @@ def require_roles(*roles: str) -> Callable[[Actor], Actor]:
 
         if not actor.roles & set(roles):
             raise ApiError(403, "forbidden", f"this needs one of the roles: {', '.join(roles)}")
+        return actor
+
+    return check
+
+
+def require_scope(scope: str) -> Callable[[Actor], Actor]:
+    """A dependency refusing an API key without ``scope`` (403); users are judged by role."""
+    from triage.security import SCOPES
+
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope: {scope}")
+
+    def check(actor: ActorDep) -> Actor:
+        from api.errors import ApiError
+
+        if actor.is_key and scope not in actor.scopes:
+            raise ApiError(403, "forbidden", f"this API key lacks the scope {scope}")
         return actor
 
     return check

@@ -45,12 +45,14 @@ class ApiError(Exception):
         code: str,
         message: str,
         errors: Sequence[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
         self.errors = list(errors) if errors is not None else None
+        self.headers = headers
 
 
 def not_found(what: str, identifier: str) -> ApiError:
@@ -98,7 +100,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
-            error_body(exc.code, exc.message, exc.errors), status_code=exc.status_code
+            error_body(exc.code, exc.message, exc.errors),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)

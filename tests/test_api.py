@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from access_helpers import user_headers
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
@@ -101,13 +103,19 @@ ClientFactory = Callable[[Any], TestClient]
 
 
 @pytest.fixture
-def make_client(settings: Settings) -> Iterator[ClientFactory]:
-    """``make_client(loader)`` starts the app (lifespan included) with that loader."""
+def admin(settings: Settings) -> dict[str, str]:
+    """Headers for an admin, who may use every route (access itself: tests/test_access.py)."""
+    return user_headers(settings, "admin")
+
+
+@pytest.fixture
+def make_client(settings: Settings, admin: dict[str, str]) -> Iterator[ClientFactory]:
+    """``make_client(loader)`` starts the app (lifespan included), signed in as an admin."""
     clients: list[TestClient] = []
 
     def make(loader: Any) -> TestClient:
         app = create_app(settings, scorer_loader=loader, score_backlog_on_start=False)
-        client = TestClient(app, raise_server_exceptions=False)
+        client = TestClient(app, raise_server_exceptions=False, headers=admin)
         client.__enter__()
         clients.append(client)
         return client
@@ -500,3 +508,63 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     body = spec["paths"]["/v1/referrals"]["post"]["requestBody"]["content"]["application/json"]
     assert body["examples"]["police"]["value"]["source_referral_id"] == "WMP-2026-004512"
     assert "AgencyEventIn" in spec["components"]["schemas"]
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+def test_health_readiness_and_metrics_without_personal_data(
+    make_client: ClientFactory, scorer: Scorer
+) -> None:
+    bare = make_client(None)
+    assert bare.get("/healthz", headers={"Authorization": ""}).json() == {"status": "ok"}
+    degraded = bare.get("/readyz")
+    assert degraded.status_code == 200
+    assert degraded.json() == {
+        "status": "degraded",
+        "checks": {"database": "ok", "model": "missing"},
+    }
+
+    client = make_client(Switch(scorer))
+    assert client.get("/readyz").json()["status"] == "ok"
+    body = referral()
+    referral_id = client.post("/v1/referrals", json=body).json()["referral_id"]
+    client.get(f"/v1/referrals/{referral_id}")
+    text = client.get("/metrics").text
+    assert 'triage_model_info{version="test-model/1"} 1.0' in text
+    assert "triage_scores{band=" in text
+    assert "triage_queue_unscored 0.0" in text
+    assert 'route="/v1/referrals/{referral_id}"' in text
+    for personal in (referral_id, body["child"]["given_name"], body["child"]["child_id"]):
+        assert personal not in text
+
+
+def test_security_headers_on_every_reply(make_client: ClientFactory) -> None:
+    client = make_client(None)
+    for response in (
+        client.get("/v1/queue"),
+        client.get("/v1/referrals/R-nope"),
+        client.get("/docs"),
+    ):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert "Strict-Transport-Security" not in response.headers
+    assert client.get("/v1/queue").headers["Cache-Control"] == "no-store"
+    over_tls = TestClient(client.app, base_url="https://testserver", headers=client.headers)
+    assert "max-age" in over_tls.get("/healthz").headers["Strict-Transport-Security"]
+
+
+def test_access_log_is_json_with_route_templates_only(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = referral()
+    with caplog.at_level("INFO", logger="api.access"):
+        referral_id = client.post("/v1/referrals", json=body).json()["referral_id"]
+        client.get(f"/v1/referrals/{referral_id}", params={"x": body["child"]["family_name"]})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "api.access"]
+    assert [line["route"] for line in lines] == ["/v1/referrals", "/v1/referrals/{referral_id}"]
+    assert all(line["actor"].startswith("U-") for line in lines)
+    everything = caplog.text
+    for personal in (referral_id, body["child"]["given_name"], body["child"]["family_name"]):
+        assert personal not in everything

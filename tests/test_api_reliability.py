@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from triage.schema import REFERRAL_EXAMPLE
+from triage.settings import Settings
 from triage.store import (
     AuditEventRow,
     DecisionRow,
@@ -44,6 +45,7 @@ from triage.store.migrate import upgrade
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_SCRIPT = ROOT / "scripts" / "reliability_server.py"
 sys.path.insert(0, str(SERVER_SCRIPT.parent))
+from access_helpers import key_headers, user_headers  # noqa: E402
 from reliability_server import tiny_scorer  # noqa: E402
 
 KILLS = 5
@@ -181,7 +183,7 @@ def submit_until_answered(
     client: httpx.Client, base_url: str, body: dict[str, Any], tally: Tally, give_up: float
 ) -> httpx.Response:
     """POST one referral, retrying with the same Idempotency-Key as a referral system would."""
-    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    headers = {"Idempotency-Key": uuid.uuid4().hex}  # the client carries the API key
     while time.monotonic() < give_up:
         try:
             response = client.post(f"{base_url}/v1/referrals", json=body, headers=headers)
@@ -205,6 +207,7 @@ def test_sigkill_five_times_during_concurrent_intake_stores_each_referral_once(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'triage.db'}"
     upgrade(url)
+    api_key = key_headers(url, REFERRAL_EXAMPLE["source_system"])
     server = serve(url, scorer=scorer_file)
     tally = Tally()
     stop = threading.Event()
@@ -214,7 +217,7 @@ def test_sigkill_five_times_during_concurrent_intake_stores_each_referral_once(
 
     def client_loop() -> None:
         timeout = httpx.Timeout(5.0, connect=1.0)
-        with httpx.Client(timeout=timeout) as client:
+        with httpx.Client(timeout=timeout, headers=api_key) as client:
             while not stop.is_set():
                 body = referral()
                 with tally.lock:
@@ -315,11 +318,16 @@ def together(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
         return list(pool.map(run, calls))
 
 
-def post(
+def _post(
     url: str, body: Any, headers: dict[str, str] | None = None
 ) -> Callable[[], httpx.Response]:
     """A POST on a fresh connection, so the kernel spreads them over the workers."""
     return lambda: httpx.post(url, json=body, headers=headers, timeout=30.0)
+
+
+def admin_headers(database_url: str, var_dir: Path) -> dict[str, str]:
+    """An admin's token, signed with the secret the server reads from ``var_dir``."""
+    return user_headers(Settings(var_dir=var_dir, database_url=database_url), "admin")
 
 
 def count(url: str, table: type, *where: Any) -> int:
@@ -339,6 +347,10 @@ def test_two_workers_on_postgres_intake_once_and_decide_once(
 ) -> None:
     server = serve(postgres_url, scorer=scorer_file, workers=2)
     referrals_url = f"{server.url}/v1/referrals"
+    admin = admin_headers(postgres_url, server.var_dir)
+
+    def post(url: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+        return _post(url, body, (headers or {}) | admin)
 
     # The same business key from eight clients at once: one 201, the rest return it with 200.
     bodies = [referral() for _ in range(4)]
@@ -380,7 +392,9 @@ def test_two_workers_on_postgres_intake_once_and_decide_once(
     ids.append(answers[0])
     assert count(postgres_url, ReferralRow) == len(ids)
 
-    queue = httpx.get(f"{server.url}/v1/queue", params={"limit": 200}, timeout=30.0).json()
+    queue = httpx.get(
+        f"{server.url}/v1/queue", params={"limit": 200}, headers=admin, timeout=30.0
+    ).json()
     assert sorted(item["referral_id"] for item in queue["items"]) == sorted(ids)
 
     # Two decisions on the same referral at once: one 201, one 409, one decision stored.
@@ -395,7 +409,7 @@ def test_two_workers_on_postgres_intake_once_and_decide_once(
             "already_decided"
         )
         assert count(postgres_url, DecisionRow, DecisionRow.referral_id == referral_id) == 1
-    queue = httpx.get(f"{server.url}/v1/queue", timeout=30.0).json()
+    queue = httpx.get(f"{server.url}/v1/queue", headers=admin, timeout=30.0).json()
     assert queue["items"] == []
 
     # The same batch of agency events from four clients at once: each event stored once.

@@ -111,6 +111,7 @@ def train(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from explain.report import log_global_views
+    from models.fairness_report import log_fairness_audit
     from models.gates import GateConfig
     from models.tracking import log_and_register
     from models.train import TrainConfig
@@ -145,6 +146,10 @@ def train(
         )
         progress.update(task, description="logging global explanations")
         log_global_views(registration.run_id, result, tracking_uri=settings.mlflow_tracking_uri)
+        progress.update(task, description="logging the fairness audit")
+        log_fairness_audit(
+            registration.run_id, result, tracking_uri=settings.mlflow_tracking_uri, directory=data
+        )
     m = result.test_metrics
     console.print(f"Chose the {result.chosen}: {result.reason}.")
     console.print(
@@ -216,6 +221,85 @@ def score(
 
 
 @app.command()
+def audit(
+    out: Annotated[Path, typer.Option(help="Directory for fairness_audit.json and .html.")],
+    data: Annotated[Path, typer.Option(help="Extract directory to audit.")] = Path("var/extract"),
+    period: Annotated[
+        str, typer.Option(help="Referrals to audit: 'test' (the held-out latest period) or 'all'.")
+    ] = "test",
+    bootstraps: Annotated[int, typer.Option(min=1, help="Bootstrap replicates per group.")] = 1000,
+    min_size: Annotated[int, typer.Option(min=1, help="Suppress groups smaller than this.")] = 50,
+    correction: Annotated[str, typer.Option(help="Multiple comparisons: holm or bh.")] = "holm",
+    bootstrap: Annotated[
+        str, typer.Option(help="stratified (within each group) or household (whole families).")
+    ] = "stratified",
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Fairness audit of the champion on an extract: JSON and a self-contained HTML report."""
+    from models.dataset import load_training_data
+    from models.fairness import AuditConfig, audit_attributes
+    from models.fairness_report import audit_scored, gap_explanations, to_document, write_report
+    from models.splits import TEST
+    from models.tracking import load_champion_scorer
+    from triage.settings import get_settings
+
+    if not (data / "referrals.parquet").exists():
+        console.print(f"[red]No extract at {data}[/] (run: triage synth --out {data})")
+        raise typer.Exit(code=2)
+    if (
+        period not in ("test", "all")
+        or correction not in ("holm", "bh")
+        or bootstrap not in ("stratified", "household")
+    ):
+        console.print(
+            "[red]--period must be test or all, --correction holm or bh, "
+            "--bootstrap stratified or household[/]"
+        )
+        raise typer.Exit(code=2)
+    settings = get_settings()
+    try:
+        scorer = load_champion_scorer(
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name,
+            alias=settings.model_alias,
+        )
+    except Exception as exc:  # the registry says why; the user needs to know what to run
+        console.print(f"[red]No champion model to audit[/] ({exc}); run: triage train")
+        raise typer.Exit(code=2) from exc
+    config = AuditConfig(
+        n_boot=bootstraps,
+        min_size=min_size,
+        correction=correction,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    with console.status("auditing"):
+        table = load_training_data(data, outcome=scorer.outcome)
+        ids = table.part(TEST) if period == "test" else table.label.index
+        X = scorer.matrix(table.features.loc[ids])
+        probability = scorer.score_matrix(X, with_range=False).probability
+        result = audit_scored(table, ids, probability, scorer=scorer, directory=data, config=config)
+        gaps = gap_explanations(scorer, X, audit_attributes(table.protected.loc[ids]), result)
+        meta = {
+            "outcome": scorer.outcome,
+            "outcome_words": scorer.outcome_words,
+            "model_version": scorer.version,
+            "period": period,
+            "source": str(data),
+            "synthetic": table.truth is not None,
+        }
+        document = to_document(result, meta=meta, gaps=gaps)
+        json_path, html_path = write_report(document, out, gaps)
+    counts = document["summary"]["verdicts"].get("observed", {})
+    console.print(
+        f"Audited {result.n:,} referrals ({period}) with {scorer.version}: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + f"; {len(result.suppressed)} small groups suppressed."
+    )
+    console.print(f"Wrote {json_path} and {html_path}.")
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
@@ -273,3 +357,146 @@ def features_list(
 
 if __name__ == "__main__":
     app()
+
+
+users_app = typer.Typer(help="People who sign in, with their roles.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+keys_app = typer.Typer(help="API keys for referral systems.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+auditlog_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(auditlog_app, name="auditlog")
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="The name the user signs in with.")],
+    role: Annotated[
+        list[str],
+        typer.Option("--role", help="practitioner, manager, researcher or admin (repeatable)."),
+    ],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="TRIAGE_NEW_USER_PASSWORD",
+            help="At least 12 characters; prompted for when not given.",
+        ),
+    ],
+) -> None:
+    """Add a user (argon2 password hash) with one or more roles."""
+    from triage.accounts import AccountError, create_user
+    from triage.settings import get_settings
+    from triage.store import make_engine, session_factory
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_factory(engine)() as session:
+            user = create_user(session, username=username, password=password, roles=role)
+            session.commit()
+    except AccountError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    console.print(f"Added user {username} ({user.user_id}) with roles {', '.join(user.roles)}.")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. 'police MASH feed'.")],
+    source_system: Annotated[
+        str, typer.Option(help="The source_system the key may submit and read for.")
+    ],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="referrals:write, events:write or referrals:read (repeatable; default all).",
+        ),
+    ] = None,
+) -> None:
+    """Create an API key; the key is printed once (only its SHA-256 is stored)."""
+    from triage.accounts import AccountError, create_api_key
+    from triage.security import SCOPES
+    from triage.settings import get_settings
+    from triage.store import make_engine, session_factory
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_factory(engine)() as session:
+            key = create_api_key(
+                session, name=name, source_system=source_system, scopes=scope or SCOPES
+            )
+            session.commit()
+    except AccountError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    console.print(f"Created key {key.key_id} for {source_system}; it is shown only once:")
+    print(key.key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (K-…).")]) -> None:
+    """Revoke an API key."""
+    from triage.accounts import revoke_key
+    from triage.settings import get_settings
+    from triage.store import make_engine, session_factory
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_factory(engine)() as session:
+            found = revoke_key(session, key_id=key_id)
+            session.commit()
+    finally:
+        engine.dispose()
+    if not found:
+        console.print(f"[red]No key {key_id}.[/red]")
+        raise typer.Exit(code=1)
+    console.print(f"Revoked {key_id}.")
+
+
+@auditlog_app.command("verify")
+def auditlog_verify() -> None:
+    """Walk the audit chain; exit 1 naming the first broken link."""
+    from triage.auditlog import verify_chain
+    from triage.settings import get_settings
+    from triage.store import make_read_engine, session_factory
+
+    engine = make_read_engine(get_settings().database_url)
+    try:
+        with session_factory(engine)() as session:
+            report = verify_chain(session)
+    finally:
+        engine.dispose()
+    if report.broken is not None:
+        console.print(
+            f"[red]Audit chain broken at event {report.broken.event_id}: "
+            f"{report.broken.reason} ({report.events - 1} events before it verified).[/red]"
+        )
+        raise typer.Exit(code=1)
+    console.print(f"Audit chain intact: {report.events} events, head {report.head}.")
+
+
+@users_app.command("demo")
+def users_demo() -> None:
+    """Create (or reset) demo-<role> users and a demo API key, and print them (demo only)."""
+    from triage.accounts import DEMO_SOURCE_SYSTEM, demo_accounts
+    from triage.settings import get_settings
+    from triage.store import make_engine, session_factory
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_factory(engine)() as session:
+            passwords, key = demo_accounts(session)
+            session.commit()
+    finally:
+        engine.dispose()
+    console.print("Demo accounts (sign in with POST /v1/auth/token; synthetic data only):")
+    for username, password in passwords.items():
+        console.print(f"  {username:<18} {password}")
+    console.print(f"Demo API key {key.key_id} for source_system {DEMO_SOURCE_SYSTEM}:")
+    console.print(f"  {key.key}")

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header
 from fastapi.responses import JSONResponse
 
-from api.deps import ActorDep, StateDep, require_roles
+from api.deps import AUTH_RESPONSES, ActorDep, StateDep, require_roles, require_scope
+from api.errors import ApiError
 from api.intake import MAX_EVENTS, receive_events, validate_events
 from api.schemas import ErrorOut, EventsAccepted
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], responses=AUTH_RESPONSES)
 
 EVENT_EXAMPLE = {
     "source_system": "police-niche",
@@ -44,7 +45,10 @@ EVENT_BODY_SCHEMA = {
         413: {"model": ErrorOut, "description": "Body over 64 KiB."},
         422: {"model": ErrorOut, "description": "Invalid events: fields are `<index>.<field>`."},
     },
-    dependencies=[Depends(require_roles("referrer", "admin"))],
+    dependencies=[
+        Depends(require_roles("referrer", "admin")),
+        Depends(require_scope("events:write")),
+    ],
     summary="Submit one agency event or a list of up to 1,000",
     openapi_extra={
         "requestBody": {
@@ -71,6 +75,10 @@ def post_events(
 ) -> JSONResponse:
     """Store every new event (all or none when any is invalid); rescore affected referrals."""
     events, batch = validate_events(payload)
+    if actor.is_key and any(event.source_system != actor.source_system for event in events):
+        raise ApiError(
+            403, "forbidden", f"this API key submits only for source_system {actor.source_system!r}"
+        )
     reply = receive_events(
         state, events=events, batch=batch, actor=actor.name, idempotency_key=idempotency_key
     )

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ActorDep, ServiceState, StateDep, require_roles
+from api.deps import AUTH_RESPONSES, ActorDep, ServiceState, StateDep, require_roles
 from api.schemas import ModelInfo, ReloadOut
 from api.scoring import score_backlog, sync_queue
 from triage.queue import SAFETY_RULES
 
-router = APIRouter(prefix="/v1", tags=["model"])
+router = APIRouter(prefix="/v1", tags=["model"], responses=AUTH_RESPONSES)
 
 RELOAD_SCORING_LIMIT = 5_000
 """Referrals scored inside the reload request; the rest stay queued as unscored (reported)."""

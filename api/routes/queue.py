@@ -6,15 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from api import casework
-from api.deps import ModelDep, ReadSessionDep, require_roles
+from api import audit, casework
+from api.deps import AUTH_RESPONSES, ActorDep, ModelDep, ReadSessionDep, StateDep, require_roles
 from api.errors import invalid
 from api.schemas import ErrorOut, QueuePage
 from triage.queue import BANDS
 from triage.store import QueueFilter
 from triage.vocab import Concern
 
-router = APIRouter(prefix="/v1/queue", tags=["queue"])
+router = APIRouter(prefix="/v1/queue", tags=["queue"], responses=AUTH_RESPONSES)
 
 
 @router.get(
@@ -27,6 +27,8 @@ router = APIRouter(prefix="/v1/queue", tags=["queue"])
 def get_queue(
     session: ReadSessionDep,
     model: ModelDep,
+    state: StateDep,
+    actor: ActorDep,
     band: Annotated[list[str] | None, Query(description=f"Any of: {', '.join(BANDS)}.")] = None,
     concern: Annotated[list[Concern] | None, Query(description="Raises any of these.")] = None,
     min_age_months: Annotated[int | None, Query(ge=0, le=300)] = None,
@@ -56,7 +58,7 @@ def get_queue(
         min_age_months=min_age_months,
         max_age_months=max_age_months,
     )
-    return casework.read_queue(
+    page = casework.read_queue(
         session,
         model=model,
         filters=filters,
@@ -64,3 +66,21 @@ def get_queue(
         cursor=cursor,
         limit=limit,
     )
+    audit.record(
+        state,
+        actor=actor.name,
+        action="queue.viewed",
+        entity_type="queue",
+        model_version=model.scorer.version if model is not None else None,
+        payload={
+            "referral_ids": [item["referral_id"] for item in page["items"]],
+            "filters": {
+                "band": list(bands),
+                "concern": list(filters.concerns),
+                "min_age_months": min_age_months,
+                "max_age_months": max_age_months,
+                "waiting_hours": waiting_hours,
+            },
+        },
+    )
+    return page

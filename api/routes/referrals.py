@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from api import casework
+from api import audit, casework
 from api.deps import (
+    AUTH_RESPONSES,
     ActorDep,
     ModelDep,
     ReadSessionDep,
     SessionDep,
     StateDep,
     require_roles,
+    require_scope,
 )
+from api.errors import ApiError, not_found
 from api.intake import receive_referral
 from api.schemas import (
     DecisionRecorded,
@@ -28,8 +33,9 @@ from api.schemas import (
     ReopenIn,
 )
 from triage.schema import REFERRAL_EXAMPLE, DecisionIn, Id, ReferralIn
+from triage.store import get_referral
 
-router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+router = APIRouter(prefix="/v1/referrals", tags=["referrals"], responses=AUTH_RESPONSES)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -80,7 +86,10 @@ def _reply(status_code: int, body: dict[str, Any], replayed: bool) -> JSONRespon
         409: {"model": ErrorOut, "description": "A concurrent request holds this key."},
         422: ERRORS[422],
     },
-    dependencies=[Depends(require_roles("referrer", "admin"))],
+    dependencies=[
+        Depends(require_roles("referrer", "admin")),
+        Depends(require_scope("referrals:write")),
+    ],
     summary="Submit a referral",
 )
 def post_referral(
@@ -95,6 +104,10 @@ def post_referral(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Store the referral exactly once, then score it; 201 new, 200 already stored."""
+    if actor.is_key and referral.source_system != actor.source_system:
+        raise ApiError(
+            403, "forbidden", f"this API key submits only for source_system {actor.source_system!r}"
+        )
     reply = receive_referral(
         state, referral=referral, actor=actor.name, idempotency_key=idempotency_key
     )
@@ -109,10 +122,68 @@ def post_referral(
     summary="A referral, its score and reasons, and the child's history",
 )
 def get_referral_detail(
-    referral_id: ReferralId, session: ReadSessionDep, model: ModelDep
+    referral_id: ReferralId,
+    session: ReadSessionDep,
+    model: ModelDep,
+    state: StateDep,
+    actor: ActorDep,
 ) -> dict[str, Any]:
     """The referral, its latest score with every reason, and the child's timeline."""
-    return casework.referral_detail(session, referral_id=referral_id, model=model)
+    detail = casework.referral_detail(session, referral_id=referral_id, model=model)
+    audit.record(
+        state,
+        actor=actor.name,
+        action="referral.viewed",
+        entity_type="referral",
+        entity_id=referral_id,
+        model_version=detail["score"].get("model_version"),
+        payload={"timeline_records": len(detail["timeline"])},
+    )
+    return detail
+
+
+class ReferralReceipt(BaseModel):
+    """What a referral system may read back about a referral it submitted."""
+
+    referral_id: str
+    source_system: str
+    source_referral_id: str
+    received_at: datetime
+    status: str
+
+
+@router.get(
+    "/{referral_id}/receipt",
+    response_model=ReferralReceipt,
+    responses={404: ERRORS[404]},
+    dependencies=[
+        Depends(require_roles("referrer", "admin")),
+        Depends(require_scope("referrals:read")),
+    ],
+    summary="Whether a submitted referral is stored, and open or decided (referral systems)",
+)
+def get_referral_receipt(
+    referral_id: ReferralId, session: ReadSessionDep, state: StateDep, actor: ActorDep
+) -> dict[str, Any]:
+    """A referral's receipt; a key sees only referrals from its own source system."""
+    row = get_referral(session, referral_id=referral_id)
+    # Another system's referral is reported as missing, so ids cannot be probed.
+    if row is None or (actor.is_key and row.source_system != actor.source_system):
+        raise not_found("referral", referral_id)
+    audit.record(
+        state,
+        actor=actor.name,
+        action="referral.receipt_viewed",
+        entity_type="referral",
+        entity_id=referral_id,
+    )
+    return {
+        "referral_id": row.referral_id,
+        "source_system": row.source_system,
+        "source_referral_id": row.source_referral_id,
+        "received_at": row.received_at,
+        "status": row.status,
+    }
 
 
 @router.post(

@@ -11,6 +11,7 @@ from sqlalchemy import delete, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from triage.auditlog import chain_hash, event_document, lock_chain_head, normalise_payload
 from triage.store.errors import (
     ChildNotFound,
     DuplicateEvent,
@@ -20,6 +21,7 @@ from triage.store.errors import (
     ReferralNotFound,
 )
 from triage.store.tables import (
+    ApiKeyRow,
     AuditEventRow,
     ChildRow,
     DecisionRow,
@@ -30,6 +32,7 @@ from triage.store.tables import (
     QueueEntryRow,
     ReferralRow,
     ScoreRow,
+    UserRow,
     utcnow,
 )
 from triage.vocab import DecisionKind
@@ -261,15 +264,19 @@ def append_audit_event(
     payload: Mapping[str, Any],
     occurred_at: datetime | None = None,
 ) -> AuditEventRow:
-    """Append an audit record."""
+    """Append an audit record, chained to the one before it (see ``triage.auditlog``)."""
+    prev_hash = lock_chain_head(session)
+    fields: dict[str, Any] = {
+        "occurred_at": occurred_at or utcnow(),
+        "actor": actor,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "model_version": model_version,
+        "payload": normalise_payload(payload),
+    }
     row = AuditEventRow(
-        occurred_at=occurred_at or utcnow(),
-        actor=actor,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        model_version=model_version,
-        payload=dict(payload),
+        **fields, prev_hash=prev_hash, hash=chain_hash(prev_hash, event_document(**fields))
     )
     session.add(row)
     session.flush()
@@ -503,3 +510,77 @@ def record_exists(session: Session, *, record_id: str) -> bool:
     if session.get(ReferralRow, record_id) is not None:
         return True
     return session.get(EventRow, record_id) is not None
+
+
+# --- access: users and API keys ---------------------------------------------------------------
+
+
+def add_user(
+    session: Session, *, user_id: str, username: str, password_hash: str, roles: Sequence[str]
+) -> UserRow:
+    """Add a user (the caller hashes the password)."""
+    row = UserRow(
+        user_id=user_id,
+        username=username,
+        password_hash=password_hash,
+        roles=sorted(set(roles)),
+        active=True,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_user(session: Session, *, user_id: str) -> UserRow | None:
+    """A user by id."""
+    return session.get(UserRow, user_id)
+
+
+def get_user_by_username(session: Session, *, username: str) -> UserRow | None:
+    """A user by username."""
+    return session.scalars(select(UserRow).where(UserRow.username == username)).first()
+
+
+def add_api_key(
+    session: Session,
+    *,
+    key_id: str,
+    key_hash: str,
+    name: str,
+    source_system: str,
+    scopes: Sequence[str],
+) -> ApiKeyRow:
+    """Add an API key by its hash (the key itself is never stored)."""
+    row = ApiKeyRow(
+        key_id=key_id,
+        key_hash=key_hash,
+        name=name,
+        source_system=source_system,
+        scopes=sorted(set(scopes)),
+        active=True,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_api_key_by_hash(session: Session, *, key_hash: str) -> ApiKeyRow | None:
+    """An API key by the SHA-256 of the key."""
+    return session.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash)).first()
+
+
+def revoke_api_key(session: Session, *, key_id: str) -> bool:
+    """Deactivate a key; False when there is no such key."""
+    row = session.get(ApiKeyRow, key_id)
+    if row is None:
+        return False
+    row.active = False
+    session.flush()
+    return True
+
+
+def set_password_hash(session: Session, *, user_id: str, password_hash: str) -> None:
+    """Replace a user's password hash."""
+    session.execute(
+        update(UserRow).where(UserRow.user_id == user_id).values(password_hash=password_hash)
+    )

@@ -308,3 +308,30 @@ class DisputeRow(Base):
     model_version: Mapped[str | None] = mapped_column(String(NAME))
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
+
+
+class UserRow(Base):
+    """A person who signs in: a practitioner, manager, researcher or admin."""
+
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    username: Mapped[str] = mapped_column(String(NAME), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(KEY))
+    roles: Mapped[list[str]]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKeyRow(Base):
+    """A referral system's API key: only its SHA-256 is stored, bound to one source system."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(HASH), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME))
+    source_system: Mapped[str] = mapped_column(String(ID))
+    scopes: Mapped[list[str]]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,285 @@
+"""Access control: every route with every role and with no credentials; object-level checks."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from access_helpers import PASSWORD, bearer, key_headers, user_headers
+from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
+from sqlalchemy import select
+
+from api.app import create_app
+from api.deps import ROLES
+from triage.accounts import revoke_key
+from triage.schema import REFERRAL_EXAMPLE
+from triage.security import issue_user_token
+from triage.settings import Settings
+from triage.store import AuditEventRow, UserRow, make_engine, session_factory
+from triage.store.migrate import upgrade
+
+SYSTEM_A = REFERRAL_EXAMPLE["source_system"]
+SYSTEM_B = "school-safeguarding"
+
+# Who may call each route: the whole access policy in one table. ``None`` is no credentials.
+POLICY: dict[tuple[str, str], set[str]] = {
+    ("POST", "/v1/auth/token"): {*ROLES, None},
+    ("GET", "/v1/health"): {*ROLES, None},
+    ("POST", "/v1/referrals"): {"referrer", "admin"},
+    ("GET", "/v1/referrals/{referral_id}"): {"practitioner", "manager", "admin"},
+    ("GET", "/v1/referrals/{referral_id}/receipt"): {"referrer", "admin"},
+    ("POST", "/v1/referrals/{referral_id}/decisions"): {"practitioner", "manager", "admin"},
+    ("POST", "/v1/referrals/{referral_id}/reopen"): {"manager", "admin"},
+    ("POST", "/v1/referrals/{referral_id}/disputes"): {"practitioner", "manager", "admin"},
+    ("POST", "/v1/events"): {"referrer", "admin"},
+    ("GET", "/v1/queue"): {"practitioner", "manager", "admin"},
+    ("GET", "/v1/model"): {"practitioner", "manager", "researcher", "admin"},
+    ("POST", "/v1/admin/reload-model"): {"admin"},
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings on a fresh, migrated SQLite database."""
+    url = f"sqlite:///{tmp_path / 'triage.db'}"
+    upgrade(url)
+    return Settings(
+        var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app without a model (access does not depend on one), no credentials by default."""
+    app = create_app(settings, scorer_loader=lambda: None, score_backlog_on_start=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def credentials(settings: Settings) -> dict[str | None, dict[str, str]]:
+    """Headers per role: a user for each person's role, an API key for ``referrer``."""
+    headers: dict[str | None, dict[str, str]] = {None: {}}
+    for role in ROLES:
+        if role == "referrer":
+            headers[role] = key_headers(settings.database_url, SYSTEM_A)
+        else:
+            headers[role] = user_headers(settings, role)
+    return headers
+
+
+def referral(source_system: str = SYSTEM_A, **overrides: Any) -> dict[str, Any]:
+    """A valid referral body with a fresh business key."""
+    body = copy.deepcopy(REFERRAL_EXAMPLE)
+    body["source_system"] = source_system
+    body["source_referral_id"] = f"ACC-{time.monotonic_ns()}"
+    body.update(overrides)
+    return body
+
+
+def event(source_system: str = SYSTEM_A) -> dict[str, Any]:
+    """A valid agency event for the example's household."""
+    return {
+        "source_system": source_system,
+        "source_event_id": f"EV-{time.monotonic_ns()}",
+        "agency": "police",
+        "kind": "domestic_abuse_incident",
+        "occurred_at": "2026-04-10T22:40:00Z",
+        "household_id": REFERRAL_EXAMPLE["child"]["household_id"],
+    }
+
+
+def call(
+    client: TestClient, method: str, path: str, headers: dict[str, str], referral_id: str
+) -> int:
+    """Call one route with a valid request; return the status."""
+    url = path.replace("{referral_id}", referral_id)
+    bodies: dict[str, Any] = {
+        "/v1/auth/token": {"username": "nobody", "password": "wrong password"},
+        "/v1/referrals": referral(),
+        "/v1/events": event(),
+        "/v1/referrals/{referral_id}/decisions": {"decision": "assessment", "agreement": "agree"},
+        "/v1/referrals/{referral_id}/reopen": {"reason": "new information"},
+        "/v1/referrals/{referral_id}/disputes": {"record_id": referral_id, "reason": "not ours"},
+    }
+    body = bodies.get(path)
+    return client.request(method, url, headers=headers, json=body).status_code
+
+
+def test_the_policy_names_every_route(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    routes = {
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method in operations
+        if path.startswith("/v1")
+    }
+    assert routes == set(POLICY)
+
+
+def test_every_route_admits_exactly_the_roles_it_names(
+    client: TestClient, credentials: dict[str | None, dict[str, str]]
+) -> None:
+    referral_id = client.post(
+        "/v1/referrals", json=referral(), headers=credentials["referrer"]
+    ).json()["referral_id"]
+    denied: list[str] = []
+    for (method, path), allowed in POLICY.items():
+        for who, headers in credentials.items():
+            status = call(client, method, path, headers, referral_id)
+            if who in allowed:
+                ok = status not in (401, 403) or path == "/v1/auth/token"
+            elif who is None:
+                ok = status == 401
+            else:
+                ok = status == 403
+            if not ok:
+                denied.append(f"{method} {path} as {who}: {status}")
+    assert denied == []
+
+
+def test_no_credentials_and_bad_credentials_get_401_with_a_challenge(
+    client: TestClient, settings: Settings
+) -> None:
+    for headers in (
+        {},
+        bearer("trk_not-a-key"),
+        bearer("not-a-token"),
+        bearer(issue_user_token("another secret", user_id="U-1")),
+        {"Authorization": "Basic YWRtaW46YWRtaW4="},
+    ):
+        response = client.get("/v1/queue", headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert response.json()["error"]["code"] == "unauthorised"
+
+
+def test_login_issues_a_token_that_expires_and_dies_with_the_user(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_headers(settings, "practitioner", username="pat")
+    wrong = client.post("/v1/auth/token", json={"username": "pat", "password": "guess"})
+    assert wrong.status_code == 401
+    unknown = client.post("/v1/auth/token", json={"username": "nobody", "password": PASSWORD})
+    assert unknown.status_code == 401
+    signed_in = client.post("/v1/auth/token", json={"username": "pat", "password": PASSWORD})
+    assert signed_in.status_code == 200
+    token = signed_in.json()["access_token"]
+    assert signed_in.json()["roles"] == ["practitioner"]
+    assert client.get("/v1/queue", headers=bearer(token)).status_code == 200
+    assert client.post("/v1/admin/reload-model", headers=bearer(token)).status_code == 403
+
+    nine_hours_ago = int(time.time()) - 9 * 3600
+    with monkeypatch.context() as patch:
+        patch.setattr(TimestampSigner, "get_timestamp", lambda self: nine_hours_ago)
+        stale = client.post("/v1/auth/token", json={"username": "pat", "password": PASSWORD})
+    assert client.get("/v1/queue", headers=bearer(stale.json()["access_token"])).status_code == 401
+
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            session.scalars(select(UserRow).where(UserRow.username == "pat")).one().active = False
+            session.commit()
+            actions = [e.action for e in session.scalars(select(AuditEventRow))]
+    finally:
+        engine.dispose()
+    assert client.get("/v1/queue", headers=bearer(token)).status_code == 401
+    assert actions.count("auth.login_failed") == 2
+    assert actions.count("auth.login") == 2
+
+
+def test_a_referral_system_submits_and_reads_only_its_own(
+    client: TestClient, settings: Settings
+) -> None:
+    a = key_headers(settings.database_url, SYSTEM_A)
+    b = key_headers(settings.database_url, SYSTEM_B)
+    mine = client.post("/v1/referrals", json=referral(SYSTEM_A), headers=a)
+    assert mine.status_code == 201
+    referral_id = mine.json()["referral_id"]
+    assert client.post("/v1/referrals", json=referral(SYSTEM_B), headers=a).status_code == 403
+    assert (
+        client.post("/v1/events", json=[event(SYSTEM_A), event(SYSTEM_B)], headers=a).status_code
+        == 403
+    )
+    assert client.post("/v1/events", json=event(SYSTEM_B), headers=b).status_code == 201
+
+    receipt = client.get(f"/v1/referrals/{referral_id}/receipt", headers=a)
+    assert receipt.status_code == 200
+    assert set(receipt.json()) == {
+        "referral_id", "source_system", "source_referral_id", "received_at", "status",
+    }  # fmt: skip
+    # Another system's referral is indistinguishable from one that does not exist.
+    theirs = client.get(f"/v1/referrals/{referral_id}/receipt", headers=b)
+    assert theirs.status_code == 404
+    assert theirs.json() == client.get("/v1/referrals/R-nope/receipt", headers=b).json() | {
+        "error": theirs.json()["error"]
+    }
+    # Keys never see the case view, the queue or the model.
+    for path in (f"/v1/referrals/{referral_id}", "/v1/queue", "/v1/model"):
+        assert client.get(path, headers=a).status_code == 403
+
+
+def test_scopes_and_revocation_bind_a_key(client: TestClient, settings: Settings) -> None:
+    write_only = key_headers(settings.database_url, SYSTEM_A, scopes=["referrals:write"])
+    created = client.post("/v1/referrals", json=referral(), headers=write_only)
+    assert created.status_code == 201
+    referral_id = created.json()["referral_id"]
+    assert client.post("/v1/events", json=event(), headers=write_only).status_code == 403
+    receipt = client.get(f"/v1/referrals/{referral_id}/receipt", headers=write_only)
+    assert receipt.status_code == 403
+
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            received = session.scalars(
+                select(AuditEventRow).where(AuditEventRow.action == "referral.received")
+            ).one()
+            assert received.actor.startswith("K-")
+            assert revoke_key(session, key_id=received.actor)
+            session.commit()
+    finally:
+        engine.dispose()
+    assert client.post("/v1/referrals", json=referral(), headers=write_only).status_code == 401
+
+
+def test_researchers_get_no_case_data(
+    client: TestClient, credentials: dict[str | None, dict[str, str]]
+) -> None:
+    referral_id = client.post(
+        "/v1/referrals", json=referral(), headers=credentials["referrer"]
+    ).json()["referral_id"]
+    researcher = credentials["researcher"]
+    for path in (f"/v1/referrals/{referral_id}", f"/v1/referrals/{referral_id}/receipt"):
+        response = client.get(path, headers=researcher)
+        assert response.status_code == 403
+        assert REFERRAL_EXAMPLE["child"]["given_name"] not in response.text
+    assert client.get("/v1/queue", headers=researcher).status_code == 403
+    assert client.get("/v1/model", headers=researcher).status_code == 200
+
+
+def test_the_audit_actor_is_the_caller(
+    client: TestClient, credentials: dict[str | None, dict[str, str]], settings: Settings
+) -> None:
+    referral_id = client.post(
+        "/v1/referrals", json=referral(), headers=credentials["referrer"]
+    ).json()["referral_id"]
+    client.get(f"/v1/referrals/{referral_id}", headers=credentials["practitioner"])
+    client.get("/v1/queue", headers=credentials["manager"])
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            by_action = {e.action: e.actor for e in session.scalars(select(AuditEventRow))}
+            users = session.scalars(select(UserRow.user_id)).all()
+    finally:
+        engine.dispose()
+    assert by_action["referral.received"].startswith("K-")
+    assert by_action["referral.viewed"].startswith("U-")
+    assert by_action["queue.viewed"].startswith("U-")
+    assert by_action["referral.viewed"] != by_action["queue.viewed"]
+    assert {by_action["referral.viewed"], by_action["queue.viewed"]} <= set(users)
+    assert "anonymous" not in by_action.values()

@@ -1,0 +1,94 @@
+"""Credentials: argon2 password hashes, hashed API keys with scopes, signed user tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+USER_ROLES = ("practitioner", "manager", "researcher", "admin")
+"""Roles a person can hold; ``referrer`` belongs to API keys only."""
+
+SCOPES = ("referrals:write", "events:write", "referrals:read")
+"""What an API key may do; a key holds the ``referrer`` role with some of these."""
+
+KEY_PREFIX = "trk_"
+TOKEN_SALT = "triage.user-token.v1"
+TOKEN_MAX_AGE_SECONDS = 8 * 60 * 60
+"""A working day: a user signs in again after that."""
+
+_hasher = PasswordHasher()
+# Verifying against this when the username is unknown keeps the reply time the same.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when ``password`` matches; an unknown user (None) costs the same and fails."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_id(prefix: str) -> str:
+    """A random, unguessable id such as ``U-3fa9c1d2e4b5a6f7``."""
+    return f"{prefix}-{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A freshly made key: shown once, only ``key_hash`` is stored."""
+
+    key_id: str
+    key: str
+    key_hash: str
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 (hex) of an API key; the key has 256 random bits, so no slow hash is needed."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> NewApiKey:
+    """A new key id and a 256-bit random key."""
+    key_id = new_id("K")
+    key = f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"
+    return NewApiKey(key_id=key_id, key=key, key_hash=hash_api_key(key))
+
+
+def is_api_key(credential: str) -> bool:
+    """True when the bearer credential has the shape of an API key."""
+    return credential.startswith(KEY_PREFIX)
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=TOKEN_SALT)
+
+
+def issue_user_token(secret: str, *, user_id: str) -> str:
+    """A signed, timestamped bearer token naming the user."""
+    if not secret:
+        raise ValueError("no secret key to sign tokens with")
+    return _serializer(secret).dumps({"uid": user_id})
+
+
+def read_user_token(secret: str, token: str, *, max_age: int = TOKEN_MAX_AGE_SECONDS) -> str | None:
+    """The user id a token names, or None when it is forged, malformed or expired."""
+    if not secret:
+        return None
+    try:
+        data = _serializer(secret).loads(token, max_age=max_age)
+    except (SignatureExpired, BadSignature):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("uid"), str):
+        return None
+    return data["uid"]
