@@ -287,6 +287,29 @@ def server_env(setup: Setup) -> dict[str, str]:
     return env
 
 
+def credentials(setup: Setup) -> tuple[dict[str, str], dict[str, str]]:
+    """Bearer headers for a practitioner (the queue) and the bench feed's API key (intake)."""
+    from triage.accounts import create_api_key, create_user
+    from triage.security import issue_user_token
+    from triage.settings import Settings
+    from triage.store import make_engine, session_factory
+
+    settings = Settings(database_url=setup.db_url, var_dir=setup.db_path.parent)
+    engine = make_engine(setup.db_url)
+    try:
+        with session_factory(engine)() as session:
+            user = create_user(
+                session, username="bench-practitioner", password="bench password long",
+                roles=["practitioner"], actor="bench",
+            )  # fmt: skip
+            key = create_api_key(session, name="bench", source_system="bench-feed", actor="bench")
+            session.commit()
+    finally:
+        engine.dispose()
+    token = issue_user_token(settings.get_secret_key(), user_id=user.user_id)
+    return {"Authorization": f"Bearer {token}"}, {"Authorization": f"Bearer {key.key}"}
+
+
 def wait_for_backlog(db_path: Path, version: str, timeout: float) -> tuple[int, int, float]:
     """Wait until every queue entry is scored by the champion; (queued, still unscored, secs)."""
     start = time.monotonic()
@@ -341,10 +364,11 @@ async def _drive(
     warmup: float,
     success: Callable[[httpx.Response], bool],
     server: Server | None,
+    auth: dict[str, str] | None = None,
 ) -> Load:
     """Closed-loop load: ``concurrency`` workers, each sends its next request when one returns."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(auth or {})}
     latencies: list[float] = []
     statuses: list[int] = []
     ok = 0
@@ -413,15 +437,15 @@ def cpu_note(load: Load) -> str:
 # --- the measurements -----------------------------------------------------------------------
 
 
-def queue_bench(base: str, queued: int, calls: int) -> bool:
+def queue_bench(base: str, queued: int, calls: int, auth: dict[str, str]) -> bool:
     """p95 of the first page and of a deep cursor page; sequential, then at concurrency 8."""
-    first = httpx.get(f"{base}/v1/queue", params={"limit": QUEUE_PAGE}, timeout=30)
+    first = httpx.get(f"{base}/v1/queue", params={"limit": QUEUE_PAGE}, timeout=30, headers=auth)
     first.raise_for_status()
     # Walk the cursors to the middle of the queue for a deep page.
     pages = max(1, queued // QUEUE_PAGE // 2)
     cursor = first.json()["next_cursor"]
     walked = 1
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, headers=auth) as client:
         while walked < pages and cursor:
             page = client.get(f"{base}/v1/queue", params={"limit": QUEUE_PAGE, "cursor": cursor})
             page.raise_for_status()
@@ -440,7 +464,7 @@ def queue_bench(base: str, queued: int, calls: int) -> bool:
         for concurrency in (1, CONCURRENCY):
             load = drive(
                 "GET", url, concurrency=concurrency, duration=None, count=calls, warmup=1.0,
-                success=lambda r: r.status_code == 200, server=None,
+                success=lambda r: r.status_code == 200, server=None, auth=auth,
             )  # fmt: skip
             p95 = load.pct(95)
             if concurrency == 1:
@@ -497,7 +521,8 @@ def main() -> None:
             queued, pending, took = wait_for_backlog(setup.db_path, setup.version, 1800)
             print(f"triage serve: start-up backlog of {queued:,} queued referrals scored in "
                   f"{took:.0f} s ({pending:,} left)")  # fmt: skip
-            queue_met = queue_bench(base, queued, args.queue_calls)
+            practitioner, referral_system = credentials(setup)
+            queue_met = queue_bench(base, queued, args.queue_calls, practitioner)
 
             ceiling = drive(
                 "GET", f"{base}/v1/health", concurrency=CONCURRENCY, duration=5, count=None,
@@ -509,13 +534,13 @@ def main() -> None:
             serial = drive(
                 "POST", f"{base}/v1/referrals", bodies, concurrency=1,
                 duration=args.serial_duration, count=None, warmup=1, success=scored_201,
-                server=ours,
+                server=ours, auth=referral_system,
             )  # fmt: skip
             intake = drive(
                 "POST", f"{base}/v1/referrals", bodies,
                 concurrency=CONCURRENCY, duration=args.duration, count=None, warmup=2,
                 success=scored_201,
-                server=ours,
+                server=ours, auth=referral_system,
             )  # fmt: skip
         finally:
             ours.stop()
