@@ -15,7 +15,7 @@ from api.champion import ModelHolder, ScorerLoader, champion_loader
 from api.deps import SYSTEM, ServiceState
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
 from api.operations import configure_json_logs, install_operations
-from api.routes import auth, events, model, queue, referrals
+from api.routes import auth, events, fairness, model, queue, referrals
 from api.schemas import ErrorOut
 from api.scoring import score_backlog, sync_queue
 from triage.schema import AgencyEventIn
@@ -77,7 +77,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     install_error_handlers(app)
     install_operations(app)
-    for module in (auth, referrals, events, queue, model):
+    for module in (auth, referrals, events, queue, model, fairness):
         app.include_router(module.router)
 
     @app.get("/v1/health", tags=["service"], summary="Liveness")

@@ -24,6 +24,8 @@ class LoadedModel:
     scorer: Scorer
     card: dict[str, Any] | None = None
     gates: dict[str, Any] | None = None
+    fairness: dict[str, Any] | None = None
+    """The fairness audit logged with the champion's training run (unpseudonymised)."""
     loaded_at: datetime = field(default_factory=utcnow)
 
 
@@ -43,14 +45,14 @@ def champion_loader(settings: Settings) -> ScorerLoader:
         scorer = load_champion_scorer(
             tracking_uri=uri, model_name=settings.model_name, alias=settings.model_alias
         )
-        card, gates = _champion_documents(settings)
-        return LoadedModel(scorer=scorer, card=card, gates=gates)
+        card, gates, fairness = _champion_documents(settings)
+        return LoadedModel(scorer=scorer, card=card, gates=gates, fairness=fairness)
 
     return load
 
 
-def _champion_documents(settings: Settings) -> tuple[dict | None, dict | None]:
-    """The champion run's model card and gates, best effort (None when unreachable)."""
+def _champion_documents(settings: Settings) -> tuple[dict | None, dict | None, dict | None]:
+    """The champion run's model card, gates and fairness audit, best effort (None if absent)."""
     try:
         import mlflow
         from mlflow import MlflowClient
@@ -59,13 +61,17 @@ def _champion_documents(settings: Settings) -> tuple[dict | None, dict | None]:
             settings.model_name, settings.model_alias
         )
         run = f"runs:/{version.run_id}"
-        return (
-            mlflow.artifacts.load_dict(f"{run}/model_card.json"),
-            mlflow.artifacts.load_dict(f"{run}/gates.json"),
-        )
+        card = mlflow.artifacts.load_dict(f"{run}/model_card.json")
+        gates = mlflow.artifacts.load_dict(f"{run}/gates.json")
     except Exception as exc:  # the card is documentation: its absence must not stop scoring
         log.warning("model card unavailable: %s", type(exc).__name__)
-        return None, None
+        return None, None, None
+    try:
+        fairness = mlflow.artifacts.load_dict(f"{run}/fairness/fairness_audit.json")
+    except Exception as exc:  # runs trained before the audit existed have none
+        log.warning("fairness audit unavailable: %s", type(exc).__name__)
+        fairness = None
+    return card, gates, fairness
 
 
 class ModelHolder:

@@ -356,6 +356,30 @@ def to_document(
     return document
 
 
+_IDENTIFYING_META = ("source", "run_id", "data_fingerprint")
+_SUPPRESSIBLE = ("metrics", "human", "groups", "comparisons", "human_comparisons", "label_gap")
+
+
+def pseudonymise_document(
+    document: Mapping[str, Any], *, min_count: int = DEFAULT_MIN_COUNT
+) -> dict[str, Any]:
+    """A stored audit document as a researcher may see it: no identifiers, small counts hidden.
+
+    Does to a finished document what ``to_document(pseudonymise=True)`` does while building
+    one (the API serves the document logged with the champion's training run).
+    """
+    out = json.loads(json.dumps(document))  # a deep copy; the stored document stays as it was
+    out["meta"] = {k: v for k, v in out.get("meta", {}).items() if k not in _IDENTIFYING_META}
+    out["config"]["min_count"] = min_count
+    out["suppressed"] = [
+        {k: v for k, v in row.items() if k != "n"} for row in out.get("suppressed") or []
+    ]
+    for name in _SUPPRESSIBLE:
+        if out.get(name):
+            out[name] = _suppress_small(out[name], min_count)
+    return out
+
+
 def label_gap(result: FairnessAudit) -> pd.DataFrame | None:
     """Per group, each metric against the observed label and the latent truth, and the gap."""
     if "truth" not in result.labels:
@@ -942,6 +966,7 @@ __all__ = [
     "label_gap",
     "load_decisions",
     "log_fairness_audit",
+    "pseudonymise_document",
     "render_html",
     "to_document",
     "validate_document",

@@ -40,6 +40,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/queue"): {"practitioner", "manager", "admin"},
     ("GET", "/v1/model"): {"practitioner", "manager", "researcher", "admin"},
     ("POST", "/v1/admin/reload-model"): {"admin"},
+    ("GET", "/v1/audit/fairness"): {"researcher", "admin"},
 }
 
 
@@ -283,3 +284,45 @@ def test_the_audit_actor_is_the_caller(
     assert by_action["referral.viewed"] != by_action["queue.viewed"]
     assert {by_action["referral.viewed"], by_action["queue.viewed"]} <= set(users)
     assert "anonymous" not in by_action.values()
+
+
+def test_researchers_get_the_fairness_audit_pseudonymised_and_the_export_is_audited(
+    settings: Settings,
+) -> None:
+    from types import SimpleNamespace
+
+    from api.champion import LoadedModel
+
+    stored = {
+        "schema_version": "1.0.0",
+        "meta": {"n": 500, "run_id": "run-1", "source": "/data", "data_fingerprint": "abc"},
+        "config": {"min_count": None},
+        "suppressed": [{"grouping": "sex", "group": "unknown", "n": 3, "reason": "small"}],
+        "metrics": [
+            {"group": "a", "numerator": 4, "denominator": 60, "estimate": 0.067},
+            {"group": "b", "numerator": 40, "denominator": 440, "estimate": 0.091},
+        ],
+    }
+    loaded = LoadedModel(scorer=SimpleNamespace(version="referral-triage/7"), fairness=stored)
+    app = create_app(settings, scorer_loader=lambda: loaded, score_backlog_on_start=False)
+    with TestClient(app) as client:
+        researcher = user_headers(settings, "researcher")
+        body = client.get("/v1/audit/fairness", headers=researcher).json()
+        stricter = client.get("/v1/audit/fairness?min_count=50", headers=researcher).json()
+        assert client.get("/v1/audit/fairness?min_count=2", headers=researcher).status_code == 422
+    assert set(body["meta"]) == {"n"}
+    assert body["suppressed"] == [{"grouping": "sex", "group": "unknown", "reason": "small"}]
+    assert body["metrics"][0]["numerator"] is None and body["metrics"][0]["small_count_suppressed"]
+    assert body["metrics"][1]["numerator"] == 40
+    assert stricter["metrics"][1]["estimate"] is None
+    assert stored["meta"]["run_id"] == "run-1"
+    engine = make_engine(settings.database_url)
+    with session_factory(engine)() as session:
+        exports = session.scalars(
+            select(AuditEventRow).where(AuditEventRow.action == "export.fairness_audit")
+        ).all()
+    engine.dispose()
+    assert [(e.model_version, e.payload["min_count"]) for e in exports] == [
+        ("referral-triage/7", 10),
+        ("referral-triage/7", 50),
+    ]

@@ -370,3 +370,17 @@ def test_household_bootstrap_widens_intervals_for_clustered_families() -> None:
     assert 1.5 < widths["household"] / widths["stratified"] < 2.6
     with pytest.raises(ValueError, match="household"):
         audit(y, p, attributes, config=AuditConfig(bootstrap="household", n_boot=5))
+
+
+def test_a_stored_document_pseudonymises_like_a_fresh_one(small_audit) -> None:
+    from models.fairness_report import pseudonymise_document
+
+    _, _, _, result = small_audit
+    meta = {"source": "/data/extract", "run_id": "r1", "data_fingerprint": "f", "n_note": "x"}
+    stored = to_document(result, meta=meta)
+    fresh = to_document(result, meta=meta, pseudonymise=True)
+    served = pseudonymise_document(stored)
+    validate_document(served)
+    for key in ("meta", "config", "suppressed", "metrics", "groups", "comparisons", "label_gap"):
+        assert served[key] == json.loads(json.dumps(fresh[key])), key
+    assert stored["meta"]["run_id"] == "r1", "the stored document is left as it was"

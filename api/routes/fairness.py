@@ -1,0 +1,56 @@
+"""The champion's fairness audit for researchers: pseudonymised, small counts suppressed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from api.audit import record
+from api.deps import AUTH_RESPONSES, ActorDep, ModelDep, StateDep, require_roles
+from api.errors import ApiError
+from api.schemas import ErrorOut
+from models.fairness_report import (
+    DEFAULT_MIN_COUNT,
+    SCHEMA,
+    SCHEMA_VERSION,
+    pseudonymise_document,
+)
+
+router = APIRouter(prefix="/v1", tags=["audit"], responses=AUTH_RESPONSES)
+
+
+@router.get(
+    "/audit/fairness",
+    summary="The champion's fairness audit (pseudonymised)",
+    description=(
+        "The fairness audit logged with the champion's training run (JSON schema "
+        f"`{SCHEMA}` version {SCHEMA_VERSION}): metrics by group and "
+        "intersection with intervals and verdicts. Run and data identifiers are removed and a "
+        "row with any count below `min_count` keeps its labels but loses every number."
+    ),
+    responses={404: {"model": ErrorOut, "description": "No champion, or no audit logged."}},
+    dependencies=[Depends(require_roles("researcher", "admin"))],
+)
+def fairness_audit(
+    state: StateDep,
+    model: ModelDep,
+    actor: ActorDep,
+    min_count: int = Query(
+        DEFAULT_MIN_COUNT, ge=DEFAULT_MIN_COUNT, le=1000, description="Suppress counts below this."
+    ),
+) -> dict[str, Any]:
+    """The audit document with small counts suppressed; the export is audited."""
+    if model is None or model.fairness is None:
+        raise ApiError(404, "not_found", "the champion model has no fairness audit logged")
+    document = pseudonymise_document(model.fairness, min_count=min_count)
+    record(
+        state,
+        actor=actor.name,
+        action="export.fairness_audit",
+        entity_type="model",
+        entity_id=None,
+        model_version=model.scorer.version,
+        payload={"min_count": min_count, "schema_version": document.get("schema_version")},
+    )
+    return document
