@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/score_bench.py
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/explain_bench.py
+	$(BIN)/python bench/fairness_bench.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/api_bench.py
 
 clean:
 	rm -rf var .pytest_cache
