@@ -9,6 +9,7 @@ earlier counts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -95,9 +96,14 @@ class Signal:
             if self.absent:
                 return self.absent
             return "Not recorded: " + self.template.format(value="a", s="")
+        if self.aggregation is Aggregation.days_since:  # whole days: "8 days", not "8.22091"
+            value = float(math.floor(value))
         leading = self.template.startswith("{value}")
         shown = "no" if value == 0 and leading else f"{value:g}"
-        text = self.template.format(value=shown, s="" if value == 1 else "s")
+        if self.aggregation is Aggregation.days_since and value == 0:
+            shown = "less than 1"
+        singular = value == 1 or shown == "less than 1"
+        text = self.template.format(value=shown, s="" if singular else "s")
         return text[0].upper() + text[1:]
 
 

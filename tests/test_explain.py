@@ -323,3 +323,11 @@ def test_training_run_carries_the_global_views(extract, world, tmp_path, monkeyp
         audit = session.scalars(select(AuditEventRow)).all()
     engine.dispose()
     assert [(a.action, a.payload["rows"]) for a in audit] == [("export", len(scores))]
+
+
+def test_days_since_reads_in_whole_days():
+    signal = SIGNALS["days_since_last_referral"]
+    assert signal.sentence(8.22091) == "The last referral about this child was 8 days ago"
+    assert signal.sentence(1.9) == "The last referral about this child was 1 day ago"
+    assert signal.sentence(0.3) == "The last referral about this child was less than 1 day ago"
+    assert signal.sentence(float("nan")) == "There is no earlier referral about this child"
