@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import math
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.dataset import OUTCOMES, TrainingData
+from models.dataset import TrainingData
 from models.fairness import (
     DISPARITY,
     ECE_MIN_SIZE,
@@ -33,8 +32,6 @@ from models.fairness import (
     audit_attributes,
 )
 from models.scorer import Scorer
-from models.splits import TEST
-from models.train import TrainResult
 
 SCHEMA = "triage/fairness-audit"
 SCHEMA_VERSION = "1.0.0"
@@ -124,7 +121,7 @@ JSON_SCHEMA: dict[str, Any] = {
 """JSON Schema of the document; `schema_version` says which version a document follows."""
 
 
-def _records(frame: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+def records(frame: pd.DataFrame | None) -> list[dict[str, Any]] | None:
     """Rows as JSON-ready dicts: NaN and infinities become null, numpy scalars plain."""
     if frame is None:
         return None
@@ -201,7 +198,7 @@ def summary_sentences(comparisons: pd.DataFrame, *, limit: int = 12) -> list[str
         _headline=~headline.to_numpy(), _size=-found["difference"].abs().to_numpy()
     ).sort_values(["_headline", "_size"])
     ranked = ranked.drop_duplicates(["grouping", "group"]).drop(columns=["_headline", "_size"])
-    sentences += [_sentence(row) for row in _records(ranked.head(limit)) or []]
+    sentences += [_sentence(row) for row in records(ranked.head(limit)) or []]
     sentences.append(
         f"In all, {len(found)} of {len(comparisons)} comparisons show a disparity; the tables "
         "below and the JSON have every one."
@@ -314,11 +311,11 @@ def to_document(
         "high_bands": list(HIGH_BANDS),
     }
     tables: dict[str, list[dict[str, Any]] | None] = {
-        name: _records(getattr(result, name)) for name in _ROW_TABLES
+        name: records(getattr(result, name)) for name in _ROW_TABLES
     }
     groups = result.groups[~result.groups["suppressed"]].drop(columns="suppressed")
     suppressed = result.suppressed.copy()
-    tables["groups"] = _records(groups)
+    tables["groups"] = records(groups)
     if min_count:
         suppressed = suppressed.drop(columns="n")
         for name in ("metrics", "human", "groups", "comparisons", "human_comparisons"):
@@ -344,8 +341,8 @@ def to_document(
         "config": config_doc,
         "thresholds": {str(k): v for k, v in result.thresholds.items()},
         "references": result.references,
-        "suppressed": _records(suppressed),
-        "label_gap": _records(label_gap(result)),
+        "suppressed": records(suppressed),
+        "label_gap": records(label_gap(result)),
         # Images stay in the HTML; the document keeps the numbers.
         "why_gaps": [{k: v for k, v in g.items() if k != "image"} for g in gaps],
         "summary": {"verdicts": verdict_counts, "sentences": sentences},
@@ -835,65 +832,6 @@ def audit_scored(
     )
 
 
-def gap_explanations(
-    scorer: Scorer,
-    X: np.ndarray,
-    attributes: pd.DataFrame,
-    result: FairnessAudit,
-    *,
-    limit: int = 6,
-) -> list[dict[str, Any]]:
-    """Which signals drive the mean-score gap of the groups furthest from their reference."""
-    # Imported here: explain builds on models, and models must not need explain to load.
-    from explain.global_views import group_difference
-    from explain.plots import group_difference_png
-
-    table = result.comparisons
-    candidates = table[
-        (table["metric"] == "mean_score")
-        & (table["label"] == "observed")
-        & table["grouping"].isin([g for g in result.config.attributes])
-    ]
-    candidates = candidates.reindex(
-        candidates["difference"].abs().sort_values(ascending=False).index
-    )
-    batch = scorer.score_matrix(X, with_range=False)
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for row in _records(candidates.head(limit)) or []:
-            groups = attributes[row["grouping"]].astype(str).to_numpy()
-            gap = group_difference(
-                scorer.signals,
-                batch.base,
-                batch.contributions,
-                groups,
-                row["group"],
-                row["reference"],
-            )
-            top = gap.head(3)
-            drivers = ", ".join(
-                f"{s} ({d:+.2f})" for s, d in zip(top["signal"], top["difference"], strict=True)
-            )
-            path = group_difference_png(gap, Path(tmp) / "gap.png")
-            image = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
-            out.append(
-                {
-                    "grouping": row["grouping"],
-                    "group_a": row["group"],
-                    "group_b": row["reference"],
-                    "log_odds_gap": gap.attrs["log_odds_gap"],
-                    "signals": _records(gap.head(10)),
-                    "sentence": (
-                        f"Mean log-odds differ by {gap.attrs['log_odds_gap']:+.2f} between "
-                        f"{row['group']} and {row['reference']}; the signals that account for "
-                        f"most of it: {drivers} (difference in mean contribution, log-odds)."
-                    ),
-                    "image": image,
-                }
-            )
-    return out
-
-
 def write_report(
     document: Mapping[str, Any], out: Path, gaps: Sequence[Mapping[str, Any]] | None = None
 ) -> tuple[Path, Path]:
@@ -906,67 +844,15 @@ def write_report(
     return json_path, html_path
 
 
-def audit_training_run(
-    result: TrainResult, *, directory: Path | None, config: AuditConfig | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The audit document of a training run's test period, and its gap plots for the HTML."""
-    data, scorer = result.data, result.scorer
-    ids = data.part(TEST)
-    fairness = audit_scored(
-        data, ids, result.test_probability, scorer=scorer, directory=directory, config=config
-    )
-    X = scorer.matrix(data.features.loc[ids])
-    gaps = gap_explanations(scorer, X, audit_attributes(data.protected.loc[ids]), fairness)
-    meta = {
-        "outcome": data.outcome,
-        "outcome_words": OUTCOMES.get(data.outcome, data.outcome),
-        "model_version": scorer.version,
-        "family": scorer.family,
-        "period": "test",
-        "data_fingerprint": data.fingerprint,
-        "synthetic": data.truth is not None,
-    }
-    return to_document(fairness, meta=meta, gaps=gaps), gaps
-
-
-def log_fairness_audit(
-    run_id: str,
-    result: TrainResult,
-    *,
-    tracking_uri: str,
-    directory: Path | None = None,
-    config: AuditConfig | None = None,
-) -> dict[str, Any]:
-    """Add the fairness audit (JSON, HTML, verdict counts) of a training run to that run."""
-    from models.tracking import configure_mlflow
-
-    configure_mlflow(tracking_uri)
-    import mlflow
-
-    document, gaps = audit_training_run(result, directory=directory, config=config)
-    document["meta"]["run_id"] = run_id
-    verdicts = document["summary"]["verdicts"].get("observed", {})
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
-        for path in write_report(document, Path(tmp), gaps):
-            mlflow.log_artifact(str(path), artifact_path="fairness")
-        mlflow.log_metrics(
-            {f"fairness_{k.replace(' ', '_')}": float(v) for k, v in verdicts.items()}
-        )
-        mlflow.set_tag("fairness_schema_version", SCHEMA_VERSION)
-    return document
-
-
 __all__ = [
     "JSON_SCHEMA",
     "SCHEMA",
     "SCHEMA_VERSION",
     "audit_scored",
-    "audit_training_run",
-    "gap_explanations",
     "label_gap",
     "load_decisions",
-    "log_fairness_audit",
     "pseudonymise_document",
+    "records",
     "render_html",
     "to_document",
     "validate_document",

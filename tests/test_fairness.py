@@ -301,7 +301,7 @@ def test_document_schema_pseudonymised_and_html(small_audit) -> None:
 def test_training_run_audit_is_logged_to_mlflow(tmp_path) -> None:
     import mlflow
 
-    from models.fairness_report import log_fairness_audit
+    from explain.fairness_gaps import log_fairness_audit
     from models.tracking import configure_mlflow
     from models.train import TrainConfig, train
     from triage.synth import WorldParams, generate_world

@@ -110,8 +110,8 @@ def train(
     """Fit both model families, evaluate, log to MLflow, register; promote if the gates pass."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from explain.fairness_gaps import log_fairness_audit
     from explain.report import log_global_views
-    from models.fairness_report import log_fairness_audit
     from models.gates import GateConfig
     from models.tracking import log_and_register
     from models.train import TrainConfig
@@ -236,9 +236,10 @@ def audit(
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
     """Fairness audit of the champion on an extract: JSON and a self-contained HTML report."""
+    from explain.fairness_gaps import gap_explanations
     from models.dataset import load_training_data
     from models.fairness import AuditConfig, audit_attributes
-    from models.fairness_report import audit_scored, gap_explanations, to_document, write_report
+    from models.fairness_report import audit_scored, to_document, write_report
     from models.splits import TEST
     from models.tracking import load_champion_scorer
     from triage.settings import get_settings
