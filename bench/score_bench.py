@@ -20,12 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from features.catalogue import CATALOGUE_VERSION
-from models.bands import Bands
-from models.dataset import OUTCOMES, as_matrix, load_training_data
-from models.families import Challenger, Scorecard, sigmoid
+from models.dataset import as_matrix, load_training_data
 from models.scorer import Scorer
-from models.splits import TRAIN, VALIDATION
+from models.train import FAMILIES, fit_scorer
 from triage.synth import WorldParams, generate_world
 from triage.synth.extract import write_extract
 
@@ -35,18 +32,7 @@ TARGET_ROWS_PER_S = 200_000
 def fitted_scorers(directory: Path) -> tuple[dict[str, Scorer], np.ndarray]:
     """Both families fitted as ``triage train`` fits them, and the feature matrix."""
     data = load_training_data(directory)
-    signals = tuple(data.features.columns)
-    X = {p: as_matrix(data.features.loc[data.part(p)]) for p in (TRAIN, VALIDATION)}
-    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=np.int64) for p in (TRAIN, VALIDATION)}
-    groups = data.household_id.loc[data.part(TRAIN)].to_numpy()
-    scorers = {}
-    for model in (Scorecard.for_signals(signals), Challenger(signals)):
-        model.fit(X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], groups=groups)
-        bands = Bands.from_scores(sigmoid(model.log_odds(X[VALIDATION])))
-        scorers[model.family] = Scorer(
-            model, bands, signals, data.outcome, OUTCOMES[data.outcome], CATALOGUE_VERSION,
-            data.fingerprint,
-        )  # fmt: skip
+    scorers = {family: fit_scorer(data, family) for family in FAMILIES}
     return scorers, as_matrix(data.features)
 
 

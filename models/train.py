@@ -87,6 +87,38 @@ def choose(validation: dict[str, dict[str, float]], config: TrainConfig) -> tupl
     )
 
 
+FAMILIES = {"scorecard": Scorecard.for_signals, "challenger": Challenger}
+
+
+def fit_scorer(
+    data: TrainingData,
+    family: str = "scorecard",
+    *,
+    n_boot: int | None = None,
+    seed: int = 0,
+    version: str = "unregistered",
+) -> Scorer:
+    """One family fitted on the train split, calibrated on validation, banded on validation."""
+    signals = tuple(data.features.columns)
+    X = {p: as_matrix(data.features.loc[data.part(p)]) for p in (TRAIN, VALIDATION)}
+    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=np.int64) for p in (TRAIN, VALIDATION)}
+    groups = data.household_id.loc[data.part(TRAIN)].to_numpy()
+    boot = {} if n_boot is None else {"n_boot": n_boot}
+    model = FAMILIES[family](signals).fit(
+        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], groups=groups, seed=seed, **boot
+    )
+    return Scorer(
+        model=model,
+        bands=Bands.from_scores(sigmoid(model.log_odds(X[VALIDATION]))),
+        signals=signals,
+        outcome=data.outcome,
+        outcome_words=OUTCOMES[data.outcome],
+        catalogue_version=CATALOGUE_VERSION,
+        data_fingerprint=data.fingerprint,
+        version=version,
+    )
+
+
 def train(
     directory: Path, config: TrainConfig | None = None, progress: Progress | None = None
 ) -> TrainResult:
@@ -95,44 +127,26 @@ def train(
     note = progress or (lambda _step: None)
     note("features and splits")
     data = load_training_data(directory, outcome=config.outcome, spec=config.split)
-    signals = tuple(data.features.columns)
-    X = {p: as_matrix(data.features.loc[data.part(p)]) for p in (TRAIN, VALIDATION, TEST)}
-    y = {
-        p: data.label.loc[data.part(p)].to_numpy(dtype=np.int64) for p in (TRAIN, VALIDATION, TEST)
-    }
-    groups = data.household_id.loc[data.part(TRAIN)].to_numpy()
-
-    note("scorecard")
-    scorecard = Scorecard.for_signals(signals).fit(
-        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION],
-        groups=groups, n_boot=config.scorecard_bootstraps, seed=config.seed,
-    )  # fmt: skip
-    note("challenger")
-    challenger = Challenger(signals).fit(
-        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION],
-        groups=groups, n_boot=config.challenger_bootstraps, seed=config.seed,
-    )  # fmt: skip
-    families = {"scorecard": scorecard, "challenger": challenger}
+    X = {p: as_matrix(data.features.loc[data.part(p)]) for p in (VALIDATION, TEST)}
+    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=np.int64) for p in (VALIDATION, TEST)}
+    scorers = {}
+    for name, n_boot in (
+        ("scorecard", config.scorecard_bootstraps),
+        ("challenger", config.challenger_bootstraps),
+    ):
+        note(name)
+        scorers[name] = fit_scorer(data, name, n_boot=n_boot, seed=config.seed)
     validation = {}
-    for name, model in families.items():
-        p = sigmoid(model.log_odds(X[VALIDATION]))
+    for name, candidate in scorers.items():
+        p = sigmoid(candidate.model.log_odds(X[VALIDATION]))
         metrics = evaluate(y[VALIDATION], p)
         metrics["calibration_slope"], metrics["calibration_intercept"] = (
             calibration_slope_intercept(y[VALIDATION], p)
         )
         validation[name] = metrics
     chosen, reason = choose(validation, config)
-    model = families[chosen]
-    val_probability = sigmoid(model.log_odds(X[VALIDATION]))
-    scorer = Scorer(
-        model=model,
-        bands=Bands.from_scores(val_probability),
-        signals=signals,
-        outcome=config.outcome,
-        outcome_words=OUTCOMES[config.outcome],
-        catalogue_version=CATALOGUE_VERSION,
-        data_fingerprint=data.fingerprint,
-    )
+    scorer = scorers[chosen]
+    model = scorer.model
 
     note("evaluation on the test period")
     test_ids = data.part(TEST)

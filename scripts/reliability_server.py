@@ -25,38 +25,14 @@ SCORER_ENV = "TRIAGE_RELIABILITY_SCORER"
 
 def tiny_scorer(directory: Path | None = None) -> Scorer:
     """A scorecard fitted on a small synthetic world (about a second)."""
-    from features.catalogue import CATALOGUE_VERSION
-    from models.bands import Bands
-    from models.dataset import OUTCOMES, load_training_data
-    from models.families import Scorecard, sigmoid
-    from models.splits import TRAIN, VALIDATION
+    from models.dataset import load_training_data
+    from models.train import fit_scorer
     from triage.synth import WorldParams, generate_world
     from triage.synth.extract import write_extract
 
     directory = directory or Path(tempfile.mkdtemp(prefix="tiny-world-"))
     write_extract(generate_world(WorldParams(n_referrals=1_000, seed=11)), directory)
-    data = load_training_data(directory)
-    X = {p: data.features.loc[data.part(p)].to_numpy(dtype=float) for p in (TRAIN, VALIDATION)}
-    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=int) for p in (TRAIN, VALIDATION)}
-    signals = tuple(data.features.columns)
-    model = Scorecard.for_signals(signals).fit(
-        X[TRAIN],
-        y[TRAIN],
-        X[VALIDATION],
-        y[VALIDATION],
-        groups=data.household_id.loc[data.part(TRAIN)].to_numpy(),
-        n_boot=2,
-    )
-    return Scorer(
-        model=model,
-        bands=Bands.from_scores(sigmoid(model.log_odds(X[VALIDATION]))),
-        signals=signals,
-        outcome="significant_harm_12m",
-        outcome_words=OUTCOMES["significant_harm_12m"],
-        catalogue_version=CATALOGUE_VERSION,
-        data_fingerprint=data.fingerprint,
-        version="reliability-model/1",
-    )
+    return fit_scorer(load_training_data(directory), n_boot=2, version="reliability-model/1")
 
 
 def create() -> FastAPI:

@@ -17,12 +17,9 @@ from sqlalchemy import Engine, func, select
 
 from api.app import create_app
 from explain.unknowns import what_the_model_does_not_know
-from features.catalogue import CATALOGUE_VERSION
-from models.bands import Bands
 from models.dataset import OUTCOMES, load_training_data
-from models.families import Scorecard, sigmoid
 from models.scorer import Scorer
-from models.splits import TRAIN, VALIDATION
+from models.train import fit_scorer
 from triage.queue import BANDS
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
@@ -47,28 +44,7 @@ def scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
     """A scorecard fitted on a small synthetic world, as test_models fits one (seconds)."""
     directory = tmp_path_factory.mktemp("world")
     write_extract(generate_world(WorldParams(n_referrals=3_000, seed=11)), directory)
-    data = load_training_data(directory)
-    X = {p: data.features.loc[data.part(p)].to_numpy(dtype=float) for p in (TRAIN, VALIDATION)}
-    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=int) for p in (TRAIN, VALIDATION)}
-    signals = tuple(data.features.columns)
-    model = Scorecard.for_signals(signals).fit(
-        X[TRAIN],
-        y[TRAIN],
-        X[VALIDATION],
-        y[VALIDATION],
-        groups=data.household_id.loc[data.part(TRAIN)].to_numpy(),
-        n_boot=2,
-    )
-    return Scorer(
-        model=model,
-        bands=Bands.from_scores(sigmoid(model.log_odds(X[VALIDATION]))),
-        signals=signals,
-        outcome="significant_harm_12m",
-        outcome_words=OUTCOMES["significant_harm_12m"],
-        catalogue_version=CATALOGUE_VERSION,
-        data_fingerprint=data.fingerprint,
-        version="test-model/1",
-    )
+    return fit_scorer(load_training_data(directory), n_boot=2, version="test-model/1")
 
 
 @pytest.fixture

@@ -17,11 +17,9 @@ from explain.unknowns import event_kinds_read, what_the_model_does_not_know
 from features.batch import build_features
 from features.catalogue import CATALOGUE, PROTECTED_INPUTS, SIGNALS, Source
 from features.online import online_features
-from models.bands import Bands
-from models.dataset import load_training_data
-from models.families import Challenger, Scorecard
+from models.dataset import OUTCOMES, load_training_data
 from models.scorer import Scorer
-from models.splits import TRAIN, VALIDATION
+from models.train import FAMILIES, fit_scorer
 from triage.store.engine import make_engine, session_factory
 from triage.store.loader import load_extract
 from triage.store.migrate import upgrade
@@ -43,37 +41,11 @@ def extract(world, tmp_path_factory) -> Path:
     return directory
 
 
-def _scorer(model, data, signals) -> Scorer:
-    validation = data.features.loc[data.part(VALIDATION)].to_numpy(dtype=float)
-    return Scorer(
-        model=model,
-        bands=Bands.from_scores(1 / (1 + np.exp(-model.log_odds(validation)))),
-        signals=signals,
-        outcome="significant_harm_12m",
-        outcome_words="significant harm within 12 months",
-        catalogue_version="1",
-        data_fingerprint=data.fingerprint,
-        version="test/1",
-    )
-
-
 @pytest.fixture(scope="module")
 def scorers(extract) -> dict[str, Scorer]:
     """Both families fitted on the small world, as scorers."""
     data = load_training_data(extract)
-    signals = tuple(data.features.columns)
-    X = {p: data.features.loc[data.part(p)].to_numpy(dtype=float) for p in (TRAIN, VALIDATION)}
-    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=int) for p in (TRAIN, VALIDATION)}
-    groups = data.household_id.loc[data.part(TRAIN)].to_numpy()
-    fit = {"groups": groups, "n_boot": 2}
-    scorecard = Scorecard.for_signals(signals).fit(
-        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], **fit
-    )
-    challenger = Challenger(signals).fit(X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], **fit)
-    return {
-        "scorecard": _scorer(scorecard, data, signals),
-        "challenger": _scorer(challenger, data, signals),
-    }
+    return {family: fit_scorer(data, family, n_boot=2, version="test/1") for family in FAMILIES}
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +166,7 @@ def test_online_features_without_a_model_explain_in_process(scorers, store, busy
     explained = explain_features(scorers["challenger"], features)
     assert explained.referral_id == busy_referral
     assert explained.model_version == "test/1"
-    assert explained.outcome_words == "significant harm within 12 months"
+    assert explained.outcome_words == OUTCOMES["significant_harm_12m"]
 
 
 def test_group_difference_accounts_exactly_for_the_mean_log_odds_gap(scorers, batch_features):
