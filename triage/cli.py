@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(
     help="Risk-signal triage for child-protection front doors (synthetic data only).",
@@ -16,6 +21,20 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
+
+
+@contextmanager
+def store_transaction(*, read_only: bool = False) -> Iterator[Session]:
+    """One transaction on the configured store: committed if the block succeeds, then closed."""
+    from triage.settings import get_settings
+    from triage.store import make_engine, make_read_engine, session_factory
+
+    engine = (make_read_engine if read_only else make_engine)(get_settings().database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 @app.command()
@@ -179,7 +198,6 @@ def score(
     from explain.batch_scores import score_extract, write_scores
     from models.tracking import load_champion_scorer
     from triage.settings import get_settings
-    from triage.store.engine import make_engine, session_factory
     from triage.store.repository import append_audit_event
 
     if not (data / "referrals.parquet").exists():
@@ -199,9 +217,8 @@ def score(
         scores = score_extract(data, scorer, top=top)
         path = write_scores(scores, out)
     # An export is only done once it is in the audit log; without the log, no file is left.
-    engine = make_engine(settings.database_url)
     try:
-        with session_factory(engine).begin() as session:
+        with store_transaction() as session:
             append_audit_event(
                 session, actor="cli", action="export", entity_type="scores",
                 model_version=scorer.version,
@@ -211,8 +228,6 @@ def score(
         path.unlink(missing_ok=True)
         console.print(f"[red]Could not write the audit event; export removed[/] ({exc})")
         raise typer.Exit(code=1) from exc
-    finally:
-        engine.dispose()
     bands = scores["band"].value_counts().to_dict()
     console.print(
         f"Scored {len(scores):,} referrals with {scorer.version} into {path}: "
@@ -388,19 +403,13 @@ def users_add(
 ) -> None:
     """Add a user (argon2 password hash) with one or more roles."""
     from triage.accounts import AccountError, create_user
-    from triage.settings import get_settings
-    from triage.store import make_engine, session_factory
 
-    engine = make_engine(get_settings().database_url)
     try:
-        with session_factory(engine)() as session:
+        with store_transaction() as session:
             user = create_user(session, username=username, password=password, roles=role)
-            session.commit()
     except AccountError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=1) from None
-    finally:
-        engine.dispose()
     console.print(f"Added user {username} ({user.user_id}) with roles {', '.join(user.roles)}.")
 
 
@@ -421,21 +430,15 @@ def keys_create(
     """Create an API key; the key is printed once (only its SHA-256 is stored)."""
     from triage.accounts import AccountError, create_api_key
     from triage.security import SCOPES
-    from triage.settings import get_settings
-    from triage.store import make_engine, session_factory
 
-    engine = make_engine(get_settings().database_url)
     try:
-        with session_factory(engine)() as session:
+        with store_transaction() as session:
             key = create_api_key(
                 session, name=name, source_system=source_system, scopes=scope or SCOPES
             )
-            session.commit()
     except AccountError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=1) from None
-    finally:
-        engine.dispose()
     console.print(f"Created key {key.key_id} for {source_system}; it is shown only once:")
     print(key.key)
 
@@ -444,16 +447,9 @@ def keys_create(
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (K-…).")]) -> None:
     """Revoke an API key."""
     from triage.accounts import revoke_key
-    from triage.settings import get_settings
-    from triage.store import make_engine, session_factory
 
-    engine = make_engine(get_settings().database_url)
-    try:
-        with session_factory(engine)() as session:
-            found = revoke_key(session, key_id=key_id)
-            session.commit()
-    finally:
-        engine.dispose()
+    with store_transaction() as session:
+        found = revoke_key(session, key_id=key_id)
     if not found:
         console.print(f"[red]No key {key_id}.[/red]")
         raise typer.Exit(code=1)
@@ -464,15 +460,9 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (K-…)
 def auditlog_verify() -> None:
     """Walk the audit chain; exit 1 naming the first broken link."""
     from triage.auditlog import verify_chain
-    from triage.settings import get_settings
-    from triage.store import make_read_engine, session_factory
 
-    engine = make_read_engine(get_settings().database_url)
-    try:
-        with session_factory(engine)() as session:
-            report = verify_chain(session)
-    finally:
-        engine.dispose()
+    with store_transaction(read_only=True) as session:
+        report = verify_chain(session)
     if report.broken is not None:
         console.print(
             f"[red]Audit chain broken at event {report.broken.event_id}: "
@@ -486,16 +476,9 @@ def auditlog_verify() -> None:
 def users_demo() -> None:
     """Create (or reset) demo-<role> users and a demo API key, and print them (demo only)."""
     from triage.accounts import DEMO_SOURCE_SYSTEM, demo_accounts
-    from triage.settings import get_settings
-    from triage.store import make_engine, session_factory
 
-    engine = make_engine(get_settings().database_url)
-    try:
-        with session_factory(engine)() as session:
-            passwords, key = demo_accounts(session)
-            session.commit()
-    finally:
-        engine.dispose()
+    with store_transaction() as session:
+        passwords, key = demo_accounts(session)
     console.print("Demo accounts (sign in with POST /v1/auth/token; synthetic data only):")
     for username, password in passwords.items():
         console.print(f"  {username:<18} {password}")
