@@ -18,6 +18,7 @@ from api.operations import configure_json_logs, install_operations
 from api.routes import auth, events, fairness, model, queue, referrals
 from api.schemas import ErrorOut
 from api.scoring import score_backlog, sync_queue
+from api.web import install_pages
 from triage.schema import AgencyEventIn
 from triage.settings import Settings, get_settings
 from triage.store import make_engine, make_read_engine, session_factory
@@ -79,6 +80,7 @@ def create_app(
     install_operations(app)
     for module in (auth, referrals, events, queue, model, fairness):
         app.include_router(module.router)
+    install_pages(app)
 
     @app.get("/v1/health", tags=["service"], summary="Liveness")
     def health() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -106,12 +106,16 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if _is_page_request(request):
+            return _page_error(request, 422, "Something in the address is not right")
         body = error_body("validation_error", "the request is invalid", _validation_errors(exc))
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_page_request(request):
+            return _page_error(request, exc.status_code, _PAGE_TITLES.get(exc.status_code))
         code = _CODES.get(exc.status_code, "error")
         return JSONResponse(
             error_body(code, str(exc.detail)),
@@ -120,13 +124,43 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # Type and route only: exception messages can carry personal data from the request.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        if _is_page_request(request):
+            return _page_error(request, 500, "Sorry, the service failed")
         return JSONResponse(
             error_body("internal_error", "the service failed; the error has been logged"),
             status_code=500,
         )
+
+
+_PAGE_TITLES = {
+    404: "Page not found",
+    405: "This page cannot be used that way",
+    413: "What you sent is too large",
+}
+
+
+def _is_page_request(request: Request) -> bool:
+    """A browser asking for a page (the API and operations routes always answer JSON)."""
+    path = request.url.path
+    if path.startswith(("/v1/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _page_error(request: Request, status_code: int, title: str | None) -> Response:
+    """The HTML error page (rendered by the pages package, which depends on this module)."""
+    from api.web import error_page
+
+    return error_page(
+        request,
+        status_code,
+        title or "Something went wrong",
+        "Check the address, or go back and try again. If this keeps happening, tell the team "
+        "that runs this service.",
+    )
 
 
 class BodyLimitMiddleware:

@@ -28,7 +28,13 @@ access_log = logging.getLogger("api.access")
 log = logging.getLogger(__name__)
 
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Pages: their own stylesheet, inline SVG charts, forms posting only here; no script at all.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 # The interactive docs need their scripts and styles; framing stays forbidden everywhere.
 DOCS_CSP = "frame-ancestors 'none'"
 HSTS = "max-age=31536000; includeSubDomains"
@@ -204,13 +210,20 @@ class OperationsMiddleware:
 
 
 def security_headers(path: str, *, tls: bool) -> list[tuple[bytes, bytes]]:
-    """nosniff, no referrer, no framing; no caching of API replies; HSTS only over TLS."""
+    """nosniff, no referrer, no framing, a CSP per kind of path, no caching; HSTS over TLS."""
+    if path in DOCS_PATHS:
+        policy = DOCS_CSP
+    elif path.startswith("/v1/") or path in OPERATIONS_PATHS:
+        policy = API_CSP
+    else:
+        policy = PAGE_CSP
     headers = [
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"no-referrer"),
-        (b"content-security-policy", (DOCS_CSP if path in DOCS_PATHS else API_CSP).encode()),
+        (b"content-security-policy", policy.encode()),
     ]
-    if path.startswith("/v1/"):
+    # Case data must not linger in browser or proxy caches; only the stylesheet may be cached.
+    if not path.startswith("/static/"):
         headers.append((b"cache-control", b"no-store"))
     if tls:
         headers.append((b"strict-transport-security", HSTS.encode()))

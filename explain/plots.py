@@ -21,10 +21,10 @@ BAR_HEIGHT = 22
 LABEL_WIDTH = 330
 
 
-def _bars_svg(
+def bars_svg(
     labels: Sequence[str], values: Sequence[float], title: str, *, width: int = 640
 ) -> str:
-    """Horizontal bars around a zero line; sign also carried by a +/− in the text."""
+    """Horizontal bars around a zero line; the sign is written (+/−), not left to colour."""
     n = len(labels)
     height = 30 + n * (BAR_HEIGHT + 6)
     plot_width = width - LABEL_WIDTH - 70
@@ -62,20 +62,21 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+REASONS_TITLE = (
+    "What moved this score (log-odds): bars to the right raise priority, to the left lower it"
+)
+
+
 def reasons_svg(reasons: Sequence[Reason], *, top: int = 8) -> str:
     """A referral's top reasons as a bar chart (log-odds); red raises, blue lowers priority."""
     shown = list(reasons[:top])
-    return _bars_svg(
-        [r.sentence for r in shown],
-        [r.contribution for r in shown],
-        "What moved this score (log-odds): bars to the right raise priority, to the left lower it",
-    )
+    return bars_svg([r.sentence for r in shown], [r.contribution for r in shown], REASONS_TITLE)
 
 
 def importance_svg(table: pd.DataFrame, *, top: int = 15) -> str:
     """Mean absolute contribution per signal, as bars."""
     head = table.head(top)
-    return _bars_svg(
+    return bars_svg(
         list(head["signal"]),
         list(head["mean_abs_contribution"]),
         "Signal importance: mean absolute contribution (log-odds)",

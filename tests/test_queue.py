@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from features.records import age_in_months as feature_age_in_months
 from triage.queue import (
@@ -16,6 +18,7 @@ from triage.queue import (
     due_by,
     facts_for,
     flags_in_words,
+    overdue_cutoff,
     queue_sort_key,
     queue_tier,
 )
@@ -118,3 +121,10 @@ def test_queue_tiers_put_flags_then_unscored_then_bands() -> None:
 def test_due_by_is_one_working_day_after_receipt(received: datetime, due: datetime) -> None:
     assert due_by(received) == due
     assert due_by(received).weekday() < 5
+
+
+@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)))
+def test_overdue_cutoff_splits_overdue_from_not_yet_due(naive_now: datetime) -> None:
+    now = naive_now.replace(tzinfo=UTC)
+    cutoff = overdue_cutoff(now)
+    assert due_by(cutoff - timedelta(microseconds=1)) < now <= due_by(cutoff)

@@ -207,3 +207,19 @@ def due_by(received_at: datetime, working_days: int = WORKING_DAYS_TO_DECIDE) ->
         while moment.weekday() >= 5:
             moment += timedelta(days=1)
     return moment
+
+
+def overdue_cutoff(now: datetime, working_days: int = WORKING_DAYS_TO_DECIDE) -> datetime:
+    """The receipt time before which a referral is overdue at ``now`` (``due_by`` inverted).
+
+    ``due_by`` never decreases as receipt moves later, so the overdue referrals are exactly those
+    received before one moment, found here by bisection to the microsecond.
+    """
+    early, late = now - timedelta(days=3 + 2 * working_days), now
+    while late - early > timedelta(microseconds=1):
+        middle = early + (late - early) / 2
+        if due_by(middle, working_days) < now:
+            early = middle
+        else:
+            late = middle
+    return late

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, literal, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -361,6 +361,24 @@ class QueueFilter:
     received_before: datetime | None = None
 
 
+def queue_conditions(filters: QueueFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses that select the queue entries ``filters`` asks for."""
+    conditions: list[ColumnElement[bool]] = []
+    if filters.bands:
+        conditions.append(QueueEntryRow.band.in_(filters.bands))
+    if filters.concerns:
+        conditions.append(
+            or_(*(QueueEntryRow.concerns_key.contains(f";{c};") for c in filters.concerns))
+        )
+    if filters.min_age_months is not None:
+        conditions.append(QueueEntryRow.age_months >= filters.min_age_months)
+    if filters.max_age_months is not None:
+        conditions.append(QueueEntryRow.age_months <= filters.max_age_months)
+    if filters.received_before is not None:
+        conditions.append(QueueEntryRow.received_at <= filters.received_before)
+    return conditions
+
+
 def queue_page(
     session: Session,
     *,
@@ -375,19 +393,7 @@ def queue_page(
         QueueEntryRow.received_at,
         QueueEntryRow.referral_id,
     )
-    query = select(QueueEntryRow)
-    if filters.bands:
-        query = query.where(QueueEntryRow.band.in_(filters.bands))
-    if filters.concerns:
-        query = query.where(
-            or_(*(QueueEntryRow.concerns_key.contains(f";{c};") for c in filters.concerns))
-        )
-    if filters.min_age_months is not None:
-        query = query.where(QueueEntryRow.age_months >= filters.min_age_months)
-    if filters.max_age_months is not None:
-        query = query.where(QueueEntryRow.age_months <= filters.max_age_months)
-    if filters.received_before is not None:
-        query = query.where(QueueEntryRow.received_at <= filters.received_before)
+    query = select(QueueEntryRow).where(*queue_conditions(filters))
     if after is not None:
         bound = (literal(value, column.type) for value, column in zip(after, key, strict=True))
         query = query.where(tuple_(*key) > tuple_(*bound))

@@ -1,0 +1,112 @@
+"""Who is looking at a page: the session cookie turned into an actor, or a redirect to sign in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api.deps import Actor, ServiceState, StateDep
+from api.web.sessions import PageSession, csrf_matches, read_session, write_session
+from triage.store import get_user
+
+
+class SignInRequired(Exception):
+    """No signed-in user: the page answers with a redirect to the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+class PageForbidden(Exception):
+    """A signed-in user without a role the page needs."""
+
+    def __init__(self, roles: tuple[str, ...]) -> None:
+        super().__init__(", ".join(roles))
+        self.roles = roles
+
+
+class BadFormToken(Exception):
+    """A form arrived without the session's CSRF token."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user of a page and their session."""
+
+    actor: Actor
+    session: PageSession
+
+
+def current_session(request: Request, state: StateDep) -> PageSession | None:
+    """The request's page session, if it has a valid one."""
+    return read_session(request, state.secret_key)
+
+
+def secure_cookies(request: Request) -> bool:
+    """Cookies are marked Secure whenever the page was served over TLS."""
+    return request.url.scheme == "https"
+
+
+def save_session(
+    request: Request, response: Response, state: ServiceState, session: PageSession
+) -> Response:
+    """Write ``session`` to the response's cookie and return the response."""
+    write_session(response, session, state.secret_key, secure=secure_cookies(request))
+    return response
+
+
+def redirect(to: str) -> RedirectResponse:
+    """303 See Other: after a form, the browser GETs ``to``."""
+    return RedirectResponse(to, status_code=303)
+
+
+def sign_in_redirect(next_path: str) -> RedirectResponse:
+    """To the sign-in page, coming back to ``next_path`` (a local path only)."""
+    return redirect(f"/login?next={quote(safe_next(next_path), safe='/')}")
+
+
+def safe_next(next_path: str | None) -> str:
+    """A local path to go to after sign-in; anything else (another site) becomes the queue."""
+    if not next_path or not next_path.startswith("/") or next_path.startswith("//"):
+        return "/queue"
+    if "\\" in next_path or "://" in next_path:
+        return "/queue"
+    return next_path
+
+
+def require_page_roles(*roles: str) -> Callable[..., Viewer]:
+    """A dependency admitting a signed-in user holding any of ``roles``."""
+
+    def check(request: Request, state: StateDep) -> Viewer:
+        session = current_session(request, state)
+        if session is None or session.user_id is None:
+            raise SignInRequired(request.url.path)
+        with state.read_sessions() as db:
+            user = get_user(db, user_id=session.user_id)
+            user_roles = frozenset(user.roles) if user is not None and user.active else None
+        if user_roles is None:
+            raise SignInRequired(request.url.path)
+        actor = Actor(name=session.user_id, roles=user_roles)
+        request.state.actor = actor.name
+        request.state.page_actor = actor
+        if not actor.roles & set(roles):
+            raise PageForbidden(roles)
+        return Viewer(actor=actor, session=session)
+
+    return check
+
+
+def check_form_token(viewer: Viewer, submitted: str | None) -> None:
+    """Refuse a form whose CSRF token is not the session's."""
+    if not csrf_matches(viewer.session, submitted):
+        raise BadFormToken()
+
+
+CaseworkViewer = Annotated[Viewer, Depends(require_page_roles("practitioner", "manager", "admin"))]
+ManagerViewer = Annotated[Viewer, Depends(require_page_roles("manager", "admin"))]

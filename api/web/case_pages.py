@@ -1,0 +1,445 @@
+"""The practitioner's pages: the queue, a referral, and the forms to decide, dispute and reopen."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from api import audit, casework
+from api.deps import StateDep
+from api.errors import ApiError
+from api.web.auth import (
+    CaseworkViewer,
+    ManagerViewer,
+    Viewer,
+    check_form_token,
+    redirect,
+    save_session,
+)
+from api.web.render import page
+from explain.plots import REASONS_TITLE, bars_svg
+from features.catalogue import SIGNALS
+from triage.queue import BANDS, overdue_cutoff
+from triage.schema import BandAgreement, DecisionIn, error_fields
+from triage.store import QueueFilter
+from triage.store.statistics import queue_counts
+from triage.store.tables import utcnow
+from triage.vocab import Concern, DecisionKind
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 25
+MAX_AGE_YEARS = 25
+GENERAL_REASON_CODES = {
+    "professional_judgement": "Professional judgement from the referral as a whole",
+    "information_not_in_records": "Information the records do not hold (e.g. from the referrer)",
+    "record_inaccurate": "A record behind the score is wrong or about someone else",
+    "risk_already_managed": "The risk is already being managed by another service",
+}
+AGREEMENT_WORDS = {
+    BandAgreement.agree: "I agree with the band",
+    BandAgreement.should_be_higher: "Priority should be higher",
+    BandAgreement.should_be_lower: "Priority should be lower",
+}
+
+
+def _queue_filters(
+    band: list[str], concern: list[str], min_age: str, max_age: str, waiting: str
+) -> tuple[QueueFilter, float | None, list[dict[str, str]]]:
+    """The queue filters from the page's form, and an error per field that does not parse."""
+    errors: list[dict[str, str]] = []
+    bands = tuple(b for b in band if b)
+    if unknown := [b for b in bands if b not in BANDS]:
+        errors.append({"field": "band", "reason": f"Unknown band {', '.join(unknown)}"})
+    concerns = tuple(c for c in concern if c)
+    if unknown := [c for c in concerns if c not in Concern.__members__]:
+        errors.append({"field": "concern", "reason": f"Unknown concern {', '.join(unknown)}"})
+    ages: dict[str, int | None] = {}
+    for name, raw in (("min_age", min_age), ("max_age", max_age)):
+        ages[name] = None
+        if raw.strip():
+            try:
+                ages[name] = int(raw)
+            except ValueError:
+                errors.append({"field": name, "reason": "Enter the age as a whole number of years"})
+                continue
+            if not 0 <= ages[name] <= MAX_AGE_YEARS:  # type: ignore[operator]
+                errors.append({"field": name, "reason": f"Enter an age from 0 to {MAX_AGE_YEARS}"})
+    low, high = ages["min_age"], ages["max_age"]
+    if low is not None and high is not None and low > high:
+        errors.append({"field": "min_age", "reason": "The youngest age is above the oldest"})
+    waiting_hours = None
+    if waiting.strip():
+        try:
+            waiting_hours = float(waiting)
+            if not 0 <= waiting_hours <= 24 * 365:
+                raise ValueError(waiting)
+        except ValueError:
+            errors.append({"field": "waiting", "reason": "Enter a number of hours (0 or more)"})
+            waiting_hours = None
+    filters = QueueFilter(
+        bands=bands,
+        concerns=concerns,
+        min_age_months=low * 12 if low is not None else None,
+        # "Up to 4 years" includes a child of 4 years and 11 months.
+        max_age_months=high * 12 + 11 if high is not None else None,
+    )
+    return filters, waiting_hours, errors
+
+
+@router.get("/queue")
+def queue(
+    request: Request,
+    state: StateDep,
+    viewer: CaseworkViewer,
+    band: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006 (FastAPI copies it)
+    concern: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
+    min_age: Annotated[str, Query(max_length=10)] = "",
+    max_age: Annotated[str, Query(max_length=10)] = "",
+    waiting: Annotated[str, Query(max_length=20)] = "",
+    cursor: Annotated[str, Query(max_length=500)] = "",
+    start: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
+) -> Response:
+    """Open referrals in review order, filtered, a page at a time, with a count summary."""
+    filters, waiting_hours, errors = _queue_filters(band, concern, min_age, max_age, waiting)
+    model = state.models.current
+    form = {
+        "band": band,
+        "concern": concern,
+        "min_age": min_age,
+        "max_age": max_age,
+        "waiting": waiting,
+    }
+    result: dict[str, Any] = {"items": [], "next_cursor": None}
+    counts = None
+    if not errors:
+        try:
+            with state.read_sessions() as db:
+                result = casework.read_queue(
+                    db,
+                    model=model,
+                    filters=filters,
+                    waiting_hours=waiting_hours,
+                    cursor=cursor or None,
+                    limit=PAGE_SIZE,
+                )
+                counted = filters
+                if waiting_hours is not None:
+                    counted = QueueFilter(
+                        bands=filters.bands,
+                        concerns=filters.concerns,
+                        min_age_months=filters.min_age_months,
+                        max_age_months=filters.max_age_months,
+                        received_before=utcnow() - timedelta(hours=waiting_hours),
+                    )
+                counts = queue_counts(
+                    db, filters=counted, overdue_received_before=overdue_cutoff(utcnow())
+                )
+        except ApiError:  # a cursor this service did not issue
+            errors = [{"field": "cursor", "reason": "This page link is not valid: start again"}]
+    audit.record(
+        state,
+        actor=viewer.actor.name,
+        action="queue.viewed",
+        entity_type="queue",
+        model_version=model.scorer.version if model is not None else None,
+        payload={
+            "channel": "page",
+            "referral_ids": [item["referral_id"] for item in result["items"]],
+            "filters": {k: v for k, v in form.items() if v},
+        },
+    )
+    query = [(k, v) for k, values in form.items() for v in _as_list(values) if v]
+    return show(
+        request,
+        state,
+        viewer,
+        "queue.html",
+        status_code=422 if errors else 200,
+        items=result["items"],
+        next_cursor=result["next_cursor"],
+        counts=counts,
+        start=start,
+        form=form,
+        filter_query=query,
+        errors=errors,
+        bands=BANDS,
+        concerns=list(Concern),
+        outcome_words=model.scorer.outcome_words if model is not None else None,
+    )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def show(
+    request: Request,
+    state: Any,
+    viewer: Viewer,
+    template: str,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    """Render a page for the viewer; notices shown once are cleared from the session."""
+    response = page(request, template, session=viewer.session, status_code=status_code, **context)
+    if viewer.session.notices:
+        cleared = type(viewer.session)(csrf=viewer.session.csrf, user_id=viewer.session.user_id)
+        save_session(request, response, state, cleared)
+    return response
+
+
+def _referral_page(
+    request: Request,
+    state: Any,
+    viewer: Viewer,
+    referral_id: str,
+    *,
+    status_code: int = 200,
+    decision_form: dict[str, Any] | None = None,
+    form_errors: list[dict[str, str]] | None = None,
+    dispute_form: dict[str, Any] | None = None,
+) -> Response:
+    """The referral page, with the forms as submitted when they need correcting."""
+    model = state.models.current
+    try:
+        with state.read_sessions() as db:
+            detail = casework.referral_detail(db, referral_id=referral_id, model=model)
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
+        return show(
+            request,
+            state,
+            viewer,
+            "error.html",
+            status_code=404,
+            title="Referral not found",
+            message="There is no referral with this id. It may have been mistyped.",
+        )
+    audit.record(
+        state,
+        actor=viewer.actor.name,
+        action="referral.viewed",
+        entity_type="referral",
+        entity_id=referral_id,
+        model_version=detail["score"].get("model_version"),
+        payload={"channel": "page", "timeline_records": len(detail["timeline"])},
+    )
+    score = detail["score"]
+    reasons = score.get("reasons", [])
+    chart = None
+    if reasons:
+        shown = reasons[:8]
+        chart = bars_svg(
+            [r["sentence"] for r in shown], [r["contribution"] for r in shown], REASONS_TITLE
+        )
+    records_for: dict[str, list[dict[str, Any]]] = {}
+    for item in detail["timeline"]:
+        for signal in item["signals"]:
+            records_for.setdefault(signal, []).append(item)
+    reason_codes = {
+        r["signal"]: SIGNALS[r["signal"]].description or r["signal"].replace("_", " ")
+        for r in reasons[:8]
+        if r["signal"] in SIGNALS
+    } | GENERAL_REASON_CODES
+    return show(
+        request,
+        state,
+        viewer,
+        "referral.html",
+        status_code=status_code,
+        detail=detail,
+        referral=detail["referral"],
+        score=score,
+        reasons=reasons,
+        chart=chart,
+        records_for=records_for,
+        decision_kinds=list(DecisionKind),
+        agreements=AGREEMENT_WORDS,
+        reason_codes=reason_codes,
+        decision_form=decision_form or {},
+        dispute_form=dispute_form or {},
+        form_errors=form_errors or [],
+        error_fields={e["field"] for e in form_errors or []},
+        can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
+    )
+
+
+@router.get("/referrals/{referral_id}")
+def referral(
+    request: Request, referral_id: str, state: StateDep, viewer: CaseworkViewer
+) -> Response:
+    """The referral: facts first, then the band, reasons, history, and the decision form."""
+    return _referral_page(request, state, viewer, referral_id)
+
+
+@router.post("/referrals/{referral_id}/decision")
+def decide(
+    request: Request,
+    referral_id: str,
+    state: StateDep,
+    viewer: CaseworkViewer,
+    decision: Annotated[str, Form(max_length=64)] = "",
+    agreement: Annotated[str, Form(max_length=64)] = "",
+    reason_codes: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006
+    rationale: Annotated[str, Form(max_length=5000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Record the decision and return to the queue; a form to correct if anything is missing."""
+    check_form_token(viewer, csrf_token)
+    submitted = {
+        "decision": decision,
+        "agreement": agreement,
+        "reason_codes": reason_codes,
+        "rationale": rationale.strip(),
+    }
+    try:
+        parsed = DecisionIn.model_validate(
+            {
+                "decision": decision or None,
+                "agreement": agreement or None,
+                "reason_codes": reason_codes,
+                "rationale": rationale.strip(),
+            }
+        )
+    except ValidationError as exc:
+        return _referral_page(
+            request,
+            state,
+            viewer,
+            referral_id,
+            status_code=422,
+            decision_form=submitted,
+            form_errors=[_decision_error(e) for e in error_fields(exc)],
+        )
+    try:
+        with state.sessions() as db:
+            casework.decide(db, referral_id=referral_id, decision=parsed, actor=viewer.actor.name)
+    except ApiError as exc:
+        if exc.status_code == 404:
+            return _referral_page(request, state, viewer, referral_id)
+        return _referral_page(
+            request,
+            state,
+            viewer,
+            referral_id,
+            status_code=exc.status_code,
+            form_errors=[{"field": "decision", "reason": _conflict_words(exc)}],
+        )
+    notice = f"Decision recorded for referral {referral_id}. It has left the queue."
+    session = viewer.session.with_notice(notice)
+    return save_session(request, redirect("/queue"), state, session)
+
+
+def _conflict_words(exc: ApiError) -> str:
+    if exc.code == "already_decided":
+        return "This referral already has a decision. A manager can reopen it."
+    return exc.message
+
+
+_DECISION_REASONS = {
+    "decision": "Choose a decision",
+    "agreement": "Say whether you agree with the band",
+    "rationale": "Explain why you disagree with the band",
+    "reason_codes": "Choose reasons from the list",
+}
+
+
+def _decision_error(error: dict[str, str]) -> dict[str, str]:
+    """A validation error in the words of the form."""
+    field = error["field"].split(".")[0]
+    reason = _DECISION_REASONS.get(field, error["reason"])
+    if field == "rationale" and "at most" in error["reason"]:
+        reason = "The rationale is too long (5,000 characters at most)"
+    return {"field": field, "reason": reason}
+
+
+@router.post("/referrals/{referral_id}/dispute")
+def dispute(
+    request: Request,
+    referral_id: str,
+    state: StateDep,
+    viewer: CaseworkViewer,
+    record_id: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Dispute a record: the what-if appears on the referral page."""
+    check_form_token(viewer, csrf_token)
+    errors = []
+    if not reason.strip():
+        errors.append({"field": f"dispute-{record_id}", "reason": "Say why the record is wrong"})
+    if not errors:
+        try:
+            with state.sessions() as db:
+                row = casework.dispute(
+                    db,
+                    referral_id=referral_id,
+                    record_id=record_id,
+                    reason=reason.strip(),
+                    actor=viewer.actor.name,
+                    model=state.models.current,
+                )
+        except ApiError as exc:
+            if exc.status_code == 404:
+                return _referral_page(request, state, viewer, referral_id)
+            errors.append({"field": f"dispute-{record_id}", "reason": "No such record"})
+    if errors:
+        return _referral_page(
+            request,
+            state,
+            viewer,
+            referral_id,
+            status_code=422,
+            form_errors=errors,
+            dispute_form={"record_id": record_id, "reason": reason},
+        )
+    session = viewer.session.with_notice(
+        f"Dispute of record {record_id} recorded. The what-if is below."
+    )
+    target = f"/referrals/{referral_id}#dispute-{row['dispute_id']}"
+    return save_session(request, redirect(target), state, session)
+
+
+@router.post("/referrals/{referral_id}/reopen")
+def reopen(
+    request: Request,
+    referral_id: str,
+    state: StateDep,
+    viewer: ManagerViewer,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """A manager puts a decided referral back in the queue."""
+    check_form_token(viewer, csrf_token)
+    if not reason.strip():
+        return _referral_page(
+            request,
+            state,
+            viewer,
+            referral_id,
+            status_code=422,
+            form_errors=[{"field": "reopen", "reason": "Say why the referral is reopened"}],
+        )
+    try:
+        with state.sessions() as db:
+            casework.reopen(db, referral_id=referral_id, reason=reason, actor=viewer.actor.name)
+    except ApiError as exc:
+        if exc.status_code == 404:
+            return _referral_page(request, state, viewer, referral_id)
+        return _referral_page(
+            request,
+            state,
+            viewer,
+            referral_id,
+            status_code=409,
+            form_errors=[{"field": "reopen", "reason": "The referral is already open"}],
+        )
+    session = viewer.session.with_notice(f"Referral {referral_id} is back in the queue.")
+    return save_session(request, redirect(f"/referrals/{referral_id}"), state, session)

@@ -1,0 +1,95 @@
+"""Page sessions: a signed, HttpOnly, SameSite cookie holding the user id and a CSRF token.
+
+The cookie is signed (itsdangerous) and timestamped, so it cannot be forged or kept past a
+working day; the user's roles and active flag are read from the store on every request, so a
+change applies at once. Every POST form carries the session's CSRF token, compared in constant
+time. Signing in issues a new session (new token), so a token planted before sign-in is useless.
+The JSON API does not read this cookie: it takes bearer credentials only, so it needs no CSRF
+defence.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from fastapi import Request, Response
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from triage.security import TOKEN_MAX_AGE_SECONDS
+
+COOKIE_NAME = "triage_session"
+SESSION_SALT = "triage.page-session.v1"
+MAX_AGE_SECONDS = TOKEN_MAX_AGE_SECONDS
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True)
+class PageSession:
+    """What the cookie holds: the signed-in user (if any), the CSRF token, one-off notices."""
+
+    csrf: str
+    user_id: str | None = None
+    notices: tuple[str, ...] = field(default=())
+
+    def with_notice(self, notice: str) -> PageSession:
+        """The same session with a notice for the next page shown."""
+        return replace(self, notices=(*self.notices, notice))
+
+
+def new_session(user_id: str | None = None) -> PageSession:
+    """A fresh session with a new CSRF token."""
+    return PageSession(csrf=secrets.token_urlsafe(32), user_id=user_id)
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=SESSION_SALT)
+
+
+def read_session(request: Request, secret: str) -> PageSession | None:
+    """The request's session, or None when there is none or it is forged or expired."""
+    raw = request.cookies.get(COOKIE_NAME)
+    if not raw or not secret:
+        return None
+    try:
+        data: Any = _serializer(secret).loads(raw, max_age=MAX_AGE_SECONDS)
+    except (BadSignature, SignatureExpired):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
+        return None
+    user_id = data.get("uid")
+    notices = data.get("notices") or []
+    return PageSession(
+        csrf=data["csrf"],
+        user_id=user_id if isinstance(user_id, str) else None,
+        notices=tuple(str(n) for n in notices if isinstance(n, str)),
+    )
+
+
+def write_session(response: Response, session: PageSession, secret: str, *, secure: bool) -> None:
+    """Set the signed session cookie on ``response``."""
+    value = _serializer(secret).dumps(
+        {"csrf": session.csrf, "uid": session.user_id, "notices": list(session.notices)}
+    )
+    response.set_cookie(
+        COOKIE_NAME,
+        value,
+        max_age=MAX_AGE_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
+
+
+def clear_session(response: Response, *, secure: bool) -> None:
+    """Remove the session cookie."""
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=secure)
+
+
+def csrf_matches(session: PageSession | None, submitted: str | None) -> bool:
+    """True when the submitted form token is the session's (constant-time comparison)."""
+    if session is None or not submitted:
+        return False
+    return secrets.compare_digest(session.csrf.encode(), submitted.encode())

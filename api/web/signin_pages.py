@@ -1,0 +1,98 @@
+"""Signing in and out of the pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from api import audit
+from api.deps import StateDep
+from api.signin import sign_in
+from api.web.auth import (
+    BadFormToken,
+    current_session,
+    redirect,
+    safe_next,
+    save_session,
+)
+from api.web.render import page
+from api.web.sessions import clear_session, csrf_matches, new_session
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home() -> Response:
+    """The queue is the front page."""
+    return redirect("/queue")
+
+
+@router.get("/login")
+def login_form(request: Request, state: StateDep, next: str | None = None) -> Response:
+    """The sign-in form (a session cookie carries its CSRF token)."""
+    session = current_session(request, state) or new_session()
+    response = page(
+        request, "login.html", session=session, next_path=safe_next(next), username="", error=None
+    )
+    return save_session(request, response, state, session)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    state: StateDep,
+    username: Annotated[str, Form(max_length=100)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    next_path: Annotated[str, Form(alias="next", max_length=500)] = "/queue",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Check the password; on success start a new session and go where the user was going."""
+    session = current_session(request, state)
+    if not csrf_matches(session, csrf_token):
+        raise BadFormToken()
+    user = None
+    if username and password:
+        user = sign_in(state, username=username, password=password, channel="page")
+    if user is None:
+        fresh = new_session()
+        response = page(
+            request,
+            "login.html",
+            session=fresh,
+            status_code=401 if username and password else 422,
+            next_path=safe_next(next_path),
+            username=username,
+            error="Enter your username and password"
+            if not (username and password)
+            else "The username or password is not right",
+        )
+        return save_session(request, response, state, fresh)
+    # A new session (and CSRF token) at sign-in: nothing planted before it carries over.
+    signed_in = new_session(user.user_id)
+    return save_session(request, redirect(safe_next(next_path)), state, signed_in)
+
+
+@router.post("/logout")
+def logout(
+    request: Request,
+    state: StateDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """End the session."""
+    session = current_session(request, state)
+    if not csrf_matches(session, csrf_token):
+        raise BadFormToken()
+    if session is not None and session.user_id is not None:
+        audit.record(
+            state,
+            actor=session.user_id,
+            action="auth.logout",
+            entity_type="user",
+            entity_id=session.user_id,
+            payload={"channel": "page"},
+        )
+    response = redirect("/login")
+    clear_session(response, secure=request.url.scheme == "https")
+    return response

@@ -1,0 +1,348 @@
+"""The server-rendered pages without a browser: sessions, CSRF, roles, content and the forms.
+
+The same journeys in real headless Chromium, with accessibility scans: tests/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from access_helpers import PASSWORD, user_headers
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from test_api import T0, Switch, referral, scorer  # noqa: F401 (scorer is a fixture)
+
+from api.app import create_app
+from api.web.sessions import COOKIE_NAME
+from models.scorer import Scorer
+from triage.settings import Settings
+from triage.store import AuditEventRow, DecisionRow, make_engine
+from triage.store.migrate import upgrade
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings on a fresh, migrated SQLite database."""
+    url = f"sqlite:///{tmp_path / 'triage.db'}"
+    upgrade(url)
+    return Settings(
+        var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
+    )
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Engine]:
+    """An engine for checking what the pages stored."""
+    engine = make_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def app_with_cases(settings: Settings, scorer: Scorer) -> Iterator[dict[str, Any]]:  # noqa: F811
+    """The app with a model and three referrals; the newest has history behind its reasons."""
+    app = create_app(settings, scorer_loader=Switch(scorer), score_backlog_on_start=False)
+    admin = user_headers(settings, "admin")
+    with TestClient(app, headers=admin) as api:
+        ids = []
+        for days_before in (60, 20, 0):
+            body = referral(received_at=T0 - timedelta(days=days_before))
+            response = api.post("/v1/referrals", json=body)
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["referral_id"])
+        other = api.post("/v1/referrals", json=referral(child_id="C-2001", household_id="H-9"))
+        assert other.status_code == 201
+        # Close the two older referrals, so the queue holds the newest and the other child's.
+        for old in ids[:2]:
+            decided = api.post(
+                f"/v1/referrals/{old}/decisions",
+                json={"decision": "assessment", "agreement": "agree", "reason_codes": []},
+            )
+            assert decided.status_code == 201, decided.text
+        yield {"app": app, "newest": ids[-1], "older": ids[:2], "other": other.json()}
+
+
+def browser(app: Any) -> TestClient:
+    """A client with no credentials that keeps cookies, like a browser (no redirects followed)."""
+    return TestClient(app, follow_redirects=False, headers={"Accept": "text/html"})
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token in a page's form."""
+    match = CSRF.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def sign_in(client: TestClient, settings: Settings, *roles: str) -> None:
+    """Create a user with ``roles`` and sign in through the login form."""
+    username = f"page-{'-'.join(roles)}-{id(client)}"
+    user_headers(settings, *roles, username=username)
+    form = client.get("/login")
+    assert form.status_code == 200
+    response = client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": PASSWORD,
+            "csrf_token": csrf_of(form.text),
+            "next": "/queue",
+        },
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/queue"
+
+
+def test_pages_need_a_session_and_send_you_back_after_sign_in(
+    app_with_cases: dict[str, Any], settings: Settings
+) -> None:
+    client = browser(app_with_cases["app"])
+    newest = app_with_cases["newest"]
+    response = client.get(f"/referrals/{newest}")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/login?next=/referrals/{newest}"
+    # A bearer token is not a page session.
+    assert browser(app_with_cases["app"]).get("/queue").status_code == 303
+    sign_in(client, settings, "practitioner")
+    assert client.get(f"/referrals/{newest}").status_code == 200
+
+
+def test_session_cookie_is_signed_httponly_and_samesite(
+    app_with_cases: dict[str, Any], settings: Settings
+) -> None:
+    client = browser(app_with_cases["app"])
+    cookie = client.get("/login").headers["set-cookie"]
+    assert COOKIE_NAME in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    sign_in(client, settings, "practitioner")
+    value = client.cookies[COOKIE_NAME]
+    tampered = value[:-2] + ("AA" if not value.endswith("AA") else "BB")
+    client.cookies.set(COOKIE_NAME, tampered)
+    assert client.get("/queue").status_code == 303
+
+
+def test_wrong_password_and_foreign_next_are_refused(
+    app_with_cases: dict[str, Any], settings: Settings, db: Engine
+) -> None:
+    client = browser(app_with_cases["app"])
+    user_headers(settings, "practitioner", username="pat")
+    form = client.get("/login?next=//evil.example/x")
+    assert 'value="/queue"' in form.text  # an off-site next becomes the queue
+    wrong = client.post(
+        "/login", data={"username": "pat", "password": "nope", "csrf_token": csrf_of(form.text)}
+    )
+    assert wrong.status_code == 401 and "not right" in wrong.text
+    assert COOKIE_NAME in wrong.headers["set-cookie"]
+    with db.connect() as connection:
+        actions = list(connection.scalars(select(AuditEventRow.action)))
+    assert "auth.login_failed" in actions
+
+
+def test_forms_without_the_csrf_token_are_refused(
+    app_with_cases: dict[str, Any], settings: Settings, db: Engine
+) -> None:
+    client = browser(app_with_cases["app"])
+    newest = app_with_cases["newest"]
+    # Sign-in itself needs the token the form carries.
+    user_headers(settings, "practitioner", username="casey")
+    client.get("/login")
+    no_token = client.post("/login", data={"username": "casey", "password": PASSWORD})
+    assert no_token.status_code == 403
+    sign_in(client, settings, "practitioner")
+    decision = {"decision": "assessment", "agreement": "agree"}
+    for token in (None, "forged"):
+        data = decision | ({"csrf_token": token} if token else {})
+        response = client.post(f"/referrals/{newest}/decision", data=data)
+        assert response.status_code == 403 and "Nothing was recorded" in response.text
+    with db.connect() as connection:
+        decided = connection.scalars(
+            select(DecisionRow.id).where(DecisionRow.referral_id == newest)
+        ).all()
+    assert decided == []
+
+
+def test_queue_page_shows_bands_reasons_counts_and_filters(
+    app_with_cases: dict[str, Any], settings: Settings, db: Engine
+) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, "practitioner")
+    page = client.get("/queue")
+    assert page.status_code == 200
+    html = page.text
+    assert "<caption>" in html and '<th scope="col">Main reasons</th>' in html
+    assert app_with_cases["newest"] in html and app_with_cases["older"][0] not in html
+    assert "of 2 matching" in html and "(2 open in all)" in html
+    assert re.search(r'class="tag tag-[a-z-]+">(Review first|Elevated|Standard|Lower)<', html)
+    assert html.count('<ol class="reasons-short">') == 2
+    assert page.headers["cache-control"] == "no-store"
+    csp = page.headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "script-src" not in csp
+    filtered = client.get("/queue", params={"min_age": "15"})
+    assert filtered.status_code == 200 and "No referrals match" in filtered.text
+    bad = client.get("/queue", params={"min_age": "old", "band": "Urgent"})
+    assert bad.status_code == 422
+    assert "There is a problem" in bad.text and "Unknown band Urgent" in bad.text
+    assert 'href="#min_age"' in bad.text
+    with db.connect() as connection:
+        views = connection.scalars(
+            select(AuditEventRow.payload).where(AuditEventRow.action == "queue.viewed")
+        ).all()
+    assert any(v.get("channel") == "page" for v in views)
+
+
+def test_referral_page_puts_facts_first_and_links_reasons_to_records(
+    app_with_cases: dict[str, Any], settings: Settings
+) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, "practitioner")
+    newest = app_with_cases["newest"]
+    html = client.get(f"/referrals/{newest}").text
+    order = [
+        html.index("The referral</h2>"),
+        html.index("Priority suggested by the model"),
+        html.index("Why: what moved the score"),
+        html.index("History across agencies"),
+        html.index("What the model does not know"),
+        html.index('id="decision-title"'),
+    ]
+    assert order == sorted(order)
+    assert "Sam Doe" in html and "Estimated chance of" in html
+    assert "<svg" in html and "<title>What moved this score" in html
+    older = app_with_cases["older"][0]
+    # A reason expands to the earlier referral behind it, which is an anchor in the timeline.
+    assert f'href="#record-referral-{older}"' in html
+    assert f'id="record-referral-{older}"' in html
+    assert "Records known up to" in html
+
+
+def test_disagreeing_needs_a_rationale_then_the_referral_leaves_the_queue(
+    app_with_cases: dict[str, Any], settings: Settings, db: Engine
+) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, "practitioner")
+    newest = app_with_cases["newest"]
+    token = csrf_of(client.get(f"/referrals/{newest}").text)
+    form = {"decision": "strategy_discussion", "agreement": "should_be_higher", "csrf_token": token}
+    missing = client.post(f"/referrals/{newest}/decision", data=form)
+    assert missing.status_code == 422
+    assert "Explain why you disagree with the band" in missing.text
+    assert 'href="#rationale"' in missing.text
+    assert 'value="should_be_higher" checked' in missing.text  # the answers are kept
+    done = client.post(
+        f"/referrals/{newest}/decision",
+        data=form | {"rationale": "Third report in two months.", "reason_codes": ["injury"]},
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/queue"
+    queue = client.get("/queue").text
+    assert f"Decision recorded for referral {newest}" in queue
+    assert f'href="/referrals/{newest}"' not in queue
+    assert "Decision recorded" not in client.get("/queue").text  # a notice shows once
+    with db.connect() as connection:
+        row = connection.execute(
+            select(DecisionRow.agreement, DecisionRow.rationale).where(
+                DecisionRow.referral_id == newest
+            )
+        ).one()
+    assert row == ("should_be_higher", "Third report in two months.")
+    again = client.post(
+        f"/referrals/{newest}/decision", data=form | {"rationale": "twice", "csrf_token": token}
+    )
+    assert again.status_code == 409 and "already has a decision" in again.text
+
+
+def test_disputing_a_record_shows_the_what_if(
+    app_with_cases: dict[str, Any], settings: Settings
+) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, "practitioner")
+    newest, older = app_with_cases["newest"], app_with_cases["older"][0]
+    token = csrf_of(client.get(f"/referrals/{newest}").text)
+    empty = client.post(
+        f"/referrals/{newest}/dispute",
+        data={"record_id": older, "reason": " ", "csrf_token": token},
+    )
+    assert empty.status_code == 422 and "Say why the record is wrong" in empty.text
+    response = client.post(
+        f"/referrals/{newest}/dispute",
+        data={"record_id": older, "reason": "About another family.", "csrf_token": token},
+    )
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(f"/referrals/{newest}#dispute-")
+    html = client.get(f"/referrals/{newest}").text
+    assert "Disputed records and what-if" in html
+    assert "With the record:" in html and "Without it:" in html
+
+
+@pytest.mark.parametrize(
+    ("roles", "queue", "manager"),
+    [
+        (("practitioner",), 200, 403),
+        (("manager",), 200, 200),
+        (("admin",), 200, 200),
+        (("researcher",), 403, 403),
+    ],
+)
+def test_pages_admit_only_their_roles(
+    app_with_cases: dict[str, Any],
+    settings: Settings,
+    roles: tuple[str, ...],
+    queue: int,
+    manager: int,
+) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, *roles)
+    assert client.get("/queue").status_code == queue
+    assert client.get(f"/referrals/{app_with_cases['newest']}").status_code == queue
+    assert client.get("/manager").status_code == manager
+
+
+def test_manager_page_counts_decisions_by_band_and_disagreement_by_reason(
+    app_with_cases: dict[str, Any], settings: Settings
+) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, "manager")
+    newest = app_with_cases["newest"]
+    token = csrf_of(client.get(f"/referrals/{newest}").text)
+    client.post(
+        f"/referrals/{newest}/decision",
+        data={
+            "decision": "early_help",
+            "agreement": "should_be_lower",
+            "reason_codes": ["risk_already_managed"],
+            "rationale": "School already supports the family.",
+            "csrf_token": token,
+        },
+    )
+    html = client.get("/manager", params={"weeks": 52}).text
+    assert "no target" in html
+    assert "3 decisions recorded" in html
+    assert "risk already managed" in html
+    assert "All: should be lower" in html
+
+
+def test_unknown_pages_and_referrals_answer_in_html(
+    app_with_cases: dict[str, Any], settings: Settings
+) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, "practitioner")
+    missing = client.get("/referrals/R-nope")
+    assert missing.status_code == 404 and "Referral not found" in missing.text
+    nowhere = client.get("/nowhere")
+    assert nowhere.status_code == 404 and nowhere.headers["content-type"].startswith("text/html")
+    # The API keeps answering JSON.
+    assert client.get("/v1/nowhere").headers["content-type"] == "application/json"
+
+
+def test_sign_out_ends_the_session(app_with_cases: dict[str, Any], settings: Settings) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, "practitioner")
+    token = csrf_of(client.get("/queue").text)
+    response = client.post("/logout", data={"csrf_token": token})
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert client.get("/queue").status_code == 303
