@@ -15,9 +15,11 @@ from api.champion import ModelHolder, ScorerLoader, champion_loader
 from api.deps import SYSTEM, ServiceState
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
 from api.operations import configure_json_logs, install_operations
-from api.routes import auth, events, fairness, model, queue, referrals
+from api.ratelimit import RateLimits
+from api.routes import auth, events, fairness, model, queue, referrals, research
 from api.schemas import ErrorOut
 from api.scoring import score_backlog, sync_queue
+from api.timeouts import TimeoutMiddleware
 from api.web import install_pages
 from triage.schema import AgencyEventIn
 from triage.settings import Settings, get_settings
@@ -76,9 +78,10 @@ def create_app(
         responses={400: {"model": ErrorOut, "description": "The request cannot be parsed."}},
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
     install_error_handlers(app)
     install_operations(app)
-    for module in (auth, referrals, events, queue, model, fairness):
+    for module in (auth, referrals, events, queue, model, fairness, research):
         app.include_router(module.router)
     install_pages(app)
 
@@ -103,6 +106,7 @@ def _start(settings: Settings, loader: ScorerLoader) -> ServiceState:
         sessions=session_factory(engine),
         read_sessions=session_factory(read_engine),
         models=ModelHolder(loader),
+        limits=RateLimits(settings),
         secret_key=settings.get_secret_key(),
     )
     state.models.load()

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.champion import LoadedModel, ModelHolder
+from api.ratelimit import RateLimits
 from api.schemas import ErrorOut
 from triage.security import hash_api_key, is_api_key, read_user_token
 from triage.settings import Settings
@@ -27,6 +28,8 @@ ROLES = ("referrer", "practitioner", "manager", "researcher", "admin")
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "No valid bearer credential."},
     403: {"model": ErrorOut, "description": "The caller's role or scope does not allow this."},
+    429: {"model": ErrorOut, "description": "Over the caller's rate limit; see Retry-After."},
+    503: {"model": ErrorOut, "description": "No reply within the request timeout; safe to retry."},
 }
 """Declared on every router that needs a caller."""
 
@@ -41,6 +44,7 @@ class ServiceState:
     sessions: sessionmaker[Session]
     read_sessions: sessionmaker[Session]
     models: ModelHolder
+    limits: RateLimits
     background: list = field(default_factory=list)
     secret_key: str = field(default="", repr=False)
 
@@ -131,6 +135,7 @@ def current_actor(
             # Roles come from the store on every request, so a change applies at once.
             actor = Actor(name=user.user_id, roles=frozenset(user.roles))
     request.state.actor = actor.name
+    state.limits.hit("key" if actor.is_key else "user", actor.name)
     return actor
 
 

@@ -31,6 +31,7 @@ _CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
 }
@@ -98,7 +99,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Make every error, expected or not, take the documented shape."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        if _is_page_request(request):
+            response = _page_error(request, exc.status_code, _PAGE_TITLES.get(exc.status_code))
+            response.headers.update(exc.headers or {})
+            return response
         return JSONResponse(
             error_body(exc.code, exc.message, exc.errors),
             status_code=exc.status_code,
@@ -139,6 +144,8 @@ _PAGE_TITLES = {
     404: "Page not found",
     405: "This page cannot be used that way",
     413: "What you sent is too large",
+    429: "Too many requests: wait a moment and try again",
+    503: "The service took too long to answer: try again",
 }
 
 

@@ -309,3 +309,63 @@ class ReloadOut(BaseModel):
     scored: int
     failed: int
     remaining: int
+
+
+# --- researchers: no names, no free text, no raw ids --------------------------------------------
+
+
+class ResearchReferral(BaseModel):
+    """A referral as researchers see it: keyed pseudonyms, coarse time and age, no free text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    referral: str = Field(description="Keyed pseudonym of the referral.")
+    child: str = Field(description="Keyed pseudonym of the child (stable across referrals).")
+    household: str = Field(description="Keyed pseudonym of the household.")
+    received_month: str = Field(description="Year and month of receipt, e.g. 2026-04.")
+    age_band: str
+    sex: str
+    ethnicity: str
+    disability: bool
+    deprivation_band: str
+    referrer_type: str
+    concerns: list[str]
+    injury_reported: bool
+    status: Literal["open", "decided"]
+    band: str | None
+    probability: float | None = Field(description="Rounded to 3 decimals.")
+    model_version: str | None
+    safety_flagged: bool
+    decision: str | None
+    agreement: str | None
+    reason_codes: list[str]
+
+
+class ResearchReferralPage(BaseModel):
+    """One page of pseudonymised referrals, in order of receipt."""
+
+    items: list[ResearchReferral]
+    total: int
+    offset: int
+    limit: int
+
+
+class DecisionGroupRow(BaseModel):
+    """Decisions in one group and band; every count is null when any is under ``min_count``."""
+
+    group: str
+    band: str
+    suppressed: bool
+    decisions: int | None
+    agree: int | None
+    should_be_higher: int | None
+    should_be_lower: int | None
+
+
+class ResearchDecisions(BaseModel):
+    """Human decisions by group and band, for auditing practice as well as the model."""
+
+    by: str
+    weeks: int
+    min_count: int
+    rows: list[DecisionGroupRow]

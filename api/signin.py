@@ -19,7 +19,11 @@ class SignedIn:
 
 
 def sign_in(state: ServiceState, *, username: str, password: str, channel: str) -> SignedIn | None:
-    """The user when the password matches an active account, else None; audited either way."""
+    """The user when the password matches an active account, else None; audited either way.
+
+    Attempts per username are rate-limited (429), whether the name exists or not.
+    """
+    state.limits.hit("sign_in", username.casefold())
     with state.read_sessions() as session:
         user = get_user_by_username(session, username=username)
         user_id = user.user_id if user is not None else None

@@ -12,6 +12,7 @@ import pytest
 from access_helpers import PASSWORD, bearer, key_headers, user_headers
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from api.app import create_app
@@ -41,6 +42,8 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/model"): {"practitioner", "manager", "researcher", "admin"},
     ("POST", "/v1/admin/reload-model"): {"admin"},
     ("GET", "/v1/audit/fairness"): {"researcher", "admin"},
+    ("GET", "/v1/research/referrals"): {"researcher", "admin"},
+    ("GET", "/v1/research/decisions"): {"researcher", "admin"},
 }
 
 
@@ -326,3 +329,80 @@ def test_researchers_get_the_fairness_audit_pseudonymised_and_the_export_is_audi
         ("referral-triage/7", 10),
         ("referral-triage/7", 50),
     ]
+
+
+def test_researchers_see_referrals_only_pseudonymised(
+    client: TestClient, credentials: dict[str | None, dict[str, str]], settings: Settings
+) -> None:
+    body = referral(narrative="Uncle reports bruising; Sam Doe lives at 4 Elm Row.")
+    stored = client.post("/v1/referrals", json=body, headers=credentials["referrer"]).json()
+    second = referral()  # the same child again
+    client.post("/v1/referrals", json=second, headers=credentials["referrer"])
+    response = client.get("/v1/research/referrals", headers=credentials["researcher"])
+    assert response.status_code == 200
+    page = response.json()
+    assert page["total"] == 2 and len(page["items"]) == 2
+    text = response.text
+    child = body["child"]
+    for secret in (
+        child["given_name"],
+        child["family_name"],
+        child["date_of_birth"],
+        child["child_id"],
+        child["household_id"],
+        stored["referral_id"],
+        body["source_referral_id"],
+        "Elm Row",
+        body["received_at"][:10],
+    ):
+        assert secret not in text, secret
+    first, again = page["items"]
+    assert first["child"] == again["child"] and first["child"].startswith("child-")
+    assert first["referral"] != again["referral"]
+    assert first["received_month"] == body["received_at"][:7]
+    assert first["age_band"] == "11-15" and first["deprivation_band"] == "3-4"
+    # Another service key gives other pseudonyms: they are keyed, not plain hashes.
+    other = settings.model_copy(update={"secret_key": SecretStr("another-key-entirely")})
+    app = create_app(other, scorer_loader=lambda: None, score_backlog_on_start=False)
+    with TestClient(app) as second_client:
+        token = user_headers(other, "researcher")
+        elsewhere = second_client.get("/v1/research/referrals", headers=token).json()
+    assert elsewhere["items"][0]["child"] != first["child"]
+
+
+def test_research_decisions_suppress_small_cells_and_are_audited(
+    client: TestClient, credentials: dict[str | None, dict[str, str]], settings: Settings
+) -> None:
+    ids = []
+    for _ in range(12):
+        ids.append(
+            client.post("/v1/referrals", json=referral(), headers=credentials["referrer"]).json()[
+                "referral_id"
+            ]
+        )
+    for n, referral_id in enumerate(ids):
+        disagree = n < 2
+        decision = {
+            "decision": "assessment",
+            "agreement": "should_be_higher" if disagree else "agree",
+            "rationale": "more history" if disagree else "",
+        }
+        response = client.post(
+            f"/v1/referrals/{referral_id}/decisions",
+            json=decision,
+            headers=credentials["practitioner"],
+        )
+        assert response.status_code == 201
+    researcher = credentials["researcher"]
+    rows = client.get("/v1/research/decisions?by=sex", headers=researcher).json()["rows"]
+    assert [(r["group"], r["band"], r["suppressed"]) for r in rows] == [("male", "Unscored", True)]
+    assert rows[0]["decisions"] is None and rows[0]["should_be_higher"] is None
+    assert client.get("/v1/research/decisions?by=name", headers=researcher).status_code == 422
+    assert client.get("/v1/research/decisions?min_count=3", headers=researcher).status_code == 422
+    engine = make_engine(settings.database_url)
+    with session_factory(engine)() as session:
+        actions = session.scalars(
+            select(AuditEventRow.action).where(AuditEventRow.action.like("export.research%"))
+        ).all()
+    engine.dispose()
+    assert actions == ["export.research_decisions"]

@@ -34,6 +34,27 @@ class Settings(BaseSettings):
     model_name: str = "referral-triage"
     model_alias: str = "champion"
     secret_key: SecretStr | None = None
+    rate_limit_key: str = "6000/minute"
+    """Requests per API key (a referral system); ``limits`` notation, e.g. ``100/second``."""
+    rate_limit_user: str = "600/minute"
+    """Requests per signed-in person, API and pages together."""
+    rate_limit_sign_in: str = "10/minute"
+    """Sign-in attempts per username (failed or not), API and pages together."""
+    rate_limit_storage: str = "memory://"
+    """Where counts live: per process by default; ``redis://host:6379`` to share across workers."""
+    request_timeout_seconds: float = 30.0
+    """A request with no reply by then gets 503; its work may still finish (retries are safe)."""
+
+    @field_validator("rate_limit_key", "rate_limit_user", "rate_limit_sign_in")
+    @classmethod
+    def _parse_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate such as '600/minute': {value!r}") from exc
+        return value
 
     @field_validator("database_url")
     @classmethod

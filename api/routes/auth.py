@@ -38,6 +38,7 @@ class TokenOut(BaseModel):
     responses={
         401: {"model": ErrorOut, "description": "Wrong username or password."},
         422: {"model": ErrorOut, "description": "Missing or malformed fields."},
+        429: {"model": ErrorOut, "description": "Too many attempts for this username."},
     },
     summary="Sign in: exchange a username and password for a bearer token",
 )

@@ -94,6 +94,7 @@ def require_page_roles(*roles: str) -> Callable[..., Viewer]:
             raise SignInRequired(request.url.path)
         actor = Actor(name=session.user_id, roles=user_roles)
         request.state.actor = actor.name
+        state.limits.hit("user", actor.name)
         request.state.page_actor = actor
         if not actor.roles & set(roles):
             raise PageForbidden(roles)

@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from triage.store.repository import QueueFilter, queue_conditions
-from triage.store.tables import DecisionRow, QueueEntryRow, ScoreRow
+from triage.store.tables import ChildRow, DecisionRow, QueueEntryRow, ReferralRow, ScoreRow
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ def queue_counts(
 class DecisionFact:
     """A decision recorded in the service, with the band the referral had when it was made."""
 
+    referral_id: str
     decided_at: datetime
     decision: str
     agreement: str
@@ -67,6 +68,7 @@ def decisions_since(session: Session, *, since: datetime) -> list[DecisionFact]:
     bands = _bands_at(session, rows)
     return [
         DecisionFact(
+            referral_id=row.referral_id,
             decided_at=row.decided_at,
             decision=row.decision,
             agreement=row.agreement or "",
@@ -95,3 +97,68 @@ def _bands_at(session: Session, decisions: Sequence[DecisionRow]) -> dict[int, s
                 if scored_at <= decision.decided_at:
                     bands[decision.id] = band
     return bands
+
+
+@dataclass(frozen=True)
+class ReferralRecord:
+    """A referral with its child, latest score and latest decision (for pseudonymised export)."""
+
+    referral: ReferralRow
+    child: ChildRow
+    score: ScoreRow | None
+    decision: DecisionRow | None
+
+
+def referral_records(session: Session, *, offset: int, limit: int) -> list[ReferralRecord]:
+    """Referrals in order of receipt, each with its child, latest score and latest decision."""
+    pairs = session.execute(
+        select(ReferralRow, ChildRow)
+        .join(ChildRow, ChildRow.child_id == ReferralRow.child_id)
+        .order_by(ReferralRow.received_at, ReferralRow.referral_id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    ids = [referral.referral_id for referral, _ in pairs]
+    scores: dict[str, ScoreRow] = {}
+    decisions: dict[str, DecisionRow] = {}
+    if ids:
+        for score in session.scalars(
+            select(ScoreRow).where(ScoreRow.referral_id.in_(ids)).order_by(ScoreRow.scored_at)
+        ):
+            scores[score.referral_id] = score  # the latest wins
+        for decision in session.scalars(
+            select(DecisionRow)
+            .where(DecisionRow.referral_id.in_(ids))
+            .order_by(DecisionRow.decided_at, DecisionRow.id)
+        ):
+            decisions[decision.referral_id] = decision
+    return [
+        ReferralRecord(
+            referral=referral,
+            child=child,
+            score=scores.get(referral.referral_id),
+            decision=decisions.get(referral.referral_id),
+        )
+        for referral, child in pairs
+    ]
+
+
+def count_referrals(session: Session) -> int:
+    """How many referrals the store holds."""
+    return session.scalar(select(func.count()).select_from(ReferralRow)) or 0
+
+
+def referral_children(
+    session: Session, *, referral_ids: Sequence[str]
+) -> dict[str, tuple[ReferralRow, ChildRow]]:
+    """Each referral with its child, by referral id."""
+    found: dict[str, tuple[ReferralRow, ChildRow]] = {}
+    ids = list(dict.fromkeys(referral_ids))
+    for start in range(0, len(ids), 500):
+        pairs = session.execute(
+            select(ReferralRow, ChildRow)
+            .join(ChildRow, ChildRow.child_id == ReferralRow.child_id)
+            .where(ReferralRow.referral_id.in_(ids[start : start + 500]))
+        ).all()
+        found.update({referral.referral_id: (referral, child) for referral, child in pairs})
+    return found

@@ -1,0 +1,85 @@
+"""Researchers' views: pseudonymised referrals and human decisions by group (no case data)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from api import audit
+from api.deps import AUTH_RESPONSES, ActorDep, ReadSessionDep, StateDep, require_roles
+from api.research import GROUPINGS, decisions_by_group, research_referrals
+from api.schemas import ErrorOut, ResearchDecisions, ResearchReferralPage
+from models.fairness_report import DEFAULT_MIN_COUNT
+from triage.pseudonyms import pseudonym_key
+from triage.store.statistics import (
+    count_referrals,
+    decisions_since,
+    referral_children,
+    referral_records,
+)
+from triage.store.tables import utcnow
+
+router = APIRouter(
+    prefix="/v1/research",
+    tags=["research"],
+    responses={**AUTH_RESPONSES, 422: {"model": ErrorOut, "description": "A bad parameter."}},
+    dependencies=[Depends(require_roles("researcher", "admin"))],
+)
+
+
+@router.get(
+    "/referrals",
+    response_model=ResearchReferralPage,
+    summary="Pseudonymised referrals with scores and decisions (an audited export)",
+    description=(
+        "No names, dates of birth, narratives, rationales or raw ids: ids are keyed pseudonyms "
+        "(stable, not reversible without the service's key), receipt is a month and age a band."
+    ),
+)
+def get_research_referrals(
+    session: ReadSessionDep,
+    state: StateDep,
+    actor: ActorDep,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> dict[str, Any]:
+    """A page of pseudonymised referrals in order of receipt."""
+    records = referral_records(session, offset=offset, limit=limit)
+    items = research_referrals(records, key=pseudonym_key(state.secret_key))
+    audit.record(
+        state,
+        actor=actor.name,
+        action="export.research_referrals",
+        entity_type="research",
+        payload={"offset": offset, "limit": limit, "rows": len(items)},
+    )
+    return {"items": items, "total": count_referrals(session), "offset": offset, "limit": limit}
+
+
+@router.get(
+    "/decisions",
+    response_model=ResearchDecisions,
+    summary="Human decisions by group and band, small counts suppressed (an audited export)",
+)
+def get_research_decisions(
+    session: ReadSessionDep,
+    state: StateDep,
+    actor: ActorDep,
+    by: Annotated[str, Query(pattern=f"^({'|'.join(GROUPINGS)})$")] = "ethnicity",
+    weeks: Annotated[int, Query(ge=1, le=520)] = 52,
+    min_count: Annotated[int, Query(ge=DEFAULT_MIN_COUNT, le=1000)] = DEFAULT_MIN_COUNT,
+) -> dict[str, Any]:
+    """Agreement with the band per group, for auditing human decisions as well as the model."""
+    facts = decisions_since(session, since=utcnow() - timedelta(weeks=weeks))
+    pairs = referral_children(session, referral_ids=[f.referral_id for f in facts])
+    rows = decisions_by_group(facts, pairs, by=by, min_count=min_count)
+    audit.record(
+        state,
+        actor=actor.name,
+        action="export.research_decisions",
+        entity_type="research",
+        payload={"by": by, "weeks": weeks, "min_count": min_count, "rows": len(rows)},
+    )
+    return {"by": by, "weeks": weeks, "min_count": min_count, "rows": rows}
