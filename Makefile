@@ -18,11 +18,11 @@ demo: $(STAMP)
 	$(BIN)/triage load var/extract
 	$(BIN)/triage train --data var/extract
 	$(BIN)/triage users demo
-	@echo "Serving on http://127.0.0.1:8000 (API docs at http://127.0.0.1:8000/docs)"
+	@echo "Serving on http://127.0.0.1:8000 (pages: sign in with a demo account above; API docs at http://127.0.0.1:8000/docs)"
 	$(BIN)/triage serve --host 127.0.0.1 --port 8000
 
 serve: $(STAMP)
-	@echo "Serving on http://127.0.0.1:8000 (API docs at http://127.0.0.1:8000/docs)"
+	@echo "Serving on http://127.0.0.1:8000 (pages at /, API docs at /docs)"
 	$(BIN)/triage serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
