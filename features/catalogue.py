@@ -82,6 +82,8 @@ class Signal:
     description: str = ""
     absent: str = ""
     """The reading when an ``exists`` signal is 0 or a value is missing."""
+    reads_as_age: bool = False
+    """The value is an age in months, read aloud as people say ages ("8 months", "13 years")."""
 
     @property
     def window_label(self) -> str:
@@ -98,6 +100,8 @@ class Signal:
             return "Not recorded: " + self.template.format(value="a", s="")
         if self.aggregation is Aggregation.days_since:  # whole days: "8 days", not "8.22091"
             value = float(math.floor(value))
+        if self.reads_as_age:
+            return self.template.format(value=age_words(int(value)), s="")
         leading = self.template.startswith("{value}")
         shown = "no" if value == 0 and leading else f"{value:g}"
         if self.aggregation is Aggregation.days_since and value == 0:
@@ -117,13 +121,22 @@ PROFESSIONAL = (
     ReferrerType.other_legal,
 )
 RELATIVE_OR_FRIEND = (ReferrerRelationship.relative, ReferrerRelationship.family_friend)
+
+
+def age_words(months: int) -> str:
+    """An age as people say it: months under two years, then whole years."""
+    if months < 24:
+        return f"{months} month" + ("" if months == 1 else "s")
+    return f"{months // 12} years"
+
+
 R, C, H = Source.referral, Entity.child, Entity.household
 UP, DOWN = Direction.raises, Direction.lowers
 
 _CURRENT: tuple[Signal, ...] = (
-    Signal("child_age_months", C, R, Aggregation.value, "The child is {value} month{s} old",
+    Signal("child_age_months", C, R, Aggregation.value, "The child is {value} old",
            direction=DOWN, description="Age in whole months at referral",
-           absent="The child's age is not recorded"),
+           absent="The child's age is not recorded", reads_as_age=True),
     Signal("infant_under_1", C, R, Aggregation.exists, "The child is under one year old",
            filter=Filter(max_age_months=12), direction=UP, absent="The child is over one year old"),
     Signal("non_mobile_infant_injury", C, R, Aggregation.exists,

@@ -479,7 +479,7 @@ def users_demo() -> None:
 
     with store_transaction() as session:
         passwords, key = demo_accounts(session)
-    console.print("Demo accounts (sign in with POST /v1/auth/token; synthetic data only):")
+    console.print("Demo accounts (sign in at /login, or POST /v1/auth/token; synthetic data only):")
     for username, password in passwords.items():
         console.print(f"  {username:<18} {password}")
     console.print(f"Demo API key {key.key_id} for source_system {DEMO_SOURCE_SYSTEM}:")

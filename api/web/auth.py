@@ -90,6 +90,7 @@ def require_page_roles(*roles: str) -> Callable[..., Viewer]:
         with state.read_sessions() as db:
             user = get_user(db, user_id=session.user_id)
             user_roles = frozenset(user.roles) if user is not None and user.active else None
+            request.state.page_username = user.username if user is not None else None
         if user_roles is None:
             raise SignInRequired(request.url.path)
         actor = Actor(name=session.user_id, roles=user_roles)

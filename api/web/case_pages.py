@@ -260,6 +260,7 @@ def _referral_page(
         reasons=reasons,
         chart=chart,
         records_for=records_for,
+        sentence_of={r["signal"]: r["sentence"] for r in reasons},
         decision_kinds=list(DecisionKind),
         agreements=AGREEMENT_WORDS,
         reason_codes=reason_codes,

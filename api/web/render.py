@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.web.sessions import PageSession
+from features.catalogue import age_words
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -65,13 +66,9 @@ def words(code: str | None) -> str:
     return "" if code is None else code.replace("_", " ")
 
 
-def age_words(months: int | None) -> str:
-    """``4 months`` under two years, else ``7 years``."""
-    if months is None:
-        return ""
-    if months < 24:
-        return f"{months} month" + ("" if months == 1 else "s")
-    return f"{months // 12} years"
+def age(months: int | None) -> str:
+    """``4 months`` under two years, else ``7 years`` (as the reasons read ages)."""
+    return "" if months is None else age_words(months)
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
@@ -81,7 +78,7 @@ templates.env.filters.update(
     hours=hours_words,
     percent=percent,
     words=words,
-    age=age_words,
+    age=age,
     band_tag=lambda band: BAND_TAGS.get(band or "", "tag-unscored"),
 )
 templates.env.globals["service_name"] = "Referral triage"
@@ -104,6 +101,7 @@ def page(
             "csrf_token": session.csrf if session is not None else "",
             "notices": session.notices if session is not None else (),
             "actor": actor,
+            "username": getattr(request.state, "page_username", None),
             "is_manager": actor is not None and bool(actor.roles & {"manager", "admin"}),
             **context,
         },
