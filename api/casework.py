@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -81,6 +82,13 @@ def decode_cursor(cursor: str) -> tuple[int, float, datetime, str]:
         ) from None
 
 
+def waiting_at_least(filters: QueueFilter, hours: float | None, *, now: datetime) -> QueueFilter:
+    """``filters`` narrowed to referrals waiting at least ``hours`` at ``now`` (None: as is)."""
+    if hours is None:
+        return filters
+    return replace(filters, received_before=now - timedelta(hours=hours))
+
+
 def read_queue(
     session: Session,
     *,
@@ -92,14 +100,7 @@ def read_queue(
 ) -> dict[str, Any]:
     """One page of the open queue in order, with the cursor for the next."""
     now = utcnow()
-    if waiting_hours is not None:
-        filters = QueueFilter(
-            bands=filters.bands,
-            concerns=filters.concerns,
-            min_age_months=filters.min_age_months,
-            max_age_months=filters.max_age_months,
-            received_before=now - timedelta(hours=waiting_hours),
-        )
+    filters = waiting_at_least(filters, waiting_hours, now=now)
     after = decode_cursor(cursor) if cursor else None
     rows = queue_page(session, filters=filters, after=after, limit=limit + 1)
     page, more = rows[:limit], len(rows) > limit

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from api import audit, casework
 from api.deps import StateDep
@@ -127,17 +128,11 @@ def queue(
                     cursor=cursor or None,
                     limit=PAGE_SIZE,
                 )
-                counted = filters
-                if waiting_hours is not None:
-                    counted = QueueFilter(
-                        bands=filters.bands,
-                        concerns=filters.concerns,
-                        min_age_months=filters.min_age_months,
-                        max_age_months=filters.max_age_months,
-                        received_before=utcnow() - timedelta(hours=waiting_hours),
-                    )
+                now = utcnow()
                 counts = queue_counts(
-                    db, filters=counted, overdue_received_before=overdue_cutoff(utcnow())
+                    db,
+                    filters=casework.waiting_at_least(filters, waiting_hours, now=now),
+                    overdue_received_before=overdue_cutoff(now),
                 )
         except ApiError:  # a cursor this service did not issue
             errors = [{"field": "cursor", "reason": "This page link is not valid: start again"}]
@@ -272,6 +267,19 @@ def _referral_page(
     )
 
 
+def _store(state: Any, work: Callable[[Session], object]) -> ApiError | None:
+    """Run ``work`` in a write session; the service's refusal (404, 409, 422) comes back as is.
+
+    A missing referral needs no case of its own: the referral page then renders as a 404.
+    """
+    try:
+        with state.sessions() as db:
+            work(db)
+    except ApiError as exc:
+        return exc
+    return None
+
+
 @router.get("/referrals/{referral_id}")
 def referral(
     request: Request, referral_id: str, state: StateDep, viewer: CaseworkViewer
@@ -294,6 +302,7 @@ def decide(
 ) -> Response:
     """Record the decision and return to the queue; a form to correct if anything is missing."""
     check_form_token(viewer, csrf_token)
+    who = viewer.actor.name
     submitted = {
         "decision": decision,
         "agreement": agreement,
@@ -319,19 +328,13 @@ def decide(
             decision_form=submitted,
             form_errors=[_decision_error(e) for e in error_fields(exc)],
         )
-    try:
-        with state.sessions() as db:
-            casework.decide(db, referral_id=referral_id, decision=parsed, actor=viewer.actor.name)
-    except ApiError as exc:
-        if exc.status_code == 404:
-            return _referral_page(request, state, viewer, referral_id)
+    failed = _store(
+        state, lambda db: casework.decide(db, referral_id=referral_id, decision=parsed, actor=who)
+    )
+    if failed is not None:
+        error = {"field": "decision", "reason": _conflict_words(failed)}
         return _referral_page(
-            request,
-            state,
-            viewer,
-            referral_id,
-            status_code=exc.status_code,
-            form_errors=[{"field": "decision", "reason": _conflict_words(exc)}],
+            request, state, viewer, referral_id, status_code=failed.status_code, form_errors=[error]
         )
     notice = f"Decision recorded for referral {referral_id}. It has left the queue."
     session = viewer.session.with_notice(notice)
@@ -376,10 +379,12 @@ def dispute(
     errors = []
     if not reason.strip():
         errors.append({"field": f"dispute-{record_id}", "reason": "Say why the record is wrong"})
+    stored: dict[str, Any] = {}
     if not errors:
-        try:
-            with state.sessions() as db:
-                row = casework.dispute(
+        failed = _store(
+            state,
+            lambda db: stored.update(
+                casework.dispute(
                     db,
                     referral_id=referral_id,
                     record_id=record_id,
@@ -387,9 +392,9 @@ def dispute(
                     actor=viewer.actor.name,
                     model=state.models.current,
                 )
-        except ApiError as exc:
-            if exc.status_code == 404:
-                return _referral_page(request, state, viewer, referral_id)
+            ),
+        )
+        if failed is not None:
             errors.append({"field": f"dispute-{record_id}", "reason": "No such record"})
     if errors:
         return _referral_page(
@@ -404,7 +409,7 @@ def dispute(
     session = viewer.session.with_notice(
         f"Dispute of record {record_id} recorded. The what-if is below."
     )
-    target = f"/referrals/{referral_id}#dispute-{row['dispute_id']}"
+    target = f"/referrals/{referral_id}#dispute-{stored['dispute_id']}"
     return save_session(request, redirect(target), state, session)
 
 
@@ -428,19 +433,16 @@ def reopen(
             status_code=422,
             form_errors=[{"field": "reopen", "reason": "Say why the referral is reopened"}],
         )
-    try:
-        with state.sessions() as db:
-            casework.reopen(db, referral_id=referral_id, reason=reason, actor=viewer.actor.name)
-    except ApiError as exc:
-        if exc.status_code == 404:
-            return _referral_page(request, state, viewer, referral_id)
+    failed = _store(
+        state,
+        lambda db: casework.reopen(
+            db, referral_id=referral_id, reason=reason, actor=viewer.actor.name
+        ),
+    )
+    if failed is not None:
+        error = {"field": "reopen", "reason": "The referral is already open"}
         return _referral_page(
-            request,
-            state,
-            viewer,
-            referral_id,
-            status_code=409,
-            form_errors=[{"field": "reopen", "reason": "The referral is already open"}],
+            request, state, viewer, referral_id, status_code=failed.status_code, form_errors=[error]
         )
     session = viewer.session.with_notice(f"Referral {referral_id} is back in the queue.")
     return save_session(request, redirect(f"/referrals/{referral_id}"), state, session)
