@@ -130,8 +130,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # Type and route only: exception messages can carry personal data from the request.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        # Type and route template only: exception messages and concrete paths can carry ids
+        # and personal data from the request.
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, route)
         if _is_page_request(request):
             return _page_error(request, 500, "Sorry, the service failed")
         return JSONResponse(

@@ -1,4 +1,8 @@
-"""Shared fixtures: a migrated database per test (SQLite and PostgreSQL) and a tiny extract."""
+"""Shared fixtures: a migrated database per test (SQLite and PostgreSQL) and a tiny extract.
+
+Every session also captures all logs and, at its end, fails if they hold any synthetic
+child's name, date of birth or ID used in the run (``tests/pii_scan.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
+import pii_scan
 import psycopg
 import pytest
 from sqlalchemy import Engine
@@ -21,6 +26,49 @@ from triage.store import make_engine, session_factory
 from triage.store.migrate import upgrade
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Root logger at DEBUG for the log scan; failure reports still show WARNING and up."""
+    pii_scan.set_levels()
+    # pytest would otherwise print every DEBUG record of a failing test; with a level set it
+    # lowers the root logger only to min(current, level), so DEBUG stays for the capture.
+    if config.getoption("log_level") is None and config.getini("log_level") in (None, ""):
+        config.option.log_level = "WARNING"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _capture_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every log record of the session, and of the servers tests start, into one directory."""
+    basetemp = tmp_path_factory.getbasetemp()
+    log_dir = basetemp / "test-logs"
+    handler = pii_scan.install_capture(log_dir)
+    pii_scan.SESSION.log_dir, pii_scan.SESSION.basetemp = log_dir, basetemp
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(pii_scan.LOG_DIR_ENV, str(log_dir))
+        yield log_dir
+    pii_scan.remove_capture(handler)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if the logs hold a personal value used in it (issue 7)."""
+    if pii_scan.SESSION.log_dir is None or exitstatus == pytest.ExitCode.INTERRUPTED:
+        return
+    findings, summary = pii_scan.check_session(sorted(TESTS.glob("*.py")))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [summary]
+    if findings:
+        lines.append("FAILED: personal data in the logs (file:line:column: kind, never the value)")
+        lines += pii_scan.report(findings).splitlines()
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if reporter is None:
+        print("\n".join(lines))
+        return
+    reporter.write_line("")  # end the progress line
+    reporter.write_sep("-", "personal data in the logs (issue 7)", red=bool(findings))
+    for line in lines:
+        reporter.write_line(line, red=bool(findings))
 
 
 @pytest.fixture(autouse=True)
@@ -61,6 +109,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
         url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
         yield url.render_as_string(hide_password=False)
+        # The schema goes; what it held still counts for the log scan at the end.
+        pii_scan.SESSION.values.update(pii_scan.snapshot_schema(admin, schema))
         with admin.begin() as connection:
             # A connection leaked by a failing test must not hang the suite.
             connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")

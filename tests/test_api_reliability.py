@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVER_SCRIPT = ROOT / "scripts" / "reliability_server.py"
 sys.path.insert(0, str(SERVER_SCRIPT.parent))
 from access_helpers import key_headers, user_headers  # noqa: E402
+from pii_scan import LOG_DIR_ENV  # noqa: E402
 from reliability_server import tiny_scorer  # noqa: E402
 
 KILLS = 5
@@ -80,6 +81,7 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    name: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     @property
     def url(self) -> str:
@@ -98,7 +100,7 @@ class Server:
         if self.scorer is not None:
             command += ["--scorer", str(self.scorer)]
         self.starts += 1
-        log = open(self.var_dir / f"server-{self.starts}.log", "wb")  # noqa: SIM115
+        log = open(self.log_path, "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -129,9 +131,15 @@ class Server:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    @property
+    def log_path(self) -> Path:
+        """The latest start's stdout and stderr: in the session's log directory, for its scan."""
+        log_dir = Path(os.environ.get(LOG_DIR_ENV) or self.var_dir)
+        return log_dir / f"server-{self.name}-{self.starts}.log"
+
     def log(self) -> str:
         """The latest start's output, last part only."""
-        return (self.var_dir / f"server-{self.starts}.log").read_text(errors="replace")[-3000:]
+        return self.log_path.read_text(errors="replace")[-3000:]
 
 
 @pytest.fixture
