@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/explain_bench.py
 	$(BIN)/python bench/fairness_bench.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/api_bench.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/pages_bench.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -12,6 +12,7 @@ from triage.schema import BandAgreement
 from triage.store.statistics import DecisionFact
 
 UNSCORED = "Unscored"
+TOP_CODES = 8
 AGREEMENTS = tuple(str(a) for a in BandAgreement)
 
 
@@ -42,6 +43,10 @@ class TeamLearning:
     """Reason codes cited when disagreeing, counted per week (weeks start on Monday)."""
     direction_by_week: dict[str, dict[date, int]]
     """Disagreements per week by direction (should be higher / lower)."""
+    top_codes: list[str]
+    """The most cited reason codes (at most ``TOP_CODES``), most cited first."""
+    other_codes_by_week: dict[date, int]
+    """Citations per week of every code not among ``top_codes``."""
 
 
 def week_of(moment: datetime) -> date:
@@ -77,6 +82,9 @@ def team_learning(
         for code in fact.reason_codes or ("(no reason code)",):
             reasons.setdefault(code, Counter())[week] += 1
     ordered = sorted(reasons, key=lambda code: (-sum(reasons[code].values()), code))
+    other: Counter[date] = Counter()
+    for code in ordered[TOP_CODES:]:
+        other.update(reasons[code])
     return TeamLearning(
         since=since,
         weeks=weeks,
@@ -84,4 +92,6 @@ def team_learning(
         by_band=rows,
         reasons_by_week={code: dict(reasons[code]) for code in ordered},
         direction_by_week={a: dict(c) for a, c in directions.items()},
+        top_codes=ordered[:TOP_CODES],
+        other_codes_by_week=dict(other),
     )

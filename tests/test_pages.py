@@ -322,8 +322,15 @@ def test_manager_page_counts_decisions_by_band_and_disagreement_by_reason(
     html = client.get("/manager", params={"weeks": 52}).text
     assert "no target" in html
     assert "3 decisions recorded" in html
-    assert "risk already managed" in html
-    assert "All: should be lower" in html
+    assert '<th scope="col">risk already managed</th>' in html
+    # The newest week comes first: no "higher", one "lower", citing the one code.
+    newest = re.search(
+        r'<tbody>\s*<tr>\s*<th scope="row"><time[^>]*>[^<]*</time></th>(.*?)</tr>',
+        html.split("reasons-caption")[-1],
+        re.S,
+    )
+    assert newest is not None
+    assert re.findall(r"<td>(\d+)</td>", newest.group(1)) == ["0", "1", "1"]
 
 
 def test_unknown_pages_and_referrals_answer_in_html(

@@ -23,7 +23,6 @@ from api.web.auth import (
 )
 from api.web.render import page
 from explain.plots import REASONS_TITLE, bars_svg
-from features.catalogue import SIGNALS
 from triage.queue import BANDS, overdue_cutoff
 from triage.schema import BandAgreement, DecisionIn, error_fields
 from triage.store import QueueFilter
@@ -238,11 +237,8 @@ def _referral_page(
     for item in detail["timeline"]:
         for signal in item["signals"]:
             records_for.setdefault(signal, []).append(item)
-    reason_codes = {
-        r["signal"]: SIGNALS[r["signal"]].description or r["signal"].replace("_", " ")
-        for r in reasons[:8]
-        if r["signal"] in SIGNALS
-    } | GENERAL_REASON_CODES
+    # A practitioner can cite any of the top reasons, in the words the page shows them in.
+    reason_codes = {r["signal"]: r["sentence"] for r in reasons[:8]} | GENERAL_REASON_CODES
     return show(
         request,
         state,

@@ -1,0 +1,247 @@
+"""Benchmark: the queue page rendered server-side with 10,000 open referrals, against the JSON API.
+
+Issue 8's target: ``GET /queue`` with 10,000 open referrals renders server-side in at most
+150 ms p95. The store, the champion and the server come from ``bench/api_bench.py`` (a world
+with about ``--open`` referrals still open, loaded into SQLite, a champion registered, a real
+``triage serve`` with one worker, the start-up backlog scored before anything is measured).
+A practitioner signs in through the ``/login`` form; the page session's cookie is then sent
+with every request. One client, sequential requests (``--calls`` each, after a 1 s warm-up):
+
+1. ``GET /queue`` (the first page, 25 rows, with the count summary);
+2. ``GET /queue`` filtered (two bands, a concern and an age range, as the filter form sends);
+3. the second page, following the first page's "Next page" link (its cursor);
+
+and, as the named peer in the same run, ``GET /v1/queue`` with the same page size, filters and
+cursor (the JSON API the page is built on, with a practitioner's bearer token). Each page view
+and each API call writes its audit event, as in service. Figures: p50 and p95 seen by the
+client (HTTP over loopback included) and p95 of the server's own access-log duration, and the
+ratio page / API.
+
+    .venv/bin/python bench/pages_bench.py [--referrals 100000] [--open 10000] [--calls 300]
+        [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+from api_bench import (
+    VENV_BIN,
+    Load,
+    Server,
+    build,
+    credentials,
+    drive,
+    free_port,
+    server_env,
+    verdict,
+    wait_for_backlog,
+)
+
+TARGET_P95_MS = 150
+PAGE_SIZE = 25  # api.web.case_pages.PAGE_SIZE
+PAGE_USER, PAGE_PASSWORD = "bench-page-practitioner", "bench page password, long enough"
+FILTERS = [
+    ("band", "Review first"),
+    ("band", "Elevated"),
+    ("concern", "neglect"),
+    ("min_age", "0"),
+    ("max_age", "10"),
+]
+API_FILTERS = [
+    ("band", "Review first"),
+    ("band", "Elevated"),
+    ("concern", "neglect"),
+    ("min_age_months", "0"),
+    ("max_age_months", str(10 * 12 + 11)),  # the page's "up to 10 years" includes 10y 11m
+]
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+NEXT = re.compile(r'<a rel="next" href="([^"]+)"')
+ROWS = re.compile(r'<th scope="row"><a href="/referrals/')
+
+
+def add_page_user(db_url: str) -> None:
+    """A practitioner who signs in through the form (api_bench's user has only a token)."""
+    from triage.accounts import create_user
+    from triage.store import make_engine, session_factory
+
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            create_user(
+                session, username=PAGE_USER, password=PAGE_PASSWORD, roles=["practitioner"],
+                actor="bench",
+            )  # fmt: skip
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def sign_in(base: str) -> dict[str, str]:
+    """Sign in through ``/login`` as a browser would; the Cookie header of the page session."""
+    with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as client:
+        form = client.get("/login")
+        form.raise_for_status()
+        token = CSRF.search(form.text)
+        assert token, "no CSRF token on /login"
+        response = client.post(
+            "/login",
+            data={"username": PAGE_USER, "password": PAGE_PASSWORD, "csrf_token": token.group(1),
+                  "next": "/queue"},
+        )  # fmt: skip
+        assert response.status_code == 303, (response.status_code, response.text[:300])
+        cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    return {"Cookie": cookie, "Accept": "text/html"}
+
+
+def access_durations(log: Path, offset: int, route: str, last: int) -> tuple[list[float], int]:
+    """Durations (ms) of the ``last`` 200 replies on ``route`` in the server's JSON log after
+    byte ``offset`` (the warm-up's requests come before them); and the log's new end."""
+    data = log.read_bytes()
+    durations = []
+    for line in data[offset:].splitlines():
+        if not line.startswith(b"{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("route") == route and record.get("status") == 200:
+            durations.append(float(record["duration_ms"]))
+    return durations[-last:], len(data)
+
+
+def measure(url: str, headers: dict[str, str], calls: int) -> Load:
+    """``calls`` sequential GETs after a 1 s warm-up."""
+    return drive(
+        "GET", url, concurrency=1, duration=None, count=calls, warmup=1.0,
+        success=lambda r: r.status_code == 200, server=None, auth=headers,
+    )  # fmt: skip
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--referrals", type=int, default=100_000)
+    parser.add_argument("--open", type=int, default=10_000, help="open referrals in the queue")
+    parser.add_argument("--calls", type=int, default=300, help="requests per measured URL")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed)")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="pages-bench-"))
+    try:
+        setup = build(tmp, referrals=args.referrals, open_target=args.open)
+        add_page_user(setup.db_url)
+        env = server_env(setup)
+        # One person sends thousands of requests here: lift the per-person rate limit (600 a
+        # minute by default), which would otherwise answer 429 and be timed instead of the page.
+        env["TRIAGE_RATE_LIMIT_USER"] = "1000000/minute"
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = Server(
+            "triage serve",
+            [str(VENV_BIN / "triage"), "serve", "--port", str(port), "--workers", "1"],
+            env, tmp / "triage-serve.log",
+        )  # fmt: skip
+        try:
+            server.wait_ready(f"{base}/v1/health", lambda r: r.json()["model_loaded"], 300)
+            queued, pending, took = wait_for_backlog(setup.db_path, setup.version, 1800)
+            print(f"triage serve: start-up backlog of {queued:,} queued referrals scored in "
+                  f"{took:.0f} s ({pending:,} left)")  # fmt: skip
+            bearer, _ = credentials(setup)
+            cookie = sign_in(base)
+
+            first = httpx.get(f"{base}/queue", headers=cookie, timeout=30)
+            first.raise_for_status()
+            rows = len(ROWS.findall(first.text))
+            summary = re.search(r"Showing [^<]*?open in all\)", first.text, re.S)
+            next_link = NEXT.search(first.text)
+            assert rows == PAGE_SIZE and next_link, "the first page should be full, with a next"
+            next_path = html.unescape(next_link.group(1))
+            api_first = httpx.get(
+                f"{base}/v1/queue", params={"limit": PAGE_SIZE}, headers=bearer, timeout=30
+            ).json()
+            print(f"/queue: {rows} rows, {len(first.content) / 1024:.0f} KiB; "
+                  f"{' '.join(summary.group(0).split()) if summary else ''}")  # fmt: skip
+
+            queue = f"{base}/queue"
+            api = f"{base}/v1/queue"
+            cases = [
+                (
+                    "first page",
+                    queue,
+                    str(httpx.URL(api, params={"limit": PAGE_SIZE})),
+                ),
+                (
+                    "filtered (2 bands, a concern, ages 0–10)",
+                    str(httpx.URL(queue, params=FILTERS)),
+                    str(httpx.URL(api, params=[*API_FILTERS, ("limit", str(PAGE_SIZE))])),
+                ),
+                (
+                    "second page (cursor)",
+                    f"{base}{next_path}",
+                    str(httpx.URL(api, params={"limit": PAGE_SIZE,
+                                               "cursor": api_first["next_cursor"]})),
+                ),
+            ]  # fmt: skip
+            for label, page_url, api_url in cases:
+                shown = httpx.get(page_url, headers=cookie, timeout=30)
+                listed = httpx.get(api_url, headers=bearer, timeout=30)
+                shown.raise_for_status()
+                listed.raise_for_status()
+                matching = re.search(r"of ([\d,]+) matching", shown.text)
+                print(f"{label}: the page shows {len(ROWS.findall(shown.text))} rows of "
+                      f"{matching.group(1) if matching else '?'} matching; the API lists "
+                      f"{len(listed.json()['items'])}")  # fmt: skip
+            log_offset = server.log.stat().st_size
+            met = True
+            for label, page_url, api_url in cases:
+                page = measure(page_url, cookie, args.calls)
+                server_ms, log_offset = access_durations(
+                    server.log, log_offset, "/queue", len(page.latencies)
+                )
+                peer = measure(api_url, bearer, args.calls)
+                peer_ms, log_offset = access_durations(
+                    server.log, log_offset, "/v1/queue", len(peer.latencies)
+                )
+                p95 = page.pct(95)
+                if page.success_share < 1 or peer.success_share < 1:
+                    raise RuntimeError(
+                        f"{label}: not every reply was 200 (page {page.success_share:.0%}, "
+                        f"API {peer.success_share:.0%}); the figures would time errors"
+                    )
+                met &= p95 <= TARGET_P95_MS
+                server_p95 = np.percentile(server_ms, 95) if server_ms else float("nan")
+                peer_server_p95 = np.percentile(peer_ms, 95) if peer_ms else float("nan")
+                print(
+                    f"GET /queue {label}, {PAGE_SIZE} rows, {queued:,} open referrals, one "
+                    f"client: p50 {page.pct(50):.1f} ms, p95 {p95:.1f} ms (server's own "
+                    f"p95 {server_p95:.1f} ms), {page.success_share:.0%} 200; "
+                    f"{verdict(p95 <= TARGET_P95_MS)} (target p95 ≤ {TARGET_P95_MS} ms)"
+                )
+                print(
+                    f"  peer GET /v1/queue, same page: p50 {peer.pct(50):.1f} ms, p95 "
+                    f"{peer.pct(95):.1f} ms (server's own p95 {peer_server_p95:.1f} ms), "
+                    f"{peer.success_share:.0%} 200; ratio page / API: p50 "
+                    f"{page.pct(50) / peer.pct(50):.2f}x, p95 {p95 / peer.pct(95):.2f}x"
+                )
+        finally:
+            server.stop()
+        print(f"GET /queue p95, one client: {verdict(met)} (target ≤ {TARGET_P95_MS} ms)")
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
