@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import ServiceState
 from api.errors import ApiError, invalid
 from api.schemas import EventsAccepted, ReferralAccepted
-from api.scoring import enqueue, try_score
+from api.scoring import Scored, queue_entry, try_score
 from api.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
 from triage.queue import apply_safety_rules, facts_for
 from triage.schema import AgencyEventIn, ReferralIn, error_fields
@@ -27,12 +26,8 @@ from triage.store import (
     ChildRow,
     DuplicateEvent,
     DuplicateReferral,
-    HouseholdRow,
     IdempotencyKeyRow,
-    add_child,
     add_event,
-    add_household,
-    add_referral,
     append_audit_event,
     claim_idempotency_key,
     get_child,
@@ -43,6 +38,15 @@ from triage.store import (
     open_referrals_affected_by,
     store_idempotent_response,
 )
+from triage.store.repository import (
+    add_child_if_new,
+    add_household_if_new,
+    child_birth_and_household,
+    insert_audit_event,
+    insert_queue_entry,
+    insert_referral,
+)
+from triage.store.tables import utcnow
 
 REFERRALS_SCOPE = "referrals"
 EVENTS_SCOPE = "events"
@@ -61,7 +65,12 @@ class Reply:
 
 def request_hash(payload: Any) -> str:
     """SHA-256 of the validated request, canonical (key order and spacing do not matter)."""
-    text = json.dumps(jsonable_encoder(payload), sort_keys=True, separators=(",", ":"))
+    return _sha256_json(jsonable_encoder(payload))
+
+
+def _sha256_json(data: Any) -> str:
+    """``request_hash`` of data that is JSON-ready already (e.g. ``model_dump(mode="json")``)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -153,62 +162,81 @@ def _facts_flags(referral: Any, child: ChildRow) -> list[str]:
 
 
 def _ensure_household(session: Session, household_id: str, decile: int | None) -> None:
-    if session.get(HouseholdRow, household_id) is not None:
-        return
     # A concurrent request may add the same new household first (PostgreSQL does not
-    # serialise writers as SQLite does): then the savepoint rolls back and theirs stands.
-    with contextlib.suppress(IntegrityError), session.begin_nested():
-        add_household(
-            session,
-            household={
-                "household_id": household_id,
-                "deprivation_decile": decile,
-                "synthetic": False,
-            },
-        )
-
-
-def _ensure_child(session: Session, referral: ReferralIn) -> ChildRow:
-    """The referral's child: stored as sent the first time, kept as stored afterwards."""
-    child = referral.child
-    _ensure_household(session, child.household_id, child.deprivation_decile)
-    stored = get_child(session, child_id=child.child_id)
-    if stored is not None:
-        return stored
-    try:
-        with session.begin_nested():  # as for households: a concurrent request may win
-            return _add_child(session, referral)
-    except IntegrityError:
-        stored = get_child(session, child_id=child.child_id)
-        if stored is None:
-            raise
-        return stored
-
-
-def _add_child(session: Session, referral: ReferralIn) -> ChildRow:
-    child = referral.child
-    return add_child(
+    # serialise writers as SQLite does): then the insert does nothing and theirs stands.
+    add_household_if_new(
         session,
-        child={
-            "child_id": child.child_id,
-            "household_id": child.household_id,
-            "given_name": child.given_name,
-            "family_name": child.family_name,
-            "date_of_birth": child.date_of_birth,
-            "sex": str(child.sex),
-            "ethnicity": str(child.ethnicity),
-            "disability": child.disability,
-            "deprivation_decile": child.deprivation_decile,
-            "synthetic": False,
-        },
+        household={"household_id": household_id, "deprivation_decile": decile, "synthetic": False},
     )
+
+
+def _ensure_child(session: Session, referral: ReferralIn) -> date:
+    """The child's stored date of birth; a new child (and household) is stored as sent."""
+    child = referral.child
+    born, household_known = child_birth_and_household(
+        session, child_id=child.child_id, household_id=child.household_id
+    )
+    if not household_known:
+        _ensure_household(session, child.household_id, child.deprivation_decile)
+    if born is not None:
+        return born
+    if add_child_if_new(session, child=_child_values(referral)):
+        return child.date_of_birth
+    # As for households: a concurrent request stored the child first, so theirs stands.
+    born, _ = child_birth_and_household(
+        session, child_id=child.child_id, household_id=child.household_id
+    )
+    assert born is not None
+    return born
+
+
+def _child_values(referral: ReferralIn) -> dict[str, Any]:
+    child = referral.child
+    return {
+        "child_id": child.child_id,
+        "household_id": child.household_id,
+        "given_name": child.given_name,
+        "family_name": child.family_name,
+        "date_of_birth": child.date_of_birth,
+        "sex": str(child.sex),
+        "ethnicity": str(child.ethnicity),
+        "disability": child.disability,
+        "deprivation_decile": child.deprivation_decile,
+        "synthetic": False,
+    }
+
+
+def _referral_values(referral: ReferralIn, referral_id: str) -> dict[str, Any]:
+    return {
+        "referral_id": referral_id,
+        "source_system": referral.source_system,
+        "source_referral_id": referral.source_referral_id,
+        "child_id": referral.child.child_id,
+        "household_id": referral.child.household_id,
+        "received_at": referral.received_at,
+        "referrer_type": str(referral.referrer.type),
+        "referrer_relationship": _str_or_none(referral.referrer.relationship),
+        "referrer_id": referral.referrer.referrer_id,
+        "concerns": [str(c) for c in referral.concerns],
+        "injury_reported": referral.injury.reported,
+        "injury_sites": [str(s) for s in referral.injury.sites],
+        "injury_photographed": referral.injury.photographed,
+        "narrative": referral.narrative,
+        "status": "open",
+        "synthetic": False,
+        "created_at": utcnow(),
+    }
 
 
 def receive_referral(
     state: ServiceState, *, referral: ReferralIn, actor: str, idempotency_key: str | None
 ) -> Reply:
-    """Store a referral and its audit event in one transaction, then score it."""
-    digest = request_hash(referral.model_dump(mode="json"))
+    """Store a referral and its audit event in one transaction, then score it.
+
+    Two write transactions at most: the referral (with its audit event, queue entry and
+    Idempotency-Key), then its score (with the key's reply). The writes are Core statements.
+    """
+    digest = _sha256_json(referral.model_dump(mode="json"))
     model = state.models.current  # one model for the whole request, even across a reload
     with state.sessions() as session:
         stored_key = _replay(
@@ -220,30 +248,11 @@ def receive_referral(
             # Stored, but the process stopped before the reply was: rebuild it from the store.
             assert stored_key.entity_id is not None
             return Reply(201, referral_view(state, session, stored_key.entity_id), replayed=True)
-        child = _ensure_child(session, referral)
+        born = _ensure_child(session, referral)
         referral_id = new_id("R")
+        values = _referral_values(referral, referral_id)
         try:
-            row = add_referral(
-                session,
-                referral={
-                    "referral_id": referral_id,
-                    "source_system": referral.source_system,
-                    "source_referral_id": referral.source_referral_id,
-                    "child_id": referral.child.child_id,
-                    "household_id": referral.child.household_id,
-                    "received_at": referral.received_at,
-                    "referrer_type": str(referral.referrer.type),
-                    "referrer_relationship": _str_or_none(referral.referrer.relationship),
-                    "referrer_id": referral.referrer.referrer_id,
-                    "concerns": [str(c) for c in referral.concerns],
-                    "injury_reported": referral.injury.reported,
-                    "injury_sites": [str(s) for s in referral.injury.sites],
-                    "injury_photographed": referral.injury.photographed,
-                    "narrative": referral.narrative,
-                    "status": "open",
-                    "synthetic": False,
-                },
-            )
+            insert_referral(session, referral=values)
         except DuplicateReferral as duplicate:
             # A resend of a stored referral: return it as it is, never store it twice.
             session.rollback()
@@ -264,7 +273,7 @@ def receive_referral(
                     )
                 again.commit()
             return reply
-        append_audit_event(
+        insert_audit_event(
             session,
             actor=actor,
             action="referral.received",
@@ -277,7 +286,24 @@ def receive_referral(
                 "request_sha256": digest,
             },
         )
-        enqueue(session, referral=row, child=child, score=None)
+        facts = facts_for(
+            date_of_birth=born,
+            received_at=referral.received_at,
+            injury_reported=values["injury_reported"],
+            injury_sites=values["injury_sites"],
+            concerns=values["concerns"],
+        )
+        insert_queue_entry(
+            session,
+            entry=queue_entry(
+                referral_id=referral_id,
+                child_id=values["child_id"],
+                received_at=referral.received_at,
+                concerns=values["concerns"],
+                facts=facts,
+                score=None,
+            ),
+        )
         key_row = None
         if idempotency_key is not None:
             key_row = _claim(
@@ -289,8 +315,23 @@ def receive_referral(
                 entity_id=referral_id,
             )
         session.commit()
-        flags = _facts_flags(row, child)
-    scored = None
+    row = _Received(
+        referral_id=referral_id,
+        source_system=referral.source_system,
+        source_referral_id=referral.source_referral_id,
+        received_at=referral.received_at,
+    )
+    replies: list[Reply] = []
+
+    def reply_in_scoring_transaction(scoring: Session, scored: Scored) -> None:
+        # The reply is known once the score is: a key's copy commits with the score.
+        fields = score_from_scored(scored, top=INTAKE_REASONS)
+        replies.append(Reply(201, as_json(ReferralAccepted, accepted(row, fields))))
+        if key_row is not None:
+            store_idempotent_response(
+                scoring, row=key_row, status_code=201, response=replies[-1].body
+            )
+
     if model is not None:
         scored = try_score(
             state.sessions,
@@ -299,13 +340,25 @@ def receive_referral(
             actor=actor,
             trigger="intake",
             read_sessions=state.read_sessions,
+            before_commit=reply_in_scoring_transaction,
         )
-    fields = (
-        score_from_scored(scored, top=INTAKE_REASONS) if scored is not None else unscored(flags)
-    )
-    reply = Reply(201, as_json(ReferralAccepted, accepted(row, fields)))
+        if scored is not None:
+            return replies[-1]
+    # No model, or scoring failed (and rolled back): stored and unscored, flags still apply.
+    flags = apply_safety_rules(facts, None).flag_codes
+    reply = Reply(201, as_json(ReferralAccepted, accepted(row, unscored(flags))))
     _remember(state, key_row, reply)
     return reply
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """What the reply shows of the referral just stored (``api.views.ReceivedReferral``)."""
+
+    referral_id: str
+    source_system: str
+    source_referral_id: str
+    received_at: datetime
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -26,15 +28,19 @@ from triage.store import (
     QueueEntryRow,
     ReferralRow,
     ScoreRow,
-    add_score,
-    append_audit_event,
-    get_child,
-    get_referral,
-    latest_score,
     open_referrals_missing_from_queue,
     put_queue_entry,
     queue_entries_to_score,
 )
+from triage.store.repository import (
+    get_referral_facts,
+    insert_audit_event,
+    insert_queue_entries,
+    insert_score,
+    latest_scores,
+    replace_queue_entry,
+)
+from triage.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +68,29 @@ def enqueue(
     model_band: str | None = None,
 ) -> QueueEntryRow:
     """Put an open referral in the queue, or move it to where its latest score puts it."""
-    facts = facts_of(referral, child)
+    entry = queue_entry(
+        referral_id=referral.referral_id,
+        child_id=referral.child_id,
+        received_at=referral.received_at,
+        concerns=referral.concerns,
+        facts=facts_of(referral, child),
+        score=score,
+        model_band=model_band,
+    )
+    return put_queue_entry(session, entry=entry)
+
+
+def queue_entry(
+    *,
+    referral_id: str,
+    child_id: str,
+    received_at: datetime,
+    concerns: Sequence[str],
+    facts: ReferralFacts,
+    score: ScoreRow | None,
+    model_band: str | None = None,
+) -> dict[str, Any]:
+    """The queue entry of an open referral with these facts and this latest score (or none)."""
     if score is None:
         flags = apply_safety_rules(facts, None).flag_codes  # rules need no model
         band = probability = low = high = version = score_id = None
@@ -78,33 +106,27 @@ def enqueue(
         reasons = list(score.reasons[:QUEUE_REASONS])
     tier = queue_tier(flagged=bool(flags), band=band)
     _, sort_probability, _, _ = queue_sort_key(
-        tier=tier,
-        probability=probability,
-        received_at=referral.received_at,
-        referral_id=referral.referral_id,
+        tier=tier, probability=probability, received_at=received_at, referral_id=referral_id
     )
-    return put_queue_entry(
-        session,
-        entry={
-            "referral_id": referral.referral_id,
-            "child_id": referral.child_id,
-            "received_at": referral.received_at,
-            "age_months": facts.age_months,
-            "concerns": list(referral.concerns),
-            "concerns_key": ";" + ";".join(sorted(referral.concerns)) + ";",
-            "flags": flags,
-            "tier": tier,
-            "sort_probability": sort_probability,
-            "band": band,
-            "model_band": model_band if score is not None else None,
-            "probability": probability,
-            "probability_low": low,
-            "probability_high": high,
-            "model_version": version,
-            "score_id": score_id,
-            "reasons": reasons,
-        },
-    )
+    return {
+        "referral_id": referral_id,
+        "child_id": child_id,
+        "received_at": received_at,
+        "age_months": facts.age_months,
+        "concerns": list(concerns),
+        "concerns_key": ";" + ";".join(sorted(concerns)) + ";",
+        "flags": flags,
+        "tier": tier,
+        "sort_probability": sort_probability,
+        "band": band,
+        "model_band": model_band if score is not None else None,
+        "probability": probability,
+        "probability_low": low,
+        "probability_high": high,
+        "model_version": version,
+        "score_id": score_id,
+        "reasons": reasons,
+    }
 
 
 @dataclass(frozen=True)
@@ -125,28 +147,38 @@ def score_referral(
     trigger: str,
     explained: ExplainedScore | None = None,
 ) -> Scored:
-    """Score a stored referral, store the score with every reason, audit it, requeue it."""
-    referral = get_referral(session, referral_id=referral_id)
-    if referral is None:
+    """Score a stored referral, store the score with every reason, audit it, requeue it.
+
+    The writes are Core statements (no ORM unit of work); the returned ``ScoreRow`` is not
+    attached to the session.
+    """
+    stored = get_referral_facts(session, referral_id=referral_id)
+    if stored is None:
         raise LookupError(referral_id)
-    child = get_child(session, child_id=referral.child_id)
-    assert child is not None  # a foreign key
     if explained is None:
         explained = explain_referral(session, scorer, referral_id=referral_id)
-    safety = apply_safety_rules(facts_of(referral, child), explained.band)
-    assert safety.band is not None
-    score = add_score(
-        session,
-        referral_id=referral_id,
-        model_version=explained.model_version,
-        probability=explained.probability,
-        probability_low=explained.probability_low,
-        probability_high=explained.probability_high,
-        band=safety.band,
-        flags=safety.flag_codes,
-        reasons=[reason.as_dict() for reason in explained.reasons],
+    facts = facts_for(
+        date_of_birth=stored.date_of_birth,
+        received_at=stored.received_at,
+        injury_reported=stored.injury_reported,
+        injury_sites=stored.injury_sites,
+        concerns=stored.concerns,
     )
-    append_audit_event(
+    safety = apply_safety_rules(facts, explained.band)
+    assert safety.band is not None
+    values = {
+        "referral_id": referral_id,
+        "scored_at": utcnow(),
+        "model_version": explained.model_version,
+        "probability": explained.probability,
+        "probability_low": explained.probability_low,
+        "probability_high": explained.probability_high,
+        "band": safety.band,
+        "flags": list(safety.flag_codes),
+        "reasons": [reason.as_dict() for reason in explained.reasons],
+    }
+    score = ScoreRow(id=insert_score(session, score=values), **values)
+    insert_audit_event(
         session,
         actor=actor,
         action="referral.scored",
@@ -163,8 +195,17 @@ def score_referral(
             "history_truncated": explained.history_truncated,
         },
     )
-    if referral.status == "open":
-        enqueue(session, referral=referral, child=child, score=score, model_band=safety.model_band)
+    if stored.status == "open":
+        entry = queue_entry(
+            referral_id=referral_id,
+            child_id=stored.child_id,
+            received_at=stored.received_at,
+            concerns=stored.concerns,
+            facts=facts,
+            score=score,
+            model_band=safety.model_band,
+        )
+        replace_queue_entry(session, entry=entry)
     return Scored(score=score, explained=explained, safety=safety)
 
 
@@ -176,11 +217,14 @@ def try_score(
     actor: str,
     trigger: str,
     read_sessions: sessionmaker[Session] | None = None,
+    before_commit: Callable[[Session, Scored], None] | None = None,
 ) -> Scored | None:
     """Score in a transaction of its own; on any failure log it (no personal data), return None.
 
     With ``read_sessions`` the features and reasons are computed on a read-only session first,
     so the write transaction (and, on SQLite, the write lock) lasts only for storing them.
+    ``before_commit`` runs in the scoring transaction after the score is stored (the intake
+    stores its Idempotency-Key reply there); if it fails, the score is not stored either.
     """
     explained = None
     if read_sessions is not None:
@@ -200,6 +244,8 @@ def try_score(
                 trigger=trigger,
                 explained=explained,
             )
+            if before_commit is not None:
+                before_commit(session, scored)
             session.commit()
             return scored
         except Exception as exc:
@@ -210,22 +256,45 @@ def try_score(
 
 
 def sync_queue(session: Session, *, batch: int = 1000) -> int:
-    """Queue every open referral that has no entry (e.g. loaded from an extract); return count."""
+    """Queue every open referral that has no entry (e.g. loaded from an extract); return count.
+
+    Batched Core inserts: at start-up with several workers the others wait for this
+    transaction, so it must stay short even for a large extract.
+    """
     added = 0
     while True:
         referrals = open_referrals_missing_from_queue(session, limit=batch)
         if not referrals:
             return added
         child_ids = {r.child_id for r in referrals}
-        children = {
-            c.child_id: c
-            for c in session.scalars(select(ChildRow).where(ChildRow.child_id.in_(child_ids)))
+        births = {
+            child_id: born
+            for child_id, born in session.execute(
+                select(ChildRow.child_id, ChildRow.date_of_birth).where(
+                    ChildRow.child_id.in_(child_ids)
+                )
+            )
         }
-        for referral in referrals:
-            score = latest_score(session, referral_id=referral.referral_id)
-            enqueue(session, referral=referral, child=children[referral.child_id], score=score)
+        scores = latest_scores(session, referral_ids=[r.referral_id for r in referrals])
+        entries = [
+            queue_entry(
+                referral_id=r.referral_id,
+                child_id=r.child_id,
+                received_at=r.received_at,
+                concerns=r.concerns,
+                facts=facts_for(
+                    date_of_birth=births[r.child_id],
+                    received_at=r.received_at,
+                    injury_reported=r.injury_reported,
+                    injury_sites=r.injury_sites,
+                    concerns=r.concerns,
+                ),
+                score=scores.get(r.referral_id),
+            )
+            for r in referrals
+        ]
+        insert_queue_entries(session, entries=entries)
         added += len(referrals)
-        session.flush()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from api.champion import LoadedModel
 from api.scoring import Scored
@@ -104,7 +104,16 @@ def summary(explained: ExplainedScore, safety: SafetyOutcome, *, top: int) -> di
     }
 
 
-def accepted(referral: ReferralRow, score: dict[str, Any]) -> dict[str, Any]:
+class ReceivedReferral(Protocol):
+    """What the intake reply shows of a stored referral (a ``ReferralRow`` has it)."""
+
+    referral_id: str
+    source_system: str
+    source_referral_id: str
+    received_at: datetime
+
+
+def accepted(referral: ReceivedReferral, score: dict[str, Any]) -> dict[str, Any]:
     """The intake reply."""
     return {
         "referral_id": referral.referral_id,

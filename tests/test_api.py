@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from access_helpers import user_headers
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from api.app import create_app
+from api.champion import LoadedModel
+from api.scoring import try_score
 from explain.unknowns import what_the_model_does_not_know
 from models.dataset import OUTCOMES, load_training_data
 from models.scorer import Scorer
@@ -25,11 +27,20 @@ from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
 from triage.store import (
     AuditEventRow,
+    ChildRow,
     DisputeRow,
     EventRow,
+    HouseholdRow,
+    IdempotencyKeyRow,
+    QueueEntryRow,
     ReferralRow,
     ScoreRow,
+    add_child,
+    add_household,
+    add_referral,
+    add_score,
     make_engine,
+    session_factory,
 )
 from triage.store.migrate import upgrade
 from triage.synth import WorldParams, generate_world
@@ -256,6 +267,103 @@ def test_a_scoring_failure_still_stores_the_referral_unscored(
     assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 0
 
 
+def test_intake_is_two_write_transactions_and_the_key_reply_commits_with_the_score(
+    client: TestClient, db: Engine
+) -> None:
+    engine = client.app.state.service.engine  # type: ignore[attr-defined]
+    writes: list[str] = []
+    listener = lambda connection: writes.append("begin")  # noqa: E731
+    event.listen(engine, "begin", listener)
+    try:
+        body = referral()
+        first = client.post("/v1/referrals", json=body, headers={"Idempotency-Key": "k-2tx"})
+    finally:
+        event.remove(engine, "begin", listener)
+    assert first.status_code == 201 and first.json()["status"] == "scored"
+    # The referral with its audit event, queue entry and key; then the score with the reply.
+    assert len(writes) == 2
+    with db.connect() as connection:
+        stored = connection.execute(
+            select(IdempotencyKeyRow.status_code, IdempotencyKeyRow.response).where(
+                IdempotencyKeyRow.key == "k-2tx"
+            )
+        ).one()
+    assert (stored.status_code, stored.response) == (201, first.json())
+    referral_id = first.json()["referral_id"]
+    assert audit_actions(db, referral_id) == ["referral.received", "referral.scored"]
+    with db.connect() as connection:
+        entry = connection.execute(
+            select(QueueEntryRow.score_id, QueueEntryRow.band).where(
+                QueueEntryRow.referral_id == referral_id
+            )
+        ).one()
+    assert entry.band == first.json()["band"] and entry.score_id is not None
+
+
+def test_a_scoring_failure_with_a_key_replays_the_unscored_reply(
+    make_client: ClientFactory, scorer: Scorer, db: Engine
+) -> None:
+    broken = copy.copy(scorer)
+    broken.__class__ = BrokenScorer
+    client = make_client(Switch(broken))
+    body, headers = referral(), {"Idempotency-Key": "k-broken"}
+    first = client.post("/v1/referrals", json=body, headers=headers)
+    again = client.post("/v1/referrals", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["status"] == "unscored" and again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 0
+
+
+def test_a_new_child_is_stored_as_sent_then_kept_as_stored(
+    make_client: ClientFactory, db: Engine
+) -> None:
+    client = make_client(Switch(None))
+    first = referral(child_id="C-new", household_id="H-new", born=date(2014, 6, 1))
+    assert client.post("/v1/referrals", json=first).status_code == 201
+    # A later referral names the child as a baby in another household: the stored child wins
+    # (no infant flag), and the referral's new household is stored for it.
+    baby = (T0 - timedelta(days=60)).date()
+    later = client.post(
+        "/v1/referrals", json=referral(child_id="C-new", household_id="H-moved", born=baby)
+    )
+    assert later.status_code == 201 and later.json()["flags"] == []
+    with db.connect() as connection:
+        born = connection.scalar(select(ChildRow.date_of_birth).where(ChildRow.child_id == "C-new"))
+        households = set(connection.scalars(select(HouseholdRow.household_id)))
+        moved = connection.scalar(
+            select(ReferralRow.household_id).where(
+                ReferralRow.referral_id == later.json()["referral_id"]
+            )
+        )
+    assert born == date(2014, 6, 1)
+    assert households == {"H-new", "H-moved"} and moved == "H-moved"
+
+
+def test_scoring_a_referral_decided_meanwhile_stores_the_score_but_does_not_requeue_it(
+    make_client: ClientFactory, scorer: Scorer, db: Engine
+) -> None:
+    client = make_client(Switch(None))
+    referral_id = client.post("/v1/referrals", json=referral()).json()["referral_id"]
+    decided = client.post(
+        f"/v1/referrals/{referral_id}/decisions",
+        json={"decision": "assessment", "agreement": "agree"},
+    )
+    assert decided.status_code == 201
+    state = client.app.state.service  # type: ignore[attr-defined]
+    scored = try_score(
+        state.sessions,
+        LoadedModel(scorer=scorer),
+        referral_id=referral_id,
+        actor="test",
+        trigger="intake",
+        read_sessions=state.read_sessions,
+    )
+    assert scored is not None and scored.score.id is not None
+    assert count(db, ScoreRow, ScoreRow.referral_id == referral_id) == 1
+    assert count(db, QueueEntryRow, QueueEntryRow.referral_id == referral_id) == 0
+
+
 def test_an_injured_non_mobile_infant_is_reviewed_first_with_or_without_a_model(
     make_client: ClientFactory, scorer: Scorer
 ) -> None:
@@ -278,6 +386,46 @@ def test_no_model_still_flags_an_injured_infant_at_the_top(make_client: ClientFa
 
 
 # --- queue ----------------------------------------------------------------------------------
+
+
+def test_open_referrals_found_in_the_store_are_queued_at_start_up(
+    make_client: ClientFactory, db: Engine
+) -> None:
+    with session_factory(db)() as session:
+        add_household(
+            session, household={"household_id": "H-1", "deprivation_decile": 2, "synthetic": True}
+        )
+        for child_id, born in (("C-old", date(2012, 1, 1)), ("C-baby", T0.date() - timedelta(60))):
+            add_child(
+                session,
+                child={"child_id": child_id, "household_id": "H-1", "given_name": "A",
+                       "family_name": "B", "date_of_birth": born, "sex": "female",
+                       "ethnicity": "white", "disability": False, "deprivation_decile": 2,
+                       "synthetic": True},
+            )  # fmt: skip
+        for referral_id, child_id in (("R-old", "C-old"), ("R-baby", "C-baby")):
+            add_referral(
+                session,
+                referral={"referral_id": referral_id, "source_system": "extract",
+                          "source_referral_id": referral_id, "child_id": child_id,
+                          "household_id": "H-1", "received_at": T0, "referrer_type": "police",
+                          "concerns": ["physical_abuse"], "injury_reported": True,
+                          "injury_sites": ["limbs"], "injury_photographed": False,
+                          "narrative": "[synthetic]", "synthetic": True},
+            )  # fmt: skip
+        add_score(
+            session, referral_id="R-old", model_version="old/1", probability=0.2,
+            probability_low=0.1, probability_high=0.3, band="Standard", reasons=[],
+        )  # fmt: skip
+        session.commit()
+    items = make_client(Switch(None)).get("/v1/queue").json()["items"]
+    assert [(i["referral_id"], i["status"]) for i in items] == [
+        ("R-baby", "unscored"),
+        ("R-old", "scored"),
+    ]
+    assert items[0]["flags"][0]["code"] == "non_mobile_infant_injury"
+    assert (items[1]["band"], items[1]["model_version"]) == ("Standard", "old/1")
+    assert count(db, QueueEntryRow) == 2
 
 
 def test_queue_orders_filters_and_pages(make_client: ClientFactory, scorer: Scorer) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -9,16 +13,19 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, delete, inspect, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 
+from triage.auditlog import verify_chain
 from triage.store import (
     Base,
     ChildNotFound,
     DuplicateEvent,
     DuplicateReferral,
     EventRow,
+    QueueEntryRow,
     ReferralAlreadyDecided,
     ReferralNotFound,
     ReferralRow,
@@ -38,7 +45,22 @@ from triage.store import (
     session_factory,
 )
 from triage.store.coltypes import NaiveDatetimeError
+from triage.store.engine import WRITER_LOCK_SUFFIX
 from triage.store.migrate import alembic_config, current_revision, downgrade, upgrade
+from triage.store.repository import (
+    add_child_if_new,
+    add_household_if_new,
+    child_birth_and_household,
+    claim_idempotency_key,
+    get_idempotency_key,
+    get_referral_facts,
+    insert_audit_event,
+    insert_queue_entry,
+    insert_referral,
+    insert_score,
+    replace_queue_entry,
+    store_idempotent_response,
+)
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 TABLES = {
@@ -449,3 +471,177 @@ def test_downgrade_to_the_first_revision_and_back(migrated_url: str) -> None:
     assert current_revision(migrated_url) == "0001"
     upgrade(migrated_url)
     assert current_revision(migrated_url) == "0004"
+
+
+# --- Core writes of the intake and scoring paths --------------------------------------------
+
+
+def test_conflict_free_inserts_say_whether_the_row_went_in(people: Session) -> None:
+    household = {"household_id": "H9", "deprivation_decile": None, "synthetic": False}
+    assert add_household_if_new(people, household=household)
+    assert not add_household_if_new(people, household=household | {"household_id": "H1"})
+    assert add_child_if_new(people, child=child("C9", "H9"))
+    assert not add_child_if_new(people, child=child("C1", "H9") | {"date_of_birth": T0.date()})
+    people.commit()
+    assert child_birth_and_household(people, child_id="C1", household_id="H9") == (
+        date(2015, 3, 1),
+        True,
+    )
+    assert child_birth_and_household(people, child_id="C0", household_id="H0") == (None, False)
+    assert people.execute(text("SELECT household_id FROM children WHERE child_id = 'C1'")).scalar()
+    assert people.execute(text("SELECT count(*) FROM children")).scalar() == 4
+
+
+def test_insert_referral_refuses_a_duplicate_and_the_transaction_goes_on(people: Session) -> None:
+    insert_referral(people, referral=referral("R1"))
+    with pytest.raises(DuplicateReferral) as by_key:
+        insert_referral(people, referral=referral("R2", source_referral_id="src-R1"))
+    assert by_key.value.referral_id == "R1"
+    with pytest.raises(DuplicateReferral) as by_id:
+        insert_referral(people, referral=referral("R1", source_referral_id="another"))
+    assert (by_id.value.referral_id, by_id.value.source_referral_id) == ("R1", "src-R1")
+    insert_referral(people, referral=referral("R3"))
+    people.commit()
+    assert sorted(people.scalars(select(ReferralRow.referral_id))) == ["R1", "R3"]
+    facts = get_referral_facts(people, referral_id="R1")
+    assert facts is not None
+    assert (facts.status, facts.received_at, facts.concerns) == ("open", T0, ["neglect"])
+    assert facts.date_of_birth == date(2015, 3, 1)
+    assert get_referral_facts(people, referral_id="R-none") is None
+
+
+def test_core_and_orm_audit_events_form_one_chain(session: Session) -> None:
+    first = append_audit_event(session, actor="a", action="x", entity_type="t", payload={})
+    second = insert_audit_event(
+        session, actor="b", action="y", entity_type="t", payload={"n": 1.5, "k": ["v"]}
+    )
+    third = append_audit_event(session, actor="c", action="z", entity_type="t", payload={})
+    session.commit()
+    assert third.prev_hash == second and first.hash != second
+    report = verify_chain(session)
+    assert report.ok and report.events == 3 and report.head == third.hash
+
+
+def test_scores_and_queue_entries_without_the_orm(people: Session) -> None:
+    insert_referral(people, referral=referral("R1"))
+    values = {
+        "referral_id": "R1",
+        "scored_at": T0,
+        "model_version": "m/1",
+        "probability": 0.3,
+        "probability_low": 0.2,
+        "probability_high": 0.4,
+        "band": "Elevated",
+        "flags": [],
+        "reasons": [{"signal": "s", "contribution": 0.1}],
+    }
+    score_id = insert_score(people, score=values)
+    latest = latest_score(people, referral_id="R1")
+    assert latest is not None and (latest.id, latest.band) == (score_id, "Elevated")
+    entry = {
+        "referral_id": "R1",
+        "child_id": "C1",
+        "received_at": T0,
+        "age_months": 108,
+        "concerns": ["neglect"],
+        "concerns_key": ";neglect;",
+        "flags": [],
+        "tier": 5,
+        "sort_probability": 0.0,
+        "band": None,
+        "model_band": None,
+        "probability": None,
+        "probability_low": None,
+        "probability_high": None,
+        "model_version": None,
+        "score_id": None,
+        "reasons": [],
+    }
+    insert_queue_entry(people, entry=entry)
+    replace_queue_entry(people, entry=entry | {"band": "Elevated", "score_id": score_id})
+    people.commit()
+    stored = people.scalars(select(QueueEntryRow)).one()
+    assert (stored.band, stored.score_id, stored.concerns) == ("Elevated", score_id, ["neglect"])
+    people.execute(delete(QueueEntryRow))
+    replace_queue_entry(people, entry=entry)  # no entry: inserted
+    assert people.scalars(select(QueueEntryRow.referral_id)).all() == ["R1"]
+
+
+def test_an_idempotency_key_is_claimed_once(session: Session) -> None:
+    claim = dict(actor="k1", scope="referrals", key="retry-1")
+    first = claim_idempotency_key(session, **claim, request_hash="h1", entity_id="R1")
+    again = claim_idempotency_key(session, **claim, request_hash="h2", entity_id="R2")
+    assert (again.request_hash, again.entity_id) == ("h1", "R1")
+    store_idempotent_response(session, row=first, status_code=201, response={"id": "R1"})
+    session.commit()
+    stored = get_idempotency_key(session, **claim)
+    assert stored is not None and (stored.status_code, stored.response) == (201, {"id": "R1"})
+
+
+# --- SQLite writers in several processes -----------------------------------------------------
+
+HOLD_THE_WRITE_LOCK = """
+import sys, time
+from triage.store import make_engine
+engine = make_engine(sys.argv[1])
+with engine.begin() as connection:
+    connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+print("committed", flush=True)
+"""
+
+
+def _impatient(engine: Engine) -> Engine:
+    """The engine, with SQLite's own busy wait turned off: only the writer lock may queue it."""
+    sa_event.listen(
+        engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout=0"), insert=False
+    )
+    return engine
+
+
+def _hold(url: str, seconds: float) -> subprocess.Popen[bytes]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_WRITE_LOCK, url, str(seconds)], stdout=subprocess.PIPE
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == b"holding\n"
+    return holder
+
+
+def test_sqlite_writers_of_other_processes_queue_on_the_writer_lock(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'triage.db'}"
+    engine = _impatient(make_engine(url))
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        assert (tmp_path / f"triage.db{WRITER_LOCK_SUFFIX}").exists()
+        holder = _hold(url, 0.5)
+        started = time.monotonic()
+        # Without the writer lock this fails at once ("database is locked"): no busy timeout.
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+        assert time.monotonic() - started > 0.3
+        assert holder.wait(timeout=10) == 0
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT x FROM t").scalars().all() == [1, 2]
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_writer_lock_of_a_killed_process_is_released(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'triage.db'}"
+    engine = _impatient(make_engine(url))
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        holder = _hold(url, 60)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        started = time.monotonic()
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+        assert time.monotonic() - started < 1
+        with engine.connect() as connection:  # the killed writer's row never committed
+            assert connection.exec_driver_sql("SELECT x FROM t").scalars().all() == [2]
+    finally:
+        engine.dispose()

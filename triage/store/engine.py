@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,66 @@ SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
 )
 WRITE_LOCK = "triage_write_lock"
+WRITER_LOCK_SUFFIX = "-writer"
+"""The file beside a SQLite database on which writer processes queue (``triage.db-writer``)."""
+_POLL_SECONDS = (0.0002, 0.0005, 0.001, 0.002)
+
+
+class WriterLock:
+    """Queues SQLite writers: threads of this process on a lock, processes on ``flock``.
+
+    SQLite's busy handler sleeps and polls (1, 2, 5, 10 … 100 ms), so writers contending for
+    its write lock waited up to seconds at the tail. Threads of one process queue on a
+    ``threading.Lock``; processes (several ``triage serve`` workers, the CLI) then take an
+    exclusive ``flock`` on a file beside the database, polled at most 2 ms apart. The kernel
+    drops the ``flock`` when its process dies, even by SIGKILL. SQLite still arbitrates:
+    on timeout, BEGIN IMMEDIATE goes ahead and its busy timeout applies as before.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._thread_lock = threading.Lock()  # not RLock: release may run on another thread
+        self._path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock within ``timeout`` seconds; False (not held) when the time runs out."""
+        deadline = time.monotonic() + timeout
+        if not self._thread_lock.acquire(timeout=timeout):
+            return False
+        if self._path is None:
+            return True
+        try:
+            fd = self._file()
+            for attempt in range(1 << 30):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(_POLL_SECONDS[min(attempt, len(_POLL_SECONDS) - 1)])
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        self._thread_lock.release()
+        return False
+
+    def release(self) -> None:
+        """Let the next writer in."""
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def _file(self) -> int:
+        # Opened once per process: a descriptor inherited over fork would share the lock.
+        if self._fd is None or self._pid != os.getpid():
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
 
 
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
@@ -28,17 +92,17 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     if url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
+    lock_path = None
     if url.database and url.database != ":memory:" and not url.query.get("uri"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        lock_path = Path(url.database + WRITER_LOCK_SUFFIX)
     engine = create_engine(url, **kwargs)
-    # SQLite's busy handler sleeps and polls, so writers of one process contending for the
-    # write lock waited up to seconds at the tail; a process-level lock queues them instead
-    # (SQLite still arbitrates between processes).
-    lock = threading.Lock()  # not RLock: commit and rollback may run on another thread
+    # Writers queue on a lock rather than in SQLite's sleeping busy handler (see WriterLock).
+    lock = WriterLock(lock_path)
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", lambda connection: _on_sqlite_begin(connection, lock))
-    event.listen(engine, "commit", _release_write_lock)
-    event.listen(engine, "rollback", _release_write_lock)
+    event.listen(engine, "commit", _commit_then_release)
+    event.listen(engine, "rollback", _rollback_then_release)
     return engine
 
 
@@ -54,7 +118,7 @@ def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-def _on_sqlite_begin(connection: Connection, lock: threading.Lock) -> None:
+def _on_sqlite_begin(connection: Connection, lock: WriterLock) -> None:
     # Take the write lock up front: a read-then-write transaction can then never fail
     # half-way with SQLITE_BUSY on lock upgrade; busy_timeout makes writers queue instead.
     if lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
@@ -64,6 +128,30 @@ def _on_sqlite_begin(connection: Connection, lock: threading.Lock) -> None:
     except BaseException:
         _release_write_lock(connection)
         raise
+
+
+def _commit_then_release(connection: Connection) -> None:
+    _end_then_release(connection, commit=True)
+
+
+def _rollback_then_release(connection: Connection) -> None:
+    _end_then_release(connection, commit=False)
+
+
+def _end_then_release(connection: Connection, *, commit: bool) -> None:
+    # SQLAlchemy announces COMMIT and ROLLBACK before the driver runs them: end the
+    # transaction first, so that the next writer finds SQLite's lock free instead of sleeping
+    # in its busy handler. The driver's own call that follows is then a no-op, or raises the
+    # same error again and SQLAlchemy wraps it as usual.
+    if WRITE_LOCK not in connection.info:
+        return
+    try:
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection is not None and dbapi_connection.in_transaction:
+            with contextlib.suppress(Exception):
+                (dbapi_connection.commit if commit else dbapi_connection.rollback)()
+    finally:
+        _release_write_lock(connection)
 
 
 def _release_write_lock(connection: Connection) -> None:

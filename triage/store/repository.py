@@ -4,14 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, delete, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from triage.auditlog import chain_hash, event_document, lock_chain_head, normalise_payload
+from triage.auditlog import (
+    CHAIN_LOCK_KEY,
+    GENESIS,
+    chain_hash,
+    event_document,
+    lock_chain_head,
+    normalise_payload,
+)
 from triage.store.errors import (
     ChildNotFound,
     DuplicateEvent,
@@ -19,6 +41,7 @@ from triage.store.errors import (
     ReferralAlreadyDecided,
     ReferralNotDecided,
     ReferralNotFound,
+    StoreError,
 )
 from triage.store.tables import (
     ApiKeyRow,
@@ -65,6 +88,75 @@ def add_child(session: Session, *, child: Mapping[str, Any]) -> ChildRow:
     return row
 
 
+# Hot-path writes and reads are prebuilt Core statements run on the session's connection:
+# no ORM unit of work, no statement built per call (the intake and scoring write paths).
+
+
+def _connection(session: Session) -> Connection:
+    session.flush()  # as the ORM's autoflush would: pending objects first (usually none)
+    return session.connection()
+
+
+_INSERT_IF_NEW: dict[tuple[str, str, bool], Any] = {}
+
+
+def _insert_if_new_statement(connection: Connection, table: Table, *, returning: bool) -> Any:
+    key = (connection.dialect.name, table.name, returning)
+    statement = _INSERT_IF_NEW.get(key)
+    if statement is None:
+        if key[0] == "sqlite":
+            statement = sqlite.insert(table).on_conflict_do_nothing()
+        elif key[0] == "postgresql":
+            statement = postgresql.insert(table).on_conflict_do_nothing()
+        else:  # pragma: no cover - the store supports SQLite and PostgreSQL only
+            raise NotImplementedError(f"no conflict-free insert for {key[0]}")
+        if returning:  # not rowcount: psycopg reports -1 for this statement
+            statement = statement.returning(*table.primary_key.columns)
+        _INSERT_IF_NEW[key] = statement
+    return statement
+
+
+def _insert_if_new(session: Session, table: Table, values: Mapping[str, Any]) -> bool:
+    """``INSERT … ON CONFLICT DO NOTHING`` (Core, no ORM flush); True when the row went in.
+
+    On PostgreSQL a concurrent transaction's uncommitted row with the same key makes this
+    wait for that transaction; no savepoint is needed, so nothing poisons the caller's.
+    """
+    connection = _connection(session)
+    statement = _insert_if_new_statement(connection, table, returning=True)
+    return connection.execute(statement, dict(values)).first() is not None
+
+
+def add_household_if_new(session: Session, *, household: Mapping[str, Any]) -> bool:
+    """Add a household unless one with its id is stored (also by a concurrent transaction)."""
+    return _insert_if_new(session, HouseholdRow.__table__, household)
+
+
+def add_child_if_new(session: Session, *, child: Mapping[str, Any]) -> bool:
+    """Add a child unless one with its id is stored; its household must exist."""
+    return _insert_if_new(session, ChildRow.__table__, child)
+
+
+_CHILD_BIRTH_AND_HOUSEHOLD = select(
+    select(ChildRow.date_of_birth)
+    .where(ChildRow.child_id == bindparam("child_id"))
+    .scalar_subquery(),
+    exists().where(HouseholdRow.household_id == bindparam("household_id")),
+)
+
+
+def child_birth_and_household(
+    session: Session, *, child_id: str, household_id: str
+) -> tuple[date | None, bool]:
+    """A stored child's date of birth (None when unknown) and whether a household is stored."""
+    row = (
+        _connection(session)
+        .execute(_CHILD_BIRTH_AND_HOUSEHOLD, {"child_id": child_id, "household_id": household_id})
+        .one()
+    )
+    return row[0], bool(row[1])
+
+
 def get_child(session: Session, *, child_id: str) -> ChildRow | None:
     """Return the child with this id, or None."""
     return session.get(ChildRow, child_id)
@@ -104,6 +196,51 @@ def add_referral(session: Session, *, referral: Mapping[str, Any]) -> ReferralRo
             existing.referral_id, existing.source_system, existing.source_referral_id
         )
     return row
+
+
+def insert_referral(session: Session, *, referral: Mapping[str, Any]) -> None:
+    """Add a referral without the ORM; raise DuplicateReferral if its id or key is stored.
+
+    The caller keeps the values it passed; no ``ReferralRow`` enters the session.
+    """
+    if _insert_if_new(session, ReferralRow.__table__, referral):
+        return
+    columns = (ReferralRow.referral_id, ReferralRow.source_system, ReferralRow.source_referral_id)
+    for where in (
+        (
+            ReferralRow.source_system == referral["source_system"],
+            ReferralRow.source_referral_id == referral["source_referral_id"],
+        ),
+        (ReferralRow.referral_id == referral["referral_id"],),
+    ):
+        existing = session.execute(select(*columns).where(*where)).first()
+        if existing is not None:
+            raise DuplicateReferral(*existing)
+    raise StoreError("the referral conflicted with a stored row that is not there")
+
+
+_REFERRAL_FACTS = (
+    select(
+        ReferralRow.status,
+        ReferralRow.child_id,
+        ReferralRow.received_at,
+        ReferralRow.injury_reported,
+        ReferralRow.injury_sites,
+        ReferralRow.concerns,
+        ChildRow.date_of_birth,
+    )
+    .join(ChildRow, ChildRow.child_id == ReferralRow.child_id)
+    .where(ReferralRow.referral_id == bindparam("referral_id"))
+)
+
+
+def get_referral_facts(session: Session, *, referral_id: str) -> Row[Any] | None:
+    """What scoring and the queue need of a stored referral, with the child's date of birth.
+
+    Columns: status, child_id, received_at, injury_reported, injury_sites, concerns,
+    date_of_birth; None when there is no such referral.
+    """
+    return _connection(session).execute(_REFERRAL_FACTS, {"referral_id": referral_id}).first()
 
 
 def _existing_referral(session: Session, row: ReferralRow) -> ReferralRow | None:
@@ -219,6 +356,16 @@ def add_score(
     return row
 
 
+_INSERT_SCORE = ScoreRow.__table__.insert()
+
+
+def insert_score(session: Session, *, score: Mapping[str, Any]) -> int:
+    """Store a model score without the ORM (every column but ``id``); return its id."""
+    result = _connection(session).execute(_INSERT_SCORE, dict(score))
+    (score_id,) = result.inserted_primary_key  # type: ignore[misc]
+    return int(score_id)
+
+
 def latest_score(session: Session, *, referral_id: str) -> ScoreRow | None:
     """Return the most recent score of a referral, or None."""
     return session.scalars(
@@ -227,6 +374,21 @@ def latest_score(session: Session, *, referral_id: str) -> ScoreRow | None:
         .order_by(ScoreRow.scored_at.desc(), ScoreRow.id.desc())
         .limit(1)
     ).first()
+
+
+def latest_scores(session: Session, *, referral_ids: Sequence[str]) -> dict[str, ScoreRow]:
+    """The most recent score of each of these referrals that has one."""
+    latest: dict[str, ScoreRow] = {}
+    if not referral_ids:
+        return latest
+    query = (
+        select(ScoreRow)
+        .where(ScoreRow.referral_id.in_(referral_ids))
+        .order_by(ScoreRow.referral_id, ScoreRow.scored_at.desc(), ScoreRow.id.desc())
+    )
+    for score in session.scalars(query):
+        latest.setdefault(score.referral_id, score)
+    return latest
 
 
 def history_for_child(
@@ -265,7 +427,71 @@ def append_audit_event(
     occurred_at: datetime | None = None,
 ) -> AuditEventRow:
     """Append an audit record, chained to the one before it (see ``triage.auditlog``)."""
-    prev_hash = lock_chain_head(session)
+    row = AuditEventRow(
+        **_chained_audit_values(
+            lock_chain_head(session),
+            actor=actor,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            model_version=model_version,
+            payload=payload,
+            occurred_at=occurred_at,
+        )
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+_INSERT_AUDIT_EVENT = AuditEventRow.__table__.insert()
+_CHAIN_HEAD = select(AuditEventRow.hash).order_by(AuditEventRow.id.desc()).limit(1)
+_CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=CHAIN_LOCK_KEY)
+
+
+def insert_audit_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str | None = None,
+    model_version: str | None = None,
+    payload: Mapping[str, Any],
+    occurred_at: datetime | None = None,
+) -> str:
+    """``append_audit_event`` without the ORM (no row object); returns the event's hash."""
+    connection = _connection(session)
+    # As triage.auditlog.lock_chain_head, on prebuilt statements: SQLite writers hold the
+    # write lock already; PostgreSQL appenders queue on the chain's advisory lock.
+    if connection.dialect.name == "postgresql":
+        connection.execute(_CHAIN_LOCK)
+    prev_hash = connection.execute(_CHAIN_HEAD).scalar() or GENESIS
+    values = _chained_audit_values(
+        prev_hash,
+        actor=actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        model_version=model_version,
+        payload=payload,
+        occurred_at=occurred_at,
+    )
+    connection.execute(_INSERT_AUDIT_EVENT, values)
+    return values["hash"]
+
+
+def _chained_audit_values(
+    prev_hash: str,
+    *,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str | None,
+    model_version: str | None,
+    payload: Mapping[str, Any],
+    occurred_at: datetime | None,
+) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "occurred_at": occurred_at or utcnow(),
         "actor": actor,
@@ -275,12 +501,10 @@ def append_audit_event(
         "model_version": model_version,
         "payload": normalise_payload(payload),
     }
-    row = AuditEventRow(
-        **fields, prev_hash=prev_hash, hash=chain_hash(prev_hash, event_document(**fields))
-    )
-    session.add(row)
-    session.flush()
-    return row
+    return fields | {
+        "prev_hash": prev_hash,
+        "hash": chain_hash(prev_hash, event_document(**fields)),
+    }
 
 
 # --- service: idempotency keys, the review queue, disputes, reopening -----------------------
@@ -296,19 +520,24 @@ def get_idempotency_key(
 def claim_idempotency_key(
     session: Session, *, actor: str, scope: str, key: str, request_hash: str, entity_id: str | None
 ) -> IdempotencyKeyRow:
-    """Store a new idempotency key, or return the one a concurrent request stored first."""
-    row = IdempotencyKeyRow(
-        actor=actor, scope=scope, key=key, request_hash=request_hash, entity_id=entity_id
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        existing = get_idempotency_key(session, actor=actor, scope=scope, key=key)
-        if existing is None:
-            raise
-        return existing
-    return row
+    """Store a new idempotency key, or return the one a concurrent request stored first.
+
+    The new key is inserted without the ORM: the row returned for it is not in the session.
+    """
+    values = {
+        "actor": actor,
+        "scope": scope,
+        "key": key,
+        "request_hash": request_hash,
+        "entity_id": entity_id,
+        "created_at": utcnow(),
+    }
+    if _insert_if_new(session, IdempotencyKeyRow.__table__, values):
+        return IdempotencyKeyRow(**values)
+    existing = get_idempotency_key(session, actor=actor, scope=scope, key=key)
+    if existing is None:  # pragma: no cover - a conflict names a stored row
+        raise StoreError("the idempotency key conflicted with a stored row that is not there")
+    return existing
 
 
 def store_idempotent_response(
@@ -343,6 +572,35 @@ def put_queue_entry(session: Session, *, entry: Mapping[str, Any]) -> QueueEntry
         row.updated_at = utcnow()
     session.flush()
     return row
+
+
+_INSERT_QUEUE_ENTRY = QueueEntryRow.__table__.insert()
+_UPDATE_QUEUE_ENTRY = update(QueueEntryRow.__table__).where(
+    QueueEntryRow.__table__.c.referral_id == bindparam("b_referral_id")
+)
+
+
+def insert_queue_entry(session: Session, *, entry: Mapping[str, Any]) -> None:
+    """Queue a referral that has no entry, without the ORM."""
+    _connection(session).execute(_INSERT_QUEUE_ENTRY, dict(entry))
+
+
+def insert_queue_entries(session: Session, *, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Queue referrals in one executemany; one queued meanwhile (another worker) keeps its entry."""
+    if entries:
+        connection = _connection(session)
+        statement = _insert_if_new_statement(connection, QueueEntryRow.__table__, returning=False)
+        connection.execute(statement, [dict(e) for e in entries])
+
+
+def replace_queue_entry(session: Session, *, entry: Mapping[str, Any]) -> None:
+    """``put_queue_entry`` without the ORM: update the referral's entry, or insert it."""
+    values = {"updated_at": utcnow(), **entry}
+    updated = _connection(session).execute(
+        _UPDATE_QUEUE_ENTRY, {**values, "b_referral_id": entry["referral_id"]}
+    )
+    if updated.rowcount != 1:  # type: ignore[attr-defined]
+        insert_queue_entry(session, entry=values)
 
 
 def remove_queue_entry(session: Session, *, referral_id: str) -> None:
@@ -570,9 +828,13 @@ def add_api_key(
     return row
 
 
+_API_KEY_BY_HASH = select(ApiKeyRow).where(ApiKeyRow.key_hash == bindparam("key_hash"))
+
+
 def get_api_key_by_hash(session: Session, *, key_hash: str) -> ApiKeyRow | None:
     """An API key by the SHA-256 of the key."""
-    return session.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash)).first()
+    # Prebuilt: every request with an API key runs this.
+    return session.scalars(_API_KEY_BY_HASH, {"key_hash": key_hash}).first()
 
 
 def revoke_api_key(session: Session, *, key_id: str) -> bool:
