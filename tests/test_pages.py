@@ -5,25 +5,30 @@ The same journeys in real headless Chromium, with accessibility scans: tests/tes
 
 from __future__ import annotations
 
+import itertools
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from access_helpers import PASSWORD, user_headers
+from fastapi import Response
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from test_api import T0, Switch, referral, scorer  # noqa: F401 (scorer is a fixture)
 
 from api.app import create_app
-from api.web.sessions import COOKIE_NAME
+from api.web.sessions import COOKIE_NAME, PageSession, read_session, write_session
 from models.scorer import Scorer
 from triage.settings import Settings
 from triage.store import AuditEventRow, DecisionRow, make_engine
 from triage.store.migrate import upgrade
 
+_serial = itertools.count()
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -83,7 +88,7 @@ def csrf_of(html: str) -> str:
 
 def sign_in(client: TestClient, settings: Settings, *roles: str) -> None:
     """Create a user with ``roles`` and sign in through the login form."""
-    username = f"page-{'-'.join(roles)}-{id(client)}"
+    username = f"page-{'-'.join(roles)}-{next(_serial)}"
     user_headers(settings, *roles, username=username)
     form = client.get("/login")
     assert form.status_code == 200
@@ -353,3 +358,58 @@ def test_sign_out_ends_the_session(app_with_cases: dict[str, Any], settings: Set
     response = client.post("/logout", data={"csrf_token": token})
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert client.get("/queue").status_code == 303
+
+
+def test_a_copied_cookie_dies_with_sign_out(
+    app_with_cases: dict[str, Any], settings: Settings
+) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, "practitioner")
+    copied = client.cookies[COOKIE_NAME]
+    token = csrf_of(client.get("/queue").text)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    client.cookies.clear()
+    client.cookies.set(COOKIE_NAME, copied)
+    assert client.get("/queue").status_code == 303
+    client.cookies.clear()
+    sign_in(client, settings, "practitioner")  # a new sign-in works again
+    assert client.get("/queue").status_code == 200
+
+
+def test_a_session_ends_a_working_day_after_sign_in_however_it_is_used(
+    app_with_cases: dict[str, Any], settings: Settings
+) -> None:
+    client = browser(app_with_cases["app"])
+    sign_in(client, settings, "practitioner")
+    current = read_cookie(client, settings)
+    assert current.user_id is not None and current.signed_in_at is not None
+    # Seen again at once, the session is not re-stamped by the sign-in page.
+    assert "set-cookie" not in client.get("/login").headers
+    stale = PageSession(
+        csrf=current.csrf, user_id=current.user_id, signed_in_at=time.time() - 9 * 3600
+    )
+    response = Response()
+    write_session(response, stale, settings.get_secret_key(), secure=False)
+    client.cookies.clear()
+    client.cookies.set(COOKIE_NAME, response.headers["set-cookie"].split(";")[0].split("=", 1)[1])
+    assert client.get("/queue").status_code == 303
+
+
+def test_a_form_sent_after_the_session_ended_returns_to_its_page(
+    app_with_cases: dict[str, Any],
+) -> None:
+    client = browser(app_with_cases["app"])
+    newest = app_with_cases["newest"]
+    response = client.post(f"/referrals/{newest}/decision", data={"decision": "assessment"})
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/login?next=/referrals/{newest}"
+    filtered = client.get("/queue", params={"band": "Elevated"})
+    assert filtered.headers["location"] == "/login?next=/queue%3Fband%3DElevated"
+
+
+def read_cookie(client: TestClient, settings: Settings) -> PageSession:
+    """The page session the client holds."""
+    request = SimpleNamespace(cookies={COOKIE_NAME: client.cookies[COOKIE_NAME]})
+    session = read_session(request, settings.get_secret_key())  # type: ignore[arg-type]
+    assert session is not None
+    return session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,7 @@ from triage.store import (
     revoke_api_key,
     set_password_hash,
 )
+from triage.store.tables import utcnow
 
 MIN_PASSWORD_CHARS = 12
 
@@ -108,6 +110,22 @@ def revoke_key(session: Session, *, key_id: str, actor: str = "cli") -> bool:
     return True
 
 
+def sign_out(session: Session, *, user_id: str, at: datetime) -> None:
+    """Refuse every page session of ``user_id`` begun by ``at`` on any device (recorded)."""
+    user = session.get(UserRow, user_id)
+    if user is None:
+        return
+    user.sessions_valid_after = at
+    append_audit_event(
+        session,
+        actor=user_id,
+        action="auth.logout",
+        entity_type="user",
+        entity_id=user_id,
+        payload={"channel": "page"},
+    )
+
+
 DEMO_ROLES = ("practitioner", "manager", "researcher", "admin")
 DEMO_SOURCE_SYSTEM = "police-mash-feed"
 
@@ -125,6 +143,7 @@ def demo_accounts(session: Session) -> tuple[dict[str, str], NewApiKey]:
             set_password_hash(
                 session, user_id=existing.user_id, password_hash=hash_password(password)
             )
+            existing.sessions_valid_after = utcnow()  # a new password ends old sessions
             append_audit_event(
                 session,
                 actor="demo",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -80,19 +81,33 @@ def safe_next(next_path: str | None) -> str:
     return next_path
 
 
+def return_path(request: Request) -> str:
+    """Where to come back to after signing in: this page with its query, or for a form the
+    page the form is on (a POST cannot be replayed by a redirect)."""
+    path = request.url.path
+    if request.method != "GET":
+        return path.rsplit("/", 1)[0] if path.startswith("/referrals/") else "/queue"
+    return f"{path}?{request.url.query}" if request.url.query else path
+
+
 def require_page_roles(*roles: str) -> Callable[..., Viewer]:
     """A dependency admitting a signed-in user holding any of ``roles``."""
 
     def check(request: Request, state: StateDep) -> Viewer:
         session = current_session(request, state)
-        if session is None or session.user_id is None:
-            raise SignInRequired(request.url.path)
+        back_to = return_path(request)
+        if session is None or session.user_id is None or session.expired(time.time()):
+            raise SignInRequired(back_to)
         with state.read_sessions() as db:
             user = get_user(db, user_id=session.user_id)
             user_roles = frozenset(user.roles) if user is not None and user.active else None
+            revoked_after = user.sessions_valid_after if user is not None else None
             request.state.page_username = user.username if user is not None else None
-        if user_roles is None:
-            raise SignInRequired(request.url.path)
+        revoked = revoked_after is not None and (session.signed_in_at or 0) <= (
+            revoked_after.timestamp()
+        )
+        if user_roles is None or revoked:
+            raise SignInRequired(back_to)
         actor = Actor(name=session.user_id, roles=user_roles)
         request.state.actor = actor.name
         state.limits.hit("user", actor.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -183,7 +184,7 @@ def show(
     """Render a page for the viewer; notices shown once are cleared from the session."""
     response = page(request, template, session=viewer.session, status_code=status_code, **context)
     if viewer.session.notices:
-        cleared = type(viewer.session)(csrf=viewer.session.csrf, user_id=viewer.session.user_id)
+        cleared = replace(viewer.session, notices=())
         save_session(request, response, state, cleared)
     return response
 

@@ -1,16 +1,19 @@
 """Page sessions: a signed, HttpOnly, SameSite cookie holding the user id and a CSRF token.
 
-The cookie is signed (itsdangerous) and timestamped, so it cannot be forged or kept past a
-working day; the user's roles and active flag are read from the store on every request, so a
-change applies at once. Every POST form carries the session's CSRF token, compared in constant
-time. Signing in issues a new session (new token), so a token planted before sign-in is useless.
-The JSON API does not read this cookie: it takes bearer credentials only, so it needs no CSRF
-defence.
+The cookie is signed (itsdangerous), so it cannot be forged. It carries the moment of sign-in,
+kept unchanged whenever the cookie is rewritten, so a session ends a working day after sign-in
+however often it is used; signing out records a moment before which every session of that user
+is refused (``users.sessions_valid_after``), so a copied cookie dies with the sign-out. The
+user's roles and active flag are read from the store on every request. Every POST form
+carries the session's CSRF token, compared in constant time. Signing in issues a new session
+(new token), so a token planted before sign-in is useless. The JSON API does not read this
+cookie: it takes bearer credentials only, so it needs no CSRF defence.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,6 +35,12 @@ class PageSession:
     csrf: str
     user_id: str | None = None
     notices: tuple[str, ...] = field(default=())
+    signed_in_at: float | None = None
+    """Seconds since the epoch when the user signed in (None before sign-in)."""
+
+    def expired(self, now: float) -> bool:
+        """True once the session is older than a working day (counted from sign-in)."""
+        return self.signed_in_at is None or now - self.signed_in_at > MAX_AGE_SECONDS
 
     def with_notice(self, notice: str) -> PageSession:
         """The same session with a notice for the next page shown."""
@@ -39,8 +48,9 @@ class PageSession:
 
 
 def new_session(user_id: str | None = None) -> PageSession:
-    """A fresh session with a new CSRF token."""
-    return PageSession(csrf=secrets.token_urlsafe(32), user_id=user_id)
+    """A fresh session with a new CSRF token (signed in now when ``user_id`` is given)."""
+    signed_in_at = time.time() if user_id is not None else None
+    return PageSession(csrf=secrets.token_urlsafe(32), user_id=user_id, signed_in_at=signed_in_at)
 
 
 def _serializer(secret: str) -> URLSafeTimedSerializer:
@@ -60,17 +70,24 @@ def read_session(request: Request, secret: str) -> PageSession | None:
         return None
     user_id = data.get("uid")
     notices = data.get("notices") or []
+    signed_in_at = data.get("iat")
     return PageSession(
         csrf=data["csrf"],
         user_id=user_id if isinstance(user_id, str) else None,
         notices=tuple(str(n) for n in notices if isinstance(n, str)),
+        signed_in_at=float(signed_in_at) if isinstance(signed_in_at, int | float) else None,
     )
 
 
 def write_session(response: Response, session: PageSession, secret: str, *, secure: bool) -> None:
     """Set the signed session cookie on ``response``."""
     value = _serializer(secret).dumps(
-        {"csrf": session.csrf, "uid": session.user_id, "notices": list(session.notices)}
+        {
+            "csrf": session.csrf,
+            "uid": session.user_id,
+            "notices": list(session.notices),
+            "iat": session.signed_in_at,
+        }
     )
     response.set_cookie(
         COOKIE_NAME,

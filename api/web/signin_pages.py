@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from api import audit
 from api.deps import StateDep
 from api.signin import sign_in
 from api.web.auth import (
@@ -19,6 +18,8 @@ from api.web.auth import (
 )
 from api.web.render import page
 from api.web.sessions import clear_session, csrf_matches, new_session
+from triage.accounts import sign_out
+from triage.store.tables import utcnow
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,11 +33,13 @@ def home() -> Response:
 @router.get("/login")
 def login_form(request: Request, state: StateDep, next: str | None = None) -> Response:
     """The sign-in form (a session cookie carries its CSRF token)."""
-    session = current_session(request, state) or new_session()
+    existing = current_session(request, state)
+    session = existing or new_session()
     response = page(
         request, "login.html", session=session, next_path=safe_next(next), username="", error=None
     )
-    return save_session(request, response, state, session)
+    # An existing session is shown as it is: rewriting it would restamp the cookie.
+    return response if existing is not None else save_session(request, response, state, session)
 
 
 @router.post("/login")
@@ -85,14 +88,9 @@ def logout(
     if not csrf_matches(session, csrf_token):
         raise BadFormToken()
     if session is not None and session.user_id is not None:
-        audit.record(
-            state,
-            actor=session.user_id,
-            action="auth.logout",
-            entity_type="user",
-            entity_id=session.user_id,
-            payload={"channel": "page"},
-        )
+        with state.sessions() as db:
+            sign_out(db, user_id=session.user_id, at=utcnow())
+            db.commit()
     response = redirect("/login")
     clear_session(response, secure=request.url.scheme == "https")
     return response

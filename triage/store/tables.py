@@ -321,6 +321,8 @@ class UserRow(Base):
     roles: Mapped[list[str]]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sessions_valid_after: Mapped[datetime | None]
+    """Page sessions begun before this are revoked (set by signing out)."""
 
 
 class ApiKeyRow(Base):
