@@ -21,6 +21,7 @@ from api.schemas import ErrorOut
 from api.scoring import score_backlog, sync_queue
 from api.timeouts import TimeoutMiddleware
 from api.web import install_pages
+from triage.pseudonyms import pseudonym_key
 from triage.schema import AgencyEventIn
 from triage.settings import Settings, get_settings
 from triage.store import make_engine, make_read_engine, session_factory
@@ -106,7 +107,7 @@ def _start(settings: Settings, loader: ScorerLoader) -> ServiceState:
         sessions=session_factory(engine),
         read_sessions=session_factory(read_engine),
         models=ModelHolder(loader),
-        limits=RateLimits(settings),
+        limits=RateLimits(settings, key=pseudonym_key(settings.get_secret_key())),
         secret_key=settings.get_secret_key(),
     )
     state.models.load()

@@ -100,8 +100,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        if _is_page_request(request):
-            response = _page_error(request, exc.status_code, _PAGE_TITLES.get(exc.status_code))
+        if is_page_request(request):
+            response = page_error(request, exc.status_code, _PAGE_TITLES.get(exc.status_code))
             response.headers.update(exc.headers or {})
             return response
         return JSONResponse(
@@ -112,15 +112,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        if _is_page_request(request):
-            return _page_error(request, 422, "Something in the address is not right")
+        if is_page_request(request):
+            return page_error(request, 422, "Something in the address is not right")
         body = error_body("validation_error", "the request is invalid", _validation_errors(exc))
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if _is_page_request(request):
-            return _page_error(request, exc.status_code, _PAGE_TITLES.get(exc.status_code))
+        if is_page_request(request):
+            return page_error(request, exc.status_code, _PAGE_TITLES.get(exc.status_code))
         code = _CODES.get(exc.status_code, "error")
         return JSONResponse(
             error_body(code, str(exc.detail)),
@@ -134,8 +134,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # and personal data from the request.
         route = getattr(request.scope.get("route"), "path", None) or "unmatched"
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, route)
-        if _is_page_request(request):
-            return _page_error(request, 500, "Sorry, the service failed")
+        if is_page_request(request):
+            return page_error(request, 500, "Sorry, the service failed")
         return JSONResponse(
             error_body("internal_error", "the service failed; the error has been logged"),
             status_code=500,
@@ -151,7 +151,7 @@ _PAGE_TITLES = {
 }
 
 
-def _is_page_request(request: Request) -> bool:
+def is_page_request(request: Request) -> bool:
     """A browser asking for a page (the API and operations routes always answer JSON)."""
     path = request.url.path
     if path.startswith(("/v1/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz")):
@@ -159,14 +159,14 @@ def _is_page_request(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def _page_error(request: Request, status_code: int, title: str | None) -> Response:
+def page_error(request: Request, status_code: int, title: str | None) -> Response:
     """The HTML error page (rendered by the pages package, which depends on this module)."""
     from api.web import error_page
 
     return error_page(
         request,
         status_code,
-        title or "Something went wrong",
+        title or _PAGE_TITLES.get(status_code) or "Something went wrong",
         "Check the address, or go back and try again. If this keeps happening, tell the team "
         "that runs this service.",
     )

@@ -2,47 +2,87 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
+from features.catalogue import SIGNALS
 from models.dataset import age_band
 from models.fairness import deprivation_band
 from triage.pseudonyms import pseudonym
 from triage.queue import BANDS, age_in_months
 from triage.store.statistics import DecisionFact, ReferralRecord
 from triage.store.tables import ChildRow, ReferralRow
+from triage.vocab import GENERAL_REASON_CODES
 
 GROUPINGS = ("ethnicity", "sex", "disability", "deprivation_band", "age_band")
 UNSCORED = "Unscored"
+OTHER_CODE = "other"
+AGREEMENT_PARTS = ("agree", "should_be_higher", "should_be_lower")
+QUARTER = re.compile(r"^(20\d\d)-Q([1-4])$")
+
+
+def known_reason_code(code: str) -> str:
+    """A reason code from the closed set (signals and general codes), else ``other``.
+
+    The API accepts any snake_case code, so a code could carry words about a family.
+    """
+    return code if code in SIGNALS or code in GENERAL_REASON_CODES else OTHER_CODE
+
+
+def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
+    """``2026-Q2`` as [1 Apr 2026, 1 Jul 2026) in UTC."""
+    match = QUARTER.match(quarter)
+    if match is None:
+        raise ValueError(f"not a quarter such as 2026-Q2: {quarter!r}")
+    year, number = int(match.group(1)), int(match.group(2))
+    start = datetime(year, 3 * number - 2, 1, tzinfo=UTC)
+    end = (
+        datetime(year + 1, 1, 1, tzinfo=UTC)
+        if number == 4
+        else start.replace(month=start.month + 3)
+    )
+    return start, end
+
+
+def quarter_of(moment: datetime) -> str:
+    """The calendar quarter ``moment`` falls in, e.g. ``2026-Q4``."""
+    return f"{moment.year}-Q{(moment.month - 1) // 3 + 1}"
 
 
 def groups_of(pairs: Sequence[tuple[ReferralRow, ChildRow]]) -> pd.DataFrame:
     """Audit groups of each referral's child at receipt (the fairness audit's bands)."""
+    months = [
+        age_in_months(child.date_of_birth, referral.received_at.date()) for referral, child in pairs
+    ]
     frame = pd.DataFrame(
         {
-            "age_months": [
-                age_in_months(child.date_of_birth, referral.received_at.date())
-                for referral, child in pairs
-            ],
+            "age_months": pd.Series(months, dtype="float64"),
             "sex": [child.sex for _, child in pairs],
             "ethnicity": [child.ethnicity for _, child in pairs],
-            "disability": [bool(child.disability) for _, child in pairs],
+            "disability": [str(bool(child.disability)).lower() for _, child in pairs],
             "deprivation_decile": [child.deprivation_decile for _, child in pairs],
         }
     )
-    frame["age_band"] = age_band(frame["age_months"]) if len(frame) else []
-    frame["deprivation_band"] = deprivation_band(frame["deprivation_decile"]) if len(frame) else []
+    bands = age_band(frame["age_months"]) if len(frame) else pd.Series(dtype=object)
+    # The audit's bands stop at 0 and 18 years; intake accepts unborn children and over-18s.
+    bands = bands.where(frame["age_months"] >= 0, "before birth")
+    bands = bands.where(frame["age_months"] < 18 * 12, "18 or over")
+    frame["age_band"] = bands
+    frame["deprivation_band"] = (
+        deprivation_band(frame["deprivation_decile"]) if len(frame) else pd.Series(dtype=object)
+    )
     return frame
 
 
 def research_referrals(records: Sequence[ReferralRecord], *, key: bytes) -> list[dict[str, Any]]:
-    """Pseudonymised referrals: no names, dates of birth, narratives, rationales or raw ids."""
-    groups = groups_of([(r.referral, r.child) for r in records])
+    """Pseudonymised referrals: no names, dates, narratives, rationales, raw ids or groups."""
     out = []
-    for i, record in enumerate(records):
+    for record in records:
         referral, score, decision = record.referral, record.score, record.decision
         out.append(
             {
@@ -50,11 +90,6 @@ def research_referrals(records: Sequence[ReferralRecord], *, key: bytes) -> list
                 "child": pseudonym(key, "child", referral.child_id),
                 "household": pseudonym(key, "household", referral.household_id),
                 "received_month": f"{referral.received_at:%Y-%m}",
-                "age_band": groups["age_band"].iat[i],
-                "sex": groups["sex"].iat[i],
-                "ethnicity": groups["ethnicity"].iat[i],
-                "disability": bool(groups["disability"].iat[i]),
-                "deprivation_band": groups["deprivation_band"].iat[i],
                 "referrer_type": referral.referrer_type,
                 "concerns": list(referral.concerns),
                 "injury_reported": referral.injury_reported,
@@ -65,7 +100,11 @@ def research_referrals(records: Sequence[ReferralRecord], *, key: bytes) -> list
                 "safety_flagged": bool(score.flags) if score is not None else False,
                 "decision": decision.decision if decision is not None else None,
                 "agreement": decision.agreement if decision is not None else None,
-                "reason_codes": list(decision.reason_codes) if decision is not None else [],
+                "reason_codes": sorted(
+                    {known_reason_code(c) for c in decision.reason_codes}
+                    if decision is not None
+                    else set()
+                ),
             }
         )
     return out
@@ -83,26 +122,47 @@ def decisions_by_group(
     groups = groups_of([pairs[f.referral_id] for f in known])
     cells: dict[tuple[str, str], Counter[str]] = {}
     for i, fact in enumerate(known):
-        group = str(groups[by].iat[i])
-        cell = cells.setdefault((group, fact.band or UNSCORED), Counter())
+        cell = cells.setdefault((str(groups[by].iat[i]), fact.band or UNSCORED), Counter())
         cell["decisions"] += 1
         cell[fact.agreement] += 1
+    hidden = suppressed_cells(cells, min_count=min_count)
     order = {band: n for n, band in enumerate((*BANDS, UNSCORED))}
     rows = []
     for (group, band), counts in sorted(cells.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
-        # A cell with any small count is suppressed whole: its total and its parts are all
-        # counts of people, and a total minus the other parts would give the small one away.
-        parts = [counts[a] for a in ("agree", "should_be_higher", "should_be_lower")]
-        suppressed = counts["decisions"] < min_count or any(0 < n < min_count for n in parts)
-        rows.append(
-            {
-                "group": group,
-                "band": band,
-                "suppressed": suppressed,
-                "decisions": None if suppressed else counts["decisions"],
-                "agree": None if suppressed else counts["agree"],
-                "should_be_higher": None if suppressed else counts["should_be_higher"],
-                "should_be_lower": None if suppressed else counts["should_be_lower"],
-            }
-        )
+        suppressed = (group, band) in hidden
+        row: dict[str, Any] = {"group": group, "band": band, "suppressed": suppressed}
+        for name in ("decisions", *AGREEMENT_PARTS):
+            row[name] = None if suppressed else counts[name]
+        rows.append(row)
     return rows
+
+
+def suppressed_cells(
+    cells: dict[tuple[str, str], Counter[str]], *, min_count: int
+) -> set[tuple[str, str]]:
+    """Cells to hide: small ones, and enough others that no total gives a small one away.
+
+    A cell is small when its decisions, or any non-zero part of them, are under
+    ``min_count`` (a total minus the other parts would reveal the part). Then, while a group's
+    row or a band's column hides exactly one cell, the smallest other cell in that line is
+    hidden too, so that a line total (known from another grouping) reveals only a sum.
+    """
+    hidden = {
+        key
+        for key, counts in cells.items()
+        if counts["decisions"] < min_count
+        or any(0 < counts[part] < min_count for part in AGREEMENT_PARTS)
+    }
+    changed = True
+    while changed:
+        changed = False
+        for axis in (0, 1):
+            lines: dict[str, list[tuple[str, str]]] = {}
+            for key in cells:
+                lines.setdefault(key[axis], []).append(key)
+            for keys in lines.values():
+                shown = [k for k in keys if k not in hidden]
+                if len(keys) - len(shown) == 1 and shown:
+                    hidden.add(min(shown, key=lambda k: (cells[k]["decisions"], k)))
+                    changed = True
+    return hidden

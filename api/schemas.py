@@ -315,7 +315,11 @@ class ReloadOut(BaseModel):
 
 
 class ResearchReferral(BaseModel):
-    """A referral as researchers see it: keyed pseudonyms, coarse time and age, no free text."""
+    """A referral as researchers see it: keyed pseudonyms, month of receipt, no free text.
+
+    No protected attributes or age either: joined to decisions, they would undo the small-count
+    suppression of ``/v1/research/decisions``, which is where groups are compared.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -323,11 +327,6 @@ class ResearchReferral(BaseModel):
     child: str = Field(description="Keyed pseudonym of the child (stable across referrals).")
     household: str = Field(description="Keyed pseudonym of the household.")
     received_month: str = Field(description="Year and month of receipt, e.g. 2026-04.")
-    age_band: str
-    sex: str
-    ethnicity: str
-    disability: bool
-    deprivation_band: str
     referrer_type: str
     concerns: list[str]
     injury_reported: bool
@@ -338,7 +337,9 @@ class ResearchReferral(BaseModel):
     safety_flagged: bool
     decision: str | None
     agreement: str | None
-    reason_codes: list[str]
+    reason_codes: list[str] = Field(
+        description="Signal names and the general codes; anything else reads `other`."
+    )
 
 
 class ResearchReferralPage(BaseModel):
@@ -363,9 +364,9 @@ class DecisionGroupRow(BaseModel):
 
 
 class ResearchDecisions(BaseModel):
-    """Human decisions by group and band, for auditing practice as well as the model."""
+    """Human decisions by group and band in one calendar quarter, small cells suppressed."""
 
     by: str
-    weeks: int
+    quarter: str
     min_count: int
     rows: list[DecisionGroupRow]

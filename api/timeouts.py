@@ -6,10 +6,11 @@ import asyncio
 import json
 import logging
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body
+from api.errors import error_body, is_page_request, page_error
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,16 @@ class TimeoutMiddleware:
         log.warning(
             json.dumps({"event": "request_timeout", "route": route, "after_s": self.seconds})
         )
-        response = JSONResponse(
-            error_body("timeout", f"no reply within {self.seconds:g} s; it is safe to retry"),
-            status_code=503,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        request = Request(scope)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if is_page_request(request):
+            response = page_error(request, 503, None)
+            response.headers.update(headers)
+        else:
+            message = f"no reply within {self.seconds:g} s; it is safe to retry"
+            response = JSONResponse(
+                error_body("timeout", message), status_code=503, headers=headers
+            )
         await response(scope, receive, send)
 
 

@@ -338,6 +338,17 @@ def test_researchers_see_referrals_only_pseudonymised(
     stored = client.post("/v1/referrals", json=body, headers=credentials["referrer"]).json()
     second = referral()  # the same child again
     client.post("/v1/referrals", json=second, headers=credentials["referrer"])
+    decided = client.post(
+        f"/v1/referrals/{stored['referral_id']}/decisions",
+        json={
+            "decision": "assessment",
+            "agreement": "should_be_higher",
+            "reason_codes": ["sam_doe_lives_at_elm_row", "professional_judgement"],
+            "rationale": "Sam Doe said more on the phone.",
+        },
+        headers=credentials["practitioner"],
+    )
+    assert decided.status_code == 201
     response = client.get("/v1/research/referrals", headers=credentials["researcher"])
     assert response.status_code == 200
     page = response.json()
@@ -360,7 +371,10 @@ def test_researchers_see_referrals_only_pseudonymised(
     assert first["child"] == again["child"] and first["child"].startswith("child-")
     assert first["referral"] != again["referral"]
     assert first["received_month"] == body["received_at"][:7]
-    assert first["age_band"] == "11-15" and first["deprivation_band"] == "3-4"
+    # Free text smuggled in a reason code reads "other"; groups are for the suppressed route.
+    assert first["reason_codes"] == ["other", "professional_judgement"]
+    assert "phone" not in text and "elm_row" not in text
+    assert not {"sex", "ethnicity", "disability", "age_band", "deprivation_band"} & set(first)
     # Another service key gives other pseudonyms: they are keyed, not plain hashes.
     other = settings.model_copy(update={"secret_key": SecretStr("another-key-entirely")})
     app = create_app(other, scorer_loader=lambda: None, score_backlog_on_start=False)
@@ -399,10 +413,15 @@ def test_research_decisions_suppress_small_cells_and_are_audited(
     assert rows[0]["decisions"] is None and rows[0]["should_be_higher"] is None
     assert client.get("/v1/research/decisions?by=name", headers=researcher).status_code == 422
     assert client.get("/v1/research/decisions?min_count=3", headers=researcher).status_code == 422
+    past = client.get("/v1/research/decisions?quarter=2020-Q1", headers=researcher).json()
+    assert past["quarter"] == "2020-Q1" and past["rows"] == []
+    for bad in ("2026-Q5", "2026-04", "2026-Q1-"):
+        response = client.get(f"/v1/research/decisions?quarter={bad}", headers=researcher)
+        assert response.status_code == 422
     engine = make_engine(settings.database_url)
     with session_factory(engine)() as session:
         actions = session.scalars(
             select(AuditEventRow.action).where(AuditEventRow.action.like("export.research%"))
         ).all()
     engine.dispose()
-    assert actions == ["export.research_decisions"]
+    assert actions == ["export.research_decisions"] * 2

@@ -27,6 +27,7 @@ def settings(tmp_path: Path) -> Settings:
         rate_limit_key="4/minute",
         rate_limit_user="3/minute",
         rate_limit_sign_in="2/minute",
+        rate_limit_sign_in_client="4/minute",
     )
 
 
@@ -59,23 +60,43 @@ def test_api_keys_have_their_own_limit(client: TestClient, settings: Settings) -
     assert statuses == [404, 404, 404, 404, 429]
 
 
-def test_sign_in_attempts_are_limited_per_username_even_when_unknown(
+def test_failed_sign_ins_are_limited_per_username_and_client(
     client: TestClient, settings: Settings
 ) -> None:
     user_headers(settings, "practitioner", username="carol")
-    tries = [
-        client.post("/v1/auth/token", json={"username": "Carol", "password": "guess"}).status_code
-        for _ in range(2)
+
+    def token(name: str, password: str, via: TestClient = client) -> int:
+        return via.post("/v1/auth/token", json={"username": name, "password": password}).status_code
+
+    # A success does not count: only failures use up the limit.
+    assert [token("carol", PASSWORD), token("Carol", "guess")] == [200, 401]
+    assert token("carol", "guess") == 401
+    # Two failures: the next attempt is refused before the password is checked, even the right one.
+    assert token("carol", PASSWORD) == 429
+    # Someone else, from another address, is not locked out by those failures.
+    with TestClient(client.app, client=("10.0.0.9", 4000)) as elsewhere:
+        assert token("carol", PASSWORD, elsewhere) == 200
+    # Unknown names are limited the same way, so they cannot be told apart.
+    assert [token("ghost", "x") for _ in range(3)] == [401, 401, 429]
+
+
+def test_failed_sign_ins_from_one_address_are_limited_across_usernames(
+    client: TestClient,
+) -> None:
+    statuses = [
+        client.post("/v1/auth/token", json={"username": f"u{n}", "password": "x"}).status_code
+        for n in range(5)
     ]
-    assert tries == [401, 401]
-    # The third attempt is refused before the password is checked, even the right one.
-    right = client.post("/v1/auth/token", json={"username": "carol", "password": PASSWORD})
-    assert right.status_code == 429
-    ghost = [
-        client.post("/v1/auth/token", json={"username": "ghost", "password": "x"}).status_code
-        for _ in range(3)
-    ]
-    assert ghost == [401, 401, 429]
+    assert statuses == [401, 401, 401, 401, 429]
+
+
+def test_limiter_storage_never_holds_what_was_typed(settings: Settings) -> None:
+    from api.ratelimit import RateLimits
+
+    limits = RateLimits(settings, key=b"k")
+    limits.count("sign_in", "hunter2-typed-in-the-wrong-box")
+    stored = repr(limits.limiter.storage.storage) + repr(limits.limiter.storage.expirations)
+    assert "hunter2" not in stored and "sign_in" in stored
 
 
 def test_pages_share_the_person_budget(client: TestClient, settings: Settings) -> None:
@@ -116,5 +137,7 @@ def test_a_request_without_a_reply_in_time_gets_503_and_the_service_goes_on(
         assert response.headers["Retry-After"] == "5"
         assert elapsed < 0.9
         assert client.get("/healthz").status_code == 200
-        time.sleep(1.0)
-    assert finished == [True]  # the abandoned work ran to its end
+        page = client.get("/slow", headers={"Accept": "text/html"})
+        assert page.status_code == 503 and "took too long" in page.text
+        time.sleep(1.5)
+    assert finished == [True, True]  # the abandoned work ran to its end

@@ -239,6 +239,9 @@ def test_disagreeing_needs_a_rationale_then_the_referral_leaves_the_queue(
     assert "Explain why you disagree with the band" in missing.text
     assert 'href="#rationale"' in missing.text
     assert 'value="should_be_higher" checked' in missing.text  # the answers are kept
+    too_long = client.post(f"/referrals/{newest}/decision", data=form | {"rationale": "x" * 5001})
+    assert too_long.status_code == 422 and "too long" in too_long.text
+    assert "x" * 5001 in too_long.text  # the words are kept to be shortened
     done = client.post(
         f"/referrals/{newest}/decision",
         data=form | {"rationale": "Third report in two months.", "reason_codes": ["injury"]},

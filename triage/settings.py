@@ -39,13 +39,22 @@ class Settings(BaseSettings):
     rate_limit_user: str = "600/minute"
     """Requests per signed-in person, API and pages together."""
     rate_limit_sign_in: str = "10/minute"
-    """Sign-in attempts per username (failed or not), API and pages together."""
+    """Failed sign-ins per username from one client address, API and pages together."""
+    rate_limit_sign_in_client: str = "60/minute"
+    """Failed sign-ins from one client address across all usernames (password spraying)."""
     rate_limit_storage: str = "memory://"
     """Where counts live: per process by default; ``redis://host:6379`` to share across workers."""
+    secure_cookies: bool | None = None
+    """Mark the page session cookie Secure: None decides per request (served over TLS or not);
+    set true behind a TLS proxy that uvicorn is not told to trust."""
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies whose X-Forwarded-Proto/For uvicorn trusts (comma-separated, or ``*``)."""
     request_timeout_seconds: float = 30.0
     """A request with no reply by then gets 503; its work may still finish (retries are safe)."""
 
-    @field_validator("rate_limit_key", "rate_limit_user", "rate_limit_sign_in")
+    @field_validator(
+        "rate_limit_key", "rate_limit_user", "rate_limit_sign_in", "rate_limit_sign_in_client"
+    )
     @classmethod
     def _parse_rate(cls, value: str) -> str:
         from limits import parse

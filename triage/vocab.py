@@ -183,3 +183,11 @@ PROTECTED_ATTRIBUTES: tuple[str, ...] = ("ethnicity", "sex", "disability", "depr
 
 LIST_SEPARATOR = ";"
 """How list-valued fields (concerns, injury sites) are written in CSV and Parquet extracts."""
+
+GENERAL_REASON_CODES: dict[str, str] = {
+    "professional_judgement": "Professional judgement from the referral as a whole",
+    "information_not_in_records": "Information the records do not hold (e.g. from the referrer)",
+    "record_inaccurate": "A record behind the score is wrong or about someone else",
+    "risk_already_managed": "The risk is already being managed by another service",
+}
+"""Decision reason codes beyond the signals' names (which are codes too), with their words."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.deps import StateDep
 from api.errors import ApiError
 from api.schemas import ErrorOut
-from api.signin import sign_in
+from api.signin import client_address, sign_in
 from triage.security import TOKEN_MAX_AGE_SECONDS, issue_user_token
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -38,13 +38,19 @@ class TokenOut(BaseModel):
     responses={
         401: {"model": ErrorOut, "description": "Wrong username or password."},
         422: {"model": ErrorOut, "description": "Missing or malformed fields."},
-        429: {"model": ErrorOut, "description": "Too many attempts for this username."},
+        429: {"model": ErrorOut, "description": "Too many failed attempts; see Retry-After."},
     },
     summary="Sign in: exchange a username and password for a bearer token",
 )
-def post_token(body: TokenIn, state: StateDep) -> dict[str, Any]:
+def post_token(body: TokenIn, state: StateDep, request: Request) -> dict[str, Any]:
     """Check the password (argon2) and issue a token valid for a working day."""
-    user = sign_in(state, username=body.username, password=body.password, channel="api")
+    user = sign_in(
+        state,
+        username=body.username,
+        password=body.password,
+        client=client_address(request),
+        channel="api",
+    )
     if user is None:
         raise ApiError(
             401,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from api import audit
 from api.deps import AUTH_RESPONSES, ActorDep, ReadSessionDep, StateDep, require_roles
-from api.research import GROUPINGS, decisions_by_group, research_referrals
+from api.research import (
+    GROUPINGS,
+    QUARTER,
+    decisions_by_group,
+    quarter_bounds,
+    quarter_of,
+    research_referrals,
+)
 from api.schemas import ErrorOut, ResearchDecisions, ResearchReferralPage
 from models.fairness_report import DEFAULT_MIN_COUNT
 from triage.pseudonyms import pseudonym_key
@@ -34,8 +40,10 @@ router = APIRouter(
     response_model=ResearchReferralPage,
     summary="Pseudonymised referrals with scores and decisions (an audited export)",
     description=(
-        "No names, dates of birth, narratives, rationales or raw ids: ids are keyed pseudonyms "
-        "(stable, not reversible without the service's key), receipt is a month and age a band."
+        "No names, dates of birth, narratives, rationales, raw ids, protected attributes or "
+        "ages: ids are keyed pseudonyms (stable, not reversible without the service's key), "
+        "receipt is a month, reason codes outside the closed set read `other`. Groups are "
+        "compared through /v1/research/decisions, where small counts are suppressed."
     ),
 )
 def get_research_referrals(
@@ -68,11 +76,20 @@ def get_research_decisions(
     state: StateDep,
     actor: ActorDep,
     by: Annotated[str, Query(pattern=f"^({'|'.join(GROUPINGS)})$")] = "ethnicity",
-    weeks: Annotated[int, Query(ge=1, le=520)] = 52,
+    quarter: Annotated[
+        str | None,
+        Query(
+            pattern=QUARTER.pattern,
+            description="A calendar quarter such as 2026-Q2 (default: the current one). Fixed, "
+            "non-overlapping periods, so that two answers cannot be subtracted.",
+        ),
+    ] = None,
     min_count: Annotated[int, Query(ge=DEFAULT_MIN_COUNT, le=1000)] = DEFAULT_MIN_COUNT,
 ) -> dict[str, Any]:
     """Agreement with the band per group, for auditing human decisions as well as the model."""
-    facts = decisions_since(session, since=utcnow() - timedelta(weeks=weeks))
+    quarter = quarter or quarter_of(utcnow())
+    start, end = quarter_bounds(quarter)
+    facts = decisions_since(session, since=start, until=end)
     pairs = referral_children(session, referral_ids=[f.referral_id for f in facts])
     rows = decisions_by_group(facts, pairs, by=by, min_count=min_count)
     audit.record(
@@ -80,6 +97,6 @@ def get_research_decisions(
         actor=actor.name,
         action="export.research_decisions",
         entity_type="research",
-        payload={"by": by, "weeks": weeks, "min_count": min_count, "rows": len(rows)},
+        payload={"by": by, "quarter": quarter, "min_count": min_count, "rows": len(rows)},
     )
-    return {"by": by, "weeks": weeks, "min_count": min_count, "rows": rows}
+    return {"by": by, "quarter": quarter, "min_count": min_count, "rows": rows}

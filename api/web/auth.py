@@ -11,7 +11,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import Actor, ServiceState, StateDep
+from api.deps import Actor, ServiceState, StateDep, get_state
 from api.web.sessions import PageSession, csrf_matches, read_session, write_session
 from triage.store import get_user
 
@@ -50,8 +50,9 @@ def current_session(request: Request, state: StateDep) -> PageSession | None:
 
 
 def secure_cookies(request: Request) -> bool:
-    """Cookies are marked Secure whenever the page was served over TLS."""
-    return request.url.scheme == "https"
+    """Secure when the settings say so, else whenever the page was served over TLS."""
+    forced = get_state(request).settings.secure_cookies
+    return forced if forced is not None else request.url.scheme == "https"
 
 
 def save_session(

@@ -29,18 +29,15 @@ from triage.schema import BandAgreement, DecisionIn, error_fields
 from triage.store import QueueFilter
 from triage.store.statistics import queue_counts
 from triage.store.tables import utcnow
-from triage.vocab import Concern, DecisionKind
+from triage.vocab import GENERAL_REASON_CODES, Concern, DecisionKind
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 25
+MAX_REASON_CHARS = 2000
+"""As the API's FreeText: disputes and reopening reasons."""
+TOO_LONG = f"Keep the reason to {MAX_REASON_CHARS:,} characters"
 MAX_AGE_YEARS = 25
-GENERAL_REASON_CODES = {
-    "professional_judgement": "Professional judgement from the referral as a whole",
-    "information_not_in_records": "Information the records do not hold (e.g. from the referrer)",
-    "record_inaccurate": "A record behind the score is wrong or about someone else",
-    "risk_already_managed": "The risk is already being managed by another service",
-}
 AGREEMENT_WORDS = {
     BandAgreement.agree: "I agree with the band",
     BandAgreement.should_be_higher: "Priority should be higher",
@@ -239,7 +236,8 @@ def _referral_page(
         for signal in item["signals"]:
             records_for.setdefault(signal, []).append(item)
     # A practitioner can cite any of the top reasons, in the words the page shows them in.
-    reason_codes = {r["signal"]: r["sentence"] for r in reasons[:8]} | GENERAL_REASON_CODES
+    # DecisionIn takes at most 10 codes: the top 6 signals and the 4 general reasons.
+    reason_codes = {r["signal"]: r["sentence"] for r in reasons[:6]} | GENERAL_REASON_CODES
     return show(
         request,
         state,
@@ -294,7 +292,8 @@ def decide(
     decision: Annotated[str, Form(max_length=64)] = "",
     agreement: Annotated[str, Form(max_length=64)] = "",
     reason_codes: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006
-    rationale: Annotated[str, Form(max_length=5000)] = "",
+    # No max_length on typed text: a long answer comes back with its words kept and a message.
+    rationale: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """Record the decision and return to the queue; a form to correct if anything is missing."""
@@ -368,7 +367,7 @@ def dispute(
     state: StateDep,
     viewer: CaseworkViewer,
     record_id: Annotated[str, Form(max_length=64)] = "",
-    reason: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """Dispute a record: the what-if appears on the referral page."""
@@ -376,6 +375,8 @@ def dispute(
     errors = []
     if not reason.strip():
         errors.append({"field": f"dispute-{record_id}", "reason": "Say why the record is wrong"})
+    elif len(reason.strip()) > MAX_REASON_CHARS:
+        errors.append({"field": f"dispute-{record_id}", "reason": TOO_LONG})
     stored: dict[str, Any] = {}
     if not errors:
         failed = _store(
@@ -416,19 +417,24 @@ def reopen(
     referral_id: str,
     state: StateDep,
     viewer: ManagerViewer,
-    reason: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """A manager puts a decided referral back in the queue."""
     check_form_token(viewer, csrf_token)
+    problem = None
     if not reason.strip():
+        problem = "Say why the referral is reopened"
+    elif len(reason.strip()) > MAX_REASON_CHARS:
+        problem = TOO_LONG
+    if problem is not None:
         return _referral_page(
             request,
             state,
             viewer,
             referral_id,
             status_code=422,
-            form_errors=[{"field": "reopen", "reason": "Say why the referral is reopened"}],
+            form_errors=[{"field": "reopen", "reason": problem}],
         )
     failed = _store(
         state,

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from api.deps import StateDep
-from api.signin import sign_in
+from api.signin import client_address, sign_in
 from api.web.auth import (
     BadFormToken,
     current_session,
     redirect,
     safe_next,
     save_session,
+    secure_cookies,
 )
 from api.web.render import page
 from api.web.sessions import clear_session, csrf_matches, new_session
@@ -57,7 +58,13 @@ def login(
         raise BadFormToken()
     user = None
     if username and password:
-        user = sign_in(state, username=username, password=password, channel="page")
+        user = sign_in(
+            state,
+            username=username,
+            password=password,
+            client=client_address(request),
+            channel="page",
+        )
     if user is None:
         fresh = new_session()
         response = page(
@@ -92,5 +99,5 @@ def logout(
             sign_out(db, user_id=session.user_id, at=utcnow())
             db.commit()
     response = redirect("/login")
-    clear_session(response, secure=request.url.scheme == "https")
+    clear_session(response, secure=secure_cookies(request))
     return response

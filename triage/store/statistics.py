@@ -58,12 +58,15 @@ class DecisionFact:
     band: str | None
 
 
-def decisions_since(session: Session, *, since: datetime) -> list[DecisionFact]:
-    """Decisions with a recorded agreement made at or after ``since``, oldest first."""
+def decisions_since(
+    session: Session, *, since: datetime, until: datetime | None = None
+) -> list[DecisionFact]:
+    """Decisions with a recorded agreement made in [``since``, ``until``), oldest first."""
+    window = [DecisionRow.decided_at >= since, DecisionRow.agreement.is_not(None)]
+    if until is not None:
+        window.append(DecisionRow.decided_at < until)
     rows: Sequence[DecisionRow] = session.scalars(
-        select(DecisionRow)
-        .where(DecisionRow.decided_at >= since, DecisionRow.agreement.is_not(None))
-        .order_by(DecisionRow.decided_at, DecisionRow.id)
+        select(DecisionRow).where(*window).order_by(DecisionRow.decided_at, DecisionRow.id)
     ).all()
     bands = _bands_at(session, rows)
     return [

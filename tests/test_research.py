@@ -1,0 +1,90 @@
+"""Researchers' aggregates: quarters, age groups at the edges, and complementary suppression."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from api.research import (
+    decisions_by_group,
+    known_reason_code,
+    quarter_bounds,
+    quarter_of,
+    suppressed_cells,
+)
+from triage.store.statistics import DecisionFact
+
+
+def cell(decisions: int, agree: int | None = None) -> Counter[str]:
+    """A cell of ``decisions``, all agreeing unless ``agree`` says how many did."""
+    agree = decisions if agree is None else agree
+    return Counter(decisions=decisions, agree=agree, should_be_higher=decisions - agree)
+
+
+def test_a_lone_small_cell_takes_a_neighbour_with_it_in_its_row_and_column() -> None:
+    cells = {
+        ("a", "Elevated"): cell(40),
+        ("a", "Standard"): cell(30),
+        ("b", "Elevated"): cell(3),  # small
+        ("b", "Standard"): cell(50),
+        ("c", "Elevated"): cell(25),
+        ("c", "Standard"): cell(60),
+    }
+    hidden = suppressed_cells(cells, min_count=10)
+    assert ("b", "Elevated") in hidden
+    # Column Elevated and row b each hide at least two cells, so no total reveals the 3.
+    for axis, line in ((1, "Elevated"), (0, "b")):
+        assert sum(1 for key in hidden if key[axis] == line) >= 2
+
+
+def test_a_small_part_hides_its_whole_cell_and_nothing_is_hidden_without_need() -> None:
+    cells = {("a", "Lower"): cell(30, agree=27), ("b", "Lower"): cell(30)}
+    assert suppressed_cells(cells, min_count=10) == {("a", "Lower"), ("b", "Lower")}
+    assert suppressed_cells({("a", "Lower"): cell(30), ("b", "Lower"): cell(30)}, min_count=10) == (
+        set()
+    )
+
+
+def test_quarters_are_fixed_calendar_periods() -> None:
+    assert quarter_bounds("2026-Q4") == (
+        datetime(2026, 10, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    assert quarter_bounds("2026-Q2")[1] == datetime(2026, 7, 1, tzinfo=UTC)
+    assert quarter_of(datetime(2026, 11, 26, tzinfo=UTC)) == "2026-Q4"
+    with pytest.raises(ValueError):
+        quarter_bounds("2026-Q0")
+
+
+def test_children_outside_the_audit_age_bands_get_their_own_groups() -> None:
+    received = datetime(2026, 4, 1, tzinfo=UTC)
+    pairs = {}
+    facts = []
+    for n, born in enumerate((date(2000, 1, 1), date(2026, 9, 1), date(2020, 1, 1))):
+        referral = SimpleNamespace(received_at=received)
+        child = SimpleNamespace(
+            date_of_birth=born, sex="male", ethnicity="white", disability=False,
+            deprivation_decile=None,
+        )  # fmt: skip
+        pairs[f"R{n}"] = (referral, child)
+        facts.append(
+            DecisionFact(
+                referral_id=f"R{n}",
+                decided_at=received,
+                decision="assessment",
+                agreement="agree",
+                reason_codes=(),
+                band="Lower",
+            )
+        )
+    rows = decisions_by_group(facts, pairs, by="age_band", min_count=10)  # type: ignore[arg-type]
+    assert sorted(r["group"] for r in rows) == ["18 or over", "5-10", "before birth"]
+
+
+def test_only_known_reason_codes_leave_the_service() -> None:
+    assert known_reason_code("professional_judgement") == "professional_judgement"
+    assert known_reason_code("child_age_months") == "child_age_months"
+    assert known_reason_code("sam_doe_said_so") == "other"
