@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from triage.settings import get_settings, normalise_database_url
+from triage.settings import Settings, get_settings, normalise_database_url
 from triage.store import make_engine, session_factory
 from triage.store.migrate import upgrade
 
@@ -117,6 +117,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Service settings on a fresh, migrated SQLite database (a module may define its own)."""
+    url = f"sqlite:///{tmp_path / 'triage.db'}"
+    upgrade(url)
+    return Settings(
+        var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
+    )
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from triage.schema import REFERRAL_EXAMPLE
 from triage.security import issue_user_token
 from triage.settings import Settings
 from triage.store import AuditEventRow, UserRow, make_engine, session_factory
-from triage.store.migrate import upgrade
 
 SYSTEM_A = REFERRAL_EXAMPLE["source_system"]
 SYSTEM_B = "school-safeguarding"
@@ -45,16 +43,6 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/research/referrals"): {"researcher", "admin"},
     ("GET", "/v1/research/decisions"): {"researcher", "admin"},
 }
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on a fresh, migrated SQLite database."""
-    url = f"sqlite:///{tmp_path / 'triage.db'}"
-    upgrade(url)
-    return Settings(
-        var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
-    )
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from access_helpers import key_headers, user_headers
@@ -18,17 +17,6 @@ from triage.cli import app as cli
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
 from triage.store import AuditEventRow, append_audit_event, make_engine, session_factory
-from triage.store.migrate import upgrade
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on a fresh, migrated SQLite database."""
-    url = f"sqlite:///{tmp_path / 'triage.db'}"
-    upgrade(url)
-    return Settings(
-        var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
-    )
 
 
 def activity(settings: Settings) -> None:

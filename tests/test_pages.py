@@ -10,7 +10,6 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,20 +25,9 @@ from api.web.sessions import COOKIE_NAME, PageSession, read_session, write_sessi
 from models.scorer import Scorer
 from triage.settings import Settings
 from triage.store import AuditEventRow, DecisionRow, make_engine
-from triage.store.migrate import upgrade
 
 _serial = itertools.count()
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on a fresh, migrated SQLite database."""
-    url = f"sqlite:///{tmp_path / 'triage.db'}"
-    upgrade(url)
-    return Settings(
-        var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
-    )
 
 
 @pytest.fixture
