@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -265,6 +266,38 @@ def test_a_scoring_failure_still_stores_the_referral_unscored(
     response = client.post("/v1/referrals", json=referral())
     assert response.status_code == 201 and response.json()["status"] == "unscored"
     assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 0
+
+
+class SlowScorer(Scorer):
+    def score_matrix(self, X: Any, *, with_range: bool = True) -> Any:
+        time.sleep(1.0)
+        return super().score_matrix(X, with_range=with_range)
+
+
+def test_a_slow_intake_times_out_with_503_while_the_service_answers_and_still_stores_it(
+    settings: Settings, scorer: Scorer, admin: dict[str, str], db: Engine
+) -> None:
+    # The intake route is async: its store and scoring must run off the event loop, or the
+    # timeout could not answer and /healthz would wait for them.
+    slow = copy.copy(scorer)
+    slow.__class__ = SlowScorer
+    quick = settings.model_copy(update={"request_timeout_seconds": 0.3})
+    app = create_app(quick, scorer_loader=Switch(slow), score_backlog_on_start=False)
+    body, key = referral(), {"Idempotency-Key": "k-slow"}
+    with TestClient(app, raise_server_exceptions=False, headers=admin) as client:
+        started = time.perf_counter()
+        response = client.post("/v1/referrals", json=body, headers=key)
+        assert response.status_code == 503 and response.json()["error"]["code"] == "timeout"
+        assert time.perf_counter() - started < 0.9
+        assert client.get("/healthz").status_code == 200
+        deadline = time.monotonic() + 30
+        while count(db, ScoreRow) == 0:  # the abandoned intake runs to its end
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        retry = client.post("/v1/referrals", json=body, headers=key)
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["status"] == "scored"
+    assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 1
 
 
 def test_intake_is_two_write_transactions_and_the_key_reply_commits_with_the_score(

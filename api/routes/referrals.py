@@ -5,18 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path
+from fastapi import APIRouter, Body, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api import audit, casework
 from api.deps import (
     AUTH_RESPONSES,
+    Actor,
     ActorDep,
     ModelDep,
     ReadSessionDep,
     SessionDep,
     StateDep,
+    bearer,
+    current_actor,
+    get_state,
     require_roles,
     require_scope,
 )
@@ -76,6 +82,23 @@ def _reply(status_code: int, body: dict[str, Any], replayed: bool) -> JSONRespon
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
+_intake_roles = require_roles("referrer", "admin")
+_intake_scope = require_scope("referrals:write")
+
+
+async def intake_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    """``current_actor`` with the intake's role and scope checks, in one thread-pool call.
+
+    The same checks the ``Depends(require_roles(...))`` routes use, with one hand-off to the
+    thread pool (the credential lookup reads the store) instead of one per dependency.
+    """
+    actor = await run_in_threadpool(current_actor, request, get_state(request), credentials)
+    return _intake_scope(_intake_roles(actor))
+
+
 @router.post(
     "",
     status_code=201,
@@ -86,15 +109,11 @@ def _reply(status_code: int, body: dict[str, Any], replayed: bool) -> JSONRespon
         409: {"model": ErrorOut, "description": "A concurrent request holds this key."},
         422: ERRORS[422],
     },
-    dependencies=[
-        Depends(require_roles("referrer", "admin")),
-        Depends(require_scope("referrals:write")),
-    ],
     summary="Submit a referral",
 )
-def post_referral(
-    state: StateDep,
-    actor: ActorDep,
+async def post_referral(
+    request: Request,
+    actor: Annotated[Actor, Depends(intake_actor)],
     referral: Annotated[
         ReferralIn,
         Body(
@@ -108,8 +127,14 @@ def post_referral(
         raise ApiError(
             403, "forbidden", f"this API key submits only for source_system {actor.source_system!r}"
         )
-    reply = receive_referral(
-        state, referral=referral, actor=actor.name, idempotency_key=idempotency_key
+    # The store and scoring block: they run in the thread pool, so the event loop stays free
+    # for other requests, /healthz and the request timeout's 503.
+    reply = await run_in_threadpool(
+        receive_referral,
+        get_state(request),
+        referral=referral,
+        actor=actor.name,
+        idempotency_key=idempotency_key,
     )
     return _reply(reply.status_code, reply.body, reply.replayed)
 
