@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
@@ -92,23 +92,6 @@ def row_hash(row: AuditEventRow, prev_hash: str) -> str:
             payload=row.payload,
         ),
     )
-
-
-def lock_chain_head(session: Session) -> str:
-    """Serialise appenders and return the hash of the last event (``GENESIS`` when none).
-
-    SQLite writers already hold the database write lock (BEGIN IMMEDIATE); on PostgreSQL a
-    transaction-scoped advisory lock stops two writers chaining onto the same hash. It is
-    held until the caller's transaction ends, so events are committed in chain order.
-    """
-    from triage.store.tables import AuditEventRow
-
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
-    last = session.scalars(
-        select(AuditEventRow.hash).order_by(AuditEventRow.id.desc()).limit(1)
-    ).first()
-    return last or GENESIS
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from triage.auditlog import (
     GENESIS,
     chain_hash,
     event_document,
-    lock_chain_head,
     normalise_payload,
 )
 from triage.store.errors import (
@@ -98,18 +97,17 @@ def _connection(session: Session) -> Connection:
 
 
 _INSERT_IF_NEW: dict[tuple[str, str, bool], Any] = {}
+_DIALECT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def _insert_if_new_statement(connection: Connection, table: Table, *, returning: bool) -> Any:
     key = (connection.dialect.name, table.name, returning)
     statement = _INSERT_IF_NEW.get(key)
     if statement is None:
-        if key[0] == "sqlite":
-            statement = sqlite.insert(table).on_conflict_do_nothing()
-        elif key[0] == "postgresql":
-            statement = postgresql.insert(table).on_conflict_do_nothing()
-        else:  # pragma: no cover - the store supports SQLite and PostgreSQL only
-            raise NotImplementedError(f"no conflict-free insert for {key[0]}")
+        dialect_insert = _DIALECT_INSERTS.get(key[0])
+        if dialect_insert is None:
+            raise StoreError(f"the store supports SQLite and PostgreSQL, not {key[0]}")
+        statement = dialect_insert(table).on_conflict_do_nothing()
         if returning:  # not rowcount: psycopg reports -1 for this statement
             statement = statement.returning(*table.primary_key.columns)
         _INSERT_IF_NEW[key] = statement
@@ -429,7 +427,7 @@ def append_audit_event(
     """Append an audit record, chained to the one before it (see ``triage.auditlog``)."""
     row = AuditEventRow(
         **_chained_audit_values(
-            lock_chain_head(session),
+            _locked_chain_head(_connection(session)),
             actor=actor,
             action=action,
             entity_type=entity_type,
@@ -462,13 +460,8 @@ def insert_audit_event(
 ) -> str:
     """``append_audit_event`` without the ORM (no row object); returns the event's hash."""
     connection = _connection(session)
-    # As triage.auditlog.lock_chain_head, on prebuilt statements: SQLite writers hold the
-    # write lock already; PostgreSQL appenders queue on the chain's advisory lock.
-    if connection.dialect.name == "postgresql":
-        connection.execute(_CHAIN_LOCK)
-    prev_hash = connection.execute(_CHAIN_HEAD).scalar() or GENESIS
     values = _chained_audit_values(
-        prev_hash,
+        _locked_chain_head(connection),
         actor=actor,
         action=action,
         entity_type=entity_type,
@@ -479,6 +472,18 @@ def insert_audit_event(
     )
     connection.execute(_INSERT_AUDIT_EVENT, values)
     return values["hash"]
+
+
+def _locked_chain_head(connection: Connection) -> str:
+    """Serialise appenders and return the hash of the last event (``GENESIS`` when none).
+
+    SQLite writers already hold the database write lock (BEGIN IMMEDIATE); on PostgreSQL a
+    transaction-scoped advisory lock stops two writers chaining onto the same hash. It is
+    held until the caller's transaction ends, so events are committed in chain order.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(_CHAIN_LOCK)
+    return connection.execute(_CHAIN_HEAD).scalar() or GENESIS
 
 
 def _chained_audit_values(
