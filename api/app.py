@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -66,6 +67,8 @@ def create_app(
             stop.set()
             if worker is not None:
                 worker.join(timeout=30)
+            if state.intake_threads is not None:
+                state.intake_threads.shutdown(wait=True)
             state.engine.dispose()
             state.read_engine.dispose()
 
@@ -108,6 +111,7 @@ def _start(settings: Settings, loader: ScorerLoader) -> ServiceState:
         read_sessions=session_factory(read_engine),
         models=ModelHolder(loader),
         limits=RateLimits(settings, key=pseudonym_key(settings.get_secret_key())),
+        intake_threads=ThreadPoolExecutor(settings.intake_threads, thread_name_prefix="intake"),
         secret_key=settings.get_secret_key(),
     )
     state.models.load()

@@ -7,9 +7,13 @@ credential (an API key or a signed user token), and ``require_roles``/``require_
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -45,8 +49,21 @@ class ServiceState:
     read_sessions: sessionmaker[Session]
     models: ModelHolder
     limits: RateLimits
+    intake_threads: ThreadPoolExecutor | None = None
+    """Where intakes are stored and scored, ``Settings.intake_threads`` at once."""
     background: list = field(default_factory=list)
     secret_key: str = field(default="", repr=False)
+
+
+T = TypeVar("T")
+
+
+async def run_intake(state: ServiceState, work: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run store-and-score work off the event loop, at most ``intake_threads`` at once."""
+    # An executor of its own rather than the shared thread pool with a limiter: its threads
+    # take the next intake as soon as they finish one, without a round trip through the loop.
+    call = partial(contextvars.copy_context().run, partial(work, **kwargs))
+    return await asyncio.get_running_loop().run_in_executor(state.intake_threads, call)
 
 
 @dataclass(frozen=True)

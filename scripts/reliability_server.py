@@ -52,7 +52,7 @@ def create() -> FastAPI:
 
 def main() -> None:
     """Run uvicorn on ``create`` (the database must already be migrated)."""
-    import uvicorn
+    from api.serving import ServerOptions, serve
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -62,15 +62,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.scorer is not None:
         os.environ[SCORER_ENV] = str(args.scorer.resolve())
-    uvicorn.run(
+    options = ServerOptions(
         "reliability_server:create",
-        factory=True,
-        app_dir=str(Path(__file__).resolve().parent),
         host=args.host,
         port=args.port,
-        workers=args.workers,
-        log_level="warning",
+        app_dir=str(Path(__file__).resolve().parent),
+        uvicorn={"log_level": "warning"},
     )
+    serve(options, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -319,16 +319,26 @@ def audit(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=32, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=32, help="Worker processes, each on its own socket (SO_REUSEPORT)."
+        ),
+    ] = 1,
     migrate: Annotated[bool, typer.Option(help="Apply database migrations before serving.")] = True,
 ) -> None:
     """Run the service API (models:/<name>@champion is loaded if registered)."""
-    import uvicorn
-
+    from api.serving import PortInUse, ServerOptions, check_free
+    from api.serving import serve as serve_app
     from triage.settings import get_settings
     from triage.store.migrate import upgrade
 
     settings = get_settings()
+    try:
+        check_free(host, port)
+    except PortInUse as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
     if migrate:
         upgrade(settings.database_url)  # once, before any worker starts
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
@@ -336,16 +346,13 @@ def serve(
         f"Serving the triage API on http://{host}:{port} "
         f"(docs: http://{shown}:{port}/docs); Ctrl-C stops it."
     )
-    uvicorn.run(
+    options = ServerOptions(
         "api.app:create_app",
-        factory=True,
         host=host,
         port=port,
-        workers=workers,
-        log_level="info",
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        uvicorn={"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips},
     )
+    serve_app(options, workers=workers)
 
 
 features_app = typer.Typer(help="The signal catalogue.", no_args_is_help=True)

@@ -9,7 +9,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"
@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     """Proxies whose X-Forwarded-Proto/For uvicorn trusts (comma-separated, or ``*``)."""
     request_timeout_seconds: float = 30.0
     """A request with no reply by then gets 503; its work may still finish (retries are safe)."""
+    intake_threads: int = Field(default=1, ge=1, le=64)
+    """Intakes (referrals, events) a worker process stores and scores at once; the rest wait.
+
+    One is fastest on SQLite: its one writer and the GIL make parallel intakes in one process
+    contend rather than overlap. Run more worker processes to use more cores."""
 
     @field_validator(
         "rate_limit_key", "rate_limit_user", "rate_limit_sign_in", "rate_limit_sign_in_client"

@@ -7,9 +7,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header
 from fastapi.responses import JSONResponse
 
-from api.deps import AUTH_RESPONSES, ActorDep, StateDep, require_roles, require_scope
+from api.deps import (
+    AUTH_RESPONSES,
+    Actor,
+    ActorDep,
+    ServiceState,
+    StateDep,
+    require_roles,
+    require_scope,
+    run_intake,
+)
 from api.errors import ApiError
-from api.intake import MAX_EVENTS, receive_events, validate_events
+from api.intake import MAX_EVENTS, Reply, receive_events, validate_events
 from api.schemas import ErrorOut, EventsAccepted
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=AUTH_RESPONSES)
@@ -65,7 +74,7 @@ EVENT_BODY_SCHEMA = {
         }
     },
 )
-def post_events(
+async def post_events(
     state: StateDep,
     actor: ActorDep,
     payload: Annotated[Any, Body()],
@@ -74,13 +83,22 @@ def post_events(
     ] = None,
 ) -> JSONResponse:
     """Store every new event (all or none when any is invalid); rescore affected referrals."""
+    reply = await run_intake(
+        state, _receive, state=state, payload=payload, actor=actor, idempotency_key=idempotency_key
+    )
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
+
+
+def _receive(
+    state: ServiceState, *, payload: Any, actor: Actor, idempotency_key: str | None
+) -> Reply:
+    """Validate, check the key's source system, store and rescore (in a worker thread)."""
     events, batch = validate_events(payload)
     if actor.is_key and any(event.source_system != actor.source_system for event in events):
         raise ApiError(
             403, "forbidden", f"this API key submits only for source_system {actor.source_system!r}"
         )
-    reply = receive_events(
+    return receive_events(
         state, events=events, batch=batch, actor=actor.name, idempotency_key=idempotency_key
     )
-    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)

@@ -25,6 +25,7 @@ from api.deps import (
     get_state,
     require_roles,
     require_scope,
+    run_intake,
 )
 from api.errors import ApiError, not_found
 from api.intake import receive_referral
@@ -127,11 +128,13 @@ async def post_referral(
         raise ApiError(
             403, "forbidden", f"this API key submits only for source_system {actor.source_system!r}"
         )
-    # The store and scoring block: they run in the thread pool, so the event loop stays free
+    # The store and scoring block: they run in a worker thread, so the event loop stays free
     # for other requests, /healthz and the request timeout's 503.
-    reply = await run_in_threadpool(
+    state = get_state(request)
+    reply = await run_intake(
+        state,
         receive_referral,
-        get_state(request),
+        state=state,
         referral=referral,
         actor=actor.name,
         idempotency_key=idempotency_key,
