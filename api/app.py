@@ -43,10 +43,15 @@ def create_app(
     settings: Settings | None = None,
     scorer_loader: ScorerLoader | None = None,
     *,
-    score_backlog_on_start: bool = True,
+    score_backlog_on_start: bool | None = None,
 ) -> FastAPI:
-    """Build the app; ``scorer_loader`` defaults to the settings' MLflow champion."""
+    """Build the app; ``scorer_loader`` defaults to the settings' MLflow champion.
+
+    ``score_backlog_on_start`` defaults to ``settings.score_backlog``.
+    """
     settings = settings or get_settings()
+    if score_backlog_on_start is None:
+        score_backlog_on_start = settings.score_backlog
     loader = scorer_loader if scorer_loader is not None else champion_loader(settings)
 
     @asynccontextmanager

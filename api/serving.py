@@ -4,13 +4,15 @@ uvicorn's ``--workers`` share one listening socket, and the kernel hands a new c
 whichever worker is waiting in ``accept`` first. A few long-lived keep-alive connections (a
 referral system's client pool) then tend to land on one worker while the other idles. Here
 each worker listens on its own ``SO_REUSEPORT`` socket on the same address, and the kernel
-spreads connections over the sockets evenly. The supervisor restarts a worker that dies.
+spreads connections over the sockets evenly. The supervisor restarts a worker that dies (as
+the same worker: the first keeps the start-up jobs the others leave to it).
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -44,6 +46,8 @@ class ServerOptions:
     """A directory to import ``app`` from, put first on ``sys.path``."""
     uvicorn: dict[str, Any] = field(default_factory=dict)
     """Further ``uvicorn.Config`` arguments (``log_level``, proxy headers …)."""
+    followers_env: dict[str, str] = field(default_factory=dict)
+    """Environment of every worker but the first (e.g. leave start-up jobs to the first)."""
 
 
 def serve(options: ServerOptions, workers: int = 1) -> None:
@@ -89,8 +93,10 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_worker(options: ServerOptions) -> None:
-    """One worker process: its own socket, one uvicorn server on the app factory."""
+def run_worker(options: ServerOptions, index: int = 0) -> None:
+    """Worker ``index``: its own socket, one uvicorn server on the app factory."""
+    if index > 0:
+        os.environ.update(options.followers_env)
     if options.app_dir is not None:
         sys.path.insert(0, options.app_dir)
     sock = reuse_port_socket(options.host, options.port)
@@ -112,7 +118,7 @@ class Supervisor:
         """Start, watch and stop the workers."""
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self.workers = [self._start() for _ in range(self.count)]
+            self.workers = [self._start(i) for i in range(self.count)]
             while not self.stopping:
                 time.sleep(0.2)
                 for i, worker in enumerate(self.workers):
@@ -121,14 +127,16 @@ class Supervisor:
                             "worker %s exited with %s; restarting", worker.pid, worker.exitcode
                         )
                         time.sleep(RESTART_PAUSE_SECONDS)
-                        self.workers[i] = self._start()
+                        self.workers[i] = self._start(i)
         finally:
             self._terminate()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _start(self) -> BaseProcess:
-        worker = self.context.Process(target=run_worker, args=(self.options,), name="triage-worker")
+    def _start(self, index: int) -> BaseProcess:
+        worker = self.context.Process(
+            target=run_worker, args=(self.options, index), name=f"triage-worker-{index}"
+        )
         worker.start()
         return worker
 

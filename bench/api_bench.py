@@ -21,9 +21,9 @@ and shares the machine's cores with the server; its ceiling is measured on ``/v1
     .venv/bin/python bench/api_bench.py [--referrals 100000] [--open 10000] [--duration 20]
         [--serial-duration 5] [--queue-calls 300] [--workers 1] [--keep]
 
-With ``--workers 2`` both servers run two uvicorn workers. They share one listening socket,
-so the eight keep-alive connections tend to be accepted by the same worker: it measured the
-same as one worker here (see bench/RESULTS.md).
+With ``--workers 2`` both servers run two workers: ours each on its own ``SO_REUSEPORT``
+socket (``api.serving``), so the eight connections spread over both; mlflow's (uvicorn's)
+on one shared socket, as it ships.
 """
 
 from __future__ import annotations

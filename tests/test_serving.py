@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -12,16 +13,27 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from sqlalchemy import func, select
 
 from api.deps import run_intake
+from triage.store import QueueEntryRow, ScoreRow, make_engine
+from triage.store.loader import load_extract
 from triage.store.migrate import upgrade
+from triage.synth import WorldParams, generate_world
+from triage.synth.extract import write_extract
 
 TRIAGE = Path(sys.executable).parent / "triage"
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_SCRIPT = ROOT / "scripts" / "reliability_server.py"
+sys.path.insert(0, str(SERVER_SCRIPT.parent))
+from pii_scan import LOG_DIR_ENV  # noqa: E402
+from reliability_server import tiny_scorer  # noqa: E402
 
 
 def free_port() -> int:
@@ -76,30 +88,34 @@ def environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def two_workers(
-    environment: dict[str, str], tmp_path: Path
-) -> Iterator[tuple[str, int, psutil.Process]]:
-    """``triage serve --workers 2`` on a free port: (url, port, the supervisor)."""
-    port = free_port()
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [str(TRIAGE), "serve", "--port", str(port), "--workers", "2", "--no-migrate"],
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
+@contextmanager
+def running(
+    command: list[str], environment: dict[str, str], port: int, log_name: str
+) -> Iterator[tuple[str, psutil.Process]]:
+    """Start a server command (its own process group), wait until it answers, kill it after."""
+    log_path = Path(os.environ.get(LOG_DIR_ENV) or environment["TRIAGE_VAR_DIR"]) / log_name
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: process.poll() is not None or healthy(url))
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        yield url, port, psutil.Process(process.pid)
+        assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
+        yield url, psutil.Process(process.pid)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def two_workers(environment: dict[str, str]) -> Iterator[tuple[str, int, psutil.Process]]:
+    """``triage serve --workers 2`` on a free port: (url, port, the supervisor)."""
+    port = free_port()
+    command = [str(TRIAGE), "serve", "--port", str(port), "--workers", "2", "--no-migrate"]
+    with running(command, environment, port, f"serve-{port}.log") as (url, supervisor):
+        yield url, port, supervisor
 
 
 def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced(
@@ -127,6 +143,41 @@ def test_sigterm_stops_every_worker(two_workers: tuple[str, int, psutil.Process]
     assert supervisor.wait(timeout=30) == 0
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
+
+
+def test_two_workers_score_the_start_up_backlog_once(
+    environment: dict[str, str], tmp_path: Path
+) -> None:
+    world = generate_world(WorldParams(n_referrals=1_500, seed=5, open_days=400))
+    write_extract(world, tmp_path / "world")
+    url = environment["TRIAGE_DATABASE_URL"]
+    load_extract(tmp_path / "world", url=url, progress=False)
+    scorer = tmp_path / "scorer.pkl"
+    scorer.write_bytes(pickle.dumps(tiny_scorer(tmp_path / "scorer-world")))
+    port = free_port()
+    command = [sys.executable, str(SERVER_SCRIPT), "--port", str(port), "--workers", "2"]
+    command += ["--scorer", str(scorer)]
+    engine = make_engine(url)
+
+    def unscored() -> int:
+        with engine.connect() as connection:
+            query = select(func.count()).where(QueueEntryRow.model_version.is_(None))
+            return connection.execute(query).scalar_one()
+
+    try:
+        with running(command, environment, port, f"backlog-{port}.log"):
+            wait_for(lambda: unscored() == 0, timeout=120)
+            time.sleep(1)  # a second scorer, if there were one, would be at work by now
+        with engine.connect() as connection:
+            queued = connection.execute(select(func.count(QueueEntryRow.referral_id))).scalar_one()
+            per_referral = connection.execute(
+                select(ScoreRow.referral_id, func.count()).group_by(ScoreRow.referral_id)
+            ).all()
+    finally:
+        engine.dispose()
+    assert queued > 50
+    assert len(per_referral) == queued
+    assert {n for _, n in per_referral} == {1}
 
 
 def test_a_taken_port_is_refused_with_a_message(environment: dict[str, str]) -> None:

@@ -351,6 +351,7 @@ def serve(
         host=host,
         port=port,
         uvicorn={"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips},
+        followers_env={"TRIAGE_SCORE_BACKLOG": "false"},  # the first worker scores it once
     )
     serve_app(options, workers=workers)
 

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     """Proxies whose X-Forwarded-Proto/For uvicorn trusts (comma-separated, or ``*``)."""
     request_timeout_seconds: float = 30.0
     """A request with no reply by then gets 503; its work may still finish (retries are safe)."""
+    score_backlog: bool = True
+    """Score the store's unscored open referrals in the background at start-up.
+
+    ``triage serve --workers N`` turns it off in every worker but the first, so that the
+    backlog is scored once, not once per worker."""
     intake_threads: int = Field(default=1, ge=1, le=64)
     """Intakes (referrals, events) a worker process stores and scores at once; the rest wait.
 
