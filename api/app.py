@@ -72,8 +72,9 @@ def create_app(
             stop.set()
             if worker is not None:
                 worker.join(timeout=30)
-            if state.intake_threads is not None:
-                state.intake_threads.shutdown(wait=True)
+            # Requests have finished by now; what still waits was abandoned by a timeout (the
+            # client got a 503 and retries), so it is cancelled rather than waited for.
+            state.intake_executor.shutdown(wait=True, cancel_futures=True)
             state.engine.dispose()
             state.read_engine.dispose()
 
@@ -116,7 +117,9 @@ def _start(settings: Settings, loader: ScorerLoader) -> ServiceState:
         read_sessions=session_factory(read_engine),
         models=ModelHolder(loader),
         limits=RateLimits(settings, key=pseudonym_key(settings.get_secret_key())),
-        intake_threads=ThreadPoolExecutor(settings.intake_threads, thread_name_prefix="intake"),
+        intake_executor=ThreadPoolExecutor(
+            settings.intake_concurrency(), thread_name_prefix="intake"
+        ),
         secret_key=settings.get_secret_key(),
     )
     state.models.load()

@@ -49,8 +49,8 @@ class ServiceState:
     read_sessions: sessionmaker[Session]
     models: ModelHolder
     limits: RateLimits
-    intake_threads: ThreadPoolExecutor | None = None
-    """Where intakes are stored and scored, ``Settings.intake_threads`` at once."""
+    intake_executor: ThreadPoolExecutor
+    """Where intakes are stored and scored, ``Settings.intake_concurrency()`` at once."""
     background: list = field(default_factory=list)
     secret_key: str = field(default="", repr=False)
 
@@ -59,11 +59,11 @@ T = TypeVar("T")
 
 
 async def run_intake(state: ServiceState, work: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run store-and-score work off the event loop, at most ``intake_threads`` at once."""
+    """Run store-and-score work off the event loop on the intake executor, in arrival order."""
     # An executor of its own rather than the shared thread pool with a limiter: its threads
     # take the next intake as soon as they finish one, without a round trip through the loop.
     call = partial(contextvars.copy_context().run, partial(work, **kwargs))
-    return await asyncio.get_running_loop().run_in_executor(state.intake_threads, call)
+    return await asyncio.get_running_loop().run_in_executor(state.intake_executor, call)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ and shares the machine's cores with the server; its ceiling is measured on ``/v1
         [--serial-duration 5] [--queue-calls 300] [--workers 1] [--keep]
 
 With ``--workers 2`` both servers run two workers: ours each on its own ``SO_REUSEPORT``
-socket (``api.serving``), so the eight connections spread over both; mlflow's (uvicorn's)
-on one shared socket, as it ships.
+socket (``api.serving``), so the kernel spreads the eight connections over both by a hash;
+mlflow's (uvicorn's) on one shared socket, as it ships.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def main() -> None:
         host=args.host,
         port=args.port,
         app_dir=str(Path(__file__).resolve().parent),
-        uvicorn={"log_level": "warning"},
+        uvicorn_config={"log_level": "warning"},
         followers_env={"TRIAGE_SCORE_BACKLOG": "false"},  # as triage serve
     )
     serve(options, workers=args.workers)

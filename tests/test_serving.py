@@ -11,23 +11,31 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import psutil
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from api import serving
+from api.app import create_app
 from api.deps import run_intake
+from api.serving import ServerOptions
+from triage import cli
+from triage.settings import Settings, get_settings
 from triage.store import QueueEntryRow, ScoreRow, make_engine
 from triage.store.loader import load_extract
 from triage.store.migrate import upgrade
 from triage.synth import WorldParams, generate_world
 from triage.synth.extract import write_extract
 
+T = TypeVar("T")
 TRIAGE = Path(sys.executable).parent / "triage"
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_SCRIPT = ROOT / "scripts" / "reliability_server.py"
@@ -57,7 +65,7 @@ def listening_workers(supervisor: psutil.Process, port: int) -> dict[int, int]:
     return found
 
 
-def wait_for(condition, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+def wait_for(condition: Callable[[], T], timeout: float = 60.0) -> T:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -132,13 +140,14 @@ def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced(
         lambda: (w := listening_workers(supervisor, port)) and len(w) == 2 and victim not in w and w
     )
     assert victim not in replaced
-    # New connections reach a live worker while and after the dead one is replaced.
+    # New connections reach a live worker once the dead one is replaced.
     assert all(healthy(url) for _ in range(20))
 
 
 def test_sigterm_stops_every_worker(two_workers: tuple[str, int, psutil.Process]) -> None:
     _, port, supervisor = two_workers
-    workers = [psutil.Process(pid) for pid in wait_for(lambda: listening_workers(supervisor, port))]
+    listening = wait_for(lambda: (w := listening_workers(supervisor, port)) and len(w) == 2 and w)
+    workers = [psutil.Process(pid) for pid in listening]
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=30) == 0
     _, alive = psutil.wait_procs(workers, timeout=10)
@@ -197,28 +206,75 @@ def test_a_taken_port_is_refused_with_a_message(environment: dict[str, str]) -> 
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_intakes_run_at_most_intake_threads_at_once(threads: int) -> None:
+def test_intakes_run_at_most_intake_threads_at_once(settings: Settings, threads: int) -> None:
     running, most = 0, 0
     lock = threading.Lock()
+    together = threading.Barrier(threads, timeout=10)  # fails unless `threads` run at once
 
     def work(n: int) -> int:
         nonlocal running, most
         with lock:
             running += 1
             most = max(most, running)
-        time.sleep(0.05)
+        together.wait()
+        time.sleep(0.02)
         with lock:
             running -= 1
         return n
 
-    class State:
-        intake_threads = ThreadPoolExecutor(threads)
+    configured = settings.model_copy(update={"intake_threads": threads})
+    app = create_app(configured, scorer_loader=lambda: None, score_backlog_on_start=False)
+    with TestClient(app):
+        state = app.state.service
 
-    async def six_at_once() -> list[int]:
-        return await asyncio.gather(*(run_intake(State, work, n=n) for n in range(6)))  # type: ignore[arg-type]
+        async def six_at_once() -> list[int]:
+            return list(await asyncio.gather(*(run_intake(state, work, n=n) for n in range(6))))
 
-    try:
         assert asyncio.run(six_at_once()) == list(range(6))
-    finally:
-        State.intake_threads.shutdown()
     assert most == threads
+
+
+def test_intake_threads_default_by_database(settings: Settings) -> None:
+    assert settings.intake_concurrency() == 1  # SQLite: one writer, one GIL
+    postgres = settings.model_copy(update={"database_url": "postgresql+psycopg://db/triage"})
+    assert postgres.intake_concurrency() == 40
+
+
+def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
+    environment = os.environ | {
+        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'never-migrated.db'}",
+        "TRIAGE_VAR_DIR": str(tmp_path),
+        "TRIAGE_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'no-mlflow.db'}",
+    }
+    port = free_port()
+    result = subprocess.run(
+        [str(TRIAGE), "serve", "--port", str(port), "--workers", "2", "--no-migrate"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "could not start; stopping" in result.stderr
+
+
+def test_triage_serve_leaves_the_backlog_to_the_first_worker(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]
+) -> None:
+    seen: list[tuple[ServerOptions, int]] = []
+    monkeypatch.setattr(serving, "serve", lambda options, workers: seen.append((options, workers)))
+    for name, value in environment.items():
+        if name.startswith("TRIAGE_"):
+            monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            cli.app, ["serve", "--port", str(free_port()), "--workers", "2", "--no-migrate"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    [(options, workers)] = seen
+    assert workers == 2
+    assert options.app == "api.app:create_app"
+    assert options.followers_env == {"TRIAGE_SCORE_BACKLOG": "false"}

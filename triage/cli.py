@@ -328,7 +328,7 @@ def serve(
     migrate: Annotated[bool, typer.Option(help="Apply database migrations before serving.")] = True,
 ) -> None:
     """Run the service API (models:/<name>@champion is loaded if registered)."""
-    from api.serving import PortInUse, ServerOptions, check_free
+    from api.serving import CannotListen, ServerOptions, check_free
     from api.serving import serve as serve_app
     from triage.settings import get_settings
     from triage.store.migrate import upgrade
@@ -336,24 +336,35 @@ def serve(
     settings = get_settings()
     try:
         check_free(host, port)
-    except PortInUse as exc:
+    except CannotListen as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     if migrate:
         upgrade(settings.database_url)  # once, before any worker starts
-    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    address = f"[{host}]" if ":" in host else host
+    shown = "localhost" if host in ("127.0.0.1", "::1") else address
     console.print(
-        f"Serving the triage API on http://{host}:{port} "
+        f"Serving the triage API on http://{address}:{port} "
         f"(docs: http://{shown}:{port}/docs); Ctrl-C stops it."
     )
     options = ServerOptions(
         "api.app:create_app",
         host=host,
         port=port,
-        uvicorn={"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips},
+        uvicorn_config={
+            "proxy_headers": True,
+            "forwarded_allow_ips": settings.forwarded_allow_ips,
+            "timeout_graceful_shutdown": settings.request_timeout_seconds,
+        },
         followers_env={"TRIAGE_SCORE_BACKLOG": "false"},  # the first worker scores it once
+        # requests, then the start-up backlog's current batch (api.app joins it for 30 s)
+        stop_grace_seconds=settings.request_timeout_seconds + 40,
     )
-    serve_app(options, workers=workers)
+    try:
+        serve_app(options, workers=workers)
+    except CannotListen as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
 
 
 features_app = typer.Typer(help="The signal catalogue.", no_args_is_help=True)

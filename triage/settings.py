@@ -56,11 +56,18 @@ class Settings(BaseSettings):
 
     ``triage serve --workers N`` turns it off in every worker but the first, so that the
     backlog is scored once, not once per worker."""
-    intake_threads: int = Field(default=1, ge=1, le=64)
+    intake_threads: int | None = Field(default=None, ge=1, le=64)
     """Intakes (referrals, events) a worker process stores and scores at once; the rest wait.
 
-    One is fastest on SQLite: its one writer and the GIL make parallel intakes in one process
-    contend rather than overlap. Run more worker processes to use more cores."""
+    Unset: 1 on SQLite, where parallel intakes in one process only contend for the GIL and
+    the one writer (run more worker processes to use more cores); 40 on other databases,
+    whose round trips parallel intakes overlap (the size of the thread pool used before)."""
+
+    def intake_concurrency(self) -> int:
+        """``intake_threads``, or its default for the configured database."""
+        if self.intake_threads is not None:
+            return self.intake_threads
+        return 1 if self.database_url.startswith("sqlite") else 40
 
     @field_validator(
         "rate_limit_key", "rate_limit_user", "rate_limit_sign_in", "rate_limit_sign_in_client"

@@ -6,20 +6,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
     AUTH_RESPONSES,
     Actor,
     ActorDep,
-    ServiceState,
     StateDep,
     require_roles,
     require_scope,
     run_intake,
 )
 from api.errors import ApiError
-from api.intake import MAX_EVENTS, Reply, receive_events, validate_events
+from api.intake import MAX_EVENTS, receive_events, validate_events
 from api.schemas import ErrorOut, EventsAccepted
+from triage.schema import AgencyEventIn
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=AUTH_RESPONSES)
 
@@ -83,22 +84,26 @@ async def post_events(
     ] = None,
 ) -> JSONResponse:
     """Store every new event (all or none when any is invalid); rescore affected referrals."""
+    # Refusals come at once, not after the intakes waiting for the intake executor.
+    events, batch = await run_in_threadpool(_validated, payload, actor)
     reply = await run_intake(
-        state, _receive, state=state, payload=payload, actor=actor, idempotency_key=idempotency_key
+        state,
+        receive_events,
+        state=state,
+        events=events,
+        batch=batch,
+        actor=actor.name,
+        idempotency_key=idempotency_key,
     )
     headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
     return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
 
 
-def _receive(
-    state: ServiceState, *, payload: Any, actor: Actor, idempotency_key: str | None
-) -> Reply:
-    """Validate, check the key's source system, store and rescore (in a worker thread)."""
+def _validated(payload: Any, actor: Actor) -> tuple[list[AgencyEventIn], bool]:
+    """The events, once valid and from the key's own source system (422 or 403 otherwise)."""
     events, batch = validate_events(payload)
     if actor.is_key and any(event.source_system != actor.source_system for event in events):
         raise ApiError(
             403, "forbidden", f"this API key submits only for source_system {actor.source_system!r}"
         )
-    return receive_events(
-        state, events=events, batch=batch, actor=actor.name, idempotency_key=idempotency_key
-    )
+    return events, batch
