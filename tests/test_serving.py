@@ -96,6 +96,17 @@ def environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def serve_until_exit(environment: dict[str, str], port: int) -> subprocess.CompletedProcess[str]:
+    """Run ``triage serve --workers 2`` expecting it to stop by itself; its output."""
+    return subprocess.run(
+        [str(TRIAGE), "serve", "--port", str(port), "--workers", "2", "--no-migrate"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @contextmanager
 def running(
     command: list[str], environment: dict[str, str], port: int, log_name: str
@@ -194,13 +205,7 @@ def test_a_taken_port_is_refused_with_a_message(environment: dict[str, str]) -> 
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [str(TRIAGE), "serve", "--port", str(port), "--workers", "2", "--no-migrate"],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = serve_until_exit(environment, port)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stdout + result.stderr
 
@@ -246,14 +251,7 @@ def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
         "TRIAGE_VAR_DIR": str(tmp_path),
         "TRIAGE_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'no-mlflow.db'}",
     }
-    port = free_port()
-    result = subprocess.run(
-        [str(TRIAGE), "serve", "--port", str(port), "--workers", "2", "--no-migrate"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = serve_until_exit(environment, free_port())
     assert result.returncode == 3, result.stderr[-2000:]
     assert "could not start; stopping" in result.stderr
 
