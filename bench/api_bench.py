@@ -2,7 +2,7 @@
 
 Builds a synthetic world (about ``--open`` referrals still open), loads it into a fresh SQLite
 store, trains and registers a champion into a temporary MLflow store (not timed), then starts
-a real ``triage serve`` process (``--workers``, default 1) and waits until the start-up
+a real ``triage serve`` process (``--workers``, default 2) and waits until the start-up
 backlog is scored. It measures:
 
 1. ``GET /v1/queue`` with that many open referrals: p95 of the first page and of a deep
@@ -19,7 +19,7 @@ The load generator (asyncio + one ``httpx.AsyncClient`` with keep-alive) runs in
 and shares the machine's cores with the server; its ceiling is measured on ``/v1/health``.
 
     .venv/bin/python bench/api_bench.py [--referrals 100000] [--open 10000] [--duration 20]
-        [--serial-duration 5] [--queue-calls 300] [--workers 1] [--keep]
+        [--serial-duration 5] [--queue-calls 300] [--workers 2] [--keep]
 
 With ``--workers 2`` both servers run two workers: ours each on its own ``SO_REUSEPORT``
 socket (``api.serving``), so the kernel spreads the eight connections over both by a hash;
@@ -263,6 +263,27 @@ class Server:
             return total
         except psutil.Error:
             return 0.0
+
+    def wait_listening(self, port: int, count: int, timeout: float = 120) -> int:
+        """Wait until ``count`` processes listen on ``port``; how many do (0 without psutil)."""
+        # Keep-alive connections opened before a worker listens all stay with the others.
+        if psutil is None:
+            return 0
+        deadline = time.monotonic() + timeout
+        while True:
+            listening = 0
+            try:
+                server = psutil.Process(self.process.pid)
+                for process in [server, *server.children()]:
+                    listening += any(
+                        c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                        for c in process.net_connections(kind="tcp")
+                    )
+            except psutil.Error:
+                pass
+            if listening >= count or time.monotonic() > deadline:
+                return listening
+            time.sleep(0.2)
 
     def stop(self) -> None:
         """SIGTERM the process group this bench started, then SIGKILL if needed."""
@@ -511,7 +532,9 @@ def main() -> None:
     parser.add_argument(
         "--serial-duration", type=float, default=5.0, help="seconds of POST at concurrency 1"
     )
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of both servers")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes of both servers (2 on 2 cores)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed)")
     args = parser.parse_args()
 
@@ -537,6 +560,9 @@ def main() -> None:
             queued, pending, took = wait_for_backlog(setup.db_path, setup.version, 1800, ours)
             print(f"triage serve ({workers} workers): start-up backlog of {queued:,} queued "
                   f"referrals scored in {took:.0f} s ({pending:,} left)")  # fmt: skip
+            listening = ours.wait_listening(port, args.workers)
+            if psutil is not None and listening < args.workers:
+                print(f"warning: only {listening} of {args.workers} workers listen on the port")
             time.sleep(5)  # each worker finishes the backlog batch it had in hand
             practitioner, referral_system = credentials(setup)
             queue_met = queue_bench(base, queued, args.queue_calls, practitioner)
