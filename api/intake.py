@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from api.deps import ServiceState
 from api.errors import ApiError, invalid
 from api.schemas import EventsAccepted, ReferralAccepted
-from api.scoring import Scored, queue_entry, try_score
+from api.scoring import Scored, facts_of, queue_entry, try_score
 from api.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
 from triage.queue import apply_safety_rules, facts_for
 from triage.schema import AgencyEventIn, ReferralIn, error_fields
@@ -139,7 +139,7 @@ def referral_view(state: ServiceState, session: Session, referral_id: str) -> di
     if score is None:
         child = get_child(session, child_id=referral.child_id)
         assert child is not None
-        flags = _facts_flags(referral, child)
+        flags = apply_safety_rules(facts_of(referral, child), None).flag_codes
         return as_json(ReferralAccepted, accepted(referral, unscored(flags)))
     fields = score_from_row(
         score,
@@ -148,17 +148,6 @@ def referral_view(state: ServiceState, session: Session, referral_id: str) -> di
         model_band=entry.model_band if entry is not None else None,
     )
     return as_json(ReferralAccepted, accepted(referral, fields))
-
-
-def _facts_flags(referral: Any, child: ChildRow) -> list[str]:
-    facts = facts_for(
-        date_of_birth=child.date_of_birth,
-        received_at=referral.received_at,
-        injury_reported=referral.injury_reported,
-        injury_sites=referral.injury_sites,
-        concerns=referral.concerns,
-    )
-    return apply_safety_rules(facts, None).flag_codes
 
 
 def _ensure_household(session: Session, household_id: str, decile: int | None) -> None:
