@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +16,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.champion import LoadedModel
 from api.deps import ServiceState
 from api.errors import ApiError, invalid
 from api.schemas import EventsAccepted, ReferralAccepted
-from api.scoring import Scored, facts_of, queue_entry, try_score
+from api.scoring import facts_of, queue_entry, record_score, try_score
 from api.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
+from explain.referral import ExplainedScore, explain_features
+from features.online import HistorySizes, features_for, history_sizes
+from features.records import ReferralRecord, to_ms
 from triage.queue import apply_safety_rules, facts_for
 from triage.schema import AgencyEventIn, ReferralIn, error_fields
 from triage.store import (
@@ -45,8 +50,11 @@ from triage.store.repository import (
     insert_audit_event,
     insert_queue_entry,
     insert_referral,
+    referral_id_by_business_key,
 )
 from triage.store.tables import utcnow
+
+log = logging.getLogger(__name__)
 
 REFERRALS_SCOPE = "referrals"
 EVENTS_SCOPE = "events"
@@ -220,80 +228,189 @@ def _referral_values(referral: ReferralIn, referral_id: str) -> dict[str, Any]:
 def receive_referral(
     state: ServiceState, *, referral: ReferralIn, actor: str, idempotency_key: str | None
 ) -> Reply:
-    """Store a referral and its audit event in one transaction, then score it.
+    """Store a referral with its audit event, score and queue entry in one transaction.
 
-    Two write transactions at most: the referral (with its audit event, queue entry and
-    Idempotency-Key), then its score (with the key's reply). The writes are Core statements.
+    The features and score are computed first from a read-only snapshot of the history, so
+    the write transaction (on SQLite, the one write lock and one fsync) only stores them. It
+    checks that the history has not grown meanwhile and scores again if it has. If scoring
+    or storing the score fails, the referral is committed as ``unscored`` all the same.
     """
-    digest = _sha256_json(referral.model_dump(mode="json"))
     model = state.models.current  # one model for the whole request, even across a reload
-    with state.sessions() as session:
+    values = _referral_values(referral, new_id("R"))
+    intake = _Intake(
+        referral=referral,
+        values=values,
+        record=_record(values),
+        digest=_sha256_json(referral.model_dump(mode="json")),
+        actor=actor,
+        key=idempotency_key,
+    )
+    with state.read_sessions() as reader:
         stored_key = _replay(
-            session, actor=actor, scope=REFERRALS_SCOPE, key=idempotency_key, digest=digest
+            reader, actor=actor, scope=REFERRALS_SCOPE, key=idempotency_key, digest=intake.digest
         )
         if stored_key is not None:
             if stored_key.response is not None and stored_key.status_code is not None:
                 return Reply(stored_key.status_code, stored_key.response, replayed=True)
             # Stored, but the process stopped before the reply was: rebuild it from the store.
             assert stored_key.entity_id is not None
-            return Reply(201, referral_view(state, session, stored_key.entity_id), replayed=True)
-        born = _ensure_child(session, referral)
-        referral_id = new_id("R")
-        values = _referral_values(referral, referral_id)
+            return Reply(201, referral_view(state, reader, stored_key.entity_id), replayed=True)
+        resend = referral_id_by_business_key(
+            reader,
+            source_system=referral.source_system,
+            source_referral_id=referral.source_referral_id,
+        )
+        born, _ = child_birth_and_household(
+            reader, child_id=intake.record.child_id, household_id=intake.record.household_id
+        )
+        born = born or referral.child.date_of_birth
+        explained = None
+        if model is not None and resend is None:  # a resend is answered as stored, not scored
+            explained = _explain(reader, model, intake, born)
+    with state.sessions() as session:
         try:
-            insert_referral(session, referral=values)
+            try:
+                reply = _store(session, intake, model, explained, born)
+            except _ScoreNotStored:
+                session.rollback()
+                reply = _store(session, intake, model, _FAILED, born)
         except DuplicateReferral as duplicate:
-            # A resend of a stored referral: return it as it is, never store it twice.
             session.rollback()
-            with state.sessions() as again:
-                reply = Reply(200, referral_view(state, again, duplicate.referral_id))
-                key_row = None
-                if idempotency_key is not None:
-                    key_row = _claim(
-                        again,
-                        actor=actor,
-                        scope=REFERRALS_SCOPE,
-                        key=idempotency_key,
-                        digest=digest,
-                        entity_id=duplicate.referral_id,
-                    )
-                    store_idempotent_response(
-                        again, row=key_row, status_code=200, response=reply.body
-                    )
-                again.commit()
-            return reply
-        insert_audit_event(
-            session,
-            actor=actor,
-            action="referral.received",
-            entity_type="referral",
-            entity_id=referral_id,
-            payload={
-                "source_system": referral.source_system,
-                "source_referral_id": referral.source_referral_id,
-                "child_id": referral.child.child_id,
-                "request_sha256": digest,
-            },
-        )
-        facts = facts_for(
-            date_of_birth=born,
+            return _resent(state, duplicate.referral_id, actor, idempotency_key, intake.digest)
+        session.commit()
+    return reply
+
+
+@dataclass(frozen=True, slots=True)
+class _Intake:
+    """A referral as received: its validated body, the row to store, its feature record."""
+
+    referral: ReferralIn
+    values: dict[str, Any]
+    record: ReferralRecord
+    digest: str
+    actor: str
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Explained:
+    """A new referral's score as computed, with the history sizes it was computed from."""
+
+    score: ExplainedScore
+    sizes: HistorySizes
+
+
+_FAILED = object()
+"""Scoring raised: the referral is stored unscored (and not scored twice)."""
+
+
+class _ScoreNotStored(Exception):
+    """Storing the score failed: the transaction is rolled back and stored again unscored."""
+
+
+def _store(
+    session: Session, intake: _Intake, model: LoadedModel | None, explained: object, born: date
+) -> Reply:
+    """The write transaction's statements; the reply, which the Idempotency-Key keeps too."""
+    referral, values, referral_id = intake.referral, intake.values, intake.values["referral_id"]
+    stored_born = _ensure_child(session, referral)
+    insert_referral(session, referral=values)
+    insert_audit_event(
+        session,
+        actor=intake.actor,
+        action="referral.received",
+        entity_type="referral",
+        entity_id=referral_id,
+        payload={
+            "source_system": referral.source_system,
+            "source_referral_id": referral.source_referral_id,
+            "child_id": referral.child.child_id,
+            "request_sha256": intake.digest,
+        },
+    )
+    facts = facts_for(
+        date_of_birth=stored_born,
+        received_at=referral.received_at,
+        injury_reported=values["injury_reported"],
+        injury_sites=values["injury_sites"],
+        concerns=values["concerns"],
+    )
+    scored = None
+    if model is not None and explained is not _FAILED:
+        if explained is None or stored_born != born or _history_grew(session, explained, intake):
+            explained = _explain(session, model, intake, stored_born)
+        if isinstance(explained, _Explained):
+            try:
+                scored = record_score(
+                    session, referral_id=referral_id, facts=facts, explained=explained.score,
+                    actor=intake.actor, trigger="intake",
+                )  # fmt: skip
+            except Exception as exc:
+                log.error("storing the score of %s failed: %s", referral_id, type(exc).__name__)
+                raise _ScoreNotStored from exc
+    insert_queue_entry(
+        session,
+        entry=queue_entry(
+            referral_id=referral_id,
+            child_id=values["child_id"],
             received_at=referral.received_at,
-            injury_reported=values["injury_reported"],
-            injury_sites=values["injury_sites"],
             concerns=values["concerns"],
-        )
-        insert_queue_entry(
+            facts=facts,
+            score=scored.score if scored is not None else None,
+            model_band=scored.safety.model_band if scored is not None else None,
+        ),
+    )
+    row = _Received(
+        referral_id=referral_id,
+        source_system=referral.source_system,
+        source_referral_id=referral.source_referral_id,
+        received_at=referral.received_at,
+    )
+    if scored is not None:
+        fields = score_from_scored(scored, top=INTAKE_REASONS)
+    else:  # no model, or scoring failed: stored and unscored, the safety rules still apply
+        fields = unscored(apply_safety_rules(facts, None).flag_codes)
+    reply = Reply(201, as_json(ReferralAccepted, accepted(row, fields)))
+    if intake.key is not None:
+        key_row = _claim(
             session,
-            entry=queue_entry(
-                referral_id=referral_id,
-                child_id=values["child_id"],
-                received_at=referral.received_at,
-                concerns=values["concerns"],
-                facts=facts,
-                score=None,
-            ),
+            actor=intake.actor,
+            scope=REFERRALS_SCOPE,
+            key=intake.key,
+            digest=intake.digest,
+            entity_id=referral_id,
         )
-        key_row = None
+        store_idempotent_response(session, row=key_row, status_code=201, response=reply.body)
+    return reply
+
+
+def _explain(session: Session, model: LoadedModel, intake: _Intake, born: date) -> object:
+    """Features and score of a referral not stored yet; ``_FAILED`` (logged) if scoring raises."""
+    try:
+        features = features_for(
+            session, query=intake.record, received_at=intake.values["received_at"], born=born
+        )
+        return _Explained(explain_features(model.scorer, features), features.sizes)
+    except Exception as exc:
+        # The type only: a message could quote the referral's content.
+        log.error("scoring referral %s failed: %s", intake.record.referral_id, type(exc).__name__)
+        return _FAILED
+
+
+def _history_grew(session: Session, explained: object, intake: _Intake) -> bool:
+    """Whether records dated before the referral were committed after its score was computed."""
+    assert isinstance(explained, _Explained)
+    now = history_sizes(session, query=intake.record, received_at=intake.values["received_at"])
+    return now != explained.sizes
+
+
+def _resent(
+    state: ServiceState, referral_id: str, actor: str, idempotency_key: str | None, digest: str
+) -> Reply:
+    """A resend of a stored referral: 200 with it as it is now, never stored twice."""
+    with state.sessions() as session:
+        reply = Reply(200, referral_view(state, session, referral_id))
         if idempotency_key is not None:
             key_row = _claim(
                 session,
@@ -303,41 +420,25 @@ def receive_referral(
                 digest=digest,
                 entity_id=referral_id,
             )
+            store_idempotent_response(session, row=key_row, status_code=200, response=reply.body)
         session.commit()
-    row = _Received(
-        referral_id=referral_id,
-        source_system=referral.source_system,
-        source_referral_id=referral.source_referral_id,
-        received_at=referral.received_at,
-    )
-    replies: list[Reply] = []
-
-    def reply_in_scoring_transaction(scoring: Session, scored: Scored) -> None:
-        # The reply is known once the score is: a key's copy commits with the score.
-        fields = score_from_scored(scored, top=INTAKE_REASONS)
-        replies.append(Reply(201, as_json(ReferralAccepted, accepted(row, fields))))
-        if key_row is not None:
-            store_idempotent_response(
-                scoring, row=key_row, status_code=201, response=replies[-1].body
-            )
-
-    if model is not None:
-        scored = try_score(
-            state.sessions,
-            model,
-            referral_id=referral_id,
-            actor=actor,
-            trigger="intake",
-            read_sessions=state.read_sessions,
-            before_commit=reply_in_scoring_transaction,
-        )
-        if scored is not None:
-            return replies[-1]
-    # No model, or scoring failed (and rolled back): stored and unscored, flags still apply.
-    flags = apply_safety_rules(facts, None).flag_codes
-    reply = Reply(201, as_json(ReferralAccepted, accepted(row, unscored(flags))))
-    _remember(state, key_row, reply)
     return reply
+
+
+def _record(values: dict[str, Any]) -> ReferralRecord:
+    """A referral about to be stored, as the feature builders see it."""
+    return ReferralRecord(
+        referral_id=values["referral_id"],
+        child_id=values["child_id"],
+        household_id=values["household_id"],
+        t_ms=to_ms(values["received_at"]),
+        referrer_type=values["referrer_type"],
+        referrer_relationship=values["referrer_relationship"],
+        referrer_id=values["referrer_id"],
+        concerns=frozenset(values["concerns"]),
+        injury_reported=bool(values["injury_reported"]),
+        injury_sites=frozenset(values["injury_sites"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

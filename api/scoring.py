@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -164,6 +164,37 @@ def score_referral(
         injury_sites=stored.injury_sites,
         concerns=stored.concerns,
     )
+    scored = record_score(
+        session, referral_id=referral_id, facts=facts, explained=explained, actor=actor,
+        trigger=trigger,
+    )  # fmt: skip
+    if stored.status == "open":
+        entry = queue_entry(
+            referral_id=referral_id,
+            child_id=stored.child_id,
+            received_at=stored.received_at,
+            concerns=stored.concerns,
+            facts=facts,
+            score=scored.score,
+            model_band=scored.safety.model_band,
+        )
+        replace_queue_entry(session, entry=entry)
+    return scored
+
+
+def record_score(
+    session: Session,
+    *,
+    referral_id: str,
+    facts: ReferralFacts,
+    explained: ExplainedScore,
+    actor: str,
+    trigger: str,
+) -> Scored:
+    """Apply the safety rules to an explained score, store it with every reason, audit it.
+
+    The caller keeps the referral's queue entry in step with it.
+    """
     safety = apply_safety_rules(facts, explained.band)
     assert safety.band is not None
     values = {
@@ -195,17 +226,6 @@ def score_referral(
             "history_truncated": explained.history_truncated,
         },
     )
-    if stored.status == "open":
-        entry = queue_entry(
-            referral_id=referral_id,
-            child_id=stored.child_id,
-            received_at=stored.received_at,
-            concerns=stored.concerns,
-            facts=facts,
-            score=score,
-            model_band=safety.model_band,
-        )
-        replace_queue_entry(session, entry=entry)
     return Scored(score=score, explained=explained, safety=safety)
 
 
@@ -217,14 +237,11 @@ def try_score(
     actor: str,
     trigger: str,
     read_sessions: sessionmaker[Session] | None = None,
-    before_commit: Callable[[Session, Scored], None] | None = None,
 ) -> Scored | None:
     """Score in a transaction of its own; on any failure log it (no personal data), return None.
 
     With ``read_sessions`` the features and reasons are computed on a read-only session first,
     so the write transaction (and, on SQLite, the write lock) lasts only for storing them.
-    ``before_commit`` runs in the scoring transaction after the score is stored (the intake
-    stores its Idempotency-Key reply there); if it fails, the score is not stored either.
     """
     explained = None
     if read_sessions is not None:
@@ -244,8 +261,6 @@ def try_score(
                 trigger=trigger,
                 explained=explained,
             )
-            if before_commit is not None:
-                before_commit(session, scored)
             session.commit()
             return scored
         except Exception as exc:

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from features.pointwise import SignalValue, evaluate
@@ -34,6 +34,10 @@ class ReferralNotInStore(LookupError):
     """The referral to build features for is not in the store."""
 
 
+HistorySizes = tuple[int, int, int]
+"""Records read per source (referrals, events, decisions), each at most ``MAX_RECORDS``."""
+
+
 @dataclass(frozen=True)
 class OnlineFeatures:
     """Signals for one referral with their provenance, and whether history was cut short."""
@@ -41,6 +45,8 @@ class OnlineFeatures:
     referral_id: str
     values: dict[str, SignalValue]
     truncated: bool
+    sizes: HistorySizes = (0, 0, 0)
+    """How many records the history held (``history_sizes`` tells whether it has grown since)."""
 
     def vector(self) -> dict[str, float]:
         """Signal name to value."""
@@ -125,6 +131,12 @@ _REFERRAL_WITH_BIRTH = (
     .join(ChildRow, ChildRow.child_id == ReferralRow.child_id)
     .where(ReferralRow.referral_id == bindparam("referral_id"))
 )
+_HISTORY_SIZES = select(
+    *(
+        select(func.count()).select_from(statement.subquery()).scalar_subquery()
+        for statement in (_REFERRALS_BEFORE, _EVENTS_BEFORE, _DECISIONS_BEFORE)
+    )
+)
 # Statements are built once: constructing them per call cost more than running them.
 
 
@@ -188,20 +200,36 @@ def _raw_list(value: list | str | None) -> frozenset[str]:
     return frozenset(value or ())
 
 
+def _history_params(connection, query: ReferralRecord, received_at: datetime) -> dict:
+    return {
+        "child": query.child_id,
+        "household": query.household_id,
+        "before": _bind_time(received_at, connection.dialect.name),
+    }
+
+
+def history_sizes(
+    session: Session, *, query: ReferralRecord, received_at: datetime
+) -> HistorySizes:
+    """``OnlineFeatures.sizes`` as the store holds them now, in one statement."""
+    connection = session.connection()
+    (sizes,) = _run(connection, _HISTORY_SIZES, _history_params(connection, query, received_at))
+    return (int(sizes[0]), int(sizes[1]), int(sizes[2]))
+
+
 def load_history(
     session: Session,
     *,
     query: ReferralRecord,
     received_at: datetime,
     exclude_record_ids: Collection[str] = (),
-) -> tuple[History, bool]:
-    """The child's and household's records strictly before the referral, newest first, bounded."""
+) -> tuple[History, bool, HistorySizes]:
+    """The child's and household's records strictly before the referral, newest first, bounded.
+
+    Also whether a source reached ``MAX_RECORDS``, and how many records each held.
+    """
     connection = session.connection()
-    params = {
-        "child": query.child_id,
-        "household": query.household_id,
-        "before": _bind_time(received_at, connection.dialect.name),
-    }
+    params = _history_params(connection, query, received_at)
     # Driver-level execution: at ~50 records, SQLAlchemy's per-row result processing cost
     # more than SQLite's own work. Raw values are converted here instead.
     refs = _run(connection, _REFERRALS_BEFORE, params)
@@ -221,8 +249,8 @@ def load_history(
             if d[0] not in excluded
         ],
     )
-    truncated = max(len(refs), len(events), len(decisions)) >= MAX_RECORDS
-    return history, truncated
+    sizes = (len(refs), len(events), len(decisions))
+    return history, max(sizes) >= MAX_RECORDS, sizes
 
 
 def online_features(
@@ -232,9 +260,25 @@ def online_features(
     row = session.connection().execute(_REFERRAL_WITH_BIRTH, {"referral_id": referral_id}).first()
     if row is None:
         raise ReferralNotInStore(referral_id)
-    query = _referral_record(row)
-    history, truncated = load_history(
-        session, query=query, received_at=row.received_at, exclude_record_ids=exclude_record_ids
+    return features_for(
+        session,
+        query=_referral_record(row),
+        received_at=row.received_at,
+        born=row.date_of_birth,
+        exclude_record_ids=exclude_record_ids,
     )
-    born: date = row.date_of_birth
-    return OnlineFeatures(referral_id, evaluate(query, born, history), truncated)
+
+
+def features_for(
+    session: Session,
+    *,
+    query: ReferralRecord,
+    received_at: datetime,
+    born: date,
+    exclude_record_ids: Collection[str] = (),
+) -> OnlineFeatures:
+    """Every signal for a referral given as a record (stored or not yet), from its history."""
+    history, truncated, sizes = load_history(
+        session, query=query, received_at=received_at, exclude_record_ids=exclude_record_ids
+    )
+    return OnlineFeatures(query.referral_id, evaluate(query, born, history), truncated, sizes)

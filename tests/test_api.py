@@ -16,9 +16,11 @@ from access_helpers import user_headers
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, select
 
+from api import intake
 from api.app import create_app
 from api.champion import LoadedModel
 from api.scoring import try_score
+from explain.referral import explain_referral
 from explain.unknowns import what_the_model_does_not_know
 from models.dataset import OUTCOMES, load_training_data
 from models.scorer import Scorer
@@ -37,6 +39,7 @@ from triage.store import (
     ReferralRow,
     ScoreRow,
     add_child,
+    add_event,
     add_household,
     add_referral,
     add_score,
@@ -143,6 +146,12 @@ def referral(
 def count(db: Engine, table: type, *where: Any) -> int:
     with db.connect() as connection:
         return connection.execute(select(func.count()).select_from(table).where(*where)).scalar()
+
+
+def latest_score_of(session: Any, referral_id: str) -> ScoreRow:
+    return session.scalars(
+        select(ScoreRow).where(ScoreRow.referral_id == referral_id).order_by(ScoreRow.id.desc())
+    ).first()
 
 
 def audit_actions(db: Engine, entity_id: str) -> list[str]:
@@ -300,7 +309,7 @@ def test_a_slow_intake_times_out_with_503_while_the_service_answers_and_still_st
     assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 1
 
 
-def test_intake_is_two_write_transactions_and_the_key_reply_commits_with_the_score(
+def test_intake_is_one_write_transaction_with_the_score_and_the_key_reply(
     client: TestClient, db: Engine
 ) -> None:
     engine = client.app.state.service.engine  # type: ignore[attr-defined]
@@ -309,16 +318,16 @@ def test_intake_is_two_write_transactions_and_the_key_reply_commits_with_the_sco
     event.listen(engine, "begin", listener)
     try:
         body = referral()
-        first = client.post("/v1/referrals", json=body, headers={"Idempotency-Key": "k-2tx"})
+        first = client.post("/v1/referrals", json=body, headers={"Idempotency-Key": "k-1tx"})
     finally:
         event.remove(engine, "begin", listener)
     assert first.status_code == 201 and first.json()["status"] == "scored"
-    # The referral with its audit event, queue entry and key; then the score with the reply.
-    assert len(writes) == 2
+    # The referral, its audit events, score, queue entry and key with the reply: one commit.
+    assert len(writes) == 1
     with db.connect() as connection:
         stored = connection.execute(
             select(IdempotencyKeyRow.status_code, IdempotencyKeyRow.response).where(
-                IdempotencyKeyRow.key == "k-2tx"
+                IdempotencyKeyRow.key == "k-1tx"
             )
         ).one()
     assert (stored.status_code, stored.response) == (201, first.json())
@@ -331,6 +340,68 @@ def test_intake_is_two_write_transactions_and_the_key_reply_commits_with_the_sco
             )
         ).one()
     assert entry.band == first.json()["band"] and entry.score_id is not None
+
+
+def test_the_intake_score_is_the_stored_referral_s_score(
+    client: TestClient, scorer: Scorer, db: Engine
+) -> None:
+    # Features come from the request before the referral is stored; they must be the ones the
+    # stored referral gives (the referral view and the what-if rebuild them from the store).
+    client.post("/v1/events", json=_events())
+    client.post("/v1/referrals", json=referral(received_at=T0 - timedelta(days=5)))
+    reply = client.post("/v1/referrals", json=referral()).json()
+    with session_factory(db)() as session:
+        again = explain_referral(session, scorer, referral_id=reply["referral_id"])
+    assert reply["probability"] == pytest.approx(again.probability, abs=1e-12)
+    assert reply["reasons"] == [r.as_dict() for r in again.top(len(reply["reasons"]))]
+    assert any(r["record_ids"] for r in reply["reasons"]), "the history counted"
+
+
+def test_history_committed_while_an_intake_scores_is_in_its_score(
+    client: TestClient, scorer: Scorer, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.post("/v1/referrals", json=referral(received_at=T0 - timedelta(days=30)))
+    event_id = "E-meanwhile"
+    ensure_child = intake._ensure_child
+
+    def event_lands_first(session: Any, body: Any) -> date:
+        # Another request commits an event about the child after this intake computed its
+        # score from a snapshot, and before its write transaction begins.
+        with session_factory(db)() as other:
+            add_event(
+                other,
+                event={"event_id": event_id, "source_system": "health-ed",
+                       "source_event_id": "ED-meanwhile", "child_id": "C-1042",
+                       "household_id": None, "occurred_at": T0 - timedelta(days=2),
+                       "agency": "health", "kind": "ed_injury_attendance", "attributes": {},
+                       "synthetic": False},
+            )  # fmt: skip
+            other.commit()
+        return ensure_child(session, body)
+
+    monkeypatch.setattr(intake, "_ensure_child", event_lands_first)
+    reply = client.post("/v1/referrals", json=referral()).json()
+    assert reply["status"] == "scored"
+    with session_factory(db)() as session:
+        score = latest_score_of(session, reply["referral_id"])
+        again = explain_referral(session, scorer, referral_id=reply["referral_id"])
+    assert any(event_id in reason["record_ids"] for reason in score.reasons)
+    assert reply["probability"] == pytest.approx(again.probability, abs=1e-12)
+
+
+def test_a_failure_storing_the_score_still_commits_the_referral_unscored(
+    client: TestClient, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("score table unavailable")
+
+    monkeypatch.setattr(intake, "record_score", fails)
+    reply = client.post("/v1/referrals", json=referral())
+    assert reply.status_code == 201 and reply.json()["status"] == "unscored"
+    referral_id = reply.json()["referral_id"]
+    assert audit_actions(db, referral_id) == ["referral.received"]
+    assert count(db, ScoreRow) == 0
+    assert count(db, QueueEntryRow, QueueEntryRow.referral_id == referral_id) == 1
 
 
 def test_a_scoring_failure_with_a_key_replays_the_unscored_reply(

@@ -177,6 +177,26 @@ def get_referral_by_business_key(
     ).one_or_none()
 
 
+_REFERRAL_ID_BY_BUSINESS_KEY = select(ReferralRow.referral_id).where(
+    ReferralRow.source_system == bindparam("source_system"),
+    ReferralRow.source_referral_id == bindparam("source_referral_id"),
+)
+
+
+def referral_id_by_business_key(
+    session: Session, *, source_system: str, source_referral_id: str
+) -> str | None:
+    """The id of the referral with this source-system key, or None (no ORM object)."""
+    return (
+        _connection(session)
+        .execute(
+            _REFERRAL_ID_BY_BUSINESS_KEY,
+            {"source_system": source_system, "source_referral_id": source_referral_id},
+        )
+        .scalar()
+    )
+
+
 def add_referral(session: Session, *, referral: Mapping[str, Any]) -> ReferralRow:
     """Add a referral; raise DuplicateReferral if its id or business key is already stored."""
     row = ReferralRow(**referral)
