@@ -8,6 +8,8 @@ credential (an API key or a signed user token), and ``require_roles``/``require_
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +53,8 @@ class ServiceState:
     limits: RateLimits
     intake_executor: ThreadPoolExecutor
     """Where intakes are stored and scored, ``Settings.intake_concurrency()`` at once."""
+    intakes_in_flight: int = 0
+    """Intakes handed to the executor and not yet answered (read and written on the loop)."""
     background: list = field(default_factory=list)
     secret_key: str = field(default="", repr=False)
 
@@ -59,11 +63,24 @@ T = TypeVar("T")
 
 
 async def run_intake(state: ServiceState, work: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run store-and-score work off the event loop on the intake executor, in arrival order."""
+    """Run store-and-score work on the intake executor, in arrival order.
+
+    When nothing else is in flight, the loop first waits up to ``intake_hold_seconds`` for it
+    on the spot (``Settings.intake_hold_ms``); past that, or behind another intake, it awaits.
+    """
     # An executor of its own rather than the shared thread pool with a limiter: its threads
     # take the next intake as soon as they finish one, without a round trip through the loop.
     call = partial(contextvars.copy_context().run, partial(work, **kwargs))
-    return await asyncio.get_running_loop().run_in_executor(state.intake_executor, call)
+    hold = state.settings.intake_hold_seconds() if state.intakes_in_flight == 0 else 0.0
+    state.intakes_in_flight += 1
+    try:
+        future = state.intake_executor.submit(call)
+        if hold > 0:
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                return future.result(timeout=hold)
+        return await asyncio.wrap_future(future)
+    finally:
+        state.intakes_in_flight -= 1
 
 
 @dataclass(frozen=True)

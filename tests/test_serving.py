@@ -239,10 +239,49 @@ def test_intakes_run_at_most_intake_threads_at_once(settings: Settings, threads:
     assert most == threads
 
 
-def test_intake_threads_default_by_database(settings: Settings) -> None:
+def test_intake_threads_and_hold_default_by_database(settings: Settings) -> None:
     assert settings.intake_concurrency() == 1  # SQLite: one writer, one GIL
+    assert settings.intake_hold_seconds() == 0.05
     postgres = settings.model_copy(update={"database_url": "postgresql+psycopg://db/triage"})
     assert postgres.intake_concurrency() == 40
+    assert postgres.intake_hold_seconds() == 0
+
+
+@pytest.mark.parametrize(
+    ("hold_ms", "work_seconds", "loop_runs_meanwhile"),
+    [(1000, 0.1, False), (0, 0.1, True), (20, 0.3, True)],
+    ids=["held", "not-held", "longer-than-the-hold"],
+)
+def test_the_loop_waits_on_the_spot_only_for_an_intake_within_the_hold(
+    settings: Settings, hold_ms: float, work_seconds: float, loop_runs_meanwhile: bool
+) -> None:
+    configured = settings.model_copy(update={"intake_hold_ms": hold_ms})
+    app = create_app(configured, scorer_loader=lambda: None, score_backlog_on_start=False)
+
+    def work(seconds: float) -> str:
+        time.sleep(seconds)
+        return "done"
+
+    async def turns_of_the_loop_during_an_intake() -> int:
+        turns = 0
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.create_task(count_turns())
+        await asyncio.sleep(0)
+        before = turns
+        assert await run_intake(app.state.service, work, seconds=work_seconds) == "done"
+        during = turns - before
+        counter.cancel()
+        return during
+
+    with TestClient(app):
+        during = asyncio.run(turns_of_the_loop_during_an_intake())
+    assert (during > 10) if loop_runs_meanwhile else (during <= 1)
 
 
 def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:

@@ -91,12 +91,18 @@ async def intake_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
-    """``current_actor`` with the intake's role and scope checks, in one thread-pool call.
+    """``current_actor`` with the intake's role and scope checks, in one call.
 
-    The same checks the ``Depends(require_roles(...))`` routes use, with one hand-off to the
-    thread pool (the credential lookup reads the store) instead of one per dependency.
+    The same checks the ``Depends(require_roles(...))`` routes use. On SQLite (when intakes
+    are held, ``Settings.intake_hold_ms``) the credential lookup, one indexed read of a local
+    file, runs on the loop: a hand-off to a thread costs more than the read. Elsewhere it is
+    one hand-off to the thread pool instead of one per dependency.
     """
-    actor = await run_in_threadpool(current_actor, request, get_state(request), credentials)
+    state = get_state(request)
+    if state.settings.intake_hold_seconds() > 0:
+        actor = current_actor(request, state, credentials)
+    else:
+        actor = await run_in_threadpool(current_actor, request, state, credentials)
     return _intake_scope(_intake_roles(actor))
 
 
