@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/explain_bench.py
 	$(BIN)/python bench/fairness_bench.py
+	command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/api_bench.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/pages_bench.py
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api.champion import ModelHolder, ScorerLoader, champion_loader
+from api.champion import ModelHolder, ScorerLoader, champion_loader, freeze_garbage_collector
 from api.deps import SYSTEM, ServiceState
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
 from api.operations import configure_json_logs, install_operations
@@ -59,6 +59,7 @@ def create_app(
         configure_json_logs()
         state = _start(settings, loader)
         app.state.service = state
+        freeze_garbage_collector(settings)
         stop = threading.Event()
         worker = None
         if score_backlog_on_start and state.models.current is not None:

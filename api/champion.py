@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -112,3 +113,10 @@ class ModelHolder:
             self.last_error = None
             log.info("model loaded: %s", loaded.scorer.version)
             return True
+
+
+def freeze_garbage_collector(settings: Settings) -> None:
+    """``gc.freeze`` what is alive now (the model, the app), if ``settings.gc_freeze``."""
+    if settings.gc_freeze:
+        gc.collect()  # start-up's own garbage is freed, not frozen
+        gc.freeze()

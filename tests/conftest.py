@@ -25,6 +25,10 @@ from triage.settings import Settings, get_settings, normalise_database_url
 from triage.store import make_engine, session_factory
 from triage.store.migrate import upgrade
 
+# An app per test: frozen objects are never collected, so freezing would keep every earlier
+# test's app (and the servers tests start inherit this too).
+os.environ.setdefault("TRIAGE_GC_FREEZE", "false")
+
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TESTS = Path(__file__).resolve().parent
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import pickle
 import signal
@@ -245,6 +246,20 @@ def test_intake_threads_and_hold_default_by_database(settings: Settings) -> None
     postgres = settings.model_copy(update={"database_url": "postgresql+psycopg://db/triage"})
     assert postgres.intake_concurrency() == 40
     assert postgres.intake_hold_seconds() == 0
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_start_up_freezes_the_garbage_collector_when_set(settings: Settings, freeze: bool) -> None:
+    assert settings.gc_freeze is False  # tests/conftest.py turns it off for the suite
+    configured = settings.model_copy(update={"gc_freeze": freeze})
+    app = create_app(configured, scorer_loader=lambda: None, score_backlog_on_start=False)
+    gc.unfreeze()
+    try:
+        with TestClient(app):
+            frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+    assert (frozen > 10_000) == freeze
 
 
 @pytest.mark.parametrize(

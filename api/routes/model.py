@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
+from api.champion import freeze_garbage_collector
 from api.deps import AUTH_RESPONSES, ActorDep, ServiceState, StateDep, require_roles
 from api.schemas import ModelInfo, ReloadOut
 from api.scoring import score_backlog, sync_queue
@@ -69,6 +70,8 @@ async def reload_model(state: StateDep, actor: ActorDep) -> dict[str, Any]:
 def reload_and_score(state: ServiceState, actor: str) -> dict[str, Any]:
     """Reload, queue referrals loaded behind the service's back, score what needs it."""
     reloaded = state.models.load()
+    if reloaded:
+        freeze_garbage_collector(state.settings)
     with state.sessions() as session:
         queued = sync_queue(session)
         session.commit()
