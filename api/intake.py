@@ -20,7 +20,7 @@ from api.champion import LoadedModel
 from api.deps import ServiceState
 from api.errors import ApiError, invalid
 from api.schemas import EventsAccepted, ReferralAccepted
-from api.scoring import facts_of, queue_entry, record_score, try_score
+from api.scoring import PlannedScore, facts_of, plan_score, queue_entry, store_score, try_score
 from api.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
 from explain.referral import ExplainedScore, explain_features
 from features.online import HistorySizes, features_for, history_sizes
@@ -267,13 +267,15 @@ def receive_referral(
         explained = None
         if model is not None and resend is None:  # a resend is answered as stored, not scored
             explained = _explain(reader, model, intake, born)
+    # Everything the transaction writes is worked out before it takes the write lock.
+    outcome = _outcome(intake, explained, born)
     with state.sessions() as session:
         try:
             try:
-                reply = _store(session, intake, model, explained, born)
+                reply = _store(session, intake, model, outcome)
             except _ScoreNotStored:
                 session.rollback()
-                reply = _store(session, intake, model, _FAILED, born)
+                reply = _store(session, intake, model, _outcome(intake, _FAILED, born))
         except DuplicateReferral as duplicate:
             session.rollback()
             return _resent(state, duplicate.referral_id, actor, idempotency_key, intake.digest)
@@ -309,14 +311,64 @@ class _ScoreNotStored(Exception):
     """Storing the score failed: the transaction is rolled back and stored again unscored."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What the write transaction stores for a referral, given the date of birth it used."""
+
+    born: date
+    explained: object
+    """An ``_Explained``; None when not scored yet (the transaction scores); or ``_FAILED``."""
+    score: PlannedScore | None
+    entry: dict[str, Any]
+    """The queue entry; its ``score_id`` is filled in once the score is stored."""
+    reply: Reply
+
+
+def _outcome(intake: _Intake, explained: object, born: date) -> _Outcome:
+    """Facts, safety rules, score, queue entry and reply of a referral (no store needed)."""
+    referral, values = intake.referral, intake.values
+    referral_id = values["referral_id"]
+    facts = facts_for(
+        date_of_birth=born,
+        received_at=referral.received_at,
+        injury_reported=values["injury_reported"],
+        injury_sites=values["injury_sites"],
+        concerns=values["concerns"],
+    )
+    planned = None
+    if isinstance(explained, _Explained):
+        planned = plan_score(referral_id=referral_id, facts=facts, explained=explained.score)
+    entry = queue_entry(
+        referral_id=referral_id,
+        child_id=values["child_id"],
+        received_at=referral.received_at,
+        concerns=values["concerns"],
+        facts=facts,
+        score=planned.unstored().score if planned is not None else None,
+        model_band=planned.safety.model_band if planned is not None else None,
+    )
+    if planned is not None:
+        fields = score_from_scored(planned.unstored(), top=INTAKE_REASONS)
+    else:  # no model, or scoring failed: stored and unscored, the safety rules still apply
+        fields = unscored(apply_safety_rules(facts, None).flag_codes)
+    row = _Received(
+        referral_id=referral_id,
+        source_system=referral.source_system,
+        source_referral_id=referral.source_referral_id,
+        received_at=referral.received_at,
+    )
+    reply = Reply(201, as_json(ReferralAccepted, accepted(row, fields)))
+    return _Outcome(born=born, explained=explained, score=planned, entry=entry, reply=reply)
+
+
 def _store(
-    session: Session, intake: _Intake, model: LoadedModel | None, explained: object, born: date
+    session: Session, intake: _Intake, model: LoadedModel | None, outcome: _Outcome
 ) -> Reply:
     """The write transaction's statements; the reply, which the Idempotency-Key keeps too."""
-    referral, values, referral_id = intake.referral, intake.values, intake.values["referral_id"]
+    referral, referral_id = intake.referral, intake.values["referral_id"]
     stored_born = _ensure_child(session, referral)
-    insert_referral(session, referral=values)
-    insert_audit_event(
+    insert_referral(session, referral=intake.values)
+    received = insert_audit_event(
         session,
         actor=intake.actor,
         action="referral.received",
@@ -329,49 +381,29 @@ def _store(
             "request_sha256": intake.digest,
         },
     )
-    facts = facts_for(
-        date_of_birth=stored_born,
-        received_at=referral.received_at,
-        injury_reported=values["injury_reported"],
-        injury_sites=values["injury_sites"],
-        concerns=values["concerns"],
-    )
-    scored = None
+    explained = outcome.explained
     if model is not None and explained is not _FAILED:
-        if explained is None or stored_born != born or _history_grew(session, explained, intake):
+        if (
+            explained is None
+            or stored_born != outcome.born
+            or _history_grew(session, explained, intake)
+        ):
+            # Rare: the child or its history changed since the snapshot; score again here.
             explained = _explain(session, model, intake, stored_born)
-        if isinstance(explained, _Explained):
-            try:
-                scored = record_score(
-                    session, referral_id=referral_id, facts=facts, explained=explained.score,
-                    actor=intake.actor, trigger="intake",
-                )  # fmt: skip
-            except Exception as exc:
-                log.error("storing the score of %s failed: %s", referral_id, type(exc).__name__)
-                raise _ScoreNotStored from exc
-    insert_queue_entry(
-        session,
-        entry=queue_entry(
-            referral_id=referral_id,
-            child_id=values["child_id"],
-            received_at=referral.received_at,
-            concerns=values["concerns"],
-            facts=facts,
-            score=scored.score if scored is not None else None,
-            model_band=scored.safety.model_band if scored is not None else None,
-        ),
-    )
-    row = _Received(
-        referral_id=referral_id,
-        source_system=referral.source_system,
-        source_referral_id=referral.source_referral_id,
-        received_at=referral.received_at,
-    )
-    if scored is not None:
-        fields = score_from_scored(scored, top=INTAKE_REASONS)
-    else:  # no model, or scoring failed: stored and unscored, the safety rules still apply
-        fields = unscored(apply_safety_rules(facts, None).flag_codes)
-    reply = Reply(201, as_json(ReferralAccepted, accepted(row, fields)))
+            outcome = _outcome(intake, explained, stored_born)
+    elif stored_born != outcome.born:  # unscored, but the safety rules use the age
+        outcome = _outcome(intake, explained, stored_born)
+    entry = outcome.entry
+    if outcome.score is not None:
+        try:
+            scored = store_score(
+                session, outcome.score, actor=intake.actor, trigger="intake", audit_after=received
+            )
+        except Exception as exc:
+            log.error("storing the score of %s failed: %s", referral_id, type(exc).__name__)
+            raise _ScoreNotStored from exc
+        entry = entry | {"score_id": scored.score.id}
+    insert_queue_entry(session, entry=entry)
     if intake.key is not None:
         key_row = _claim(
             session,
@@ -381,8 +413,10 @@ def _store(
             digest=intake.digest,
             entity_id=referral_id,
         )
-        store_idempotent_response(session, row=key_row, status_code=201, response=reply.body)
-    return reply
+        store_idempotent_response(
+            session, row=key_row, status_code=201, response=outcome.reply.body
+        )
+    return outcome.reply
 
 
 def _explain(session: Session, model: LoadedModel, intake: _Intake, born: date) -> object:

@@ -195,6 +195,27 @@ def record_score(
 
     The caller keeps the referral's queue entry in step with it.
     """
+    planned = plan_score(referral_id=referral_id, facts=facts, explained=explained)
+    return store_score(session, planned, actor=actor, trigger=trigger)
+
+
+@dataclass(frozen=True)
+class PlannedScore:
+    """A score ready to store: its column values, explanation and safety outcome."""
+
+    values: dict[str, Any]
+    explained: ExplainedScore
+    safety: SafetyOutcome
+
+    def unstored(self) -> Scored:
+        """The score as it will be stored, without the id the store gives it."""
+        return Scored(ScoreRow(id=None, **self.values), self.explained, self.safety)
+
+
+def plan_score(
+    *, referral_id: str, facts: ReferralFacts, explained: ExplainedScore
+) -> PlannedScore:
+    """The score of an explanation once the safety rules apply (no store needed)."""
     safety = apply_safety_rules(facts, explained.band)
     assert safety.band is not None
     values = {
@@ -208,13 +229,29 @@ def record_score(
         "flags": list(safety.flag_codes),
         "reasons": [reason.as_dict() for reason in explained.reasons],
     }
+    return PlannedScore(values, explained, safety)
+
+
+def store_score(
+    session: Session,
+    planned: PlannedScore,
+    *,
+    actor: str,
+    trigger: str,
+    audit_after: str | None = None,
+) -> Scored:
+    """Store a planned score and its audit event; the returned score has its id.
+
+    ``audit_after``: the hash of this transaction's last audit event, if it wrote one.
+    """
+    values, explained, safety = planned.values, planned.explained, planned.safety
     score = ScoreRow(id=insert_score(session, score=values), **values)
     insert_audit_event(
         session,
         actor=actor,
         action="referral.scored",
         entity_type="referral",
-        entity_id=referral_id,
+        entity_id=values["referral_id"],
         model_version=explained.model_version,
         payload={
             "score_id": score.id,
@@ -225,6 +262,7 @@ def record_score(
             "flags": safety.flag_codes,
             "history_truncated": explained.history_truncated,
         },
+        after=audit_after,
     )
     return Scored(score=score, explained=explained, safety=safety)
 

@@ -25,6 +25,7 @@ from explain.unknowns import what_the_model_does_not_know
 from models.dataset import OUTCOMES, load_training_data
 from models.scorer import Scorer
 from models.train import fit_scorer
+from triage.auditlog import verify_chain
 from triage.queue import BANDS
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
@@ -333,6 +334,8 @@ def test_intake_is_one_write_transaction_with_the_score_and_the_key_reply(
     assert (stored.status_code, stored.response) == (201, first.json())
     referral_id = first.json()["referral_id"]
     assert audit_actions(db, referral_id) == ["referral.received", "referral.scored"]
+    with session_factory(db)() as session:
+        assert verify_chain(session).ok  # the second event chains on the first's hash
     with db.connect() as connection:
         entry = connection.execute(
             select(QueueEntryRow.score_id, QueueEntryRow.band).where(
@@ -395,7 +398,7 @@ def test_a_failure_storing_the_score_still_commits_the_referral_unscored(
     def fails(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("score table unavailable")
 
-    monkeypatch.setattr(intake, "record_score", fails)
+    monkeypatch.setattr(intake, "store_score", fails)
     reply = client.post("/v1/referrals", json=referral())
     assert reply.status_code == 201 and reply.json()["status"] == "unscored"
     referral_id = reply.json()["referral_id"]

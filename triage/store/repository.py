@@ -477,11 +477,16 @@ def insert_audit_event(
     model_version: str | None = None,
     payload: Mapping[str, Any],
     occurred_at: datetime | None = None,
+    after: str | None = None,
 ) -> str:
-    """``append_audit_event`` without the ORM (no row object); returns the event's hash."""
+    """``append_audit_event`` without the ORM (no row object); returns the event's hash.
+
+    ``after`` is the hash this transaction's previous ``insert_audit_event`` returned: the
+    chain's head is then known (and locked) without reading it again.
+    """
     connection = _connection(session)
     values = _chained_audit_values(
-        _locked_chain_head(connection),
+        after if after is not None else _locked_chain_head(connection),
         actor=actor,
         action=action,
         entity_type=entity_type,
