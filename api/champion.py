@@ -115,8 +115,14 @@ class ModelHolder:
             return True
 
 
-def freeze_garbage_collector(settings: Settings) -> None:
-    """``gc.freeze`` what is alive now (the model, the app), if ``settings.gc_freeze``."""
+def freeze_garbage_collector(settings: Settings, *, again: bool = False) -> None:
+    """``gc.freeze`` what is alive now (the model, the app), if ``settings.gc_freeze``.
+
+    ``again`` (after a model reload) unfreezes first, so that the old model's cycles can be
+    collected rather than kept for ever.
+    """
     if settings.gc_freeze:
+        if again:
+            gc.unfreeze()
         gc.collect()  # start-up's own garbage is freed, not frozen
         gc.freeze()

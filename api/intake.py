@@ -1,4 +1,4 @@
-"""Intake of referrals and agency events: exactly once, idempotent, scored after commit."""
+"""Intake of referrals and agency events: exactly once, idempotent, scored at intake."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from api.schemas import EventsAccepted, ReferralAccepted
 from api.scoring import PlannedScore, facts_of, plan_score, queue_entry, store_score, try_score
 from api.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
 from explain.referral import ExplainedScore, explain_features
-from features.online import HistorySizes, features_for, history_sizes
+from features.online import MAX_RECORDS, HistorySizes, features_for, history_sizes
 from features.records import ReferralRecord, to_ms
 from triage.queue import apply_safety_rules, facts_for
 from triage.schema import AgencyEventIn, ReferralIn, error_fields
@@ -268,7 +268,7 @@ def receive_referral(
         if model is not None and resend is None:  # a resend is answered as stored, not scored
             explained = _explain(reader, model, intake, born)
     # Everything the transaction writes is worked out before it takes the write lock.
-    outcome = _outcome(intake, explained, born)
+    outcome = _safe_outcome(intake, explained, born)
     with state.sessions() as session:
         try:
             try:
@@ -322,6 +322,16 @@ class _Outcome:
     entry: dict[str, Any]
     """The queue entry; its ``score_id`` is filled in once the score is stored."""
     reply: Reply
+
+
+def _safe_outcome(intake: _Intake, explained: object, born: date) -> _Outcome:
+    """``_outcome``; unscored (logged) if working out the score's outcome fails."""
+    if isinstance(explained, _Explained):
+        try:
+            return _outcome(intake, explained, born)
+        except Exception as exc:
+            log.error("scoring %s failed: %s", intake.record.referral_id, type(exc).__name__)
+    return _outcome(intake, _FAILED if explained is not None else None, born)
 
 
 def _outcome(intake: _Intake, explained: object, born: date) -> _Outcome:
@@ -383,14 +393,25 @@ def _store(
     )
     explained = outcome.explained
     if model is not None and explained is not _FAILED:
-        if (
-            explained is None
-            or stored_born != outcome.born
-            or _history_grew(session, explained, intake)
-        ):
-            # Rare: the child or its history changed since the snapshot; score again here.
-            explained = _explain(session, model, intake, stored_born)
-            outcome = _outcome(intake, explained, stored_born)
+        # On PostgreSQL the audit event above holds the chain's advisory lock, which the
+        # events route takes too before it looks for referrals to rescore: history it commits
+        # from now on finds this referral, and what it committed before is counted here.
+        try:
+            if (
+                explained is None
+                or stored_born != outcome.born
+                or _history_grew(session, explained, intake)
+            ):
+                # Rare: the child or its history changed since the snapshot; score again here.
+                explained = _explain(session, model, intake, stored_born)
+                if explained is _FAILED:
+                    raise _ScoreNotStored
+                outcome = _outcome(intake, explained, stored_born)
+        except Exception as exc:
+            # A failed statement can leave the transaction unusable (PostgreSQL): start again,
+            # unscored.
+            log.error("scoring %s failed: %s", referral_id, type(exc).__name__)
+            raise _ScoreNotStored from exc
     elif stored_born != outcome.born:  # unscored, but the safety rules use the age
         outcome = _outcome(intake, explained, stored_born)
     entry = outcome.entry
@@ -433,8 +454,14 @@ def _explain(session: Session, model: LoadedModel, intake: _Intake, born: date) 
 
 
 def _history_grew(session: Session, explained: object, intake: _Intake) -> bool:
-    """Whether records dated before the referral were committed after its score was computed."""
+    """Whether records dated before the referral were committed after its score was computed.
+
+    Records are never deleted, so a count that has not moved means no new record; a source
+    cut at ``MAX_RECORDS`` cannot tell, so its referral is always scored again.
+    """
     assert isinstance(explained, _Explained)
+    if max(explained.sizes) >= MAX_RECORDS:
+        return True
     now = history_sizes(session, query=intake.record, received_at=intake.values["received_at"])
     return now != explained.sizes
 
@@ -442,7 +469,11 @@ def _history_grew(session: Session, explained: object, intake: _Intake) -> bool:
 def _resent(
     state: ServiceState, referral_id: str, actor: str, idempotency_key: str | None, digest: str
 ) -> Reply:
-    """A resend of a stored referral: 200 with it as it is now, never stored twice."""
+    """A resend of a stored referral: 200 with it as it is now, never stored twice.
+
+    If the resend's Idempotency-Key already holds a reply (the first request committed it
+    after this one's snapshot), that reply is replayed and kept.
+    """
     with state.sessions() as session:
         reply = Reply(200, referral_view(state, session, referral_id))
         if idempotency_key is not None:
@@ -454,6 +485,8 @@ def _resent(
                 digest=digest,
                 entity_id=referral_id,
             )
+            if key_row.response is not None and key_row.status_code is not None:
+                return Reply(key_row.status_code, key_row.response, replayed=True)
             store_idempotent_response(session, row=key_row, status_code=200, response=reply.body)
         session.commit()
     return reply

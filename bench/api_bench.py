@@ -489,8 +489,9 @@ def drive_wrk(
         env.pop("OK_MARK")
 
     def run(seconds: float, run_id: str) -> str:
-        argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "30s",
-                "-s", str(WRK_SCRIPT), url]  # fmt: skip
+        # wrk takes whole seconds only.
+        argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
+                "--timeout", "30s", "-s", str(WRK_SCRIPT), url]  # fmt: skip
         done = subprocess.run(
             argv, env=env | {"RUN_ID": run_id}, capture_output=True, text=True, check=True
         )

@@ -407,6 +407,59 @@ def test_a_failure_storing_the_score_still_commits_the_referral_unscored(
     assert count(db, QueueEntryRow, QueueEntryRow.referral_id == referral_id) == 1
 
 
+def test_a_retry_that_misses_the_first_request_s_key_replays_its_reply(
+    client: TestClient, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body, headers = referral(), {"Idempotency-Key": "k-race"}
+    first = client.post("/v1/referrals", json=body, headers=headers)
+    assert first.status_code == 201
+    # The retry's snapshot predates the first request's commit (another worker, or
+    # PostgreSQL): it finds the key only when it meets the stored referral.
+    monkeypatch.setattr(intake, "_replay", lambda *args, **kwargs: None)
+    retry = client.post("/v1/referrals", json=body, headers=headers)
+    assert retry.status_code == 201 and retry.json() == first.json()
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    with db.connect() as connection:
+        stored = connection.execute(
+            select(IdempotencyKeyRow.status_code, IdempotencyKeyRow.response).where(
+                IdempotencyKeyRow.key == "k-race"
+            )
+        ).one()
+    assert (stored.status_code, stored.response) == (201, first.json())
+    assert count(db, ReferralRow) == 1
+
+
+def test_a_failure_working_out_the_score_still_stores_the_referral_unscored(
+    client: TestClient, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("no band for this probability")
+
+    monkeypatch.setattr(intake, "plan_score", fails)
+    reply = client.post("/v1/referrals", json=referral())
+    assert reply.status_code == 201 and reply.json()["status"] == "unscored"
+    assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 0
+
+
+def test_a_history_cut_at_max_records_is_scored_again_in_the_transaction(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.post("/v1/referrals", json=referral(received_at=T0 - timedelta(days=30)))
+    assert client.post("/v1/events", json=_events()).status_code == 201
+    monkeypatch.setattr(intake, "MAX_RECORDS", 1)  # the household's history reaches it
+    calls: list[Any] = []
+    explain = intake._explain
+
+    def counted(session: Any, *args: Any) -> Any:
+        calls.append(session)
+        return explain(session, *args)
+
+    monkeypatch.setattr(intake, "_explain", counted)
+    reply = client.post("/v1/referrals", json=referral())
+    assert reply.json()["status"] == "scored"
+    assert len(calls) == 2  # the snapshot's count cannot tell whether a record came since
+
+
 def test_a_scoring_failure_with_a_key_replays_the_unscored_reply(
     make_client: ClientFactory, scorer: Scorer, db: Engine
 ) -> None:

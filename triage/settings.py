@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     objects, and a full collection over them paused it for about 200 ms; frozen, they are
     skipped. The test suite turns it off (an app per test would freeze the previous ones)."""
     intake_hold_ms: float | None = Field(default=None, ge=0, le=1000)
-    """How long a worker's event loop waits on the spot for an intake that can start at once.
+    """How long a worker's event loop waits on the spot for an intake, when none is in flight.
 
     Unset: 50 ms on SQLite, 0 elsewhere. While it waits, the loop takes no other request, so
     the intake thread runs without contending for the GIL (a thread that releases the GIL in

@@ -71,7 +71,7 @@ def reload_and_score(state: ServiceState, actor: str) -> dict[str, Any]:
     """Reload, queue referrals loaded behind the service's back, score what needs it."""
     reloaded = state.models.load()
     if reloaded:
-        freeze_garbage_collector(state.settings)
+        freeze_garbage_collector(state.settings, again=True)
     with state.sessions() as session:
         queued = sync_queue(session)
         session.commit()

@@ -91,18 +91,14 @@ async def intake_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
-    """``current_actor`` with the intake's role and scope checks, in one call.
+    """``current_actor`` with the intake's role and scope checks, in one thread-pool call.
 
-    The same checks the ``Depends(require_roles(...))`` routes use. On SQLite (when intakes
-    are held, ``Settings.intake_hold_ms``) the credential lookup, one indexed read of a local
-    file, runs on the loop: a hand-off to a thread costs more than the read. Elsewhere it is
-    one hand-off to the thread pool instead of one per dependency.
+    The same checks the ``Depends(require_roles(...))`` routes use, with one hand-off to the
+    thread pool (the credential lookup reads the store) instead of one per dependency. Not on
+    the loop: the read waits for a pooled connection, which other routes give back through
+    the loop, and the rate limiter may call Redis.
     """
-    state = get_state(request)
-    if state.settings.intake_hold_seconds() > 0:
-        actor = current_actor(request, state, credentials)
-    else:
-        actor = await run_in_threadpool(current_actor, request, state, credentials)
+    actor = await run_in_threadpool(current_actor, request, get_state(request), credentials)
     return _intake_scope(_intake_roles(actor))
 
 
@@ -129,13 +125,14 @@ async def post_referral(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Store the referral exactly once, then score it; 201 new, 200 already stored."""
+    """Score the referral and store it exactly once; 201 new, 200 already stored."""
     if actor.is_key and referral.source_system != actor.source_system:
         raise ApiError(
             403, "forbidden", f"this API key submits only for source_system {actor.source_system!r}"
         )
-    # The store and scoring block: they run in a worker thread, so the event loop stays free
-    # for other requests, /healthz and the request timeout's 503.
+    # Scoring and storing block: they run on the intake executor's thread, and the loop waits
+    # for them at most the hold (Settings.intake_hold_ms), so /healthz and the request
+    # timeout's 503 still answer while a slow intake runs.
     state = get_state(request)
     reply = await run_intake(
         state,
