@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.pool import SingletonThreadPool
 
 from api.champion import ModelHolder, ScorerLoader, champion_loader, freeze_garbage_collector
 from api.deps import SYSTEM, ServiceState
@@ -78,6 +79,8 @@ def create_app(
             state.intake_executor.shutdown(wait=True, cancel_futures=True)
             state.engine.dispose()
             state.read_engine.dispose()
+            if state.loop_read_sessions is not None:
+                state.loop_read_sessions.kw["bind"].dispose()
 
     app = FastAPI(
         title="Referral triage",
@@ -110,12 +113,20 @@ def _start(settings: Settings, loader: ScorerLoader) -> ServiceState:
     """Engines, sessions, the model, and the queue brought up to date with the store."""
     engine = make_engine(settings.database_url)
     read_engine = make_read_engine(settings.database_url)
+    loop_engine = None
+    if (
+        settings.intake_hold_seconds() > 0
+        and settings.database_url.startswith("sqlite")
+        and settings.rate_limit_storage.startswith("memory")
+    ):
+        loop_engine = make_read_engine(settings.database_url, poolclass=SingletonThreadPool)
     state = ServiceState(
         settings=settings,
         engine=engine,
         read_engine=read_engine,
         sessions=session_factory(engine),
         read_sessions=session_factory(read_engine),
+        loop_read_sessions=session_factory(loop_engine) if loop_engine is not None else None,
         models=ModelHolder(loader),
         limits=RateLimits(settings, key=pseudonym_key(settings.get_secret_key())),
         intake_executor=ThreadPoolExecutor(

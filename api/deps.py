@@ -53,6 +53,9 @@ class ServiceState:
     limits: RateLimits
     intake_executor: ThreadPoolExecutor
     """Where intakes are stored and scored, ``Settings.intake_concurrency()`` at once."""
+    loop_read_sessions: sessionmaker[Session] | None = None
+    """Read sessions the event loop itself may use (intakes' credential lookups on SQLite):
+    one connection, used by the loop thread only, so a checkout never waits for another."""
     intakes_in_flight: int = 0
     """Intakes handed to the executor and not yet answered (read and written on the loop)."""
     background: list = field(default_factory=list)
@@ -146,10 +149,20 @@ def current_actor(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     """The caller named by the bearer credential; 401 without a valid one."""
+    return authenticate(request, state, credentials, state.read_sessions)
+
+
+def authenticate(
+    request: Request,
+    state: ServiceState,
+    credentials: HTTPAuthorizationCredentials | None,
+    sessions: sessionmaker[Session],
+) -> Actor:
+    """``current_actor``, reading the credential's key or user through ``sessions``."""
     if credentials is None or not credentials.credentials:
         raise _unauthorised("this needs a bearer credential (an API key or a user token)")
     credential = credentials.credentials
-    with state.read_sessions() as session:
+    with sessions() as session:
         if is_api_key(credential):
             key = get_api_key_by_hash(session, key_hash=hash_api_key(credential))
             if key is None or not key.active:

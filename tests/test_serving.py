@@ -248,6 +248,22 @@ def test_intake_threads_and_hold_default_by_database(settings: Settings) -> None
     assert postgres.intake_hold_seconds() == 0
 
 
+def test_intakes_authenticate_on_the_loop_only_with_held_intakes(settings: Settings) -> None:
+    held = create_app(settings, scorer_loader=lambda: None, score_backlog_on_start=False)
+    unheld = create_app(
+        settings.model_copy(update={"intake_hold_ms": 0}),
+        scorer_loader=lambda: None,
+        score_backlog_on_start=False,
+    )
+    with TestClient(held) as client, TestClient(unheld):
+        assert held.state.service.loop_read_sessions is not None
+        assert unheld.state.service.loop_read_sessions is None
+        refused = client.post(
+            "/v1/referrals", json={}, headers={"Authorization": "Bearer trk_unknown"}
+        )
+    assert refused.status_code == 401  # the loop's lookup still refuses an unknown key
+
+
 @pytest.mark.parametrize("freeze", [True, False])
 def test_start_up_freezes_the_garbage_collector_when_set(settings: Settings, freeze: bool) -> None:
     assert settings.gc_freeze is False  # tests/conftest.py turns it off for the suite

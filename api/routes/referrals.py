@@ -20,6 +20,7 @@ from api.deps import (
     ReadSessionDep,
     SessionDep,
     StateDep,
+    authenticate,
     bearer,
     current_actor,
     get_state,
@@ -91,14 +92,20 @@ async def intake_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
-    """``current_actor`` with the intake's role and scope checks, in one thread-pool call.
+    """``current_actor`` with the intake's role and scope checks, in one call.
 
-    The same checks the ``Depends(require_roles(...))`` routes use, with one hand-off to the
-    thread pool (the credential lookup reads the store) instead of one per dependency. Not on
-    the loop: the read waits for a pooled connection, which other routes give back through
-    the loop, and the rate limiter may call Redis.
+    The same checks the ``Depends(require_roles(...))`` routes use. On SQLite with in-process
+    rate limits the credential lookup (one indexed read of a local file) runs on the loop,
+    through the loop's own connection (``ServiceState.loop_read_sessions``, so it never waits
+    for a pooled connection that other routes give back through the loop): a hand-off to a
+    thread cost more than the read (bench/RESULTS.md). Otherwise it is one hand-off to the
+    thread pool, not one per dependency.
     """
-    actor = await run_in_threadpool(current_actor, request, get_state(request), credentials)
+    state = get_state(request)
+    if state.loop_read_sessions is not None:
+        actor = authenticate(request, state, credentials, state.loop_read_sessions)
+    else:
+        actor = await run_in_threadpool(current_actor, request, state, credentials)
     return _intake_scope(_intake_roles(actor))
 
 
