@@ -392,18 +392,21 @@ def test_history_committed_while_an_intake_scores_is_in_its_score(
     assert reply["probability"] == pytest.approx(again.probability, abs=1e-12)
 
 
-def test_a_failure_storing_the_score_still_commits_the_referral_unscored(
-    client: TestClient, db: Engine, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "failing", ["plan_score", "store_score"], ids=["working-it-out", "storing-it"]
+)
+def test_a_failure_with_the_score_still_commits_the_referral_unscored(
+    client: TestClient, db: Engine, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     def fails(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("score table unavailable")
+        raise RuntimeError(f"{failing} failed")
 
-    monkeypatch.setattr(intake, "store_score", fails)
+    monkeypatch.setattr(intake, failing, fails)
     reply = client.post("/v1/referrals", json=referral())
     assert reply.status_code == 201 and reply.json()["status"] == "unscored"
     referral_id = reply.json()["referral_id"]
     assert audit_actions(db, referral_id) == ["referral.received"]
-    assert count(db, ScoreRow) == 0
+    assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 0
     assert count(db, QueueEntryRow, QueueEntryRow.referral_id == referral_id) == 1
 
 
@@ -427,18 +430,6 @@ def test_a_retry_that_misses_the_first_request_s_key_replays_its_reply(
         ).one()
     assert (stored.status_code, stored.response) == (201, first.json())
     assert count(db, ReferralRow) == 1
-
-
-def test_a_failure_working_out_the_score_still_stores_the_referral_unscored(
-    client: TestClient, db: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def fails(*args: Any, **kwargs: Any) -> Any:
-        raise ValueError("no band for this probability")
-
-    monkeypatch.setattr(intake, "plan_score", fails)
-    reply = client.post("/v1/referrals", json=referral())
-    assert reply.status_code == 201 and reply.json()["status"] == "unscored"
-    assert count(db, ReferralRow) == 1 and count(db, ScoreRow) == 0
 
 
 def test_a_history_cut_at_max_records_is_scored_again_in_the_transaction(
