@@ -149,6 +149,17 @@ def count(db: Engine, table: type, *where: Any) -> int:
         return connection.execute(select(func.count()).select_from(table).where(*where)).scalar()
 
 
+def stored_reply(db: Engine, key: str) -> tuple[int, Any]:
+    """The status and body an Idempotency-Key replays."""
+    with db.connect() as connection:
+        stored = connection.execute(
+            select(IdempotencyKeyRow.status_code, IdempotencyKeyRow.response).where(
+                IdempotencyKeyRow.key == key
+            )
+        ).one()
+    return stored.status_code, stored.response
+
+
 def latest_score_of(session: Any, referral_id: str) -> ScoreRow:
     return session.scalars(
         select(ScoreRow).where(ScoreRow.referral_id == referral_id).order_by(ScoreRow.id.desc())
@@ -325,13 +336,7 @@ def test_intake_is_one_write_transaction_with_the_score_and_the_key_reply(
     assert first.status_code == 201 and first.json()["status"] == "scored"
     # The referral, its audit events, score, queue entry and key with the reply: one commit.
     assert len(writes) == 1
-    with db.connect() as connection:
-        stored = connection.execute(
-            select(IdempotencyKeyRow.status_code, IdempotencyKeyRow.response).where(
-                IdempotencyKeyRow.key == "k-1tx"
-            )
-        ).one()
-    assert (stored.status_code, stored.response) == (201, first.json())
+    assert stored_reply(db, "k-1tx") == (201, first.json())
     referral_id = first.json()["referral_id"]
     assert audit_actions(db, referral_id) == ["referral.received", "referral.scored"]
     with session_factory(db)() as session:
@@ -422,13 +427,7 @@ def test_a_retry_that_misses_the_first_request_s_key_replays_its_reply(
     retry = client.post("/v1/referrals", json=body, headers=headers)
     assert retry.status_code == 201 and retry.json() == first.json()
     assert retry.headers.get("Idempotent-Replayed") == "true"
-    with db.connect() as connection:
-        stored = connection.execute(
-            select(IdempotencyKeyRow.status_code, IdempotencyKeyRow.response).where(
-                IdempotencyKeyRow.key == "k-race"
-            )
-        ).one()
-    assert (stored.status_code, stored.response) == (201, first.json())
+    assert stored_reply(db, "k-race") == (201, first.json())
     assert count(db, ReferralRow) == 1
 
 
