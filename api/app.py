@@ -13,7 +13,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.pool import SingletonThreadPool
 
-from api.champion import ModelHolder, ScorerLoader, champion_loader, freeze_garbage_collector
+from api.champion import (
+    ChampionProbe,
+    ModelHolder,
+    ScorerLoader,
+    champion_loader,
+    champion_probe,
+    freeze_garbage_collector,
+)
 from api.deps import SYSTEM, ServiceState
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
 from api.operations import configure_json_logs, install_operations
@@ -45,15 +52,20 @@ def create_app(
     scorer_loader: ScorerLoader | None = None,
     *,
     score_backlog_on_start: bool | None = None,
+    probe: ChampionProbe | None = None,
 ) -> FastAPI:
     """Build the app; ``scorer_loader`` defaults to the settings' MLflow champion.
 
-    ``score_backlog_on_start`` defaults to ``settings.score_backlog``.
+    ``score_backlog_on_start`` defaults to ``settings.score_backlog``. ``probe`` (which
+    version is champion now) defaults to the registry's alias with the default loader, and to
+    none with an injected one.
     """
     settings = settings or get_settings()
     if score_backlog_on_start is None:
         score_backlog_on_start = settings.score_backlog
     loader = scorer_loader if scorer_loader is not None else champion_loader(settings)
+    if probe is None and scorer_loader is None:
+        probe = champion_probe(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,18 +74,19 @@ def create_app(
         app.state.service = state
         freeze_garbage_collector(settings)
         stop = threading.Event()
-        worker = None
-        if score_backlog_on_start and state.models.current is not None:
-            worker = threading.Thread(
-                target=_score_backlog_quietly, args=(state, stop), name="backlog", daemon=True
-            )
-            worker.start()
+        worker = threading.Thread(
+            target=_model_upkeep,
+            args=(state, stop, probe),
+            kwargs={"score_backlog": score_backlog_on_start},
+            name="model-upkeep",
+            daemon=True,
+        )
+        worker.start()
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
-                worker.join(timeout=30)
+            worker.join(timeout=30)
             # Requests have finished by now; what still waits was abandoned by a timeout (the
             # client got a 503 and retries), so it is cancelled rather than waited for.
             state.intake_executor.shutdown(wait=True, cancel_futures=True)
@@ -143,12 +156,47 @@ def _start(settings: Settings, loader: ScorerLoader) -> ServiceState:
     return state
 
 
-def _score_backlog_quietly(state: ServiceState, stop: threading.Event) -> None:
-    """Score unscored referrals after start-up without holding the service up."""
+def _model_upkeep(
+    state: ServiceState, stop: threading.Event, probe: ChampionProbe | None, *, score_backlog: bool
+) -> None:
+    """Score the start-up backlog, then load each newly promoted champion as it appears.
+
+    Only the worker that scores the backlog (one of ``triage serve --workers N``) rescores
+    the queue with a new champion; every worker loads it.
+    """
+    if score_backlog:
+        _score_backlog_quietly(state, stop)
+    interval = state.settings.model_poll_seconds
+    if probe is None or interval <= 0:
+        return
+    while not stop.wait(interval):
+        try:
+            promoted = state.models.load_if_promoted(probe)
+        except Exception as exc:  # the registry may be away for a while: keep the model
+            log.warning("champion check failed: %s", type(exc).__name__)
+            continue
+        if not promoted:
+            continue
+        freeze_garbage_collector(state.settings, again=True)
+        if score_backlog:
+            _score_backlog_quietly(state, stop, sync=True)
+
+
+def _score_backlog_quietly(
+    state: ServiceState, stop: threading.Event, *, sync: bool = False
+) -> None:
+    """Score unscored referrals (and those of another model) without holding the service up.
+
+    ``sync`` first queues open referrals stored behind the service's back, as a reload does.
+    """
     model = state.models.current
     if model is None:
         return
     try:
+        if sync:
+            with state.sessions() as session:
+                sync_queue(session)
+                session.commit()
         result = score_backlog(state.sessions, model, actor=SYSTEM.name, stop=stop)
         log.info("backlog: scored %d, failed %d", result.scored, result.failed)
     except Exception as exc:

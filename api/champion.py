@@ -33,23 +33,52 @@ class LoadedModel:
 ScorerLoader = Callable[[], "Scorer | LoadedModel | None"]
 """Returns the model to score with, or None when there is none; may raise."""
 
+ChampionProbe = Callable[[], "str | None"]
+"""Returns the version the registry names champion now (a scorer's ``version``), None if none;
+may raise."""
+
+
+def _no_store_yet(settings: Settings) -> bool:
+    """A SQLite tracking store that does not exist: nothing trained yet (MLflow must not
+    create an empty one)."""
+    uri = settings.mlflow_tracking_uri
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+
 
 def champion_loader(settings: Settings) -> ScorerLoader:
     """A loader for ``models:/<name>@<alias>`` from the settings' MLflow tracking store."""
 
     def load() -> LoadedModel | None:
-        uri = settings.mlflow_tracking_uri
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-            return None  # nothing trained yet; do not let MLflow create an empty store
+        if _no_store_yet(settings):
+            return None
         from models.tracking import load_champion_scorer
 
         scorer = load_champion_scorer(
-            tracking_uri=uri, model_name=settings.model_name, alias=settings.model_alias
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name,
+            alias=settings.model_alias,
         )
         card, gates, fairness = _champion_documents(settings)
         return LoadedModel(scorer=scorer, card=card, gates=gates, fairness=fairness)
 
     return load
+
+
+def champion_probe(settings: Settings) -> ChampionProbe:
+    """A probe of the version ``models:/<name>@<alias>`` names now (a registry query, ~2 ms)."""
+
+    def probe() -> str | None:
+        if _no_store_yet(settings):
+            return None
+        from models.tracking import champion_version
+
+        return champion_version(
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name,
+            alias=settings.model_alias,
+        )
+
+    return probe
 
 
 def _champion_documents(settings: Settings) -> tuple[dict | None, dict | None, dict | None]:
@@ -113,6 +142,17 @@ class ModelHolder:
             self.last_error = None
             log.info("model loaded: %s", loaded.scorer.version)
             return True
+
+    def load_if_promoted(self, probe: ChampionProbe) -> bool:
+        """Load the champion if the registry names a version other than the one loaded.
+
+        An alias that names nothing (removed, or no registry) keeps the current model.
+        """
+        wanted = probe()
+        current = self.current
+        if wanted is None or (current is not None and current.scorer.version == wanted):
+            return False
+        return self.load()
 
 
 def freeze_garbage_collector(settings: Settings, *, again: bool = False) -> None:

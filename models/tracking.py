@@ -168,3 +168,22 @@ def load_champion_scorer(*, tracking_uri: str, model_name: str, alias: str):
     scorer = model.unwrap_python_model().scorer
     scorer.version = f"{model_name}/{version}"
     return scorer
+
+
+_NO_SUCH_ALIAS = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+"""MLflow's error codes for an unknown model and for an alias no version carries."""
+
+
+def champion_version(*, tracking_uri: str, model_name: str, alias: str) -> str | None:
+    """``<name>/<version>`` of the model ``models:/<name>@<alias>`` names; None if none."""
+    configure_mlflow(tracking_uri)
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = MlflowClient().get_model_version_by_alias(model_name, alias).version
+    except MlflowException as exc:
+        if exc.error_code in _NO_SUCH_ALIAS:
+            return None
+        raise
+    return f"{model_name}/{version}"

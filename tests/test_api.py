@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event, func, select
 
 from api import intake
 from api.app import create_app
-from api.champion import LoadedModel
+from api.champion import LoadedModel, ModelHolder
 from api.scoring import try_score
 from explain.referral import explain_referral
 from explain.unknowns import what_the_model_does_not_know
@@ -271,6 +271,101 @@ def test_unscored_without_a_model_then_scored_on_reload(
     detail = client.get(f"/v1/referrals/{referral_id}").json()
     assert detail["score"]["status"] == "scored"
     assert len(detail["score"]["reasons"]) == len(scorer.signals)
+
+
+class Promotions:
+    """A probe of the registry's champion alias that the test moves, or makes fail."""
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+        self.failing = False
+
+    def __call__(self) -> str | None:
+        if self.failing:
+            raise ConnectionError("registry unreachable")
+        return self.version
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Whether ``condition`` holds within ``timeout`` seconds (checked every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def score_versions(db: Engine, referral_id: str) -> list[str]:
+    """The model versions of a referral's stored scores, oldest first."""
+    with db.connect() as connection:
+        rows = connection.execute(
+            select(ScoreRow.model_version)
+            .where(ScoreRow.referral_id == referral_id)
+            .order_by(ScoreRow.id)
+        )
+        return [version for (version,) in rows]
+
+
+def test_each_promotion_is_loaded_and_the_backlog_worker_rescores_the_queue(
+    settings: Settings, scorer: Scorer, admin: dict[str, str], db: Engine
+) -> None:
+    switch, promotions = Switch(None), Promotions()
+    polling = settings.model_copy(update={"model_poll_seconds": 0.05})
+    app = create_app(polling, scorer_loader=switch, probe=promotions, score_backlog_on_start=True)
+    with TestClient(app, raise_server_exceptions=False, headers=admin) as client:
+        referral_id = client.post("/v1/referrals", json=referral()).json()["referral_id"]
+        time.sleep(0.3)  # several checks while the registry names no champion
+        assert client.get("/v1/model").json()["status"] == "no_model"
+
+        switch.scorer, promotions.version = scorer, "test-model/1"
+        assert wait_for(lambda: score_versions(db, referral_id) == ["test-model/1"])
+        assert client.get("/v1/model").json()["version"] == "test-model/1"
+
+        promotions.failing = True  # the registry is away for a while: the model stays
+        time.sleep(0.3)
+        assert client.get("/v1/model").json()["version"] == "test-model/1"
+        promotions.failing = False
+        second = copy.copy(scorer)
+        second.version = "test-model/2"
+        switch.scorer, promotions.version = second, "test-model/2"
+        assert wait_for(lambda: score_versions(db, referral_id)[-1:] == ["test-model/2"])
+        assert client.get("/v1/model").json()["version"] == "test-model/2"
+        assert score_versions(db, referral_id) == ["test-model/1", "test-model/2"]
+
+
+def test_other_workers_load_a_promotion_and_leave_the_queue_to_the_backlog_worker(
+    settings: Settings, scorer: Scorer, admin: dict[str, str], db: Engine
+) -> None:
+    switch, promotions = Switch(None), Promotions()
+    polling = settings.model_copy(update={"model_poll_seconds": 0.05})
+    app = create_app(polling, scorer_loader=switch, probe=promotions, score_backlog_on_start=False)
+    with TestClient(app, raise_server_exceptions=False, headers=admin) as client:
+        waiting = client.post("/v1/referrals", json=referral()).json()["referral_id"]
+        switch.scorer, promotions.version = scorer, "test-model/1"
+        assert wait_for(lambda: client.get("/v1/model").json().get("version") == "test-model/1")
+        time.sleep(0.3)
+        assert score_versions(db, waiting) == []  # the backlog worker scores it, not this one
+        later = client.post("/v1/referrals", json=referral(child_id="C-2001"))
+        assert (later.json()["status"], later.json()["model_version"]) == ("scored", "test-model/1")
+
+
+def test_a_holder_loads_only_a_version_other_than_its_own(scorer: Scorer) -> None:
+    loads: list[Scorer | None] = []
+    offered: list[Scorer | None] = [scorer]
+
+    def loader() -> Scorer | None:
+        loads.append(offered[0])
+        return offered[0]
+
+    holder = ModelHolder(loader)
+    assert not holder.load_if_promoted(lambda: None) and loads == []
+    assert holder.load_if_promoted(lambda: "test-model/1") and len(loads) == 1
+    assert not holder.load_if_promoted(lambda: "test-model/1") and len(loads) == 1
+    offered[0] = None  # the registry names a version the loader cannot find: keep the model
+    assert not holder.load_if_promoted(lambda: "test-model/9") and len(loads) == 2
+    assert holder.current is not None and holder.current.scorer is scorer
+    assert holder.last_error == "no champion model is registered"
 
 
 class BrokenScorer(Scorer):

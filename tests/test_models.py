@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -200,7 +201,7 @@ def test_a_failed_gate_names_itself_and_how_far_off():
 
 
 def test_train_logs_registers_and_promotes_only_through_the_gates(extract, tmp_path):
-    from models.tracking import load_champion_scorer, log_and_register
+    from models.tracking import champion_version, load_champion_scorer, log_and_register
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     result = train(extract, FAST)
@@ -226,8 +227,14 @@ def test_train_logs_registers_and_promotes_only_through_the_gates(extract, tmp_p
     assert second.version == "2" and not second.promoted
     still = load_champion_scorer(tracking_uri=uri, model_name="referral-triage", alias="champion")
     assert still.version == "referral-triage/1", "a failed gate leaves the champion alone"
-
+    named = partial(champion_version, tracking_uri=uri, model_name="referral-triage")
+    assert named(alias="champion") == "referral-triage/1"
+    assert named(alias="no-such-alias") is None
+    assert champion_version(tracking_uri=uri, model_name="no-such-model", alias="champion") is None
     import mlflow
+
+    mlflow.MlflowClient().set_registered_model_alias("referral-triage", "champion", "2")
+    assert named(alias="champion") == "referral-triage/2", "what a serving worker polls"
 
     run = mlflow.get_run(first.run_id)
     assert run.data.params["data_fingerprint"] == result.data.fingerprint

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     ``triage serve --workers N`` turns it off in every worker but the first, so that the
     backlog is scored once, not once per worker."""
+    model_poll_seconds: float = Field(default=30.0, ge=0)
+    """How often each worker asks the registry which version is champion, loading it if it
+    changed (a promotion, or a first model); 0 turns the check off. A query of about 2 ms."""
     intake_threads: int | None = Field(default=None, ge=1, le=64)
     """Intakes (referrals, events) a worker process stores and scores at once; the rest wait.
 
