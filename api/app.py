@@ -161,46 +161,59 @@ def _model_upkeep(
 ) -> None:
     """Score the start-up backlog, then load each newly promoted champion as it appears.
 
-    Only the worker that scores the backlog (one of ``triage serve --workers N``) rescores
-    the queue with a new champion; every worker loads it.
+    Only the worker that scores the backlog (one of ``triage serve --workers N``) scores the
+    queue: at each check it also scores what another model version scored meanwhile (another
+    worker before its own check, an intake just before the swap). A referral that failed
+    with the current model is not tried again until the model changes.
     """
+    failed: dict[str, set[str]] = {}  # model version: referrals that failed with it
     if score_backlog:
-        _score_backlog_quietly(state, stop)
+        _sweep(state, stop, failed, sync=False)
     interval = state.settings.model_poll_seconds
     if probe is None or interval <= 0:
         return
+    registry_failing = False
     while not stop.wait(interval):
         try:
             promoted = state.models.load_if_promoted(probe)
         except Exception as exc:  # the registry may be away for a while: keep the model
-            log.warning("champion check failed: %s", type(exc).__name__)
+            if not registry_failing:
+                log.warning("champion check failed, model kept: %s", type(exc).__name__)
+            registry_failing = True
             continue
-        if not promoted:
-            continue
-        freeze_garbage_collector(state.settings, again=True)
+        if registry_failing:
+            log.info("champion check answers again")
+            registry_failing = False
+        if promoted:
+            freeze_garbage_collector(state.settings, again=True)
         if score_backlog:
-            _score_backlog_quietly(state, stop, sync=True)
+            _sweep(state, stop, failed, sync=promoted)
 
 
-def _score_backlog_quietly(
-    state: ServiceState, stop: threading.Event, *, sync: bool = False
+def _sweep(
+    state: ServiceState, stop: threading.Event, failed: dict[str, set[str]], *, sync: bool
 ) -> None:
-    """Score unscored referrals (and those of another model) without holding the service up.
-
-    ``sync`` first queues open referrals stored behind the service's back, as a reload does.
-    """
+    """Score the queue's unscored and outdated referrals, skipping known failures."""
     model = state.models.current
     if model is None:
         return
+    version = model.scorer.version
+    known = failed.setdefault(version, set())
+    for other in [v for v in failed if v != version]:
+        del failed[other]
     try:
         if sync:
             with state.sessions() as session:
                 sync_queue(session)
                 session.commit()
-        result = score_backlog(state.sessions, model, actor=SYSTEM.name, stop=stop)
-        log.info("backlog: scored %d, failed %d", result.scored, result.failed)
+        result = score_backlog(
+            state.sessions, model, actor=SYSTEM.name, stop=stop, failed_before=known
+        )
     except Exception as exc:
         log.error("backlog scoring stopped: %s", type(exc).__name__)
+        return
+    if result.scored or result.failed:
+        log.info("backlog: scored %d, failed %d", result.scored, result.failed)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

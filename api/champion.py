@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,15 +36,35 @@ ScorerLoader = Callable[[], "Scorer | LoadedModel | None"]
 """Returns the model to score with, or None when there is none; may raise."""
 
 ChampionProbe = Callable[[], "str | None"]
-"""Returns the version the registry names champion now (a scorer's ``version``), None if none;
-may raise."""
+"""Returns the scorer version the registry names champion now, None if none; may raise."""
 
 
 def _no_store_yet(settings: Settings) -> bool:
-    """A SQLite tracking store that does not exist: nothing trained yet (MLflow must not
-    create an empty one)."""
+    """True when the SQLite tracking store does not exist (so MLflow must not create it)."""
     uri = settings.mlflow_tracking_uri
     return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def _registry_not_ready(settings: Settings) -> bool:
+    """True while a SQLite tracking store has no model registry (yet) to ask."""
+    # ``triage train`` may be creating it: MLflow must not create its tables at the same time.
+    uri = settings.mlflow_tracking_uri
+    if not uri.startswith("sqlite:///"):
+        return False
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not path.exists():
+        return True
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                ("registered_model_aliases",),
+            ).fetchone()
+    except sqlite3.Error:
+        return True
+    return found is None
 
 
 def champion_loader(settings: Settings) -> ScorerLoader:
@@ -68,7 +90,7 @@ def champion_probe(settings: Settings) -> ChampionProbe:
     """A probe of the version ``models:/<name>@<alias>`` names now (a registry query, ~2 ms)."""
 
     def probe() -> str | None:
-        if _no_store_yet(settings):
+        if _registry_not_ready(settings):
             return None
         from models.tracking import champion_version
 
@@ -113,6 +135,8 @@ class ModelHolder:
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         self.last_attempt: datetime | None = None
+        self._refused: str | None = None
+        """The last promoted version that failed to load: not retried until another is."""
 
     @property
     def scorer(self) -> Scorer | None:
@@ -120,9 +144,12 @@ class ModelHolder:
         current = self.current
         return current.scorer if current is not None else None
 
-    def load(self) -> bool:
-        """(Re)load the model; on failure keep the previous one and remember why."""
+    def load(self, *, unless: str | None = None) -> bool:
+        """(Re)load the model, unless version ``unless`` is loaded; on failure keep the last."""
         with self._lock:
+            current = self.current
+            if unless is not None and current is not None and current.scorer.version == unless:
+                return False  # another thread loaded it while this one waited
             self.last_attempt = utcnow()
             if self._loader is None:
                 self.last_error = "no model loader is configured"
@@ -146,13 +173,19 @@ class ModelHolder:
     def load_if_promoted(self, probe: ChampionProbe) -> bool:
         """Load the champion if the registry names a version other than the one loaded.
 
-        An alias that names nothing (removed, or no registry) keeps the current model.
+        An alias that names nothing (removed, or no registry) keeps the current model; a
+        version that failed to load is not tried again until the registry names another.
         """
         wanted = probe()
         current = self.current
-        if wanted is None or (current is not None and current.scorer.version == wanted):
+        if wanted is None or wanted == self._refused:
             return False
-        return self.load()
+        if current is not None and current.scorer.version == wanted:
+            return False
+        loaded = self.load(unless=wanted)
+        current = self.current
+        self._refused = None if current is not None and current.scorer.version == wanted else wanted
+        return loaded
 
 
 def freeze_garbage_collector(settings: Settings, *, again: bool = False) -> None:

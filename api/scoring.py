@@ -38,6 +38,7 @@ from triage.store.repository import (
     insert_queue_entries,
     insert_score,
     latest_scores,
+    queue_model_version,
     replace_queue_entry,
 )
 from triage.store.tables import utcnow
@@ -138,6 +139,10 @@ class Scored:
     safety: SafetyOutcome
 
 
+class AlreadyScored(Exception):
+    """The referral's queue entry holds a score by this model already (another worker's)."""
+
+
 def score_referral(
     session: Session,
     scorer: Scorer,
@@ -146,12 +151,19 @@ def score_referral(
     actor: str,
     trigger: str,
     explained: ExplainedScore | None = None,
+    unless_scored_by: str | None = None,
 ) -> Scored:
     """Score a stored referral, store the score with every reason, audit it, requeue it.
 
     The writes are Core statements (no ORM unit of work); the returned ``ScoreRow`` is not
-    attached to the session.
+    attached to the session. ``unless_scored_by``: raise ``AlreadyScored`` if the queue
+    entry holds a score by that model version already.
     """
+    if (
+        unless_scored_by is not None
+        and queue_model_version(session, referral_id=referral_id) == unless_scored_by
+    ):
+        raise AlreadyScored(referral_id)
     stored = get_referral_facts(session, referral_id=referral_id)
     if stored is None:
         raise LookupError(referral_id)
@@ -275,11 +287,13 @@ def try_score(
     actor: str,
     trigger: str,
     read_sessions: sessionmaker[Session] | None = None,
+    unless_scored_by: str | None = None,
 ) -> Scored | None:
     """Score in a transaction of its own; on any failure log it (no personal data), return None.
 
     With ``read_sessions`` the features and reasons are computed on a read-only session first,
     so the write transaction (and, on SQLite, the write lock) lasts only for storing them.
+    ``unless_scored_by`` raises ``AlreadyScored`` as ``score_referral`` does.
     """
     explained = None
     if read_sessions is not None:
@@ -298,9 +312,13 @@ def try_score(
                 actor=actor,
                 trigger=trigger,
                 explained=explained,
+                unless_scored_by=unless_scored_by,
             )
             session.commit()
             return scored
+        except AlreadyScored:
+            session.rollback()
+            raise
         except Exception as exc:
             session.rollback()
             # The type only: a message could quote the referral's content.
@@ -367,34 +385,54 @@ def score_backlog(
     limit: int | None = None,
     stop: threading.Event | None = None,
     batch: int = 200,
+    failed_before: set[str] | None = None,
 ) -> BacklogResult:
-    """Score queued referrals that are unscored or scored by another model version."""
+    """Score queued referrals that are unscored or scored by another model version.
+
+    ``failed_before``: referrals that failed with this model in an earlier run, skipped; this
+    run's failures are added to it.
+    """
     version = model.scorer.version
+    failed = failed_before if failed_before is not None else set()
+    known = len(failed)
     scored = 0
-    failed: set[str] = set()
-    while limit is None or scored + len(failed) < limit:
+    current: set[str] = set()  # scored with this model by another worker meanwhile
+
+    def tried() -> int:
+        return scored + len(failed) - known + len(current)
+
+    while limit is None or tried() < limit:
         if stop is not None and stop.is_set():
             break
         with sessions() as session:
             ids = [
                 i
                 for i in queue_entries_to_score(
-                    session, model_version=version, limit=batch + len(failed)
+                    session, model_version=version, limit=batch + len(failed) + len(current)
                 )
-                if i not in failed
+                if i not in failed and i not in current
             ]
         if not ids:
             break
-        for referral_id in ids[: batch if limit is None else limit - scored - len(failed)]:
+        for referral_id in ids[: batch if limit is None else limit - tried()]:
             if stop is not None and stop.is_set():
                 break
-            done = try_score(
-                sessions, model, referral_id=referral_id, actor=actor, trigger="model_loaded"
-            )
+            try:
+                done = try_score(
+                    sessions,
+                    model,
+                    referral_id=referral_id,
+                    actor=actor,
+                    trigger="model_loaded",
+                    unless_scored_by=version,
+                )
+            except AlreadyScored:  # another worker (a reload, a sweep) scored it meanwhile
+                current.add(referral_id)
+                continue
             if done is None:
                 failed.add(referral_id)
             else:
                 scored += 1
     with sessions() as session:
         remaining = len(queue_entries_to_score(session, model_version=version, limit=100_000))
-    return BacklogResult(scored=scored, failed=len(failed), remaining=remaining)
+    return BacklogResult(scored=scored, failed=len(failed) - known, remaining=remaining)

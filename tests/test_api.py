@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,9 @@ from access_helpers import user_headers
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, select
 
-from api import intake
+from api import intake, scoring
 from api.app import create_app
-from api.champion import LoadedModel, ModelHolder
+from api.champion import LoadedModel, ModelHolder, champion_probe
 from api.scoring import try_score
 from explain.referral import explain_referral
 from explain.unknowns import what_the_model_does_not_know
@@ -350,6 +352,97 @@ def test_other_workers_load_a_promotion_and_leave_the_queue_to_the_backlog_worke
         assert (later.json()["status"], later.json()["model_version"]) == ("scored", "test-model/1")
 
 
+def test_the_backlog_worker_rescores_what_a_lagging_worker_scored_with_the_old_model(
+    settings: Settings, scorer: Scorer, admin: dict[str, str], db: Engine
+) -> None:
+    polling = settings.model_copy(update={"model_poll_seconds": 0.05})
+    second = copy.copy(scorer)
+    second.version = "test-model/2"
+    first_switch, first_registry = Switch(scorer), Promotions()
+    first_registry.version = scorer.version
+    lagging_registry = Promotions()  # the other worker has not checked the registry yet
+    lagging_registry.version = scorer.version
+    backlog_worker = create_app(
+        polling, scorer_loader=first_switch, probe=first_registry, score_backlog_on_start=True
+    )
+    lagging = create_app(
+        polling, scorer_loader=Switch(scorer), probe=lagging_registry, score_backlog_on_start=False
+    )
+    with (
+        TestClient(backlog_worker, headers=admin) as first,
+        TestClient(lagging, headers=admin) as other,
+    ):
+        first_switch.scorer, first_registry.version = second, second.version
+        assert wait_for(lambda: first.get("/v1/model").json()["version"] == "test-model/2")
+        late = other.post("/v1/referrals", json=referral(child_id="C-late")).json()
+        assert late["model_version"] == "test-model/1"
+        late_id = late["referral_id"]
+        assert wait_for(lambda: score_versions(db, late_id) == ["test-model/1", "test-model/2"])
+
+
+def test_the_backlog_skips_a_referral_another_worker_scored_with_the_same_model(
+    make_client: ClientFactory, scorer: Scorer, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(Switch(None))
+    ids = [
+        client.post("/v1/referrals", json=referral(child_id=f"C-{n}")).json()["referral_id"]
+        for n in range(3)
+    ]
+    state = client.app.state.service  # type: ignore[attr-defined]
+    model = LoadedModel(scorer=scorer)
+    assert scoring.score_backlog(state.sessions, model, actor="worker-1").scored == 3
+    # Another worker read the queue before the first stored its scores, and works on that list.
+    stale = partial(lambda ids, *a, **k: list(ids), ids)
+    monkeypatch.setattr(scoring, "queue_entries_to_score", stale)
+    again = scoring.score_backlog(state.sessions, model, actor="worker-2", limit=10)
+    assert (again.scored, again.failed) == (0, 0)
+    assert [score_versions(db, i) for i in ids] == [["test-model/1"]] * 3
+    with pytest.raises(scoring.AlreadyScored):
+        try_score(
+            state.sessions,
+            model,
+            referral_id=ids[0],
+            actor="worker-2",
+            trigger="model_loaded",
+            unless_scored_by=scorer.version,
+        )
+
+
+def test_the_backlog_does_not_retry_referrals_that_failed_with_this_model(
+    make_client: ClientFactory, scorer: Scorer, db: Engine
+) -> None:
+    client = make_client(Switch(None))
+    for n in range(2):
+        client.post("/v1/referrals", json=referral(child_id=f"C-{n}"))
+    broken = copy.copy(scorer)
+    broken.__class__ = BrokenScorer
+    state = client.app.state.service  # type: ignore[attr-defined]
+    failed: set[str] = set()
+    first = scoring.score_backlog(
+        state.sessions, LoadedModel(scorer=broken), actor="t", failed_before=failed
+    )
+    assert (first.scored, first.failed, first.remaining, len(failed)) == (0, 2, 2, 2)
+    again = scoring.score_backlog(
+        state.sessions, LoadedModel(scorer=broken), actor="t", failed_before=failed
+    )
+    assert (again.scored, again.failed, again.remaining) == (0, 0, 2)
+    fixed = scoring.score_backlog(state.sessions, LoadedModel(scorer=scorer), actor="t")
+    assert (fixed.scored, fixed.failed, fixed.remaining) == (2, 0, 0)
+
+
+def test_the_registry_probe_waits_for_a_registry_without_creating_one(
+    settings: Settings, tmp_path: Path
+) -> None:
+    store = tmp_path / "ml.db"
+    probe = champion_probe(settings)
+    assert probe() is None and not store.exists()
+    sqlite3.connect(store).close()  # created, but `triage train` has not made the tables yet
+    assert probe() is None
+    with sqlite3.connect(store) as connection:
+        tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    assert tables == 0, "the probe left the store for the trainer to create"
+
+
 def test_a_holder_loads_only_a_version_other_than_its_own(scorer: Scorer) -> None:
     loads: list[Scorer | None] = []
     offered: list[Scorer | None] = [scorer]
@@ -366,6 +459,10 @@ def test_a_holder_loads_only_a_version_other_than_its_own(scorer: Scorer) -> Non
     assert not holder.load_if_promoted(lambda: "test-model/9") and len(loads) == 2
     assert holder.current is not None and holder.current.scorer is scorer
     assert holder.last_error == "no champion model is registered"
+    assert not holder.load_if_promoted(lambda: "test-model/9") and len(loads) == 2, "not again"
+    offered[0] = scorer
+    assert holder.load(unless="test-model/1") is False and len(loads) == 2
+    assert holder.load() and len(loads) == 3
 
 
 class BrokenScorer(Scorer):

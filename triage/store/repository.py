@@ -590,6 +590,15 @@ def get_queue_entry(session: Session, *, referral_id: str) -> QueueEntryRow | No
     return session.get(QueueEntryRow, referral_id)
 
 
+def queue_model_version(session: Session, *, referral_id: str) -> str | None:
+    """The model version of a queue entry's score (None: unscored or not queued), row-locked."""
+    return session.scalar(
+        select(QueueEntryRow.model_version)
+        .where(QueueEntryRow.referral_id == referral_id)
+        .with_for_update()
+    )
+
+
 def put_queue_entry(session: Session, *, entry: Mapping[str, Any]) -> QueueEntryRow:
     """Insert or replace a referral's queue entry."""
     row = session.get(QueueEntryRow, entry["referral_id"])
