@@ -1,28 +1,30 @@
-"""Run the app under uvicorn: one process, or worker processes each with its own socket.
+"""Run the app under uvicorn: one process, or worker processes fed by a supervisor.
 
 uvicorn's ``--workers`` share one listening socket, and the kernel hands a new connection to
-whichever worker is waiting in ``accept`` first. A few long-lived keep-alive connections (a
-referral system's client pool) then tend to land on one worker while the other idles. Here
-each worker listens on its own ``SO_REUSEPORT`` socket on the same address, and the kernel
-spreads new connections over the sockets by a hash of their addresses. ``SO_REUSEPORT``
-trusts every process of the same user (Linux lets no other user join the group), so run the
-service under a user of its own. The supervisor restarts a worker that dies (as the same
-worker: the first keeps the start-up jobs the others leave to it) and gives up when one
-cannot start at all.
+whichever worker is waiting in ``accept`` first: a few long-lived keep-alive connections (a
+referral system's client pool, a proxy's upstream pool) then tend to land on one worker while
+the other idles. Sockets of their own per worker (``SO_REUSEPORT``) spread connections by a
+hash of their addresses, which splits eight connections evenly only about one time in four.
+Here the supervisor listens, accepts each connection and hands it to the workers in turn over
+a Unix socket (``SCM_RIGHTS``), as Node's cluster module does; a worker gets connections only
+once its app has started, and connections wait in the listen backlog while none has. The
+supervisor restarts a worker that dies (as the same worker: the first keeps the start-up jobs
+the others leave to it) and gives up when one cannot start at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import logging
 import multiprocessing
 import os
+import selectors
 import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -63,13 +65,18 @@ class ServerOptions:
 
 
 def serve(options: ServerOptions, workers: int = 1) -> None:
-    """Serve until SIGINT or SIGTERM; several workers get a socket each (see module doc)."""
+    """Serve until SIGINT or SIGTERM; several workers are fed by a supervisor (module doc)."""
     check_free(options.host, options.port)
     if workers <= 1:
         uvicorn.run(options.app, app_dir=options.app_dir, **_config(options))
         return
-    with _address_claim(options.host, options.port):
-        code = Supervisor(options, workers).run()
+    try:
+        listener = listening_socket(options.host, options.port)
+    except OSError as exc:  # taken since check_free looked
+        reason = exc.strerror or str(exc)
+        address = _address(options.host, options.port)
+        raise CannotListen(f"cannot listen on {address}: {reason}") from exc
+    code = Supervisor(options, workers, listener).run()
     if code:
         sys.exit(code)
 
@@ -85,8 +92,8 @@ def _address(host: str, port: int) -> str:
 
 def check_free(host: str, port: int) -> None:
     """Raise ``CannotListen`` when the address cannot be listened on (taken, not local …)."""
-    # SO_REUSEPORT sockets of the same user bind a port that another server of ours listens
-    # on, and would silently share its traffic: bind once without it to find out.
+    # Before migrations run and workers start, so that a taken port is a message, not a
+    # half-started server.
     try:
         with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -96,57 +103,91 @@ def check_free(host: str, port: int) -> None:
         raise CannotListen(f"cannot listen on {_address(host, port)}: {reason}") from exc
 
 
-@contextlib.contextmanager
-def _address_claim(host: str, port: int) -> Iterator[None]:
-    # Workers are bound but not yet listening while their apps start, which check_free cannot
-    # see: a second supervisor for the same address is refused by this claim instead. An
-    # abstract Unix socket name goes away with the process, however it ends.
-    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        claim.bind(f"\0triage-serve-{_address(host, port)}")
-    except OSError as exc:
-        claim.close()
-        raise CannotListen(
-            f"cannot listen on {_address(host, port)}: another triage serve is starting there"
-        ) from exc
-    try:
-        yield
-    finally:
-        claim.close()
-
-
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to the address the other workers' sockets share.
-
-    It is not listening yet: the event loop starts listening once the app has started, so the
-    kernel sends no connection to a worker that cannot answer it (a new or restarted one).
-    """
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except BaseException:
-        sock.close()
-        raise
+def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """The supervisor's listening socket (non-blocking)."""
+    sock = socket.create_server((host, port), family=_family(host), backlog=backlog)
+    sock.setblocking(False)
     return sock
 
 
-def run_worker(options: ServerOptions) -> None:
-    """One worker process: its own socket, one uvicorn server on the app factory."""
+READY = b"R"
+"""What a worker sends the supervisor once its app has started."""
+
+
+class HandedConnectionsServer(uvicorn.Server):
+    """A uvicorn server that listens on nothing and serves the connections handed to it."""
+
+    def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
+        super().__init__(config)
+        self.channel = channel
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start the app, then take connections from the supervisor and say it is ready."""
+        await super().startup(sockets=[])
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            # As uvicorn's own startup builds it for a listening socket.
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        loop = asyncio.get_running_loop()
+        self.channel.setblocking(False)
+        loop.add_reader(self.channel.fileno(), self._take, loop, create_protocol)
+        self.channel.send(READY)
+
+    def _take(self, loop: asyncio.AbstractEventLoop, create_protocol: Any) -> None:
+        """Serve the connections the supervisor sent; stop if it has gone."""
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(self.channel, 16, 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                message, fds = b"", []
+            if not message and not fds:
+                loop.remove_reader(self.channel.fileno())
+                self.should_exit = True  # the supervisor is gone: finish up and stop
+                return
+            for fd in fds:
+                connection = socket.socket(fileno=fd)
+                connection.setblocking(False)
+                loop.create_task(self._connect(loop, create_protocol, connection))
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, create_protocol: Any, connection: socket.socket
+    ) -> None:
+        try:
+            await loop.connect_accepted_socket(create_protocol, connection)
+        except OSError:
+            connection.close()  # the client left before the worker took it
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Take no more connections, then let uvicorn finish the ones it has."""
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_reader(self.channel.fileno())
+        self.channel.close()
+        await super().shutdown(sockets=sockets)
+
+
+def run_worker(options: ServerOptions, channel: socket.socket) -> None:
+    """One worker process: one uvicorn server on the app factory, fed by the supervisor."""
     # Ctrl-C reaches every process of the terminal: the supervisor stops the workers in
     # order (uvicorn installs its own handlers while it serves).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _stop_with_parent()
     if options.app_dir is not None:
         sys.path.insert(0, options.app_dir)
-    sock = reuse_port_socket(options.host, options.port)
-    server = uvicorn.Server(uvicorn.Config(options.app, **_config(options)))
-    server.run(sockets=[sock])
+    server = HandedConnectionsServer(uvicorn.Config(options.app, **_config(options)), channel)
+    server.run()
     if not server.started:  # uvicorn returns quietly when the app failed to start
         sys.exit(STARTUP_FAILURE)
 
@@ -163,62 +204,89 @@ def _stop_with_parent() -> None:
 
 
 class Supervisor:
-    """Starts the workers, restarts any that die, and stops them all on SIGINT or SIGTERM."""
+    """Starts the workers, hands them connections in turn, restarts any that die, stops them."""
 
-    def __init__(self, options: ServerOptions, workers: int) -> None:
+    def __init__(self, options: ServerOptions, workers: int, listener: socket.socket) -> None:
         self.options = options
         self.count = workers
         self.context = multiprocessing.get_context("spawn")
         self.workers: list[BaseProcess] = []
+        self.channels: list[socket.socket | None] = []
+        self.ready: list[bool] = []
         self.started: list[float] = []
         self.deaths: list[int] = []
+        self.restart_at: list[float | None] = []
+        self.next_worker = 0
         self.stopping = False
+        self.selector = selectors.DefaultSelector()
+        self.listener: socket.socket | None = listener
+        self.accepting = False
 
     def run(self) -> int:
-        """Start, watch and stop the workers; the exit code (non-zero if one cannot start)."""
+        """Start, feed, watch and stop the workers; the exit code (non-zero if one cannot start)."""
+        from api.operations import configure_json_logs
+
+        configure_json_logs()
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for index in range(self.count):
                 self.workers.append(self._start(index))
                 self.started.append(time.monotonic())
                 self.deaths.append(0)
+                self.restart_at.append(None)
             while not self.stopping:
-                time.sleep(0.2)
-                for index, worker in enumerate(self.workers):
-                    if self.stopping or worker.is_alive():
-                        continue
-                    if worker.exitcode == STARTUP_FAILURE:
-                        log.error("worker %d could not start; stopping", index)
-                        return STARTUP_FAILURE
-                    self._restart(index, worker)
+                for key, _ in self.selector.select(timeout=0.2):
+                    if key.data is None:
+                        self._accept()
+                    else:
+                        self._hear(key.data)
+                code = self._watch()
+                if code:
+                    return code
             return 0
         finally:
+            self._close_listener()
             self._terminate()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _restart(self, index: int, worker: BaseProcess) -> None:
-        if time.monotonic() - self.started[index] > SETTLED_SECONDS:
-            self.deaths[index] = 0
-        pause = RESTART_PAUSES[min(self.deaths[index], len(RESTART_PAUSES) - 1)]
-        self.deaths[index] += 1
-        log.warning(
-            "worker %d (pid %s) exited with %s; restarting in %g s",
-            index,
-            worker.pid,
-            worker.exitcode,
-            pause,
-        )
-        deadline = time.monotonic() + pause
-        while time.monotonic() < deadline and not self.stopping:
-            time.sleep(0.1)
-        if not self.stopping:
-            self.workers[index] = self._start(index)
-            self.started[index] = time.monotonic()
+    def _watch(self) -> int:
+        """Schedule restarts of dead workers and start those due; non-zero to give up."""
+        now = time.monotonic()
+        for index, worker in enumerate(self.workers):
+            if self.stopping:
+                return 0
+            due = self.restart_at[index]
+            if due is not None:
+                if now >= due:
+                    self.restart_at[index] = None
+                    self.workers[index] = self._start(index)
+                    self.started[index] = now
+                continue
+            if worker.is_alive():
+                continue
+            self._forget(index)
+            if worker.exitcode == STARTUP_FAILURE:
+                log.error("worker %d could not start; stopping", index)
+                return STARTUP_FAILURE
+            if now - self.started[index] > SETTLED_SECONDS:
+                self.deaths[index] = 0
+            pause = RESTART_PAUSES[min(self.deaths[index], len(RESTART_PAUSES) - 1)]
+            self.deaths[index] += 1
+            log.warning(
+                "worker %d (pid %s) exited with %s; restarting in %g s",
+                index,
+                worker.pid,
+                worker.exitcode,
+                pause,
+            )
+            self.restart_at[index] = now + pause
+        return 0
 
     def _start(self, index: int) -> BaseProcess:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         worker = self.context.Process(
-            target=run_worker, args=(self.options,), name=f"triage-worker-{index}"
+            target=run_worker, args=(self.options, theirs), name=f"triage-worker-{index}"
         )
         # A spawned process copies this environment when it starts.
         extra = self.options.followers_env if index > 0 else {}
@@ -227,12 +295,96 @@ class Supervisor:
         try:
             worker.start()
         finally:
+            theirs.close()
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+        ours.setblocking(False)
+        if index < len(self.channels):
+            self.channels[index], self.ready[index] = ours, False
+        else:
+            self.channels.append(ours)
+            self.ready.append(False)
+        self.selector.register(ours, selectors.EVENT_READ, index)
         return worker
+
+    def _hear(self, index: int) -> None:
+        """A worker said it is ready, or its end closed (it died)."""
+        channel = self.channels[index]
+        assert channel is not None
+        try:
+            message = channel.recv(16)
+        except BlockingIOError:
+            return
+        except OSError:
+            message = b""
+        if message == READY:
+            self.ready[index] = True
+            log.info("worker %d ready (pid %s)", index, self.workers[index].pid)
+            self._listen(True)
+        elif not message:
+            self._forget(index)
+
+    def _forget(self, index: int) -> None:
+        """Stop handing connections to a worker that died."""
+        channel = self.channels[index]
+        if channel is not None:
+            self.selector.unregister(channel)
+            channel.close()
+            self.channels[index] = None
+        self.ready[index] = False
+        if not any(self.ready):
+            self._listen(False)  # connections wait in the backlog until a worker is ready
+
+    def _listen(self, on: bool) -> None:
+        if self.listener is None or on == self.accepting:
+            return
+        if on:
+            self.selector.register(self.listener, selectors.EVENT_READ, None)
+        else:
+            self.selector.unregister(self.listener)
+        self.accepting = on
+
+    def _accept(self) -> None:
+        """Hand every waiting connection to the next ready worker in turn."""
+        assert self.listener is not None
+        for _ in range(64):
+            try:
+                connection, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. out of file descriptors: try again shortly
+                log.error("accept failed: %s", type(exc).__name__)
+                return
+            with connection:
+                if not self._hand(connection):
+                    log.error("no worker could take a connection; it was closed")
+                    return
+
+    def _hand(self, connection: socket.socket) -> bool:
+        """Send a connection to the next ready worker; False if none took it."""
+        for _ in range(self.count):
+            index = self.next_worker
+            self.next_worker = (index + 1) % self.count
+            channel = self.channels[index]
+            if channel is None or not self.ready[index]:
+                continue
+            try:
+                socket.send_fds(channel, [b"c"], [connection.fileno()])
+                return True
+            except BlockingIOError:
+                continue  # its queue is full (a stuck worker): the next one
+            except OSError:
+                self._forget(index)
+        return False
+
+    def _close_listener(self) -> None:
+        if self.listener is not None:
+            self._listen(False)
+            self.listener.close()  # new connections are refused from now on
+            self.listener = None
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -247,3 +399,6 @@ class Supervisor:
             if worker.is_alive():
                 worker.kill()
                 worker.join()
+        for channel in self.channels:
+            if channel is not None:
+                channel.close()

@@ -41,6 +41,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -272,25 +273,15 @@ class Server:
         except psutil.Error:
             return 0.0
 
-    def wait_listening(self, port: int, count: int, timeout: float = 120) -> int:
-        """Wait until ``count`` processes listen on ``port``; how many do (0 without psutil)."""
-        # Keep-alive connections opened before a worker listens all stay with the others.
-        if psutil is None:
-            return 0
+    def wait_workers_ready(self, count: int, timeout: float = 120) -> int:
+        """Wait until the supervisor has logged ``count`` workers ready; how many it has."""
+        # A connection opened while a worker is not ready yet stays with the others.
         deadline = time.monotonic() + timeout
         while True:
-            listening = 0
-            try:
-                server = psutil.Process(self.process.pid)
-                for process in [server, *server.children()]:
-                    listening += any(
-                        c.status == psutil.CONN_LISTEN and c.laddr.port == port
-                        for c in process.net_connections(kind="tcp")
-                    )
-            except psutil.Error:
-                pass
-            if listening >= count or time.monotonic() > deadline:
-                return listening
+            text = self.log.read_text(errors="replace")
+            ready = len(set(re.findall(r'"message": "worker (\d+) ready', text)))
+            if ready >= count or time.monotonic() > deadline:
+                return ready
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -693,9 +684,9 @@ def main() -> None:
             queued, pending, took = wait_for_backlog(setup.db_path, setup.version, 1800, ours)
             print(f"triage serve ({workers} workers): start-up backlog of {queued:,} queued "
                   f"referrals scored in {took:.0f} s ({pending:,} left)")  # fmt: skip
-            listening = ours.wait_listening(port, args.workers)
-            if psutil is not None and listening < args.workers:
-                print(f"warning: only {listening} of {args.workers} workers listen on the port")
+            ready = ours.wait_workers_ready(args.workers) if args.workers > 1 else 1
+            if ready < args.workers:
+                print(f"warning: only {ready} of {args.workers} workers are ready")
             time.sleep(5)  # each worker finishes the backlog batch it had in hand
             practitioner, referral_system = credentials(setup)
             queue_met = queue_bench(base, queued, args.queue_calls, practitioner)

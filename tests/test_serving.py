@@ -1,4 +1,5 @@
-"""`triage serve --workers N`: a socket per worker, a dead worker replaced, a taken port refused."""
+"""`triage serve --workers N`: connections handed out in turn, a dead worker replaced, a taken
+port refused."""
 
 from __future__ import annotations
 
@@ -52,18 +53,44 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def listening_workers(supervisor: psutil.Process, port: int) -> dict[int, int]:
-    """Worker pid -> how many sockets it listens on at ``port``."""
+def workers_of(supervisor: psutil.Process) -> list[psutil.Process]:
+    """The supervisor's worker processes (spawned by multiprocessing)."""
+    return [
+        child
+        for child in supervisor.children()
+        if any("multiprocessing" in part for part in child.cmdline())
+        and "resource_tracker" not in " ".join(child.cmdline())
+    ]
+
+
+def connections_per_worker(supervisor: psutil.Process, port: int) -> dict[int, int]:
+    """Worker pid -> how many established connections to ``port`` it serves."""
     found = {}
-    for child in supervisor.children():
+    for worker in workers_of(supervisor):
         try:
-            sockets = child.net_connections(kind="tcp")
+            connections = worker.net_connections(kind="tcp")
         except psutil.NoSuchProcess:
             continue
-        listening = [c for c in sockets if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
-        if listening:
-            found[child.pid] = len(listening)
+        found[worker.pid] = sum(
+            c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port for c in connections
+        )
     return found
+
+
+def listens(process: psutil.Process, port: int) -> bool:
+    """Whether ``process`` has a listening socket on ``port``."""
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        for c in process.net_connections(kind="tcp")
+    )
+
+
+def keep_alive_clients(url: str, count: int) -> list[httpx.Client]:
+    """``count`` clients, each holding one keep-alive connection that has had one reply."""
+    clients = [httpx.Client(base_url=url, timeout=10.0) for _ in range(count)]
+    for client in clients:
+        assert client.get("/v1/health").status_code == 200
+    return clients
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 60.0) -> T:
@@ -138,28 +165,48 @@ def two_workers(environment: dict[str, str]) -> Iterator[tuple[str, int, psutil.
         yield url, port, supervisor
 
 
-def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced(
+def test_connections_are_handed_to_the_workers_in_turn_and_a_dead_one_is_replaced(
     two_workers: tuple[str, int, psutil.Process],
 ) -> None:
     url, port, supervisor = two_workers
-    workers = wait_for(lambda: (w := listening_workers(supervisor, port)) and len(w) == 2 and w)
-    assert sorted(workers.values()) == [1, 1]  # two sockets, one each
-    assert not [c for c in supervisor.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    assert listens(supervisor, port)  # only the supervisor listens
+    workers = wait_for(lambda: (w := workers_of(supervisor)) and len(w) == 2 and w)
+    assert not any(listens(worker, port) for worker in workers)
+    wait_for(lambda: all(healthy(url) for _ in range(4)))  # both ready
+    clients = keep_alive_clients(url, 8)
+    try:
+        split = connections_per_worker(supervisor, port)
+        assert sorted(split.values()) == [4, 4], split  # a hash would split 8 evenly 27% of runs
+    finally:
+        for client in clients:
+            client.close()
 
-    victim = next(iter(workers))
+    victim = workers[0].pid
     os.kill(victim, signal.SIGKILL)
-    replaced = wait_for(
-        lambda: (w := listening_workers(supervisor, port)) and len(w) == 2 and victim not in w and w
-    )
-    assert victim not in replaced
-    # New connections reach a live worker once the dead one is replaced.
+    workers[0].wait(timeout=10)  # connections handed to it before it died are lost with it
+    # While it is replaced, new connections go to the live worker.
     assert all(healthy(url) for _ in range(20))
+    replaced = wait_for(
+        lambda: (
+            (w := workers_of(supervisor)) and len(w) == 2 and victim not in {p.pid for p in w} and w
+        )
+    )
+    replacement = next(w for w in replaced if w.pid != workers[1].pid)
+
+    def both_serve() -> bool:
+        clients = keep_alive_clients(url, 4)
+        try:
+            return connections_per_worker(supervisor, port).get(replacement.pid, 0) == 2
+        finally:
+            for client in clients:
+                client.close()
+
+    wait_for(both_serve)
 
 
 def test_sigterm_stops_every_worker(two_workers: tuple[str, int, psutil.Process]) -> None:
-    _, port, supervisor = two_workers
-    listening = wait_for(lambda: (w := listening_workers(supervisor, port)) and len(w) == 2 and w)
-    workers = [psutil.Process(pid) for pid in listening]
+    _, _, supervisor = two_workers
+    workers = wait_for(lambda: (w := workers_of(supervisor)) and len(w) == 2 and w)
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=30) == 0
     _, alive = psutil.wait_procs(workers, timeout=10)

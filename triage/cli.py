@@ -321,9 +321,7 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[
         int,
-        typer.Option(
-            min=1, max=32, help="Worker processes, each on its own socket (SO_REUSEPORT)."
-        ),
+        typer.Option(min=1, max=32, help="Worker processes, handed connections in turn."),
     ] = 1,
     migrate: Annotated[bool, typer.Option(help="Apply database migrations before serving.")] = True,
 ) -> None:
