@@ -15,6 +15,7 @@ the others leave to it) and gives up when one cannot start at all.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import logging
@@ -70,6 +71,9 @@ def serve(options: ServerOptions, workers: int = 1) -> None:
     if workers <= 1:
         uvicorn.run(options.app, app_dir=options.app_dir, **_config(options))
         return
+    if any(name.startswith("ssl") for name in options.uvicorn_config):
+        # Handed connections are served as plain HTTP: terminate TLS in front of the workers.
+        raise ValueError("TLS options are not supported with several workers")
     try:
         listener = listening_socket(options.host, options.port)
     except OSError as exc:  # taken since check_free looked
@@ -221,6 +225,9 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.listener: socket.socket | None = listener
         self.accepting = False
+        self.pending: collections.deque[socket.socket] = collections.deque()
+        """Accepted connections no worker could take yet (all busy or restarting)."""
+        self.accept_paused_until = 0.0
 
     def run(self) -> int:
         """Start, feed, watch and stop the workers; the exit code (non-zero if one cannot start)."""
@@ -238,11 +245,13 @@ class Supervisor:
                 for key, _ in self.selector.select(timeout=0.2):
                     if key.data is None:
                         self._accept()
-                    else:
+                    elif key.fileobj is self.channels[key.data]:  # not forgotten meanwhile
                         self._hear(key.data)
+                self._hand_pending()
                 code = self._watch()
                 if code:
                     return code
+                self._listen(self._should_accept())
             return 0
         finally:
             self._close_listener()
@@ -313,7 +322,8 @@ class Supervisor:
     def _hear(self, index: int) -> None:
         """A worker said it is ready, or its end closed (it died)."""
         channel = self.channels[index]
-        assert channel is not None
+        if channel is None:
+            return
         try:
             message = channel.recv(16)
         except BlockingIOError:
@@ -323,7 +333,6 @@ class Supervisor:
         if message == READY:
             self.ready[index] = True
             log.info("worker %d ready (pid %s)", index, self.workers[index].pid)
-            self._listen(True)
         elif not message:
             self._forget(index)
 
@@ -335,8 +344,10 @@ class Supervisor:
             channel.close()
             self.channels[index] = None
         self.ready[index] = False
-        if not any(self.ready):
-            self._listen(False)  # connections wait in the backlog until a worker is ready
+
+    def _should_accept(self) -> bool:
+        """Accept while a worker is ready and nothing waits; else the backlog holds them."""
+        return any(self.ready) and not self.pending and time.monotonic() >= self.accept_paused_until
 
     def _listen(self, on: bool) -> None:
         if self.listener is None or on == self.accepting:
@@ -355,16 +366,22 @@ class Supervisor:
                 connection, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # e.g. out of file descriptors: try again shortly
+            except OSError as exc:  # e.g. out of file descriptors: pause rather than spin
                 log.error("accept failed: %s", type(exc).__name__)
+                self.accept_paused_until = time.monotonic() + 0.5
+                self._listen(False)
                 return
-            with connection:
-                if not self._hand(connection):
-                    log.error("no worker could take a connection; it was closed")
-                    return
+            if not self._hand(connection):
+                self.pending.append(connection)
+                self._listen(False)
+                return
+
+    def _hand_pending(self) -> None:
+        while self.pending and self._hand(self.pending[0]):
+            self.pending.popleft()
 
     def _hand(self, connection: socket.socket) -> bool:
-        """Send a connection to the next ready worker; False if none took it."""
+        """Send a connection to the next ready worker (and close ours); False if none took it."""
         for _ in range(self.count):
             index = self.next_worker
             self.next_worker = (index + 1) % self.count
@@ -373,11 +390,16 @@ class Supervisor:
                 continue
             try:
                 socket.send_fds(channel, [b"c"], [connection.fileno()])
-                return True
             except BlockingIOError:
-                continue  # its queue is full (a stuck worker): the next one
-            except OSError:
-                self._forget(index)
+                continue  # its queue is full (its loop is stalled): the next one
+            except (BrokenPipeError, ConnectionResetError, ConnectionRefusedError):
+                self._forget(index)  # it died
+                continue
+            except OSError as exc:
+                log.error("handing a connection to worker %d failed: %s", index, exc.errno)
+                continue
+            connection.close()
+            return True
         return False
 
     def _close_listener(self) -> None:
@@ -385,6 +407,8 @@ class Supervisor:
             self._listen(False)
             self.listener.close()  # new connections are refused from now on
             self.listener = None
+        while self.pending:
+            self.pending.popleft().close()
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True

@@ -4,9 +4,11 @@ port refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import pickle
+import selectors
 import signal
 import socket
 import subprocess
@@ -83,6 +85,16 @@ def listens(process: psutil.Process, port: int) -> bool:
         c.status == psutil.CONN_LISTEN and c.laddr.port == port
         for c in process.net_connections(kind="tcp")
     )
+
+
+def serves_both(url: str, supervisor: psutil.Process, port: int) -> bool:
+    """Whether two new keep-alive connections land on two workers (both are ready)."""
+    clients = keep_alive_clients(url, 2)
+    try:
+        return sorted(connections_per_worker(supervisor, port).values()) == [1, 1]
+    finally:
+        for client in clients:
+            client.close()
 
 
 def keep_alive_clients(url: str, count: int) -> list[httpx.Client]:
@@ -172,7 +184,7 @@ def test_connections_are_handed_to_the_workers_in_turn_and_a_dead_one_is_replace
     assert listens(supervisor, port)  # only the supervisor listens
     workers = wait_for(lambda: (w := workers_of(supervisor)) and len(w) == 2 and w)
     assert not any(listens(worker, port) for worker in workers)
-    wait_for(lambda: all(healthy(url) for _ in range(4)))  # both ready
+    wait_for(lambda: serves_both(url, supervisor, port))  # both workers are ready
     clients = keep_alive_clients(url, 8)
     try:
         split = connections_per_worker(supervisor, port)
@@ -393,3 +405,43 @@ def test_triage_serve_leaves_the_backlog_to_the_first_worker(
     assert workers == 2
     assert options.app == "api.app:create_app"
     assert options.followers_env == {"TRIAGE_SCORE_BACKLOG": "false"}
+
+
+def test_a_dead_worker_is_skipped_and_a_connection_no_worker_can_take_waits() -> None:
+    listener = serving.listening_socket("127.0.0.1", 0)
+    supervisor = serving.Supervisor(ServerOptions("unused:app"), 2, listener)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(2)]
+    for index, (ours, _) in enumerate(pairs):
+        ours.setblocking(False)
+        supervisor.selector.register(ours, selectors.EVENT_READ, index)
+        supervisor.channels.append(ours)
+        supervisor.ready.append(True)
+    dead, busy = pairs[0][1], pairs[1][1]
+    dead.close()  # worker 0 died; the supervisor has not heard yet
+    filler = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:  # worker 1's queue fills up (its loop is stalled)
+            pairs[1][0].send(b"x")
+            filler += 1
+    supervisor._listen(supervisor._should_accept())
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    try:
+        time.sleep(0.1)
+        supervisor._accept()
+        assert supervisor.channels[0] is None, "a worker whose end is closed is forgotten"
+        supervisor._hear(0)  # a stale readiness event for it does nothing
+        assert len(supervisor.pending) == 1 and not supervisor._should_accept()
+        for _ in range(filler):  # worker 1 catches up
+            busy.recv(16)
+        supervisor._hand_pending()
+        assert not supervisor.pending and supervisor._should_accept()
+        _, fds, _, _ = socket.recv_fds(busy, 16, 4)
+        with socket.socket(fileno=fds[0]) as handed:
+            client.sendall(b"ping")
+            assert handed.recv(4) == b"ping"
+    finally:
+        client.close()
+        supervisor._close_listener()
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
