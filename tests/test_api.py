@@ -309,12 +309,24 @@ def score_versions(db: Engine, referral_id: str) -> list[str]:
         return [version for (version,) in rows]
 
 
+def polling_app(settings: Settings, loader: Switch, probe: Promotions, *, backlog: bool) -> Any:
+    """An app that checks ``probe`` for a promoted champion every 50 ms."""
+    polling = settings.model_copy(update={"model_poll_seconds": 0.05})
+    return create_app(polling, scorer_loader=loader, probe=probe, score_backlog_on_start=backlog)
+
+
+def version_of(scorer: Scorer, version: str) -> Scorer:
+    """The same model registered as another version."""
+    renamed = copy.copy(scorer)
+    renamed.version = version
+    return renamed
+
+
 def test_each_promotion_is_loaded_and_the_backlog_worker_rescores_the_queue(
     settings: Settings, scorer: Scorer, admin: dict[str, str], db: Engine
 ) -> None:
     switch, promotions = Switch(None), Promotions()
-    polling = settings.model_copy(update={"model_poll_seconds": 0.05})
-    app = create_app(polling, scorer_loader=switch, probe=promotions, score_backlog_on_start=True)
+    app = polling_app(settings, switch, promotions, backlog=True)
     with TestClient(app, raise_server_exceptions=False, headers=admin) as client:
         referral_id = client.post("/v1/referrals", json=referral()).json()["referral_id"]
         time.sleep(0.3)  # several checks while the registry names no champion
@@ -328,9 +340,7 @@ def test_each_promotion_is_loaded_and_the_backlog_worker_rescores_the_queue(
         time.sleep(0.3)
         assert client.get("/v1/model").json()["version"] == "test-model/1"
         promotions.failing = False
-        second = copy.copy(scorer)
-        second.version = "test-model/2"
-        switch.scorer, promotions.version = second, "test-model/2"
+        switch.scorer, promotions.version = version_of(scorer, "test-model/2"), "test-model/2"
         assert wait_for(lambda: score_versions(db, referral_id)[-1:] == ["test-model/2"])
         assert client.get("/v1/model").json()["version"] == "test-model/2"
         assert score_versions(db, referral_id) == ["test-model/1", "test-model/2"]
@@ -340,8 +350,7 @@ def test_other_workers_load_a_promotion_and_leave_the_queue_to_the_backlog_worke
     settings: Settings, scorer: Scorer, admin: dict[str, str], db: Engine
 ) -> None:
     switch, promotions = Switch(None), Promotions()
-    polling = settings.model_copy(update={"model_poll_seconds": 0.05})
-    app = create_app(polling, scorer_loader=switch, probe=promotions, score_backlog_on_start=False)
+    app = polling_app(settings, switch, promotions, backlog=False)
     with TestClient(app, raise_server_exceptions=False, headers=admin) as client:
         waiting = client.post("/v1/referrals", json=referral()).json()["referral_id"]
         switch.scorer, promotions.version = scorer, "test-model/1"
@@ -355,19 +364,13 @@ def test_other_workers_load_a_promotion_and_leave_the_queue_to_the_backlog_worke
 def test_the_backlog_worker_rescores_what_a_lagging_worker_scored_with_the_old_model(
     settings: Settings, scorer: Scorer, admin: dict[str, str], db: Engine
 ) -> None:
-    polling = settings.model_copy(update={"model_poll_seconds": 0.05})
-    second = copy.copy(scorer)
-    second.version = "test-model/2"
+    second = version_of(scorer, "test-model/2")
     first_switch, first_registry = Switch(scorer), Promotions()
     first_registry.version = scorer.version
     lagging_registry = Promotions()  # the other worker has not checked the registry yet
     lagging_registry.version = scorer.version
-    backlog_worker = create_app(
-        polling, scorer_loader=first_switch, probe=first_registry, score_backlog_on_start=True
-    )
-    lagging = create_app(
-        polling, scorer_loader=Switch(scorer), probe=lagging_registry, score_backlog_on_start=False
-    )
+    backlog_worker = polling_app(settings, first_switch, first_registry, backlog=True)
+    lagging = polling_app(settings, Switch(scorer), lagging_registry, backlog=False)
     with (
         TestClient(backlog_worker, headers=admin) as first,
         TestClient(lagging, headers=admin) as other,
