@@ -39,21 +39,26 @@ ChampionProbe = Callable[[], "str | None"]
 """Returns the scorer version the registry names champion now, None if none; may raise."""
 
 
+def _sqlite_store(settings: Settings) -> Path | None:
+    """The SQLite tracking store's file, None for another kind of store."""
+    uri = settings.mlflow_tracking_uri
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def _no_store_yet(settings: Settings) -> bool:
     """True when the SQLite tracking store does not exist (so MLflow must not create it)."""
-    uri = settings.mlflow_tracking_uri
-    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+    path = _sqlite_store(settings)
+    return path is not None and not path.exists()
 
 
 def _registry_not_ready(settings: Settings) -> bool:
     """True while a SQLite tracking store has no model registry (yet) to ask."""
     # ``triage train`` may be creating it: MLflow must not create its tables at the same time.
-    uri = settings.mlflow_tracking_uri
-    if not uri.startswith("sqlite:///"):
-        return False
-    path = Path(uri.removeprefix("sqlite:///"))
-    if not path.exists():
+    if _no_store_yet(settings):
         return True
+    path = _sqlite_store(settings)
+    if path is None:
+        return False
     try:
         with contextlib.closing(
             sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
@@ -149,7 +154,7 @@ class ModelHolder:
         with self._lock:
             current = self.current
             if unless is not None and current is not None and current.scorer.version == unless:
-                return False  # another thread loaded it while this one waited
+                return False  # loaded already, perhaps by another thread meanwhile
             self.last_attempt = utcnow()
             if self._loader is None:
                 self.last_error = "no model loader is configured"
@@ -177,10 +182,7 @@ class ModelHolder:
         version that failed to load is not tried again until the registry names another.
         """
         wanted = probe()
-        current = self.current
         if wanted is None or wanted == self._refused:
-            return False
-        if current is not None and current.scorer.version == wanted:
             return False
         loaded = self.load(unless=wanted)
         current = self.current

@@ -77,9 +77,7 @@ def serve(options: ServerOptions, workers: int = 1) -> None:
     try:
         listener = listening_socket(options.host, options.port)
     except OSError as exc:  # taken since check_free looked
-        reason = exc.strerror or str(exc)
-        address = _address(options.host, options.port)
-        raise CannotListen(f"cannot listen on {address}: {reason}") from exc
+        raise _cannot_listen(options.host, options.port, exc) from exc
     code = Supervisor(options, workers, listener).run()
     if code:
         sys.exit(code)
@@ -103,8 +101,11 @@ def check_free(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise CannotListen(f"cannot listen on {_address(host, port)}: {reason}") from exc
+        raise _cannot_listen(host, port, exc) from exc
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> CannotListen:
+    return CannotListen(f"cannot listen on {_address(host, port)}: {exc.strerror or exc}")
 
 
 def _family(host: str) -> socket.AddressFamily:
