@@ -41,6 +41,40 @@ class ReferrerRelationship(StrEnum):
     self = "self"
 
 
+PROFESSIONAL_REFERRERS: tuple[ReferrerType, ...] = (
+    ReferrerType.police,
+    ReferrerType.school,
+    ReferrerType.education_services,
+    ReferrerType.health,
+    ReferrerType.housing,
+    ReferrerType.la_services,
+    ReferrerType.other_legal,
+)
+"""Referrer types that are agencies or professionals acting in that role."""
+RELATIVE_OR_FRIEND: tuple[ReferrerRelationship, ...] = (
+    ReferrerRelationship.relative,
+    ReferrerRelationship.family_friend,
+)
+"""Individuals' relationships that make them family or friends of the child."""
+VOICES = ("professional", "family or friend", "parent", "other individual", "anonymous", "other")
+"""Whose voice a referral carries, as the audit groups referrers."""
+
+
+def referrer_voice(referrer_type: str, relationship: str | None) -> str:
+    """Whose voice a referral carries: one of ``VOICES``."""
+    if referrer_type in PROFESSIONAL_REFERRERS:
+        return "professional"
+    if referrer_type == ReferrerType.anonymous:
+        return "anonymous"
+    if referrer_type != ReferrerType.individual:
+        return "other"
+    if relationship in RELATIVE_OR_FRIEND:
+        return "family or friend"
+    if relationship == ReferrerRelationship.parent:
+        return "parent"
+    return "other individual"
+
+
 class Concern(StrEnum):
     """Concern categories raised by a referral."""
 

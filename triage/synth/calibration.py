@@ -12,7 +12,7 @@ from rich.table import Table
 
 from triage.synth.calibration_targets import Target, load_targets
 from triage.synth.population import YEAR
-from triage.vocab import OutcomeLevel, ReferrerType
+from triage.vocab import PROFESSIONAL_REFERRERS, RELATIVE_OR_FRIEND, OutcomeLevel, ReferrerType
 
 REST_SOURCES = (
     ReferrerType.education_services,
@@ -117,7 +117,32 @@ def figures(world) -> dict[str, float]:
 
     plans = outcomes[outcomes["highest_level"] == OutcomeLevel.cp_plan.value]
     out["neglect_share_cp_plans"] = float((plans["cp_category"] == "neglect").mean())
+    out.update(_voices(refs, outcomes, world.truth))
     return out
+
+
+def _voices(refs: pd.DataFrame, outcomes: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """Whose voice: intentionally false referrals, and latent harm by who referred."""
+    truth = truth.set_index("referral_id")
+    false = truth["channel"].eq("malicious")
+    harm = truth["harm_12m"]
+    by_ref = refs.set_index("referral_id")
+    relative = by_ref["referrer_relationship"].isin([r.value for r in RELATIVE_OR_FRIEND])
+    professional = by_ref["referrer_type"].isin([t.value for t in PROFESSIONAL_REFERRERS])
+    individual = by_ref["referrer_type"].eq(ReferrerType.individual.value)
+    assessed = outcomes.loc[
+        outcomes["highest_level"] != OutcomeLevel.no_further_action.value, "referral_id"
+    ]
+    relative_harm = float(harm.reindex(by_ref.index[relative]).mean())
+    professional_harm = float(harm.reindex(by_ref.index[professional]).mean())
+    return {
+        "false_among_investigated": float(false.reindex(assessed).mean()),
+        "false_custody_dispute": float(false[truth["custody_dispute"]].mean()),
+        "false_among_individuals": float(false.reindex(by_ref.index[individual]).mean()),
+        "harm_relative_referred": relative_harm,
+        "harm_professional_referred": professional_harm,
+        "harm_ratio_relative_professional": relative_harm / professional_harm,
+    }
 
 
 def calibration_rows(world) -> list[CalibrationRow]:
@@ -127,8 +152,28 @@ def calibration_rows(world) -> list[CalibrationRow]:
 
 
 def _format(kind: str, value: float) -> str:
-    """A share as a percentage, a rate with one decimal."""
-    return f"{value * 100:.1f}%" if kind == "share" else f"{value:.1f}"
+    """A share as a percentage, a ratio with two decimals, a rate with one."""
+    if value != value:  # no published figure
+        return "-"
+    if kind.startswith("share"):
+        prefix = "≤ " if kind == "share_at_most" else ""
+        return f"{prefix}{value * 100:.1f}%"
+    if kind == "ratio_at_least":
+        return f"{value:.2f}"
+    return f"{value:.1f}"
+
+
+def _difference(target: Target, row: CalibrationRow) -> str:
+    """Generated against target in the target's own terms."""
+    if target.target != target.target:
+        return "-"
+    if target.kind == "share":
+        return f"{row.difference * 100:+.1f} pp"
+    if target.kind == "share_at_most":
+        return f"{row.difference * 100:+.1f} pp"
+    if target.kind == "ratio_at_least":
+        return f"{row.difference:+.2f}"
+    return f"{row.difference / target.target * 100:+.1f}%"
 
 
 def print_report(world, console: Console | None = None) -> bool:
@@ -140,14 +185,11 @@ def print_report(world, console: Console | None = None) -> bool:
     rows = calibration_rows(world)
     for row in rows:
         t = row.target
-        diff = (
-            f"{row.difference * 100:+.1f} pp"
-            if t.kind == "share"
-            else f"{row.difference / t.target * 100:+.1f}%"
-        )
+        diff = _difference(t, row)
         verdict = ("[green]ok[/]" if row.ok else "[red]off[/]") if t.checked else "[dim]info[/]"
+        shown_kind = "share" if t.kind == "share_at_most" else t.kind
         table.add_row(
-            t.label, _format(t.kind, row.value), _format(t.kind, t.target), diff, verdict,
+            t.label, _format(shown_kind, row.value), _format(t.kind, t.target), diff, verdict,
             f"{t.source}, {t.year}",
         )  # fmt: skip
     console.print(table)
@@ -155,7 +197,7 @@ def print_report(world, console: Console | None = None) -> bool:
     console.print(f"Highest victimisation rate at age: {peak} (target: under 1)")
     ok = all(r.ok for r in rows if r.target.checked) and peak == 0
     console.print(
-        "[green]Every checked figure is within tolerance[/] (shares ±2 pp, rates ±15%)."
+        "[green]Every checked figure is within tolerance[/] (shares ±2 pp, rates ±15%, bounds met)."
         if ok
         else "[red]Some figures are outside tolerance.[/]"
     )

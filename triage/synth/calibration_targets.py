@@ -24,15 +24,20 @@ class Target:
     key: str
     label: str
     kind: str
+    """``share`` (±2 pp), ``rate`` (±15%), ``share_at_most`` or ``ratio_at_least`` (a bound)."""
     target: float
     checked: bool
     year: str
     source: str
 
     def within_tolerance(self, value: float) -> bool:
-        """Whether a generated figure is close enough to this target."""
+        """Whether a generated figure is close enough to this target (or on its side of it)."""
         if self.kind == "share":
             return abs(value - self.target) <= SHARE_TOLERANCE
+        if self.kind == "share_at_most":
+            return value <= self.target
+        if self.kind == "ratio_at_least":
+            return value >= self.target
         return abs(value - self.target) <= RATE_TOLERANCE * self.target
 
 
@@ -46,7 +51,7 @@ def load_targets() -> tuple[Target, ...]:
             key=r["key"],
             label=r["label"],
             kind=r["kind"],
-            target=float(r["target"]),
+            target=float(r["target"]) if r["target"] else float("nan"),
             checked=r["checked"] == "true",
             year=r["year"],
             source=r["source"],

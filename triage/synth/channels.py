@@ -1,8 +1,14 @@
 """Why a referral is made: channels, their concerns, injuries and likely referrers.
 
 A channel is the story behind a referral (a maltreatment episode noticed by someone, a police
-notification of domestic abuse, an accidental toddler injury seen in hospital, a relative in
-a custody dispute). It is latent: only its visible traces reach the extract.
+notification of domestic abuse, an accidental toddler injury seen in hospital, a worried
+neighbour who was wrong, a parent in a custody dispute who knowingly made it up). It is
+latent: only its visible traces reach the extract.
+
+"Unfounded" is not "malicious": most concerns with no harm behind them are raised in good
+faith (``unfounded``); an intentionally false referral is its own, much rarer channel
+(``malicious``; about 4% of investigations, 12% where a custody dispute exists: Trocmé & Bala
+2005, in ``shared/reference/people-and-voices.md``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ class Channel(IntEnum):
     housing = 12
     wellbeing_other = 13
     unfounded = 14
+    """A concern raised in good faith with no maltreatment behind it."""
+    malicious = 15
+    """An intentionally false referral."""
 
 
 HARM_CHANNELS = (
@@ -82,7 +91,9 @@ _AFFINITY_ROWS: dict[Channel, dict[ReferrerType, float]] = {
     Channel.wellbeing_other: {"police": 10, "school": 20, "education_services": 3, "health": 15,
                               "housing": 3, "la_services": 25, "other_legal": 4, "individual": 5,
                               "anonymous": 3, "other": 6, "unknown": 6},
-    Channel.unfounded: {"individual": 60, "anonymous": 30, "other": 5, "unknown": 5},
+    Channel.unfounded: {"police": 3, "school": 8, "health": 5, "la_services": 4,
+                        "individual": 45, "anonymous": 25, "other": 5, "unknown": 5},
+    Channel.malicious: {"individual": 80, "anonymous": 20},
 }  # fmt: skip
 
 SOURCE_AFFINITY = np.array(
@@ -145,11 +156,17 @@ CHANNEL_CONCERNS: dict[Channel, tuple[tuple[Concern, float], ...]] = {
         (Concern.sexual_abuse, 0.1),
         (Concern.emotional_abuse, 0.15),
     ),
+    Channel.malicious: (
+        (Concern.physical_abuse, 0.4),
+        (Concern.neglect, 0.35),
+        (Concern.sexual_abuse, 0.2),
+        (Concern.emotional_abuse, 0.15),
+    ),
 }
 """Each channel's concerns, with the chance each is ticked on the referral form."""
 
 INJURY_PROBABILITY = np.array(
-    [0.05, 0.02, 0.50, 0.10, 0.30, 0.03, 0.01, 0.02, 0.05, 0.05, 0.95, 0.0, 0.0, 0.02, 0.15]
+    [0.05, 0.02, 0.50, 0.10, 0.30, 0.03, 0.01, 0.02, 0.05, 0.05, 0.95, 0.0, 0.0, 0.02, 0.15, 0.1]
 )
 """Chance a referral reports an injury, in ``Channel`` order."""
 

@@ -117,16 +117,17 @@ def relationship_codes(pop: Population, refs: Referrals, rng) -> np.ndarray:
     )
     out[health] = _categorical(weights[health], rng)
     individual = refs.source == SOURCES.index(ReferrerType.individual)
-    custody = pop.hh_custody_dispute[pop.child_household[refs.child]] & (
-        refs.channel == Channel.unfounded
-    )
+    # parent, relative, family friend, neighbour, self: family who saw harm at home are
+    # relatives and friends; a side of a custody dispute is mostly the other parent; a
+    # persistent caller is mostly a neighbour.
+    ordinary = ~(refs.by_family | refs.disputed | refs.persistent)
     weights = np.column_stack(
         [
-            np.full(n, 0.25),
-            np.where(custody, 3.0, 0.40),
-            np.full(n, 0.12),
-            np.full(n, 0.15),
-            0.08 * (age >= 12),
+            np.select([refs.disputed, ordinary], [3.0, 0.25], 0.0),
+            np.select([refs.by_family, refs.disputed, refs.persistent], [0.65, 1.0, 0.25], 0.40),
+            np.select([refs.by_family, refs.persistent], [0.35, 0.15], 0.12 * ordinary),
+            np.where(refs.persistent, 0.6, 0.15 * ordinary),
+            0.08 * (age >= 12) * ordinary,
         ]
     )
     out[individual] = len(HEALTH_ROLES) + _categorical(weights[individual], rng)
@@ -178,7 +179,7 @@ def referrer_ids(
     pooled = pc.binary_join_element_wise(labels(prefixes, prefix_code), prefixed("", number, 4), "")
 
     which = rng.integers(1, 4, n)
-    which[(refs.channel == Channel.unfounded) & (role == "relative")] = 1  # one relative, again
+    which[refs.disputed | refs.persistent] = 1  # the same person, again
     letter_code = np.select(
         [role == r for r in PERSON_LETTERS], list(range(len(PERSON_LETTERS))), -1
     )
@@ -280,7 +281,8 @@ def assemble(
         }
     )
     events = _events(pop, services, agency, child_ids, hh_ids, child_pos, hh_pos, start, window)
-    outcomes, truth = _labels(refs, services, referral_ids, decided, window)
+    custody_dispute = pop.hh_custody_dispute[pop.child_household[refs.child]]
+    outcomes, truth = _labels(refs, services, referral_ids, decided, window, custody_dispute)
     manifest = {
         "synthetic": True,
         "world_version": WORLD_VERSION,
@@ -331,7 +333,14 @@ def _events(
     )
 
 
-def _labels(refs: Referrals, services: Services, referral_ids: pa.Array, decided, window):
+def _labels(
+    refs: Referrals,
+    services: Services,
+    referral_ids: pa.Array,
+    decided,
+    window,
+    custody_dispute: np.ndarray,
+):
     """Observed outcomes (only where the horizon has passed) and the separate latent truth."""
     kind = services.event_kind
     plan = kind == EVENT_KINDS.index(EventKind.cp_plan_start)
@@ -364,6 +373,7 @@ def _labels(refs: Referrals, services: Services, referral_ids: pa.Array, decided
             "harm_12m": services.harm_12m,
             "harm_at_referral": services.harm_now,
             "channel": labels([c.name for c in Channel], refs.channel),
+            "custody_dispute": custody_dispute,
             "synthetic": np.ones(refs.child.size, dtype=bool),
         }
     )

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-WORLD_VERSION = "1"
+WORLD_VERSION = "2"
 
 REFERRALS_PER_CHILD_YEAR = 642_980 / 12_000_000
 """England, 2020: referrals a year over about 12 million children; sizes the implicit population."""
@@ -31,7 +31,10 @@ class WorldParams:
     substance_misuse_prevalence: float = 0.03
     adult_violence_prevalence: float = 0.025
     custody_dispute_share: float = 0.008
-    """Households in a custody dispute, where a relative may make repeated unfounded referrals."""
+    """Households in a custody dispute, where a parent or relative may refer again and again."""
+    persistent_caller_share: float = 0.002
+    """Households with a neighbour or relative who raises concerns again and again, in good
+    faith, with no harm behind them: repetition from one person that nothing corroborates."""
 
     # Latent maltreatment (the truth the observed labels only partly reveal).
     harm_base_rate: float = 0.0042
@@ -46,10 +49,25 @@ class WorldParams:
     # Referrals.
     harm_detection_rate: float = 0.9
     """Expected referrals raised by one maltreatment episode (before surveillance bias)."""
-    unfounded_referral_rate: float = 0.0008
-    """Unfounded referrals per child-year (anonymous callers, neighbours)."""
-    custody_dispute_referral_rate: float = 0.25
-    """Unfounded referrals per child-year from a relative in a custody dispute."""
+    family_notice_probability: float = 0.01
+    """Chance that relatives or family friends notice a maltreatment episode of a child under
+    five, whom family see at home more than any agency does (half that at school age)."""
+    family_repeat_mean: float = 1.5
+    """Once family have noticed, the mean number of further referrals they make (several
+    family members and friends, each raising the same concern)."""
+    family_photograph_probability: float = 0.8
+    """Chance that family who report an injury they saw also send photographs of it."""
+    unfounded_referral_rate: float = 0.0012
+    """Good-faith referrals per child-year with no maltreatment behind them."""
+    malicious_referral_rate: float = 0.00008
+    """Intentionally false referrals per child-year outside a custody dispute."""
+    custody_dispute_referral_rate: float = 0.08
+    """Referrals per child-year from a parent or relative on one side of a custody dispute."""
+    persistent_caller_rate: float = 0.3
+    """Referrals per child-year from a household's persistent caller."""
+    custody_dispute_false_share: float = 0.18
+    """Share of those custody-dispute referrals that are intentionally false (the rest are
+    concerns raised in good faith that nobody substantiates)."""
     follow_up_probability: float = 0.03
     """Chance that a referral is followed by another about the same child within 12 months."""
     lockdown_school_drop: float = 0.75

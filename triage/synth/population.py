@@ -47,6 +47,7 @@ class Population:
     hh_substance_misuse: np.ndarray
     hh_adult_violence: np.ndarray
     hh_custody_dispute: np.ndarray
+    hh_persistent_caller: np.ndarray
     child_household: np.ndarray
     child_dob: np.ndarray
     child_sex: np.ndarray
@@ -71,7 +72,7 @@ class Population:
 
 def build_population(params: WorldParams, rng: np.random.Generator) -> Population:
     """Draw households and children sized so referrals per child-year match England's rate."""
-    window = params.years * YEAR
+    window = float(round(params.years * YEAR))  # whole days, as the extract's window
     child_years = params.n_referrals / REFERRALS_PER_CHILD_YEAR
     mean_exposure_years = 18 * params.years / (18 + params.years)
     n_households = int(child_years / (mean_exposure_years * MEAN_CHILDREN_PER_HOUSEHOLD * 0.93))
@@ -93,6 +94,7 @@ def build_population(params: WorldParams, rng: np.random.Generator) -> Populatio
         domestic_abuse & (rng.random(n_households) < 0.15)
     )
     custody = rng.random(n_households) < params.custody_dispute_share
+    persistent = rng.random(n_households) < params.persistent_caller_share
 
     n_children = 1 + np.minimum(rng.poisson(MEAN_CHILDREN_PER_HOUSEHOLD - 1, n_households), 5)
     household = np.repeat(np.arange(n_households, dtype=np.int32), n_children)
@@ -123,6 +125,7 @@ def build_population(params: WorldParams, rng: np.random.Generator) -> Populatio
         hh_substance_misuse=substance,
         hh_adult_violence=violence,
         hh_custody_dispute=custody,
+        hh_persistent_caller=persistent,
         child_household=household,
         child_dob=dob,
         child_sex=(rng.random(n) < 0.51).astype(np.int8),  # 0 female, 1 male

@@ -41,6 +41,12 @@ class Referrals:
     t: np.ndarray
     channel: np.ndarray
     episode: np.ndarray
+    by_family: np.ndarray
+    """Raised by a relative or family friend who saw the harm at home."""
+    disputed: np.ndarray
+    """Raised by a parent or relative on one side of a custody dispute."""
+    persistent: np.ndarray
+    """Raised by a household's persistent caller (good faith, nothing behind it)."""
     source: np.ndarray
     concerns: np.ndarray
     injury_sites: np.ndarray
@@ -57,19 +63,30 @@ class Referrals:
 
 
 def _harm_referrals(pop: Population, episodes: Episodes, params: WorldParams, rng):
-    """Referrals raised by maltreatment episodes, while the episode lasts."""
+    """Referrals raised by maltreatment episodes while they last: by agencies, and by family.
+
+    Agencies see more of deprived households (surveillance bias); family see the child at
+    home whatever the household's deprivation, young children above all, and several family
+    members may each raise the same concern.
+    """
     age_at_start = pop.age_years(episodes.child, episodes.start)
     band = np.searchsorted([hi for _, hi in AGE_BANDS_YEARS], age_at_start, side="right")
     deprived = pop.hh_deprived[pop.child_household[episodes.child]]
     visibility = AGE_VISIBILITY[np.minimum(band, 3)] * np.exp(
         0.5 * params.surveillance_bias * deprived
     )
-    counts = rng.poisson(params.harm_detection_rate * visibility)
+    agency_counts = rng.poisson(params.harm_detection_rate * visibility)
+    notice = params.family_notice_probability * np.where(age_at_start < SCHOOL_START_AGE, 1, 0.5)
+    noticed = rng.random(episodes.child.size) < notice
+    family_counts = noticed * (1 + rng.poisson(params.family_repeat_mean, episodes.child.size))
+    counts = agency_counts + family_counts
     episode = np.repeat(np.arange(episodes.child.size), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    by_family = np.arange(episode.size) - first >= agency_counts[episode]
     span = np.minimum(episodes.end - episodes.start, 365.0)[episode]
     t = episodes.start[episode] + rng.random(episode.size) * span
     channel = np.asarray(HARM_CHANNELS)[episodes.kind[episode]]
-    return episodes.child[episode], t, channel, episode
+    return episodes.child[episode], t, channel, episode, by_family
 
 
 def _non_harm_rates(pop: Population, params: WorldParams) -> dict[Channel, np.ndarray]:
@@ -121,15 +138,40 @@ def _non_harm_referrals(pop: Population, params: WorldParams, target: float, rng
 
 
 def _unfounded_referrals(pop: Population, params: WorldParams, rng):
-    """Unfounded referrals: anonymous callers, and relatives in a custody dispute."""
+    """Referrals with no harm behind them: good-faith concerns, and intentionally false ones.
+
+    Returns child, time, channel, whether a side of a custody dispute made it and whether a
+    persistent caller did.
+    """
     until = pop.window_days
-    custody = pop.hh_custody_dispute[pop.child_household]
-    rate = (params.unfounded_referral_rate + custody * params.custody_dispute_referral_rate) / YEAR
     exposure = pop.band_exposure(0, 18, until)
-    counts = rng.poisson(rate * exposure)
-    who = np.repeat(np.arange(counts.size), counts)
-    start = np.maximum(pop.child_dob[who], 0.0)
-    return who, start + rng.random(who.size) * exposure[who]
+    custody = pop.hh_custody_dispute[pop.child_household]
+    persistent = pop.hh_persistent_caller[pop.child_household]
+    parts = []
+    for rate, channel, disputed, repeated in (
+        (np.full(custody.size, params.unfounded_referral_rate), Channel.unfounded, False, False),
+        (np.full(custody.size, params.malicious_referral_rate), Channel.malicious, False, False),
+        (custody * params.custody_dispute_referral_rate, None, True, False),
+        (persistent * params.persistent_caller_rate, Channel.unfounded, False, True),
+    ):
+        counts = rng.poisson(rate / YEAR * exposure)
+        who = np.repeat(np.arange(counts.size), counts)
+        start = np.maximum(pop.child_dob[who], 0.0)
+        if channel is None:
+            false = rng.random(who.size) < params.custody_dispute_false_share
+            chosen = np.where(false, Channel.malicious, Channel.unfounded)
+        else:
+            chosen = np.full(who.size, channel)
+        parts.append(
+            (
+                who,
+                start + rng.random(who.size) * exposure[who],
+                chosen,
+                np.full(who.size, disputed),
+                np.full(who.size, repeated),
+            )
+        )
+    return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
 
 
 def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -139,14 +181,18 @@ def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (cumulative < u[:, None]).sum(axis=1).clip(0, weights.shape[1] - 1)
 
 
-def _follow_ups(child, t, channel, episode, params: WorldParams, until: float, rng):
-    """Chains of re-referrals: each referral may be followed by another within a year."""
-    parts = [(child, t, channel, episode)]
-    current = (child, t, channel, episode)
+def _follow_ups(child, t, *rest, params: WorldParams, until: float, rng):
+    """Chains of re-referrals: each referral may be followed by another within a year.
+
+    A follow-up repeats every column of the referral it follows (``rest``) but the time.
+    """
+    current = (child, t, *rest)
+    parts = [current]
     while current[0].size:
         keep = rng.random(current[0].size) < params.follow_up_probability
         gap = np.minimum(7.0 + rng.exponential(FOLLOW_UP_MEAN_DAYS, keep.sum()), 365.0)
-        nxt = (current[0][keep], current[1][keep] + gap, current[2][keep], current[3][keep])
+        nxt = tuple(a[keep] for a in current)
+        nxt = (nxt[0], nxt[1] + gap, *nxt[2:])
         inside = nxt[1] < until
         current = tuple(a[inside] for a in nxt)
         parts.append(current)
@@ -167,8 +213,15 @@ def rake_source_probabilities(
     return probs / probs.sum(axis=1, keepdims=True)
 
 
-def _assign_sources(pop: Population, child, t, channel, targets: np.ndarray, rng) -> np.ndarray:
-    """Referrer type per referral: channel affinity raked to the national source shares."""
+def _assign_sources(
+    pop: Population, child, t, channel, individual: np.ndarray, targets: np.ndarray, rng
+) -> np.ndarray:
+    """Referrer type per referral: channel affinity raked to the national source shares.
+
+    Rows already known to come from an individual (family who saw harm, a side of a custody
+    dispute) keep that source; the others are raked so that all rows together match.
+    """
+    individual_code = SOURCES.index(ReferrerType.individual)
     school_age = pop.age_years(child, t) >= SCHOOL_START_AGE
     group = channel.astype(np.int64) * 2 + school_age
     n_groups = SOURCE_AFFINITY.shape[0] * 2
@@ -176,9 +229,14 @@ def _assign_sources(pop: Population, child, t, channel, targets: np.ndarray, rng
     school_cols = [SOURCES.index(s) for s in SCHOOL_SOURCES]
     affinity[0::2, school_cols] = 0.0  # no school referrals before school age
     affinity[affinity.sum(axis=1) == 0] = 1.0
-    counts = np.bincount(group, minlength=n_groups).astype(float)
-    probs = rake_source_probabilities(counts, affinity, targets)
-    return _categorical(probs[group], rng).astype(np.int8)
+    counts = np.bincount(group[~individual], minlength=n_groups).astype(float)
+    rest = targets * child.size
+    rest[individual_code] -= individual.sum()
+    rest = np.clip(rest, 0, None) / (~individual).sum()
+    probs = rake_source_probabilities(counts, affinity, rest)
+    source = _categorical(probs[group], rng).astype(np.int8)
+    source[individual] = individual_code
+    return source
 
 
 def _concerns(pop: Population, child, channel, rng) -> np.ndarray:
@@ -201,7 +259,7 @@ def _concerns(pop: Population, child, channel, rng) -> np.ndarray:
     return out
 
 
-def _injuries(channel, rng) -> tuple[np.ndarray, np.ndarray]:
+def _injuries(channel, by_family, params: WorldParams, rng) -> tuple[np.ndarray, np.ndarray]:
     """Injury sites (referral x ``SITES``) and whether photographs were taken."""
     n = channel.size
     reported = rng.random(n) < INJURY_PROBABILITY[channel]
@@ -215,7 +273,8 @@ def _injuries(channel, rng) -> tuple[np.ndarray, np.ndarray]:
     add_second = rng.random(n) < 0.25
     sites[np.arange(n)[add_second], second[add_second]] = True
     sites &= reported[:, None]
-    photographed = reported & (rng.random(n) < 0.5)
+    photo_probability = np.where(by_family, params.family_photograph_probability, 0.5)
+    photographed = reported & (rng.random(n) < photo_probability)
     return sites, photographed
 
 
@@ -237,23 +296,29 @@ def draw_referrals(
 ) -> Referrals:
     """All referrals in the window: harm-driven, concern-driven, unfounded and follow-ups."""
     until = pop.window_days
-    h_child, h_t, h_channel, h_episode = _harm_referrals(pop, episodes, params, rng)
-    inside = h_t < until
-    h_child, h_t, h_channel, h_episode = (a[inside] for a in (h_child, h_t, h_channel, h_episode))
-    u_child, u_t = _unfounded_referrals(pop, params, rng)
+    harm = _harm_referrals(pop, episodes, params, rng)
+    inside = harm[1] < until
+    h_child, h_t, h_channel, h_episode, h_family = (a[inside] for a in harm)
+    u_child, u_t, u_channel, u_disputed, u_persistent = _unfounded_referrals(pop, params, rng)
     index_target = params.n_referrals * (1 - params.follow_up_probability)
     n_child, n_t, n_channel = _non_harm_referrals(
         pop, params, index_target - h_child.size - u_child.size, rng
     )
+    n_none = np.zeros(n_child.size, dtype=bool)
     child = np.concatenate([h_child, n_child, u_child])
     t = np.concatenate([h_t, n_t, u_t])
-    channel = np.concatenate(
-        [h_channel, n_channel, np.full(u_child.size, Channel.unfounded)]
-    ).astype(np.int8)
+    channel = np.concatenate([h_channel, n_channel, u_channel]).astype(np.int8)
     episode = np.concatenate([h_episode, np.full(n_child.size + u_child.size, -1)])
-    child, t, channel, episode = _follow_ups(child, t, channel, episode, params, until, rng)
+    by_family = np.concatenate([h_family, n_none, np.zeros(u_child.size, dtype=bool)])
+    disputed = np.concatenate([np.zeros(h_child.size, dtype=bool), n_none, u_disputed])
+    persistent = np.concatenate([np.zeros(h_child.size, dtype=bool), n_none, u_persistent])
+    child, t, channel, episode, by_family, disputed, persistent = _follow_ups(
+        child, t, channel, episode, by_family, disputed, persistent,
+        params=params, until=until, rng=rng,
+    )  # fmt: skip
 
-    source = _assign_sources(pop, child, t, channel, source_targets, rng)
+    individual = by_family | disputed | persistent
+    source = _assign_sources(pop, child, t, channel, individual, source_targets, rng)
     lock_from, lock_to = _lockdown_window(until, params.end, params.years)
     school = np.isin(source, [SOURCES.index(ReferrerType.school)])
     lost = (
@@ -264,13 +329,17 @@ def draw_referrals(
     )
     order = np.argsort(t[~lost], kind="stable")
     keep = np.flatnonzero(~lost)[order]
-    child, t, channel, episode, source = (a[keep] for a in (child, t, channel, episode, source))
-    sites, photographed = _injuries(channel, rng)
+    columns = (child, t, channel, episode, by_family, disputed, persistent, source)
+    child, t, channel, episode, by_family, disputed, persistent, source = (a[keep] for a in columns)
+    sites, photographed = _injuries(channel, by_family, params, rng)
     return Referrals(
         child=child,
         t=t,
         channel=channel,
         episode=episode,
+        by_family=by_family,
+        disputed=disputed,
+        persistent=persistent,
         source=source,
         concerns=_concerns(pop, child, channel, rng),
         injury_sites=sites,

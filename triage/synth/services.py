@@ -11,21 +11,20 @@ from triage.synth.harm import EPISODE_TYPES, HORIZON_DAYS, Episodes
 from triage.synth.params import WorldParams
 from triage.synth.population import Population
 from triage.synth.referrals import CONCERNS, Referrals
-from triage.vocab import Concern, DecisionKind, EventKind, OutcomeLevel, PlanCategory, ReferrerType
+from triage.vocab import (
+    PROFESSIONAL_REFERRERS,
+    Concern,
+    DecisionKind,
+    EventKind,
+    OutcomeLevel,
+    PlanCategory,
+    ReferrerType,
+)
 
 EVENT_KINDS: tuple[EventKind, ...] = tuple(EventKind)
 
 LEVELS: tuple[OutcomeLevel, ...] = tuple(OutcomeLevel)
 DECISIONS: tuple[DecisionKind, ...] = tuple(DecisionKind)
-PROFESSIONAL_SOURCES = (
-    ReferrerType.police,
-    ReferrerType.school,
-    ReferrerType.education_services,
-    ReferrerType.health,
-    ReferrerType.la_services,
-    ReferrerType.other_legal,
-    ReferrerType.housing,
-)
 LOOKED_AFTER_SHARE = 0.08
 CURRENT_HARM_DAYS = 60.0
 """Harm counts as current for the front door when an episode is active within this many days."""
@@ -135,7 +134,7 @@ def respond(
 
     age = pop.age_years(refs.child, refs.t)
     concern = {c: refs.concerns[:, i] for i, c in enumerate(CONCERNS)}
-    professional = np.isin(refs.source, [SOURCES.index(s) for s in PROFESSIONAL_SOURCES])
+    professional = np.isin(refs.source, [SOURCES.index(s) for s in PROFESSIONAL_REFERRERS])
     prior = count_before(refs.child, refs.t, 365.0)
     deprived = pop.hh_deprived[pop.child_household[refs.child]]
     score = (
