@@ -13,9 +13,17 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from triage.vocab import Concern, DecisionKind, EventKind, ReferrerRelationship, ReferrerType
+from triage.vocab import (
+    PROFESSIONAL_REFERRERS,
+    RELATIVE_OR_FRIEND,
+    Concern,
+    DecisionKind,
+    EventKind,
+    ReferrerRelationship,
+    ReferrerType,
+)
 
-CATALOGUE_VERSION = "1"
+CATALOGUE_VERSION = "2"
 
 
 class Entity(StrEnum):
@@ -111,18 +119,6 @@ class Signal:
         return text[0].upper() + text[1:]
 
 
-PROFESSIONAL = (
-    ReferrerType.police,
-    ReferrerType.school,
-    ReferrerType.education_services,
-    ReferrerType.health,
-    ReferrerType.housing,
-    ReferrerType.la_services,
-    ReferrerType.other_legal,
-)
-RELATIVE_OR_FRIEND = (ReferrerRelationship.relative, ReferrerRelationship.family_friend)
-
-
 def age_words(months: int) -> str:
     """An age as people say it: months under two years, then whole years."""
     if months < 24:
@@ -156,10 +152,11 @@ _CURRENT: tuple[Signal, ...] = (
         for c in Concern
     ),
     Signal("referrer_professional", C, R, Aggregation.exists, "The referrer is a professional",
-           filter=Filter(referrer_types=PROFESSIONAL), absent="The referrer is not a professional"),
+           filter=Filter(referrer_types=PROFESSIONAL_REFERRERS),
+           absent="The referrer is not a professional"),
     Signal("referrer_relative_friend", C, R, Aggregation.exists,
            "The referrer is a relative or family friend",
-           filter=Filter(relationships=RELATIVE_OR_FRIEND),
+           filter=Filter(relationships=RELATIVE_OR_FRIEND), direction=UP,
            absent="The referrer is not a relative or family friend"),
     Signal("referrer_anonymous", C, R, Aggregation.exists, "The referrer is anonymous",
            filter=Filter(referrer_types=(ReferrerType.anonymous,)),
@@ -190,7 +187,7 @@ _HISTORY: tuple[Signal, ...] = (
            direction=UP, description="Most earlier referrals sharing one of this one's concerns"),
     Signal("prior_nfa_closures_365d", C, Source.decisions, Aggregation.count,
            "{value} earlier referral{s} closed with no further action in the last 12 months", 365,
-           filter=Filter(decisions=(DecisionKind.no_further_action,))),
+           filter=Filter(decisions=(DecisionKind.no_further_action,)), direction=UP),
     Signal("days_since_last_referral", C, Source.referrals, Aggregation.days_since,
            "The last referral about this child was {value} day{s} ago", direction=DOWN,
            description="Missing (NaN) when there is no earlier referral",
@@ -241,9 +238,7 @@ SIGNAL_NAMES: tuple[str, ...] = tuple(SIGNALS)
 PROTECTED_INPUTS: frozenset[str] = frozenset(
     {"ethnicity", "sex", "disability", "deprivation_decile"}
 )
-"""Audited, never in ``DEFAULT_MODEL_INPUTS``."""
-DEFAULT_MODEL_INPUTS: tuple[str, ...] = SIGNAL_NAMES
-"""The signals a model uses unless told otherwise: the whole catalogue, no protected attribute."""
+"""Audited, never signals, so never in ``features.policy.DEFAULT_MODEL_INPUTS``."""
 
 
 def catalogue_rows() -> list[dict[str, str]]:

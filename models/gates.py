@@ -4,8 +4,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
+import numpy as np
 import pandas as pd
+
+from features.catalogue import SIGNALS, Aggregation
+from features.policy import NEVER_LOWERS, NOT_INPUTS, POLICY, POLICY_VERSION
+
+POLICY_SLACK = 1e-9
+"""Log-odds a policy signal may lower a score by before the gate counts it (rounding only)."""
+
+
+class Explainable(Protocol):
+    """What the policy gate needs of a model family."""
+
+    def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def log_odds(self, X: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -64,5 +80,62 @@ def check_gates(
             GateResult(f"group_calibration_gap:{attribute}", spread <= limit, spread,
                        f"<= {limit}", max(0.0, spread - limit),
                        f"difference in (mean score - observed rate) between {worst}")
+        )  # fmt: skip
+    return results
+
+
+def toward_higher_priority(X: np.ndarray, column: int, signal: str) -> np.ndarray:
+    """Every row moved one step the way the signal raises priority (one more record, or sooner).
+
+    "No earlier record" (a missing days-since value) moves to a record a year ago.
+    """
+    moved = np.array(X, dtype=np.float64, copy=True)
+    values = moved[:, column]
+    aggregation = SIGNALS[signal].aggregation
+    if aggregation is Aggregation.days_since:
+        moved[:, column] = np.where(np.isnan(values), 365.0, values / 2)
+    elif aggregation is Aggregation.exists:
+        moved[:, column] = 1.0
+    else:
+        moved[:, column] = values + 1
+    return moved
+
+
+def policy_gates(model: Explainable, signals: tuple[str, ...], X: np.ndarray) -> list[GateResult]:
+    """One gate per policy signal the model reads: kept out, or never lowering priority.
+
+    A never-lowers signal fails when any row's contribution is below zero (it is measured from
+    "none") or when one more such record, or a sooner one, lowers any row's log-odds.
+    """
+    results = []
+    for name in signals:
+        if name in NOT_INPUTS:
+            results.append(
+                GateResult(f"priority_policy:{name}", False, 1.0, "not a model input", 1.0,
+                           f"{POLICY_VERSION} keeps this signal out of every model: "
+                           f"{POLICY[name].why}")
+            )  # fmt: skip
+    if not any(name in NEVER_LOWERS for name in signals):
+        return results
+    _, contributions = model.contributions(X)
+    log_odds = model.log_odds(X)
+    for j, name in enumerate(signals):
+        if name not in NEVER_LOWERS:
+            continue
+        below_none = float(max(0.0, -contributions[:, j].min()))
+        lowered = float(
+            max(0.0, (log_odds - model.log_odds(toward_higher_priority(X, j, name))).max())
+        )
+        worst = max(below_none, lowered)
+        passed = worst <= POLICY_SLACK
+        detail = (
+            "never lowers priority on the test period"
+            if passed
+            else f"lowers priority by up to {worst:.4f} log-odds "
+            f"({'below its value at none' if below_none >= lowered else 'as it grows'})"
+        )
+        results.append(
+            GateResult(f"priority_policy:{name}", passed, worst, f"<= {POLICY_SLACK:g}",
+                       max(0.0, worst - POLICY_SLACK), detail)
         )  # fmt: skip
     return results

@@ -10,6 +10,14 @@ one comparison per distinct split, one pattern byte per group of trees and one l
 
 The expected value is the cover-weighted mean of each tree's leaves plus the model's baseline,
 which is what shap reports: it recomputes internal values from the node counts the same way.
+
+Given a ``reference`` (feature → value), a referenced feature that is not in the coalition
+follows the reference value's branch instead of the covers. The game is then "the row's values
+for the features in S, the reference for the other referenced features, the covers for the
+rest": its Shapley values still add up exactly to the output minus the (new) expected value,
+and a referenced feature's value is its gain over the reference. In a tree model that is
+monotone in that feature, every marginal gain has the constraint's sign: with the reference at
+"none", the contribution of a raise-only feature is never below zero.
 """
 
 from __future__ import annotations
@@ -46,13 +54,22 @@ def _shapley_weights(d: int) -> np.ndarray:
     return m
 
 
-def _tree_table(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _goes_left(value: float, threshold: float, missing_left: bool) -> bool:
+    """Which way a value goes at a numeric split (NaN follows the missing side)."""
+    return missing_left if np.isnan(value) else value <= threshold
+
+
+def _tree_table(
+    nodes: np.ndarray, reference: dict[int, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """One tree's internal nodes, features, SHAP table (patterns x features) and expected value.
 
     Bit j of a pattern is set when the row goes left at the j-th internal node. The game is
-    v(S) = expected output when the features in S follow the row and all others follow the
-    node covers; its Shapley values are exactly path-dependent TreeSHAP.
+    v(S) = expected output when the features in S follow the row, referenced features not in S
+    follow their reference value, and all others follow the node covers; without a reference
+    its Shapley values are exactly path-dependent TreeSHAP.
     """
+    reference = reference or {}
     internal = np.flatnonzero(~nodes["is_leaf"].astype(bool))
     k = internal.size
     if k > MAX_SPLITS:
@@ -70,10 +87,23 @@ def _tree_table(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         if nodes["is_leaf"][node]:
             game += float(nodes["value"][node]) * weight
             continue
-        known = (subsets >> local[int(nodes["feature_idx"][node])] & 1).astype(bool)
+        feature = int(nodes["feature_idx"][node])
+        known = (subsets >> local[feature] & 1).astype(bool)
         left = (patterns >> position[node] & 1).astype(bool)
-        for child, goes in ((int(nodes["left"][node]), left), (int(nodes["right"][node]), ~left)):
-            factor = np.where(known, goes, cover[child] / cover[node])
+        unknown_left = cover[int(nodes["left"][node])] / cover[node]
+        if feature in reference:
+            unknown_left = float(
+                _goes_left(
+                    reference[feature],
+                    float(nodes["num_threshold"][node]),
+                    bool(nodes["missing_go_to_left"][node]),
+                )
+            )
+        for child, goes, unknown in (
+            (int(nodes["left"][node]), left, unknown_left),
+            (int(nodes["right"][node]), ~left, 1.0 - unknown_left),
+        ):
+            factor = np.where(known, goes, unknown)
             stack.append((child, weight * factor))
     table = game @ _shapley_weights(features.size)
     return internal, features, table, float(game[0, 0])
@@ -123,8 +153,10 @@ class TreeShapTables:
     """Used features, in pair order."""
 
     @classmethod
-    def of(cls, model: HistGradientBoostingClassifier) -> TreeShapTables:
-        """Tabulate a fitted binary classifier (numeric splits only)."""
+    def of(
+        cls, model: HistGradientBoostingClassifier, reference: dict[int, float] | None = None
+    ) -> TreeShapTables:
+        """Tabulate a fitted binary classifier (numeric splits only), optionally referenced."""
         if model.n_trees_per_iteration_ != 1:
             raise ValueError("only binary classifiers are supported")
         splits: dict[tuple[int, float, bool], int] = {}
@@ -134,7 +166,7 @@ class TreeShapTables:
             nodes = predictor.nodes
             if nodes["is_categorical"].any():
                 raise ValueError("categorical splits are not supported")
-            internal, features, table, tree_expected = _tree_table(nodes)
+            internal, features, table, tree_expected = _tree_table(nodes, reference)
             expected += tree_expected
             keys = zip(
                 nodes["feature_idx"][internal].tolist(),

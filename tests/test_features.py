@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from features.batch import build_features
 from features.catalogue import (
     CATALOGUE,
-    DEFAULT_MODEL_INPUTS,
     PROTECTED_INPUTS,
     SIGNALS,
     Aggregation,
@@ -26,6 +25,7 @@ from features.catalogue import (
 )
 from features.online import online_features
 from features.pointwise import evaluate
+from features.policy import DEFAULT_MODEL_INPUTS
 from features.records import (
     History,
     age_in_months,
