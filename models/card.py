@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from features.policy import POLICY_VERSION, policy_rows
 from models.splits import EXCLUDED, TEST, TRAIN, VALIDATION
 
 if TYPE_CHECKING:
@@ -98,6 +99,38 @@ def model_card(result: TrainResult) -> dict:
                 for k, row in result.label_gap.to_dict(orient="index").items()
             }
         ),
+        "priority_policy": {
+            "version": POLICY_VERSION,
+            "rules": policy_rows(),
+            "how": (
+                "Every family is monotone in each signal the catalogue gives a direction. "
+                "Signals under 'never lowers' have their contribution measured from 'none' (no "
+                "such record), so their contribution is zero or more; signals under 'not an "
+                "input' are not read by any model. A promotion gate per signal checks both on "
+                "the test period."
+            ),
+        },
+        "label_choice": {
+            **result.label_choice,
+            "why": (
+                "The model predicts the outcome of this referral: a child protection plan "
+                "arising from it. 'A plan within 12 months' is also met by a plan that arises "
+                "from an earlier referral still being assessed, so under that label a referral "
+                "made days after another counts as positive whatever it reports, and recency "
+                "becomes the strongest reason. The figures compare, on the test period, how "
+                "much an already-open case (an earlier referral within the open-case days) "
+                "accounts for under each observed label."
+            ),
+            "consequences": [
+                "A referral about a child whose case is already open is still scored on its "
+                "own; its reasons name the recent earlier referral and its date, and the "
+                "practitioner sees the child's other open referrals beside it.",
+                "Harm that the earlier referral's plan already addresses is not credited to "
+                "this referral, so its probability can be lower than under the 12-month label.",
+                "The 12-month label stays available (triage train --outcome "
+                "significant_harm_12m) for comparison.",
+            ],
+        },
         "promotion_gates": [g.to_dict() for g in result.gates],
         "ethical_considerations": [
             "The observed outcome exists only where a family was investigated (selective labels): "
@@ -105,6 +138,10 @@ def model_card(result: TrainResult) -> dict:
             "More deprived families have more recorded agency contact whatever the harm "
             "(surveillance bias); signals built from contact counts carry that bias.",
             "Scores must be shown with band, reasons, uncertainty and records, never bare.",
+            "Historic decisions weighed relatives' and other individuals' concerns less than "
+            "professionals' (the national review's finding), so the observed label records "
+            "their children's harm less often; the priority policy stops the model learning "
+            "that who referred, or a repeated concern, lowers priority.",
         ],
         "caveats": [
             "Trained and evaluated on a synthetic world calibrated to published national figures; "
@@ -184,6 +221,12 @@ def card_markdown(result: TrainResult) -> str:
             row = card["selective_labels"].get(metric)
             if row:
                 lines.append(f"| {metric} | {row['observed']} | {row['truth']} | {row['gap']} |")
+    policy = card["priority_policy"]
+    lines += ["", f"## Priority policy ({policy['version']})", policy["how"], "",
+              "| signal | rule | why |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {r['signal']} | {r['rule'].replace('_', ' ')} | {r['why']} |"
+              for r in policy["rules"]]  # fmt: skip
+    lines += _label_choice_lines(card["label_choice"])
     lines += ["", "## Promotion gates", "| gate | passed | value | limit |", "|---|---|---|---|"]
     lines += [
         f"| {g['gate']} | {g['passed']} | {g['value']:.4f} | {g['limit']} |"
@@ -192,3 +235,27 @@ def card_markdown(result: TrainResult) -> str:
     lines += ["", "## Ethical considerations", *(f"- {e}" for e in card["ethical_considerations"])]
     lines += ["", "## Caveats", *(f"- {c}" for c in card["caveats"])]
     return "\n".join(lines) + "\n"
+
+
+def _label_choice_lines(choice: dict) -> list[str]:
+    """The label choice section: why, the measured figures per label, the consequences."""
+    lines = ["", "## The label: this referral's own outcome", choice["why"], ""]
+    if choice.get("labels"):
+        lines += [
+            f"Test period: {choice['test_referrals_on_an_open_case']} of referrals, and "
+            f"{choice['top_tenth_on_an_open_case']} of the model's top tenth, follow an earlier "
+            f"referral within {choice['open_case_days']} days.",
+            "",
+            "| label | base rate | positives on an open case | AUC | AUC without open cases "
+            "| AUC of recency alone |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, row in choice["labels"].items():
+            chosen = " (chosen)" if name == choice["chosen"] else ""
+            lines.append(
+                f"| {row['words']}{chosen} | {row['base_rate']} | "
+                f"{row['positives_on_an_open_case']} | {row['auc']} | "
+                f"{row['auc_without_open_cases']} | {row['auc_recency_alone']} |"
+            )
+    lines += ["", *(f"- {c}" for c in choice["consequences"])]
+    return lines

@@ -10,22 +10,34 @@ import numpy as np
 import pandas as pd
 
 from features.batch import build_features
-from features.catalogue import DEFAULT_MODEL_INPUTS, SIGNALS
+from features.catalogue import SIGNALS
+from features.policy import DEFAULT_MODEL_INPUTS
 from models.splits import SplitSpec, temporal_household_split
 from triage.synth.extract import read_extract
+from triage.vocab import OutcomeLevel, referrer_voice
 
 OUTCOMES = {
+    "plan_from_referral": "a child protection plan arising from this referral",
     "significant_harm_12m": "a child protection plan within 12 months of the referral",
     "investigated_12m": "a section 47 enquiry within 12 months of the referral",
 }
 """Observed outcomes a model can be trained on, named in words wherever a score appears."""
-DEFAULT_OUTCOME = "significant_harm_12m"
+DEFAULT_OUTCOME = "plan_from_referral"
+"""The outcome of this referral itself (its highest level of intervention is a plan). "A plan
+within 12 months" is also met by a plan arising from an earlier referral still being assessed,
+so a model trained on it learns "a referral days after another" rather than what this one
+reports (see the model card's ``label_choice``)."""
+DERIVED_OUTCOMES = {"plan_from_referral": ("highest_level", OutcomeLevel.cp_plan.value)}
+"""Outcomes read off another column of the outcomes table: (column, value meaning yes)."""
+OPEN_CASE_DAYS = 45
+"""An earlier referral this recent may still be in assessment (45 working days at most)."""
 AGE_BANDS = (0, 1, 5, 11, 16, 18)
+NO_RELATIONSHIP = "none recorded"
 
 
 @dataclass
 class TrainingData:
-    """Labelled referrals with features, split, protected attributes and, if synthetic, truth."""
+    """Labelled referrals with features, split, audit groups and, if synthetic, truth."""
 
     features: pd.DataFrame
     label: pd.Series
@@ -33,9 +45,12 @@ class TrainingData:
     household_id: pd.Series
     received_at: pd.Series
     protected: pd.DataFrame
+    """Audit groups: the child's protected attributes and age band, and whose voice referred."""
     truth: pd.Series | None
     outcome: str
     fingerprint: str
+    outcomes: pd.DataFrame
+    """Every observed outcome of the labelled referrals (for comparing labels)."""
 
     def part(self, name: str) -> pd.Index:
         """Referral IDs in one partition."""
@@ -57,6 +72,22 @@ def age_band(age_months: pd.Series) -> pd.Series:
     return pd.cut(years, bins=list(AGE_BANDS), labels=labels, right=False).astype(str)
 
 
+def referrer_groups(referrals: pd.DataFrame) -> pd.DataFrame:
+    """Whose voice each referral carries: referrer type, relationship and voice, as audit groups."""
+    relationship = referrals["referrer_relationship"].astype(object)
+    return pd.DataFrame(
+        {
+            "referrer_type": referrals["referrer_type"].astype(str),
+            "referrer_relationship": relationship.where(relationship.notna(), NO_RELATIONSHIP),
+            "referrer_voice": [
+                referrer_voice(str(t), None if pd.isna(r) else str(r))
+                for t, r in zip(referrals["referrer_type"], relationship, strict=True)
+            ],
+        },
+        index=referrals.index,
+    )
+
+
 def load_training_data(
     directory: Path,
     *,
@@ -76,13 +107,14 @@ def load_training_data(
     outcomes = world.outcomes.set_index("referral_id")
     labelled = features.index.intersection(outcomes.index)
     refs = world.referrals.set_index("referral_id").loc[labelled]
-    label = outcomes.loc[labelled, outcome].astype(bool)
+    label = outcome_label(outcomes.loc[labelled], outcome)
     children = world.children.set_index("child_id")
     protected = children.loc[
         refs["child_id"], ["ethnicity", "sex", "disability", "deprivation_decile"]
     ]
     protected.index = labelled
     protected["age_band"] = age_band(features.loc[labelled, "child_age_months"])
+    protected = protected.join(referrer_groups(refs))
     truth = world.truth.set_index("referral_id").loc[labelled, "harm_12m"] if with_truth else None
     X = features.loc[labelled, list(inputs)]
     split = temporal_household_split(refs["received_at"], refs["household_id"], spec)
@@ -96,7 +128,16 @@ def load_training_data(
         truth=truth.astype(bool) if truth is not None else None,
         outcome=outcome,
         fingerprint=fingerprint(X, label),
+        outcomes=outcomes.loc[labelled],
     )
+
+
+def outcome_label(outcomes: pd.DataFrame, outcome: str) -> pd.Series:
+    """The chosen outcome as booleans, read or derived from the outcomes table."""
+    if outcome in DERIVED_OUTCOMES:
+        column, yes = DERIVED_OUTCOMES[outcome]
+        return outcomes[column].eq(yes)
+    return outcomes[outcome].astype(bool)
 
 
 def as_matrix(frame: pd.DataFrame) -> np.ndarray:

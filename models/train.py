@@ -20,7 +20,8 @@ from models.evaluation import (
     group_metrics,
 )
 from models.families import Challenger, Scorecard, sigmoid
-from models.gates import GateConfig, GateResult, check_gates
+from models.gates import GateConfig, GateResult, check_gates, policy_gates
+from models.label_choice import label_choice
 from models.scorer import Scorer
 from models.splits import TEST, TRAIN, VALIDATION, SplitSpec
 
@@ -56,6 +57,8 @@ class TrainResult:
     label_gap: pd.DataFrame | None
     groups: dict[str, pd.DataFrame]
     gates: list[GateResult]
+    label_choice: dict
+    """What an already-open case explains under each observed label (``models.label_choice``)."""
     data: TrainingData
     test_probability: np.ndarray
     config: TrainConfig
@@ -168,6 +171,7 @@ def train(
         for attribute in AUDITED
     }
     gates = check_gates(test_metrics, by_group, config.gates)
+    gates += policy_gates(model, scorer.signals, X[TEST])
     return TrainResult(
         scorer=scorer,
         chosen=chosen,
@@ -178,6 +182,7 @@ def train(
         label_gap=label_gap,
         groups=by_group,
         gates=gates,
+        label_choice=label_choice(data, p_test),
         data=data,
         test_probability=p_test,
         config=config,

@@ -155,6 +155,58 @@ def session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+@pytest.fixture(scope="session")
+def small_world_extract(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic extract on disk (8,000 referrals), shared by the model tests."""
+    from triage.synth import WorldParams, generate_world
+    from triage.synth.extract import write_extract
+
+    directory = tmp_path_factory.mktemp("small-world")
+    write_extract(generate_world(WorldParams(n_referrals=8_000, seed=11)), directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def small_world_data(small_world_extract: Path):
+    """Its training table."""
+    from models.dataset import load_training_data
+
+    return load_training_data(small_world_extract)
+
+
+@pytest.fixture(scope="session")
+def scenario_world_data(tmp_path_factory: pytest.TempPathFactory):
+    """A world of 30,000 referrals for the scenario suite: enough for stable bands."""
+    from models.dataset import load_training_data
+    from triage.synth import WorldParams, generate_world
+    from triage.synth.extract import write_extract
+
+    directory = tmp_path_factory.mktemp("scenario-world")
+    write_extract(generate_world(WorldParams(n_referrals=30_000, seed=5)), directory)
+    return load_training_data(directory)
+
+
+@pytest.fixture(scope="session")
+def fitted_families(small_world_data):
+    """Both families fitted on its train split and calibrated on validation, with X and y."""
+    from models.families import Challenger, Scorecard
+    from models.splits import TEST, TRAIN, VALIDATION
+
+    data = small_world_data
+    parts = (TRAIN, VALIDATION, TEST)
+    X = {p: data.features.loc[data.part(p)].to_numpy(dtype=float) for p in parts}
+    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=int) for p in parts}
+    groups = data.household_id.loc[data.part(TRAIN)].to_numpy()
+    signals = tuple(data.features.columns)
+    scorecard = Scorecard.for_signals(signals).fit(
+        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], groups=groups, n_boot=3
+    )
+    challenger = Challenger(signals).fit(
+        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], groups=groups, n_boot=2
+    )
+    return scorecard, challenger, X, y
+
+
 def _utc(*args: int) -> pd.Timestamp:
     return pd.Timestamp(datetime(*args, tzinfo=UTC))
 

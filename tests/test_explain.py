@@ -17,7 +17,7 @@ from explain.unknowns import event_kinds_read, what_the_model_does_not_know
 from features.batch import build_features
 from features.catalogue import CATALOGUE, PROTECTED_INPUTS, SIGNALS, Source
 from features.online import online_features
-from models.dataset import OUTCOMES, load_training_data
+from models.dataset import DEFAULT_OUTCOME, OUTCOMES, load_training_data
 from models.scorer import Scorer
 from models.train import FAMILIES, fit_scorer
 from triage.store.engine import make_engine, session_factory
@@ -166,7 +166,7 @@ def test_online_features_without_a_model_explain_in_process(scorers, store, busy
     explained = explain_features(scorers["challenger"], features)
     assert explained.referral_id == busy_referral
     assert explained.model_version == "test/1"
-    assert explained.outcome_words == OUTCOMES["significant_harm_12m"]
+    assert explained.outcome_words == OUTCOMES[DEFAULT_OUTCOME]
 
 
 def test_group_difference_accounts_exactly_for_the_mean_log_odds_gap(scorers, batch_features):

@@ -12,47 +12,30 @@ import pytest
 
 from features.catalogue import SIGNALS, Direction
 from models.bands import Bands
-from models.dataset import load_training_data
-from models.families import Challenger, Scorecard, sigmoid
+from models.families import sigmoid
 from models.gates import GateConfig, check_gates
 from models.splits import EXCLUDED, TEST, TRAIN, VALIDATION, temporal_household_split
 from models.train import TrainConfig, choose, train
-from triage.synth import WorldParams, generate_world
-from triage.synth.extract import write_extract
 
 FAST = TrainConfig(scorecard_bootstraps=3, challenger_bootstraps=2, evaluation_bootstraps=20)
 
 
 @pytest.fixture(scope="module")
-def extract(tmp_path_factory) -> Path:
+def extract(small_world_extract) -> Path:
     """A small synthetic extract on disk."""
-    directory = tmp_path_factory.mktemp("extract")
-    write_extract(generate_world(WorldParams(n_referrals=8_000, seed=11)), directory)
-    return directory
+    return small_world_extract
 
 
 @pytest.fixture(scope="module")
-def data(extract):
+def data(small_world_data):
     """Its training table."""
-    return load_training_data(extract)
+    return small_world_data
 
 
 @pytest.fixture(scope="module")
-def fitted(data):
+def fitted(fitted_families):
     """Both families fitted on the train split and calibrated on validation."""
-    X = {
-        p: data.features.loc[data.part(p)].to_numpy(dtype=float) for p in (TRAIN, VALIDATION, TEST)
-    }
-    y = {p: data.label.loc[data.part(p)].to_numpy(dtype=int) for p in (TRAIN, VALIDATION, TEST)}
-    groups = data.household_id.loc[data.part(TRAIN)].to_numpy()
-    signals = tuple(data.features.columns)
-    scorecard = Scorecard.for_signals(signals).fit(
-        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], groups=groups, n_boot=3
-    )
-    challenger = Challenger(signals).fit(
-        X[TRAIN], y[TRAIN], X[VALIDATION], y[VALIDATION], groups=groups, n_boot=2
-    )
-    return scorecard, challenger, X, y
+    return fitted_families
 
 
 def test_split_is_by_time_and_no_household_is_on_two_sides(data):

@@ -118,8 +118,11 @@ def train(
         "var/extract"
     ),
     outcome: Annotated[
-        str, typer.Option(help="Observed outcome: significant_harm_12m or investigated_12m.")
-    ] = "significant_harm_12m",
+        str,
+        typer.Option(
+            help="Observed outcome: plan_from_referral, significant_harm_12m or investigated_12m."
+        ),
+    ] = "plan_from_referral",
     seed: Annotated[int, typer.Option(help="Seed for bootstraps and the challenger.")] = 0,
     min_auc: Annotated[float, typer.Option(help="Promotion gate: minimum test AUC.")] = 0.65,
     max_group_gap: Annotated[
