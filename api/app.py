@@ -27,7 +27,7 @@ from api.operations import configure_json_logs, install_operations
 from api.ratelimit import RateLimits
 from api.routes import auth, events, fairness, model, queue, referrals, research
 from api.schemas import ErrorOut
-from api.scoring import score_backlog, sync_queue
+from api.scoring import flag_unscored_from_history, score_backlog, sync_queue
 from api.timeouts import TimeoutMiddleware
 from api.web import install_pages
 from triage.pseudonyms import pseudonym_key
@@ -196,6 +196,14 @@ def _sweep(
     """Score the queue's unscored and outdated referrals, skipping known failures."""
     model = state.models.current
     if model is None:
+        if not sync:  # at start-up: the safety rules still read the history, model or not
+            try:
+                changed = flag_unscored_from_history(state.sessions, stop=stop)
+            except Exception as exc:
+                log.error("reading history for the safety rules stopped: %s", type(exc).__name__)
+                return
+            if changed:
+                log.info("safety rules: %d unscored referrals flagged from their history", changed)
         return
     version = model.scorer.version
     known = failed.setdefault(version, set())

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -145,9 +145,14 @@ def referral_view(state: ServiceState, session: Session, referral_id: str) -> di
     score = latest_score(session, referral_id=referral_id)
     entry = get_queue_entry(session, referral_id=referral_id)
     if score is None:
-        child = get_child(session, child_id=referral.child_id)
-        assert child is not None
-        flags = apply_safety_rules(facts_of(referral, child), None).flag_codes
+        # The flags the intake stored read the history as it was at receipt; a referral
+        # decided since has no queue entry, and its own facts say what they can.
+        if entry is not None:
+            flags = list(entry.flags)
+        else:
+            child = get_child(session, child_id=referral.child_id)
+            assert child is not None
+            flags = apply_safety_rules(facts_of(referral, child), None).flag_codes
         return as_json(ReferralAccepted, accepted(referral, unscored(flags)))
     fields = score_from_row(
         score,
@@ -264,18 +269,22 @@ def receive_referral(
             reader, child_id=intake.record.child_id, household_id=intake.record.household_id
         )
         born = born or referral.child.date_of_birth
-        explained = None
+        explained = history = None
         if model is not None and resend is None:  # a resend is answered as stored, not scored
             explained = _explain(reader, model, intake, born)
+        if not isinstance(explained, _Explained) and resend is None:
+            history = _history_values(reader, intake, born)  # the safety rules read it
     # Everything the transaction writes is worked out before it takes the write lock.
-    outcome = _safe_outcome(intake, explained, born)
+    outcome = _safe_outcome(intake, explained, born, history)
     with state.sessions() as session:
         try:
             try:
                 reply = _store(session, intake, model, outcome)
             except _ScoreNotStored:
                 session.rollback()
-                reply = _store(session, intake, model, _outcome(intake, _FAILED, born))
+                reply = _store(
+                    session, intake, model, _outcome(intake, _FAILED, born, outcome.history)
+                )
         except DuplicateReferral as duplicate:
             session.rollback()
             return _resent(state, duplicate.referral_id, actor, idempotency_key, intake.digest)
@@ -318,32 +327,44 @@ class _Outcome:
     born: date
     explained: object
     """An ``_Explained``; None when not scored yet (the transaction scores); or ``_FAILED``."""
+    history: Mapping[str, float] | None
+    """The signal values the safety rules read when there is no score (None: not read)."""
     score: PlannedScore | None
     entry: dict[str, Any]
     """The queue entry; its ``score_id`` is filled in once the score is stored."""
     reply: Reply
 
 
-def _safe_outcome(intake: _Intake, explained: object, born: date) -> _Outcome:
+def _safe_outcome(
+    intake: _Intake, explained: object, born: date, history: Mapping[str, float] | None
+) -> _Outcome:
     """``_outcome``; unscored (logged) if working out the score's outcome fails."""
     if isinstance(explained, _Explained):
         try:
-            return _outcome(intake, explained, born)
+            return _outcome(intake, explained, born, history)
         except Exception as exc:
             log.error("scoring %s failed: %s", intake.record.referral_id, type(exc).__name__)
-    return _outcome(intake, _FAILED if explained is not None else None, born)
+            history = explained.score.values
+    return _outcome(intake, _FAILED if explained is not None else None, born, history)
 
 
-def _outcome(intake: _Intake, explained: object, born: date) -> _Outcome:
+def _outcome(
+    intake: _Intake, explained: object, born: date, history: Mapping[str, float] | None
+) -> _Outcome:
     """Facts, safety rules, score, queue entry and reply of a referral (no store needed)."""
     referral, values = intake.referral, intake.values
     referral_id = values["referral_id"]
+    if isinstance(explained, _Explained):
+        history = explained.score.values
     facts = facts_for(
         date_of_birth=born,
         received_at=referral.received_at,
         injury_reported=values["injury_reported"],
         injury_sites=values["injury_sites"],
         concerns=values["concerns"],
+        referrer_relationship=values["referrer_relationship"],
+        injury_photographed=values["injury_photographed"],
+        history=history,
     )
     planned = None
     if isinstance(explained, _Explained):
@@ -368,7 +389,9 @@ def _outcome(intake: _Intake, explained: object, born: date) -> _Outcome:
         received_at=referral.received_at,
     )
     reply = Reply(201, as_json(ReferralAccepted, accepted(row, fields)))
-    return _Outcome(born=born, explained=explained, score=planned, entry=entry, reply=reply)
+    return _Outcome(
+        born=born, explained=explained, history=history, score=planned, entry=entry, reply=reply
+    )
 
 
 def _store(
@@ -406,14 +429,14 @@ def _store(
                 explained = _explain(session, model, intake, stored_born)
                 if explained is _FAILED:
                     raise _ScoreNotStored
-                outcome = _outcome(intake, explained, stored_born)
+                outcome = _outcome(intake, explained, stored_born, None)
         except Exception as exc:
             # A failed statement can leave the transaction unusable (PostgreSQL): start again,
             # unscored.
             log.error("scoring %s failed: %s", referral_id, type(exc).__name__)
             raise _ScoreNotStored from exc
     elif stored_born != outcome.born:  # unscored, but the safety rules use the age
-        outcome = _outcome(intake, explained, stored_born)
+        outcome = _outcome(intake, explained, stored_born, outcome.history)
     entry = outcome.entry
     if outcome.score is not None:
         try:
@@ -451,6 +474,20 @@ def _explain(session: Session, model: LoadedModel, intake: _Intake, born: date) 
         # The type only: a message could quote the referral's content.
         log.error("scoring referral %s failed: %s", intake.record.referral_id, type(exc).__name__)
         return _FAILED
+
+
+def _history_values(session: Session, intake: _Intake, born: date) -> Mapping[str, float] | None:
+    """The referral's signal values without a model, for the safety rules; None if that fails."""
+    try:
+        features = features_for(
+            session, query=intake.record, received_at=intake.values["received_at"], born=born
+        )
+    except Exception as exc:
+        log.error(
+            "reading the history of %s failed: %s", intake.record.referral_id, type(exc).__name__
+        )
+        return None
+    return features.vector()
 
 
 def _history_grew(session: Session, explained: object, intake: _Intake) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.champion import LoadedModel
 from explain.referral import ExplainedScore, explain_referral
+from features.online import online_features
 from models.scorer import Scorer
 from triage.queue import (
     ReferralFacts,
@@ -49,14 +50,19 @@ QUEUE_REASONS = 3
 """Reasons kept on a queue entry (the queue shows the top 3)."""
 
 
-def facts_of(referral: ReferralRow, child: ChildRow) -> ReferralFacts:
-    """What the safety rules see of a stored referral."""
+def facts_of(
+    referral: ReferralRow, child: ChildRow, history: Mapping[str, float] | None = None
+) -> ReferralFacts:
+    """What the safety rules see of a stored referral (``history``: its signal values)."""
     return facts_for(
         date_of_birth=child.date_of_birth,
         received_at=referral.received_at,
         injury_reported=referral.injury_reported,
         injury_sites=referral.injury_sites,
         concerns=referral.concerns,
+        referrer_relationship=referral.referrer_relationship,
+        injury_photographed=referral.injury_photographed,
+        history=history,
     )
 
 
@@ -175,6 +181,9 @@ def score_referral(
         injury_reported=stored.injury_reported,
         injury_sites=stored.injury_sites,
         concerns=stored.concerns,
+        referrer_relationship=stored.referrer_relationship,
+        injury_photographed=stored.injury_photographed,
+        history=explained.values or None,
     )
     scored = record_score(
         session, referral_id=referral_id, facts=facts, explained=explained, actor=actor,
@@ -436,3 +445,61 @@ def score_backlog(
     with sessions() as session:
         remaining = len(queue_entries_to_score(session, model_version=version, limit=100_000))
     return BacklogResult(scored=scored, failed=len(failed) - known, remaining=remaining)
+
+
+def flag_unscored_from_history(
+    sessions: sessionmaker[Session], *, stop: threading.Event | None = None, batch: int = 200
+) -> int:
+    """With no model to score them, read the history of unscored open referrals for the
+    safety rules and requeue those whose flags change; return how many changed.
+
+    Intake reads the history itself; this covers referrals queued from a loaded extract.
+    """
+    with sessions() as session:
+        ids = list(
+            session.scalars(
+                select(QueueEntryRow.referral_id)
+                .where(QueueEntryRow.score_id.is_(None))
+                .order_by(QueueEntryRow.received_at)
+            )
+        )
+    changed = 0
+    for start in range(0, len(ids), batch):
+        if stop is not None and stop.is_set():
+            break
+        with sessions() as session:
+            for referral_id in ids[start : start + batch]:
+                changed += _reflag(session, referral_id)
+            session.commit()
+    return changed
+
+
+def _reflag(session: Session, referral_id: str) -> int:
+    """Requeue one unscored referral with flags read from its history; 1 if they changed."""
+    stored = get_referral_facts(session, referral_id=referral_id)
+    entry = session.get(QueueEntryRow, referral_id)
+    if stored is None or entry is None or entry.score_id is not None:
+        return 0
+    history = online_features(session, referral_id=referral_id).vector()
+    facts = facts_for(
+        date_of_birth=stored.date_of_birth,
+        received_at=stored.received_at,
+        injury_reported=stored.injury_reported,
+        injury_sites=stored.injury_sites,
+        concerns=stored.concerns,
+        referrer_relationship=stored.referrer_relationship,
+        injury_photographed=stored.injury_photographed,
+        history=history,
+    )
+    fresh = queue_entry(
+        referral_id=referral_id,
+        child_id=stored.child_id,
+        received_at=stored.received_at,
+        concerns=stored.concerns,
+        facts=facts,
+        score=None,
+    )
+    if list(fresh["flags"]) == list(entry.flags):
+        return 0
+    replace_queue_entry(session, entry=fresh)
+    return 1

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -29,6 +29,8 @@ class ExplainedScore:
     reasons: tuple[Reason, ...]
     history_truncated: bool
     excluded_record_ids: tuple[str, ...] = ()
+    values: Mapping[str, float] = field(default_factory=dict)
+    """Every catalogue signal's value, inputs or not (the safety rules read the history)."""
 
     def top(self, n: int) -> tuple[Reason, ...]:
         """The ``n`` most influential reasons."""
@@ -52,6 +54,7 @@ def explain_features(scorer: Scorer, features: OnlineFeatures) -> ExplainedScore
         log_odds=float(batch.log_odds[0]),
         reasons=tuple(reasons_for_row(scorer.signals, row[0], batch.contributions[0], vector)),
         history_truncated=features.truncated,
+        values=features.vector(),
     )
 
 

@@ -24,7 +24,7 @@ from api.champion import LoadedModel, ModelHolder, champion_probe
 from api.scoring import try_score
 from explain.referral import explain_referral
 from explain.unknowns import what_the_model_does_not_know
-from models.dataset import OUTCOMES, load_training_data
+from models.dataset import DEFAULT_OUTCOME, OUTCOMES, load_training_data
 from models.scorer import Scorer
 from models.train import fit_scorer
 from triage.auditlog import verify_chain
@@ -50,6 +50,7 @@ from triage.store import (
     session_factory,
 )
 from triage.store.migrate import upgrade
+from triage.store.repository import record_decision
 from triage.synth import WorldParams, generate_world
 from triage.synth.extract import write_extract
 
@@ -133,8 +134,13 @@ def referral(
     born: date = date(2014, 6, 1),
     **overrides: Any,
 ) -> dict[str, Any]:
-    """A valid referral body with a fresh business key."""
+    """A valid referral body with a fresh business key.
+
+    The injury is not photographed, so no safety rule fires unless a test asks for one (the
+    binding example, a relative's photographs, is reviewed first).
+    """
     body = copy.deepcopy(REFERRAL_EXAMPLE)
+    body["injury"]["photographed"] = False
     body["source_referral_id"] = f"T-{next(_serial)}"
     body["received_at"] = received_at.isoformat()
     body["child"] |= {
@@ -185,7 +191,7 @@ def test_intake_stores_once_scores_and_audits(client: TestClient, db: Engine) ->
     assert got["status"] == "scored" and got["band"] in BANDS
     assert got["probability_low"] <= got["probability"] <= got["probability_high"]
     assert got["model_version"] == "test-model/1"
-    assert got["outcome_words"] == OUTCOMES["significant_harm_12m"]
+    assert got["outcome_words"] == OUTCOMES[DEFAULT_OUTCOME]
     assert len(got["reasons"]) == 5
     assert {"signal", "sentence", "direction", "record_ids"} <= set(got["reasons"][0])
     assert got["due_by"] == "2026-04-14T09:00:00Z"
@@ -730,6 +736,45 @@ def test_no_model_still_flags_an_injured_infant_at_the_top(make_client: ClientFa
     assert first["referral_id"] == flagged["referral_id"]
 
 
+@pytest.mark.parametrize("with_model", [True, False])
+def test_a_relatives_photographed_injury_is_reviewed_first(
+    make_client: ClientFactory, scorer: Scorer, with_model: bool
+) -> None:
+    client = make_client(Switch(scorer if with_model else None))
+    body = referral(child_id="C-photo")
+    body["injury"]["photographed"] = True  # the binding example: a relative's photographs
+    got = client.post("/v1/referrals", json=body).json()
+    assert [f["code"] for f in got["flags"]] == ["family_photographed_injury"]
+    assert got["band"] == ("Review first" if with_model else None)
+    assert client.get("/v1/queue").json()["items"][0]["referral_id"] == got["referral_id"]
+
+
+@pytest.mark.parametrize("with_model", [True, False])
+def test_a_third_referral_after_closures_from_two_people_reads_the_history(
+    make_client: ClientFactory, scorer: Scorer, db: Engine, with_model: bool
+) -> None:
+    client = make_client(Switch(scorer if with_model else None))
+    for days, who in ((200, "P-1"), (100, "P-2")):
+        earlier = referral(
+            child_id="C-rep", received_at=T0 - timedelta(days=days),
+            referrer={"type": "school", "referrer_id": who}, injury={"reported": False},
+        )  # fmt: skip
+        referral_id = client.post("/v1/referrals", json=earlier).json()["referral_id"]
+        with session_factory(db)() as session:
+            record_decision(
+                session, referral_id=referral_id, decision="no_further_action",
+                decided_at=T0 - timedelta(days=days - 1),
+            )  # fmt: skip
+            session.commit()
+    third = referral(
+        child_id="C-rep", referrer={"type": "school", "referrer_id": "P-1"},
+        injury={"reported": False},
+    )  # fmt: skip
+    got = client.post("/v1/referrals", json=third).json()
+    assert [f["code"] for f in got["flags"]] == ["third_referral_after_nfa"], got
+    assert "more than one person" in got["flags"][0]["words"]
+
+
 # --- queue ----------------------------------------------------------------------------------
 
 
@@ -771,6 +816,49 @@ def test_open_referrals_found_in_the_store_are_queued_at_start_up(
     assert items[0]["flags"][0]["code"] == "non_mobile_infant_injury"
     assert (items[1]["band"], items[1]["model_version"]) == ("Standard", "old/1")
     assert count(db, QueueEntryRow) == 2
+
+
+def test_with_no_model_the_start_up_reads_history_for_the_safety_rules(
+    settings: Settings, admin: dict[str, str], db: Engine
+) -> None:
+    with session_factory(db)() as session:
+        add_household(
+            session, household={"household_id": "H-1", "deprivation_decile": 2, "synthetic": True}
+        )
+        add_child(
+            session,
+            child={"child_id": "C-rep", "household_id": "H-1", "given_name": "A",
+                   "family_name": "B", "date_of_birth": date(2015, 1, 1), "sex": "female",
+                   "ethnicity": "white", "disability": False, "deprivation_decile": 2,
+                   "synthetic": True},
+        )  # fmt: skip
+        for referral_id, days, who in (("R-1", 200, "P-1"), ("R-2", 100, "P-2"), ("R-3", 0, "P-1")):
+            add_referral(
+                session,
+                referral={"referral_id": referral_id, "source_system": "extract",
+                          "source_referral_id": referral_id, "child_id": "C-rep",
+                          "household_id": "H-1", "received_at": T0 - timedelta(days=days),
+                          "referrer_type": "school", "referrer_id": who, "concerns": ["neglect"],
+                          "injury_reported": False, "injury_sites": [],
+                          "injury_photographed": False, "narrative": "[synthetic]",
+                          "synthetic": True},
+            )  # fmt: skip
+            if days:
+                record_decision(
+                    session, referral_id=referral_id, decision="no_further_action",
+                    decided_at=T0 - timedelta(days=days - 1),
+                )  # fmt: skip
+        session.commit()
+    app = create_app(settings, scorer_loader=Switch(None), score_backlog_on_start=True)
+    with TestClient(app, headers=admin) as client:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            (item,) = client.get("/v1/queue").json()["items"]
+            if item["flags"]:
+                break
+            time.sleep(0.05)
+    assert item["referral_id"] == "R-3" and item["status"] == "unscored"
+    assert [f["code"] for f in item["flags"]] == ["third_referral_after_nfa"]
 
 
 def test_queue_orders_filters_and_pages(make_client: ClientFactory, scorer: Scorer) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from features.records import age_in_months as feature_age_in_months
 from triage.queue import (
     BANDS,
+    HISTORY_SIGNALS,
     SAFETY_RULES,
     ReferralFacts,
     age_in_months,
@@ -23,9 +24,30 @@ from triage.queue import (
     queue_tier,
 )
 
+REPEATED = {
+    "prior_referrals_child_365d": 2.0,
+    "prior_nfa_closures_365d": 2.0,
+    "distinct_referrers_365d": 2.0,
+}
 
-def facts(age: int, *, injury: bool = False, sites: tuple[str, ...] = ()) -> ReferralFacts:
-    return ReferralFacts(age_months=age, injury_reported=injury, injury_sites=frozenset(sites))
+
+def facts(
+    age: int,
+    *,
+    injury: bool = False,
+    sites: tuple[str, ...] = (),
+    by: str | None = None,
+    photographed: bool = False,
+    history: dict[str, float] | None = None,
+) -> ReferralFacts:
+    return ReferralFacts(
+        age_months=age,
+        injury_reported=injury,
+        injury_sites=frozenset(sites),
+        referrer_relationship=by,
+        injury_photographed=photographed,
+        history=history,
+    )
 
 
 def test_bands_match_the_models_band_names() -> None:
@@ -43,11 +65,25 @@ def test_bands_match_the_models_band_names() -> None:
         (facts(6, injury=True), "Lower", "Lower", []),  # six months: mobile age, rule off
         (facts(3), "Standard", "Standard", []),  # no injury
         (facts(9, injury=True, sites=("head_face_neck",)), "Lower", "Review first",
-         ["infant_head_injury"]),
+         ["head_injury_under_two"]),
         (facts(2, injury=True, sites=("head_face_neck",)), "Standard", "Review first",
-         ["non_mobile_infant_injury", "infant_head_injury"]),
-        (facts(12, injury=True, sites=("head_face_neck",)), "Lower", "Lower", []),
+         ["non_mobile_infant_injury", "head_injury_under_two"]),
+        (facts(15, injury=True, sites=("head_face_neck",)), "Lower", "Review first",
+         ["head_injury_under_two"]),
+        (facts(24, injury=True, sites=("head_face_neck",)), "Lower", "Lower", []),
         (facts(3, injury=True), None, None, ["non_mobile_infant_injury"]),  # unscored: flag only
+        (facts(60, injury=True, sites=("limbs",), by="relative", photographed=True), "Lower",
+         "Review first", ["family_photographed_injury"]),
+        (facts(60, injury=True, sites=("limbs",), by="family_friend", photographed=True),
+         "Standard", "Review first", ["family_photographed_injury"]),
+        (facts(60, injury=True, sites=("limbs",), by="relative"), "Lower", "Lower", []),
+        (facts(60, injury=True, sites=("limbs",), by="neighbour", photographed=True), "Lower",
+         "Lower", []),
+        (facts(150, history=REPEATED), "Lower", "Review first", ["third_referral_after_nfa"]),
+        (facts(150, history=REPEATED | {"distinct_referrers_365d": 1}), "Lower", "Lower", []),
+        (facts(150, history=REPEATED | {"prior_nfa_closures_365d": 1}), "Lower", "Lower", []),
+        (facts(150, history=REPEATED | {"prior_referrals_child_365d": 1}), "Lower", "Lower", []),
+        (facts(150), "Lower", "Lower", []),  # history not read: a history rule cannot fire
     ],
 )  # fmt: skip
 def test_safety_rules_force_review_first_and_say_so(
@@ -71,6 +107,32 @@ def test_rules_are_declared_with_words_and_conditions() -> None:
     for rule in SAFETY_RULES:
         described = rule.describe()
         assert described["words"] and described["when"] and described["forces_band"] in BANDS
+    reads = {r.code: r.describe()["reads_history"] for r in SAFETY_RULES}
+    assert reads["third_referral_after_nfa"] and not reads["family_photographed_injury"]
+
+
+def test_history_rules_read_catalogue_signals() -> None:
+    from features.catalogue import SIGNALS
+
+    assert HISTORY_SIGNALS and set(SIGNALS) >= HISTORY_SIGNALS
+
+
+def test_facts_for_keeps_only_the_history_the_rules_read() -> None:
+    history = {name: 3.0 for name in HISTORY_SIGNALS} | {"ed_attendances_365d": 9.0}
+    made = facts_for(
+        date_of_birth=date(2020, 1, 1),
+        received_at=datetime(2025, 1, 1, tzinfo=UTC),
+        injury_reported=False,
+        injury_sites=(),
+        concerns=("neglect",),
+        history=history,
+    )
+    assert made.history == {name: 3.0 for name in HISTORY_SIGNALS}
+
+
+def test_a_retired_rule_still_reads_in_words() -> None:
+    (flag,) = flags_in_words(["infant_head_injury"])
+    assert "under one year" in flag["words"] and flag["words"] != "infant_head_injury"
 
 
 def test_age_counts_whole_months_like_the_feature_layer() -> None:

@@ -1,15 +1,19 @@
 """The review queue's rules: transparent safety rules, band order, queue tiers and due-by.
 
 Everything here is pure (no store, no model) so the rules can be read, tested and audited on
-their own. A safety rule looks only at the referral itself (the child's age and what is
-reported), never at the model: it still applies when no model is loaded.
+their own. A safety rule looks at the referral itself (the child's age, what is reported, who
+reported it) and, where it says so, at the child's history as the catalogue's signals count it
+(earlier referrals, closures with no further action, distinct referrers). It never looks at
+the model: it still applies when no model is loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+
+from triage.vocab import RELATIVE_OR_FRIEND
 
 BANDS: tuple[str, ...] = ("Review first", "Elevated", "Standard", "Lower")
 """Band names, highest priority first (the same names ``models.bands`` assigns)."""
@@ -27,12 +31,17 @@ TIER_FIRST_BAND = 3  # Review first = 3, Elevated = 4, Standard = 5, Lower = 6
 
 @dataclass(frozen=True)
 class ReferralFacts:
-    """What the safety rules may look at: the referral as reported, nothing modelled."""
+    """What the safety rules may look at: the referral as reported and its counted history."""
 
     age_months: int
     injury_reported: bool
     injury_sites: frozenset[str] = frozenset()
     concerns: frozenset[str] = frozenset()
+    referrer_relationship: str | None = None
+    injury_photographed: bool = False
+    history: Mapping[str, float] | None = None
+    """The catalogue's signal values for this referral (records strictly before it); None
+    when the history was not read, and then no rule that reads history applies."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +57,18 @@ class SafetyRule:
     injury_reported: bool | None = None
     injury_sites: frozenset[str] = field(default_factory=frozenset)
     """Applies only when an injury at one of these sites is reported (empty: any or none)."""
+    injury_photographed: bool | None = None
     concerns: frozenset[str] = field(default_factory=frozenset)
     """Applies only when the referral raises one of these concerns (empty: any)."""
+    referrer_relationships: frozenset[str] = field(default_factory=frozenset)
+    """Applies only when the referrer is one of these (empty: anyone)."""
+    history_at_least: tuple[tuple[str, float], ...] = ()
+    """(catalogue signal, minimum): applies only when each history signal reaches its minimum."""
+
+    @property
+    def reads_history(self) -> bool:
+        """Whether the rule needs the child's history."""
+        return bool(self.history_at_least)
 
     def applies(self, facts: ReferralFacts) -> bool:
         """Whether every condition of the rule holds for this referral."""
@@ -61,7 +80,22 @@ class SafetyRule:
             facts.injury_reported and self.injury_sites & facts.injury_sites
         ):
             return False
-        return not (self.concerns and not self.concerns & facts.concerns)
+        if self.injury_photographed is not None and (
+            facts.injury_photographed is not self.injury_photographed
+        ):
+            return False
+        if self.concerns and not self.concerns & facts.concerns:
+            return False
+        if self.referrer_relationships and (
+            facts.referrer_relationship not in self.referrer_relationships
+        ):
+            return False
+        if self.history_at_least:
+            history = facts.history
+            if history is None:
+                return False
+            return all(history.get(name, 0.0) >= least for name, least in self.history_at_least)
+        return True
 
     def describe(self) -> dict[str, object]:
         """JSON form for the API and the docs."""
@@ -72,12 +106,19 @@ class SafetyRule:
             conditions["injury_reported"] = self.injury_reported
         if self.injury_sites:
             conditions["injury_sites_any_of"] = sorted(self.injury_sites)
+        if self.injury_photographed is not None:
+            conditions["injury_photographed"] = self.injury_photographed
         if self.concerns:
             conditions["concerns_any_of"] = sorted(self.concerns)
+        if self.referrer_relationships:
+            conditions["referrer_relationship_any_of"] = sorted(self.referrer_relationships)
+        if self.history_at_least:
+            conditions["history_at_least"] = dict(self.history_at_least)
         return {
             "code": self.code,
             "words": self.words,
             "forces_band": self.forces_band,
+            "reads_history": self.reads_history,
             "when": conditions,
         }
 
@@ -94,20 +135,58 @@ SAFETY_RULES: tuple[SafetyRule, ...] = (
         under_age_months=6,
         injury_reported=True,
     ),
-    # Head injuries are the most dangerous form of physical abuse in the first year.
+    # Head injuries are the most dangerous form of physical abuse in the first two years;
+    # the review's second child was 15 months old with a photographed black eye.
     SafetyRule(
-        code="infant_head_injury",
+        code="head_injury_under_two",
         words=(
-            "An injury to the head, face or neck of a child under one year old is reported: "
+            "An injury to the head, face or neck of a child under two is reported: "
             "this referral is reviewed first whatever the model's score."
         ),
-        under_age_months=12,
+        under_age_months=24,
         injury_sites=frozenset({"head_face_neck"}),
+    ),
+    # The national review: relatives sent photographs of bruising, and nobody acted on them.
+    SafetyRule(
+        code="family_photographed_injury",
+        words=(
+            "A relative or family friend reports an injury they have photographed: "
+            "this referral is reviewed first whatever the model's score."
+        ),
+        injury_reported=True,
+        injury_photographed=True,
+        referrer_relationships=frozenset(RELATIVE_OR_FRIEND),
+    ),
+    # Repeated concerns closed one at a time were the review's pattern. More than one person
+    # must have raised them: one caller repeating themselves is not corroboration.
+    SafetyRule(
+        code="third_referral_after_nfa",
+        words=(
+            "At least the third referral in 12 months, from more than one person, after "
+            "earlier ones were closed with no further action: this referral is reviewed "
+            "first whatever the model's score, with the whole history."
+        ),
+        history_at_least=(
+            ("prior_referrals_child_365d", 2),
+            ("prior_nfa_closures_365d", 2),
+            ("distinct_referrers_365d", 2),
+        ),
     ),
 )
 """The rules in force. Adding one is a reviewed change: code, words, conditions, reason."""
 
 RULES_BY_CODE: dict[str, SafetyRule] = {rule.code: rule for rule in SAFETY_RULES}
+RETIRED_RULE_WORDS: dict[str, str] = {
+    "infant_head_injury": (
+        "An injury to the head, face or neck of a child under one year old was reported: "
+        "reviewed first whatever the model's score (a rule since widened to children under two)."
+    ),
+}
+"""Words for codes of retired rules, still stored on older scores."""
+HISTORY_SIGNALS: frozenset[str] = frozenset(
+    name for rule in SAFETY_RULES for name, _ in rule.history_at_least
+)
+"""The catalogue signals the rules read."""
 
 
 @dataclass(frozen=True)
@@ -148,10 +227,13 @@ def apply_safety_rules(
 
 def flags_in_words(codes: Collection[str]) -> list[dict[str, str]]:
     """Stored flag codes with the words a practitioner reads (unknown codes kept as-is)."""
-    return [
-        {"code": code, "words": RULES_BY_CODE[code].words if code in RULES_BY_CODE else code}
-        for code in codes
-    ]
+    return [{"code": code, "words": _rule_words(code)} for code in codes]
+
+
+def _rule_words(code: str) -> str:
+    if code in RULES_BY_CODE:
+        return RULES_BY_CODE[code].words
+    return RETIRED_RULE_WORDS.get(code, code)
 
 
 def age_in_months(born: date, on: date) -> int:
@@ -166,6 +248,9 @@ def facts_for(
     injury_reported: bool,
     injury_sites: Collection[str],
     concerns: Collection[str],
+    referrer_relationship: str | None = None,
+    injury_photographed: bool | None = False,
+    history: Mapping[str, float] | None = None,
 ) -> ReferralFacts:
     """The facts of a stored or incoming referral (age counted on the UTC date of receipt)."""
     on = received_at.astimezone(UTC).date()
@@ -174,6 +259,9 @@ def facts_for(
         injury_reported=bool(injury_reported),
         injury_sites=frozenset(injury_sites),
         concerns=frozenset(concerns),
+        referrer_relationship=referrer_relationship,
+        injury_photographed=bool(injury_photographed),
+        history=None if history is None else {n: history[n] for n in HISTORY_SIGNALS},
     )
 
 

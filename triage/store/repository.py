@@ -245,6 +245,8 @@ _REFERRAL_FACTS = (
         ReferralRow.injury_reported,
         ReferralRow.injury_sites,
         ReferralRow.concerns,
+        ReferralRow.referrer_relationship,
+        ReferralRow.injury_photographed,
         ChildRow.date_of_birth,
     )
     .join(ChildRow, ChildRow.child_id == ReferralRow.child_id)
@@ -256,7 +258,8 @@ def get_referral_facts(session: Session, *, referral_id: str) -> Row[Any] | None
     """What scoring and the queue need of a stored referral, with the child's date of birth.
 
     Columns: status, child_id, received_at, injury_reported, injury_sites, concerns,
-    date_of_birth; None when there is no such referral.
+    referrer_relationship, injury_photographed, date_of_birth; None when there is no such
+    referral.
     """
     return _connection(session).execute(_REFERRAL_FACTS, {"referral_id": referral_id}).first()
 
