@@ -11,15 +11,16 @@ from typing import Any
 import pandas as pd
 
 from features.catalogue import SIGNALS
-from models.dataset import age_band
-from models.fairness import deprivation_band
+from models.dataset import NO_RELATIONSHIP, age_band
+from models.fairness import ATTRIBUTES, deprivation_band
 from triage.pseudonyms import pseudonym
 from triage.queue import BANDS, age_in_months
 from triage.store.statistics import DecisionFact, ReferralRecord
 from triage.store.tables import ChildRow, ReferralRow
-from triage.vocab import GENERAL_REASON_CODES
+from triage.vocab import GENERAL_REASON_CODES, referrer_voice
 
-GROUPINGS = ("ethnicity", "sex", "disability", "deprivation_band", "age_band")
+GROUPINGS = ATTRIBUTES
+"""The fairness audit's groupings: protected attributes, age band and whose voice referred."""
 UNSCORED = "Unscored"
 OTHER_CODE = "other"
 AGREEMENT_PARTS = ("agree", "should_be_higher", "should_be_lower")
@@ -55,7 +56,7 @@ def quarter_of(moment: datetime) -> str:
 
 
 def groups_of(pairs: Sequence[tuple[ReferralRow, ChildRow]]) -> pd.DataFrame:
-    """Audit groups of each referral's child at receipt (the fairness audit's bands)."""
+    """Audit groups of each referral: its child at receipt (the audit's bands) and its referrer."""
     months = [
         age_in_months(child.date_of_birth, referral.received_at.date()) for referral, child in pairs
     ]
@@ -66,6 +67,14 @@ def groups_of(pairs: Sequence[tuple[ReferralRow, ChildRow]]) -> pd.DataFrame:
             "ethnicity": [child.ethnicity for _, child in pairs],
             "disability": [str(bool(child.disability)).lower() for _, child in pairs],
             "deprivation_decile": [child.deprivation_decile for _, child in pairs],
+            "referrer_type": [referral.referrer_type for referral, _ in pairs],
+            "referrer_relationship": [
+                referral.referrer_relationship or NO_RELATIONSHIP for referral, _ in pairs
+            ],
+            "referrer_voice": [
+                referrer_voice(referral.referrer_type, referral.referrer_relationship)
+                for referral, _ in pairs
+            ],
         }
     )
     bands = age_band(frame["age_months"]) if len(frame) else pd.Series(dtype=object)

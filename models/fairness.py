@@ -29,7 +29,9 @@ from scipy.special import gammaln, ndtr, ndtri
 from models.evaluation import at_capacity, auc, calibration_slope_intercept
 
 CAPACITIES = (0.05, 0.10, 0.20, 0.30, 0.50)
-ATTRIBUTES = ("ethnicity", "sex", "disability", "deprivation_band", "age_band")
+VOICE_GROUPINGS = ("referrer_voice", "referrer_type", "referrer_relationship")
+"""Whose voice counts: relatives' concerns must be acted on as often as professionals'."""
+ATTRIBUTES = ("ethnicity", "sex", "disability", "deprivation_band", "age_band", *VOICE_GROUPINGS)
 PROTECTED = ("ethnicity", "sex", "disability", "deprivation_band")
 INTERSECTIONS = (*combinations(PROTECTED, 2), ("sex", "age_band"))
 QUEUE_RATES = ("selection_rate", "precision", "fpr", "fnr", "fdr", "for")

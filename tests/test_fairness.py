@@ -330,6 +330,23 @@ def test_training_run_audit_is_logged_to_mlflow(tmp_path) -> None:
     assert {"escalated_rate", "investigated_rate", "agreement_with_band"} <= metrics
     assert {"harm_missed_rate", "not_escalated_despite_high_band"} <= metrics
     assert document["label_gap"] and document["why_gaps"]
+    # Whose voice counts: relatives' referrals are a group beside professionals', on both
+    # labels, for the model and for the people who decided.
+    voice = {
+        (r["group"], r["label"]) for r in document["metrics"] if r["grouping"] == "referrer_voice"
+    }
+    assert {("professional", "truth"), ("professional", "observed")} <= voice
+    assert any(
+        h["grouping"] == "referrer_voice" and h["metric"] == "harmed_not_escalated"
+        for h in document["human"]
+    )
+    listed = {
+        g["group"]
+        for g in document["groups"] + document["suppressed"]
+        if g["grouping"] == "referrer_voice"
+    }
+    assert {"family or friend", "professional", "anonymous"} <= listed
+    assert "referrer_voice" in render_html(document)
     assert all("image" not in g for g in document["why_gaps"])
     shown = {(g["grouping"], g["group"]) for g in document["groups"]}
     hidden = {(g["grouping"], g["group"]) for g in document["suppressed"]}

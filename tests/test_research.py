@@ -64,7 +64,9 @@ def test_children_outside_the_audit_age_bands_get_their_own_groups() -> None:
     pairs = {}
     facts = []
     for n, born in enumerate((date(2000, 1, 1), date(2026, 9, 1), date(2020, 1, 1))):
-        referral = SimpleNamespace(received_at=received)
+        referral = SimpleNamespace(
+            received_at=received, referrer_type="police", referrer_relationship=None
+        )
         child = SimpleNamespace(
             date_of_birth=born, sex="male", ethnicity="white", disability=False,
             deprivation_decile=None,
@@ -82,6 +84,36 @@ def test_children_outside_the_audit_age_bands_get_their_own_groups() -> None:
         )
     rows = decisions_by_group(facts, pairs, by="age_band", min_count=10)  # type: ignore[arg-type]
     assert sorted(r["group"] for r in rows) == ["18 or over", "5-10", "before birth"]
+
+
+def test_decisions_group_by_whose_voice_referred() -> None:
+    received = datetime(2026, 4, 1, tzinfo=UTC)
+    child = SimpleNamespace(
+        date_of_birth=date(2020, 1, 1), sex="male", ethnicity="white", disability=False,
+        deprivation_decile=3,
+    )  # fmt: skip
+    referrers = [("police", None), ("individual", "relative"), ("individual", "family_friend"),
+                 ("individual", "neighbour"), ("health", "gp"), ("anonymous", None)]  # fmt: skip
+    pairs, facts = {}, []
+    for n, (kind, relationship) in enumerate(referrers * 10):
+        referral = SimpleNamespace(
+            received_at=received, referrer_type=kind, referrer_relationship=relationship
+        )
+        pairs[f"R{n}"] = (referral, child)
+        facts.append(
+            DecisionFact(f"R{n}", received, "assessment", "agree", (), "Standard")  # type: ignore[arg-type]
+        )
+    by_voice = decisions_by_group(facts, pairs, by="referrer_voice", min_count=10)  # type: ignore[arg-type]
+    assert {r["group"]: r["decisions"] for r in by_voice} == {
+        "professional": 20,
+        "family or friend": 20,
+        "other individual": 10,
+        "anonymous": 10,
+    }
+    by_relationship = decisions_by_group(facts, pairs, by="referrer_relationship", min_count=10)  # type: ignore[arg-type]
+    assert {r["group"] for r in by_relationship} == {
+        "none recorded", "relative", "family_friend", "neighbour", "gp",
+    }  # fmt: skip
 
 
 def test_only_known_reason_codes_leave_the_service() -> None:
