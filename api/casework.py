@@ -261,15 +261,17 @@ def dispute(
     if model is not None:
         child = get_child(session, child_id=referral.child_id)
         assert child is not None
-        facts = facts_of(referral, child)
         result = what_if(
             session, model.scorer, referral_id=referral_id, disputed_record_ids=[record_id]
         )
-        before = summary(
-            result.before, apply_safety_rules(facts, result.before.band), top=WHAT_IF_REASONS
-        )
-        after = summary(
-            result.after, apply_safety_rules(facts, result.after.band), top=WHAT_IF_REASONS
+        # Rules that read history see it with and without the disputed record.
+        before, after = (
+            summary(
+                scored,
+                apply_safety_rules(facts_of(referral, child, scored.values or None), scored.band),
+                top=WHAT_IF_REASONS,
+            )
+            for scored in (result.before, result.after)
         )
         behind = record_id not in result.unknown_record_ids
         before |= {"outcome_words": result.before.outcome_words, "record_behind_score": behind}

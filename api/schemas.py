@@ -154,13 +154,14 @@ class DecisionRecorded(DecisionOut):
 
 
 class ScoreSummary(BaseModel):
-    """A score in a what-if: probability, range, band, top reasons."""
+    """A score in a what-if: probability, range, band, safety rules met, top reasons."""
 
     probability: float
     probability_low: float
     probability_high: float
     band: str
     model_band: str
+    flags: list[FlagOut] = Field(default_factory=list)
     reasons: list[ReasonOut]
 
 

@@ -6,8 +6,8 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -54,8 +54,28 @@ def facts_of(
     referral: ReferralRow, child: ChildRow, history: Mapping[str, float] | None = None
 ) -> ReferralFacts:
     """What the safety rules see of a stored referral (``history``: its signal values)."""
+    return referral_facts(referral, child.date_of_birth, history)
+
+
+class ReferralFields(Protocol):
+    """The stored fields of a referral that the safety rules read (a row or a selected row)."""
+
+    received_at: datetime
+    injury_reported: bool
+    injury_sites: Sequence[str]
+    concerns: Sequence[str]
+    referrer_relationship: str | None
+    injury_photographed: bool | None
+
+
+def referral_facts(
+    referral: ReferralFields,
+    born: date,
+    history: Mapping[str, float] | None = None,
+) -> ReferralFacts:
+    """What the safety rules see of a referral's stored fields, its child's birth and history."""
     return facts_for(
-        date_of_birth=child.date_of_birth,
+        date_of_birth=born,
         received_at=referral.received_at,
         injury_reported=referral.injury_reported,
         injury_sites=referral.injury_sites,
@@ -175,16 +195,7 @@ def score_referral(
         raise LookupError(referral_id)
     if explained is None:
         explained = explain_referral(session, scorer, referral_id=referral_id)
-    facts = facts_for(
-        date_of_birth=stored.date_of_birth,
-        received_at=stored.received_at,
-        injury_reported=stored.injury_reported,
-        injury_sites=stored.injury_sites,
-        concerns=stored.concerns,
-        referrer_relationship=stored.referrer_relationship,
-        injury_photographed=stored.injury_photographed,
-        history=explained.values or None,
-    )
+    facts = referral_facts(stored, stored.date_of_birth, explained.values or None)
     scored = record_score(
         session, referral_id=referral_id, facts=facts, explained=explained, actor=actor,
         trigger=trigger,
@@ -362,13 +373,7 @@ def sync_queue(session: Session, *, batch: int = 1000) -> int:
                 child_id=r.child_id,
                 received_at=r.received_at,
                 concerns=r.concerns,
-                facts=facts_for(
-                    date_of_birth=births[r.child_id],
-                    received_at=r.received_at,
-                    injury_reported=r.injury_reported,
-                    injury_sites=r.injury_sites,
-                    concerns=r.concerns,
-                ),
+                facts=referral_facts(r, births[r.child_id]),
                 score=scores.get(r.referral_id),
             )
             for r in referrals
@@ -481,16 +486,7 @@ def _reflag(session: Session, referral_id: str) -> int:
     if stored is None or entry is None or entry.score_id is not None:
         return 0
     history = online_features(session, referral_id=referral_id).vector()
-    facts = facts_for(
-        date_of_birth=stored.date_of_birth,
-        received_at=stored.received_at,
-        injury_reported=stored.injury_reported,
-        injury_sites=stored.injury_sites,
-        concerns=stored.concerns,
-        referrer_relationship=stored.referrer_relationship,
-        injury_photographed=stored.injury_photographed,
-        history=history,
-    )
+    facts = referral_facts(stored, stored.date_of_birth, history)
     fresh = queue_entry(
         referral_id=referral_id,
         child_id=stored.child_id,

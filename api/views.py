@@ -93,13 +93,14 @@ def score_from_scored(scored: Scored, *, top: int | None) -> dict[str, Any]:
 
 
 def summary(explained: ExplainedScore, safety: SafetyOutcome, *, top: int) -> dict[str, Any]:
-    """A what-if side: probability, range, band after the rules, the model's band, reasons."""
+    """A what-if side: probability, range, band after the rules, rules met, model band, reasons."""
     return {
         "probability": explained.probability,
         "probability_low": explained.probability_low,
         "probability_high": explained.probability_high,
         "band": safety.band,
         "model_band": safety.model_band,
+        "flags": flags_in_words(safety.flag_codes),
         "reasons": [reason.as_dict() for reason in explained.top(top)],
     }
 

@@ -754,12 +754,14 @@ def test_a_third_referral_after_closures_from_two_people_reads_the_history(
     make_client: ClientFactory, scorer: Scorer, db: Engine, with_model: bool
 ) -> None:
     client = make_client(Switch(scorer if with_model else None))
+    earlier_ids = []
     for days, who in ((200, "P-1"), (100, "P-2")):
         earlier = referral(
             child_id="C-rep", received_at=T0 - timedelta(days=days),
             referrer={"type": "school", "referrer_id": who}, injury={"reported": False},
         )  # fmt: skip
         referral_id = client.post("/v1/referrals", json=earlier).json()["referral_id"]
+        earlier_ids.append(referral_id)
         with session_factory(db)() as session:
             record_decision(
                 session, referral_id=referral_id, decision="no_further_action",
@@ -773,6 +775,15 @@ def test_a_third_referral_after_closures_from_two_people_reads_the_history(
     got = client.post("/v1/referrals", json=third).json()
     assert [f["code"] for f in got["flags"]] == ["third_referral_after_nfa"], got
     assert "more than one person" in got["flags"][0]["words"]
+    if with_model:
+        # Without one of the earlier referrals the history no longer meets the rule.
+        url = f"/v1/referrals/{got['referral_id']}/disputes"
+        what_if = client.post(url, json={"record_id": earlier_ids[0], "reason": "x"}).json()
+        flags = {
+            side: [f["code"] for f in what_if["what_if"][side]["flags"]]
+            for side in ("before", "after")
+        }
+        assert flags == {"before": ["third_referral_after_nfa"], "after": []}, what_if
 
 
 # --- queue ----------------------------------------------------------------------------------
