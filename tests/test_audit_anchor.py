@@ -166,7 +166,9 @@ def test_a_missing_checkpoint_fails_verify(anchored: Settings) -> None:
     assert "not anchored" in output and "triage auditlog checkpoint" in output
 
 
-def test_a_tampered_chain_is_never_signed_again(anchored: Settings) -> None:
+def test_a_tampered_chain_is_never_signed_again(
+    anchored: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     path = anchored.audit_checkpoint_path()
     before = path.read_bytes()
     delete_newest(anchored, 2)
@@ -174,8 +176,12 @@ def test_a_tampered_chain_is_never_signed_again(anchored: Settings) -> None:
     assert code == 1, output
     assert "Checkpoint refused" in output and "newest events were removed" in output
     rewrite_and_rehash(anchored)
-    more_activity(anchored)  # the service runs on the rewritten chain: it does not sign it
+    with caplog.at_level("ERROR", logger="api.audit"):
+        more_activity(anchored)  # the service runs on the rewritten chain: it does not sign it
     assert path.read_bytes() == before
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "api.audit"]
+    assert logged and {entry["event"] for entry in logged} == {"audit_chain_unanchored"}
+    assert "signed checkpoint" in logged[0]["reason"]
     assert run(anchored, "verify")[0] == 1
 
 

@@ -242,3 +242,23 @@ def test_postgres_failed_commit_refuses_instead_of_acknowledging(
         run_scenario(settings, caplog, make_full=disk(True), make_room=disk(False), code="53100")
     finally:
         admin.dispose()
+
+
+def test_a_commit_refused_with_the_transaction_still_open_still_raises(tmp_path: Path) -> None:
+    """The early-COMMIT hook leaves such a failure to the driver's commit, which raises it."""
+    from sqlalchemy.exc import IntegrityError
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'fk.db'}")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+            connection.exec_driver_sql(
+                "CREATE TABLE child (parent_id INTEGER REFERENCES parent (id))"
+            )
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+            connection.exec_driver_sql("INSERT INTO child VALUES (7)")  # checked at COMMIT
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM child").scalar() == 0
+    finally:
+        engine.dispose()
