@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.pool import SingletonThreadPool
 
+from api.audit import AuditCheckpointer
 from api.champion import (
     ChampionProbe,
     ModelHolder,
@@ -82,11 +83,14 @@ def create_app(
             daemon=True,
         )
         worker.start()
+        checkpointer = AuditCheckpointer(state)
+        checkpointer.start()
         try:
             yield
         finally:
             stop.set()
             worker.join(timeout=30)
+            checkpointer.stop()
             # Requests have finished by now; what still waits was abandoned by a timeout (the
             # client got a 503 and retries), so it is cancelled rather than waited for.
             state.intake_executor.shutdown(wait=True, cancel_futures=True)

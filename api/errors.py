@@ -6,6 +6,7 @@ Every error body is ``{"error": {"code", "message"}}``; a 422 adds
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -13,12 +14,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from triage.store.engine import TRANSIENT_REASONS, store_failure
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+STORE_RETRY_AFTER_SECONDS = 30
+"""``Retry-After`` when the store cannot take writes (a full disk needs someone to act)."""
+BUSY_RETRY_AFTER_SECONDS = 5
 
 _CODES = {
     400: "bad_request",
@@ -126,6 +133,38 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(exc.detail)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _store_error(request: Request, exc: DBAPIError) -> Response:
+        failure = store_failure(exc)
+        if failure is None:
+            raise exc  # a defect, not the store's state: the 500 handler below logs it
+        # Nothing of this request was committed (its transaction failed as a whole), so it is
+        # refused, never acknowledged; the same request (or Idempotency-Key) may be retried.
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        log.error(
+            json.dumps(
+                {"event": "store_unavailable", "method": request.method, "route": route}
+                | failure.as_log()
+            )
+        )
+        seconds = (
+            BUSY_RETRY_AFTER_SECONDS
+            if failure.reason in TRANSIENT_REASONS
+            else STORE_RETRY_AFTER_SECONDS
+        )
+        headers = {"Retry-After": str(seconds)}
+        if is_page_request(request):
+            response = page_error(request, 503, "Nothing was saved: the service cannot store it")
+            response.headers.update(headers)
+            return response
+        message = (
+            f"the store could not take this request ({failure.reason}); nothing was stored, "
+            "retry later with the same request"
+        )
+        return JSONResponse(
+            error_body("store_unavailable", message), status_code=503, headers=headers
         )
 
     @app.exception_handler(Exception)

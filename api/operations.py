@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ServiceState
 from triage.store import QueueEntryRow, ScoreRow
+from triage.store.engine import StoreFailure, store_failure, store_health
+from triage.store.repository import touch_store_probe
 
 access_log = logging.getLogger("api.access")
 log = logging.getLogger(__name__)
@@ -128,11 +130,20 @@ def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Readiness: the database answers; no model is 'degraded', not down",
-    responses={503: {"model": Readiness, "description": "The database does not answer."}},
+    summary="Readiness: the database answers and takes writes; no model is 'degraded', not down",
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "The database does not answer, or its writes fail (e.g. disk full).",
+        }
+    },
 )
 def readyz(request: Request) -> JSONResponse:
-    """200 ``ok`` or ``degraded`` (no model: intake goes on, unscored); 503 without a database."""
+    """200 ``ok`` or ``degraded`` (no model: intake goes on, unscored); 503 without a database.
+
+    While this worker's last write failed (disk full, I/O error), the database is ``failing``
+    with its reason, until a write commits again: this check tries one itself.
+    """
     state: ServiceState = request.app.state.service
     checks: dict[str, Any] = {}
     try:
@@ -143,10 +154,28 @@ def readyz(request: Request) -> JSONResponse:
         log.error("readiness: database check failed (%s)", type(exc).__name__)
         checks["database"] = "unavailable"
         return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+    if store_health(state.engine).failure is not None:
+        failure = _probe_writes(state)
+        if failure is not None:
+            checks |= {"database": "failing", "database_reason": failure.reason}
+            return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
     current = state.models.current
     checks["model"] = "ok" if current is not None else "missing"
     status = "ok" if current is not None else "degraded"
     return JSONResponse({"status": status, "checks": checks})
+
+
+def _probe_writes(state: ServiceState) -> StoreFailure | None:
+    """Commit one small write; the failure if it does not commit (the engine records either)."""
+    try:
+        with state.sessions() as session:
+            touch_store_probe(session)
+            session.commit()
+    except Exception as exc:
+        failure = store_failure(exc) or StoreFailure("write_failed", type(exc).__name__)
+        log.error("readiness: write probe failed (%s, %s)", failure.reason, failure.code)
+        return failure
+    return store_health(state.engine).failure
 
 
 @router.get(

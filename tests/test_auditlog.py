@@ -50,9 +50,8 @@ def activity(settings: Settings) -> None:
 
 def verify(settings: Settings) -> tuple[int, str]:
     """Run ``triage auditlog verify`` against the settings' database."""
-    result = CliRunner().invoke(
-        cli, ["auditlog", "verify"], env={"TRIAGE_DATABASE_URL": settings.database_url}
-    )
+    env = {"TRIAGE_DATABASE_URL": settings.database_url, "TRIAGE_VAR_DIR": str(settings.var_dir)}
+    result = CliRunner().invoke(cli, ["auditlog", "verify"], env=env)
     return result.exit_code, result.output
 
 

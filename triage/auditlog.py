@@ -3,15 +3,28 @@
 Each event's hash is SHA-256 over the previous event's hash and a canonical JSON of the
 event (every column but ``id``, ``prev_hash`` and ``hash``), so changing, removing or
 reordering a stored event breaks the link to the next one.
+
+The chain alone cannot show that its newest events were removed, nor that someone with write
+access rewrote every event and hashed the chain again. Signed checkpoints anchor it: a file
+outside the database holding the id, count and hash of the newest event, with an HMAC-SHA256
+under a key that is not in the database either (``Settings.get_audit_key``). Verifying
+against it finds a chain that ends before the checkpointed event or holds another hash
+there; a new checkpoint is written only over a chain that extends the last one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import hmac
 import json
+import os
+import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -109,6 +122,10 @@ class ChainReport:
     events: int
     head: str
     broken: BrokenLink | None
+    head_id: int = 0
+    """The id of the newest event walked (0 for an empty chain)."""
+    anchored: bool = False
+    """True when the walk passed the signed checkpoint's event with the hash it records."""
 
     @property
     def ok(self) -> bool:
@@ -116,10 +133,10 @@ class ChainReport:
         return self.broken is None
 
 
-def _rows(session: Session) -> Iterator[AuditEventRow]:
+def _rows(session: Session, from_id: int = 0) -> Iterator[AuditEventRow]:
     from triage.store.tables import AuditEventRow
 
-    last_id = -1
+    last_id = from_id - 1
     while True:
         batch = session.scalars(
             select(AuditEventRow)
@@ -134,19 +151,206 @@ def _rows(session: Session) -> Iterator[AuditEventRow]:
         session.expunge_all()
 
 
-def verify_chain(session: Session) -> ChainReport:
-    """Walk every event in id order and report the first broken link, if any."""
+def verify_chain(session: Session, checkpoint: Checkpoint | None = None) -> ChainReport:
+    """Walk every event in id order and report the first broken link, if any.
+
+    With a ``checkpoint`` the chain must also hold its event with its hash: another hash
+    there means the chain was rewritten, and a chain that ends before it lost its newest
+    events.
+    """
+    return _walk(session, checkpoint, incremental=False)
+
+
+def _walk(session: Session, checkpoint: Checkpoint | None, *, incremental: bool) -> ChainReport:
+    """Walk the chain (from the checkpoint's event when ``incremental``)."""
     prev = GENESIS
     count = 0
-    for row in _rows(session):
+    head_id = 0
+    anchored = False
+    start = checkpoint.event_id if incremental and checkpoint is not None else 0
+    for row in _rows(session, start):
+        if checkpoint is not None and not anchored:
+            broken = _against_checkpoint(row, checkpoint)
+            if broken is not None:
+                return ChainReport(count, prev, broken, head_id)
+            if row.id == checkpoint.event_id:
+                anchored = True
+                if incremental:  # the checkpoint vouches for every event up to this one
+                    prev, count = row.prev_hash or "", checkpoint.events - 1
         count += 1
         if row.prev_hash != prev:
             return ChainReport(
-                count, prev, BrokenLink(row.id, "prev_hash does not match the event before it")
+                count,
+                prev,
+                BrokenLink(row.id, "prev_hash does not match the event before it"),
+                head_id,
             )
         if row.hash != row_hash(row, prev):
             return ChainReport(
-                count, prev, BrokenLink(row.id, "hash does not match the event's contents")
+                count,
+                prev,
+                BrokenLink(row.id, "hash does not match the event's contents"),
+                head_id,
             )
         prev = row.hash
-    return ChainReport(count, prev, None)
+        head_id = row.id
+    if checkpoint is not None and not anchored:
+        return ChainReport(
+            count,
+            prev,
+            BrokenLink(
+                checkpoint.event_id,
+                f"the chain ends at event {head_id} ({count} events) but the signed checkpoint "
+                f"records event {checkpoint.event_id} ({checkpoint.events} events): "
+                "the newest events were removed",
+            ),
+            head_id,
+        )
+    return ChainReport(count, prev, None, head_id, anchored)
+
+
+def _against_checkpoint(row: AuditEventRow, checkpoint: Checkpoint) -> BrokenLink | None:
+    """The broken link if ``row`` shows the chain departs from the checkpoint, else None."""
+    if row.id > checkpoint.event_id:
+        return BrokenLink(
+            checkpoint.event_id,
+            f"event {checkpoint.event_id}, recorded in the signed checkpoint, is missing",
+        )
+    if row.id == checkpoint.event_id and row.hash != checkpoint.hash:
+        return BrokenLink(
+            row.id,
+            "hash differs from the one in the signed checkpoint: the chain was rewritten",
+        )
+    return None
+
+
+# --- signed checkpoints ---------------------------------------------------------------------
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint file that cannot be trusted (unreadable, malformed, or a MAC that fails)."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The newest event of the chain as it was vouched for: id, count of events, hash."""
+
+    event_id: int
+    events: int
+    hash: str
+    written_at: str
+
+    def document(self) -> dict[str, Any]:
+        """The fields the MAC covers."""
+        return {"format": CHECKPOINT_FORMAT} | asdict(self)
+
+
+def checkpoint_mac(key: str, checkpoint: Checkpoint) -> str:
+    """HMAC-SHA256 (hex) of the checkpoint's canonical JSON under ``key``."""
+    message = canonical_json(checkpoint.document()).encode("utf-8")
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def read_checkpoint(path: Path, key: str | None) -> Checkpoint | None:
+    """The checkpoint in ``path`` once its MAC checks out; None if there is no file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+        mac = data.pop("mac")
+        if data.pop("format") != CHECKPOINT_FORMAT:
+            raise ValueError("unknown format")
+        checkpoint = Checkpoint(
+            event_id=int(data["event_id"]),
+            events=int(data["events"]),
+            hash=str(data["hash"]),
+            written_at=str(data["written_at"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path} is not an audit checkpoint") from exc
+    if key is None:
+        raise CheckpointError(
+            f"{path} cannot be checked: no audit key (TRIAGE_AUDIT_KEY or var_dir/audit_key)"
+        )
+    if not hmac.compare_digest(str(mac), checkpoint_mac(key, checkpoint)):
+        raise CheckpointError(
+            f"the MAC of {path} does not match: the file was changed, or signed with another key"
+        )
+    return checkpoint
+
+
+def write_checkpoint(path: Path, key: str, checkpoint: Checkpoint) -> None:
+    """Write the signed checkpoint atomically (a reader sees the old file or the new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = checkpoint.document() | {"mac": checkpoint_mac(key, checkpoint)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(body, sort_keys=True, indent=1) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
+
+
+@dataclass(frozen=True)
+class CheckpointOutcome:
+    """What ``checkpoint_chain`` did: the checkpoint now in force, or why it refused."""
+
+    checkpoint: Checkpoint | None
+    written: bool
+    refused: str | None = None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise checkpoint writers (several workers, the CLI) on a lock file beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / f"{path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def checkpoint_chain(session: Session, path: Path, key: str) -> CheckpointOutcome:
+    """Sign the chain's newest event into ``path``, if the chain extends the checkpoint there.
+
+    Refused (nothing written) when the file there cannot be trusted or the chain does not
+    hold its event with its hash: a new checkpoint must never vouch for a rewritten chain.
+    Only the events after the previous checkpoint are walked.
+    """
+    with _locked(path):
+        try:
+            previous = read_checkpoint(path, key)
+        except CheckpointError as exc:
+            return CheckpointOutcome(None, False, str(exc))
+        report = _walk(session, previous, incremental=previous is not None)
+        if report.broken is not None:
+            reason = f"event {report.broken.event_id}: {report.broken.reason}"
+            return CheckpointOutcome(previous, False, reason)
+        if report.head_id == 0 or (previous is not None and report.head_id <= previous.event_id):
+            return CheckpointOutcome(previous, False)
+        checkpoint = Checkpoint(
+            event_id=report.head_id,
+            events=report.events,
+            hash=report.head,
+            written_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        write_checkpoint(path, key, checkpoint)
+        return CheckpointOutcome(checkpoint, True)

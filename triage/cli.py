@@ -480,18 +480,66 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (K-…)
 
 @auditlog_app.command("verify")
 def auditlog_verify() -> None:
-    """Walk the audit chain; exit 1 naming the first broken link."""
-    from triage.auditlog import verify_chain
+    """Walk the audit chain against its signed checkpoint; exit 1 naming what failed."""
+    from triage.auditlog import CheckpointError, read_checkpoint, verify_chain
+    from triage.settings import get_settings
 
+    settings = get_settings()
+    path = settings.audit_checkpoint_path()
+    try:
+        checkpoint = read_checkpoint(path, settings.get_audit_key(create=False))
+    except CheckpointError as error:
+        console.print(f"[red]Audit checkpoint not trusted: {error}.[/red]")
+        raise typer.Exit(code=1) from None
     with store_transaction(read_only=True) as session:
-        report = verify_chain(session)
+        report = verify_chain(session, checkpoint)
     if report.broken is not None:
         console.print(
             f"[red]Audit chain broken at event {report.broken.event_id}: "
-            f"{report.broken.reason} ({report.events - 1} events before it verified).[/red]"
+            f"{report.broken.reason} ({max(report.events - 1, 0)} events before it verified)."
+            "[/red]"
+        )
+        raise typer.Exit(code=1)
+    if checkpoint is None and report.events:
+        console.print(
+            f"[red]Audit chain not anchored: no signed checkpoint at {path}, so removing the "
+            f"newest events or rewriting the whole chain would go unnoticed. The links hold "
+            f"({report.events} events, head {report.head}); if the chain is known to be "
+            "good, sign it with `triage auditlog checkpoint`.[/red]"
         )
         raise typer.Exit(code=1)
     console.print(f"Audit chain intact: {report.events} events, head {report.head}.")
+    if checkpoint is not None:
+        console.print(
+            f"Anchored: event {checkpoint.event_id} ({checkpoint.events} events) matches the "
+            f"checkpoint signed at {checkpoint.written_at} in {path}."
+        )
+
+
+@auditlog_app.command("checkpoint")
+def auditlog_checkpoint() -> None:
+    """Sign the chain's newest event into the checkpoint file, if it extends the last one."""
+    from triage.auditlog import checkpoint_chain
+    from triage.settings import get_settings
+
+    settings = get_settings()
+    path = settings.audit_checkpoint_path()
+    key = settings.get_audit_key()
+    assert key is not None
+    with store_transaction(read_only=True) as session:
+        outcome = checkpoint_chain(session, path, key)
+    if outcome.refused is not None:
+        console.print(f"[red]Checkpoint refused, {path} left as it was: {outcome.refused}.[/red]")
+        raise typer.Exit(code=1)
+    checkpoint = outcome.checkpoint
+    if checkpoint is None:
+        console.print("The audit chain is empty: nothing to sign.")
+        return
+    verb = "Signed" if outcome.written else "Already signed"
+    console.print(
+        f"{verb}: event {checkpoint.event_id} ({checkpoint.events} events), "
+        f"head {checkpoint.hash}, in {path}."
+    )
 
 
 @users_app.command("demo")

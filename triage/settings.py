@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"
+AUDIT_KEY_FILE = "audit_key"
+AUDIT_CHECKPOINT_FILE = "audit_checkpoint.json"
 
 
 def normalise_database_url(url: str) -> str:
@@ -79,6 +81,29 @@ class Settings(BaseSettings):
     every SQLite call otherwise waits for the loop to give it back); an intake that takes
     longer is then awaited as usual, so the request timeout and ``/healthz`` still answer."""
 
+    audit_key: SecretStr | None = None
+    """The key that signs audit checkpoints; unset: ``var_dir/audit_key``, made on first use.
+    Kept out of the database, so write access to the store cannot forge a checkpoint."""
+    audit_checkpoint_file: Path | None = None
+    """Where the signed audit checkpoint lives; unset: ``var_dir/audit_checkpoint.json``. Put
+    it on storage the database's users cannot write (another volume, another host's mount)."""
+    audit_checkpoint_seconds: float = Field(default=60.0, ge=0)
+    """How often each worker signs the audit chain's newest event into the checkpoint (and
+    at start-up and shut-down); 0 turns the service's checkpoints off."""
+
+    def audit_checkpoint_path(self) -> Path:
+        """``audit_checkpoint_file``, or its default under ``var_dir``."""
+        return self.audit_checkpoint_file or self.var_dir / AUDIT_CHECKPOINT_FILE
+
+    def get_audit_key(self, *, create: bool = True) -> str | None:
+        """The audit checkpoint key; with ``create=False`` None when there is none yet."""
+        if self.audit_key is not None:
+            return self.audit_key.get_secret_value()
+        path = self.var_dir / AUDIT_KEY_FILE
+        if not create and not path.exists():
+            return None
+        return _read_or_create_secret(path)
+
     def intake_hold_seconds(self) -> float:
         """``intake_hold_ms`` in seconds, or its default for the configured database."""
         if self.intake_hold_ms is not None:
@@ -130,7 +155,7 @@ def _read_or_create_secret(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write a complete private temp file, then hard-link it into place: concurrent first
     # calls all end up reading the single winner, and nobody ever sees a half-written key.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
@@ -147,7 +172,7 @@ def _read_or_create_secret(path: Path) -> str:
 def _read_secret(path: Path) -> str:
     secret = path.read_text(encoding="ascii").strip()
     if not secret:
-        raise ValueError(f"{path} is empty; delete it to generate a new secret key")
+        raise ValueError(f"{path} is empty; delete it to generate a new key")
     return secret
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    insert,
     literal,
     or_,
     select,
@@ -54,6 +55,7 @@ from triage.store.tables import (
     QueueEntryRow,
     ReferralRow,
     ScoreRow,
+    StoreProbeRow,
     UserRow,
     utcnow,
 )
@@ -894,3 +896,18 @@ def set_password_hash(session: Session, *, user_id: str, password_hash: str) -> 
     session.execute(
         update(UserRow).where(UserRow.user_id == user_id).values(password_hash=password_hash)
     )
+
+
+# --- readiness ------------------------------------------------------------------------------
+
+PROBE_ROW_ID = 1
+
+
+def touch_store_probe(session: Session) -> None:
+    """Rewrite the probe row (adding it if missing): a small write that needs room to commit."""
+    now = utcnow()
+    changed = session.execute(
+        update(StoreProbeRow).where(StoreProbeRow.id == PROBE_ROW_ID).values(probed_at=now)
+    )
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        session.execute(insert(StoreProbeRow).values(id=PROBE_ROW_ID, probed_at=now))

@@ -337,3 +337,12 @@ class ApiKeyRow(Base):
     scopes: Mapped[list[str]]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StoreProbeRow(Base):
+    """One row that ``/readyz`` rewrites, while writes are failing, to learn if they work again."""
+
+    __tablename__ = "store_probes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    probed_at: Mapped[datetime] = mapped_column(default=utcnow)
