@@ -90,7 +90,7 @@ def logout(
     state: StateDep,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """End the session."""
+    """End the session, and every other session and bearer token of the user."""
     session = current_session(request, state)
     if not csrf_matches(session, csrf_token):
         raise BadFormToken()
