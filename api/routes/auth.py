@@ -40,13 +40,14 @@ class TokenOut(BaseModel):
     responses={
         401: {"model": ErrorOut, "description": "Wrong username or password."},
         422: {"model": ErrorOut, "description": "Missing or malformed fields."},
-        429: {"model": ErrorOut, "description": "Too many failed attempts; see Retry-After."},
+        429: {"model": ErrorOut, "description": "Too many attempts; see Retry-After."},
+        503: {"model": ErrorOut, "description": "Too many sign-ins at once; see Retry-After."},
     },
     summary="Sign in: exchange a username and password for a bearer token",
 )
-def post_token(body: TokenIn, state: StateDep, request: Request) -> dict[str, Any]:
+async def post_token(body: TokenIn, state: StateDep, request: Request) -> dict[str, Any]:
     """Check the password (argon2) and issue a token valid for a working day."""
-    user = sign_in(
+    user = await sign_in(
         state,
         username=body.username,
         password=body.password,

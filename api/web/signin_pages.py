@@ -44,7 +44,7 @@ def login_form(request: Request, state: StateDep, next: str | None = None) -> Re
 
 
 @router.post("/login")
-def login(
+async def login(
     request: Request,
     state: StateDep,
     username: Annotated[str, Form(max_length=100)] = "",
@@ -58,7 +58,7 @@ def login(
         raise BadFormToken()
     user = None
     if username and password:
-        user = sign_in(
+        user = await sign_in(
             state,
             username=username,
             password=password,
