@@ -23,6 +23,7 @@ from api.champion import (
     freeze_garbage_collector,
 )
 from api.deps import SYSTEM, ServiceState
+from api.docs import install_docs
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
 from api.operations import configure_json_logs, install_operations
 from api.ratelimit import RateLimits
@@ -104,6 +105,11 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The docs are served from packaged assets under their own CSP (api/docs.py), never
+        # FastAPI's CDN pages; no OAuth2 redirect page, since the API takes bearer tokens.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         # Any route can get these before its own code runs: a body that is not UTF-8 JSON, or
         # a Content-Length that is not a number.
         responses={400: {"model": ErrorOut, "description": "The request cannot be parsed."}},
@@ -115,6 +121,7 @@ def create_app(
     for module in (auth, referrals, events, queue, model, fairness, research):
         app.include_router(module.router)
     install_pages(app)
+    install_docs(app)
 
     @app.get("/v1/health", tags=["service"], summary="Liveness")
     def health() -> dict[str, Any]:

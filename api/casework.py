@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ from api.views import (
 )
 from explain.referral import what_if
 from explain.unknowns import what_the_model_does_not_know
-from triage.queue import apply_safety_rules
+from triage.queue import BANDS, TIER_FIRST_BAND, apply_safety_rules
 from triage.schema import DecisionIn
 from triage.store import (
     QueueFilter,
@@ -49,10 +49,11 @@ from triage.store import (
     reopen_referral,
 )
 from triage.store.repository import HISTORY_LIMIT
-from triage.store.tables import utcnow
+from triage.store.tables import ID, utcnow
 
 WHAT_IF_REASONS = 5
 CURSOR_VERSION = 1
+MAX_TIER = TIER_FIRST_BAND + len(BANDS)  # an unknown band ranks below every known one
 
 
 # --- the queue ------------------------------------------------------------------------------
@@ -66,17 +67,31 @@ def encode_cursor(key: tuple[int, float, datetime, str]) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, float, datetime, str]:
-    """The queue position a cursor names; 422 for anything this service did not issue."""
+    """The queue position a cursor names; 422 for anything this service did not issue.
+
+    Every part is checked against what ``encode_cursor`` can write, so a forged cursor (a
+    20-digit tier, an infinite probability, a date that leaves the calendar in UTC) is a 422
+    naming the field, never a value the database cannot bind.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         version, tier, sort_probability, received_at, referral_id = json.loads(raw)
         if version != CURSOR_VERSION:
             raise ValueError(version)
+        if type(tier) is not int or not 0 <= tier <= MAX_TIER:
+            raise ValueError(tier)
+        if type(sort_probability) not in (int, float) or not -1.0 <= sort_probability <= 0.0:
+            raise ValueError(sort_probability)  # also NaN and infinities
+        if not isinstance(received_at, str) or not isinstance(referral_id, str):
+            raise ValueError(referral_id)
+        if not 0 < len(referral_id) <= ID:
+            raise ValueError(referral_id)
         moment = datetime.fromisoformat(received_at)
         if moment.tzinfo is None:
             raise ValueError(received_at)
-        return int(tier), float(sort_probability), moment, str(referral_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        moment = moment.astimezone(UTC)  # OverflowError for year 1 at +05:00
+        return tier, float(sort_probability), moment, referral_id
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
         raise invalid(
             [{"field": "query.cursor", "reason": "not a cursor this service issued"}]
         ) from None

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.champion import LoadedModel, ModelHolder
 from api.ratelimit import RateLimits
 from api.schemas import ErrorOut
-from triage.security import hash_api_key, is_api_key, read_user_token
+from triage.security import hash_api_key, is_api_key, read_user_token, revoked
 from triage.settings import Settings
 from triage.store import get_api_key_by_hash, get_user
 
@@ -175,10 +175,19 @@ def authenticate(
                 source_system=key.source_system,
             )
         else:
-            user_id = read_user_token(state.secret_key, credential)
-            user = get_user(session, user_id=user_id) if user_id else None
-            if user is None or not user.active:
-                raise _unauthorised("the token is invalid or expired, or the user is disabled")
+            token = read_user_token(state.secret_key, credential)
+            user = get_user(session, user_id=token.user_id) if token is not None else None
+            # Read from the store on every request, so a sign-out or a new password on any
+            # worker ends the token on every worker at once.
+            if (
+                token is None
+                or user is None
+                or not user.active
+                or revoked(token.issued_at, user.sessions_valid_after)
+            ):
+                raise _unauthorised(
+                    "the token is invalid, expired or signed out, or the user is disabled"
+                )
             # Roles come from the store on every request, so a change applies at once.
             actor = Actor(name=user.user_id, roles=frozenset(user.roles))
     request.state.actor = actor.name

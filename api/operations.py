@@ -37,8 +37,14 @@ PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-# The interactive docs need their scripts and styles; framing stays forbidden everywhere.
-DOCS_CSP = "frame-ancestors 'none'"
+# The interactive docs (api/docs.py): scripts from this origin only, never a CDN or inline;
+# inline styles, since Swagger UI and ReDoc set them from script; ReDoc's search runs in a blob:
+# worker. Framing stays forbidden everywhere.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
 HSTS = "max-age=31536000; includeSubDomains"
 
 router = APIRouter(tags=["service"])

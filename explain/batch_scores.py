@@ -9,6 +9,7 @@ import pandas as pd
 from explain.reasons import top_reasons
 from features.batch import build_features
 from models.scorer import Scorer
+from triage.exports import write_csv
 from triage.synth.extract import read_extract
 
 
@@ -39,11 +40,11 @@ def score_extract(directory: Path, scorer: Scorer, *, top: int = 5) -> pd.DataFr
 
 
 def write_scores(scores: pd.DataFrame, path: Path) -> Path:
-    """Write as Parquet, or CSV when the name ends in ``.csv``."""
+    """Write as Parquet, or CSV when the name ends in ``.csv`` (safe to open in a spreadsheet)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
-        scores.to_csv(path, index=False)
+        write_csv(scores, path)
     else:
         scores.to_parquet(path, index=False)
     return path

@@ -13,6 +13,7 @@ from explain.plots import beeswarm_png, group_difference_png, importance_png, im
 from models.scorer import Scorer
 from models.splits import TEST
 from models.train import TrainResult
+from triage.exports import write_csv
 
 SAMPLE_ROWS = 20_000
 
@@ -23,7 +24,7 @@ def global_view_files(
     """Write importance (CSV, PNG, SVG), a beeswarm and, given groups, the largest group gap."""
     batch = scorer.score_matrix(X, with_range=False)
     table = importance(scorer.signals, batch.contributions)
-    table.to_csv(out / "importance.csv", index=False)
+    write_csv(table, out / "importance.csv")
     (out / "importance.svg").write_text(importance_svg(table))
     paths = [
         out / "importance.csv",
@@ -37,7 +38,7 @@ def global_view_files(
         if len(counts) >= 2:
             a, b = counts.index[:2]  # the two largest groups: enough rows for a stable picture
             gap = group_difference(scorer.signals, batch.base, batch.contributions, values, a, b)
-            gap.to_csv(out / f"group_difference_{groups.name}.csv", index=False)
+            write_csv(gap, out / f"group_difference_{groups.name}.csv")
             paths += [
                 out / f"group_difference_{groups.name}.csv",
                 group_difference_png(gap, out / f"group_difference_{groups.name}.png"),

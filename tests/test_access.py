@@ -42,6 +42,8 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/audit/fairness"): {"researcher", "admin"},
     ("GET", "/v1/research/referrals"): {"researcher", "admin"},
     ("GET", "/v1/research/decisions"): {"researcher", "admin"},
+    # Last: signing out revokes the caller's token for the routes after it.
+    ("POST", "/v1/auth/logout"): {"practitioner", "manager", "researcher", "admin"},
 }
 
 

@@ -110,8 +110,8 @@ def revoke_key(session: Session, *, key_id: str, actor: str = "cli") -> bool:
     return True
 
 
-def sign_out(session: Session, *, user_id: str, at: datetime) -> None:
-    """Refuse every page session of ``user_id`` begun by ``at`` on any device (recorded)."""
+def sign_out(session: Session, *, user_id: str, at: datetime, channel: str = "page") -> None:
+    """Refuse every page session and bearer token of ``user_id`` issued by ``at`` (recorded)."""
     user = session.get(UserRow, user_id)
     if user is None:
         return
@@ -122,8 +122,29 @@ def sign_out(session: Session, *, user_id: str, at: datetime) -> None:
         action="auth.logout",
         entity_type="user",
         entity_id=user_id,
-        payload={"channel": "page"},
+        payload={"channel": channel},
     )
+
+
+def set_password(session: Session, *, username: str, password: str, actor: str = "cli") -> UserRow:
+    """Give a user a new password and revoke every session and token issued before (recorded)."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
+    user = get_user_by_username(session, username=username)
+    if user is None:
+        raise AccountError(f"there is no user called {username!r}")
+    set_password_hash(session, user_id=user.user_id, password_hash=hash_password(password))
+    # A new password is usually a response to a leak: whatever was signed in before goes.
+    user.sessions_valid_after = utcnow()
+    append_audit_event(
+        session,
+        actor=actor,
+        action="user.password_reset",
+        entity_type="user",
+        entity_id=user.user_id,
+        payload={},
+    )
+    return user
 
 
 DEMO_ROLES = ("practitioner", "manager", "researcher", "admin")
@@ -140,18 +161,7 @@ def demo_accounts(session: Session) -> tuple[dict[str, str], NewApiKey]:
         if existing is None:
             create_user(session, username=username, password=password, roles=[role], actor="demo")
         else:
-            set_password_hash(
-                session, user_id=existing.user_id, password_hash=hash_password(password)
-            )
-            existing.sessions_valid_after = utcnow()  # a new password ends old sessions
-            append_audit_event(
-                session,
-                actor="demo",
-                action="user.password_reset",
-                entity_type="user",
-                entity_id=existing.user_id,
-                payload={},
-            )
+            set_password(session, username=username, password=password, actor="demo")
         passwords[username] = password
     key = create_api_key(
         session, name="demo referral system", source_system=DEMO_SOURCE_SYSTEM, actor="demo"

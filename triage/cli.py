@@ -435,6 +435,32 @@ def users_add(
     console.print(f"Added user {username} ({user.user_id}) with roles {', '.join(user.roles)}.")
 
 
+@users_app.command("set-password")
+def users_set_password(
+    username: Annotated[str, typer.Argument(help="The user whose password changes.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="TRIAGE_NEW_USER_PASSWORD",
+            help="At least 12 characters; prompted for when not given.",
+        ),
+    ],
+) -> None:
+    """Set a user's password; every page session and token they hold stops working at once."""
+    from triage.accounts import AccountError, set_password
+
+    try:
+        with store_transaction() as session:
+            user = set_password(session, username=username, password=password)
+    except AccountError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=1) from None
+    console.print(f"New password set for {username} ({user.user_id}); earlier sign-ins revoked.")
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for, e.g. 'police MASH feed'.")],

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -74,21 +76,48 @@ def _serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=TOKEN_SALT)
 
 
+@dataclass(frozen=True)
+class UserToken:
+    """What a valid user token says: whose it is and when it was issued."""
+
+    user_id: str
+    issued_at: float
+    """Seconds since the epoch (sub-second, so a sign-in just after a sign-out survives it)."""
+
+
 def issue_user_token(secret: str, *, user_id: str) -> str:
-    """A signed, timestamped bearer token naming the user."""
+    """A signed, timestamped bearer token naming the user and the moment it was issued."""
     if not secret:
         raise ValueError("no secret key to sign tokens with")
-    return _serializer(secret).dumps({"uid": user_id})
+    return _serializer(secret).dumps({"uid": user_id, "iat": time.time()})
 
 
-def read_user_token(secret: str, token: str, *, max_age: int = TOKEN_MAX_AGE_SECONDS) -> str | None:
-    """The user id a token names, or None when it is forged, malformed or expired."""
+def read_user_token(
+    secret: str, token: str, *, max_age: int = TOKEN_MAX_AGE_SECONDS
+) -> UserToken | None:
+    """The user and issue time a token names, or None when it is forged, malformed or expired."""
     if not secret:
         return None
     try:
-        data = _serializer(secret).loads(token, max_age=max_age)
+        data, signed_at = _serializer(secret).loads(token, max_age=max_age, return_timestamp=True)
     except (SignatureExpired, BadSignature):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("uid"), str):
         return None
-    return data["uid"]
+    issued_at = data.get("iat")
+    if not isinstance(issued_at, int | float) or isinstance(issued_at, bool):
+        # Tokens issued before the claim existed: the signature's whole-second timestamp.
+        issued_at = signed_at.timestamp()
+    return UserToken(user_id=data["uid"], issued_at=float(issued_at))
+
+
+def revoked(issued_at: float | None, valid_after: datetime | None) -> bool:
+    """True when a token or page session issued at ``issued_at`` was revoked at ``valid_after``.
+
+    ``valid_after`` is ``users.sessions_valid_after``: signing out or a new password sets it, and
+    every credential issued up to that moment is refused, on every worker, since each request
+    reads it from the store.
+    """
+    if valid_after is None:
+        return False
+    return issued_at is None or issued_at <= valid_after.timestamp()

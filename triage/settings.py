@@ -41,9 +41,17 @@ class Settings(BaseSettings):
     rate_limit_user: str = "600/minute"
     """Requests per signed-in person, API and pages together."""
     rate_limit_sign_in: str = "10/minute"
-    """Failed sign-ins per username from one client address, API and pages together."""
+    """Sign-in attempts per username from one client address, API and pages together; each is
+    counted before its password is checked, and a success clears the count (so in effect it
+    limits failures in a row)."""
     rate_limit_sign_in_client: str = "60/minute"
-    """Failed sign-ins from one client address across all usernames (password spraying)."""
+    """Sign-in attempts from one client address across all usernames (password spraying);
+    every attempt counts, successful or not."""
+    sign_in_checks: int = Field(default=2, ge=1, le=64)
+    """Passwords (argon2: about 100 ms of every core and 64 MiB each) a worker process checks
+    at once; further sign-ins wait, holding no thread, up to 5 s, then get 503."""
+    sign_in_checks_per_client: int = Field(default=2, ge=1, le=64)
+    """Sign-ins one client address may have in progress at once; more get 429 at once."""
     rate_limit_storage: str = "memory://"
     """Where counts live: per process by default; ``redis://host:6379`` to share across workers."""
     secure_cookies: bool | None = None

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import StateDep
+from api.deps import AUTH_RESPONSES, ActorDep, StateDep
 from api.errors import ApiError
 from api.schemas import ErrorOut
 from api.signin import client_address, sign_in
+from triage.accounts import sign_out
 from triage.security import TOKEN_MAX_AGE_SECONDS, issue_user_token
+from triage.store.tables import utcnow
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -38,13 +40,14 @@ class TokenOut(BaseModel):
     responses={
         401: {"model": ErrorOut, "description": "Wrong username or password."},
         422: {"model": ErrorOut, "description": "Missing or malformed fields."},
-        429: {"model": ErrorOut, "description": "Too many failed attempts; see Retry-After."},
+        429: {"model": ErrorOut, "description": "Too many attempts; see Retry-After."},
+        503: {"model": ErrorOut, "description": "Too many sign-ins at once; see Retry-After."},
     },
     summary="Sign in: exchange a username and password for a bearer token",
 )
-def post_token(body: TokenIn, state: StateDep, request: Request) -> dict[str, Any]:
+async def post_token(body: TokenIn, state: StateDep, request: Request) -> dict[str, Any]:
     """Check the password (argon2) and issue a token valid for a working day."""
-    user = sign_in(
+    user = await sign_in(
         state,
         username=body.username,
         password=body.password,
@@ -64,3 +67,19 @@ def post_token(body: TokenIn, state: StateDep, request: Request) -> dict[str, An
         "expires_in": TOKEN_MAX_AGE_SECONDS,
         "roles": list(user.roles),
     }
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    responses=AUTH_RESPONSES,
+    summary="Sign out everywhere: revoke every token and page session of the caller",
+)
+def post_logout(actor: ActorDep, state: StateDep) -> Response:
+    """End every token and page session the caller was issued until now, on every worker."""
+    if actor.is_key:
+        raise ApiError(403, "forbidden", "an API key is not signed in; revoke it with triage keys")
+    with state.sessions() as db:
+        sign_out(db, user_id=actor.name, at=utcnow(), channel="api")
+        db.commit()
+    return Response(status_code=204)

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.deps import Actor, ServiceState, StateDep, get_state
 from api.web.sessions import PageSession, csrf_matches, read_session, write_session
+from triage.security import revoked
 from triage.store import get_user
 
 
@@ -104,10 +105,7 @@ def require_page_roles(*roles: str) -> Callable[..., Viewer]:
             user_roles = frozenset(user.roles) if user is not None and user.active else None
             revoked_after = user.sessions_valid_after if user is not None else None
             request.state.page_username = user.username if user is not None else None
-        revoked = revoked_after is not None and (session.signed_in_at or 0) <= (
-            revoked_after.timestamp()
-        )
-        if user_roles is None or revoked:
+        if user_roles is None or revoked(session.signed_in_at, revoked_after):
             raise SignInRequired(back_to)
         actor = Actor(name=session.user_id, roles=user_roles)
         request.state.actor = actor.name

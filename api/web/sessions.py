@@ -3,11 +3,11 @@
 The cookie is signed (itsdangerous), so it cannot be forged. It carries the moment of sign-in,
 kept unchanged whenever the cookie is rewritten, so a session ends a working day after sign-in
 however often it is used; signing out records a moment before which every session of that user
-is refused (``users.sessions_valid_after``), so a copied cookie dies with the sign-out. The
-user's roles and active flag are read from the store on every request. Every POST form
-carries the session's CSRF token, compared in constant time. Signing in issues a new session
-(new token), so a token planted before sign-in is useless. The JSON API does not read this
-cookie: it takes bearer credentials only, so it needs no CSRF defence.
+is refused (``users.sessions_valid_after``, which ends bearer tokens too), so a copied cookie
+dies with the sign-out. The user's roles and active flag are read from the store on every
+request. Every POST form carries the session's CSRF token, compared in constant time. Signing
+in issues a new session (new token), so a token planted before sign-in is useless. The JSON API
+does not read this cookie: it takes bearer credentials only, so it needs no CSRF defence.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def login_form(request: Request, state: StateDep, next: str | None = None) -> Re
 
 
 @router.post("/login")
-def login(
+async def login(
     request: Request,
     state: StateDep,
     username: Annotated[str, Form(max_length=100)] = "",
@@ -58,7 +58,7 @@ def login(
         raise BadFormToken()
     user = None
     if username and password:
-        user = sign_in(
+        user = await sign_in(
             state,
             username=username,
             password=password,
@@ -90,7 +90,7 @@ def logout(
     state: StateDep,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """End the session."""
+    """End the session, and every other session and bearer token of the user."""
     session = current_session(request, state)
     if not csrf_matches(session, csrf_token):
         raise BadFormToken()

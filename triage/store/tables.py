@@ -322,7 +322,8 @@ class UserRow(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sessions_valid_after: Mapped[datetime | None]
-    """Page sessions begun before this are revoked (set by signing out)."""
+    """Page sessions and bearer tokens issued by this moment are revoked (set by signing out
+    and by a new password)."""
 
 
 class ApiKeyRow(Base):
