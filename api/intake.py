@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -58,7 +58,8 @@ log = logging.getLogger(__name__)
 
 REFERRALS_SCOPE = "referrals"
 EVENTS_SCOPE = "events"
-MAX_EVENTS = 1000
+MAX_EVENTS = 200
+"""Events per request: 200 events of about 300 bytes each fit the 64 KiB body limit."""
 KEY_FIELD = "header.Idempotency-Key"
 
 
@@ -230,6 +231,20 @@ def _referral_values(referral: ReferralIn, referral_id: str) -> dict[str, Any]:
     }
 
 
+def refuse_stale(referral: ReferralIn, *, max_age_days: int) -> None:
+    """422 on ``received_at`` when the referral was received more than ``max_age_days`` ago."""
+    if referral.received_at < utcnow() - timedelta(days=max_age_days):
+        raise invalid(
+            [
+                {
+                    "field": "received_at",
+                    "reason": f"received_at is more than {max_age_days} days in the past; "
+                    "older records are loaded as an extract, not sent to intake",
+                }
+            ]
+        )
+
+
 def receive_referral(
     state: ServiceState, *, referral: ReferralIn, actor: str, idempotency_key: str | None
 ) -> Reply:
@@ -240,6 +255,7 @@ def receive_referral(
     checks that the history has not grown meanwhile and scores again if it has. If scoring
     or storing the score fails, the referral is committed as ``unscored`` all the same.
     """
+    refuse_stale(referral, max_age_days=state.settings.max_referral_age_days)
     model = state.models.current  # one model for the whole request, even across a reload
     values = _referral_values(referral, new_id("R"))
     intake = _Intake(

@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from triage.schema import Id
+from triage.schema import Id, PlainText
 
 Status = Literal["scored", "unscored"]
-FreeText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+FreeText = Annotated[
+    PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+]
 
 
 class ErrorDetail(BaseModel):
@@ -31,7 +33,12 @@ class ErrorOut(BaseModel):
     """Every error response."""
 
     error: ErrorDetail
-    errors: list[FieldError] | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="At most 50, in the order found; see `errors_omitted`."
+    )
+    errors_omitted: int | None = Field(
+        default=None, description="How many more field errors there were, when over 50."
+    )
 
 
 class ReasonOut(BaseModel):
@@ -42,7 +49,12 @@ class ReasonOut(BaseModel):
     contribution: float
     direction: str
     sentence: str
-    record_ids: list[str]
+    record_ids: list[str] = Field(
+        description="The records behind the signal, the most recent 20 (oldest of them first)."
+    )
+    records_omitted: int = Field(
+        default=0, description="Older records behind the signal that are not listed."
+    )
 
 
 class FlagOut(BaseModel):

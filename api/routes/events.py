@@ -59,7 +59,7 @@ EVENT_BODY_SCHEMA = {
         Depends(require_roles("referrer", "admin")),
         Depends(require_scope("events:write")),
     ],
-    summary="Submit one agency event or a list of up to 1,000",
+    summary=f"Submit one agency event or a list of up to {MAX_EVENTS}",
     openapi_extra={
         "requestBody": {
             "required": True,
