@@ -48,7 +48,7 @@ from triage.store import (
     remove_queue_entry,
     reopen_referral,
 )
-from triage.store.repository import HISTORY_LIMIT
+from triage.store.repository import HISTORY_LIMIT, identity_to_confirm
 from triage.store.tables import ID, utcnow
 
 WHAT_IF_REASONS = 5
@@ -125,8 +125,12 @@ def read_queue(
         next_cursor = encode_cursor(
             (last.tier, last.sort_probability, last.received_at, last.referral_id)
         )
+    to_confirm = identity_to_confirm(session, referral_ids=[entry.referral_id for entry in page])
     return {
-        "items": [queue_item(entry, now=now, model=model) for entry in page],
+        "items": [
+            queue_item(entry, now=now, model=model, identity_check=entry.referral_id in to_confirm)
+            for entry in page
+        ],
         "next_cursor": next_cursor,
         "outcome_words": model.scorer.outcome_words if model is not None else None,
         "generated_at": now,

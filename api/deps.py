@@ -95,6 +95,8 @@ class Actor:
     kind: str = "user"
     scopes: frozenset[str] = frozenset()
     source_system: str | None = None
+    agencies: frozenset[str] = frozenset()
+    """A key's agencies: the only ones whose events it may post."""
 
     @property
     def is_key(self) -> bool:
@@ -173,6 +175,7 @@ def authenticate(
                 kind="key",
                 scopes=frozenset(key.scopes),
                 source_system=key.source_system,
+                agencies=frozenset(key.agencies),
             )
         else:
             token = read_user_token(state.secret_key, credential)

@@ -2,6 +2,8 @@
 
 Every error body is ``{"error": {"code", "message"}}``; a 422 adds
 ``"errors": [{"field", "reason"}]`` with the field path as in ``triage.schema.error_fields``.
+An error body is bounded whatever the request: at most ``MAX_FIELD_ERRORS`` field errors, each
+text cut to ``MAX_ERROR_TEXT`` characters, and ``errors_omitted`` counting the rest.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ MAX_BODY_BYTES = 64 * 1024
 STORE_RETRY_AFTER_SECONDS = 30
 """``Retry-After`` when the store cannot take writes (a full disk needs someone to act)."""
 BUSY_RETRY_AFTER_SECONDS = 5
+MAX_FIELD_ERRORS = 50
+"""Field errors listed in one error body; ``errors_omitted`` counts the others."""
+MAX_ERROR_TEXT = 300
+"""Characters kept of a field path or reason (a reason may quote the input)."""
 
 _CODES = {
     400: "bad_request",
@@ -79,8 +85,21 @@ def error_body(
     """The JSON body of every error response."""
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if errors is not None:
-        body["errors"] = list(errors)
+        # A small bad batch could otherwise answer with hundreds of kilobytes of errors.
+        body["errors"] = [
+            {key: _cut(str(value)) for key, value in error.items()}
+            for error in errors[:MAX_FIELD_ERRORS]
+        ]
+        if len(errors) > MAX_FIELD_ERRORS:
+            body["errors_omitted"] = len(errors) - MAX_FIELD_ERRORS
     return body
+
+
+def _cut(text: str) -> str:
+    """``text``, at most ``MAX_ERROR_TEXT`` characters (an ellipsis marks a cut)."""
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    return text[: MAX_ERROR_TEXT - 1] + "…"
 
 
 def field_path(loc: Sequence[Any]) -> str:

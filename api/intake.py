@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -26,12 +27,13 @@ from explain.referral import ExplainedScore, explain_features
 from features.online import MAX_RECORDS, HistorySizes, features_for, history_sizes
 from features.records import ReferralRecord, to_ms
 from triage.queue import apply_safety_rules, facts_for
-from triage.schema import AgencyEventIn, ReferralIn, error_fields
+from triage.schema import AgencyEventIn, Child, ReferralIn, error_fields
 from triage.store import (
     ChildRow,
     DuplicateEvent,
     DuplicateReferral,
     IdempotencyKeyRow,
+    ReferralRow,
     add_event,
     append_audit_event,
     claim_idempotency_key,
@@ -47,6 +49,7 @@ from triage.store.repository import (
     add_child_if_new,
     add_household_if_new,
     child_birth_and_household,
+    child_identity,
     insert_audit_event,
     insert_queue_entry,
     insert_referral,
@@ -58,7 +61,8 @@ log = logging.getLogger(__name__)
 
 REFERRALS_SCOPE = "referrals"
 EVENTS_SCOPE = "events"
-MAX_EVENTS = 1000
+MAX_EVENTS = 200
+"""Events per request: 200 events of about 300 bytes each fit the 64 KiB body limit."""
 KEY_FIELD = "header.Idempotency-Key"
 
 
@@ -172,24 +176,47 @@ def _ensure_household(session: Session, household_id: str, decile: int | None) -
     )
 
 
-def _ensure_child(session: Session, referral: ReferralIn) -> date:
-    """The child's stored date of birth; a new child (and household) is stored as sent."""
+def _ensure_child(session: Session, referral: ReferralIn) -> tuple[date, list[str] | None]:
+    """The child's stored date of birth, and the identity fields the referral contradicts.
+
+    A new child (and household) is stored as sent. A known child is kept as stored: details
+    that contradict it are returned (None when they agree) for a person to confirm, never
+    written over the stored child or silently ignored.
+    """
     child = referral.child
     born, household_known = child_birth_and_household(
         session, child_id=child.child_id, household_id=child.household_id
     )
     if not household_known:
         _ensure_household(session, child.household_id, child.deprivation_decile)
-    if born is not None:
-        return born
-    if add_child_if_new(session, child=_child_values(referral)):
-        return child.date_of_birth
-    # As for households: a concurrent request stored the child first, so theirs stands.
-    born, _ = child_birth_and_household(
-        session, child_id=child.child_id, household_id=child.household_id
+    # As for households: a concurrent request may store the child first, so theirs stands.
+    if born is None and add_child_if_new(session, child=_child_values(referral)):
+        return child.date_of_birth, None
+    stored = child_identity(session, child_id=child.child_id)
+    assert stored is not None
+    return stored[2], identity_mismatch(child, stored)
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Names that differ only in case, spacing or Unicode composition are the same name."""
+    return " ".join(unicodedata.normalize("NFC", a).casefold().split()) == " ".join(
+        unicodedata.normalize("NFC", b).casefold().split()
     )
-    assert born is not None
-    return born
+
+
+def identity_mismatch(child: Child, stored: tuple[str, str, date]) -> list[str] | None:
+    """The identity fields of ``child`` that contradict the stored child's; None if none do."""
+    given, family, born = stored
+    fields = [
+        name
+        for name, differs in (
+            ("given_name", not _same_name(child.given_name, given)),
+            ("family_name", not _same_name(child.family_name, family)),
+            ("date_of_birth", child.date_of_birth != born),
+        )
+        if differs
+    ]
+    return fields or None
 
 
 def _child_values(referral: ReferralIn) -> dict[str, Any]:
@@ -227,7 +254,23 @@ def _referral_values(referral: ReferralIn, referral_id: str) -> dict[str, Any]:
         "status": "open",
         "synthetic": False,
         "created_at": utcnow(),
+        "child_as_sent": referral.child.model_dump(mode="json"),
+        "identity_mismatch": None,
     }
+
+
+def refuse_stale(referral: ReferralIn, *, max_age_days: int) -> None:
+    """422 on ``received_at`` when the referral was received more than ``max_age_days`` ago."""
+    if referral.received_at < utcnow() - timedelta(days=max_age_days):
+        raise invalid(
+            [
+                {
+                    "field": "received_at",
+                    "reason": f"received_at is more than {max_age_days} days in the past; "
+                    "older records are loaded as an extract, not sent to intake",
+                }
+            ]
+        )
 
 
 def receive_referral(
@@ -240,6 +283,7 @@ def receive_referral(
     checks that the history has not grown meanwhile and scores again if it has. If scoring
     or storing the score fails, the referral is committed as ``unscored`` all the same.
     """
+    refuse_stale(referral, max_age_days=state.settings.max_referral_age_days)
     model = state.models.current  # one model for the whole request, even across a reload
     values = _referral_values(referral, new_id("R"))
     intake = _Intake(
@@ -287,7 +331,7 @@ def receive_referral(
                 )
         except DuplicateReferral as duplicate:
             session.rollback()
-            return _resent(state, duplicate.referral_id, actor, idempotency_key, intake.digest)
+            return _resent(state, duplicate.referral_id, intake)
         session.commit()
     return reply
 
@@ -399,8 +443,8 @@ def _store(
 ) -> Reply:
     """The write transaction's statements; the reply, which the Idempotency-Key keeps too."""
     referral, referral_id = intake.referral, intake.values["referral_id"]
-    stored_born = _ensure_child(session, referral)
-    insert_referral(session, referral=intake.values)
+    stored_born, mismatch = _ensure_child(session, referral)
+    insert_referral(session, referral=intake.values | {"identity_mismatch": mismatch})
     received = insert_audit_event(
         session,
         actor=intake.actor,
@@ -412,6 +456,7 @@ def _store(
             "source_referral_id": referral.source_referral_id,
             "child_id": referral.child.child_id,
             "request_sha256": intake.digest,
+            "identity_mismatch": mismatch,
         },
     )
     explained = outcome.explained
@@ -503,15 +548,39 @@ def _history_grew(session: Session, explained: object, intake: _Intake) -> bool:
     return now != explained.sizes
 
 
-def _resent(
-    state: ServiceState, referral_id: str, actor: str, idempotency_key: str | None, digest: str
-) -> Reply:
+def _resent(state: ServiceState, referral_id: str, intake: _Intake) -> Reply:
     """A resend of a stored referral: 200 with it as it is now, never stored twice.
 
     If the resend's Idempotency-Key already holds a reply (the first request committed it
-    after this one's snapshot), that reply is replayed and kept.
+    after this one's snapshot), that reply is replayed and kept. A resend whose content
+    differs from the stored referral is refused with 409 naming the fields, and audited: the
+    stored referral is what the front door reads, so a correction must not vanish silently.
     """
+    actor, idempotency_key, digest = intake.actor, intake.key, intake.digest
     with state.sessions() as session:
+        stored = get_referral(session, referral_id=referral_id)
+        assert stored is not None
+        differ = resend_differences(stored, intake.values)
+        if differ:
+            append_audit_event(
+                session,
+                actor=actor,
+                action="referral.resend_refused",
+                entity_type="referral",
+                entity_id=referral_id,
+                payload={"fields": differ, "request_sha256": digest},
+            )
+            session.commit()
+            raise ApiError(
+                409,
+                "conflict",
+                f"referral {stored.source_referral_id!r} of {stored.source_system!r} is stored "
+                f"(as {referral_id}) with other content; this resend was not applied",
+                [
+                    {"field": field, "reason": "differs from the referral stored with this key"}
+                    for field in differ
+                ],
+            )
         reply = Reply(200, referral_view(state, session, referral_id))
         if idempotency_key is not None:
             key_row = _claim(
@@ -527,6 +596,47 @@ def _resent(
             store_idempotent_response(session, row=key_row, status_code=200, response=reply.body)
         session.commit()
     return reply
+
+
+_RESEND_FIELDS: tuple[tuple[str, str], ...] = (
+    ("received_at", "received_at"),
+    ("child_id", "child.child_id"),
+    ("household_id", "child.household_id"),
+    ("referrer_type", "referrer.type"),
+    ("referrer_relationship", "referrer.relationship"),
+    ("referrer_id", "referrer.referrer_id"),
+    ("concerns", "concerns"),
+    ("injury_reported", "injury.reported"),
+    ("injury_sites", "injury.sites"),
+    ("injury_photographed", "injury.photographed"),
+    ("narrative", "narrative"),
+)
+"""Stored referral columns a resend is compared on, with their paths in the request body."""
+_UNORDERED = frozenset({"concerns", "injury_sites"})
+
+
+def resend_differences(stored: ReferralRow, values: Mapping[str, Any]) -> list[str]:
+    """Body paths in which a resend (``_referral_values``) differs from the stored referral.
+
+    Lists are compared as sets (order carries no meaning). The child's details are compared
+    with the child as the stored referral sent it, when it was kept (referrals stored since
+    migration 0006).
+    """
+    differ = []
+    for column, path in _RESEND_FIELDS:
+        old, new = getattr(stored, column), values[column]
+        if column in _UNORDERED:
+            old, new = set(old), set(new)
+        if old != new:
+            differ.append(path)
+    if stored.child_as_sent is not None:
+        sent = values["child_as_sent"]
+        for name in sorted(set(stored.child_as_sent) | set(sent)):
+            if name not in ("child_id", "household_id") and stored.child_as_sent.get(
+                name
+            ) != sent.get(name):
+                differ.append(f"child.{name}")
+    return differ
 
 
 def _record(values: dict[str, Any]) -> ReferralRecord:

@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from triage.schema import Id
+from triage.schema import Id, PlainText
 
 Status = Literal["scored", "unscored"]
-FreeText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+FreeText = Annotated[
+    PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+]
 
 
 class ErrorDetail(BaseModel):
@@ -31,7 +33,12 @@ class ErrorOut(BaseModel):
     """Every error response."""
 
     error: ErrorDetail
-    errors: list[FieldError] | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="At most 50, in the order found; see `errors_omitted`."
+    )
+    errors_omitted: int | None = Field(
+        default=None, description="How many more field errors there were, when over 50."
+    )
 
 
 class ReasonOut(BaseModel):
@@ -42,7 +49,12 @@ class ReasonOut(BaseModel):
     contribution: float
     direction: str
     sentence: str
-    record_ids: list[str]
+    record_ids: list[str] = Field(
+        description="The records behind the signal, the most recent 20 (oldest of them first)."
+    )
+    records_omitted: int = Field(
+        default=0, description="Older records behind the signal that are not listed."
+    )
 
 
 class FlagOut(BaseModel):
@@ -70,8 +82,27 @@ class ScoreFields(BaseModel):
     reasons: list[ReasonOut] = Field(default_factory=list)
 
 
+class IntakeReceipt(BaseModel):
+    """The reply to a referral system's intake: its own receipt, nothing from other records.
+
+    The band and due-by tell the sender how soon the front door will look; reasons, flags and
+    probability read the child's history across agencies, which the sender did not send.
+    """
+
+    referral_id: str
+    source_system: str
+    source_referral_id: str
+    received_at: datetime
+    due_by: datetime
+    status: Status
+    band: str | None = None
+
+
 class ReferralAccepted(ScoreFields):
-    """The reply to an intake: the referral's id, its score (or unscored), top 5 reasons."""
+    """The reply to an intake: the referral's id, its score (or unscored), top 5 reasons.
+
+    A referral system (an API key) gets only the ``IntakeReceipt`` fields of it.
+    """
 
     referral_id: str
     source_system: str
@@ -91,6 +122,11 @@ class QueueItem(ScoreFields):
     waiting_hours: float
     age_months: int
     concerns: list[str]
+    identity_to_confirm: bool = Field(
+        default=False,
+        description="The referral's child details contradict the stored child's: a person "
+        "confirms who the child is before relying on the history.",
+    )
 
 
 class QueuePage(BaseModel):
@@ -131,6 +167,14 @@ class ReferralOut(BaseModel):
     injury: dict[str, Any]
     narrative: str
     synthetic: bool
+    identity_mismatch: list[str] | None = Field(
+        default=None,
+        description="Fields (given_name, family_name, date_of_birth) in which the child as this "
+        "referral sent it contradicts the stored child; null when they agree.",
+    )
+    child_as_sent: dict[str, Any] | None = Field(
+        default=None, description="The child as this referral sent it, when it contradicts."
+    )
 
 
 class DecisionOut(BaseModel):
@@ -271,13 +315,25 @@ class EventResult(BaseModel):
     status: Literal["created", "duplicate"]
 
 
-class EventsAccepted(BaseModel):
-    """The reply to an events post: per item, and the referrals rescored."""
+class EventsReceipt(BaseModel):
+    """The reply to a referral system's events: its own events only."""
 
     created: int
     duplicates: int
     items: list[EventResult]
-    rescored: list[str]
+
+
+class EventsAccepted(EventsReceipt):
+    """The reply to an events post: per item, and the referrals rescored.
+
+    A referral system (an API key) gets only the ``EventsReceipt`` fields: the referrals its
+    events moved may be other systems' and other children's.
+    """
+
+    rescored: list[str] = Field(
+        default_factory=list,
+        description="Open referrals the events moved (left out of a referral system's reply).",
+    )
     not_rescored: list[str] = Field(
         default_factory=list, description="Affected referrals left as they were (no model)."
     )

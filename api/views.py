@@ -126,8 +126,14 @@ def accepted(referral: ReceivedReferral, score: dict[str, Any]) -> dict[str, Any
     }
 
 
-def queue_item(entry: QueueEntryRow, *, now: datetime, model: LoadedModel | None) -> dict[str, Any]:
-    """One queue entry as shown in the queue."""
+def queue_item(
+    entry: QueueEntryRow,
+    *,
+    now: datetime,
+    model: LoadedModel | None,
+    identity_check: bool = False,
+) -> dict[str, Any]:
+    """One queue entry as shown in the queue (``identity_check``: details to confirm)."""
     due = due_by(entry.received_at)
     if entry.score_id is None:
         score = unscored(entry.flags)
@@ -154,6 +160,7 @@ def queue_item(entry: QueueEntryRow, *, now: datetime, model: LoadedModel | None
         "waiting_hours": round((now - entry.received_at).total_seconds() / 3600, 2),
         "age_months": entry.age_months,
         "concerns": list(entry.concerns),
+        "identity_to_confirm": identity_check,
         **score,
     }
 
@@ -201,6 +208,8 @@ def referral_out(referral: ReferralRow, child: ChildRow | None) -> dict[str, Any
         },
         "narrative": referral.narrative,
         "synthetic": referral.synthetic,
+        "identity_mismatch": referral.identity_mismatch,
+        "child_as_sent": referral.child_as_sent if referral.identity_mismatch else None,
     }
 
 

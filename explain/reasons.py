@@ -15,6 +15,10 @@ RAISES = "raises priority"
 LOWERS = "lowers priority"
 NO_EFFECT = "no effect"
 
+MAX_REASON_RECORD_IDS = 20
+"""Record IDs a stored or returned reason lists: the most recent; ``records_omitted`` counts
+the older ones (a child with hundreds of referrals made score rows of hundreds of KB)."""
+
 
 def direction_words(contribution: float) -> str:
     """How a contribution moves the referral in the queue, in words."""
@@ -41,14 +45,21 @@ class Reason:
     record_ids: tuple[str, ...]
 
     def as_dict(self) -> dict:
-        """JSON-ready (built by hand: ``dataclasses.asdict`` deep-copies, and this is hot)."""
+        """JSON-ready, with the ``MAX_REASON_RECORD_IDS`` most recent record IDs.
+
+        Built by hand: ``dataclasses.asdict`` deep-copies, and this is hot. The reason itself
+        keeps every ID (the what-if reads them); stored scores and replies keep the bound.
+        """
+        ids = self.record_ids
+        kept = ids[-MAX_REASON_RECORD_IDS:]  # the provenance lists records oldest first
         return {
             "signal": self.signal,
             "value": self.value,
             "contribution": self.contribution,
             "direction": self.direction,
             "sentence": self.sentence,
-            "record_ids": list(self.record_ids),
+            "record_ids": list(kept),
+            "records_omitted": len(ids) - len(kept),
         }
 
 

@@ -9,6 +9,7 @@ from triage.accounts import create_api_key, create_user
 from triage.security import SCOPES, issue_user_token
 from triage.settings import Settings
 from triage.store import make_engine, session_factory
+from triage.vocab import Agency
 
 PASSWORD = "correct horse battery staple"
 _serial = itertools.count()
@@ -38,14 +39,25 @@ def user_headers(settings: Settings, *roles: str, username: str | None = None) -
 
 
 def key_headers(
-    database_url: str, source_system: str, scopes: Sequence[str] = SCOPES
+    database_url: str,
+    source_system: str,
+    scopes: Sequence[str] = SCOPES,
+    agencies: Sequence[str] = tuple(Agency),
 ) -> dict[str, str]:
-    """Add an API key bound to ``source_system`` and return headers carrying it."""
+    """Add an API key bound to ``source_system`` and return headers carrying it.
+
+    The key reports for every agency unless ``agencies`` says otherwise (a real key names its
+    own: tests/test_feed_isolation.py).
+    """
     engine = make_engine(database_url)
     try:
         with session_factory(engine)() as session:
             key = create_api_key(
-                session, name=f"test {source_system}", source_system=source_system, scopes=scopes
+                session,
+                name=f"test {source_system}",
+                source_system=source_system,
+                scopes=scopes,
+                agencies=[str(agency) for agency in agencies],
             )
             session.commit()
     finally:

@@ -28,6 +28,9 @@ from triage.store.migrate import upgrade
 # An app per test: frozen objects are never collected, so freezing would keep every earlier
 # test's app (and the servers tests start inherit this too).
 os.environ.setdefault("TRIAGE_GC_FREEZE", "false")
+# Fixtures send referrals received on fixed dates in 2026; the age limit on intake would
+# refuse them once those dates are a year old. Tests of the limit set it themselves.
+os.environ.setdefault("TRIAGE_MAX_REFERRAL_AGE_DAYS", "36500")
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TESTS = Path(__file__).resolve().parent

@@ -343,6 +343,15 @@ def test_narrative_limit_is_twenty_thousand() -> None:
 _narrative_chars = st.characters(exclude_characters="\x1c\x1d\x1e\x1f", exclude_categories=["Cs"])
 
 
+def _refused(char: str) -> bool:
+    """A character no narrative may hold: C0 but tab and line breaks, DEL, C1, bidi controls."""
+    code = ord(char)
+    if char in "\t\n\r":
+        return False
+    bidi = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+    return code < 0x20 or 0x7F <= code <= 0x9F or code in bidi or code in (0x2028, 0x2029)
+
+
 @st.composite
 def narratives(draw: st.DrawFn) -> str:
     """Narratives of any length up to twice the limit, clustered around the limit."""
@@ -361,8 +370,11 @@ def narratives(draw: st.DrawFn) -> str:
 @settings(max_examples=150, deadline=None)
 @given(narratives())
 def test_narrative_length_property(narrative: str) -> None:
-    # Length is judged after whitespace stripping, as every string field is stripped.
-    fits = len(narrative.strip()) <= MAX_NARRATIVE_CHARS
+    # Length is judged after whitespace stripping, as every string field is stripped; control
+    # and bidi formatting characters are refused whatever the length (tests/test_input_limits).
+    fits = len(narrative.strip()) <= MAX_NARRATIVE_CHARS and not any(
+        _refused(char) for char in narrative.strip()
+    )
     data = referral(narrative=narrative)
     if fits:
         assert ReferralIn.model_validate(data).narrative == narrative.strip()

@@ -177,7 +177,7 @@ def test_migration_names_constraints_like_metadata(engine: Engine) -> None:
 
 def test_upgrade_twice_is_a_noop(migrated_url: str) -> None:
     head = ScriptDirectory.from_config(alembic_config(migrated_url)).get_current_head()
-    assert current_revision(migrated_url) == head == "0006"
+    assert current_revision(migrated_url) == head == "0007"
     upgrade(migrated_url)
     assert current_revision(migrated_url) == head
 
@@ -470,7 +470,7 @@ def test_downgrade_to_the_first_revision_and_back(migrated_url: str) -> None:
     downgrade(migrated_url, "0001")
     assert current_revision(migrated_url) == "0001"
     upgrade(migrated_url)
-    assert current_revision(migrated_url) == "0006"
+    assert current_revision(migrated_url) == "0007"
 
 
 # --- Core writes of the intake and scoring paths --------------------------------------------

@@ -26,6 +26,7 @@ from triage.store import (
     set_password_hash,
 )
 from triage.store.tables import utcnow
+from triage.vocab import Agency
 
 MIN_PASSWORD_CHARS = 12
 
@@ -69,12 +70,19 @@ def create_api_key(
     name: str,
     source_system: str,
     scopes: Sequence[str] = SCOPES,
+    agencies: Sequence[str] = (),
     actor: str = "cli",
 ) -> NewApiKey:
-    """Add an API key bound to ``source_system``; the key is returned once, never stored."""
+    """Add an API key bound to ``source_system`` and the ``agencies`` whose events it may post.
+
+    The key is returned once, never stored. No agencies: the key's events are all refused.
+    """
     unknown = set(scopes) - set(SCOPES)
     if not scopes or unknown:
         raise AccountError(f"scopes must be some of {list(SCOPES)}, not {sorted(scopes)}")
+    known_agencies = [str(agency) for agency in Agency]
+    if set(agencies) - set(known_agencies):
+        raise AccountError(f"agencies must be some of {known_agencies}, not {sorted(agencies)}")
     key = new_api_key()
     add_api_key(
         session,
@@ -83,6 +91,7 @@ def create_api_key(
         name=name,
         source_system=source_system,
         scopes=scopes,
+        agencies=agencies,
     )
     append_audit_event(
         session,
@@ -90,7 +99,11 @@ def create_api_key(
         action="key.created",
         entity_type="api_key",
         entity_id=key.key_id,
-        payload={"source_system": source_system, "scopes": sorted(set(scopes))},
+        payload={
+            "source_system": source_system,
+            "scopes": sorted(set(scopes)),
+            "agencies": sorted(set(agencies)),
+        },
     )
     return key
 
@@ -163,7 +176,12 @@ def demo_accounts(session: Session) -> tuple[dict[str, str], NewApiKey]:
         else:
             set_password(session, username=username, password=password, actor="demo")
         passwords[username] = password
+    # The demo feed plays every partner agency, so the demo can post any event.
     key = create_api_key(
-        session, name="demo referral system", source_system=DEMO_SOURCE_SYSTEM, actor="demo"
+        session,
+        name="demo referral system",
+        source_system=DEMO_SOURCE_SYSTEM,
+        agencies=[str(agency) for agency in Agency],
+        actor="demo",
     )
     return passwords, key

@@ -474,20 +474,37 @@ def keys_create(
             help="referrals:write, events:write or referrals:read (repeatable; default all).",
         ),
     ] = None,
+    agency: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agency",
+            help="An agency whose events the key may post: police, health, school, housing or "
+            "social_care (repeatable; default none: the key's events are refused).",
+        ),
+    ] = None,
 ) -> None:
     """Create an API key; the key is printed once (only its SHA-256 is stored)."""
     from triage.accounts import AccountError, create_api_key
     from triage.security import SCOPES
 
+    agencies = agency or []
     try:
         with store_transaction() as session:
             key = create_api_key(
-                session, name=name, source_system=source_system, scopes=scope or SCOPES
+                session,
+                name=name,
+                source_system=source_system,
+                scopes=scope or SCOPES,
+                agencies=agencies,
             )
     except AccountError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=1) from None
-    console.print(f"Created key {key.key_id} for {source_system}; it is shown only once:")
+    reports = ", ".join(sorted(set(agencies))) or "no agency (referrals only)"
+    console.print(
+        f"Created key {key.key_id} for {source_system}, reporting for {reports}; "
+        "it is shown only once:"
+    )
     print(key.key)
 
 

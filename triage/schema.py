@@ -37,6 +37,7 @@ from triage.vocab import (
 )
 
 __all__ = [
+    "EARLIEST_BIRTH",
     "MAX_ATTRIBUTES",
     "MAX_ATTRIBUTE_VALUE_CHARS",
     "MAX_CLOCK_SKEW",
@@ -52,6 +53,7 @@ __all__ = [
     "Injury",
     "Name",
     "OutcomeIn",
+    "PlainText",
     "ReasonCode",
     "ReferralIn",
     "Referrer",
@@ -59,6 +61,8 @@ __all__ = [
 ]
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST_BIRTH = date(1900, 1, 1)
+"""Dates of birth before this are refused: a typing slip, not a child."""
 MAX_NARRATIVE_CHARS = 20_000
 MAX_RATIONALE_CHARS = 5_000
 MAX_ATTRIBUTES = 32
@@ -77,8 +81,62 @@ Id = Annotated[
 ]
 """Opaque identifier: 1–64 chars, starting alphanumeric, then alphanumerics and ``._:-``."""
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-"""Personal name part: 1–100 chars after stripping."""
+# Bidirectional formatting characters reorder what a reader sees (a name or narrative could
+# display differently from what is stored and searched); C0/C1 controls have no place in text
+# a person reads. Tab and line breaks stay allowed in multi-line text.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_LINE_BREAKS = frozenset("\t\n\r")
+
+
+def _refused_character(value: str, *, multiline: bool) -> tuple[int, str] | None:
+    """The first control or bidi formatting character in ``value`` (position, U+code), if any."""
+    for position, char in enumerate(value):
+        code = ord(char)
+        if multiline and char in _LINE_BREAKS:
+            continue
+        if (
+            code < 0x20
+            or 0x7F <= code <= 0x9F
+            or char in _BIDI_CONTROLS
+            or code in (0x2028, 0x2029)
+        ):
+            return position, f"U+{code:04X}"
+    return None
+
+
+def _check_text(value: str, *, multiline: bool) -> str:
+    found = _refused_character(value, multiline=multiline)
+    if found is not None:
+        raise PydanticCustomError(
+            "control_character",
+            "contains a control or bidirectional formatting character ({code}) at position "
+            "{position}; send plain text",
+            {"code": found[1], "position": found[0]},
+        )
+    return value
+
+
+def _single_line(value: str) -> str:
+    """Reject control and bidi formatting characters, line breaks included."""
+    return _check_text(value, multiline=False)
+
+
+def _multi_line(value: str) -> str:
+    """Reject control and bidi formatting characters; tab and line breaks are allowed."""
+    return _check_text(value, multiline=True)
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_single_line),
+]
+"""Personal name part: 1–100 chars after stripping, no control or bidi formatting characters."""
+
+PlainText = Annotated[str, AfterValidator(_multi_line)]
+"""Free text a person reads: no control or bidi formatting characters (tab, newlines allowed)."""
 
 ReasonCode = Annotated[
     str,
@@ -86,7 +144,11 @@ ReasonCode = Annotated[
 ]
 """Short snake_case reason code."""
 
-AttributeKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+AttributeKey = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_single_line),
+]
 """Key of a free-form agency event attribute."""
 
 AttributeValue = str | int | float | bool | None
@@ -156,6 +218,12 @@ class Child(_Contract):
         """Reject a date of birth that has not yet begun in any time zone."""
         if value > (datetime.now(UTC) + _MAX_UTC_OFFSET).date():
             raise PydanticCustomError("date_in_future", "date of birth cannot be in the future")
+        if value < EARLIEST_BIRTH:
+            raise PydanticCustomError(
+                "date_too_early",
+                "date of birth cannot be before {earliest}",
+                {"earliest": EARLIEST_BIRTH.isoformat()},
+            )
         return value
 
 
@@ -224,7 +292,7 @@ class ReferralIn(_Contract):
         list[Concern], Field(min_length=1, max_length=len(Concern)), AfterValidator(_no_duplicates)
     ]
     injury: Injury = Injury(reported=False)
-    narrative: str = Field(default="", max_length=MAX_NARRATIVE_CHARS)
+    narrative: PlainText = Field(default="", max_length=MAX_NARRATIVE_CHARS)
 
     @model_validator(mode="after")
     def _received_after_birth(self) -> Self:
@@ -303,6 +371,17 @@ class AgencyEventIn(_Contract):
                 "attribute values must be at most {limit} characters: {keys}",
                 {"limit": MAX_ATTRIBUTE_VALUE_CHARS, "keys": ", ".join(too_long)},
             )
+        controlled = sorted(
+            k
+            for k, v in value.items()
+            if isinstance(v, str) and _refused_character(v, multiline=True) is not None
+        )
+        if controlled:
+            raise PydanticCustomError(
+                "control_character",
+                "attribute values contain a control or bidirectional formatting character: {keys}",
+                {"keys": ", ".join(controlled)},
+            )
         return value
 
 
@@ -320,7 +399,7 @@ class DecisionIn(_Contract):
     decision: DecisionKind
     agreement: BandAgreement
     reason_codes: list[ReasonCode] = Field(default_factory=list, max_length=10)
-    rationale: str = Field(default="", max_length=MAX_RATIONALE_CHARS, validate_default=True)
+    rationale: PlainText = Field(default="", max_length=MAX_RATIONALE_CHARS, validate_default=True)
 
     @field_validator("rationale")
     @classmethod

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     set true behind a TLS proxy that uvicorn is not told to trust."""
     forwarded_allow_ips: str = "127.0.0.1"
     """Proxies whose X-Forwarded-Proto/For uvicorn trusts (comma-separated, or ``*``)."""
+    max_referral_age_days: int = Field(default=365, ge=1)
+    """A referral whose ``received_at`` is older than this many days is refused (422 on
+    ``received_at``): a backfill that old is an extract to load (``triage load``), not an intake."""
     request_timeout_seconds: float = 30.0
     """A request with no reply by then gets 503; its work may still finish (retries are safe)."""
     score_backlog: bool = True

@@ -18,8 +18,8 @@ from api.deps import (
     run_intake,
 )
 from api.errors import ApiError
-from api.intake import MAX_EVENTS, receive_events, validate_events
-from api.schemas import ErrorOut, EventsAccepted
+from api.intake import MAX_EVENTS, as_json, receive_events, validate_events
+from api.schemas import ErrorOut, EventsAccepted, EventsReceipt
 from triage.schema import AgencyEventIn
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=AUTH_RESPONSES)
@@ -50,6 +50,8 @@ EVENT_BODY_SCHEMA = {
     "",
     status_code=201,
     response_model=EventsAccepted,
+    response_description="Stored. A referral system's API key gets only the `EventsReceipt` "
+    "fields (its own events), not the referrals rescored.",
     responses={
         200: {"model": EventsAccepted, "description": "Every event was already stored."},
         413: {"model": ErrorOut, "description": "Body over 64 KiB."},
@@ -59,7 +61,7 @@ EVENT_BODY_SCHEMA = {
         Depends(require_roles("referrer", "admin")),
         Depends(require_scope("events:write")),
     ],
-    summary="Submit one agency event or a list of up to 1,000",
+    summary=f"Submit one agency event or a list of up to {MAX_EVENTS}",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -96,14 +98,39 @@ async def post_events(
         idempotency_key=idempotency_key,
     )
     headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
+    # Which referrals the events moved is not the sender's to know: they may be other systems'.
+    body = as_json(EventsReceipt, reply.body) if actor.is_key else reply.body
+    return JSONResponse(body, status_code=reply.status_code, headers=headers)
 
 
 def _validated(payload: Any, actor: Actor) -> tuple[list[AgencyEventIn], bool]:
-    """The events, once valid and from the key's own source system (422 or 403 otherwise)."""
+    """The events, once valid and from the key's own source system and agencies (422 or 403)."""
     events, batch = validate_events(payload)
     if actor.is_key and any(event.source_system != actor.source_system for event in events):
         raise ApiError(
             403, "forbidden", f"this API key submits only for source_system {actor.source_system!r}"
         )
+    if actor.is_key:
+        refused_agencies(events, batch=batch, agencies=actor.agencies)
     return events, batch
+
+
+def refused_agencies(events: list[AgencyEventIn], *, batch: bool, agencies: frozenset[str]) -> None:
+    """403 naming each event whose agency the key does not report for; the batch is refused."""
+    errors = [
+        {
+            "field": f"{index}.agency" if batch else "agency",
+            "reason": f"this API key does not report for agency {str(event.agency)!r}",
+        }
+        for index, event in enumerate(events)
+        if str(event.agency) not in agencies
+    ]
+    if errors:
+        named = sorted({str(event.agency) for event in events} - agencies)
+        allowed = ", ".join(sorted(agencies)) or "no agency"
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this API key reports for {allowed}, not for {', '.join(named)}",
+            errors,
+        )

@@ -29,12 +29,13 @@ from api.deps import (
     run_intake,
 )
 from api.errors import ApiError, not_found
-from api.intake import receive_referral
+from api.intake import as_json, receive_referral
 from api.schemas import (
     DecisionRecorded,
     DisputeIn,
     DisputeOut,
     ErrorOut,
+    IntakeReceipt,
     QueueItem,
     ReferralAccepted,
     ReferralDetail,
@@ -113,10 +114,16 @@ async def intake_actor(
     "",
     status_code=201,
     response_model=ReferralAccepted,
+    response_description="Stored and scored. A referral system's API key gets only the "
+    "`IntakeReceipt` fields (ids, received_at, due_by, status, band).",
     responses={
         200: {"model": ReferralAccepted, "description": "Already stored (same business key)."},
         413: {"model": ErrorOut, "description": "Body over 64 KiB."},
-        409: {"model": ErrorOut, "description": "A concurrent request holds this key."},
+        409: {
+            "model": ErrorOut,
+            "description": "A concurrent request holds this key; or the business key is stored "
+            "with other content (`errors` name the fields that differ; nothing is changed).",
+        },
         422: ERRORS[422],
     },
     summary="Submit a referral",
@@ -149,7 +156,10 @@ async def post_referral(
         actor=actor.name,
         idempotency_key=idempotency_key,
     )
-    return _reply(reply.status_code, reply.body, reply.replayed)
+    # A referral system reads back its own receipt; the score's reasons, flags and record IDs
+    # come from other agencies' records (people see them on the pages and their own routes).
+    body = as_json(IntakeReceipt, reply.body) if actor.is_key else reply.body
+    return _reply(reply.status_code, body, reply.replayed)
 
 
 @router.get(

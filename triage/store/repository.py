@@ -157,6 +157,30 @@ def child_birth_and_household(
     return row[0], bool(row[1])
 
 
+_CHILD_IDENTITY = select(ChildRow.given_name, ChildRow.family_name, ChildRow.date_of_birth).where(
+    ChildRow.child_id == bindparam("child_id")
+)
+
+
+def child_identity(session: Session, *, child_id: str) -> tuple[str, str, date] | None:
+    """A stored child's given name, family name and date of birth; None when unknown."""
+    row = _connection(session).execute(_CHILD_IDENTITY, {"child_id": child_id}).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def identity_to_confirm(session: Session, *, referral_ids: Sequence[str]) -> set[str]:
+    """Those of ``referral_ids`` whose child's details contradict the stored child."""
+    if not referral_ids:
+        return set()
+    # Filtered here, not in SQL: a JSON column stores None as JSON null, not SQL NULL.
+    rows = session.execute(
+        select(ReferralRow.referral_id, ReferralRow.identity_mismatch).where(
+            ReferralRow.referral_id.in_(referral_ids)
+        )
+    )
+    return {referral_id for referral_id, mismatch in rows if mismatch}
+
+
 def get_child(session: Session, *, child_id: str) -> ChildRow | None:
     """Return the child with this id, or None."""
     return session.get(ChildRow, child_id)
@@ -857,6 +881,7 @@ def add_api_key(
     name: str,
     source_system: str,
     scopes: Sequence[str],
+    agencies: Sequence[str] = (),
 ) -> ApiKeyRow:
     """Add an API key by its hash (the key itself is never stored)."""
     row = ApiKeyRow(
@@ -865,6 +890,7 @@ def add_api_key(
         name=name,
         source_system=source_system,
         scopes=sorted(set(scopes)),
+        agencies=sorted(set(agencies)),
         active=True,
     )
     session.add(row)

@@ -121,6 +121,10 @@ class ReferralRow(Base):
     status: Mapped[str] = mapped_column(String(VOCAB), default="open", server_default="open")
     synthetic: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    child_as_sent: Mapped[dict[str, Any] | None]
+    """The child's details as this referral sent them (None: stored before, or an extract)."""
+    identity_mismatch: Mapped[list[str] | None]
+    """Fields of ``child_as_sent`` that contradict the stored child, for a person to confirm."""
 
 
 class EventRow(Base):
@@ -336,6 +340,8 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(NAME))
     source_system: Mapped[str] = mapped_column(String(ID))
     scopes: Mapped[list[str]]
+    agencies: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    """The agencies whose events the key may post (none: referrals only)."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
