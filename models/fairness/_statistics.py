@@ -12,6 +12,7 @@ from models.fairness._config import DISPARITY, INSUFFICIENT, WITHIN
 
 
 def safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b where b is positive, NaN elsewhere (no warnings)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(b > 0, np.asarray(a, dtype=float) / np.where(b > 0, b, 1), np.nan)
 

@@ -13,7 +13,7 @@ KEY_METRICS = (
     "calibration_gap",
     "ece",
 )
-
+"""Headline metrics: the summary names them first and the intersection table shows only them."""
 
 _LABELS = {
     "base_rate": "observed rate",
@@ -34,10 +34,12 @@ _LABELS = {
 
 
 def percent(x: float | None) -> str:
+    """A rate as a percentage with one decimal, or 'n/a'."""
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f}%"
 
 
 def points(x: float | None) -> str:
+    """A difference of rates in signed percentage points, or 'n/a'."""
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:+.1f} points"
 
 
