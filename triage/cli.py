@@ -256,8 +256,13 @@ def audit(
     """Fairness audit of the champion on an extract: JSON and a self-contained HTML report."""
     from explain.fairness_gaps import gap_explanations
     from models.dataset import load_training_data
-    from models.fairness import AuditConfig, audit_attributes
-    from models.fairness_report import audit_scored, to_document, write_report
+    from models.fairness import (
+        AuditConfig,
+        audit_attributes,
+        audit_scored,
+        to_document,
+        write_report,
+    )
     from models.splits import TEST
     from models.tracking import load_champion_scorer
     from triage.settings import get_settings
