@@ -19,7 +19,9 @@ class Bands:
     names: tuple[str, ...] = BAND_NAMES
 
     @classmethod
-    def from_scores(cls, probabilities: np.ndarray, capacities=BAND_CAPACITIES) -> Bands:
+    def from_scores(
+        cls, probabilities: np.ndarray, capacities: tuple[float, ...] = BAND_CAPACITIES
+    ) -> Bands:
         """Thresholds at the given queue capacities of held-out scores."""
         quantiles = np.quantile(probabilities, [1 - c for c in capacities])
         return cls(thresholds=tuple(float(q) for q in quantiles))

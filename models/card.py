@@ -17,7 +17,7 @@ HEADLINE = ("auc", "pr_auc", "brier", "calibration_slope", "calibration_intercep
             "precision_at_10", "recall_at_10", "fnr_at_10")  # fmt: skip
 
 
-def _clean(value):
+def _clean(value: object) -> object:
     """JSON-safe numbers (NaN becomes null)."""
     if isinstance(value, float | np.floating):
         return None if np.isnan(value) else round(float(value), 4)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -236,7 +237,9 @@ class Scorecard:
                 background[start] = 1.0  # bin 0: no record (count 0, or missing days)
         return background
 
-    def _fit_tables(self, steps, y: np.ndarray, c: float, val_onehot, y_val):
+    def _fit_tables(
+        self, steps: np.ndarray, y: np.ndarray, c: float, val_onehot: np.ndarray, y_val: np.ndarray
+    ) -> tuple[float, np.ndarray]:
         """Fit, then express as a base and per-signal tables centred on the background."""
         intercept, coef = _monotone_logistic(steps, y, c, self._bounded())
         flat = self._steps_to_flat(coef)
@@ -252,17 +255,29 @@ class Scorecard:
             raise ValueError("calibration reversed the scorecard's order: no usable signal")
         return a + scale * base, scale * flat
 
-    def fit(self, X, y, X_val, y_val, *, groups, n_boot: int = 20, seed: int = 0) -> Scorecard:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        *,
+        groups: np.ndarray,
+        n_boot: int = 20,
+        seed: int = 0,
+    ) -> Scorecard:
         """Fit on train, pick regularisation and calibrate on validation, refit bootstraps."""
         steps, val_onehot = self._steps(X), self._one_hot(X_val)
         self.background_ = self._background(self._one_hot(X))
-        best = None
+        best: tuple[float, float, float, np.ndarray] | None = None
         for c in SCORECARD_C_GRID:
             base, flat = self._fit_tables(steps, y, c, val_onehot, y_val)
             p = sigmoid(base + val_onehot @ flat)
             loss = -np.mean(y_val * np.log(p) + (1 - y_val) * np.log(1 - p))
             if best is None or loss < best[0]:
                 best = (loss, c, base, flat)
+        if best is None:
+            raise ValueError("SCORECARD_C_GRID is empty: no regularisation to choose from")
         _, self.c_, self.base_, flat = best
         self.tables_ = self._split(flat)
         rng = np.random.default_rng(seed)
@@ -360,7 +375,17 @@ class Challenger:
             random_state=seed,
         )
 
-    def fit(self, X, y, X_val, y_val, *, groups, n_boot: int = 5, seed: int = 0) -> Challenger:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        *,
+        groups: np.ndarray,
+        n_boot: int = 5,
+        seed: int = 0,
+    ) -> Challenger:
         """Fit on train, calibrate on validation, refit a few household bootstraps."""
         for cached in CHALLENGER_CACHES:
             self.__dict__.pop(cached, None)
@@ -397,7 +422,7 @@ class Challenger:
     def _raw(self, X: np.ndarray, *, refits: bool = False) -> np.ndarray:
         """Raw scores of the model, or of each bootstrap refit: models x rows."""
         X = self._prepared(X)
-        models = [m for m, _, _ in self.refits_] if refits else [self.model_]
+        models = [m for m, _, _ in self.refits_] if refits else [self._fitted()]
         if X.shape[0] > SMALL_BATCH:
             return np.array([m.decision_function(X) for m in models])
         key = "_forest_refits" if refits else "_forest_main"
@@ -419,16 +444,24 @@ class Challenger:
             values, expected = tables.shap_values(X), tables.expected_value
         return np.full(X.shape[0], self.a_ + self.b_ * expected), self.b_ * values
 
+    def _fitted(self) -> HistGradientBoostingClassifier:
+        """The fitted model (``fit`` sets it)."""
+        if self.model_ is None:
+            raise ValueError("the challenger has not been fitted")
+        return self.model_
+
     def _tables(self) -> TreeShapTables | None:
         """Tabulated TreeSHAP, built once per process (not pickled); None if trees are too deep."""
         if "_tree_shap" not in self.__dict__:
+            model = self._fitted()
+            self._tree_shap: TreeShapTables | None
             try:
-                self._tree_shap = TreeShapTables.of(self.model_, reference=self._references())
+                self._tree_shap = TreeShapTables.of(model, reference=self._references())
             except ValueError:
                 self._tree_shap = None
         return self._tree_shap
 
-    def _explainer(self):
+    def _explainer(self) -> Any:  # a shap.TreeExplainer; shap has no type information
         """TreeSHAP for the fitted model, built once per process (not pickled)."""
         if getattr(self, "_tree_explainer", None) is None:
             import shap  # heavy; only the challenger needs it

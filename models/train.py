@@ -90,7 +90,10 @@ def choose(validation: dict[str, dict[str, float]], config: TrainConfig) -> tupl
     )
 
 
-FAMILIES = {"scorecard": Scorecard.for_signals, "challenger": Challenger}
+FAMILIES: dict[str, Callable[[tuple[str, ...]], Scorecard | Challenger]] = {
+    "scorecard": Scorecard.for_signals,
+    "challenger": Challenger,
+}
 
 
 def fit_scorer(
