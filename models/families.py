@@ -38,13 +38,15 @@ record, so a monotone model can never rank it above an earlier referral."""
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Probability from log-odds."""
-    return 1.0 / (1.0 + np.exp(-x))
+    probability: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return probability
 
 
 def logit(p: np.ndarray) -> np.ndarray:
     """Log-odds from probability, clipped away from 0 and 1."""
     p = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
+    log_odds: np.ndarray = np.log(p / (1 - p))
+    return log_odds
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,9 @@ class Binning:
 
     def index(self, values: np.ndarray) -> np.ndarray:
         """Bin of each value (0 is the missing bin when there is one)."""
-        idx = np.searchsorted(np.asarray(self.edges), values, side="right") + int(self.missing_bin)
+        idx: np.ndarray = np.searchsorted(np.asarray(self.edges), values, side="right") + int(
+            self.missing_bin
+        )
         if self.missing_bin:
             idx = np.where(np.isnan(values), 0, idx)
         return idx
@@ -75,7 +79,8 @@ class Binning:
         value_bins = np.arange(int(self.missing_bin), self.n_bins)
         if sign < 0:
             value_bins = value_bins[::-1]
-        return np.r_[np.zeros(int(self.missing_bin), dtype=np.intp), value_bins]
+        order: np.ndarray = np.r_[np.zeros(int(self.missing_bin), dtype=np.intp), value_bins]
+        return order
 
     def labels(self) -> list[str]:
         """Readable bin labels."""
@@ -181,12 +186,14 @@ class Scorecard:
     @property
     def offsets(self) -> np.ndarray:
         """Where each signal's bins start in the flat one-hot layout."""
-        return np.r_[0, np.cumsum([b.n_bins for b in self.binnings])[:-1]]
+        starts: np.ndarray = np.r_[0, np.cumsum([b.n_bins for b in self.binnings])[:-1]]
+        return starts
 
     def bin_indices(self, X: np.ndarray) -> np.ndarray:
         """Flat one-hot column of each (row, signal)."""
         cols = [b.index(X[:, j]) for j, b in enumerate(self.binnings)]
-        return np.column_stack(cols) + self.offsets
+        columns: np.ndarray = np.column_stack(cols) + self.offsets
+        return columns
 
     def _one_hot(self, X: np.ndarray) -> np.ndarray:
         idx = self.bin_indices(X)
@@ -230,7 +237,7 @@ class Scorecard:
 
     def _background(self, onehot: np.ndarray) -> np.ndarray:
         """Training mean of each bin; a never-lowers signal's background is its "none" bin."""
-        background = onehot.mean(axis=0)
+        background: np.ndarray = onehot.mean(axis=0)
         for start, binning, none in zip(self.offsets, self.binnings, self.from_none, strict=True):
             if none:
                 background[start : start + binning.n_bins] = 0.0
@@ -310,7 +317,8 @@ class Scorecard:
     def log_odds(self, X: np.ndarray) -> np.ndarray:
         """Calibrated log-odds."""
         base, contrib = self.contributions(X)
-        return base + contrib.sum(axis=1)
+        log_odds: np.ndarray = base + contrib.sum(axis=1)
+        return log_odds
 
     def probability_range(self, X: np.ndarray, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Central interval of the bootstrap refits' probabilities."""
@@ -417,7 +425,8 @@ class Challenger:
 
     def log_odds(self, X: np.ndarray) -> np.ndarray:
         """Calibrated log-odds."""
-        return self.a_ + self.b_ * self._raw(X)[0]
+        log_odds: np.ndarray = self.a_ + self.b_ * self._raw(X)[0]
+        return log_odds
 
     def _raw(self, X: np.ndarray, *, refits: bool = False) -> np.ndarray:
         """Raw scores of the model, or of each bootstrap refit: models x rows."""
@@ -428,7 +437,8 @@ class Challenger:
         key = "_forest_refits" if refits else "_forest_main"
         if getattr(self, key, None) is None:
             setattr(self, key, Forest.of(models))
-        return getattr(self, key).raw_scores(X)
+        forest: Forest = getattr(self, key)
+        return forest.raw_scores(X)
 
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Base and per-signal contributions (TreeSHAP), in calibrated log-odds."""
@@ -469,7 +479,7 @@ class Challenger:
             self._tree_explainer = shap.TreeExplainer(self.model_)
         return self._tree_explainer
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         for cached in CHALLENGER_CACHES:
             state.pop(cached, None)

@@ -166,7 +166,7 @@ def load_champion_scorer(*, tracking_uri: str, model_name: str, alias: str) -> S
 
     version = MlflowClient().get_model_version_by_alias(model_name, alias).version
     model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
-    scorer = model.unwrap_python_model().scorer
+    scorer: Scorer = model.unwrap_python_model().scorer  # the pickled Scorer of pyfunc_model
     scorer.version = f"{model_name}/{version}"
     return scorer
 

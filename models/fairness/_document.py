@@ -337,7 +337,8 @@ def pseudonymise_document(
     Does to a finished document what ``to_document(pseudonymise=True)`` does while building
     one (the API serves the document logged with the champion's training run).
     """
-    out = json.loads(json.dumps(document))  # a deep copy; the stored document stays as it was
+    # A deep copy; the stored document stays as it was.
+    out: dict[str, Any] = json.loads(json.dumps(document))
     out["meta"] = {k: v for k, v in out.get("meta", {}).items() if k not in _IDENTIFYING_META}
     out["config"]["min_count"] = min_count
     out["suppressed"] = [
