@@ -25,10 +25,15 @@ serve: $(STAMP)
 	@echo "Serving on http://127.0.0.1:8000 (pages at /, API docs at /docs)"
 	$(BIN)/triage serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+test: lint
+	$(BIN)/pytest
+
+# Style, then the layers: imports run one way (core <- features <- models <- explain <- api
+# <- command line) and no package's modules import each other in a cycle (pyproject.toml).
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -19,11 +19,11 @@ from test_auditlog import activity
 from typer.testing import CliRunner
 
 from api.app import create_app
-from triage.auditlog import GENESIS, chain_hash, event_document, normalise_payload
-from triage.cli import app as cli
+from cli.app import app as cli
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings, get_settings
 from triage.store import AuditEventRow, make_engine, session_factory
+from triage.store.auditlog import GENESIS, chain_hash, event_document, normalise_payload
 
 
 def run(settings: Settings, *args: str, **env: str) -> tuple[int, str]:

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from cli.app import app
 from features.batch import build_features
 from features.catalogue import (
     CATALOGUE,
@@ -33,7 +34,6 @@ from features.records import (
     history_from_frames,
     referral_records,
 )
-from triage.cli import app
 from triage.store.engine import make_engine, session_factory
 from triage.store.loader import load_extract
 from triage.store.migrate import upgrade

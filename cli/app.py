@@ -529,8 +529,8 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (K-…)
 @auditlog_app.command("verify")
 def auditlog_verify() -> None:
     """Walk the audit chain against its signed checkpoint; exit 1 naming what failed."""
-    from triage.auditlog import CheckpointError, read_checkpoint, verify_chain
     from triage.settings import get_settings
+    from triage.store.auditlog import CheckpointError, read_checkpoint, verify_chain
 
     settings = get_settings()
     path = settings.audit_checkpoint_path()
@@ -567,8 +567,8 @@ def auditlog_verify() -> None:
 @auditlog_app.command("checkpoint")
 def auditlog_checkpoint() -> None:
     """Sign the chain's newest event into the checkpoint file, if it extends the last one."""
-    from triage.auditlog import checkpoint_chain
     from triage.settings import get_settings
+    from triage.store.auditlog import checkpoint_chain
 
     settings = get_settings()
     path = settings.audit_checkpoint_path()
