@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The docs site (mkdocs.yml); the theme's notices about MkDocs' future are not warnings.
+DOCS_ENV := DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1
 
-.PHONY: demo serve test lint format bench clean
+.PHONY: demo serve test docs lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -28,14 +30,19 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest
+
+docs: $(STAMP)
+	@echo "Serving the docs on http://127.0.0.1:8001 (rebuilt as you edit)"
+	$(DOCS_ENV) $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,docs,bench]'
 	$(BIN)/python bench/synth_bench.py
 	$(BIN)/python bench/features_bench.py
 	$(BIN)/python bench/online_bench.py

@@ -9,7 +9,7 @@ import mkdocs_gen_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from docs_pages import generated_pages  # noqa: E402
+from docs_pages import generated_pages
 
 for path, text in generated_pages().items():
     with mkdocs_gen_files.open(path, "w") as page:
