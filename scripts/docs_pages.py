@@ -27,6 +27,15 @@ PACKAGES: dict[str, str] = {
 }
 """The packages of the Python reference, in layer order, with one line on each."""
 
+GENERATED_PATHS: tuple[str, ...] = (
+    "reference/cli.md",
+    "reference/http-api.md",
+    "reference/openapi.json",
+    "reference/signals.md",
+    *(f"reference/python/{package}.md" for package in PACKAGES),
+)
+"""The pages that exist only in the built site, by their path inside it."""
+
 SKIPPED_MODULE_PARTS: frozenset[str] = frozenset({"migrations", "data", "cli"})
 """Left out of the Python reference: migrations and data files, and the command line, which
 has its own generated page."""
@@ -156,7 +165,7 @@ def python_reference_markdown(package: str) -> str:
 
 
 def generated_pages() -> dict[str, str]:
-    """Every generated page, by its path inside the docs site."""
+    """Every generated page, by its path inside the docs site (``GENERATED_PATHS``)."""
     spec = openapi_document()
     pages = {
         "reference/cli.md": cli_markdown(),
@@ -166,4 +175,5 @@ def generated_pages() -> dict[str, str]:
     }
     for package in PACKAGES:
         pages[f"reference/python/{package}.md"] = python_reference_markdown(package)
+    assert tuple(pages) == GENERATED_PATHS
     return pages
