@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The docs site (mkdocs.yml); the theme's notices about MkDocs' future are not warnings.
+DOCS_ENV := DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1
 
-.PHONY: demo serve test lint format bench clean
+.PHONY: demo serve test docs lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,6 +28,7 @@ serve: $(STAMP)
 	$(BIN)/triage serve --host 127.0.0.1 --port 8000
 
 test: lint
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest
 
 # Style, then the layers: imports run one way (core <- features <- models <- explain <- api
@@ -35,12 +38,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+docs: $(STAMP)
+	@echo "Serving the docs on http://127.0.0.1:8001 (rebuilt as you edit)"
+	$(DOCS_ENV) $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,docs,bench]'
 	$(BIN)/python bench/synth_bench.py
 	$(BIN)/python bench/features_bench.py
 	$(BIN)/python bench/online_bench.py
