@@ -9,9 +9,9 @@ from pathlib import Path
 import docs_pages
 import pytest
 import typer
-from cli.app import app as cli_app
 
 from api.app import create_app
+from cli.app import app as cli_app
 from features.catalogue import catalogue_markdown
 from features.policy import policy_markdown
 from triage.settings import Settings
