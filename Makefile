@@ -3,16 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 # The docs site (mkdocs.yml); the theme's notices about MkDocs' future are not warnings.
 DOCS_ENV := DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1
 
-.PHONY: demo serve test docs lint format bench clean
+.PHONY: demo serve test docs lint lock format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,docs]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,docs]'
 	touch $(STAMP)
+
+# Re-resolve every dependency from pyproject.toml in a scratch environment and pin the result.
+lock:
+	rm -rf var/lock-venv
+	$(PYTHON) -m venv var/lock-venv
+	var/lock-venv/bin/pip install --quiet --upgrade pip
+	var/lock-venv/bin/pip install --quiet '.[dev,docs]'
+	{ sed -n '1,3p' $(LOCK); var/lock-venv/bin/pip freeze --exclude-editable | grep -v '^triage'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf var/lock-venv
 
 demo: $(STAMP)
 	$(BIN)/triage synth --out var/extract --report
@@ -47,7 +58,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,docs,bench]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,docs,bench]'
 	$(BIN)/python bench/synth_bench.py
 	$(BIN)/python bench/features_bench.py
 	$(BIN)/python bench/online_bench.py
