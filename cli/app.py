@@ -410,6 +410,19 @@ auditlog_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=T
 app.add_typer(auditlog_app, name="auditlog")
 
 
+NewPassword = Annotated[
+    str,
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="TRIAGE_NEW_USER_PASSWORD",
+        help="At least 12 characters; prompted for when not given.",
+    ),
+]
+"""A new password: prompted for twice, or read from TRIAGE_NEW_USER_PASSWORD."""
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="The name the user signs in with.")],
@@ -417,16 +430,7 @@ def users_add(
         list[str],
         typer.Option("--role", help="practitioner, manager, researcher or admin (repeatable)."),
     ],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            envvar="TRIAGE_NEW_USER_PASSWORD",
-            help="At least 12 characters; prompted for when not given.",
-        ),
-    ],
+    password: NewPassword,
 ) -> None:
     """Add a user (argon2 password hash) with one or more roles."""
     from triage.accounts import AccountError, create_user
@@ -443,16 +447,7 @@ def users_add(
 @users_app.command("set-password")
 def users_set_password(
     username: Annotated[str, typer.Argument(help="The user whose password changes.")],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            envvar="TRIAGE_NEW_USER_PASSWORD",
-            help="At least 12 characters; prompted for when not given.",
-        ),
-    ],
+    password: NewPassword,
 ) -> None:
     """Set a user's password; every page session and token they hold stops working at once."""
     from triage.accounts import AccountError, set_password
