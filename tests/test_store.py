@@ -18,7 +18,6 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 
-from triage.auditlog import verify_chain
 from triage.store import (
     Base,
     ChildNotFound,
@@ -44,6 +43,7 @@ from triage.store import (
     record_decision,
     session_factory,
 )
+from triage.store.auditlog import verify_chain
 from triage.store.coltypes import NaiveDatetimeError
 from triage.store.engine import WRITER_LOCK_SUFFIX
 from triage.store.migrate import alembic_config, current_revision, downgrade, upgrade

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from triage.auditlog import (
+from triage.store.auditlog import (
     CHAIN_LOCK_KEY,
     GENESIS,
     chain_hash,
@@ -473,7 +473,7 @@ def append_audit_event(
     payload: Mapping[str, Any],
     occurred_at: datetime | None = None,
 ) -> AuditEventRow:
-    """Append an audit record, chained to the one before it (see ``triage.auditlog``)."""
+    """Append an audit record, chained to the one before it (see ``triage.store.auditlog``)."""
     row = AuditEventRow(
         **_chained_audit_values(
             _locked_chain_head(_connection(session)),

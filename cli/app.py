@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import typer
 from rich.console import Console
@@ -293,8 +293,9 @@ def audit(
     config = AuditConfig(
         n_boot=bootstraps,
         min_size=min_size,
-        correction=correction,
-        bootstrap=bootstrap,
+        # Both were checked against these values above; typer options cannot be Literal types.
+        correction=cast(Literal["holm", "bh"], correction),
+        bootstrap=cast(Literal["stratified", "household"], bootstrap),
         seed=seed,
     )
     with console.status("auditing"):
@@ -410,6 +411,19 @@ auditlog_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=T
 app.add_typer(auditlog_app, name="auditlog")
 
 
+NewPassword = Annotated[
+    str,
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="TRIAGE_NEW_USER_PASSWORD",
+        help="At least 12 characters; prompted for when not given.",
+    ),
+]
+"""A new password: prompted for twice, or read from TRIAGE_NEW_USER_PASSWORD."""
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="The name the user signs in with.")],
@@ -417,16 +431,7 @@ def users_add(
         list[str],
         typer.Option("--role", help="practitioner, manager, researcher or admin (repeatable)."),
     ],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            envvar="TRIAGE_NEW_USER_PASSWORD",
-            help="At least 12 characters; prompted for when not given.",
-        ),
-    ],
+    password: NewPassword,
 ) -> None:
     """Add a user (argon2 password hash) with one or more roles."""
     from triage.accounts import AccountError, create_user
@@ -443,16 +448,7 @@ def users_add(
 @users_app.command("set-password")
 def users_set_password(
     username: Annotated[str, typer.Argument(help="The user whose password changes.")],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            envvar="TRIAGE_NEW_USER_PASSWORD",
-            help="At least 12 characters; prompted for when not given.",
-        ),
-    ],
+    password: NewPassword,
 ) -> None:
     """Set a user's password; every page session and token they hold stops working at once."""
     from triage.accounts import AccountError, set_password
@@ -529,8 +525,8 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (K-…)
 @auditlog_app.command("verify")
 def auditlog_verify() -> None:
     """Walk the audit chain against its signed checkpoint; exit 1 naming what failed."""
-    from triage.auditlog import CheckpointError, read_checkpoint, verify_chain
     from triage.settings import get_settings
+    from triage.store.auditlog import CheckpointError, read_checkpoint, verify_chain
 
     settings = get_settings()
     path = settings.audit_checkpoint_path()
@@ -567,8 +563,8 @@ def auditlog_verify() -> None:
 @auditlog_app.command("checkpoint")
 def auditlog_checkpoint() -> None:
     """Sign the chain's newest event into the checkpoint file, if it extends the last one."""
-    from triage.auditlog import checkpoint_chain
     from triage.settings import get_settings
+    from triage.store.auditlog import checkpoint_chain
 
     settings = get_settings()
     path = settings.audit_checkpoint_path()
