@@ -182,8 +182,8 @@ def _label_sentence(result: FairnessAudit) -> str | None:
     rates = rates.dropna(subset=["gap"])
     if rates.empty:
         return None
-    worst = rates.loc[rates["gap"].idxmin()]  # type: ignore[call-overload]  # idxmin/idxmax give a label of this index; stubs say Hashable
-    best = rates.loc[rates["gap"].idxmax()]  # type: ignore[call-overload]  # idxmin/idxmax give a label of this index; stubs say Hashable
+    worst = rates.loc[rates["gap"].idxmin()]  # type: ignore[call-overload]  # an index label
+    best = rates.loc[rates["gap"].idxmax()]  # type: ignore[call-overload]  # an index label
     return (
         "Against the latent truth, the observed outcome understates harm most for "
         f"{worst['group']} ({worst['grouping']}: observed {percent(worst['observed'])}, "
@@ -203,8 +203,8 @@ def _human_sentence(result: FairnessAudit) -> str | None:
     ].dropna(subset=["estimate"])
     if rows.empty:
         return None
-    low = rows.loc[rows["estimate"].idxmin()]  # type: ignore[call-overload]  # idxmin/idxmax give a label of this index; stubs say Hashable
-    high = rows.loc[rows["estimate"].idxmax()]  # type: ignore[call-overload]  # idxmin/idxmax give a label of this index; stubs say Hashable
+    low = rows.loc[rows["estimate"].idxmin()]  # type: ignore[call-overload]  # an index label
+    high = rows.loc[rows["estimate"].idxmax()]  # type: ignore[call-overload]  # an index label
     found = result.human_comparisons
     count = int((found["verdict"] == DISPARITY).sum()) if found is not None else 0
     return (
