@@ -53,6 +53,10 @@ docs: $(STAMP)
 	@echo "Serving the docs on http://127.0.0.1:8001 (rebuilt as you edit)"
 	$(DOCS_ENV) $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
+.PHONY: typecheck
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

@@ -129,7 +129,7 @@ def create_app(
         holder = app.state.service.models
         return {"status": "ok", "model_loaded": holder.current is not None}
 
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 
 

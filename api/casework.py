@@ -49,7 +49,7 @@ from triage.store import (
     reopen_referral,
 )
 from triage.store.repository import HISTORY_LIMIT, identity_to_confirm
-from triage.store.tables import ID, utcnow
+from triage.store.tables import ID, ReferralRow, utcnow
 
 WHAT_IF_REASONS = 5
 CURSOR_VERSION = 1
@@ -161,7 +161,7 @@ def referral_detail(
         model_band=entry.model_band if entry is not None else None,
     )
     history = history_for_child(session, child_id=referral.child_id) if child else []
-    referral_ids = [item.row.referral_id for item in history if item.kind == "referral"]
+    referral_ids = [item.row.referral_id for item in history if isinstance(item.row, ReferralRow)]
     decisions = decisions_for_referrals(session, referral_ids=referral_ids)
     return {
         "referral": referral_out(referral, child),

@@ -108,7 +108,9 @@ def champion_probe(settings: Settings) -> ChampionProbe:
     return probe
 
 
-def _champion_documents(settings: Settings) -> tuple[dict | None, dict | None, dict | None]:
+def _champion_documents(
+    settings: Settings,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
     """The champion run's model card, gates and fairness audit, best effort (None if absent)."""
     try:
         import mlflow

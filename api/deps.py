@@ -58,7 +58,7 @@ class ServiceState:
     one connection, used by the loop thread only, so a checkout never waits for another."""
     intakes_in_flight: int = 0
     """Intakes handed to the executor and not yet answered (read and written on the loop)."""
-    background: list = field(default_factory=list)
+    background: list[object] = field(default_factory=list)
     secret_key: str = field(default="", repr=False)
 
 
@@ -110,7 +110,8 @@ SYSTEM = Actor(name="system", roles=frozenset(), kind="system")
 
 def get_state(request: Request) -> ServiceState:
     """The app's service state (set up by the lifespan)."""
-    return request.app.state.service
+    state: ServiceState = request.app.state.service  # set by the lifespan
+    return state
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]

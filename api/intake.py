@@ -803,7 +803,8 @@ def receive_events(
                 entity_id=None,
             )
         session.commit()
-    rescored, not_rescored = [], []
+    rescored: list[str] = []
+    not_rescored: list[str] = []
     for referral_id in affected:
         done = None
         if model is not None:

@@ -89,8 +89,8 @@ class StoreCollector(Collector):
             return
         for band, count in by_band:
             scores.add_metric([band], count)
-        for band, count in open_by_band:
-            queued.add_metric([band or "unscored"], count)
+        for queue_band, count in open_by_band:
+            queued.add_metric([queue_band or "unscored"], count)
         unscored.add_metric([], waiting or 0)
         current = state.models.current
         if current is not None:

@@ -60,12 +60,19 @@ def facts_of(
 class ReferralFields(Protocol):
     """The stored fields of a referral that the safety rules read (a row or a selected row)."""
 
-    received_at: datetime
-    injury_reported: bool
-    injury_sites: Sequence[str]
-    concerns: Sequence[str]
-    referrer_relationship: str | None
-    injury_photographed: bool | None
+    # Read-only members: a mapped row's ``list[str]`` is then a ``Sequence[str]``.
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def injury_reported(self) -> bool: ...
+    @property
+    def injury_sites(self) -> Sequence[str]: ...
+    @property
+    def concerns(self) -> Sequence[str]: ...
+    @property
+    def referrer_relationship(self) -> str | None: ...
+    @property
+    def injury_photographed(self) -> bool | None: ...
 
 
 def referral_facts(

@@ -137,7 +137,7 @@ class HandedConnectionsServer(uvicorn.Server):
 
         def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
             # As uvicorn's own startup builds it for a listening socket.
-            return config.http_protocol_class(  # type: ignore[call-arg]
+            return config.http_protocol_class(  # type: ignore[call-arg]  # typed as the base class
                 config=config,
                 server_state=self.server_state,
                 app_state=self.lifespan.state,

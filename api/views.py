@@ -108,10 +108,15 @@ def summary(explained: ExplainedScore, safety: SafetyOutcome, *, top: int) -> di
 class ReceivedReferral(Protocol):
     """What the intake reply shows of a stored referral (a ``ReferralRow`` has it)."""
 
-    referral_id: str
-    source_system: str
-    source_referral_id: str
-    received_at: datetime
+    # Read-only members, so a frozen dataclass has them as well as a mapped row.
+    @property
+    def referral_id(self) -> str: ...
+    @property
+    def source_system(self) -> str: ...
+    @property
+    def source_referral_id(self) -> str: ...
+    @property
+    def received_at(self) -> datetime: ...
 
 
 def accepted(referral: ReceivedReferral, score: dict[str, Any]) -> dict[str, Any]:

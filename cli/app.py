@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import typer
 from rich.console import Console
@@ -293,8 +293,9 @@ def audit(
     config = AuditConfig(
         n_boot=bootstraps,
         min_size=min_size,
-        correction=correction,
-        bootstrap=bootstrap,
+        # Both were checked against these values above; typer options cannot be Literal types.
+        correction=cast(Literal["holm", "bh"], correction),
+        bootstrap=cast(Literal["stratified", "household"], bootstrap),
         seed=seed,
     )
     with console.status("auditing"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class Reason:
     sentence: str
     record_ids: tuple[str, ...]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the ``MAX_REASON_RECORD_IDS`` most recent record IDs.
 
         Built by hand: ``dataclasses.asdict`` deep-copies, and this is hot. The reason itself

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from features.catalogue import CATALOGUE, Aggregation, Entity, Filter, Signal, Source
 from features.records import MS_PER_DAY, ages_in_months, series_to_ms
@@ -57,7 +58,8 @@ def _arrow(column: pd.Series) -> pa.Array:
 
 def _codes(arr: pa.Array) -> np.ndarray:
     """Integer codes of a dictionary-encoded array; nulls become -1."""
-    return pc.fill_null(arr, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes: np.ndarray = pc.fill_null(arr, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes
 
 
 def _numbered_ids(arr: pa.Array) -> tuple[bytes, np.ndarray] | None:
@@ -111,8 +113,9 @@ def _encode_together(*columns: pd.Series) -> list[np.ndarray]:
     """Shared integer codes for the values of several columns (nulls are -1)."""
     arrays = [_arrow(c).cast(pa.string()) for c in columns]
     parsed = [_numbered_ids(a) for a in arrays]
-    if all(p is not None for p in parsed) and len({p[0] for p in parsed}) == 1:
-        values = [p[1] for p in parsed]
+    numbered = [p for p in parsed if p is not None]
+    if len(numbered) == len(parsed) and len({p[0] for p in numbered}) == 1:
+        values = [p[1] for p in numbered]
         if max(int(v.max(initial=-1)) for v in values) < DENSE_ENOUGH:
             return values
         # Large, sparse case numbers: renumber densely so the packed key cannot overflow.
@@ -152,11 +155,13 @@ def _stable_order_by_code(codes: np.ndarray, time_order: np.ndarray) -> np.ndarr
     (numpy radix-sorts 16-bit integers) instead of a comparison sort of 8.7M int64 keys.
     """
     # int32 rows and codes halve the transient memory of each pass (both stay below 2**31).
-    order = time_order[codes[time_order] >= 0].astype(np.int32)
-    ordered = codes[order].astype(np.int32)
+    order: NDArray[np.int32] = time_order[codes[time_order] >= 0].astype(np.int32)
+    ordered: NDArray[np.int32] = codes[order].astype(np.int32)
     shift = 0
     while shift == 0 or (ordered.size and int(ordered.max()) >> shift):
-        step = np.argsort(((ordered >> shift) & 0xFFFF).astype(np.uint16), kind="stable")
+        step: np.ndarray = np.argsort(
+            ((ordered >> shift) & 0xFFFF).astype(np.uint16), kind="stable"
+        )
         order, ordered = order[step], ordered[step]
         del step
         shift += 16
@@ -186,7 +191,8 @@ class BatchBuilder:
         self._referrals = referrals
         self._events = events
         self._decisions = decisions
-        self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[tuple[Entity, Source], tuple[np.ndarray, np.ndarray]] = {}
+        self._time_orders: dict[Source, np.ndarray] = {}
         self._prepare()
 
     def _prepare(self) -> None:
@@ -269,14 +275,17 @@ class BatchBuilder:
             )
             self._query_order = dict(orders)
 
-    def _query_order_of(self, entity_codes: tuple[Entity, np.ndarray]) -> tuple[Entity, tuple]:
+    def _query_order_of(
+        self, entity_codes: tuple[Entity, np.ndarray]
+    ) -> tuple[Entity, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         entity, codes = entity_codes
         keys = self._key(codes, self.referrals.t_ms)
         order = np.argsort(keys, kind="stable")
         return entity, (order, codes[order], keys[order])
 
     def _key(self, codes: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
-        return codes * self._span + (t_ms - self._t0)
+        key: np.ndarray = codes * self._span + (t_ms - self._t0)
+        return key
 
     def _table(self, source: Source) -> Table:
         return {
@@ -299,8 +308,8 @@ class BatchBuilder:
                 codes = [VOCABULARIES[column].index(w.value) for w in wanted]
                 mask &= np.isin(cols[column], codes)
         if flt.concerns:
-            wanted = sum(CONCERN_BITS[c.value] for c in flt.concerns)
-            mask &= (cols["concerns"] & wanted) != 0
+            bits = sum(CONCERN_BITS[c.value] for c in flt.concerns)
+            mask &= (cols["concerns"] & bits) != 0
         if flt.injury_reported is not None:
             mask &= cols["injury_reported"] == flt.injury_reported
         if flt.injury_head_face_neck is not None:
@@ -319,12 +328,11 @@ class BatchBuilder:
 
     def _time_order(self, source: Source) -> np.ndarray:
         """Rows of a source by time, ties by row (cheap when the extract is in time order)."""
-        cache_key = ("time", source)
-        if cache_key not in self._cache:
-            self._cache[cache_key] = np.argsort(self._table(source).t_ms, kind="stable")
-        return self._cache[cache_key]
+        if source not in self._time_orders:
+            self._time_orders[source] = np.argsort(self._table(source).t_ms, kind="stable")
+        return self._time_orders[source]
 
-    def _sorted(self, signal: Signal, extra: Filter | None = None):
+    def _sorted(self, signal: Signal, extra: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Sorted packed keys of the records a signal reads, with their rows (a filtered view)."""
         flt = extra or signal.filter
         keys, rows = self._all_sorted(signal.entity, signal.source)
@@ -358,7 +366,7 @@ class BatchBuilder:
             return self._max_same_concern(signal)
         keys, rows = self._sorted(signal)
         lo, hi = self._window(signal, keys)
-        count = (hi - lo).astype(np.float64)
+        count: NDArray[np.float64] = (hi - lo).astype(np.float64)
         agg = signal.aggregation
         if agg is Aggregation.count:
             return count
@@ -368,14 +376,24 @@ class BatchBuilder:
             table = self._table(signal.source)
             last = table.t_ms[rows[np.maximum(hi - 1, 0)]] if rows.size else np.zeros(hi.size)
             days = (self.referrals.t_ms - last) / MS_PER_DAY
-            return np.where(hi > lo, days, np.nan)
+            since: np.ndarray = np.where(hi > lo, days, np.nan)
+            return since
         if agg is Aggregation.distinct_count:
             return self._distinct(signal, keys, rows, lo, hi)
         raise ValueError(f"{signal.name}: aggregation {agg} does not apply to history")
 
-    def _distinct(self, signal, keys, rows, lo, hi) -> np.ndarray:
+    def _distinct(
+        self,
+        signal: Signal,
+        keys: np.ndarray,
+        rows: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+    ) -> np.ndarray:
         """Distinct values per window: count records whose next same-valued record is later."""
         table = self._table(signal.source)
+        if signal.distinct_of is None:
+            raise ValueError(f"{signal.name}: a distinct count names the field it counts")
         values = table.columns[signal.distinct_of][rows]
         # One packed (entity, value) key, stably sorted, so ties keep key order (lexsort on
         # three arrays held twice the memory).
@@ -428,8 +446,7 @@ class BatchBuilder:
             # (one at a time: two 8.7M-row sorts side by side cost 0.3 GB more at the peak).
             for pair in sorted(history):
                 self._all_sorted(*pair)
-            for source in Source:
-                self._cache.pop(("time", source), None)  # only the sorts needed it
+            self._time_orders.clear()  # only the sorts needed them
             values = dict(zip(heavy_first, pool.map(self.signal, heavy_first), strict=True))
         data = {s.name: values[s] for s in signals}
         return pd.DataFrame(

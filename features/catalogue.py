@@ -47,7 +47,7 @@ class Aggregation(StrEnum):
 
     value = "value"
     exists = "exists"
-    count = "count"
+    count = "count"  # type: ignore[assignment]  # the aggregation's name; shadows str.count
     distinct_count = "distinct_count"
     days_since = "days_since"
     max_same_concern = "max_same_concern"

@@ -11,9 +11,13 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Connection, bindparam, func, or_, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from features.pointwise import SignalValue, evaluate
 from features.records import (
@@ -53,7 +57,7 @@ class OnlineFeatures:
         return {name: sv.value for name, sv in self.values.items()}
 
 
-def _referral_record(r: Sequence) -> ReferralRecord:
+def _referral_record(r: Sequence[Any]) -> ReferralRecord:
     """A referral from values laid out as ``REFERRAL_COLUMNS``, typed or raw from the driver."""
     return ReferralRecord(
         referral_id=r[0],
@@ -146,30 +150,37 @@ class _DriverStatement:
 
     sql: str
     positions: tuple[str, ...] | None
-    defaults: dict
+    defaults: dict[str, Any]
 
 
 _COMPILED: dict[tuple[str, str, str, int], _DriverStatement] = {}
 
 
-def _driver_statement(statement, dialect) -> _DriverStatement:
+def _driver_statement(statement: ClauseElement, dialect: Dialect) -> _DriverStatement:
     key = (dialect.name, dialect.driver, dialect.paramstyle, id(statement))
     if key not in _COMPILED:
-        compiled = statement.compile(dialect=dialect)
+        # A statement (not DDL) compiles to a SQLCompiler, which knows its parameter order.
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         positions = tuple(compiled.positiontup) if compiled.positiontup else None
         _COMPILED[key] = _DriverStatement(compiled.string, positions, dict(compiled.params))
     return _COMPILED[key]
 
 
-def _run(connection, statement, params: dict) -> list[tuple]:
+def _run(
+    connection: Connection, statement: ClauseElement, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
     """Execute at the driver level; values come back raw (SQLite: text times and JSON)."""
     compiled = _driver_statement(statement, connection.dialect)
     merged = {**compiled.defaults, **params}
     args = tuple(merged[name] for name in compiled.positions) if compiled.positions else merged
-    cursor = connection.connection.driver_connection.cursor()  # inside the session's transaction
+    driver = connection.connection.driver_connection
+    if driver is None:  # only an invalidated connection has no driver connection
+        raise RuntimeError("the session's database connection has been invalidated")
+    cursor = driver.cursor()  # inside the session's transaction
     try:
         cursor.execute(compiled.sql, args)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()  # DBAPI rows carry no types
+        return rows
     finally:
         cursor.close()
 
@@ -193,14 +204,16 @@ def _raw_ms(value: datetime | str) -> int:
     return to_ms(value)
 
 
-def _raw_list(value: list | str | None) -> frozenset[str]:
+def _raw_list(value: list[str] | str | None) -> frozenset[str]:
     """A stored JSON list (text on SQLite) as a set."""
     if isinstance(value, str):
         value = json.loads(value)
     return frozenset(value or ())
 
 
-def _history_params(connection, query: ReferralRecord, received_at: datetime) -> dict:
+def _history_params(
+    connection: Connection, query: ReferralRecord, received_at: datetime
+) -> dict[str, Any]:
     return {
         "child": query.child_id,
         "household": query.household_id,

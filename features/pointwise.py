@@ -104,13 +104,19 @@ def evaluate_signal(
         last = chosen[-1]
         return SignalValue((query.t_ms - last.t_ms) / MS_PER_DAY, (record_id(last),))
     if agg is Aggregation.distinct_count:
-        valued = [r for r in chosen if getattr(r, signal.distinct_of) is not None]
-        distinct = {getattr(r, signal.distinct_of) for r in valued}
+        of = signal.distinct_of
+        if of is None:
+            raise ValueError(f"{signal.name}: a distinct count names the field it counts")
+        valued = [r for r in chosen if getattr(r, of) is not None]
+        distinct = {getattr(r, of) for r in valued}
         return SignalValue(float(len(distinct)), tuple(record_id(r) for r in valued))
     if agg is Aggregation.max_same_concern:
         best: list[Record] = []
         for concern in sorted(query.concerns):
-            same = [r for r in chosen if concern in r.concerns]
+            # Only referrals carry concerns; the catalogue counts them over referrals alone.
+            same: list[Record] = [
+                r for r in chosen if isinstance(r, ReferralRecord) and concern in r.concerns
+            ]
             if len(same) > len(best):
                 best = same
         return SignalValue(float(len(best)), tuple(record_id(r) for r in best))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from triage.vocab import LIST_SEPARATOR
 
@@ -19,10 +22,12 @@ def to_ms(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
-def series_to_ms(values: pd.Series) -> np.ndarray:
+def series_to_ms(values: pd.Series) -> NDArray[np.int64]:
     """Milliseconds since the epoch, floored, from a tz-aware timestamp column."""
-    micros = values.dt.tz_convert("UTC").dt.as_unit("us").astype("int64").to_numpy()
-    return np.floor_divide(micros, 1000)
+    micros: NDArray[np.int64] = (
+        values.dt.tz_convert("UTC").dt.as_unit("us").astype("int64").to_numpy(np.int64)
+    )
+    return micros // 1000
 
 
 def age_in_months(born: date, on: date) -> int:
@@ -30,14 +35,16 @@ def age_in_months(born: date, on: date) -> int:
     return (on.year - born.year) * 12 + (on.month - born.month) - (on.day < born.day)
 
 
-def ages_in_months(born: np.ndarray, on: np.ndarray) -> np.ndarray:
+def ages_in_months(born: NDArray[np.datetime64], on: NDArray[np.datetime64]) -> NDArray[np.int64]:
     """``age_in_months`` over arrays of ``datetime64[D]``."""
     by, bm, bd = _ymd(born)
     oy, om, od = _ymd(on)
     return (oy - by) * 12 + (om - bm) - (od < bd)
 
 
-def _ymd(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ymd(
+    days: NDArray[np.datetime64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Year, month and day of ``datetime64[D]`` values."""
     years = days.astype("datetime64[Y]")
     months = days.astype("datetime64[M]")
@@ -95,18 +102,52 @@ class History:
     decisions: list[DecisionRecord] = field(default_factory=list)
 
 
-def _split(cell: object) -> frozenset[str]:
+# Rows of the extract tables as ``itertuples`` yields them (pandas makes the named tuple class
+# at run time, so the casts below name its fields); missing text cells are NaN.
+class _ReferralRow(Protocol):
+    referral_id: str
+    child_id: str
+    household_id: str
+    referrer_type: str
+    referrer_relationship: str | float | None
+    referrer_id: str | float | None
+    concerns: str | Iterable[str] | float | None
+    injury_reported: object
+    injury_sites: str | Iterable[str] | float | None
+
+
+class _EventRow(Protocol):
+    event_id: str
+    child_id: str | float | None
+    household_id: str | float | None
+    agency: str
+    kind: str
+
+
+class _DecisionRow(Protocol):
+    referral_id: str
+    child_id: str
+    household_id: str
+    decision: str
+
+
+def _split(cell: str | Iterable[str] | float | None) -> frozenset[str]:
     """A ``LIST_SEPARATOR``-joined cell (or a list) as a set."""
     if isinstance(cell, str):
         return frozenset(v for v in cell.split(LIST_SEPARATOR) if v)
     if cell is None or (isinstance(cell, float) and cell != cell):
         return frozenset()
+    if isinstance(cell, float):
+        raise TypeError("'float' object is not iterable")
     return frozenset(cell)
 
 
-def _none(value: object) -> object:
-    """Missing values as None."""
-    return None if value is None or (isinstance(value, float) and value != value) else value
+def _none(value: str | float | None) -> str | None:
+    """Missing values (None or NaN) as None."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    # A present text cell; a number here would break the record's contract, as before.
+    return cast(str, value)
 
 
 def referral_records(referrals: pd.DataFrame) -> list[ReferralRecord]:
@@ -125,7 +166,9 @@ def referral_records(referrals: pd.DataFrame) -> list[ReferralRecord]:
             injury_reported=bool(r.injury_reported),
             injury_sites=_split(r.injury_sites),
         )
-        for r, ms in zip(referrals.itertuples(index=False), t, strict=True)
+        for r, ms in zip(
+            cast("Iterable[_ReferralRow]", referrals.itertuples(index=False)), t, strict=True
+        )
     ]
 
 
@@ -142,12 +185,16 @@ def history_from_frames(
             EventRecord(
                 e.event_id, _none(e.child_id), _none(e.household_id), int(ms), e.agency, e.kind
             )
-            for e, ms in zip(events.itertuples(index=False), ev_t, strict=True)
+            for e, ms in zip(
+                cast("Iterable[_EventRow]", events.itertuples(index=False)), ev_t, strict=True
+            )
         ],
         decisions=[
             DecisionRecord(d.referral_id, d.child_id, d.household_id, int(ms), d.decision)
             for d, ms in zip(
-                joined.itertuples(index=False), series_to_ms(joined["decided_at"]), strict=True
+                cast("Iterable[_DecisionRow]", joined.itertuples(index=False)),
+                series_to_ms(joined["decided_at"]),
+                strict=True,
             )
         ],
     )

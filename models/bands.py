@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 BAND_NAMES = ("Review first", "Elevated", "Standard", "Lower")
 BAND_CAPACITIES = (0.05, 0.20, 0.60)
@@ -19,18 +21,20 @@ class Bands:
     names: tuple[str, ...] = BAND_NAMES
 
     @classmethod
-    def from_scores(cls, probabilities: np.ndarray, capacities=BAND_CAPACITIES) -> Bands:
+    def from_scores(
+        cls, probabilities: np.ndarray, capacities: tuple[float, ...] = BAND_CAPACITIES
+    ) -> Bands:
         """Thresholds at the given queue capacities of held-out scores."""
         quantiles = np.quantile(probabilities, [1 - c for c in capacities])
         return cls(thresholds=tuple(float(q) for q in quantiles))
 
-    def assign(self, probabilities: np.ndarray) -> np.ndarray:
+    def assign(self, probabilities: ArrayLike) -> np.ndarray:
         """Band name of each probability."""
         descending = -np.asarray(self.thresholds)
         index = np.searchsorted(descending, -np.asarray(probabilities), side="left")
         return np.asarray(self.names, dtype=object)[index]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for the model card and the API."""
         return {
             "names": list(self.names),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,7 +17,7 @@ HEADLINE = ("auc", "pr_auc", "brier", "calibration_slope", "calibration_intercep
             "precision_at_10", "recall_at_10", "fnr_at_10")  # fmt: skip
 
 
-def _clean(value):
+def _clean(value: object) -> object:
     """JSON-safe numbers (NaN becomes null)."""
     if isinstance(value, float | np.floating):
         return None if np.isnan(value) else round(float(value), 4)
@@ -26,7 +26,7 @@ def _clean(value):
     return value
 
 
-def model_card(result: TrainResult) -> dict:
+def model_card(result: TrainResult) -> dict[str, Any]:
     """The card's sections as plain data."""
     data, scorer = result.data, result.scorer
     split_counts = data.split.value_counts().to_dict()
@@ -237,7 +237,7 @@ def card_markdown(result: TrainResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _label_choice_lines(choice: dict) -> list[str]:
+def _label_choice_lines(choice: dict[str, Any]) -> list[str]:
     """The label choice section: why, the measured figures per label, the consequences."""
     lines = ["", "## The label: this referral's own outcome", choice["why"], ""]
     if choice.get("labels"):

@@ -100,7 +100,8 @@ def brier(y: np.ndarray, p: np.ndarray) -> float:
 def _logit(p: np.ndarray) -> np.ndarray:
     """Log-odds of probabilities clipped away from 0 and 1."""
     q = np.clip(p, _CLIP, 1 - _CLIP)
-    return np.log(q) - np.log1p(-q)
+    log_odds: np.ndarray = np.log(q) - np.log1p(-q)
+    return log_odds
 
 
 def _logistic_fit(y: np.ndarray, x: np.ndarray, a: float, b: float) -> tuple[float, np.ndarray]:
@@ -281,7 +282,8 @@ def cluster_sampler(groups: np.ndarray) -> Sampler:
         lengths = counts[picked]
         offsets = np.cumsum(lengths) - lengths
         within = np.arange(offsets[-1] + lengths[-1]) - np.repeat(offsets, lengths)
-        return rows[np.repeat(starts[picked], lengths) + within]
+        drawn: np.ndarray = rows[np.repeat(starts[picked], lengths) + within]
+        return drawn
 
     return draw
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -37,13 +38,15 @@ record, so a monotone model can never rank it above an earlier referral."""
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Probability from log-odds."""
-    return 1.0 / (1.0 + np.exp(-x))
+    probability: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return probability
 
 
 def logit(p: np.ndarray) -> np.ndarray:
     """Log-odds from probability, clipped away from 0 and 1."""
     p = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
+    log_odds: np.ndarray = np.log(p / (1 - p))
+    return log_odds
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,9 @@ class Binning:
 
     def index(self, values: np.ndarray) -> np.ndarray:
         """Bin of each value (0 is the missing bin when there is one)."""
-        idx = np.searchsorted(np.asarray(self.edges), values, side="right") + int(self.missing_bin)
+        idx: np.ndarray = np.searchsorted(np.asarray(self.edges), values, side="right") + int(
+            self.missing_bin
+        )
         if self.missing_bin:
             idx = np.where(np.isnan(values), 0, idx)
         return idx
@@ -74,7 +79,8 @@ class Binning:
         value_bins = np.arange(int(self.missing_bin), self.n_bins)
         if sign < 0:
             value_bins = value_bins[::-1]
-        return np.r_[np.zeros(int(self.missing_bin), dtype=np.intp), value_bins]
+        order: np.ndarray = np.r_[np.zeros(int(self.missing_bin), dtype=np.intp), value_bins]
+        return order
 
     def labels(self) -> list[str]:
         """Readable bin labels."""
@@ -180,12 +186,14 @@ class Scorecard:
     @property
     def offsets(self) -> np.ndarray:
         """Where each signal's bins start in the flat one-hot layout."""
-        return np.r_[0, np.cumsum([b.n_bins for b in self.binnings])[:-1]]
+        starts: np.ndarray = np.r_[0, np.cumsum([b.n_bins for b in self.binnings])[:-1]]
+        return starts
 
     def bin_indices(self, X: np.ndarray) -> np.ndarray:
         """Flat one-hot column of each (row, signal)."""
         cols = [b.index(X[:, j]) for j, b in enumerate(self.binnings)]
-        return np.column_stack(cols) + self.offsets
+        columns: np.ndarray = np.column_stack(cols) + self.offsets
+        return columns
 
     def _one_hot(self, X: np.ndarray) -> np.ndarray:
         idx = self.bin_indices(X)
@@ -229,14 +237,16 @@ class Scorecard:
 
     def _background(self, onehot: np.ndarray) -> np.ndarray:
         """Training mean of each bin; a never-lowers signal's background is its "none" bin."""
-        background = onehot.mean(axis=0)
+        background: np.ndarray = onehot.mean(axis=0)
         for start, binning, none in zip(self.offsets, self.binnings, self.from_none, strict=True):
             if none:
                 background[start : start + binning.n_bins] = 0.0
                 background[start] = 1.0  # bin 0: no record (count 0, or missing days)
         return background
 
-    def _fit_tables(self, steps, y: np.ndarray, c: float, val_onehot, y_val):
+    def _fit_tables(
+        self, steps: np.ndarray, y: np.ndarray, c: float, val_onehot: np.ndarray, y_val: np.ndarray
+    ) -> tuple[float, np.ndarray]:
         """Fit, then express as a base and per-signal tables centred on the background."""
         intercept, coef = _monotone_logistic(steps, y, c, self._bounded())
         flat = self._steps_to_flat(coef)
@@ -252,17 +262,29 @@ class Scorecard:
             raise ValueError("calibration reversed the scorecard's order: no usable signal")
         return a + scale * base, scale * flat
 
-    def fit(self, X, y, X_val, y_val, *, groups, n_boot: int = 20, seed: int = 0) -> Scorecard:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        *,
+        groups: np.ndarray,
+        n_boot: int = 20,
+        seed: int = 0,
+    ) -> Scorecard:
         """Fit on train, pick regularisation and calibrate on validation, refit bootstraps."""
         steps, val_onehot = self._steps(X), self._one_hot(X_val)
         self.background_ = self._background(self._one_hot(X))
-        best = None
+        best: tuple[float, float, float, np.ndarray] | None = None
         for c in SCORECARD_C_GRID:
             base, flat = self._fit_tables(steps, y, c, val_onehot, y_val)
             p = sigmoid(base + val_onehot @ flat)
             loss = -np.mean(y_val * np.log(p) + (1 - y_val) * np.log(1 - p))
             if best is None or loss < best[0]:
                 best = (loss, c, base, flat)
+        if best is None:
+            raise ValueError("SCORECARD_C_GRID is empty: no regularisation to choose from")
         _, self.c_, self.base_, flat = best
         self.tables_ = self._split(flat)
         rng = np.random.default_rng(seed)
@@ -295,7 +317,8 @@ class Scorecard:
     def log_odds(self, X: np.ndarray) -> np.ndarray:
         """Calibrated log-odds."""
         base, contrib = self.contributions(X)
-        return base + contrib.sum(axis=1)
+        log_odds: np.ndarray = base + contrib.sum(axis=1)
+        return log_odds
 
     def probability_range(self, X: np.ndarray, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Central interval of the bootstrap refits' probabilities."""
@@ -360,7 +383,17 @@ class Challenger:
             random_state=seed,
         )
 
-    def fit(self, X, y, X_val, y_val, *, groups, n_boot: int = 5, seed: int = 0) -> Challenger:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        *,
+        groups: np.ndarray,
+        n_boot: int = 5,
+        seed: int = 0,
+    ) -> Challenger:
         """Fit on train, calibrate on validation, refit a few household bootstraps."""
         for cached in CHALLENGER_CACHES:
             self.__dict__.pop(cached, None)
@@ -392,18 +425,20 @@ class Challenger:
 
     def log_odds(self, X: np.ndarray) -> np.ndarray:
         """Calibrated log-odds."""
-        return self.a_ + self.b_ * self._raw(X)[0]
+        log_odds: np.ndarray = self.a_ + self.b_ * self._raw(X)[0]
+        return log_odds
 
     def _raw(self, X: np.ndarray, *, refits: bool = False) -> np.ndarray:
         """Raw scores of the model, or of each bootstrap refit: models x rows."""
         X = self._prepared(X)
-        models = [m for m, _, _ in self.refits_] if refits else [self.model_]
+        models = [m for m, _, _ in self.refits_] if refits else [self._fitted()]
         if X.shape[0] > SMALL_BATCH:
             return np.array([m.decision_function(X) for m in models])
         key = "_forest_refits" if refits else "_forest_main"
         if getattr(self, key, None) is None:
             setattr(self, key, Forest.of(models))
-        return getattr(self, key).raw_scores(X)
+        forest: Forest = getattr(self, key)
+        return forest.raw_scores(X)
 
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Base and per-signal contributions (TreeSHAP), in calibrated log-odds."""
@@ -419,16 +454,24 @@ class Challenger:
             values, expected = tables.shap_values(X), tables.expected_value
         return np.full(X.shape[0], self.a_ + self.b_ * expected), self.b_ * values
 
+    def _fitted(self) -> HistGradientBoostingClassifier:
+        """The fitted model (``fit`` sets it)."""
+        if self.model_ is None:
+            raise ValueError("the challenger has not been fitted")
+        return self.model_
+
     def _tables(self) -> TreeShapTables | None:
         """Tabulated TreeSHAP, built once per process (not pickled); None if trees are too deep."""
         if "_tree_shap" not in self.__dict__:
+            model = self._fitted()
+            self._tree_shap: TreeShapTables | None
             try:
-                self._tree_shap = TreeShapTables.of(self.model_, reference=self._references())
+                self._tree_shap = TreeShapTables.of(model, reference=self._references())
             except ValueError:
                 self._tree_shap = None
         return self._tree_shap
 
-    def _explainer(self):
+    def _explainer(self) -> Any:  # a shap.TreeExplainer; shap has no type information
         """TreeSHAP for the fitted model, built once per process (not pickled)."""
         if getattr(self, "_tree_explainer", None) is None:
             import shap  # heavy; only the challenger needs it
@@ -436,7 +479,7 @@ class Challenger:
             self._tree_explainer = shap.TreeExplainer(self.model_)
         return self._tree_explainer
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         for cached in CHALLENGER_CACHES:
             state.pop(cached, None)

@@ -80,4 +80,5 @@ class Forest:
             node = np.where(self.is_leaf[node], node, step)
         starts = np.flatnonzero(np.r_[True, np.diff(self.model_of_tree) != 0])
         sums = np.add.reduceat(self.value[node], starts, axis=1)
-        return sums.T + self.baselines[:, None]
+        scores: np.ndarray = sums.T + self.baselines[:, None]
+        return scores

@@ -26,7 +26,8 @@ DAYS_SINCE = "days_since_last_referral"
 def open_case(features: pd.DataFrame) -> np.ndarray:
     """Whether each referral follows an earlier one about the child within ``OPEN_CASE_DAYS``."""
     days = features[DAYS_SINCE].to_numpy(dtype=np.float64)
-    return ~np.isnan(days) & (days <= OPEN_CASE_DAYS)
+    follows: np.ndarray = ~np.isnan(days) & (days <= OPEN_CASE_DAYS)
+    return follows
 
 
 def _recency_score(features: pd.DataFrame) -> np.ndarray:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import joblib
 import mlflow
 import pandas as pd
-from mlflow.pyfunc import PythonModel, PythonModelContext
+
+# The defining module: mlflow.pyfunc re-exports these without declaring them public.
+from mlflow.pyfunc.model import PythonModel, PythonModelContext
 
 
 class TriagePyfunc(PythonModel):
@@ -16,7 +20,10 @@ class TriagePyfunc(PythonModel):
         self.scorer = joblib.load(context.artifacts["scorer"])
 
     def predict(
-        self, context: PythonModelContext, model_input: pd.DataFrame, params=None
+        self,
+        context: PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         """Scores for a table of signals (columns named as in the catalogue)."""
         batch = self.scorer.score(model_input)

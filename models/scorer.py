@@ -26,7 +26,8 @@ class ScoreBatch:
     @property
     def log_odds(self) -> np.ndarray:
         """Calibrated log-odds."""
-        return self.base + self.contributions.sum(axis=1)
+        log_odds: np.ndarray = self.base + self.contributions.sum(axis=1)
+        return log_odds
 
 
 @dataclass

@@ -13,6 +13,7 @@ import numpy as np
 
 from models.card import card_json, card_markdown
 from models.plots import effects_plot, reliability_plot, roc_plot
+from models.scorer import Scorer
 from models.splits import TEST
 from models.train import TrainResult
 
@@ -157,7 +158,7 @@ def log_and_register(
         return Registration(run.info.run_id, model_name, version, result.promoted, alias)
 
 
-def load_champion_scorer(*, tracking_uri: str, model_name: str, alias: str):
+def load_champion_scorer(*, tracking_uri: str, model_name: str, alias: str) -> Scorer:
     """The ``Scorer`` behind ``models:/<name>@<alias>``."""
     configure_mlflow(tracking_uri)
     import mlflow
@@ -165,7 +166,7 @@ def load_champion_scorer(*, tracking_uri: str, model_name: str, alias: str):
 
     version = MlflowClient().get_model_version_by_alias(model_name, alias).version
     model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
-    scorer = model.unwrap_python_model().scorer
+    scorer: Scorer = model.unwrap_python_model().scorer  # the pickled Scorer of pyfunc_model
     scorer.version = f"{model_name}/{version}"
     return scorer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,7 @@ class TrainResult:
     label_gap: pd.DataFrame | None
     groups: dict[str, pd.DataFrame]
     gates: list[GateResult]
-    label_choice: dict
+    label_choice: dict[str, Any]
     """What an already-open case explains under each observed label (``models.label_choice``)."""
     data: TrainingData
     test_probability: np.ndarray
@@ -90,7 +91,10 @@ def choose(validation: dict[str, dict[str, float]], config: TrainConfig) -> tupl
     )
 
 
-FAMILIES = {"scorecard": Scorecard.for_signals, "challenger": Challenger}
+FAMILIES: dict[str, Callable[[tuple[str, ...]], Scorecard | Challenger]] = {
+    "scorecard": Scorecard.for_signals,
+    "challenger": Challenger,
+}
 
 
 def fit_scorer(

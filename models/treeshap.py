@@ -166,16 +166,16 @@ class TreeShapTables:
             nodes = predictor.nodes
             if nodes["is_categorical"].any():
                 raise ValueError("categorical splits are not supported")
-            internal, features, table, tree_expected = _tree_table(nodes, reference)
+            internal, tree_features, table, tree_expected = _tree_table(nodes, reference)
             expected += tree_expected
-            keys = zip(
+            node_keys = zip(
                 nodes["feature_idx"][internal].tolist(),
                 nodes["num_threshold"][internal].tolist(),
                 nodes["missing_go_to_left"][internal].astype(bool).tolist(),
                 strict=True,
             )
-            tree_splits.append([splits.setdefault(k, len(splits)) for k in keys])
-            tree_tables.append((features, table))
+            tree_splits.append([splits.setdefault(k, len(splits)) for k in node_keys])
+            tree_tables.append((tree_features, table))
         groups = _group(tree_splits)
         keys = list(splits)
         padded = np.full((len(groups), MAX_SPLITS), len(keys), dtype=np.intp)

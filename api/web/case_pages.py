@@ -61,11 +61,12 @@ def _queue_filters(
         ages[name] = None
         if raw.strip():
             try:
-                ages[name] = int(raw)
+                age = int(raw)
             except ValueError:
                 errors.append({"field": name, "reason": "Enter the age as a whole number of years"})
                 continue
-            if not 0 <= ages[name] <= MAX_AGE_YEARS:  # type: ignore[operator]
+            ages[name] = age
+            if not 0 <= age <= MAX_AGE_YEARS:
                 errors.append({"field": name, "reason": f"Enter an age from 0 to {MAX_AGE_YEARS}"})
     low, high = ages["min_age"], ages["max_age"]
     if low is not None and high is not None and low > high:

@@ -7,6 +7,7 @@ Every group's metrics come from per-group sufficient statistics. The point estim
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,15 @@ from models.fairness._statistics import (
 )
 
 
+class ReferenceChoice(TypedDict):
+    """The reference group chosen for one grouping, and why."""
+
+    group: str
+    rule: str
+    version: str
+    suppressed: bool
+
+
 @dataclass
 class FairnessAudit:
     """Everything the audit measured; tables are long, one row per group × metric."""
@@ -51,7 +61,7 @@ class FairnessAudit:
     thresholds: dict[int, float]
     groups: pd.DataFrame
     suppressed: pd.DataFrame
-    references: dict[str, dict[str, str]]
+    references: dict[str, ReferenceChoice]
     metrics: pd.DataFrame
     comparisons: pd.DataFrame
     reliability: pd.DataFrame
@@ -106,13 +116,17 @@ def audit(
 
     # Tied scores share their mean rank, so row order cannot move exposure between groups.
     rank = pd.Series(-p).rank(method="average").to_numpy()
-    names = [(a,) for a in config.attributes if a in attributes]
+    names: list[tuple[str, ...]] = [(a,) for a in config.attributes if a in attributes]
     names += [t for t in config.intersections if all(a in attributes for a in t)]
     factorized = {a: factorize_attribute(attributes[a]) for t in names for a in t}
     groupings = [make_grouping(attributes, t, factorized) for t in names]
 
-    group_rows, suppressed_rows, references = [], [], {}
-    metric_frames, reliability_frames, ranking_frames = [], [], []
+    group_rows: list[dict[str, Any]] = []
+    suppressed_rows: list[dict[str, Any]] = []
+    references: dict[str, ReferenceChoice] = {}
+    metric_frames: list[pd.DataFrame] = []
+    reliability_frames: list[pd.DataFrame] = []
+    ranking_frames: list[pd.DataFrame] = []
     exact: dict[str, dict[str, list[np.ndarray]]] = {lab: {} for lab in labels}
     rate_counts: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {
         lab: {} for lab in labels
@@ -140,8 +154,8 @@ def audit(
             )
             for k, v in metrics.items():
                 exact[lab].setdefault(k, []).append(v)
-            for k, v in counts.items():
-                rate_counts[lab].setdefault(k, []).append(v)
+            for k, pair in counts.items():
+                rate_counts[lab].setdefault(k, []).append(pair)
             reliability_frames.append(rel.assign(label=lab))
         ranking_frames.append(ranking_table(rank, y, flags, grouping, capacities))
         keeps.append(keep)

@@ -60,7 +60,8 @@ class _CellGrid:
 
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(q) - np.log1p(-q)
+    log_odds: np.ndarray = np.log(q) - np.log1p(-q)
+    return log_odds
 
 
 def _batched_logistic(

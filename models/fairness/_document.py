@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -106,15 +106,15 @@ def records(frame: pd.DataFrame | None) -> list[dict[str, Any]] | None:
     """Rows as JSON-ready dicts: NaN and infinities become null, numpy scalars plain."""
     if frame is None:
         return None
-    out = []
+    out: list[dict[str, Any]] = []
     for row in frame.to_dict(orient="records"):
-        clean = {}
+        clean: dict[str, Any] = {}
         for key, value in row.items():
             if isinstance(value, np.generic):
                 value = value.item()
             if isinstance(value, float) and not math.isfinite(value):
                 value = None
-            clean[key] = value
+            clean[cast(str, key)] = value  # the audit's tables name their columns in text
         out.append(clean)
     return out
 
@@ -150,7 +150,8 @@ def summary_sentences(comparisons: pd.DataFrame, *, limit: int = 12) -> list[str
     if found.empty:
         return ["No comparison shows a disparity beyond its tolerance."]
     sentences = []
-    for grouping, part in comparisons.groupby("grouping", sort=False):
+    for key, part in comparisons.groupby("grouping", sort=False):
+        grouping = cast(str, key)  # grouping names are text
         bad = part[part["verdict"] == DISPARITY]
         if not bad.empty and SEPARATOR not in grouping:
             names = ", ".join(sorted(bad["group"].unique()))
@@ -181,7 +182,8 @@ def _label_sentence(result: FairnessAudit) -> str | None:
     rates = rates.dropna(subset=["gap"])
     if rates.empty:
         return None
-    worst, best = rates.loc[rates["gap"].idxmin()], rates.loc[rates["gap"].idxmax()]
+    worst = rates.loc[rates["gap"].idxmin()]  # type: ignore[call-overload]  # an index label
+    best = rates.loc[rates["gap"].idxmax()]  # type: ignore[call-overload]  # an index label
     return (
         "Against the latent truth, the observed outcome understates harm most for "
         f"{worst['group']} ({worst['grouping']}: observed {percent(worst['observed'])}, "
@@ -201,7 +203,8 @@ def _human_sentence(result: FairnessAudit) -> str | None:
     ].dropna(subset=["estimate"])
     if rows.empty:
         return None
-    low, high = rows.loc[rows["estimate"].idxmin()], rows.loc[rows["estimate"].idxmax()]
+    low = rows.loc[rows["estimate"].idxmin()]  # type: ignore[call-overload]  # an index label
+    high = rows.loc[rows["estimate"].idxmax()]  # type: ignore[call-overload]  # an index label
     found = result.human_comparisons
     count = int((found["verdict"] == DISPARITY).sum()) if found is not None else 0
     return (
@@ -285,8 +288,9 @@ def to_document(
     if min_count:
         suppressed = suppressed.drop(columns="n")
         for name in ("metrics", "human", "groups", "comparisons", "human_comparisons"):
-            if tables[name] is not None:
-                tables[name] = _suppress_small(tables[name], min_count)
+            table = tables[name]
+            if table is not None:
+                tables[name] = _suppress_small(table, min_count)
     comparisons = result.comparisons
     verdict_counts = {
         label: comparisons[comparisons["label"] == label]["verdict"].value_counts().to_dict()
@@ -333,7 +337,8 @@ def pseudonymise_document(
     Does to a finished document what ``to_document(pseudonymise=True)`` does while building
     one (the API serves the document logged with the champion's training run).
     """
-    out = json.loads(json.dumps(document))  # a deep copy; the stored document stays as it was
+    # A deep copy; the stored document stays as it was.
+    out: dict[str, Any] = json.loads(json.dumps(document))
     out["meta"] = {k: v for k, v in out.get("meta", {}).items() if k not in _IDENTIFYING_META}
     out["config"]["min_count"] = min_count
     out["suppressed"] = [
@@ -377,8 +382,8 @@ def load_decisions(
     outcomes_path = directory / "outcomes.parquet"
     if outcomes_path.exists():
         outcomes = pd.read_parquet(outcomes_path, columns=["referral_id", "investigated_12m"])
-        outcomes = outcomes.set_index("referral_id")["investigated_12m"]
-        out["investigated"] = outcomes.reindex(referral_ids).fillna(False).astype(bool)
+        investigated = outcomes.set_index("referral_id")["investigated_12m"]
+        out["investigated"] = investigated.reindex(referral_ids).fillna(False).astype(bool)
     if bands is not None:
         out["band"] = bands
     return out

@@ -43,15 +43,17 @@ def _interval_figure(rows: list[dict[str, Any]], title: str, reference: str) -> 
         est = row.get("estimate")
         lo = row.get("wilson_lower", row.get("lower"))
         hi = row.get("wilson_upper", row.get("upper"))
-        whisker = lo is not None and hi is not None
+        x_lower = x_upper = None
+        if lo is not None and hi is not None:
+            x_lower, x_upper = left + lo * scale, left + hi * scale
         marks.append(
             {
                 "y": 32 + i * row_h,
                 "group": row["group"],
                 "estimate": est,
                 "colour": "#b3261e" if row["group"] == reference else "#1f5f99",
-                "x_lower": left + lo * scale if whisker else None,
-                "x_upper": left + hi * scale if whisker else None,
+                "x_lower": x_lower,
+                "x_upper": x_upper,
                 "x_estimate": None if est is None else left + est * scale,
             }
         )

@@ -161,7 +161,7 @@ def compare(
     est: np.ndarray,
     rep: np.ndarray,
     reference: np.ndarray,
-    counts: tuple[list[np.ndarray], list[np.ndarray]] | None,
+    counts: list[tuple[np.ndarray, np.ndarray]] | None,
     level: float,
     tail: float,
     clustered: bool = False,

@@ -51,7 +51,8 @@ def canonical_json(value: Any) -> str:
 
 def normalise_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The payload exactly as the JSON column will give it back (what gets hashed)."""
-    return json.loads(canonical_json(dict(payload)))
+    normalised: dict[str, Any] = json.loads(canonical_json(dict(payload)))
+    return normalised
 
 
 def _instant(value: datetime) -> str:

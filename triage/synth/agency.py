@@ -43,7 +43,9 @@ SCHOOL_AGE = (5.0, 17.0)
 HEALTH_VISITOR_AGE = (0.0, 5.0)
 
 
-def _poisson_times(rng, rate_per_day: np.ndarray, start: np.ndarray, end: np.ndarray):
+def _poisson_times(
+    rng: np.random.Generator, rate_per_day: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Event times of independent Poisson processes, one per row; returns (row, time)."""
     length = np.clip(end - start, 0.0, None)
     counts = rng.poisson(rate_per_day * length)
@@ -73,7 +75,7 @@ def draw_agency_events(
     until = pop.window_days
     out_child, out_hh, out_t, out_kind = [], [], [], []
 
-    def emit(child, household, t, kind: EventKind) -> None:
+    def emit(child: np.ndarray, household: np.ndarray, t: np.ndarray, kind: EventKind) -> None:
         inside = (t >= 0) & (t < until)
         out_child.append(child[inside])
         out_hh.append(household[inside])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,9 @@ from rich.table import Table
 from triage.synth.calibration_targets import Target, load_targets
 from triage.synth.population import YEAR
 from triage.vocab import PROFESSIONAL_REFERRERS, RELATIVE_OR_FRIEND, OutcomeLevel, ReferrerType
+
+if TYPE_CHECKING:
+    from triage.synth.layout import World
 
 REST_SOURCES = (
     ReferrerType.education_services,
@@ -71,7 +75,7 @@ def _on_plan(events: pd.DataFrame, day: pd.Timestamp) -> int:
     return int((starts > ends).sum())
 
 
-def figures(world) -> dict[str, float]:
+def figures(world: World) -> dict[str, float]:
     """Every calibrated figure computed from the extract's tables and its manifest."""
     refs, events, outcomes, children = world.referrals, world.events, world.outcomes, world.children
     start = date.fromisoformat(world.manifest["window"]["start"])
@@ -145,7 +149,7 @@ def _voices(refs: pd.DataFrame, outcomes: pd.DataFrame, truth: pd.DataFrame) -> 
     }
 
 
-def calibration_rows(world) -> list[CalibrationRow]:
+def calibration_rows(world: World) -> list[CalibrationRow]:
     """Generated figures beside their targets, in the targets file's order."""
     values = figures(world)
     return [CalibrationRow(target=t, value=values[t.key]) for t in load_targets()]
@@ -176,7 +180,7 @@ def _difference(target: Target, row: CalibrationRow) -> str:
     return f"{row.difference / target.target * 100:+.1f}%"
 
 
-def print_report(world, console: Console | None = None) -> bool:
+def print_report(world: World, console: Console | None = None) -> bool:
     """Print the calibration report; return whether every checked figure is within tolerance."""
     console = console or Console()
     table = Table(title="Calibration: synthetic world against published figures", show_lines=False)

@@ -64,4 +64,5 @@ def source_share_targets() -> np.ndarray:
     """Target share of each ``ReferrerType``, in enum order, summing to one."""
     by_key = {t.key: t.target for t in load_targets()}
     shares = np.array([by_key[f"source_{s.value}"] for s in ReferrerType])
-    return shares / shares.sum()
+    normalised: np.ndarray = shares / shares.sum()
+    return normalised

@@ -58,7 +58,8 @@ def harm_rate_per_day(pop: Population, params: WorldParams) -> np.ndarray:
         + 0.25 * pop.hh_deprived[hh]
         + 0.5 * pop.hh_frailty[hh]
     )
-    return params.harm_base_rate / YEAR * np.exp(log_rate)
+    rate: np.ndarray = params.harm_base_rate / YEAR * np.exp(log_rate)
+    return rate
 
 
 def draw_episodes(pop: Population, params: WorldParams, rng: np.random.Generator) -> Episodes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ class World:
     decisions: pd.DataFrame
     outcomes: pd.DataFrame
     truth: pd.DataFrame
-    manifest: dict
+    manifest: dict[str, Any]
 
     TABLES = ("children", "referrals", "events", "decisions", "outcomes", "truth")
 
@@ -95,12 +96,12 @@ def join_flags(matrix: np.ndarray, names: tuple[str, ...]) -> pa.Array:
 
 def frame(columns: dict[str, object]) -> pd.DataFrame:
     """A DataFrame from Arrow arrays and numpy columns, strings kept Arrow-backed."""
-    return pa.table(
-        {k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()}
-    ).to_pandas()
+    table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
+    out: pd.DataFrame = table.to_pandas()
+    return out
 
 
-def relationship_codes(pop: Population, refs: Referrals, rng) -> np.ndarray:
+def relationship_codes(pop: Population, refs: Referrals, rng: np.random.Generator) -> np.ndarray:
     """Referrer relationship per referral as an index into ``RELATIONSHIPS``, or -1."""
     n = refs.child.size
     age = pop.age_years(refs.child, refs.t)
@@ -158,7 +159,7 @@ def referrer_ids(
     hh_index: np.ndarray,
     hh_ids: pa.Array,
     child_ids: pa.Array,
-    rng,
+    rng: np.random.Generator,
 ) -> pa.Array:
     """Stable referrer identities: schools and GPs by household, relatives, officers."""
     n = refs.child.size
@@ -298,7 +299,15 @@ def assemble(
 
 
 def _events(
-    pop, services, agency, child_ids, hh_ids, child_pos, hh_pos, start, window
+    pop: Population,
+    services: Services,
+    agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    child_ids: pa.Array,
+    hh_ids: pa.Array,
+    child_pos: np.ndarray,
+    hh_pos: np.ndarray,
+    start: date,
+    window: float,
 ) -> pd.DataFrame:
     """Agency and social-care events in time order."""
     ev_child, ev_hh, ev_t, ev_kind = agency
@@ -337,10 +346,10 @@ def _labels(
     refs: Referrals,
     services: Services,
     referral_ids: pa.Array,
-    decided,
-    window,
+    decided: np.ndarray,
+    window: float,
     custody_dispute: np.ndarray,
-):
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Observed outcomes (only where the horizon has passed) and the separate latent truth."""
     kind = services.event_kind
     plan = kind == EVENT_KINDS.index(EventKind.cp_plan_start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from triage.synth.params import REFERRALS_PER_CHILD_YEAR, WorldParams
 from triage.vocab import Ethnicity
@@ -29,7 +30,7 @@ def logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """Inverse of the log-odds."""
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -57,17 +58,20 @@ class Population:
     @property
     def hh_deprived(self) -> np.ndarray:
         """Deprivation on a -1 (least deprived decile) to +1 (most deprived decile) scale."""
-        return (5.5 - self.hh_deprivation) / 4.5
+        deprived: np.ndarray = (5.5 - self.hh_deprivation) / 4.5
+        return deprived
 
     def band_exposure(self, lo_years: float, hi_years: float, until: float) -> np.ndarray:
         """Days each child spends aged ``[lo, hi)`` years within ``[0, until)``."""
         a = np.maximum(self.child_dob + lo_years * YEAR, 0.0)
         b = np.minimum(self.child_dob + hi_years * YEAR, until)
-        return np.clip(b - a, 0.0, None)
+        days: np.ndarray = np.clip(b - a, 0.0, None)
+        return days
 
     def age_years(self, child: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Age in years of ``child`` at day ``t``."""
-        return (t - self.child_dob[child]) / YEAR
+        years: np.ndarray = (t - self.child_dob[child]) / YEAR
+        return years
 
 
 def build_population(params: WorldParams, rng: np.random.Generator) -> Population:

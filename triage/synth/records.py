@@ -37,7 +37,11 @@ def name_pool(locale: str, kind: str, seed: int) -> tuple[str, ...]:
 
 
 def draw_names(
-    ethnicity: np.ndarray, male: np.ndarray, household: np.ndarray, seed: int, rng
+    ethnicity: np.ndarray,
+    male: np.ndarray,
+    household: np.ndarray,
+    seed: int,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Given and family names; siblings share the household's family name."""
     n = ethnicity.size

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 import numpy as np
 
@@ -55,14 +56,17 @@ class Referrals:
     @property
     def injury_reported(self) -> np.ndarray:
         """Whether any injury site is recorded."""
-        return self.injury_sites.any(axis=1)
+        # A (referral x site) matrix reduced along its rows is an array, never a scalar.
+        return cast(np.ndarray, self.injury_sites.any(axis=1))
 
     def take(self, index: np.ndarray) -> Referrals:
         """The referrals at ``index``."""
         return Referrals(**{k: v[index] for k, v in vars(self).items()})
 
 
-def _harm_referrals(pop: Population, episodes: Episodes, params: WorldParams, rng):
+def _harm_referrals(
+    pop: Population, episodes: Episodes, params: WorldParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Referrals raised by maltreatment episodes while they last: by agencies, and by family.
 
     Agencies see more of deprived households (surveillance bias); family see the child at
@@ -109,7 +113,9 @@ def _non_harm_rates(pop: Population, params: WorldParams) -> dict[Channel, np.nd
     return {c: r * surveillance / YEAR for c, r in per_year.items()}
 
 
-def _non_harm_referrals(pop: Population, params: WorldParams, target: float, rng):
+def _non_harm_referrals(
+    pop: Population, params: WorldParams, target: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Concern referrals without maltreatment behind them, scaled to ``target`` in expectation."""
     until = pop.window_days
     rates = _non_harm_rates(pop, params)
@@ -137,7 +143,9 @@ def _non_harm_referrals(pop: Population, params: WorldParams, target: float, rng
     return np.concatenate(children), np.concatenate(times), np.concatenate(chosen)
 
 
-def _unfounded_referrals(pop: Population, params: WorldParams, rng):
+def _unfounded_referrals(
+    pop: Population, params: WorldParams, rng: np.random.Generator
+) -> tuple[np.ndarray, ...]:
     """Referrals with no harm behind them: good-faith concerns, and intentionally false ones.
 
     Returns child, time, channel, whether a side of a custody dispute made it and whether a
@@ -178,10 +186,18 @@ def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw per row from unnormalised row weights."""
     cumulative = np.cumsum(weights, axis=1)
     u = rng.random(weights.shape[0]) * cumulative[:, -1]
-    return (cumulative < u[:, None]).sum(axis=1).clip(0, weights.shape[1] - 1)
+    draws: np.ndarray = (cumulative < u[:, None]).sum(axis=1).clip(0, weights.shape[1] - 1)
+    return draws
 
 
-def _follow_ups(child, t, *rest, params: WorldParams, until: float, rng):
+def _follow_ups(
+    child: np.ndarray,
+    t: np.ndarray,
+    *rest: np.ndarray,
+    params: WorldParams,
+    until: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, ...]:
     """Chains of re-referrals: each referral may be followed by another within a year.
 
     A follow-up repeats every column of the referral it follows (``rest``) but the time.
@@ -210,11 +226,18 @@ def rake_source_probabilities(
         realised = (group_counts[:, None] * probs).sum(axis=0) / group_counts.sum()
         weights *= np.where(realised > 0, targets / np.maximum(realised, 1e-12), 1.0)
     probs = group_affinity * weights
-    return probs / probs.sum(axis=1, keepdims=True)
+    raked: np.ndarray = probs / probs.sum(axis=1, keepdims=True)
+    return raked
 
 
 def _assign_sources(
-    pop: Population, child, t, channel, individual: np.ndarray, targets: np.ndarray, rng
+    pop: Population,
+    child: np.ndarray,
+    t: np.ndarray,
+    channel: np.ndarray,
+    individual: np.ndarray,
+    targets: np.ndarray,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Referrer type per referral: channel affinity raked to the national source shares.
 
@@ -239,7 +262,9 @@ def _assign_sources(
     return source
 
 
-def _concerns(pop: Population, child, channel, rng) -> np.ndarray:
+def _concerns(
+    pop: Population, child: np.ndarray, channel: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Boolean matrix of concerns ticked (referral x ``CONCERNS``)."""
     n = child.size
     out = np.zeros((n, len(CONCERNS)), dtype=bool)
@@ -259,7 +284,9 @@ def _concerns(pop: Population, child, channel, rng) -> np.ndarray:
     return out
 
 
-def _injuries(channel, by_family, params: WorldParams, rng) -> tuple[np.ndarray, np.ndarray]:
+def _injuries(
+    channel: np.ndarray, by_family: np.ndarray, params: WorldParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Injury sites (referral x ``SITES``) and whether photographs were taken."""
     n = channel.size
     reported = rng.random(n) < INJURY_PROBABILITY[channel]

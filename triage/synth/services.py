@@ -189,7 +189,9 @@ def respond(
     )
 
 
-def _social_care_events(refs: Referrals, level: np.ndarray, params: WorldParams, rng):
+def _social_care_events(
+    refs: Referrals, level: np.ndarray, params: WorldParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Assessments, child-in-need starts, s47 enquiries and plans that follow each referral."""
     n = refs.child.size
     lv = {lvl: level == LEVELS.index(lvl) for lvl in LEVELS}

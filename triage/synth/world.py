@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ def window_start(params: WorldParams) -> date:
     return params.end - timedelta(days=round(params.years * YEAR))
 
 
-def _population_denominators(pop: Population, start: date) -> dict:
+def _population_denominators(pop: Population, start: date) -> dict[str, Any]:
     """Implicit population figures the calibration report divides by."""
     window = pop.window_days
     by_age = [float(pop.band_exposure(a, a + 1, window).sum() / YEAR) for a in range(18)]
