@@ -7,7 +7,7 @@ LOCK := requirements.lock
 # The docs site (mkdocs.yml); the theme's notices about MkDocs' future are not warnings.
 DOCS_ENV := DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1
 
-.PHONY: demo serve test docs lint lock format bench clean
+.PHONY: demo serve test docs lint lock typecheck format bench clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ serve: $(STAMP)
 	@echo "Serving on http://127.0.0.1:8000 (pages at /, API docs at /docs)"
 	$(BIN)/triage serve --host 127.0.0.1 --port 8000
 
-test: lint
+test: lint typecheck
 	$(DOCS_ENV) $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest
 
@@ -53,7 +53,6 @@ docs: $(STAMP)
 	@echo "Serving the docs on http://127.0.0.1:8001 (rebuilt as you edit)"
 	$(DOCS_ENV) $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
-.PHONY: typecheck
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
