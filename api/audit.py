@@ -10,7 +10,7 @@ from typing import Any
 
 from api.deps import ServiceState
 from triage.auditlog import CheckpointOutcome, checkpoint_chain
-from triage.store import append_audit_event
+from triage.store import add_audit_event
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def record(
 ) -> None:
     """Append one audit event in its own transaction (ids and counts only, never names)."""
     with state.sessions() as session:
-        append_audit_event(
+        add_audit_event(
             session,
             actor=actor,
             action=action,
