@@ -1,8 +1,9 @@
-"""Persistence: schema, engine, migrations, the record stores and the extract loader.
+"""Persistence: schema, engine, migrations, the record modules and the extract reader and loader.
 
 The repository functions live in one module per kind of record (``referrals``, ``decisions``,
-``scores``, ``audit``, ``idempotency``, ``queue``, ``access``, ``readiness``); the session and
-its transaction always belong to the caller. Their names say how they reach the database:
+``scores``, ``audit``, ``idempotency``, ``queue``, ``access``, ``readiness``; ``core`` holds
+their shared Core plumbing); the session and its transaction always belong to the caller.
+The prefix says how a function reaches the database:
 
 - ORM, the session's unit of work: ``add_*`` builds a ``*Row``, adds it and flushes;
   ``save_*`` inserts or updates one; ``get_*``, ``latest_*``, ``list_*`` and ``*_for_*``
@@ -10,8 +11,9 @@ its transaction always belong to the caller. Their names say how they reach the 
 - Core, prebuilt statements on the session's connection for the hot paths (intake, scoring):
   ``insert_*`` (``insert_*_if_new`` skips a stored key), ``upsert_*`` and ``read_*`` put no
   object in the session and return plain values.
-- Other verbs (``record_decision``, ``reopen_referral``, ``claim_idempotency_key``,
-  ``revoke_api_key``...) are single steps of the domain; their docstrings say what they return.
+- The rest are single domain steps (``record_decision``, ``reopen_referral``,
+  ``claim_idempotency_key``, ``revoke_api_key``...) or queries named after their result
+  (``queue_page``, ``open_referrals_affected_by``...); each docstring says what it returns.
 """
 
 from triage.store.access import (
