@@ -1,7 +1,7 @@
 """Persistence: schema, engine, migrations, the record modules and the extract reader and loader.
 
 The repository functions live in one module per kind of record (``referrals``, ``decisions``,
-``scores``, ``audit``, ``idempotency``, ``queue``, ``access``, ``readiness``; ``core`` holds
+``scores``, ``audit``, ``idempotency``, ``queue``, ``access``, ``readiness``; ``statements`` holds
 their shared Core plumbing); the session and its transaction always belong to the caller.
 The prefix says how a function reaches the database:
 

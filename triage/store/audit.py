@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from triage.auditlog import CHAIN_LOCK_KEY, GENESIS, chain_hash, event_document, normalise_payload
-from triage.store.core import session_connection
+from triage.store.statements import session_connection
 from triage.store.tables import AuditEventRow, utcnow
 
 

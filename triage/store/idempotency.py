@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from triage.store.core import insert_if_new
 from triage.store.errors import StoreError
+from triage.store.statements import insert_if_new
 from triage.store.tables import IdempotencyKeyRow, utcnow
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, delete, literal, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from triage.store.core import insert_if_new_statement, session_connection
+from triage.store.statements import insert_if_new_statement, session_connection
 from triage.store.tables import QueueEntryRow, ReferralRow, utcnow
 
 

@@ -15,8 +15,8 @@ from sqlalchemy import Row, bindparam, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from triage.store.core import insert_if_new, session_connection
 from triage.store.errors import ChildNotFound, DuplicateEvent, DuplicateReferral, StoreError
+from triage.store.statements import insert_if_new, session_connection
 from triage.store.tables import ChildRow, EventRow, HouseholdRow, ReferralRow
 
 HISTORY_LIMIT = 500

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from triage.store.core import session_connection
+from triage.store.statements import session_connection
 from triage.store.tables import ScoreRow, utcnow
 
 
