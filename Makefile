@@ -3,14 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# The docs site (mkdocs.yml); the theme's notices about MkDocs' future are not warnings.
+DOCS_ENV := DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1
 
-.PHONY: demo serve test lint format bench clean
+.PHONY: demo serve test docs lint lock format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,docs]'
 	touch $(STAMP)
+
+# Re-resolve every dependency from pyproject.toml in a scratch environment and pin the result.
+lock:
+	rm -rf var/lock-venv
+	$(PYTHON) -m venv var/lock-venv
+	var/lock-venv/bin/pip install --quiet --upgrade pip
+	var/lock-venv/bin/pip install --quiet '.[dev,docs]'
+	{ sed -n '1,3p' $(LOCK); var/lock-venv/bin/pip freeze --exclude-editable | grep -v '^triage'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf var/lock-venv
 
 demo: $(STAMP)
 	$(BIN)/triage synth --out var/extract --report
@@ -25,17 +38,27 @@ serve: $(STAMP)
 	@echo "Serving on http://127.0.0.1:8000 (pages at /, API docs at /docs)"
 	$(BIN)/triage serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+test: lint
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict --quiet
+	$(BIN)/pytest
+
+# Style, then the layers: imports run one way (core <- features <- models <- explain <- api
+# <- command line) and no package's modules import each other in a cycle (pyproject.toml).
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/lint-imports
+
+docs: $(STAMP)
+	@echo "Serving the docs on http://127.0.0.1:8001 (rebuilt as you edit)"
+	$(DOCS_ENV) $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,docs,bench]'
 	$(BIN)/python bench/synth_bench.py
 	$(BIN)/python bench/features_bench.py
 	$(BIN)/python bench/online_bench.py

@@ -1,1 +1,1 @@
-"""The FastAPI service and pages (the "Service API" issue fills this package)."""
+"""The FastAPI service: the /v1 routes, the pages, the services behind them, the supervisor."""

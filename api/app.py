@@ -31,7 +31,7 @@ from api.routes import auth, events, fairness, model, queue, referrals, research
 from api.schemas import ErrorOut
 from api.scoring import flag_unscored_from_history, score_backlog, sync_queue
 from api.timeouts import TimeoutMiddleware
-from api.web import install_pages
+from api.web import error_page, install_pages
 from triage.pseudonyms import pseudonym_key
 from triage.schema import AgencyEventIn
 from triage.settings import Settings, get_settings
@@ -116,7 +116,7 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
-    install_error_handlers(app)
+    install_error_handlers(app, error_page)
     install_operations(app)
     for module in (auth, referrals, events, queue, model, fairness, research):
         app.include_router(module.router)

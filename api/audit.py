@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.deps import ServiceState
-from triage.auditlog import CheckpointOutcome, checkpoint_chain
 from triage.store import add_audit_event
+from triage.store.auditlog import CheckpointOutcome, checkpoint_chain
 
 log = logging.getLogger(__name__)
 

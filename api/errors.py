@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -121,8 +121,14 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Make every error, expected or not, take the documented shape."""
+ErrorPage = Callable[[Request, int, str, str], Response]
+"""Renders an HTML error page: request, status, title, message (the pages package has one)."""
+
+
+def install_error_handlers(app: FastAPI, error_page: ErrorPage) -> None:
+    """Make every error, expected or not, take the documented shape (pages: ``error_page``)."""
+    # Handed in rather than imported: the pages package depends on this module.
+    app.state.error_page = error_page
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -218,9 +224,8 @@ def is_page_request(request: Request) -> bool:
 
 
 def page_error(request: Request, status_code: int, title: str | None) -> Response:
-    """The HTML error page (rendered by the pages package, which depends on this module)."""
-    from api.web import error_page
-
+    """The HTML error page, rendered by the page renderer the app was given."""
+    error_page: ErrorPage = request.app.state.error_page
     return error_page(
         request,
         status_code,

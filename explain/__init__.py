@@ -1,1 +1,1 @@
-"""Per-referral reasons, what-if and global views (the "Explanations" issue fills this package)."""
+"""Per-referral reasons with their records, what-if, global views, plots and batch reasons."""

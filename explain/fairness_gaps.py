@@ -1,8 +1,8 @@
 """The fairness audit with its explanations: why gaps exist, and the audit of a training run.
 
-Lives in ``explain`` because it needs the group-difference decomposition; the metrics,
-intervals, verdicts and report rendering stay in ``models.fairness`` and
-``models.fairness_report``.
+Lives in ``explain`` because it needs the group-difference decomposition, and ``models``
+must not import ``explain``; the metrics, intervals, verdicts, the document and the report
+stay in the ``models.fairness`` package, which takes the gap explanations as plain data.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import pandas as pd
 from explain.global_views import group_difference
 from explain.plots import group_difference_png
 from models.dataset import OUTCOMES
-from models.fairness import AuditConfig, FairnessAudit, audit_attributes
-from models.fairness_report import (
+from models.fairness import (
     SCHEMA_VERSION,
+    AuditConfig,
+    FairnessAudit,
+    audit_attributes,
     audit_scored,
     records,
     to_document,

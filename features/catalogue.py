@@ -242,7 +242,7 @@ PROTECTED_INPUTS: frozenset[str] = frozenset(
 
 
 def catalogue_rows() -> list[dict[str, str]]:
-    """The catalogue as rows of text, for ``triage features list`` and the README."""
+    """The catalogue as rows of text, for ``triage features list`` and the docs."""
     rows = []
     for s in CATALOGUE:
         flt = s.filter
@@ -278,7 +278,7 @@ def catalogue_rows() -> list[dict[str, str]]:
 
 
 def catalogue_markdown() -> str:
-    """The catalogue as a Markdown table (the README embeds it; a test keeps them equal)."""
+    """The catalogue as a Markdown table (the docs site's signal reference is built from it)."""
     rows = catalogue_rows()
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -125,7 +125,7 @@ def policy_rows() -> list[dict[str, str]]:
 
 
 def policy_markdown() -> str:
-    """The policy as a Markdown table (the README embeds it; a test keeps them equal)."""
+    """The policy as a Markdown table (the docs site's signal reference is built from it)."""
     lines = ["| signal | rule | why |", "|---|---|---|"]
     lines += [
         f"| `{r['signal']}` | {r['rule'].replace('_', ' ')} | {r['why']} |" for r in policy_rows()

@@ -27,7 +27,6 @@ from explain.unknowns import what_the_model_does_not_know
 from models.dataset import DEFAULT_OUTCOME, OUTCOMES, load_training_data
 from models.scorer import Scorer
 from models.train import fit_scorer
-from triage.auditlog import verify_chain
 from triage.queue import BANDS
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
@@ -50,6 +49,7 @@ from triage.store import (
     record_decision,
     session_factory,
 )
+from triage.store.auditlog import verify_chain
 from triage.store.migrate import upgrade
 from triage.synth import WorldParams, generate_world
 from triage.synth.extract import write_extract

@@ -19,11 +19,11 @@ from test_auditlog import activity
 from typer.testing import CliRunner
 
 from api.app import create_app
-from triage.auditlog import GENESIS, chain_hash, event_document, normalise_payload
-from triage.cli import app as cli
+from cli.app import app as cli
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings, get_settings
 from triage.store import AuditEventRow, make_engine, session_factory
+from triage.store.auditlog import GENESIS, normalise_payload, row_hash
 
 
 def run(settings: Settings, *args: str, **env: str) -> tuple[int, str]:
@@ -90,18 +90,7 @@ def rewrite_and_rehash(settings: Settings) -> None:
             prev = GENESIS
             for row in rows:
                 row.prev_hash = prev
-                row.hash = chain_hash(
-                    prev,
-                    event_document(
-                        occurred_at=row.occurred_at,
-                        actor=row.actor,
-                        action=row.action,
-                        entity_type=row.entity_type,
-                        entity_id=row.entity_id,
-                        model_version=row.model_version,
-                        payload=row.payload,
-                    ),
-                )
+                row.hash = row_hash(row, prev)
                 prev = row.hash
             session.commit()
     finally:

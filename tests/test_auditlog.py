@@ -12,11 +12,11 @@ from sqlalchemy import Engine, select, text, update
 from typer.testing import CliRunner
 
 from api.app import create_app
-from triage.auditlog import GENESIS, verify_chain
-from triage.cli import app as cli
+from cli.app import app as cli
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
 from triage.store import AuditEventRow, add_audit_event, make_engine, session_factory
+from triage.store.auditlog import GENESIS, verify_chain
 
 
 def activity(settings: Settings) -> None:

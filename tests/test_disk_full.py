@@ -25,10 +25,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from triage.auditlog import verify_chain
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
 from triage.store import ReferralRow, make_engine, session_factory
+from triage.store.auditlog import verify_chain
 from triage.store.migrate import upgrade
 
 FILESYSTEM_BYTES = 8 * 1024 * 1024

@@ -275,7 +275,7 @@ def test_training_run_carries_the_global_views(extract, world, tmp_path, monkeyp
     from sqlalchemy import select
     from typer.testing import CliRunner
 
-    from triage.cli import app
+    from cli.app import app
     from triage.store.tables import AuditEventRow
 
     db = f"sqlite:///{tmp_path}/triage.db"

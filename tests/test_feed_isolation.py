@@ -29,7 +29,7 @@ from test_api import (  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from api.schemas import IntakeReceipt
-from triage.cli import app as cli
+from cli.app import app as cli
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
 from triage.store import ApiKeyRow, ChildRow, EventRow, ReferralRow, ScoreRow, session_factory

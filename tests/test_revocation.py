@@ -18,8 +18,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from api.app import create_app
+from cli.app import app as cli
 from triage.accounts import set_password
-from triage.cli import app as cli
 from triage.settings import Settings
 from triage.store import AuditEventRow, make_engine, session_factory
 

@@ -31,7 +31,7 @@ from api import serving
 from api.app import create_app
 from api.deps import run_intake
 from api.serving import ServerOptions
-from triage import cli
+from cli import app as cli
 from triage.settings import Settings, get_settings
 from triage.store import QueueEntryRow, ScoreRow, make_engine
 from triage.store.loader import load_extract

@@ -18,7 +18,6 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 
-from triage.auditlog import verify_chain
 from triage.store import (
     Base,
     ChildNotFound,
@@ -56,6 +55,7 @@ from triage.store import (
     store_idempotent_response,
     upsert_queue_entry,
 )
+from triage.store.auditlog import verify_chain
 from triage.store.coltypes import NaiveDatetimeError
 from triage.store.engine import WRITER_LOCK_SUFFIX
 from triage.store.migrate import alembic_config, current_revision, downgrade, upgrade

@@ -10,7 +10,7 @@ from api.audit import record
 from api.deps import AUTH_RESPONSES, ActorDep, ModelDep, StateDep, require_roles
 from api.errors import ApiError
 from api.schemas import ErrorOut
-from models.fairness_report import (
+from models.fairness import (
     DEFAULT_MIN_COUNT,
     SCHEMA,
     SCHEMA_VERSION,

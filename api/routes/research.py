@@ -17,7 +17,7 @@ from api.research import (
     research_referrals,
 )
 from api.schemas import ErrorOut, ResearchDecisions, ResearchReferralPage
-from models.fairness_report import DEFAULT_MIN_COUNT
+from models.fairness import DEFAULT_MIN_COUNT
 from triage.pseudonyms import pseudonym_key
 from triage.store.statistics import (
     count_referrals,

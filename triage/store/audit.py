@@ -1,4 +1,4 @@
-"""The hash-chained audit log (see ``triage.auditlog``): appending one event.
+"""The hash-chained audit log (see ``triage.store.auditlog``): appending one event.
 
 ``add_audit_event`` works through the ORM and returns the row; ``insert_audit_event`` is Core
 and returns the event's hash.
@@ -13,7 +13,13 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
-from triage.auditlog import CHAIN_LOCK_KEY, GENESIS, chain_hash, event_document, normalise_payload
+from triage.store.auditlog import (
+    CHAIN_LOCK_KEY,
+    GENESIS,
+    chain_hash,
+    event_document,
+    normalise_payload,
+)
 from triage.store.statements import session_connection
 from triage.store.tables import AuditEventRow, utcnow
 
@@ -29,7 +35,7 @@ def add_audit_event(
     payload: Mapping[str, Any],
     occurred_at: datetime | None = None,
 ) -> AuditEventRow:
-    """Append an audit record, chained to the one before it (see ``triage.auditlog``)."""
+    """Append an audit record, chained to the one before it (see ``triage.store.auditlog``)."""
     row = AuditEventRow(
         **_chained_audit_values(
             _locked_chain_head(session_connection(session)),

@@ -55,7 +55,7 @@ HARM_CHANNELS = (
 SOURCES: tuple[ReferrerType, ...] = tuple(ReferrerType)
 SCHOOL_SOURCES = (ReferrerType.school, ReferrerType.education_services)
 
-_AFFINITY_ROWS: dict[Channel, dict[ReferrerType, float]] = {
+_AFFINITY_ROWS: dict[Channel, dict[str, float]] = {
     Channel.harm_neglect: {"police": 5, "school": 35, "education_services": 3, "health": 30,
                            "housing": 5, "la_services": 12, "other_legal": 2, "individual": 5,
                            "anonymous": 2, "other": 3, "unknown": 2},

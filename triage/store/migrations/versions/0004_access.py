@@ -62,7 +62,7 @@ def upgrade() -> None:
 
 
 def _chain_existing_events() -> None:
-    from triage.auditlog import GENESIS, chain_hash, event_document
+    from triage.store.auditlog import GENESIS, chain_hash, event_document
 
     events = sa.table(
         "audit_events",

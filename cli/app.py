@@ -256,8 +256,13 @@ def audit(
     """Fairness audit of the champion on an extract: JSON and a self-contained HTML report."""
     from explain.fairness_gaps import gap_explanations
     from models.dataset import load_training_data
-    from models.fairness import AuditConfig, audit_attributes
-    from models.fairness_report import audit_scored, to_document, write_report
+    from models.fairness import (
+        AuditConfig,
+        audit_attributes,
+        audit_scored,
+        to_document,
+        write_report,
+    )
     from models.splits import TEST
     from models.tracking import load_champion_scorer
     from triage.settings import get_settings
@@ -405,6 +410,19 @@ auditlog_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=T
 app.add_typer(auditlog_app, name="auditlog")
 
 
+NewPassword = Annotated[
+    str,
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="TRIAGE_NEW_USER_PASSWORD",
+        help="At least 12 characters; prompted for when not given.",
+    ),
+]
+"""A new password: prompted for twice, or read from TRIAGE_NEW_USER_PASSWORD."""
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="The name the user signs in with.")],
@@ -412,16 +430,7 @@ def users_add(
         list[str],
         typer.Option("--role", help="practitioner, manager, researcher or admin (repeatable)."),
     ],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            envvar="TRIAGE_NEW_USER_PASSWORD",
-            help="At least 12 characters; prompted for when not given.",
-        ),
-    ],
+    password: NewPassword,
 ) -> None:
     """Add a user (argon2 password hash) with one or more roles."""
     from triage.accounts import AccountError, create_user
@@ -438,16 +447,7 @@ def users_add(
 @users_app.command("set-password")
 def users_set_password(
     username: Annotated[str, typer.Argument(help="The user whose password changes.")],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            envvar="TRIAGE_NEW_USER_PASSWORD",
-            help="At least 12 characters; prompted for when not given.",
-        ),
-    ],
+    password: NewPassword,
 ) -> None:
     """Set a user's password; every page session and token they hold stops working at once."""
     from triage.accounts import AccountError, set_password
@@ -524,8 +524,8 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (K-…)
 @auditlog_app.command("verify")
 def auditlog_verify() -> None:
     """Walk the audit chain against its signed checkpoint; exit 1 naming what failed."""
-    from triage.auditlog import CheckpointError, read_checkpoint, verify_chain
     from triage.settings import get_settings
+    from triage.store.auditlog import CheckpointError, read_checkpoint, verify_chain
 
     settings = get_settings()
     path = settings.audit_checkpoint_path()
@@ -562,8 +562,8 @@ def auditlog_verify() -> None:
 @auditlog_app.command("checkpoint")
 def auditlog_checkpoint() -> None:
     """Sign the chain's newest event into the checkpoint file, if it extends the last one."""
-    from triage.auditlog import checkpoint_chain
     from triage.settings import get_settings
+    from triage.store.auditlog import checkpoint_chain
 
     settings = get_settings()
     path = settings.audit_checkpoint_path()

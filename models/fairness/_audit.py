@@ -1,0 +1,322 @@
+"""The audit of a scored set: model metrics by group and intersection, comparisons, humans.
+
+Every group's metrics come from per-group sufficient statistics. The point estimates are exact
+(row level); intervals come from the bootstrap (see ``_bootstrap``) and, for rates, Wilson.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.evaluation import at_capacity
+from models.fairness._bootstrap import bootstrap_replicates
+from models.fairness._config import (
+    DISPARITY,
+    ECE_MIN_SIZE,
+    HUMAN_TOLERANCE,
+    INSUFFICIENT,
+    QUEUE_RATES,
+    SHIFTED,
+    WITHIN,
+    AuditConfig,
+)
+from models.fairness._groups import Grouping, factorize_attribute, make_grouping
+from models.fairness._metrics import (
+    capacity_label,
+    exact_metrics,
+    human_counts,
+    metric_names,
+    ranking_table,
+)
+from models.fairness._statistics import (
+    adjust,
+    compare,
+    nan_percentiles,
+    safe_div,
+    two_proportion,
+    verdicts,
+    wilson_interval,
+)
+
+
+@dataclass
+class FairnessAudit:
+    """Everything the audit measured; tables are long, one row per group × metric."""
+
+    config: AuditConfig
+    n: int
+    thresholds: dict[int, float]
+    groups: pd.DataFrame
+    suppressed: pd.DataFrame
+    references: dict[str, dict[str, str]]
+    metrics: pd.DataFrame
+    comparisons: pd.DataFrame
+    reliability: pd.DataFrame
+    ranking: pd.DataFrame
+    human: pd.DataFrame | None
+    human_comparisons: pd.DataFrame | None
+    labels: tuple[str, ...]
+
+    def summary(
+        self, metric: str = "selection_rate_at_10", label: str = "observed"
+    ) -> pd.DataFrame:
+        """One metric's comparisons, disparities first."""
+        table = self.comparisons[
+            (self.comparisons["metric"] == metric) & (self.comparisons["label"] == label)
+        ]
+        rank = table["verdict"].map({DISPARITY: 0, INSUFFICIENT: 1, WITHIN: 2})
+        return table.assign(_r=rank).sort_values(["_r", "p_adjusted"]).drop(columns="_r")
+
+
+def audit(
+    y: np.ndarray,
+    p: np.ndarray,
+    attributes: pd.DataFrame,
+    *,
+    truth: np.ndarray | None = None,
+    decisions: pd.DataFrame | None = None,
+    clusters: np.ndarray | None = None,
+    config: AuditConfig | None = None,
+) -> FairnessAudit:
+    """Audit a scored set: model metrics, intervals, comparisons, verdicts, ranking, humans.
+
+    ``decisions`` (optional) is aligned with the rows: ``decision`` and, where known,
+    ``investigated``, the model's ``band`` and the practitioner's recorded ``agreement``.
+    ``clusters`` (household IDs) are needed for ``config.bootstrap == 'household'``.
+    """
+    config = config or AuditConfig()
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    if y.ndim != 1 or y.shape != p.shape or len(attributes) != y.size or y.size == 0:
+        raise ValueError("y, p and attributes must have the same, non-zero number of rows")
+    if not np.all((y == 0) | (y == 1)) or not np.all((p >= 0) & (p <= 1)):
+        raise ValueError("labels must be 0/1 and scores probabilities in [0, 1]")
+    label_arrays = {"observed": y}
+    if truth is not None:
+        label_arrays["truth"] = np.asarray(truth, dtype=float)
+        if label_arrays["truth"].shape != y.shape:
+            raise ValueError("truth must have one entry per row")
+    labels = tuple(label_arrays)
+    capacities = config.capacities
+    thresholds = np.array([at_capacity(y, p, c)["threshold"] for c in capacities])
+    flags = p[None, :] >= thresholds[:, None]
+
+    # Tied scores share their mean rank, so row order cannot move exposure between groups.
+    rank = pd.Series(-p).rank(method="average").to_numpy()
+    names = [(a,) for a in config.attributes if a in attributes]
+    names += [t for t in config.intersections if all(a in attributes for a in t)]
+    factorized = {a: factorize_attribute(attributes[a]) for t in names for a in t}
+    groupings = [make_grouping(attributes, t, factorized) for t in names]
+
+    group_rows, suppressed_rows, references = [], [], {}
+    metric_frames, reliability_frames, ranking_frames = [], [], []
+    exact: dict[str, dict[str, list[np.ndarray]]] = {lab: {} for lab in labels}
+    rate_counts: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {
+        lab: {} for lab in labels
+    }
+    keeps, ref_index = [], []
+    offset = 0
+    for grouping in groupings:
+        n_g = np.bincount(grouping.codes, minlength=grouping.size)
+        keep = n_g >= config.min_size
+        ref, rule = config.references.choose(grouping.name, grouping.labels, n_g)
+        references[grouping.name] = {
+            "group": grouping.labels[ref],
+            "rule": rule,
+            "version": config.references.version,
+            "suppressed": bool(not keep[ref]),
+        }
+        for i, label in enumerate(grouping.labels):
+            row = {"grouping": grouping.name, "group": label, "n": int(n_g[i])}
+            group_rows.append({**row, "share": n_g[i] / y.size, "suppressed": not keep[i]})
+            if not keep[i]:
+                suppressed_rows.append({**row, "reason": f"fewer than {config.min_size} referrals"})
+        for lab, values in label_arrays.items():
+            metrics, counts, rel = exact_metrics(
+                values, p, flags, grouping, keep, capacities, config.n_bins
+            )
+            for k, v in metrics.items():
+                exact[lab].setdefault(k, []).append(v)
+            for k, v in counts.items():
+                rate_counts[lab].setdefault(k, []).append(v)
+            reliability_frames.append(rel.assign(label=lab))
+        ranking_frames.append(ranking_table(rank, y, flags, grouping, capacities))
+        keeps.append(keep)
+        ref_index.append(np.full(grouping.size, offset + ref))
+        offset += grouping.size
+
+    keep_all = np.concatenate(keeps)
+    reference = np.concatenate(ref_index)
+    group_frame = pd.DataFrame(group_rows)
+    group_frame["reference"] = np.arange(len(group_frame)) == reference
+    names_all = metric_names(capacities)
+    point = {lab: {k: np.concatenate(exact[lab][k]) for k in names_all} for lab in labels}
+
+    household = config.bootstrap == "household"
+    if household and (clusters is None or len(clusters) != y.size):
+        raise ValueError("a household bootstrap needs one household ID per row (clusters=)")
+    replicates, cell_estimates = bootstrap_replicates(
+        p, label_arrays, groupings, thresholds, config, clusters if household else None
+    )
+    for lab in labels:
+        for name in SHIFTED:
+            replicates[lab][name] += point[lab][name] - cell_estimates[lab][name]
+
+    metric_frames, comparison_frames = [], []
+    tail = (1 - config.level) / 2
+    ref_ok = keep_all[reference]
+    for lab in labels:
+        for name in names_all:
+            est = point[lab][name]
+            rep = replicates[lab][name]
+            lower, upper = nan_percentiles(rep, [tail, 1 - tail])
+            frame = pd.DataFrame(
+                {
+                    "grouping": group_frame["grouping"],
+                    "group": group_frame["group"],
+                    "label": lab,
+                    "metric": name,
+                    "estimate": est,
+                    "lower": lower,
+                    "upper": upper,
+                }
+            )
+            if name in rate_counts[lab] or name.split("_at_")[0] in QUEUE_RATES:
+                num, den = (np.concatenate(x) for x in zip(*rate_counts[lab][name], strict=True))
+                wl, wu = wilson_interval(num, den, config.level)
+                frame["numerator"], frame["denominator"] = num, den
+                frame["wilson_lower"], frame["wilson_upper"] = wl, wu
+            metric_frames.append(frame[keep_all])
+
+            test = compare(
+                est, rep, reference, rate_counts[lab].get(name), config.level, tail, household
+            )
+            if name == "ece":
+                # ECE is biased upwards in small groups (noise alone opens |score − rate|).
+                small = group_frame["n"].to_numpy() < ECE_MIN_SIZE
+                test["p_value"] = np.where(small, np.nan, test["p_value"])
+                test["difference_lower"] = np.where(small, np.nan, test["difference_lower"])
+            comparison_frames.append(
+                pd.DataFrame(
+                    {
+                        "grouping": group_frame["grouping"],
+                        "group": group_frame["group"],
+                        "reference": group_frame["group"].to_numpy()[reference],
+                        "label": lab,
+                        "metric": name,
+                        "estimate": est,
+                        "reference_estimate": est[reference],
+                        **test,
+                        "tolerance": config.tolerances.get(name.split("_at_")[0], np.nan),
+                    }
+                )[keep_all & ref_ok & (np.arange(keep_all.size) != reference)]
+            )
+    metrics_frame = pd.concat(metric_frames, ignore_index=True)
+    comparisons = pd.concat(comparison_frames, ignore_index=True)
+    # One family per label and metric: "does any group differ on this metric?"
+    comparisons["p_adjusted"] = comparisons.groupby(["label", "metric"])["p_value"].transform(
+        lambda s: pd.Series(adjust(s.to_numpy(), config.correction), index=s.index)
+    )
+    comparisons["verdict"] = verdicts(
+        comparisons["difference"].to_numpy(),
+        comparisons["difference_lower"].to_numpy(),
+        comparisons["difference_upper"].to_numpy(),
+        comparisons["p_adjusted"].to_numpy(),
+        comparisons["tolerance"].to_numpy(),
+        config.alpha,
+    )
+
+    human = human_comparisons = None
+    if decisions is not None:
+        human, human_comparisons = _human_audit(
+            decisions, label_arrays.get("truth"), groupings, keep_all, reference, config
+        )
+    return FairnessAudit(
+        config=config,
+        n=int(y.size),
+        thresholds={
+            capacity_label(c): float(t) for c, t in zip(capacities, thresholds, strict=True)
+        },
+        groups=group_frame,
+        suppressed=pd.DataFrame(suppressed_rows, columns=["grouping", "group", "n", "reason"]),
+        references=references,
+        metrics=metrics_frame,
+        comparisons=comparisons,
+        reliability=pd.concat(reliability_frames, ignore_index=True),
+        ranking=pd.concat(ranking_frames, ignore_index=True)[keep_all].reset_index(drop=True),
+        human=human,
+        human_comparisons=human_comparisons,
+        labels=labels,
+    )
+
+
+def _human_audit(
+    decisions: pd.DataFrame,
+    truth: np.ndarray | None,
+    groupings: list[Grouping],
+    keep: np.ndarray,
+    reference: np.ndarray,
+    config: AuditConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Human-decision rates by group with Wilson intervals, and Newcombe comparisons."""
+    indicators = human_counts(decisions.reset_index(drop=True), truth)
+    rows, comparisons = [], []
+    for name, (num_row, den_row) in indicators.items():
+        num = np.concatenate([np.bincount(g.codes, num_row, g.size) for g in groupings])
+        den = np.concatenate([np.bincount(g.codes, den_row, g.size) for g in groupings])
+        groups = np.concatenate([np.asarray(g.labels, dtype=object) for g in groupings])
+        grouping = np.concatenate([np.full(g.size, g.name, dtype=object) for g in groupings])
+        lower, upper = wilson_interval(num, den, config.level)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "grouping": grouping,
+                    "group": groups,
+                    "metric": name,
+                    "numerator": num,
+                    "denominator": den,
+                    "estimate": safe_div(num, den),
+                    "wilson_lower": lower,
+                    "wilson_upper": upper,
+                }
+            )[keep]
+        )
+        d_lower, d_upper, p_value = two_proportion(
+            num, den, num[reference], den[reference], config.level
+        )
+        est = safe_div(num, den)
+        mask = keep & keep[reference] & (np.arange(num.size) != reference)
+        comparisons.append(
+            pd.DataFrame(
+                {
+                    "grouping": grouping,
+                    "group": groups,
+                    "reference": groups[reference],
+                    "metric": name,
+                    "estimate": est,
+                    "reference_estimate": est[reference],
+                    "difference": est - est[reference],
+                    "difference_lower": d_lower,
+                    "difference_upper": d_upper,
+                    "p_value": np.where(np.isnan(est - est[reference]), np.nan, p_value),
+                    "tolerance": HUMAN_TOLERANCE,
+                }
+            )[mask]
+        )
+    human = pd.concat(rows, ignore_index=True)
+    table = pd.concat(comparisons, ignore_index=True)
+    table["p_adjusted"] = table.groupby("metric")["p_value"].transform(
+        lambda s: pd.Series(adjust(s.to_numpy(), config.correction), index=s.index)
+    )
+    table["verdict"] = verdicts(
+        table["difference"].to_numpy(),
+        table["difference_lower"].to_numpy(),
+        table["difference_upper"].to_numpy(),
+        table["p_adjusted"].to_numpy(),
+        HUMAN_TOLERANCE,
+        config.alpha,
+    )
+    return human, table

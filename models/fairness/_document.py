@@ -1,0 +1,422 @@
+"""The audit as a versioned JSON document: schema, summary sentences, pseudonymisation, files."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.dataset import TrainingData
+from models.fairness._audit import FairnessAudit, audit
+from models.fairness._config import (
+    DISPARITY,
+    ECE_MIN_SIZE,
+    ESCALATING,
+    HIGH_BANDS,
+    HUMAN_TOLERANCE,
+    INSUFFICIENT,
+    TOLERANCE_VERSION,
+    WITHIN,
+    AuditConfig,
+)
+from models.fairness._groups import SEPARATOR, audit_attributes
+from models.fairness._html import render_html
+from models.fairness._words import KEY_METRICS, metric_words, percent, points
+from models.scorer import Scorer
+
+SCHEMA = "triage/fairness-audit"
+
+
+SCHEMA_VERSION = "1.0.0"
+"""Bumped on any change to the document's fields: major for removals, minor for additions."""
+
+
+DEFAULT_MIN_COUNT = 10
+
+
+_ROW_TABLES = ("metrics", "comparisons", "reliability", "ranking", "human", "human_comparisons")
+
+
+_COUNT_FIELDS = ("n", "numerator", "denominator")
+
+
+JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": f"{SCHEMA}/{SCHEMA_VERSION}",
+    "type": "object",
+    "required": [
+        "schema",
+        "schema_version",
+        "generated_at",
+        "meta",
+        "config",
+        "thresholds",
+        "references",
+        "groups",
+        "suppressed",
+        "metrics",
+        "comparisons",
+        "ranking",
+        "summary",
+    ],
+    "properties": {
+        "schema": {"const": SCHEMA},
+        "schema_version": {"type": "string", "pattern": r"^\d+\.\d+\.\d+$"},
+        "generated_at": {"type": "string"},
+        "meta": {"type": "object"},
+        "config": {"type": "object", "required": ["tolerances", "tolerance_version"]},
+        "thresholds": {"type": "object"},
+        "references": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["group", "rule", "version"],
+            },
+        },
+        "groups": {"type": "array", "items": {"type": "object", "required": ["grouping", "group"]}},
+        "suppressed": {
+            "type": "array",
+            "items": {"type": "object", "required": ["grouping", "group", "reason"]},
+        },
+        "metrics": {"type": "array", "items": {"type": "object", "required": ["metric", "label"]}},
+        "comparisons": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["grouping", "group", "reference", "metric", "verdict"],
+                "properties": {"verdict": {"enum": [WITHIN, DISPARITY, INSUFFICIENT]}},
+            },
+        },
+        "ranking": {"type": "array"},
+        "human": {"type": ["array", "null"]},
+        "why_gaps": {"type": "array"},
+        "summary": {"type": "object", "required": ["sentences", "verdicts"]},
+    },
+}
+"""JSON Schema of the document; `schema_version` says which version a document follows."""
+
+
+def records(frame: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    """Rows as JSON-ready dicts: NaN and infinities become null, numpy scalars plain."""
+    if frame is None:
+        return None
+    out = []
+    for row in frame.to_dict(orient="records"):
+        clean = {}
+        for key, value in row.items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            clean[key] = value
+        out.append(clean)
+    return out
+
+
+def _sentence(row: Mapping[str, Any]) -> str:
+    """One comparison in plain language."""
+    metric = row["metric"]
+    rate_like = not metric.startswith(("auc", "calibration_slope", "calibration_intercept"))
+    fmt = percent if rate_like else (lambda v: "n/a" if v is None else f"{v:.3f}")
+    diff = row.get("difference")
+    diff_text = points(diff) if rate_like else ("n/a" if diff is None else f"{diff:+.3f}")
+    label = "" if row.get("label", "observed") == "observed" else " (against the latent truth)"
+    verdict = row["verdict"]
+    tail = {
+        DISPARITY: "a disparity beyond the tolerance, after correcting for multiple comparisons",
+        WITHIN: "within the tolerance",
+        INSUFFICIENT: "not enough evidence either way",
+    }[verdict]
+    return (
+        f"{row['group']} ({row['grouping']}): {metric_words(metric)}{label} is "
+        f"{fmt(row.get('estimate'))} against {fmt(row.get('reference_estimate'))} for "
+        f"{row['reference']}, a difference of {diff_text}: {tail}."
+    )
+
+
+def summary_sentences(comparisons: pd.DataFrame, *, limit: int = 12) -> list[str]:
+    """Plain language: per grouping, how many groups differ; then the largest headline gaps.
+
+    Headline metrics come first (share selected, precision, FNR and FPR at 10%, AUC,
+    calibration gap, ECE), and each group is named once, by its largest disparity.
+    """
+    found = comparisons[comparisons["verdict"] == DISPARITY]
+    if found.empty:
+        return ["No comparison shows a disparity beyond its tolerance."]
+    sentences = []
+    for grouping, part in comparisons.groupby("grouping", sort=False):
+        bad = part[part["verdict"] == DISPARITY]
+        if not bad.empty and SEPARATOR not in grouping:
+            names = ", ".join(sorted(bad["group"].unique()))
+            sentences.append(
+                f"By {grouping.replace('_', ' ')}: {bad['group'].nunique()} of "
+                f"{part['group'].nunique()} groups show at least one disparity against "
+                f"{part['reference'].iloc[0]} ({names}), in {len(bad)} of {len(part)} comparisons."
+            )
+    headline = found["metric"].isin(KEY_METRICS)
+    ranked = found.assign(
+        _headline=~headline.to_numpy(), _size=-found["difference"].abs().to_numpy()
+    ).sort_values(["_headline", "_size"])
+    ranked = ranked.drop_duplicates(["grouping", "group"]).drop(columns=["_headline", "_size"])
+    sentences += [_sentence(row) for row in records(ranked.head(limit)) or []]
+    sentences.append(
+        f"In all, {len(found)} of {len(comparisons)} comparisons show a disparity; the tables "
+        "below and the JSON have every one."
+    )
+    return sentences
+
+
+def _label_sentence(result: FairnessAudit) -> str | None:
+    """Where the observed label understates the latent harm most, in words."""
+    gap = label_gap(result)
+    if gap is None:
+        return None
+    rates = gap[(gap["metric"] == "base_rate") & ~gap["grouping"].str.contains(SEPARATOR)]
+    rates = rates.dropna(subset=["gap"])
+    if rates.empty:
+        return None
+    worst, best = rates.loc[rates["gap"].idxmin()], rates.loc[rates["gap"].idxmax()]
+    return (
+        "Against the latent truth, the observed outcome understates harm most for "
+        f"{worst['group']} ({worst['grouping']}: observed {percent(worst['observed'])}, "
+        f"true {percent(worst['truth'])}) and least for {best['group']} ({best['grouping']}: "
+        f"{percent(best['observed'])} against {percent(best['truth'])}); where this gap differs "
+        "between groups the label itself is biased."
+    )
+
+
+def _human_sentence(result: FairnessAudit) -> str | None:
+    """The spread of agreement between practitioners and the model's band, in words."""
+    if result.human is None:
+        return None
+    rows = result.human[
+        (result.human["metric"] == "agreement_with_band")
+        & ~result.human["grouping"].str.contains(SEPARATOR)
+    ].dropna(subset=["estimate"])
+    if rows.empty:
+        return None
+    low, high = rows.loc[rows["estimate"].idxmin()], rows.loc[rows["estimate"].idxmax()]
+    found = result.human_comparisons
+    count = int((found["verdict"] == DISPARITY).sum()) if found is not None else 0
+    return (
+        "Practitioners' decisions agree with the model's band least for "
+        f"{low['group']} ({low['grouping']}, {percent(low['estimate'])}) and most for "
+        f"{high['group']} ({high['grouping']}, {percent(high['estimate'])}); {count} "
+        "human-decision comparisons show a disparity."
+    )
+
+
+def _suppress_small(rows: list[dict[str, Any]], min_count: int) -> list[dict[str, Any]]:
+    """Null counts below min_count, and the rates and intervals that would reveal them."""
+    out = []
+    for row in rows:
+        small = any(
+            isinstance(row.get(k), int | float) and 0 < row[k] < min_count for k in _COUNT_FIELDS
+        )
+        if small:
+            row = {
+                k: (None if isinstance(v, int | float) and not isinstance(v, bool) else v)
+                for k, v in row.items()
+            }
+            row["small_count_suppressed"] = True
+        out.append(row)
+    return out
+
+
+def to_document(
+    result: FairnessAudit,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    gaps: Sequence[Mapping[str, Any]] = (),
+    pseudonymise: bool = False,
+    min_count: int | None = None,
+) -> dict[str, Any]:
+    """The audit as a JSON-ready document following ``JSON_SCHEMA`` (version ``SCHEMA_VERSION``).
+
+    ``pseudonymise`` drops identifying metadata (paths, run and data identifiers) and turns on
+    small-count suppression (``min_count``, default 10): a row with any count from 1 to
+    ``min_count - 1`` keeps its labels but loses every number. This is what a researcher route
+    serves.
+    """
+    config = result.config
+    meta = dict(meta or {})
+    if pseudonymise:
+        for key in ("source", "run_id", "data_fingerprint"):
+            meta.pop(key, None)
+        min_count = DEFAULT_MIN_COUNT if min_count is None else min_count
+    config_doc = {
+        "capacities": list(config.capacities),
+        "attributes": list(config.attributes),
+        "intersections": [list(t) for t in config.intersections],
+        "min_size": config.min_size,
+        "n_boot": config.n_boot,
+        "level": config.level,
+        "alpha": config.alpha,
+        "correction": config.correction,
+        "correction_family": "one family per label and metric, across all groups",
+        "tolerances": dict(config.tolerances),
+        "tolerance_version": TOLERANCE_VERSION,
+        "human_tolerance": HUMAN_TOLERANCE,
+        "ece_min_size": ECE_MIN_SIZE,
+        "reference_version": config.references.version,
+        "bootstrap": (
+            "stratified within each group: multinomial over score cells × labels"
+            if config.bootstrap == "stratified"
+            else "household: Poisson(1) weight per household over score cells × labels"
+        ),
+        "n_cells": config.n_cells,
+        "seed": config.seed,
+        "min_count": min_count,
+        "escalating_decisions": list(ESCALATING),
+        "high_bands": list(HIGH_BANDS),
+    }
+    tables: dict[str, list[dict[str, Any]] | None] = {
+        name: records(getattr(result, name)) for name in _ROW_TABLES
+    }
+    groups = result.groups[~result.groups["suppressed"]].drop(columns="suppressed")
+    suppressed = result.suppressed.copy()
+    tables["groups"] = records(groups)
+    if min_count:
+        suppressed = suppressed.drop(columns="n")
+        for name in ("metrics", "human", "groups", "comparisons", "human_comparisons"):
+            if tables[name] is not None:
+                tables[name] = _suppress_small(tables[name], min_count)
+    comparisons = result.comparisons
+    verdict_counts = {
+        label: comparisons[comparisons["label"] == label]["verdict"].value_counts().to_dict()
+        for label in result.labels
+    }
+    sentences = summary_sentences(comparisons[comparisons["label"] == "observed"])
+    sentences += [s for s in (_label_sentence(result), _human_sentence(result)) if s]
+    if len(result.suppressed):
+        sentences.append(
+            f"{len(result.suppressed)} groups have fewer than {config.min_size} referrals: they "
+            "are listed as suppressed and not shown or tested."
+        )
+    document: dict[str, Any] = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "meta": {"n": result.n, "labels": list(result.labels), **meta},
+        "config": config_doc,
+        "thresholds": {str(k): v for k, v in result.thresholds.items()},
+        "references": result.references,
+        "suppressed": records(suppressed),
+        "label_gap": records(label_gap(result)),
+        # Images stay in the HTML; the document keeps the numbers.
+        "why_gaps": [{k: v for k, v in g.items() if k != "image"} for g in gaps],
+        "summary": {"verdicts": verdict_counts, "sentences": sentences},
+        **tables,
+    }
+    if min_count:
+        document["label_gap"] = _suppress_small(document["label_gap"] or [], min_count) or None
+    return document
+
+
+_IDENTIFYING_META = ("source", "run_id", "data_fingerprint")
+
+
+_SUPPRESSIBLE = ("metrics", "human", "groups", "comparisons", "human_comparisons", "label_gap")
+
+
+def pseudonymise_document(
+    document: Mapping[str, Any], *, min_count: int = DEFAULT_MIN_COUNT
+) -> dict[str, Any]:
+    """A stored audit document as a researcher may see it: no identifiers, small counts hidden.
+
+    Does to a finished document what ``to_document(pseudonymise=True)`` does while building
+    one (the API serves the document logged with the champion's training run).
+    """
+    out = json.loads(json.dumps(document))  # a deep copy; the stored document stays as it was
+    out["meta"] = {k: v for k, v in out.get("meta", {}).items() if k not in _IDENTIFYING_META}
+    out["config"]["min_count"] = min_count
+    out["suppressed"] = [
+        {k: v for k, v in row.items() if k != "n"} for row in out.get("suppressed") or []
+    ]
+    for name in _SUPPRESSIBLE:
+        if out.get(name):
+            out[name] = _suppress_small(out[name], min_count)
+    return out
+
+
+def label_gap(result: FairnessAudit) -> pd.DataFrame | None:
+    """Per group, each metric against the observed label and the latent truth, and the gap."""
+    if "truth" not in result.labels:
+        return None
+    keys = ["grouping", "group", "metric", "label"]
+    wide = result.metrics.set_index(keys)["estimate"].unstack("label").reset_index()
+    wide.columns.name = None
+    wide["gap"] = wide["observed"] - wide["truth"]
+    return wide
+
+
+def validate_document(document: Mapping[str, Any]) -> None:
+    """Raise if the document does not follow ``JSON_SCHEMA``."""
+    import jsonschema
+
+    jsonschema.validate(document, JSON_SCHEMA)
+
+
+def load_decisions(
+    directory: Path, referral_ids: pd.Index, bands: np.ndarray | None = None
+) -> pd.DataFrame | None:
+    """Front-door decisions and investigations of the given referrals, with the model's band."""
+    path = directory / "decisions.parquet"
+    if not path.exists():
+        return None
+    decisions = pd.read_parquet(path).drop_duplicates("referral_id", keep="last")
+    frame = decisions.set_index("referral_id").reindex(referral_ids)
+    columns = ["decision", *(["agreement"] if "agreement" in frame else [])]
+    out = frame[columns].copy()
+    outcomes_path = directory / "outcomes.parquet"
+    if outcomes_path.exists():
+        outcomes = pd.read_parquet(outcomes_path, columns=["referral_id", "investigated_12m"])
+        outcomes = outcomes.set_index("referral_id")["investigated_12m"]
+        out["investigated"] = outcomes.reindex(referral_ids).fillna(False).astype(bool)
+    if bands is not None:
+        out["band"] = bands
+    return out
+
+
+def audit_scored(
+    data: TrainingData,
+    ids: pd.Index,
+    probability: np.ndarray,
+    *,
+    scorer: Scorer | None = None,
+    directory: Path | None = None,
+    config: AuditConfig | None = None,
+) -> FairnessAudit:
+    """Audit scored referrals of a training table (observed label, truth if any, decisions)."""
+    attributes = audit_attributes(data.protected.loc[ids])
+    y = data.label.loc[ids].to_numpy(dtype=float)
+    truth = None if data.truth is None else data.truth.loc[ids].to_numpy(dtype=float)
+    bands = None if scorer is None else scorer.bands.assign(probability)
+    decisions = None if directory is None else load_decisions(directory, ids, bands)
+    return audit(
+        y,
+        probability,
+        attributes,
+        truth=truth,
+        decisions=decisions,
+        clusters=data.household_id.loc[ids].to_numpy(),
+        config=config,
+    )
+
+
+def write_report(
+    document: Mapping[str, Any], out: Path, gaps: Sequence[Mapping[str, Any]] | None = None
+) -> tuple[Path, Path]:
+    """Write ``fairness_audit.json`` and ``fairness_audit.html`` (with gap plots) into a folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out / "fairness_audit.json", out / "fairness_audit.html"
+    text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+    json_path.write_text(text, encoding="utf-8")
+    html_path.write_text(render_html(document, gaps), encoding="utf-8")
+    return json_path, html_path

@@ -1,0 +1,84 @@
+"""Fairness audit: planted disparities, suppression of small groups, reference groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.fairness import (
+    DISPARITY,
+    INSUFFICIENT,
+    WITHIN,
+    AuditConfig,
+    ReferenceGroups,
+    audit,
+)
+
+
+def test_planted_disparity_equal_groups_and_small_groups() -> None:
+    rng = np.random.default_rng(0)
+    n = 40_000
+    group = rng.choice(["a", "b", "c"], n, p=[0.5, 0.49, 0.01])
+    # Group "b" scores 0.15 higher: it dominates the top of the queue.
+    p = np.clip(rng.beta(2, 6, n) + 0.15 * (group == "b"), 0, 1)
+    y = (rng.random(n) < p).astype(float)
+    sex = rng.choice(["f", "m"], n)
+    attributes = pd.DataFrame({"ethnicity": group, "sex": sex})
+    config = AuditConfig(
+        attributes=("ethnicity", "sex"), intersections=(), n_boot=200, min_size=500
+    )
+    result = audit(y, p, attributes, config=config)
+    table = result.comparisons.set_index(["grouping", "group", "metric"])
+    assert table.loc[("ethnicity", "b", "selection_rate_at_10"), "verdict"] == DISPARITY
+    assert table.loc[("sex", "m", "selection_rate_at_10"), "verdict"] == WITHIN
+    assert table.loc[("sex", "m", "mean_score"), "verdict"] == WITHIN
+    # "c" has about 400 referrals: suppressed, listed, never shown or tested.
+    assert list(result.suppressed["group"]) == ["c"]
+    assert result.suppressed.iloc[0]["reason"].startswith("fewer than 500")
+    assert "c" not in set(result.metrics["group"]) | set(result.comparisons["group"])
+    assert "c" not in set(result.ranking["group"])
+    assert result.groups["n"][result.groups["grouping"] == "ethnicity"].sum() == n
+    # Every comparison carries a verdict and a corrected p-value at least the raw one.
+    assert set(result.comparisons["verdict"]) <= {WITHIN, DISPARITY, INSUFFICIENT}
+    ok = result.comparisons["p_value"].notna()
+    assert (result.comparisons.loc[ok, "p_adjusted"] >= result.comparisons.loc[ok, "p_value"]).all()
+
+
+def test_small_but_shown_group_gives_insufficient_evidence() -> None:
+    rng = np.random.default_rng(1)
+    n = 20_000
+    group = rng.choice(["a", "b"], n, p=[0.997, 0.003])
+    p = rng.beta(2, 6, n)
+    y = (rng.random(n) < p).astype(float)
+    config = AuditConfig(attributes=("ethnicity",), intersections=(), n_boot=200, min_size=30)
+    result = audit(y, p, pd.DataFrame({"ethnicity": group}), config=config)
+    table = result.comparisons.set_index(["group", "metric"])
+    assert table.loc[("b", "selection_rate_at_10"), "verdict"] == INSUFFICIENT
+
+
+def test_reference_group_default_explicit_and_unknown(small_audit) -> None:
+    y, p, attributes, result = small_audit
+    assert result.references["ethnicity"] == {
+        "group": "white",
+        "rule": "largest",
+        "version": "reference/1-largest",
+        "suppressed": False,
+    }
+    config = AuditConfig(
+        attributes=("ethnicity",),
+        intersections=(),
+        n_boot=20,
+        references=ReferenceGroups(version="ref/test-2", groups={"ethnicity": "asian"}),
+    )
+    explicit = audit(y, p, attributes, config=config)
+    assert explicit.references["ethnicity"]["group"] == "asian"
+    assert explicit.references["ethnicity"]["rule"] == "explicit"
+    assert explicit.references["ethnicity"]["version"] == "ref/test-2"
+    assert set(explicit.comparisons["reference"]) == {"asian"}
+    assert "asian" not in set(explicit.comparisons["group"])
+    row = explicit.comparisons.query("group == 'black' and metric == 'mean_score'").iloc[0]
+    assert row["difference"] == pytest.approx(row["estimate"] - row["reference_estimate"])
+    bad = AuditConfig(references=ReferenceGroups(groups={"ethnicity": "nobody"}), n_boot=5)
+    with pytest.raises(ValueError, match="nobody"):
+        audit(y, p, attributes, config=bad)

@@ -1,0 +1,106 @@
+"""Fairness document: schema, pseudonymisation, the HTML report, a training run's audit."""
+
+from __future__ import annotations
+
+import json
+
+from models.fairness import (
+    SCHEMA_VERSION,
+    AuditConfig,
+    render_html,
+    to_document,
+    validate_document,
+)
+
+
+def test_document_schema_pseudonymised_and_html(small_audit) -> None:
+    _, _, _, result = small_audit
+    document = to_document(result, meta={"source": "/data/extract", "n_note": "x"})
+    validate_document(document)
+    assert document["schema_version"] == SCHEMA_VERSION
+    json.dumps(document, allow_nan=False)
+    assert document["suppressed"] == [] or "n" in document["suppressed"][0]
+    private = to_document(result, meta={"source": "/data/extract"}, pseudonymise=True)
+    validate_document(private)
+    assert "source" not in private["meta"]
+    assert private["config"]["min_count"] == 10
+    for row in private["metrics"]:
+        for key in ("numerator", "denominator"):
+            assert row.get(key) is None or row[key] == 0 or row[key] >= 10
+    hidden = [r for r in private["metrics"] if r.get("small_count_suppressed")]
+    assert hidden and all(r["estimate"] is None for r in hidden)
+    html = render_html(document)
+    assert html.startswith("<!doctype html>") and "<svg" in html
+    assert "data:image/png;base64," in html
+    assert "<script" not in html and "https://" not in html.replace("http://www.w3.org", "")
+
+
+def test_training_run_audit_is_logged_to_mlflow(tmp_path) -> None:
+    import mlflow
+
+    from explain.fairness_gaps import log_fairness_audit
+    from models.tracking import configure_mlflow
+    from models.train import TrainConfig, train
+    from triage.synth import WorldParams, generate_world
+    from triage.synth.extract import write_extract
+
+    extract = tmp_path / "extract"
+    write_extract(generate_world(WorldParams(n_referrals=3_000, seed=7)), extract)
+    fast = TrainConfig(scorecard_bootstraps=2, challenger_bootstraps=1, evaluation_bootstraps=5)
+    result = train(extract, fast)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    configure_mlflow(uri)
+    # Artifacts in tmp_path: the default experiment would put them under ./mlruns.
+    experiment = mlflow.create_experiment("audit-test", artifact_location=tmp_path.as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        pass
+    document = log_fairness_audit(
+        run.info.run_id,
+        result,
+        tracking_uri=uri,
+        directory=extract,
+        config=AuditConfig(n_boot=50),
+    )
+    validate_document(document)
+    assert document["meta"]["run_id"] == run.info.run_id and document["meta"]["synthetic"]
+    metrics = {r["metric"] for r in document["human"]}
+    assert {"escalated_rate", "investigated_rate", "agreement_with_band"} <= metrics
+    assert {"harm_missed_rate", "not_escalated_despite_high_band"} <= metrics
+    assert document["label_gap"] and document["why_gaps"]
+    # Whose voice counts: relatives' referrals are a group beside professionals', on both
+    # labels, for the model and for the people who decided.
+    voice = {
+        (r["group"], r["label"]) for r in document["metrics"] if r["grouping"] == "referrer_voice"
+    }
+    assert {("professional", "truth"), ("professional", "observed")} <= voice
+    assert any(
+        h["grouping"] == "referrer_voice" and h["metric"] == "harmed_not_escalated"
+        for h in document["human"]
+    )
+    listed = {
+        g["group"]
+        for g in document["groups"] + document["suppressed"]
+        if g["grouping"] == "referrer_voice"
+    }
+    assert {"family or friend", "professional", "anonymous"} <= listed
+    assert "referrer_voice" in render_html(document)
+    assert all("image" not in g for g in document["why_gaps"])
+    shown = {(g["grouping"], g["group"]) for g in document["groups"]}
+    hidden = {(g["grouping"], g["group"]) for g in document["suppressed"]}
+    assert not shown & hidden
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "fairness")}
+    assert artifacts == {"fairness/fairness_audit.json", "fairness/fairness_audit.html"}
+
+
+def test_a_stored_document_pseudonymises_like_a_fresh_one(small_audit) -> None:
+    from models.fairness import pseudonymise_document
+
+    _, _, _, result = small_audit
+    meta = {"source": "/data/extract", "run_id": "r1", "data_fingerprint": "f", "n_note": "x"}
+    stored = to_document(result, meta=meta)
+    fresh = to_document(result, meta=meta, pseudonymise=True)
+    served = pseudonymise_document(stored)
+    validate_document(served)
+    for key in ("meta", "config", "suppressed", "metrics", "groups", "comparisons", "label_gap"):
+        assert served[key] == json.loads(json.dumps(fresh[key])), key
+    assert stored["meta"]["run_id"] == "r1", "the stored document is left as it was"
