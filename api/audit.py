@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.deps import ServiceState
-from triage.store import append_audit_event
+from triage.store import add_audit_event
 from triage.store.auditlog import CheckpointOutcome, checkpoint_chain
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def record(
 ) -> None:
     """Append one audit event in its own transaction (ids and counts only, never names)."""
     with state.sessions() as session:
-        append_audit_event(
+        add_audit_event(
             session,
             actor=actor,
             action=action,

@@ -32,8 +32,8 @@ from triage.store import (
     ReferralAlreadyDecided,
     ReferralNotDecided,
     ReferralNotFound,
+    add_audit_event,
     add_dispute,
-    append_audit_event,
     decisions_for_referral,
     decisions_for_referrals,
     disputes_for_referral,
@@ -41,6 +41,7 @@ from triage.store import (
     get_queue_entry,
     get_referral,
     history_for_child,
+    identity_to_confirm,
     latest_score,
     queue_page,
     record_decision,
@@ -48,7 +49,7 @@ from triage.store import (
     remove_queue_entry,
     reopen_referral,
 )
-from triage.store.repository import HISTORY_LIMIT, identity_to_confirm
+from triage.store.referrals import HISTORY_LIMIT
 from triage.store.tables import ID, ReferralRow, utcnow
 
 WHAT_IF_REASONS = 5
@@ -208,7 +209,7 @@ def decide(
     remove_queue_entry(session, referral_id=referral_id)
     band = score.band if score is not None else None
     version = score.model_version if score is not None else None
-    append_audit_event(
+    add_audit_event(
         session,
         actor=actor,
         action="referral.decided",
@@ -248,7 +249,7 @@ def reopen(session: Session, *, referral_id: str, reason: str, actor: str) -> di
         child=child,
         score=latest_score(session, referral_id=referral_id),
     )
-    append_audit_event(
+    add_audit_event(
         session,
         actor=actor,
         action="referral.reopened",
@@ -306,7 +307,7 @@ def dispute(
         before=before,
         after=after,
     )
-    append_audit_event(
+    add_audit_event(
         session,
         actor=actor,
         action="referral.disputed",

@@ -34,26 +34,24 @@ from triage.store import (
     DuplicateReferral,
     IdempotencyKeyRow,
     ReferralRow,
+    add_audit_event,
     add_event,
-    append_audit_event,
     claim_idempotency_key,
     get_child,
     get_idempotency_key,
     get_queue_entry,
     get_referral,
-    latest_score,
-    open_referrals_affected_by,
-    store_idempotent_response,
-)
-from triage.store.repository import (
-    add_child_if_new,
-    add_household_if_new,
-    child_birth_and_household,
-    child_identity,
     insert_audit_event,
+    insert_child_if_new,
+    insert_household_if_new,
     insert_queue_entry,
     insert_referral,
-    referral_id_by_business_key,
+    latest_score,
+    open_referrals_affected_by,
+    read_child_birth_and_household,
+    read_child_identity,
+    read_referral_id_by_business_key,
+    store_idempotent_response,
 )
 from triage.store.tables import utcnow
 
@@ -170,7 +168,7 @@ def referral_view(state: ServiceState, session: Session, referral_id: str) -> di
 def _ensure_household(session: Session, household_id: str, decile: int | None) -> None:
     # A concurrent request may add the same new household first (PostgreSQL does not
     # serialise writers as SQLite does): then the insert does nothing and theirs stands.
-    add_household_if_new(
+    insert_household_if_new(
         session,
         household={"household_id": household_id, "deprivation_decile": decile, "synthetic": False},
     )
@@ -184,15 +182,15 @@ def _ensure_child(session: Session, referral: ReferralIn) -> tuple[date, list[st
     written over the stored child or silently ignored.
     """
     child = referral.child
-    born, household_known = child_birth_and_household(
+    born, household_known = read_child_birth_and_household(
         session, child_id=child.child_id, household_id=child.household_id
     )
     if not household_known:
         _ensure_household(session, child.household_id, child.deprivation_decile)
     # As for households: a concurrent request may store the child first, so theirs stands.
-    if born is None and add_child_if_new(session, child=_child_values(referral)):
+    if born is None and insert_child_if_new(session, child=_child_values(referral)):
         return child.date_of_birth, None
-    stored = child_identity(session, child_id=child.child_id)
+    stored = read_child_identity(session, child_id=child.child_id)
     assert stored is not None
     return stored[2], identity_mismatch(child, stored)
 
@@ -304,12 +302,12 @@ def receive_referral(
             # Stored, but the process stopped before the reply was: rebuild it from the store.
             assert stored_key.entity_id is not None
             return Reply(201, referral_view(state, reader, stored_key.entity_id), replayed=True)
-        resend = referral_id_by_business_key(
+        resend = read_referral_id_by_business_key(
             reader,
             source_system=referral.source_system,
             source_referral_id=referral.source_referral_id,
         )
-        born, _ = child_birth_and_household(
+        born, _ = read_child_birth_and_household(
             reader, child_id=intake.record.child_id, household_id=intake.record.household_id
         )
         born = born or referral.child.date_of_birth
@@ -562,7 +560,7 @@ def _resent(state: ServiceState, referral_id: str, intake: _Intake) -> Reply:
         assert stored is not None
         differ = resend_differences(stored, intake.values)
         if differ:
-            append_audit_event(
+            add_audit_event(
                 session,
                 actor=actor,
                 action="referral.resend_refused",
@@ -774,7 +772,7 @@ def receive_events(
             )
         affected: list[str] = []
         if created:
-            append_audit_event(
+            add_audit_event(
                 session,
                 actor=actor,
                 action="events.received",

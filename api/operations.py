@@ -22,9 +22,8 @@ from sqlalchemy import func, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ServiceState
-from triage.store import QueueEntryRow, ScoreRow
+from triage.store import QueueEntryRow, ScoreRow, touch_store_probe
 from triage.store.engine import StoreFailure, store_failure, store_health
-from triage.store.repository import touch_store_probe
 
 access_log = logging.getLogger("api.access")
 log = logging.getLogger(__name__)

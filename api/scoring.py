@@ -29,18 +29,16 @@ from triage.store import (
     QueueEntryRow,
     ReferralRow,
     ScoreRow,
-    open_referrals_missing_from_queue,
-    put_queue_entry,
-    queue_entries_to_score,
-)
-from triage.store.repository import (
-    get_referral_facts,
     insert_audit_event,
-    insert_queue_entries,
+    insert_queue_entries_if_new,
     insert_score,
     latest_scores,
+    open_referrals_missing_from_queue,
+    queue_entries_to_score,
     queue_model_version,
-    replace_queue_entry,
+    read_referral_facts,
+    save_queue_entry,
+    upsert_queue_entry,
 )
 from triage.store.tables import utcnow
 
@@ -111,7 +109,7 @@ def enqueue(
         score=score,
         model_band=model_band,
     )
-    return put_queue_entry(session, entry=entry)
+    return save_queue_entry(session, entry=entry)
 
 
 def queue_entry(
@@ -197,7 +195,7 @@ def score_referral(
         and queue_model_version(session, referral_id=referral_id) == unless_scored_by
     ):
         raise AlreadyScored(referral_id)
-    stored = get_referral_facts(session, referral_id=referral_id)
+    stored = read_referral_facts(session, referral_id=referral_id)
     if stored is None:
         raise LookupError(referral_id)
     if explained is None:
@@ -217,7 +215,7 @@ def score_referral(
             score=scored.score,
             model_band=scored.safety.model_band,
         )
-        replace_queue_entry(session, entry=entry)
+        upsert_queue_entry(session, entry=entry)
     return scored
 
 
@@ -385,7 +383,7 @@ def sync_queue(session: Session, *, batch: int = 1000) -> int:
             )
             for r in referrals
         ]
-        insert_queue_entries(session, entries=entries)
+        insert_queue_entries_if_new(session, entries=entries)
         added += len(referrals)
 
 
@@ -488,7 +486,7 @@ def flag_unscored_from_history(
 
 def _reflag(session: Session, referral_id: str) -> int:
     """Requeue one unscored referral with flags read from its history; 1 if they changed."""
-    stored = get_referral_facts(session, referral_id=referral_id)
+    stored = read_referral_facts(session, referral_id=referral_id)
     entry = session.get(QueueEntryRow, referral_id)
     if stored is None or entry is None or entry.score_id is not None:
         return 0
@@ -504,5 +502,5 @@ def _reflag(session: Session, referral_id: str) -> int:
     )
     if list(fresh["flags"]) == list(entry.flags):
         return 0
-    replace_queue_entry(session, entry=fresh)
+    upsert_queue_entry(session, entry=fresh)
     return 1

@@ -15,11 +15,11 @@ from triage.store import (
     ChildRow,
     DecisionRow,
     DisputeRow,
+    HistoryItem,
     QueueEntryRow,
     ReferralRow,
     ScoreRow,
 )
-from triage.store.repository import HistoryItem
 
 INTAKE_REASONS = 5
 QUEUE_REASONS = 3

@@ -201,7 +201,7 @@ def score(
     from explain.batch_scores import score_extract, write_scores
     from models.tracking import load_champion_scorer
     from triage.settings import get_settings
-    from triage.store.repository import append_audit_event
+    from triage.store import add_audit_event
 
     if not (data / "referrals.parquet").exists():
         console.print(f"[red]No extract at {data}[/] (run: triage synth --out {data})")
@@ -222,7 +222,7 @@ def score(
     # An export is only done once it is in the audit log; without the log, no file is left.
     try:
         with store_transaction() as session:
-            append_audit_event(
+            add_audit_event(
                 session, actor="cli", action="export", entity_type="scores",
                 model_version=scorer.version,
                 payload={"rows": len(scores), "file": path.name, "top_reasons": top},

@@ -10,7 +10,7 @@ from explain.reasons import top_reasons
 from features.batch import build_features
 from models.scorer import Scorer
 from triage.exports import write_csv
-from triage.synth.extract import read_extract
+from triage.store.extract import read_extract
 
 
 def score_extract(directory: Path, scorer: Scorer, *, top: int = 5) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from features.batch import build_features
 from features.catalogue import SIGNALS
 from features.policy import DEFAULT_MODEL_INPUTS
 from models.splits import SplitSpec, temporal_household_split
-from triage.synth.extract import read_extract
+from triage.store.extract import read_extract
 from triage.vocab import OutcomeLevel, referrer_voice
 
 OUTCOMES = {

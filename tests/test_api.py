@@ -46,11 +46,11 @@ from triage.store import (
     add_referral,
     add_score,
     make_engine,
+    record_decision,
     session_factory,
 )
 from triage.store.auditlog import verify_chain
 from triage.store.migrate import upgrade
-from triage.store.repository import record_decision
 from triage.synth import WorldParams, generate_world
 from triage.synth.extract import write_extract
 

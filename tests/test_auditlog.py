@@ -15,7 +15,7 @@ from api.app import create_app
 from cli.app import app as cli
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
-from triage.store import AuditEventRow, append_audit_event, make_engine, session_factory
+from triage.store import AuditEventRow, add_audit_event, make_engine, session_factory
 from triage.store.auditlog import GENESIS, verify_chain
 
 
@@ -154,7 +154,7 @@ def test_concurrent_appends_form_one_chain(engine: Engine) -> None:
     def append(n: int) -> None:
         for i in range(10):
             with sessions() as session:
-                append_audit_event(
+                add_audit_event(
                     session,
                     actor=f"writer-{n}",
                     action="test.appended",

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
+from models.dataset import load_training_data
 from triage.store import (
     ChildRow,
     DecisionRow,
@@ -19,6 +20,7 @@ from triage.store import (
     make_engine,
     session_factory,
 )
+from triage.store.extract import read_extract, validate_table
 from triage.store.loader import ExtractError, load_extract
 
 EXPECTED = {
@@ -189,3 +191,60 @@ def test_missing_table_file_raises(
 
 def test_progress_bar_runs(tiny_extract: Path, migrated_url: str) -> None:
     assert load_extract(tiny_extract, url=migrated_url, progress=True) == EXPECTED
+
+
+# --- the one reader: training reads through the loader's checks ------------------------------
+
+
+def test_training_refuses_an_extract_the_loader_refuses(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    extract_frames["referrals"].loc[0, "concerns"] = "neglect;made_up"
+    directory = write_extract(extract_frames)
+    with pytest.raises(ExtractError) as loading:
+        load_extract(directory, url=migrated_url, progress=False)
+    with pytest.raises(ExtractError) as training:
+        load_training_data(directory)
+    assert str(training.value) == str(loading.value)
+    assert (training.value.table, training.value.column) == ("referrals", "concerns")
+
+
+def test_training_reads_the_parquet_tables_as_written(
+    extract_frames: dict[str, pd.DataFrame], tiny_extract: Path
+) -> None:
+    world = read_extract(tiny_extract)
+    for table in ("children", "referrals", "events", "decisions", "outcomes"):
+        written = pd.read_parquet(tiny_extract / f"{table}.parquet")
+        pd.testing.assert_frame_equal(getattr(world, table), written)
+    assert world.truth.empty, "the truth only when asked for"
+    truth = read_extract(tiny_extract, with_truth=True).truth
+    pd.testing.assert_frame_equal(truth, extract_frames["truth"])
+    assert world.manifest == {"tables": sorted(extract_frames)}
+
+
+def test_training_refuses_a_csv_extract_with_a_precise_error(
+    extract_frames: dict[str, pd.DataFrame], write_extract
+) -> None:
+    directory = write_extract(extract_frames, fmt="csv")
+    with pytest.raises(ExtractError, match=r"children: typed columns need children\.parquet"):
+        load_training_data(directory)
+
+
+def test_a_manifest_that_is_not_a_json_object_is_refused(
+    tiny_extract: Path, migrated_url: str
+) -> None:
+    (tiny_extract / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(ExtractError, match=r"manifest: manifest\.json is not a JSON object"):
+        load_extract(tiny_extract, url=migrated_url, progress=False)
+    (tiny_extract / "manifest.json").unlink()  # a council's export need not carry one
+    assert load_extract(tiny_extract, url=migrated_url, progress=False) == EXPECTED
+
+
+def test_repeated_attribute_documents_give_each_event_its_own_dict(
+    extract_frames: dict[str, pd.DataFrame],
+) -> None:
+    events = extract_frames["events"].copy()
+    events["attributes"] = '{"severity": "high"}'
+    attributes = validate_table("events", events)["attributes"].tolist()
+    assert attributes == [{"severity": "high"}] * len(events)
+    assert len({id(document) for document in attributes}) == len(events)

@@ -28,39 +28,37 @@ from triage.store import (
     ReferralAlreadyDecided,
     ReferralNotFound,
     ReferralRow,
+    add_audit_event,
     add_child,
     add_event,
     add_household,
     add_referral,
     add_score,
-    append_audit_event,
+    claim_idempotency_key,
+    get_idempotency_key,
     get_referral,
     get_referral_by_business_key,
     history_for_child,
+    insert_audit_event,
+    insert_child_if_new,
+    insert_household_if_new,
+    insert_queue_entry,
+    insert_referral,
+    insert_score,
     latest_score,
     list_open_referrals,
     make_engine,
+    read_child_birth_and_household,
+    read_referral_facts,
     record_decision,
     session_factory,
+    store_idempotent_response,
+    upsert_queue_entry,
 )
 from triage.store.auditlog import verify_chain
 from triage.store.coltypes import NaiveDatetimeError
 from triage.store.engine import WRITER_LOCK_SUFFIX
 from triage.store.migrate import alembic_config, current_revision, downgrade, upgrade
-from triage.store.repository import (
-    add_child_if_new,
-    add_household_if_new,
-    child_birth_and_household,
-    claim_idempotency_key,
-    get_idempotency_key,
-    get_referral_facts,
-    insert_audit_event,
-    insert_queue_entry,
-    insert_referral,
-    insert_score,
-    replace_queue_entry,
-    store_idempotent_response,
-)
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 TABLES = {
@@ -421,10 +419,10 @@ def test_scores_latest_wins(people: Session) -> None:
 
 
 def test_audit_events_append(session: Session) -> None:
-    first = append_audit_event(
+    first = add_audit_event(
         session, actor="sw-7", action="view", entity_type="referral", entity_id="R1", payload={}
     )
-    second = append_audit_event(
+    second = add_audit_event(
         session,
         actor="system",
         action="score",
@@ -478,16 +476,16 @@ def test_downgrade_to_the_first_revision_and_back(migrated_url: str) -> None:
 
 def test_conflict_free_inserts_say_whether_the_row_went_in(people: Session) -> None:
     household = {"household_id": "H9", "deprivation_decile": None, "synthetic": False}
-    assert add_household_if_new(people, household=household)
-    assert not add_household_if_new(people, household=household | {"household_id": "H1"})
-    assert add_child_if_new(people, child=child("C9", "H9"))
-    assert not add_child_if_new(people, child=child("C1", "H9") | {"date_of_birth": T0.date()})
+    assert insert_household_if_new(people, household=household)
+    assert not insert_household_if_new(people, household=household | {"household_id": "H1"})
+    assert insert_child_if_new(people, child=child("C9", "H9"))
+    assert not insert_child_if_new(people, child=child("C1", "H9") | {"date_of_birth": T0.date()})
     people.commit()
-    assert child_birth_and_household(people, child_id="C1", household_id="H9") == (
+    assert read_child_birth_and_household(people, child_id="C1", household_id="H9") == (
         date(2015, 3, 1),
         True,
     )
-    assert child_birth_and_household(people, child_id="C0", household_id="H0") == (None, False)
+    assert read_child_birth_and_household(people, child_id="C0", household_id="H0") == (None, False)
     assert people.execute(text("SELECT household_id FROM children WHERE child_id = 'C1'")).scalar()
     assert people.execute(text("SELECT count(*) FROM children")).scalar() == 4
 
@@ -503,19 +501,19 @@ def test_insert_referral_refuses_a_duplicate_and_the_transaction_goes_on(people:
     insert_referral(people, referral=referral("R3"))
     people.commit()
     assert sorted(people.scalars(select(ReferralRow.referral_id))) == ["R1", "R3"]
-    facts = get_referral_facts(people, referral_id="R1")
+    facts = read_referral_facts(people, referral_id="R1")
     assert facts is not None
     assert (facts.status, facts.received_at, facts.concerns) == ("open", T0, ["neglect"])
     assert facts.date_of_birth == date(2015, 3, 1)
-    assert get_referral_facts(people, referral_id="R-none") is None
+    assert read_referral_facts(people, referral_id="R-none") is None
 
 
 def test_core_and_orm_audit_events_form_one_chain(session: Session) -> None:
-    first = append_audit_event(session, actor="a", action="x", entity_type="t", payload={})
+    first = add_audit_event(session, actor="a", action="x", entity_type="t", payload={})
     second = insert_audit_event(
         session, actor="b", action="y", entity_type="t", payload={"n": 1.5, "k": ["v"]}
     )
-    third = append_audit_event(session, actor="c", action="z", entity_type="t", payload={})
+    third = add_audit_event(session, actor="c", action="z", entity_type="t", payload={})
     session.commit()
     assert third.prev_hash == second and first.hash != second
     report = verify_chain(session)
@@ -558,12 +556,12 @@ def test_scores_and_queue_entries_without_the_orm(people: Session) -> None:
         "reasons": [],
     }
     insert_queue_entry(people, entry=entry)
-    replace_queue_entry(people, entry=entry | {"band": "Elevated", "score_id": score_id})
+    upsert_queue_entry(people, entry=entry | {"band": "Elevated", "score_id": score_id})
     people.commit()
     stored = people.scalars(select(QueueEntryRow)).one()
     assert (stored.band, stored.score_id, stored.concerns) == ("Elevated", score_id, ["neglect"])
     people.execute(delete(QueueEntryRow))
-    replace_queue_entry(people, entry=entry)  # no entry: inserted
+    upsert_queue_entry(people, entry=entry)  # no entry: inserted
     assert people.scalars(select(QueueEntryRow.referral_id)).all() == ["R1"]
 
 

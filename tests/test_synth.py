@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from triage.schema import AgencyEventIn, ReferralIn
+from triage.store.extract import read_extract
 from triage.synth import WorldParams, generate_world
 from triage.synth.calibration import calibration_rows, figures
 from triage.synth.calibration_targets import load_targets, source_share_targets
-from triage.synth.extract import read_extract, write_extract
+from triage.synth.extract import write_extract
 from triage.synth.records import SYNTHETIC_PREFIX
 from triage.synth.referrals import rake_source_probabilities
 from triage.vocab import (

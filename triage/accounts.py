@@ -19,8 +19,8 @@ from triage.security import (
 from triage.store import (
     UserRow,
     add_api_key,
+    add_audit_event,
     add_user,
-    append_audit_event,
     get_user_by_username,
     revoke_api_key,
     set_password_hash,
@@ -53,7 +53,7 @@ def create_user(
         password_hash=hash_password(password),
         roles=roles,
     )
-    append_audit_event(
+    add_audit_event(
         session,
         actor=actor,
         action="user.created",
@@ -93,7 +93,7 @@ def create_api_key(
         scopes=scopes,
         agencies=agencies,
     )
-    append_audit_event(
+    add_audit_event(
         session,
         actor=actor,
         action="key.created",
@@ -112,7 +112,7 @@ def revoke_key(session: Session, *, key_id: str, actor: str = "cli") -> bool:
     """Revoke a key (recorded); False when there is no such key."""
     if not revoke_api_key(session, key_id=key_id):
         return False
-    append_audit_event(
+    add_audit_event(
         session,
         actor=actor,
         action="key.revoked",
@@ -129,7 +129,7 @@ def sign_out(session: Session, *, user_id: str, at: datetime, channel: str = "pa
     if user is None:
         return
     user.sessions_valid_after = at
-    append_audit_event(
+    add_audit_event(
         session,
         actor=user_id,
         action="auth.logout",
@@ -149,7 +149,7 @@ def set_password(session: Session, *, username: str, password: str, actor: str =
     set_password_hash(session, user_id=user.user_id, password_hash=hash_password(password))
     # A new password is usually a response to a leak: whatever was signed in before goes.
     user.sessions_valid_after = utcnow()
-    append_audit_event(
+    add_audit_event(
         session,
         actor=actor,
         action="user.password_reset",

@@ -1,4 +1,4 @@
-"""Exceptions raised by the store, the repository and the extract loader."""
+"""Exceptions raised by the store, its record modules and the extract reader and loader."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 
 from triage.store.errors import ExtractError
+from triage.synth.extract import MANIFEST
+from triage.synth.layout import World
 from triage.vocab import (
     EVENT_AGENCY,
     LIST_SEPARATOR,
@@ -150,17 +152,25 @@ def _dates(table: str, column: str, series: pd.Series) -> pd.Series:
 
 
 def _json_objects(table: str, column: str, series: pd.Series) -> pd.Series:
+    # Millions of events repeat a few attribute documents: each distinct text is parsed once
+    # (each row still gets its own dict).
+    documents: dict[str, dict[str, Any]] = {}
+
     def parse(position: int, value: Any) -> dict[str, Any]:
         if isinstance(value, dict):
             return value
         if value is None or value == "" or (not isinstance(value, str) and pd.isna(value)):
             return {}
+        if isinstance(value, str) and value in documents:
+            return dict(documents[value])
         try:
             parsed = json.loads(value)
         except (TypeError, ValueError) as error:
             raise ExtractError(table, column, f"row {position}: invalid JSON ({error})") from error
         if not isinstance(parsed, dict):
             raise ExtractError(table, column, f"row {position}: expected a JSON object")
+        if isinstance(value, str):
+            documents[value] = parsed
         return parsed
 
     parsed = [parse(position, value) for position, value in enumerate(series.tolist())]
@@ -247,8 +257,12 @@ def read_table(directory: Path, table: str) -> pd.DataFrame:
     raise ExtractError(table, None, f"neither {parquet.name} nor {csv.name} in {directory}")
 
 
-def validate_table(table: str, raw: pd.DataFrame) -> pd.DataFrame:
-    """Check and convert one extract table to Python values (None for nulls)."""
+def validate_table(table: str, raw: pd.DataFrame, *, keep: bool = True) -> pd.DataFrame:
+    """Check and convert one extract table to Python values (None for nulls).
+
+    Without ``keep`` each column is checked and its conversion dropped at once, and ``raw``
+    itself comes back: a 10-million-row table is checked without a copy as Python objects.
+    """
     converted: dict[str, pd.Series] = {}
     for column in SCHEMA[table]:
         if column.name not in raw.columns:
@@ -256,8 +270,12 @@ def validate_table(table: str, raw: pd.DataFrame) -> pd.DataFrame:
         values = column.convert(table, column.name, raw[column.name])
         if not column.nullable and values.isna().any():
             raise ExtractError(table, column.name, f"{int(values.isna().sum())} null value(s)")
-        converted[column.name] = values
-    frame = pd.DataFrame(converted, index=raw.index, dtype=object).reset_index(drop=True)
+        if keep:
+            converted[column.name] = values
+    if keep:
+        frame = pd.DataFrame(converted, index=raw.index, dtype=object).reset_index(drop=True)
+    else:  # the keys are text columns, so duplicates are the same before and after conversion
+        frame = raw
     for key in UNIQUE_KEYS[table]:
         duplicated = frame.duplicated(list(key))
         if duplicated.any():
@@ -297,9 +315,36 @@ def derive_households(children: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def read_extract(directory: Path) -> dict[str, pd.DataFrame]:
-    """Read and validate every loaded table, plus the households derived from the children."""
-    frames = {table: validate_table(table, read_table(directory, table)) for table in LOADED_TABLES}
-    check_event_agencies(frames["events"])
-    frames["households"] = derive_households(frames["children"])
-    return frames
+def read_extract(
+    directory: Path, *, with_truth: bool = False, python_values: bool = False
+) -> World:
+    """Read and validate an extract directory; the truth only when asked for.
+
+    Every loaded table is read (Parquet, or CSV when absent) and checked against ``SCHEMA``,
+    raising ``ExtractError`` at the first fault, and the event agencies are checked. With
+    ``python_values`` the tables come converted to Python values, None for nulls (what the
+    loader binds); otherwise as read from Parquet, with its column types (what the feature
+    builders take), and a table only in CSV is refused. The manifest is read when present.
+    """
+    tables: dict[str, pd.DataFrame] = {}
+    for table in LOADED_TABLES:
+        raw = read_table(directory, table)
+        if not python_values and not (directory / f"{table}.parquet").exists():
+            raise ExtractError(table, None, f"typed columns need {table}.parquet, not CSV")
+        tables[table] = validate_table(table, raw, keep=python_values)
+    check_event_agencies(tables["events"])
+    truth = pd.read_parquet(directory / "truth.parquet") if with_truth else pd.DataFrame()
+    return World(manifest=_manifest(directory), truth=truth, **tables)
+
+
+def _manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not path.exists():  # a council's export need not carry one
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ExtractError("manifest", None, f"{path.name} is not JSON ({error})") from error
+    if not isinstance(manifest, dict):
+        raise ExtractError("manifest", None, f"{path.name} is not a JSON object")
+    return manifest

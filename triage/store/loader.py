@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from triage.store.engine import make_engine
 from triage.store.errors import ExtractError, StoreError
-from triage.store.extract import read_extract
+from triage.store.extract import LOADED_TABLES, derive_households, read_extract
 from triage.store.tables import (
     Base,
     ChildRow,
@@ -48,7 +48,7 @@ _REFERENCED_FRAME = {
 
 def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[str, int]:
     """Load the extract in ``directory`` into the database at ``url``; return rows inserted."""
-    frames = _add_stored_columns(read_extract(Path(directory)), loaded_at=utcnow())
+    frames = _add_stored_columns(_frames_to_load(Path(directory)), loaded_at=utcnow())
     engine = make_engine(url)
     try:
         with engine.begin() as connection, _progress(progress) as bar:
@@ -67,6 +67,14 @@ def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[st
     finally:
         engine.dispose()
     return counts
+
+
+def _frames_to_load(directory: Path) -> dict[str, pd.DataFrame]:
+    """The extract's validated tables as Python values, plus the households of its children."""
+    world = read_extract(directory, python_values=True)
+    frames = {table: getattr(world, table) for table in LOADED_TABLES}
+    frames["households"] = derive_households(frames["children"])
+    return frames
 
 
 def _add_stored_columns(

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from triage.store.repository import QueueFilter, queue_conditions
+from triage.store.queue import QueueFilter, queue_conditions
 from triage.store.tables import ChildRow, DecisionRow, QueueEntryRow, ReferralRow, ScoreRow
 
 
