@@ -21,7 +21,7 @@ from triage.store.auditlog import (
     normalise_payload,
 )
 from triage.store.statements import session_connection
-from triage.store.tables import AuditEventRow, utcnow
+from triage.store.tables import AuditEventRow, table_of, utcnow
 
 
 def add_audit_event(
@@ -53,7 +53,7 @@ def add_audit_event(
     return row
 
 
-_INSERT_AUDIT_EVENT = AuditEventRow.__table__.insert()
+_INSERT_AUDIT_EVENT = table_of(AuditEventRow).insert()
 _CHAIN_HEAD = select(AuditEventRow.hash).order_by(AuditEventRow.id.desc()).limit(1)
 _CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=CHAIN_LOCK_KEY)
 
@@ -87,7 +87,7 @@ def insert_audit_event(
         occurred_at=occurred_at,
     )
     connection.execute(_INSERT_AUDIT_EVENT, values)
-    return values["hash"]
+    return str(values["hash"])
 
 
 def _locked_chain_head(connection: Connection) -> str:

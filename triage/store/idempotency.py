@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from triage.store.errors import StoreError
 from triage.store.statements import insert_if_new
-from triage.store.tables import IdempotencyKeyRow, utcnow
+from triage.store.tables import IdempotencyKeyRow, table_of, utcnow
 
 
 def get_idempotency_key(
@@ -35,7 +35,7 @@ def claim_idempotency_key(
         "entity_id": entity_id,
         "created_at": utcnow(),
     }
-    if insert_if_new(session, IdempotencyKeyRow.__table__, values):
+    if insert_if_new(session, table_of(IdempotencyKeyRow), values):
         return IdempotencyKeyRow(**values)
     existing = get_idempotency_key(session, actor=actor, scope=scope, key=key)
     if existing is None:  # pragma: no cover - a conflict names a stored row

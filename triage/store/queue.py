@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, bindparam, delete, literal, or_, select, t
 from sqlalchemy.orm import Session
 
 from triage.store.statements import insert_if_new_statement, session_connection
-from triage.store.tables import QueueEntryRow, ReferralRow, utcnow
+from triage.store.tables import QueueEntryRow, ReferralRow, table_of, utcnow
 
 
 def get_queue_entry(session: Session, *, referral_id: str) -> QueueEntryRow | None:
@@ -46,9 +46,9 @@ def save_queue_entry(session: Session, *, entry: Mapping[str, Any]) -> QueueEntr
     return row
 
 
-_INSERT_QUEUE_ENTRY = QueueEntryRow.__table__.insert()
-_UPDATE_QUEUE_ENTRY = update(QueueEntryRow.__table__).where(
-    QueueEntryRow.__table__.c.referral_id == bindparam("b_referral_id")
+_INSERT_QUEUE_ENTRY = table_of(QueueEntryRow).insert()
+_UPDATE_QUEUE_ENTRY = update(table_of(QueueEntryRow)).where(
+    table_of(QueueEntryRow).c.referral_id == bindparam("b_referral_id")
 )
 
 
@@ -61,7 +61,7 @@ def insert_queue_entries_if_new(session: Session, *, entries: Sequence[Mapping[s
     """Queue referrals in one executemany; one queued meanwhile (another worker) keeps its entry."""
     if entries:
         connection = session_connection(session)
-        statement = insert_if_new_statement(connection, QueueEntryRow.__table__, returning=False)
+        statement = insert_if_new_statement(connection, table_of(QueueEntryRow), returning=False)
         connection.execute(statement, [dict(e) for e in entries])
 
 
@@ -71,7 +71,7 @@ def upsert_queue_entry(session: Session, *, entry: Mapping[str, Any]) -> None:
     updated = session_connection(session).execute(
         _UPDATE_QUEUE_ENTRY, {**values, "b_referral_id": entry["referral_id"]}
     )
-    if updated.rowcount != 1:  # type: ignore[attr-defined]
+    if updated.rowcount != 1:
         insert_queue_entry(session, entry=values)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from triage.store.errors import ChildNotFound, DuplicateEvent, DuplicateReferral, StoreError
 from triage.store.statements import insert_if_new, session_connection
-from triage.store.tables import ChildRow, EventRow, HouseholdRow, ReferralRow
+from triage.store.tables import ChildRow, EventRow, HouseholdRow, ReferralRow, table_of
 
 HISTORY_LIMIT = 500
 
@@ -49,12 +49,12 @@ def add_child(session: Session, *, child: Mapping[str, Any]) -> ChildRow:
 
 def insert_household_if_new(session: Session, *, household: Mapping[str, Any]) -> bool:
     """Insert a household unless its id is stored (also concurrently); True when it went in."""
-    return insert_if_new(session, HouseholdRow.__table__, household)
+    return insert_if_new(session, table_of(HouseholdRow), household)
 
 
 def insert_child_if_new(session: Session, *, child: Mapping[str, Any]) -> bool:
     """Insert a child unless its id is stored; True when it went in. Its household must exist."""
-    return insert_if_new(session, ChildRow.__table__, child)
+    return insert_if_new(session, table_of(ChildRow), child)
 
 
 _CHILD_BIRTH_AND_HOUSEHOLD = select(
@@ -167,7 +167,7 @@ def insert_referral(session: Session, *, referral: Mapping[str, Any]) -> None:
 
     The caller keeps the values it passed; no ``ReferralRow`` enters the session.
     """
-    if insert_if_new(session, ReferralRow.__table__, referral):
+    if insert_if_new(session, table_of(ReferralRow), referral):
         return
     columns = (ReferralRow.referral_id, ReferralRow.source_system, ReferralRow.source_referral_id)
     for where in (
@@ -200,7 +200,7 @@ _REFERRAL_FACTS = (
 )
 
 
-def read_referral_facts(session: Session, *, referral_id: str) -> Row[Any] | None:
+def read_referral_facts(session: Session, *, referral_id: str) -> Row[*tuple[Any, ...]] | None:
     """What scoring and the queue need of a stored referral, with the child's date of birth.
 
     Columns: status, child_id, received_at, injury_reported, injury_sites, concerns,

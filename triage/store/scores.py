@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.store.statements import session_connection
-from triage.store.tables import ScoreRow, utcnow
+from triage.store.tables import ScoreRow, table_of, utcnow
 
 
 def add_score(
@@ -43,7 +43,7 @@ def add_score(
     return row
 
 
-_INSERT_SCORE = ScoreRow.__table__.insert()
+_INSERT_SCORE = table_of(ScoreRow).insert()
 
 
 def insert_score(session: Session, *, score: Mapping[str, Any]) -> int:

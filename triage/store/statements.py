@@ -6,7 +6,7 @@ no ORM unit of work, no statement built per call (the intake and scoring write p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -23,7 +23,10 @@ def session_connection(session: Session) -> Connection:
 
 
 _INSERT_IF_NEW: dict[tuple[str, str, bool], Any] = {}
-_DIALECT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_DIALECT_INSERTS: dict[str, Callable[[Table], sqlite.Insert | postgresql.Insert]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
 
 
 def insert_if_new_statement(connection: Connection, table: Table, *, returning: bool) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     Boolean,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -54,6 +55,11 @@ class Base(DeclarativeBase):
         list[str]: JSONType,
         list[Any]: JSONType,
     }
+
+
+def table_of(row_class: type[Base]) -> Table:
+    """The ``Table`` a declarative row class maps (typed: ``__table__`` is a ``FromClause``)."""
+    return cast(Table, row_class.__table__)  # every class here maps one Table, never a join
 
 
 class HouseholdRow(Base):
@@ -231,7 +237,7 @@ class AuditEventRow(Base):
 
     __tablename__ = "audit_events"
     # AUTOINCREMENT stops SQLite from ever reusing an id, which the hash chain relies on.
-    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)

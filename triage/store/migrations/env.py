@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import Connection
 
@@ -23,7 +25,7 @@ def _url() -> str:
     return url
 
 
-def _configure(**kwargs: object) -> None:
+def _configure(**kwargs: Any) -> None:
     context.configure(
         target_metadata=target_metadata,
         render_as_batch=True,
@@ -53,12 +55,20 @@ def run_online() -> None:
         engine.dispose()
 
 
+def _driver(connection: Connection) -> Any:
+    """The DBAPI connection under a live SQLAlchemy connection."""
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the migration's connection is closed")
+    return driver
+
+
 def _run(connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
         # Batch mode rebuilds SQLite tables (copy, drop, rename); with foreign keys on, the
         # drop would fail or cascade. The pragma only takes effect outside a transaction.
-        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        _driver(connection).execute("PRAGMA foreign_keys=OFF")
     try:
         # make_engine has SQLite BEGIN explicitly, so its DDL is transactional too: run all
         # revisions in one transaction and a failed upgrade leaves no half-built schema.
@@ -71,7 +81,7 @@ def _run(connection: Connection) -> None:
                     raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
     finally:
         if sqlite:
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+            _driver(connection).execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():
