@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -354,8 +355,15 @@ class _Explained:
     sizes: HistorySizes
 
 
-_FAILED = object()
-"""Scoring raised: the referral is stored unscored (and not scored twice)."""
+class _Failed(Enum):
+    """Scoring raised: the referral is stored unscored (and not scored twice)."""
+
+    FAILED = "failed"
+
+
+_FAILED = _Failed.FAILED
+Scoring = _Explained | _Failed | None
+"""A referral's score before the write: computed, failed, or not tried yet (the write scores)."""
 
 
 class _ScoreNotStored(Exception):
@@ -367,8 +375,7 @@ class _Outcome:
     """What the write transaction stores for a referral, given the date of birth it used."""
 
     born: date
-    explained: object
-    """An ``_Explained``; None when not scored yet (the transaction scores); or ``_FAILED``."""
+    explained: Scoring
     history: Mapping[str, float] | None
     """The signal values the safety rules read when there is no score (None: not read)."""
     score: PlannedScore | None
@@ -378,7 +385,7 @@ class _Outcome:
 
 
 def _safe_outcome(
-    intake: _Intake, explained: object, born: date, history: Mapping[str, float] | None
+    intake: _Intake, explained: Scoring, born: date, history: Mapping[str, float] | None
 ) -> _Outcome:
     """``_outcome``; unscored (logged) if working out the score's outcome fails."""
     if isinstance(explained, _Explained):
@@ -391,7 +398,7 @@ def _safe_outcome(
 
 
 def _outcome(
-    intake: _Intake, explained: object, born: date, history: Mapping[str, float] | None
+    intake: _Intake, explained: Scoring, born: date, history: Mapping[str, float] | None
 ) -> _Outcome:
     """Facts, safety rules, score, queue entry and reply of a referral (no store needed)."""
     referral, values = intake.referral, intake.values
@@ -506,7 +513,9 @@ def _store(
     return outcome.reply
 
 
-def _explain(session: Session, model: LoadedModel, intake: _Intake, born: date) -> object:
+def _explain(
+    session: Session, model: LoadedModel, intake: _Intake, born: date
+) -> _Explained | _Failed:
     """Features and score of a referral not stored yet; ``_FAILED`` (logged) if scoring raises."""
     try:
         features = features_for(
@@ -533,13 +542,12 @@ def _history_values(session: Session, intake: _Intake, born: date) -> Mapping[st
     return features.vector()
 
 
-def _history_grew(session: Session, explained: object, intake: _Intake) -> bool:
+def _history_grew(session: Session, explained: _Explained, intake: _Intake) -> bool:
     """Whether records dated before the referral were committed after its score was computed.
 
     Records are never deleted, so a count that has not moved means no new record; a source
     cut at ``MAX_RECORDS`` cannot tell, so its referral is always scored again.
     """
-    assert isinstance(explained, _Explained)
     if max(explained.sizes) >= MAX_RECORDS:
         return True
     now = history_sizes(session, query=intake.record, received_at=intake.values["received_at"])
