@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
@@ -45,7 +45,7 @@ class TokenOut(BaseModel):
     },
     summary="Sign in: exchange a username and password for a bearer token",
 )
-async def post_token(body: TokenIn, state: StateDep, request: Request) -> dict[str, Any]:
+async def post_token(body: TokenIn, state: StateDep, request: Request) -> TokenOut:
     """Check the password (argon2) and issue a token valid for a working day."""
     user = await sign_in(
         state,
@@ -61,12 +61,12 @@ async def post_token(body: TokenIn, state: StateDep, request: Request) -> dict[s
             "wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return {
-        "access_token": issue_user_token(state.secret_key, user_id=user.user_id),
-        "token_type": "bearer",
-        "expires_in": TOKEN_MAX_AGE_SECONDS,
-        "roles": list(user.roles),
-    }
+    return TokenOut(
+        access_token=issue_user_token(state.secret_key, user_id=user.user_id),
+        token_type="bearer",
+        expires_in=TOKEN_MAX_AGE_SECONDS,
+        roles=list(user.roles),
+    )
 
 
 @router.post(

@@ -51,9 +51,9 @@ def model_info(state: ServiceState) -> dict[str, Any]:
     dependencies=[Depends(require_roles("practitioner", "manager", "researcher", "admin"))],
     summary="The champion model, or 'no_model'",
 )
-def get_model(state: StateDep) -> dict[str, Any]:
+def get_model(state: StateDep) -> ModelInfo:
     """Champion version, what it predicts, band thresholds, safety rules, model card, gates."""
-    return model_info(state)
+    return ModelInfo.model_validate(model_info(state))
 
 
 @router.post(
@@ -62,9 +62,9 @@ def get_model(state: StateDep) -> dict[str, Any]:
     dependencies=[Depends(require_roles("admin"))],
     summary="Reload the champion and score the unscored queue",
 )
-async def reload_model(state: StateDep, actor: ActorDep) -> dict[str, Any]:
+async def reload_model(state: StateDep, actor: ActorDep) -> ReloadOut:
     """Reload the champion (keeping the old one if that fails), then score the backlog."""
-    return await run_in_threadpool(reload_and_score, state, actor.name)
+    return ReloadOut.model_validate(await run_in_threadpool(reload_and_score, state, actor.name))
 
 
 def reload_and_score(state: ServiceState, actor: str) -> dict[str, Any]:

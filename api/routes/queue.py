@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
@@ -38,7 +38,7 @@ def get_queue(
     ] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> dict[str, Any]:
+) -> QueuePage:
     """Safety flags first, then unscored, then band, probability and waiting time."""
     bands = tuple(band or ())
     unknown = [b for b in bands if b not in BANDS]
@@ -83,4 +83,4 @@ def get_queue(
             },
         },
     )
-    return page
+    return QueuePage.model_validate(page)

@@ -175,7 +175,7 @@ def get_referral_detail(
     model: ModelDep,
     state: StateDep,
     actor: ActorDep,
-) -> dict[str, Any]:
+) -> ReferralDetail:
     """The referral, its latest score with every reason, and the child's timeline."""
     detail = casework.referral_detail(session, referral_id=referral_id, model=model)
     audit.record(
@@ -187,7 +187,7 @@ def get_referral_detail(
         model_version=detail["score"].get("model_version"),
         payload={"timeline_records": len(detail["timeline"])},
     )
-    return detail
+    return ReferralDetail.model_validate(detail)
 
 
 class ReferralReceipt(BaseModel):
@@ -212,7 +212,7 @@ class ReferralReceipt(BaseModel):
 )
 def get_referral_receipt(
     referral_id: ReferralId, session: ReadSessionDep, state: StateDep, actor: ActorDep
-) -> dict[str, Any]:
+) -> ReferralReceipt:
     """A referral's receipt; a key sees only referrals from its own source system."""
     row = get_referral(session, referral_id=referral_id)
     # Another system's referral is reported as missing, so ids cannot be probed.
@@ -225,13 +225,13 @@ def get_referral_receipt(
         entity_type="referral",
         entity_id=referral_id,
     )
-    return {
-        "referral_id": row.referral_id,
-        "source_system": row.source_system,
-        "source_referral_id": row.source_referral_id,
-        "received_at": row.received_at,
-        "status": row.status,
-    }
+    return ReferralReceipt(
+        referral_id=row.referral_id,
+        source_system=row.source_system,
+        source_referral_id=row.source_referral_id,
+        received_at=row.received_at,
+        status=row.status,
+    )
 
 
 @router.post(
@@ -250,9 +250,12 @@ def post_decision(
     decision: Annotated[DecisionIn, Body(openapi_examples=DECISION_EXAMPLES)],
     session: SessionDep,
     actor: ActorDep,
-) -> dict[str, Any]:
+) -> DecisionRecorded:
     """Record a practitioner's decision; a second one gets 409 until a manager reopens."""
-    return casework.decide(session, referral_id=referral_id, decision=decision, actor=actor.name)
+    recorded = casework.decide(
+        session, referral_id=referral_id, decision=decision, actor=actor.name
+    )
+    return DecisionRecorded.model_validate(recorded)
 
 
 @router.post(
@@ -264,9 +267,10 @@ def post_decision(
 )
 def post_reopen(
     referral_id: ReferralId, body: ReopenIn, session: SessionDep, actor: ActorDep
-) -> dict[str, Any]:
+) -> QueueItem:
     """Put a decided referral back in the queue; its decisions stay on record."""
-    return casework.reopen(session, referral_id=referral_id, reason=body.reason, actor=actor.name)
+    item = casework.reopen(session, referral_id=referral_id, reason=body.reason, actor=actor.name)
+    return QueueItem.model_validate(item)
 
 
 @router.post(
@@ -283,9 +287,9 @@ def post_dispute(
     session: SessionDep,
     actor: ActorDep,
     model: ModelDep,
-) -> dict[str, Any]:
+) -> DisputeOut:
     """Store the dispute and, with a model, the score before and after leaving the record out."""
-    return casework.dispute(
+    dispute = casework.dispute(
         session,
         referral_id=referral_id,
         record_id=body.record_id,
@@ -293,3 +297,4 @@ def post_dispute(
         actor=actor.name,
         model=model,
     )
+    return DisputeOut.model_validate(dispute)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
@@ -52,7 +52,7 @@ def get_research_referrals(
     actor: ActorDep,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-) -> dict[str, Any]:
+) -> ResearchReferralPage:
     """A page of pseudonymised referrals in order of receipt."""
     records = referral_records(session, offset=offset, limit=limit)
     items = research_referrals(records, key=pseudonym_key(state.secret_key))
@@ -63,7 +63,9 @@ def get_research_referrals(
         entity_type="research",
         payload={"offset": offset, "limit": limit, "rows": len(items)},
     )
-    return {"items": items, "total": count_referrals(session), "offset": offset, "limit": limit}
+    return ResearchReferralPage.model_validate(
+        {"items": items, "total": count_referrals(session), "offset": offset, "limit": limit}
+    )
 
 
 @router.get(
@@ -85,7 +87,7 @@ def get_research_decisions(
         ),
     ] = None,
     min_count: Annotated[int, Query(ge=DEFAULT_MIN_COUNT, le=1000)] = DEFAULT_MIN_COUNT,
-) -> dict[str, Any]:
+) -> ResearchDecisions:
     """Agreement with the band per group, for auditing human decisions as well as the model."""
     quarter = quarter or quarter_of(utcnow())
     start, end = quarter_bounds(quarter)
@@ -99,4 +101,6 @@ def get_research_decisions(
         entity_type="research",
         payload={"by": by, "quarter": quarter, "min_count": min_count, "rows": len(rows)},
     )
-    return {"by": by, "quarter": quarter, "min_count": min_count, "rows": rows}
+    return ResearchDecisions.model_validate(
+        {"by": by, "quarter": quarter, "min_count": min_count, "rows": rows}
+    )
