@@ -13,6 +13,8 @@ from rich.console import Console
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from triage.settings import Settings
+
 app = typer.Typer(
     help="Risk-signal triage for child-protection front doors (synthetic data only).",
     no_args_is_help=True,
@@ -86,10 +88,25 @@ def db_upgrade(
     from triage.settings import get_settings
     from triage.store.migrate import upgrade
 
-    url = get_settings().database_url
+    settings = get_settings()
+    url = settings.database_url
     upgrade(url, revision)
     shown = make_url(url).render_as_string(hide_password=True)
     console.print(f"Database {shown} is at revision {revision}.")
+    if revision == "head":
+        _anchor_new_chain(settings)
+
+
+def _anchor_new_chain(settings: Settings) -> None:
+    """Sign a new store's empty audit chain, so every event it ever holds is anchored."""
+    from triage.store.auditlog import checkpoint_chain
+
+    key = settings.get_audit_key()
+    assert key is not None
+    with store_transaction(read_only=True) as session:
+        outcome = checkpoint_chain(session, settings.audit_checkpoint_path(), key)
+    if outcome.written and outcome.checkpoint is not None and outcome.checkpoint.event_id == 0:
+        console.print(f"Audit chain anchored from its start in {settings.audit_checkpoint_path()}.")
 
 
 @app.command()
@@ -549,7 +566,7 @@ def auditlog_verify() -> None:
             f"[red]Audit chain not anchored: no signed checkpoint at {path}, so removing the "
             f"newest events or rewriting the whole chain would go unnoticed. The links hold "
             f"({report.events} events, head {report.head}); if the chain is known to be "
-            "good, sign it with `triage auditlog checkpoint`.[/red]"
+            "good, sign it with `triage auditlog checkpoint --first`.[/red]"
         )
         raise typer.Exit(code=1)
     console.print(f"Audit chain intact: {report.events} events, head {report.head}.")
@@ -561,7 +578,15 @@ def auditlog_verify() -> None:
 
 
 @auditlog_app.command("checkpoint")
-def auditlog_checkpoint() -> None:
+def auditlog_checkpoint(
+    first: Annotated[
+        bool,
+        typer.Option(
+            "--first",
+            help="Anchor a chain that has events but no checkpoint file yet (after checking it).",
+        ),
+    ] = False,
+) -> None:
     """Sign the chain's newest event into the checkpoint file, if it extends the last one."""
     from triage.settings import get_settings
     from triage.store.auditlog import checkpoint_chain
@@ -571,7 +596,7 @@ def auditlog_checkpoint() -> None:
     key = settings.get_audit_key()
     assert key is not None
     with store_transaction(read_only=True) as session:
-        outcome = checkpoint_chain(session, path, key)
+        outcome = checkpoint_chain(session, path, key, first=first)
     if outcome.refused is not None:
         console.print(f"[red]Checkpoint refused, {path} left as it was: {outcome.refused}.[/red]")
         raise typer.Exit(code=1)

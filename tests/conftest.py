@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from triage.settings import Settings, get_settings, normalise_database_url
 from triage.store import make_engine, session_factory
+from triage.store.auditlog import checkpoint_chain
 from triage.store.migrate import upgrade
 
 # An app per test: frozen objects are never collected, so freezing would keep every earlier
@@ -131,9 +132,23 @@ def settings(tmp_path: Path) -> Settings:
     """Service settings on a fresh, migrated SQLite database (a module may define its own)."""
     url = f"sqlite:///{tmp_path / 'triage.db'}"
     upgrade(url)
-    return Settings(
+    settings = Settings(
         var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
     )
+    anchor_new_chain(settings)
+    return settings
+
+
+def anchor_new_chain(settings: Settings) -> None:
+    """Sign the new store's empty audit chain, as ``triage db upgrade`` does."""
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            key = settings.get_audit_key()
+            assert key is not None
+            checkpoint_chain(session, settings.audit_checkpoint_path(), key)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -174,11 +174,26 @@ def test_a_tampered_chain_is_never_signed_again(
     assert run(anchored, "verify")[0] == 1
 
 
+def test_a_removed_checkpoint_is_not_signed_afresh_by_the_service(anchored: Settings) -> None:
+    # Rewrite the chain, drop its newest events and remove the file: without the key, an
+    # attacker should not get the service to vouch for the result when it next starts.
+    rewrite_and_rehash(anchored)
+    delete_newest(anchored, 2)
+    anchored.audit_checkpoint_path().unlink()
+    more_activity(anchored)
+    assert not anchored.audit_checkpoint_path().exists()
+    code, output = run(anchored, "verify")
+    assert code == 1 and "not anchored" in output, output
+
+
 def test_checkpoints_advance_with_the_chain(settings: Settings, tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere" / "checkpoint.json"
     env = {"TRIAGE_AUDIT_CHECKPOINT_FILE": str(outside)}
     activity(settings)
+    # No checkpoint file there yet, and the chain holds events: only an operator anchors it.
     code, output = run(settings, "checkpoint", **env)
+    assert code == 1 and "--first" in output, output
+    code, output = run(settings, "checkpoint", "--first", **env)
     first = event_ids(settings)[-1]
     assert code == 0 and f"Signed: event {first} " in output, output
     assert run(settings, "checkpoint", **env)[1].startswith(f"Already signed: event {first} ")

@@ -167,7 +167,8 @@ def _walk(session: Session, checkpoint: Checkpoint | None, *, incremental: bool)
     prev = GENESIS
     count = 0
     head_id = 0
-    anchored = False
+    # A checkpoint of the empty chain (event 0) vouches for the start: every event extends it.
+    anchored = checkpoint is not None and checkpoint.event_id == 0
     start = checkpoint.event_id if incremental and checkpoint is not None else 0
     for row in _rows(session, start):
         if checkpoint is not None and not anchored:
@@ -329,12 +330,17 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)  # drops the lock
 
 
-def checkpoint_chain(session: Session, path: Path, key: str) -> CheckpointOutcome:
+def checkpoint_chain(
+    session: Session, path: Path, key: str, *, first: bool = False
+) -> CheckpointOutcome:
     """Sign the chain's newest event into ``path``, if the chain extends the checkpoint there.
 
     Refused (nothing written) when the file there cannot be trusted or the chain does not
     hold its event with its hash: a new checkpoint must never vouch for a rewritten chain.
-    Only the events after the previous checkpoint are walked.
+    With no file, an empty chain is signed as event 0; a chain that already holds events is
+    signed only when an operator says so (``first``), since a removed file must not let a
+    rewritten chain be vouched for afresh. Only the events after the previous checkpoint are
+    walked.
     """
     with _locked(path):
         try:
@@ -345,7 +351,15 @@ def checkpoint_chain(session: Session, path: Path, key: str) -> CheckpointOutcom
         if report.broken is not None:
             reason = f"event {report.broken.event_id}: {report.broken.reason}"
             return CheckpointOutcome(previous, False, reason)
-        if report.head_id == 0 or (previous is not None and report.head_id <= previous.event_id):
+        if previous is None and report.head_id > 0 and not first:
+            return CheckpointOutcome(
+                None,
+                False,
+                f"no signed checkpoint at {path} though the chain holds {report.events} events "
+                "(the file was removed, or this store was never anchored); an operator who "
+                "knows the chain is good anchors it with `triage auditlog checkpoint --first`",
+            )
+        if previous is not None and report.head_id <= previous.event_id:
             return CheckpointOutcome(previous, False)
         checkpoint = Checkpoint(
             event_id=report.head_id,
