@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from access_helpers import PASSWORD, user_headers
+from api_support import T0, Switch, referral, scorer  # noqa: F401 (scorer is a fixture)
 from browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -34,7 +35,6 @@ from browser_helpers import (
     screenshot,
     unavailable,
 )
-from test_api import T0, Switch, referral, scorer  # noqa: F401 (scorer is a fixture)
 
 from api.app import create_app
 from models.scorer import Scorer

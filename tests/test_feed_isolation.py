@@ -1,7 +1,7 @@
 """A referral system reaches only what it sent: agencies bound to keys, receipt-only replies,
 contradicting identities flagged for a person (issue 17, item 2)."""
 
-# ruff: noqa: F811  (the fixtures of tests/test_api.py are imported, then requested by name)
+# ruff: noqa: F811  (the fixtures of tests/api_support.py are imported, then requested by name)
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from access_helpers import PASSWORD, key_headers, user_headers
-from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
-from test_api import (  # noqa: F401  (fixtures)
+from api_support import (  # noqa: F401  (fixtures)
     T0,
     admin,
     client,
@@ -26,6 +24,8 @@ from test_api import (  # noqa: F401  (fixtures)
     scorer,
     settings,
 )
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from api.schemas import IntakeReceipt

@@ -1,7 +1,7 @@
 """Limits on what intake accepts and what it answers: dates, characters, batch and error sizes,
 and the record IDs a stored score keeps (issue 17, item 6)."""
 
-# ruff: noqa: F811  (the fixtures of tests/test_api.py are imported, then requested by name)
+# ruff: noqa: F811  (the fixtures of tests/api_support.py are imported, then requested by name)
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from pydantic import ValidationError
-from sqlalchemy import Engine
-from test_api import (  # noqa: F401  (fixtures)
+from api_support import (  # noqa: F401  (fixtures)
     admin,
     client,
     count,
@@ -24,6 +21,9 @@ from test_api import (  # noqa: F401  (fixtures)
     scorer,
     settings,
 )
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+from sqlalchemy import Engine
 
 from api.errors import MAX_BODY_BYTES, MAX_ERROR_TEXT, MAX_FIELD_ERRORS
 from api.intake import MAX_EVENTS

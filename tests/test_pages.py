@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from access_helpers import PASSWORD, user_headers
+from api_support import T0, Switch, referral, scorer  # noqa: F401 (scorer is a fixture)
 from fastapi import Response
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
-from test_api import T0, Switch, referral, scorer  # noqa: F401 (scorer is a fixture)
 
 from api.app import create_app
 from api.web.sessions import COOKIE_NAME, PageSession, read_session, write_session

@@ -1,7 +1,7 @@
 """A resend of a stored business key with other content is refused by name, never dropped
 silently (issue 17, item 3)."""
 
-# ruff: noqa: F811  (the fixtures of tests/test_api.py are imported, then requested by name)
+# ruff: noqa: F811  (the fixtures of tests/api_support.py are imported, then requested by name)
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import copy
 from datetime import timedelta
 
 from access_helpers import key_headers
-from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
-from test_api import (  # noqa: F401  (fixtures)
+from api_support import (  # noqa: F401  (fixtures)
     T0,
     admin,
     audit_actions,
@@ -23,6 +21,8 @@ from test_api import (  # noqa: F401  (fixtures)
     scorer,
     settings,
 )
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 
 from triage.settings import Settings
 from triage.store import AuditEventRow, ReferralRow, session_factory
