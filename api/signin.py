@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import anyio
@@ -19,6 +20,9 @@ class SignedIn:
 
     user_id: str
     roles: tuple[str, ...]
+    looked_up_at: float
+    """When the account was read: its credentials date from then, so a new password or a
+    sign-out after it (while the password was being checked) revokes them."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class _Attempt:
     roles: tuple[str, ...]
     password_hash: str | None
     """None for an unknown or disabled user: checked against a dummy hash all the same."""
+    looked_up_at: float
 
 
 async def sign_in(
@@ -60,9 +65,11 @@ def _count_and_look_up(state: ServiceState, username: str, client: str) -> _Atte
     name_here = f"{username.casefold()}\x00{client}"
     state.limits.hit("sign_in_client", client)
     state.limits.hit("sign_in", name_here)
+    looked_up_at = time.time()  # before the read: a change after it must revoke what follows
     with state.read_sessions() as session:
         user = get_user_by_username(session, username=username)
         return _Attempt(
+            looked_up_at=looked_up_at,
             name_here=name_here,
             user_id=user.user_id if user is not None else None,
             roles=tuple(sorted(user.roles)) if user is not None else (),
@@ -95,7 +102,7 @@ def _conclude(
         entity_id=user_id,
         payload={"channel": channel},
     )
-    return SignedIn(user_id=user_id, roles=attempt.roles)
+    return SignedIn(user_id=user_id, roles=attempt.roles, looked_up_at=attempt.looked_up_at)
 
 
 def client_address(request: Request) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import update
 
 from api.app import create_app
 from triage import security
+from triage.accounts import set_password
 from triage.settings import Settings
 from triage.store import UserRow, make_engine, session_factory
 from triage.store.migrate import upgrade
@@ -221,3 +222,30 @@ def test_unknown_and_disabled_users_run_the_same_password_check(
     assert hasher.checked[1:] == [security._DUMMY_HASH] * 2
     assert {h.rsplit("$", 2)[0] for h in hasher.checked} == {hasher.checked[0].rsplit("$", 2)[0]}
     assert attempt(client, "pat", PASSWORD).status_code == 200
+
+
+def test_a_new_password_set_while_a_sign_in_is_checked_revokes_its_token(
+    app_for: Callable[..., TestClient], hasher: HeldHasher
+) -> None:
+    # The account is read, then its (old) password is checked: a new password set in between
+    # must revoke the token that check yields, not be outlived by it.
+    client = app_for()
+    settings = client.app.state.service.settings
+    user_headers(settings, "practitioner", username="pat")
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(attempt, client, "pat", PASSWORD)
+        wait_until(lambda: len(hasher.checked) == 1)
+        time.sleep(0.01)  # the new password's moment is strictly after the account was read
+        engine = make_engine(settings.database_url)
+        try:
+            with session_factory(engine)() as session:
+                set_password(session, username="pat", password="a brand new passphrase")
+                session.commit()
+        finally:
+            engine.dispose()
+        hasher.release.set()
+        reply = pending.result(PATIENCE_SECONDS)
+    assert reply.status_code == 200, reply.text
+    token = reply.json()["access_token"]
+    queue = client.get("/v1/queue", headers={"Authorization": f"Bearer {token}"})
+    assert queue.status_code == 401, queue.text

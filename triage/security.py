@@ -85,11 +85,16 @@ class UserToken:
     """Seconds since the epoch (sub-second, so a sign-in just after a sign-out survives it)."""
 
 
-def issue_user_token(secret: str, *, user_id: str) -> str:
-    """A signed, timestamped bearer token naming the user and the moment it was issued."""
+def issue_user_token(secret: str, *, user_id: str, issued_at: float | None = None) -> str:
+    """A signed, timestamped bearer token naming the user and the moment it was issued.
+
+    ``issued_at``: when the credentials it rests on were read (default now); revocation after
+    that moment refuses the token.
+    """
     if not secret:
         raise ValueError("no secret key to sign tokens with")
-    return _serializer(secret).dumps({"uid": user_id, "iat": time.time()})
+    iat = time.time() if issued_at is None else issued_at
+    return _serializer(secret).dumps({"uid": user_id, "iat": iat})
 
 
 def read_user_token(

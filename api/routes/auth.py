@@ -62,7 +62,9 @@ async def post_token(body: TokenIn, state: StateDep, request: Request) -> TokenO
             headers={"WWW-Authenticate": "Bearer"},
         )
     return TokenOut(
-        access_token=issue_user_token(state.secret_key, user_id=user.user_id),
+        access_token=issue_user_token(
+            state.secret_key, user_id=user.user_id, issued_at=user.looked_up_at
+        ),
         token_type="bearer",
         expires_in=TOKEN_MAX_AGE_SECONDS,
         roles=list(user.roles),

@@ -47,9 +47,12 @@ class PageSession:
         return replace(self, notices=(*self.notices, notice))
 
 
-def new_session(user_id: str | None = None) -> PageSession:
-    """A fresh session with a new CSRF token (signed in now when ``user_id`` is given)."""
-    signed_in_at = time.time() if user_id is not None else None
+def new_session(user_id: str | None = None, *, signed_in_at: float | None = None) -> PageSession:
+    """A fresh session with a new CSRF token; a user's is signed in at ``signed_in_at`` or now."""
+    if user_id is None:
+        signed_in_at = None
+    elif signed_in_at is None:
+        signed_in_at = time.time()
     return PageSession(csrf=secrets.token_urlsafe(32), user_id=user_id, signed_in_at=signed_in_at)
 
 

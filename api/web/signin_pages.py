@@ -80,7 +80,7 @@ async def login(
         )
         return save_session(request, response, state, fresh)
     # A new session (and CSRF token) at sign-in: nothing planted before it carries over.
-    signed_in = new_session(user.user_id)
+    signed_in = new_session(user.user_id, signed_in_at=user.looked_up_at)
     return save_session(request, redirect(safe_next(next_path)), state, signed_in)
 
 
