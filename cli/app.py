@@ -13,6 +13,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from models.scorer import Scorer
     from triage.settings import Settings
 
 app = typer.Typer(
@@ -23,6 +24,21 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
+
+
+def champion_or_exit(settings: Settings, purpose: str) -> Scorer:
+    """The registered champion's scorer; exit 2 saying what to run when there is none."""
+    from models.tracking import load_champion_scorer
+
+    try:
+        return load_champion_scorer(
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name,
+            alias=settings.model_alias,
+        )
+    except Exception as exc:  # the registry says why; the user needs to know what to run
+        console.print(f"[red]No champion model to {purpose}[/] ({exc}); run: triage train")
+        raise typer.Exit(code=2) from exc
 
 
 @contextmanager
@@ -216,7 +232,6 @@ def score(
 ) -> None:
     """Score every referral of an extract with the champion: band, range and top reasons."""
     from explain.batch_scores import score_extract, write_scores
-    from models.tracking import load_champion_scorer
     from triage.settings import get_settings
     from triage.store import add_audit_event
 
@@ -224,15 +239,7 @@ def score(
         console.print(f"[red]No extract at {data}[/] (run: triage synth --out {data})")
         raise typer.Exit(code=2)
     settings = get_settings()
-    try:
-        scorer = load_champion_scorer(
-            tracking_uri=settings.mlflow_tracking_uri,
-            model_name=settings.model_name,
-            alias=settings.model_alias,
-        )
-    except Exception as exc:  # the registry says why; the user needs to know what to run
-        console.print(f"[red]No champion model to score with[/] ({exc}); run: triage train")
-        raise typer.Exit(code=2) from exc
+    scorer = champion_or_exit(settings, "score with")
     with console.status("scoring"):
         scores = score_extract(data, scorer, top=top)
         path = write_scores(scores, out)
@@ -281,7 +288,6 @@ def audit(
         write_report,
     )
     from models.splits import TEST
-    from models.tracking import load_champion_scorer
     from triage.settings import get_settings
 
     if not (data / "referrals.parquet").exists():
@@ -298,15 +304,7 @@ def audit(
         )
         raise typer.Exit(code=2)
     settings = get_settings()
-    try:
-        scorer = load_champion_scorer(
-            tracking_uri=settings.mlflow_tracking_uri,
-            model_name=settings.model_name,
-            alias=settings.model_alias,
-        )
-    except Exception as exc:  # the registry says why; the user needs to know what to run
-        console.print(f"[red]No champion model to audit[/] ({exc}); run: triage train")
-        raise typer.Exit(code=2) from exc
+    scorer = champion_or_exit(settings, "audit")
     config = AuditConfig(
         n_boot=bootstraps,
         min_size=min_size,

@@ -16,6 +16,7 @@ from api.research import (
     suppressed_cells,
 )
 from triage.store.statistics import DecisionFact
+from triage.vocab import VOICES
 
 
 def cell(decisions: int, agree: int | None = None) -> Counter[str]:
@@ -110,6 +111,7 @@ def test_decisions_group_by_whose_voice_referred() -> None:
         "other individual": 10,
         "anonymous": 10,
     }
+    assert {r["group"] for r in by_voice} <= set(VOICES)
     by_relationship = decisions_by_group(facts, pairs, by="referrer_relationship", min_count=10)  # type: ignore[arg-type]
     assert {r["group"] for r in by_relationship} == {
         "none recorded", "relative", "family_friend", "neighbour", "gp",
