@@ -17,7 +17,11 @@ from typing import TypeVar
 import anyio
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import (
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
 
 from api.errors import ApiError
 from triage.settings import Settings
@@ -27,9 +31,11 @@ class RateLimits:
     """The service's limits and the counters behind them."""
 
     def __init__(self, settings: Settings, *, key: bytes = b"") -> None:
-        self.limiter = SlidingWindowCounterRateLimiter(
-            storage_from_string(settings.rate_limit_storage)
-        )
+        storage = storage_from_string(settings.rate_limit_storage)
+        self.limiter = SlidingWindowCounterRateLimiter(storage)
+        # Sign-ins are few and guard passwords: an exact moving window, since the counter's
+        # estimate lets a few more guesses through when they straddle two windows.
+        self.exact = MovingWindowRateLimiter(storage)
         self.rates: dict[str, RateLimitItem] = {
             "key": parse(settings.rate_limit_key),
             "user": parse(settings.rate_limit_user),
@@ -43,21 +49,24 @@ class RateLimits:
 
     def hit(self, kind: str, name: str) -> None:
         """Count one request of ``name``; 429 with Retry-After once its limit is used up."""
-        if not self.limiter.hit(self.rates[kind], kind, self._counter(name)):
+        if not self._limiter(kind).hit(self.rates[kind], kind, self._counter(name)):
             raise self._refusal(kind, name)
 
     def refuse_if_spent(self, kind: str, name: str) -> None:
         """429 when ``name`` has used up its limit; counts nothing (see ``count``)."""
-        if not self.limiter.test(self.rates[kind], kind, self._counter(name)):
+        if not self._limiter(kind).test(self.rates[kind], kind, self._counter(name)):
             raise self._refusal(kind, name)
 
     def count(self, kind: str, name: str) -> None:
         """Count one event of ``name`` without refusing anything."""
-        self.limiter.hit(self.rates[kind], kind, self._counter(name))
+        self._limiter(kind).hit(self.rates[kind], kind, self._counter(name))
 
     def forgive(self, kind: str, name: str) -> None:
         """Forget what ``name`` has counted (a successful sign-in clears its failures)."""
-        self.limiter.clear(self.rates[kind], kind, self._counter(name))
+        self._limiter(kind).clear(self.rates[kind], kind, self._counter(name))
+
+    def _limiter(self, kind: str) -> RateLimiter:
+        return self.exact if kind.startswith("sign_in") else self.limiter
 
     def _counter(self, name: str) -> str:
         # Typed usernames can be passwords typed in the wrong box: counters are keyed hashes,
@@ -66,7 +75,7 @@ class RateLimits:
 
     def _refusal(self, kind: str, name: str) -> ApiError:
         rate = self.rates[kind]
-        reset_at = self.limiter.get_window_stats(rate, kind, self._counter(name)).reset_time
+        reset_at = self._limiter(kind).get_window_stats(rate, kind, self._counter(name)).reset_time
         retry_after = max(1, math.ceil(reset_at - time.time()))
         return ApiError(
             429,
