@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-VOCABULARY_VERSION = "1"
+VOCABULARY_VERSION = "2"
+"""2: people in the household (roles, person-level event kinds, household changes)."""
 
 
 class ReferrerType(StrEnum):
@@ -134,6 +135,18 @@ class EventKind(StrEnum):
     cp_plan_start = "cp_plan_start"
     cp_plan_end = "cp_plan_end"
     looked_after_start = "looked_after_start"
+    # About an adult (``person_id``), since vocabulary 2.
+    domestic_abuse_perpetrator = "domestic_abuse_perpetrator"
+    domestic_abuse_victim = "domestic_abuse_victim"
+    probation_supervision = "probation_supervision"
+    marac_case = "marac_case"
+    adult_mental_health_contact = "adult_mental_health_contact"
+    substance_misuse_treatment = "substance_misuse_treatment"
+    care_proceedings = "care_proceedings"
+    child_removed = "child_removed"
+    # Who lives with the child: ``person_id``, ``household_id`` and a ``role`` attribute.
+    adult_joined_household = "adult_joined_household"
+    adult_left_household = "adult_left_household"
 
 
 EVENT_AGENCY: dict[EventKind, Agency] = {
@@ -157,7 +170,78 @@ EVENT_AGENCY: dict[EventKind, Agency] = {
     EventKind.cp_plan_start: Agency.social_care,
     EventKind.cp_plan_end: Agency.social_care,
     EventKind.looked_after_start: Agency.social_care,
+    EventKind.domestic_abuse_perpetrator: Agency.police,
+    EventKind.domestic_abuse_victim: Agency.police,
+    # Probation and MARAC share through the police feed in this vocabulary.
+    EventKind.probation_supervision: Agency.police,
+    EventKind.marac_case: Agency.police,
+    # Adult mental-health and substance-misuse services share through the health feed.
+    EventKind.adult_mental_health_contact: Agency.health,
+    EventKind.substance_misuse_treatment: Agency.health,
+    EventKind.care_proceedings: Agency.social_care,
+    EventKind.child_removed: Agency.social_care,
+    EventKind.adult_joined_household: Agency.social_care,
+    EventKind.adult_left_household: Agency.social_care,
 }
+
+PERSON_EVENT_KINDS: frozenset[EventKind] = frozenset(
+    {
+        EventKind.domestic_abuse_perpetrator,
+        EventKind.domestic_abuse_victim,
+        EventKind.adult_violence_offence,
+        EventKind.probation_supervision,
+        EventKind.marac_case,
+        EventKind.adult_mental_health_contact,
+        EventKind.substance_misuse_treatment,
+        EventKind.care_proceedings,
+        EventKind.child_removed,
+    }
+)
+"""Kinds that may name an adult (``person_id``); ``adult_violence_offence`` may also be a
+household event without a person, as in vocabulary 1."""
+MEMBERSHIP_EVENT_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.adult_joined_household, EventKind.adult_left_household}
+)
+"""Kinds that change who lives in a household: they need ``person_id``, ``household_id`` and
+``attributes.role``."""
+ADULT_RISK_KINDS: frozenset[EventKind] = frozenset(
+    {
+        EventKind.adult_violence_offence,
+        EventKind.domestic_abuse_perpetrator,
+        EventKind.probation_supervision,
+    }
+)
+"""An adult with one of these records joining a child's household is a signal of its own."""
+PARENT_HISTORY_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.care_proceedings, EventKind.child_removed}
+)
+"""A parent's earlier children: care proceedings, or a child removed."""
+
+
+class HouseholdRole(StrEnum):
+    """A person's place in a household, as the child protection record describes it."""
+
+    parent = "parent"
+    step_parent = "step_parent"
+    parent_partner = "parent_partner"
+    other_relative = "other_relative"
+    unrelated_adult = "unrelated_adult"
+    child = "child"
+
+
+ADULT_ROLES: tuple[HouseholdRole, ...] = (
+    HouseholdRole.parent,
+    HouseholdRole.step_parent,
+    HouseholdRole.parent_partner,
+    HouseholdRole.other_relative,
+    HouseholdRole.unrelated_adult,
+)
+UNRELATED_ROLES: tuple[HouseholdRole, ...] = (
+    HouseholdRole.parent_partner,
+    HouseholdRole.unrelated_adult,
+)
+"""Adults not related to the child: a parent's partner who is not a step-parent, or a lodger,
+friend or other unrelated adult (Stiffman 2002; Schnitzer & Ewigman 2005)."""
 
 
 class DecisionKind(StrEnum):

@@ -22,6 +22,7 @@ from triage.vocab import (
     DecisionKind,
     Ethnicity,
     EventKind,
+    HouseholdRole,
     InjurySite,
     OutcomeLevel,
     PlanCategory,
@@ -31,6 +32,8 @@ from triage.vocab import (
 )
 
 LOADED_TABLES = ("children", "referrals", "events", "decisions", "outcomes")
+PEOPLE_TABLES = ("persons", "household_memberships")
+"""Optional tables (vocabulary 2): derived from ``children`` when an extract has none."""
 NEVER_READ = frozenset({"truth"})
 """Latent truth is kept apart from every model input: the loader must never open it."""
 
@@ -44,6 +47,8 @@ class Column:
     name: str
     convert: Converter
     nullable: bool = False
+    optional: bool = False
+    """The column may be absent (an extract written before it existed): read as all nulls."""
 
 
 def _strings(table: str, column: str, series: pd.Series) -> pd.Series:
@@ -213,6 +218,7 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("source_event_id", _strings),
         Column("child_id", _strings, nullable=True),
         Column("household_id", _strings),
+        Column("person_id", _strings, nullable=True, optional=True),
         Column("occurred_at", _timestamps),
         Column("agency", _vocab(Agency)),
         Column("kind", _vocab(EventKind)),
@@ -233,6 +239,24 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("cp_category", _vocab(PlanCategory), nullable=True),
         Column("synthetic", _bools),
     ),
+    "persons": (
+        Column("person_id", _strings),
+        Column("is_child", _bools),
+        Column("given_name", _strings, nullable=True),
+        Column("family_name", _strings, nullable=True),
+        Column("date_of_birth", _dates, nullable=True),
+        Column("sex", _vocab(Sex)),
+        Column("synthetic", _bools),
+    ),
+    "household_memberships": (
+        Column("membership_id", _strings),
+        Column("person_id", _strings),
+        Column("household_id", _strings),
+        Column("role", _vocab(HouseholdRole)),
+        Column("joined_at", _timestamps),
+        Column("left_at", _timestamps, nullable=True),
+        Column("synthetic", _bools),
+    ),
 }
 
 UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -241,6 +265,8 @@ UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     "events": (("event_id",), ("source_system", "source_event_id")),
     "decisions": (("referral_id",),),
     "outcomes": (("referral_id",),),
+    "persons": (("person_id",),),
+    "household_memberships": (("membership_id",),),
 }
 
 
@@ -266,7 +292,9 @@ def validate_table(table: str, raw: pd.DataFrame, *, keep: bool = True) -> pd.Da
     converted: dict[str, pd.Series] = {}
     for column in SCHEMA[table]:
         if column.name not in raw.columns:
-            raise ExtractError(table, column.name, "required column is missing")
+            if not column.optional:
+                raise ExtractError(table, column.name, "required column is missing")
+            raw = raw.assign(**{column.name: pd.Series([None] * len(raw), dtype=object)})
         values = column.convert(table, column.name, raw[column.name])
         if not column.nullable and values.isna().any():
             raise ExtractError(table, column.name, f"{int(values.isna().sum())} null value(s)")
@@ -333,8 +361,64 @@ def read_extract(
             raise ExtractError(table, None, f"typed columns need {table}.parquet, not CSV")
         tables[table] = validate_table(table, raw, keep=python_values)
     check_event_agencies(tables["events"])
+    people = _people_tables(directory, tables["children"], python_values=python_values)
     truth = pd.read_parquet(directory / "truth.parquet") if with_truth else pd.DataFrame()
-    return World(manifest=_manifest(directory), truth=truth, **tables)
+    return World(manifest=_manifest(directory), truth=truth, **tables, **people)
+
+
+def _people_tables(
+    directory: Path, children: pd.DataFrame, *, python_values: bool
+) -> dict[str, pd.DataFrame]:
+    """``persons`` and ``household_memberships``: read when the extract has them, else derived."""
+    present = [
+        table
+        for table in PEOPLE_TABLES
+        if (directory / f"{table}.parquet").exists() or (directory / f"{table}.csv").exists()
+    ]
+    if not present:
+        derived = derive_people(children)
+        if python_values:
+            return {table: validate_table(table, frame) for table, frame in derived.items()}
+        return derived
+    if len(present) == 1:
+        missing = next(table for table in PEOPLE_TABLES if table not in present)
+        raise ExtractError(missing, None, f"{present[0]} is present, so {missing} must be too")
+    frames: dict[str, pd.DataFrame] = {}
+    for table in PEOPLE_TABLES:
+        if not python_values and not (directory / f"{table}.parquet").exists():
+            raise ExtractError(table, None, f"typed columns need {table}.parquet, not CSV")
+        frames[table] = validate_table(table, read_table(directory, table), keep=python_values)
+    return frames
+
+
+def derive_people(children: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Persons and memberships for an extract without them: each child in its household since
+    birth (the meaning of ``children.household_id`` before vocabulary 2)."""
+    children = children.reset_index(drop=True)
+    born = pd.to_datetime(pd.Series(children["date_of_birth"], dtype=object)).dt.as_unit("us")
+    persons = pd.DataFrame(
+        {
+            "person_id": children["child_id"],
+            "is_child": True,
+            "given_name": children["given_name"],
+            "family_name": children["family_name"],
+            "date_of_birth": born.dt.date,
+            "sex": children["sex"],
+            "synthetic": children["synthetic"],
+        }
+    )
+    memberships = pd.DataFrame(
+        {
+            "membership_id": "child:" + children["child_id"].astype(str),
+            "person_id": children["child_id"],
+            "household_id": children["household_id"],
+            "role": HouseholdRole.child.value,
+            "joined_at": born.dt.tz_localize("UTC"),
+            "left_at": pd.Series(pd.NaT, index=children.index, dtype="datetime64[us, UTC]"),
+            "synthetic": children["synthetic"],
+        }
+    )
+    return {"persons": persons, "household_memberships": memberships}
 
 
 def _manifest(directory: Path) -> dict[str, Any]:

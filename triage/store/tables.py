@@ -98,6 +98,39 @@ class ChildRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PersonRow(Base):
+    """A person in a household: every child (``person_id`` = ``child_id``) and every adult."""
+
+    __tablename__ = "persons"
+
+    person_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    is_child: Mapped[bool] = mapped_column(Boolean)
+    given_name: Mapped[str | None] = mapped_column(String(NAME))
+    family_name: Mapped[str | None] = mapped_column(String(NAME))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(VOCAB))
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+
+
+class HouseholdMembershipRow(Base):
+    """A person living in a household with a role, from ``joined_at`` until ``left_at``."""
+
+    __tablename__ = "household_memberships"
+    __table_args__ = (
+        CheckConstraint("left_at IS NULL OR left_at >= joined_at", name="left_after_joined"),
+        Index("ix_household_memberships_household", "household_id", "joined_at"),
+        Index("ix_household_memberships_person", "person_id", "joined_at"),
+    )
+
+    membership_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(ID), ForeignKey("persons.person_id"))
+    household_id: Mapped[str] = mapped_column(String(ID), ForeignKey("households.household_id"))
+    role: Mapped[str] = mapped_column(String(VOCAB))
+    joined_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+
+
 class ReferralRow(Base):
     """A referral (contact) received by the front door."""
 
@@ -158,6 +191,7 @@ class EventRow(Base):
             "agency",
             "kind",
         ),
+        Index("ix_events_person_history", "person_id", "occurred_at", "event_id", "kind"),
     )
 
     event_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
@@ -167,6 +201,8 @@ class EventRow(Base):
     household_id: Mapped[str | None] = mapped_column(
         String(ID), ForeignKey("households.household_id")
     )
+    person_id: Mapped[str | None] = mapped_column(String(ID), ForeignKey("persons.person_id"))
+    """The adult an event is about (vocabulary 2), beside its child or household."""
     occurred_at: Mapped[datetime]
     agency: Mapped[str] = mapped_column(String(VOCAB))
     kind: Mapped[str] = mapped_column(String(VOCAB))

@@ -18,6 +18,12 @@ def write_extract(world: World, directory: Path) -> dict[str, Path]:
         path = directory / f"{table}.parquet"
         getattr(world, table).to_parquet(path, index=False)
         paths[table] = path
+    for table in World.PEOPLE_TABLES:
+        frame = getattr(world, table)
+        if frame is not None:
+            path = directory / f"{table}.parquet"
+            frame.to_parquet(path, index=False)
+            paths[table] = path
     manifest = directory / MANIFEST
     manifest.write_text(json.dumps(world.manifest, indent=2), encoding="utf-8")
     paths["manifest"] = manifest

@@ -56,8 +56,14 @@ class World:
     outcomes: pd.DataFrame
     truth: pd.DataFrame
     manifest: dict[str, Any]
+    persons: pd.DataFrame | None = None
+    """Every child and adult (vocabulary 2); None in an extract written before it."""
+    household_memberships: pd.DataFrame | None = None
+    """Who lived in which household, in which role, when; None as ``persons``."""
 
     TABLES = ("children", "referrals", "events", "decisions", "outcomes", "truth")
+    PEOPLE_TABLES = ("persons", "household_memberships")
+    """Optional tables: written when the world has them."""
 
 
 def labels(vocabulary: tuple[str, ...] | list[str], codes: np.ndarray) -> pa.Array:
