@@ -13,15 +13,6 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.pool import SingletonThreadPool
 
-from api.audit import AuditCheckpointer
-from api.champion import (
-    ChampionProbe,
-    ModelHolder,
-    ScorerLoader,
-    champion_loader,
-    champion_probe,
-    freeze_garbage_collector,
-)
 from api.deps import SYSTEM, ServiceState
 from api.docs import install_docs
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
@@ -29,9 +20,18 @@ from api.operations import configure_json_logs, install_operations
 from api.ratelimit import RateLimits
 from api.routes import auth, events, fairness, model, queue, referrals, research
 from api.schemas import ErrorOut
-from api.scoring import flag_unscored_from_history, score_backlog, sync_queue
 from api.timeouts import TimeoutMiddleware
 from api.web import error_page, install_pages
+from service.audit import AuditCheckpointer
+from service.champion import (
+    ChampionProbe,
+    ModelHolder,
+    ScorerLoader,
+    champion_loader,
+    champion_probe,
+    freeze_garbage_collector,
+)
+from service.scoring import flag_unscored_from_history, score_backlog, sync_queue
 from triage.pseudonyms import pseudonym_key
 from triage.schema import AgencyEventIn
 from triage.settings import Settings, get_settings

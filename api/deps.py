@@ -22,9 +22,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.champion import LoadedModel, ModelHolder
 from api.ratelimit import RateLimits
 from api.schemas import ErrorOut
+from service.champion import LoadedModel, ModelHolder
 from triage.security import hash_api_key, is_api_key, read_user_token, revoked
 from triage.settings import Settings
 from triage.store import get_api_key_by_hash, get_user

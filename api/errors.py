@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import Conflict, Invalid, NotFound, Refusal
 from triage.store.engine import TRANSIENT_REASONS, store_failure
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,19 @@ class ApiError(Exception):
         self.message = message
         self.errors = list(errors) if errors is not None else None
         self.headers = headers
+
+
+_REFUSAL_STATUS: dict[type[Refusal], int] = {Invalid: 422, NotFound: 404, Conflict: 409}
+
+
+def status_of(refusal: Refusal) -> int:
+    """The HTTP status of a service refusal (422, 404 or 409)."""
+    return _REFUSAL_STATUS.get(type(refusal), 400)
+
+
+def from_refusal(refusal: Refusal) -> ApiError:
+    """A service refusal as the error this layer answers."""
+    return ApiError(status_of(refusal), refusal.code, refusal.message, refusal.errors)
 
 
 def not_found(what: str, identifier: str) -> ApiError:
@@ -141,6 +155,10 @@ def install_error_handlers(app: FastAPI, error_page: ErrorPage) -> None:
             status_code=exc.status_code,
             headers=exc.headers,
         )
+
+    @app.exception_handler(Refusal)
+    async def _refusal(request: Request, exc: Refusal) -> Response:
+        return await _api_error(request, from_refusal(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

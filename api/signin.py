@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import anyio
 from fastapi import Request
 
-from api import audit
 from api.deps import ServiceState
+from service import audit
 from triage.security import verify_password
 from triage.store import get_user_by_username
 

@@ -29,7 +29,7 @@ its ceiling is measured on ``/v1/health``. Both share the machine's cores with t
         [--load-generator wrk] [--keep]
 
 With ``--workers 2`` both servers run two workers: ours each on its own ``SO_REUSEPORT``
-socket (``api.serving``), so the kernel spreads the eight connections over both by a hash;
+socket (``serving.supervisor``), so the kernel spreads the eight connections over both by a hash;
 mlflow's (uvicorn's) on one shared socket, as it ships.
 """
 

@@ -350,8 +350,8 @@ def serve(
     migrate: Annotated[bool, typer.Option(help="Apply database migrations before serving.")] = True,
 ) -> None:
     """Run the service API (models:/<name>@champion is loaded if registered)."""
-    from api.serving import CannotListen, ServerOptions, check_free
-    from api.serving import serve as serve_app
+    from serving.supervisor import CannotListen, ServerOptions, check_free
+    from serving.supervisor import serve as serve_app
     from triage.settings import get_settings
     from triage.store.migrate import upgrade
 

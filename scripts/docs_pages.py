@@ -22,8 +22,10 @@ PACKAGES: dict[str, str] = {
     "and the fairness audit.",
     "explain": "Reasons with provenance, what-if, global views, plots and what the model "
     "does not know.",
-    "api": "The FastAPI service: app factory, routes, services behind them, pages and the "
-    "worker supervisor.",
+    "service": "The service layer with no HTTP in it: intake, scoring, casework, views, the "
+    "champion model, research extracts and the audit writer.",
+    "api": "The FastAPI service: app factory, routes, dependencies, errors and pages.",
+    "serving": "The supervisor: listens once and hands the socket to worker processes.",
 }
 """The packages of the Python reference, in layer order, with one line on each."""
 

@@ -52,7 +52,7 @@ def create() -> FastAPI:
 
 def main() -> None:
     """Run uvicorn on ``create`` (the database must already be migrated)."""
-    from api.serving import ServerOptions, serve
+    from serving.supervisor import ServerOptions, serve
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")

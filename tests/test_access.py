@@ -284,7 +284,7 @@ def test_researchers_get_the_fairness_audit_pseudonymised_and_the_export_is_audi
 ) -> None:
     from types import SimpleNamespace
 
-    from api.champion import LoadedModel
+    from service.champion import LoadedModel
 
     stored = {
         "schema_version": "1.0.0",

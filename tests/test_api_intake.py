@@ -32,13 +32,13 @@ from api_support import (  # noqa: F401  (fixtures)
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, select
 
-from api import intake
 from api.app import create_app
-from api.champion import LoadedModel
-from api.scoring import try_score
 from explain.referral import explain_referral
 from models.dataset import DEFAULT_OUTCOME, OUTCOMES
 from models.scorer import Scorer
+from service import intake
+from service.champion import LoadedModel
+from service.scoring import try_score
 from triage.queue import BANDS
 from triage.settings import Settings
 from triage.store import (

@@ -30,11 +30,11 @@ from api_support import (  # noqa: F401  (fixtures)
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from api import scoring
 from api.app import create_app
-from api.champion import LoadedModel, ModelHolder, champion_probe
-from api.scoring import try_score
 from models.scorer import Scorer
+from service import scoring
+from service.champion import LoadedModel, ModelHolder, champion_probe
+from service.scoring import try_score
 from triage.settings import Settings
 from triage.store import (
     ScoreRow,

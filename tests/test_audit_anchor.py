@@ -165,10 +165,10 @@ def test_a_tampered_chain_is_never_signed_again(
     assert code == 1, output
     assert "Checkpoint refused" in output and "newest events were removed" in output
     rewrite_and_rehash(anchored)
-    with caplog.at_level("ERROR", logger="api.audit"):
+    with caplog.at_level("ERROR", logger="service.audit"):
         more_activity(anchored)  # the service runs on the rewritten chain: it does not sign it
     assert path.read_bytes() == before
-    logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "api.audit"]
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "service.audit"]
     assert logged and {entry["event"] for entry in logged} == {"audit_chain_unanchored"}
     assert "signed checkpoint" in logged[0]["reason"]
     assert run(anchored, "verify")[0] == 1

@@ -28,8 +28,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from api.schemas import IntakeReceipt
 from cli.app import app as cli
+from service.replies import IntakeReceipt
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
 from triage.store import ApiKeyRow, ChildRow, EventRow, ReferralRow, ScoreRow, session_factory

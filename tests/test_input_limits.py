@@ -26,8 +26,8 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from api.errors import MAX_BODY_BYTES, MAX_ERROR_TEXT, MAX_FIELD_ERRORS
-from api.intake import MAX_EVENTS
 from explain.reasons import MAX_REASON_RECORD_IDS
+from service.intake import MAX_EVENTS
 from triage.schema import ReferralIn
 from triage.settings import Settings
 from triage.store import ReferralRow, session_factory
@@ -126,7 +126,7 @@ def test_plain_multi_line_narratives_and_accented_names_are_kept() -> None:
 
 
 def test_event_attribute_values_refuse_bidi_characters() -> None:
-    from api.intake import validate_events
+    from service.intake import validate_events
 
     with pytest.raises(Exception) as refused:
         validate_events(
@@ -144,7 +144,7 @@ def test_event_attribute_values_refuse_bidi_characters() -> None:
 
 
 def test_a_dispute_reason_refuses_bidi_characters() -> None:
-    from api.schemas import DisputeIn
+    from service.replies import DisputeIn
 
     with pytest.raises(ValidationError) as refused:
         DisputeIn(record_id="E-1", reason="wrong family\u202e")

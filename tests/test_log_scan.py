@@ -86,11 +86,11 @@ def test_collects_literal_payloads_from_sources_and_examples(tmp_path: Path) -> 
 
 
 LEAKY_LOG = """\
-12 345 INFO api.scoring: scored referral R-1 for Zebulon
-13 345 INFO api.intake: stored child C-PLANT-7, ok
+12 345 INFO service.scoring: scored referral R-1 for Zebulon
+13 345 INFO service.intake: stored child C-PLANT-7, ok
 14 345 ERROR api.errors: unhandled ValueError on POST /v1/children/C-PLANT-8/notes
 15 345 WARNING triage.store: date_of_birth=2011-02-03 rejected
-16 345 ERROR api.casework: failed
+16 345 ERROR service.casework: failed
 Traceback (most recent call last):
 ValueError: Timestamp('2013-12-25 00:00:00') is not a valid date
 {"time": "2026-11-26T10:00:00+0000", "logger": "api.app", "message": "Mary Ann O'Planted"}
@@ -113,11 +113,11 @@ def test_finds_a_planted_name_date_of_birth_and_child_id(stores: Path, tmp_path:
     findings = scan_logs(logs, collect_from_tree(stores))
     found = [(f.line, f.kind, f.logger) for f in findings]
     assert found == [
-        (1, "given name", "api.scoring"),
-        (2, "child ID", "api.intake"),
+        (1, "given name", "service.scoring"),
+        (2, "child ID", "service.intake"),
         (3, "child ID", "api.errors"),
         (4, "date of birth", "triage.store"),
-        (7, "date of birth", "api.casework"),  # the traceback belongs to the record above it
+        (7, "date of birth", "service.casework"),  # the traceback belongs to the record above it
         (8, "given name", "api.app"),  # a name of two words
         (8, "family name", "api.app"),
         (9, "date of birth", "models.x"),

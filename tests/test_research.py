@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from api.research import (
+from service.research import (
     decisions_by_group,
     known_reason_code,
     quarter_bounds,

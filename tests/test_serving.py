@@ -27,11 +27,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from api import serving
 from api.app import create_app
 from api.deps import run_intake
-from api.serving import ServerOptions
 from cli import app as cli
+from serving import supervisor as serving
+from serving.supervisor import ServerOptions
 from triage.settings import Settings, get_settings
 from triage.store import QueueEntryRow, ScoreRow, make_engine
 from triage.store.loader import load_extract

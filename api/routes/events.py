@@ -18,8 +18,9 @@ from api.deps import (
     run_intake,
 )
 from api.errors import ApiError
-from api.intake import MAX_EVENTS, as_json, receive_events, validate_events
-from api.schemas import ErrorOut, EventsAccepted, EventsReceipt
+from api.schemas import ErrorOut
+from service.intake import MAX_EVENTS, as_json, receive_events, validate_events
+from service.replies import EventsAccepted, EventsReceipt
 from triage.schema import AgencyEventIn
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=AUTH_RESPONSES)
@@ -100,7 +101,7 @@ async def post_events(
     headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
     # Which referrals the events moved is not the sender's to know: they may be other systems'.
     body = as_json(EventsReceipt, reply.body) if actor.is_key else reply.body
-    return JSONResponse(body, status_code=reply.status_code, headers=headers)
+    return JSONResponse(body, status_code=201 if reply.created else 200, headers=headers)
 
 
 def _validated(payload: Any, actor: Actor) -> tuple[list[AgencyEventIn], bool]:

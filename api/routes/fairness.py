@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from api.audit import record
 from api.deps import AUTH_RESPONSES, ActorDep, ModelDep, StateDep, require_roles
 from api.errors import ApiError
 from api.schemas import ErrorOut
@@ -16,6 +15,7 @@ from models.fairness import (
     SCHEMA_VERSION,
     pseudonymise_document,
 )
+from service.audit import record
 
 router = APIRouter(prefix="/v1", tags=["audit"], responses=AUTH_RESPONSES)
 

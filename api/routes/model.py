@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from api.champion import freeze_garbage_collector
 from api.deps import AUTH_RESPONSES, ActorDep, ServiceState, StateDep, require_roles
-from api.schemas import ModelInfo, ReloadOut
-from api.scoring import score_backlog, sync_queue
+from service.champion import freeze_garbage_collector
+from service.replies import ModelInfo, ReloadOut
+from service.scoring import score_backlog, sync_queue
 from triage.queue import SAFETY_RULES
 
 router = APIRouter(prefix="/v1", tags=["model"], responses=AUTH_RESPONSES)

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api import audit, casework
 from api.deps import AUTH_RESPONSES, ActorDep, ModelDep, ReadSessionDep, StateDep, require_roles
 from api.errors import invalid
-from api.schemas import ErrorOut, QueuePage
+from api.schemas import ErrorOut
+from service import audit, casework
+from service.replies import QueuePage
 from triage.queue import BANDS
 from triage.store import QueueFilter
 from triage.vocab import Concern

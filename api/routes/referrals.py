@@ -11,7 +11,6 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, casework
 from api.deps import (
     AUTH_RESPONSES,
     Actor,
@@ -29,12 +28,13 @@ from api.deps import (
     run_intake,
 )
 from api.errors import ApiError, not_found
-from api.intake import as_json, receive_referral
-from api.schemas import (
+from api.schemas import ErrorOut
+from service import audit, casework
+from service.intake import as_json, receive_referral
+from service.replies import (
     DecisionRecorded,
     DisputeIn,
     DisputeOut,
-    ErrorOut,
     IntakeReceipt,
     QueueItem,
     ReferralAccepted,
@@ -159,7 +159,7 @@ async def post_referral(
     # A referral system reads back its own receipt; the score's reasons, flags and record IDs
     # come from other agencies' records (people see them on the pages and their own routes).
     body = as_json(IntakeReceipt, reply.body) if actor.is_key else reply.body
-    return _reply(reply.status_code, body, reply.replayed)
+    return _reply(201 if reply.created else 200, body, reply.replayed)
 
 
 @router.get(

@@ -6,9 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api import audit
 from api.deps import AUTH_RESPONSES, ActorDep, ReadSessionDep, StateDep, require_roles
-from api.research import (
+from api.schemas import ErrorOut
+from models.fairness import DEFAULT_MIN_COUNT
+from service import audit
+from service.replies import ResearchDecisions, ResearchReferralPage
+from service.research import (
     GROUPINGS,
     QUARTER,
     decisions_by_group,
@@ -16,8 +19,6 @@ from api.research import (
     quarter_of,
     research_referrals,
 )
-from api.schemas import ErrorOut, ResearchDecisions, ResearchReferralPage
-from models.fairness import DEFAULT_MIN_COUNT
 from triage.pseudonyms import pseudonym_key
 from triage.store.statistics import (
     count_referrals,

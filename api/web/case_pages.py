@@ -11,9 +11,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from api import audit, casework
 from api.deps import StateDep
-from api.errors import ApiError
+from api.errors import status_of
 from api.web.auth import (
     CaseworkViewer,
     ManagerViewer,
@@ -24,6 +23,8 @@ from api.web.auth import (
 )
 from api.web.render import page
 from explain.plots import REASONS_TITLE, bars_svg
+from service import audit, casework
+from service.errors import NotFound, Refusal
 from triage.queue import BANDS, overdue_cutoff
 from triage.schema import BandAgreement, DecisionIn, error_fields
 from triage.store import QueueFilter
@@ -132,7 +133,7 @@ def queue(
                     filters=casework.waiting_at_least(filters, waiting_hours, now=now),
                     overdue_received_before=overdue_cutoff(now),
                 )
-        except ApiError:  # a cursor this service did not issue
+        except Refusal:  # a cursor this service did not issue
             errors = [{"field": "cursor", "reason": "This page link is not valid: start again"}]
     audit.record(
         state,
@@ -203,9 +204,7 @@ def _referral_page(
     try:
         with state.read_sessions() as db:
             detail = casework.referral_detail(db, referral_id=referral_id, model=model)
-    except ApiError as exc:
-        if exc.status_code != 404:
-            raise
+    except NotFound:
         return show(
             request,
             state,
@@ -263,7 +262,7 @@ def _referral_page(
     )
 
 
-def _store(state: Any, work: Callable[[Session], object]) -> ApiError | None:
+def _store(state: Any, work: Callable[[Session], object]) -> Refusal | None:
     """Run ``work`` in a write session; the service's refusal (404, 409, 422) comes back as is.
 
     A missing referral needs no case of its own: the referral page then renders as a 404.
@@ -271,7 +270,7 @@ def _store(state: Any, work: Callable[[Session], object]) -> ApiError | None:
     try:
         with state.sessions() as db:
             work(db)
-    except ApiError as exc:
+    except Refusal as exc:
         return exc
     return None
 
@@ -331,14 +330,14 @@ def decide(
     if failed is not None:
         error = {"field": "decision", "reason": _conflict_words(failed)}
         return _referral_page(
-            request, state, viewer, referral_id, status_code=failed.status_code, form_errors=[error]
+            request, state, viewer, referral_id, status_code=status_of(failed), form_errors=[error]
         )
     notice = f"Decision recorded for referral {referral_id}. It has left the queue."
     session = viewer.session.with_notice(notice)
     return save_session(request, redirect("/queue"), state, session)
 
 
-def _conflict_words(exc: ApiError) -> str:
+def _conflict_words(exc: Refusal) -> str:
     if exc.code == "already_decided":
         return "This referral already has a decision. A manager can reopen it."
     return exc.message
@@ -446,7 +445,7 @@ def reopen(
     if failed is not None:
         error = {"field": "reopen", "reason": "The referral is already open"}
         return _referral_page(
-            request, state, viewer, referral_id, status_code=failed.status_code, form_errors=[error]
+            request, state, viewer, referral_id, status_code=status_of(failed), form_errors=[error]
         )
     session = viewer.session.with_notice(f"Referral {referral_id} is back in the queue.")
     return save_session(request, redirect(f"/referrals/{referral_id}"), state, session)

@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api import audit
 from api.deps import StateDep
-from api.teamstats import AGREEMENTS, team_learning
 from api.web.auth import ManagerViewer
 from api.web.case_pages import show
+from service import audit
+from service.teamstats import AGREEMENTS, team_learning
 from triage.store.statistics import decisions_since
 from triage.store.tables import utcnow
 from triage.vocab import DecisionKind

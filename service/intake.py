@@ -13,20 +13,20 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.champion import LoadedModel
-from api.deps import ServiceState
-from api.errors import ApiError, invalid
-from api.schemas import EventsAccepted, ReferralAccepted
-from api.scoring import PlannedScore, facts_of, plan_score, queue_entry, store_score, try_score
-from api.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
 from explain.referral import ExplainedScore, explain_features
 from features.online import MAX_RECORDS, HistorySizes, features_for, history_sizes
 from features.records import ReferralRecord, to_ms
+from service.champion import LoadedModel
+from service.context import ServiceContext
+from service.errors import Conflict, invalid
+from service.replies import EventsAccepted, ReferralAccepted
+from service.scoring import PlannedScore, facts_of, plan_score, queue_entry, store_score, try_score
+from service.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
 from triage.queue import apply_safety_rules, facts_for
 from triage.schema import AgencyEventIn, Child, ReferralIn, error_fields
 from triage.store import (
@@ -67,16 +67,27 @@ KEY_FIELD = "header.Idempotency-Key"
 
 @dataclass(frozen=True)
 class Reply:
-    """A status code and a JSON-ready body; ``replayed`` when it came from a stored key."""
+    """A JSON-ready body; ``created`` when this request stored something new, ``replayed``
+    when the reply came from a stored key."""
 
-    status_code: int
+    created: bool
     body: dict[str, Any]
     replayed: bool = False
 
 
+def _kept_status(created: bool) -> int:
+    """How an idempotency key records its reply (the column holds the HTTP status it had)."""
+    return 201 if created else 200
+
+
+def _created(kept_status: int | None) -> bool:
+    """Whether a kept reply was a creation (``_kept_status`` read back)."""
+    return kept_status == 201
+
+
 def request_hash(payload: Any) -> str:
     """SHA-256 of the validated request, canonical (key order and spacing do not matter)."""
-    return _sha256_json(jsonable_encoder(payload))
+    return _sha256_json(to_jsonable_python(payload))
 
 
 def _sha256_json(data: Any) -> str:
@@ -118,13 +129,13 @@ def _claim(
         session, actor=actor, scope=scope, key=key, request_hash=digest, entity_id=entity_id
     )
     if row.entity_id != entity_id or row.request_hash != digest:
-        raise ApiError(
-            409, "conflict", "another request with this Idempotency-Key is in progress; retry"
+        raise Conflict(
+            "conflict", "another request with this Idempotency-Key is in progress; retry"
         )
     return row
 
 
-def _remember(state: ServiceState, key_row: IdempotencyKeyRow | None, reply: Reply) -> None:
+def _remember(state: ServiceContext, key_row: IdempotencyKeyRow | None, reply: Reply) -> None:
     """Store the reply a key replays from now on."""
     if key_row is None:
         return
@@ -132,7 +143,7 @@ def _remember(state: ServiceState, key_row: IdempotencyKeyRow | None, reply: Rep
         store_idempotent_response(
             session,
             row=key_row,
-            status_code=reply.status_code,
+            status_code=_kept_status(reply.created),
             response=reply.body,
         )
         session.commit()
@@ -141,7 +152,7 @@ def _remember(state: ServiceState, key_row: IdempotencyKeyRow | None, reply: Rep
 # --- referrals ------------------------------------------------------------------------------
 
 
-def referral_view(state: ServiceState, session: Session, referral_id: str) -> dict[str, Any]:
+def referral_view(state: ServiceContext, session: Session, referral_id: str) -> dict[str, Any]:
     """The intake reply for a stored referral, from the store as it is now."""
     referral = get_referral(session, referral_id=referral_id)
     assert referral is not None
@@ -273,7 +284,7 @@ def refuse_stale(referral: ReferralIn, *, max_age_days: int) -> None:
 
 
 def receive_referral(
-    state: ServiceState, *, referral: ReferralIn, actor: str, idempotency_key: str | None
+    state: ServiceContext, *, referral: ReferralIn, actor: str, idempotency_key: str | None
 ) -> Reply:
     """Store a referral with its audit event, score and queue entry in one transaction.
 
@@ -299,10 +310,11 @@ def receive_referral(
         )
         if stored_key is not None:
             if stored_key.response is not None and stored_key.status_code is not None:
-                return Reply(stored_key.status_code, stored_key.response, replayed=True)
+                created = _created(stored_key.status_code)
+                return Reply(created, stored_key.response, replayed=True)
             # Stored, but the process stopped before the reply was: rebuild it from the store.
             assert stored_key.entity_id is not None
-            return Reply(201, referral_view(state, reader, stored_key.entity_id), replayed=True)
+            return Reply(True, referral_view(state, reader, stored_key.entity_id), replayed=True)
         resend = read_referral_id_by_business_key(
             reader,
             source_system=referral.source_system,
@@ -437,7 +449,7 @@ def _outcome(
         source_referral_id=referral.source_referral_id,
         received_at=referral.received_at,
     )
-    reply = Reply(201, as_json(ReferralAccepted, accepted(row, fields)))
+    reply = Reply(True, as_json(ReferralAccepted, accepted(row, fields)))
     return _Outcome(
         born=born, explained=explained, history=history, score=planned, entry=entry, reply=reply
     )
@@ -508,7 +520,7 @@ def _store(
             entity_id=referral_id,
         )
         store_idempotent_response(
-            session, row=key_row, status_code=201, response=outcome.reply.body
+            session, row=key_row, status_code=_kept_status(True), response=outcome.reply.body
         )
     return outcome.reply
 
@@ -554,7 +566,7 @@ def _history_grew(session: Session, explained: _Explained, intake: _Intake) -> b
     return now != explained.sizes
 
 
-def _resent(state: ServiceState, referral_id: str, intake: _Intake) -> Reply:
+def _resent(state: ServiceContext, referral_id: str, intake: _Intake) -> Reply:
     """A resend of a stored referral: 200 with it as it is now, never stored twice.
 
     If the resend's Idempotency-Key already holds a reply (the first request committed it
@@ -577,8 +589,7 @@ def _resent(state: ServiceState, referral_id: str, intake: _Intake) -> Reply:
                 payload={"fields": differ, "request_sha256": digest},
             )
             session.commit()
-            raise ApiError(
-                409,
+            raise Conflict(
                 "conflict",
                 f"referral {stored.source_referral_id!r} of {stored.source_system!r} is stored "
                 f"(as {referral_id}) with other content; this resend was not applied",
@@ -587,7 +598,7 @@ def _resent(state: ServiceState, referral_id: str, intake: _Intake) -> Reply:
                     for field in differ
                 ],
             )
-        reply = Reply(200, referral_view(state, session, referral_id))
+        reply = Reply(False, referral_view(state, session, referral_id))
         if idempotency_key is not None:
             key_row = _claim(
                 session,
@@ -598,8 +609,10 @@ def _resent(state: ServiceState, referral_id: str, intake: _Intake) -> Reply:
                 entity_id=referral_id,
             )
             if key_row.response is not None and key_row.status_code is not None:
-                return Reply(key_row.status_code, key_row.response, replayed=True)
-            store_idempotent_response(session, row=key_row, status_code=200, response=reply.body)
+                return Reply(_created(key_row.status_code), key_row.response, replayed=True)
+            store_idempotent_response(
+                session, row=key_row, status_code=_kept_status(False), response=reply.body
+            )
         session.commit()
     return reply
 
@@ -663,7 +676,7 @@ def _record(values: dict[str, Any]) -> ReferralRecord:
 
 @dataclass(frozen=True, slots=True)
 class _Received:
-    """What the reply shows of the referral just stored (``api.views.ReceivedReferral``)."""
+    """What the reply shows of the referral just stored (``service.views.ReceivedReferral``)."""
 
     referral_id: str
     source_system: str
@@ -712,7 +725,7 @@ def validate_events(payload: Any) -> tuple[list[AgencyEventIn], bool]:
 
 
 def receive_events(
-    state: ServiceState,
+    state: ServiceContext,
     *,
     events: list[AgencyEventIn],
     batch: bool,
@@ -728,7 +741,7 @@ def receive_events(
             session, actor=actor, scope=EVENTS_SCOPE, key=idempotency_key, digest=digest
         )
         if stored_key is not None and stored_key.response is not None:
-            return Reply(stored_key.status_code or 200, stored_key.response, replayed=True)
+            return Reply(_created(stored_key.status_code), stored_key.response, replayed=True)
         child_ids = sorted({e.child_id for e in events if e.child_id is not None})
         known = set(
             session.scalars(select(ChildRow.child_id).where(ChildRow.child_id.in_(child_ids)))
@@ -830,6 +843,6 @@ def receive_events(
         "rescored": rescored,
         "not_rescored": not_rescored,
     }
-    reply = Reply(201 if created else 200, as_json(EventsAccepted, body))
+    reply = Reply(bool(created), as_json(EventsAccepted, body))
     _remember(state, key_row, reply)
     return reply

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from api.champion import LoadedModel
-from api.scoring import Scored
 from explain.referral import ExplainedScore
 from features.catalogue import SIGNALS, Source
+from service.champion import LoadedModel
+from service.scoring import Scored
 from triage.queue import SafetyOutcome, due_by, flags_in_words
 from triage.store import (
     ChildRow,

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from api.deps import ServiceState
+from service.context import ServiceContext
 from triage.store import add_audit_event
 from triage.store.auditlog import CheckpointOutcome, checkpoint_chain
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def record(
-    state: ServiceState,
+    state: ServiceContext,
     *,
     actor: str,
     action: str,
@@ -47,7 +47,7 @@ class AuditCheckpointer:
     chain that no longer extends the checkpoint is logged as an error and never signed.
     """
 
-    def __init__(self, state: ServiceState) -> None:
+    def __init__(self, state: ServiceContext) -> None:
         self.state = state
         self.path = state.settings.audit_checkpoint_path()
         self.interval = state.settings.audit_checkpoint_seconds

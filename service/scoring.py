@@ -12,10 +12,10 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.champion import LoadedModel
 from explain.referral import ExplainedScore, explain_referral
 from features.online import online_features
 from models.scorer import Scorer
+from service.champion import LoadedModel
 from triage.queue import (
     ReferralFacts,
     SafetyOutcome,

@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.champion import LoadedModel
-from api.errors import ApiError, invalid, not_found
-from api.scoring import enqueue, facts_of
-from api.views import (
+from explain.referral import what_if
+from explain.unknowns import what_the_model_does_not_know
+from service.champion import LoadedModel
+from service.errors import Conflict, invalid, not_found
+from service.scoring import enqueue, facts_of
+from service.views import (
     decision_out,
     dispute_out,
     queue_item,
@@ -23,8 +25,6 @@ from api.views import (
     summary,
     timeline,
 )
-from explain.referral import what_if
-from explain.unknowns import what_the_model_does_not_know
 from triage.queue import BANDS, TIER_FIRST_BAND, apply_safety_rules
 from triage.schema import DecisionIn
 from triage.store import (
@@ -201,8 +201,7 @@ def decide(
     except ReferralNotFound:
         raise not_found("referral", referral_id) from None
     except ReferralAlreadyDecided:
-        raise ApiError(
-            409,
+        raise Conflict(
             "already_decided",
             f"referral {referral_id!r} already has a decision; a manager can reopen it",
         ) from None
@@ -240,7 +239,7 @@ def reopen(session: Session, *, referral_id: str, reason: str, actor: str) -> di
     except ReferralNotFound:
         raise not_found("referral", referral_id) from None
     except ReferralNotDecided:
-        raise ApiError(409, "not_decided", f"referral {referral_id!r} is already open") from None
+        raise Conflict("not_decided", f"referral {referral_id!r} is already open") from None
     child = get_child(session, child_id=referral.child_id)
     assert child is not None
     entry = enqueue(
