@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import CATALOGUE_VERSION
+from features.policy import DEFAULT_MODEL_INPUTS
 from models.bands import Bands
 from models.dataset import DEFAULT_OUTCOME, OUTCOMES, TrainingData, as_matrix, load_training_data
 from models.evaluation import (
@@ -43,6 +44,15 @@ class TrainConfig:
     evaluation_bootstraps: int = 200
     split: SplitSpec = field(default_factory=SplitSpec)
     gates: GateConfig = field(default_factory=GateConfig)
+    without: tuple[str, ...] = ()
+    """Signals left out of the model (an ablation: what a group of signals adds)."""
+
+    def inputs(self) -> tuple[str, ...]:
+        """The model's signals: the policy's defaults less ``without``."""
+        unknown = sorted(set(self.without) - set(DEFAULT_MODEL_INPUTS))
+        if unknown:
+            raise ValueError(f"cannot leave out signals that are not model inputs: {unknown}")
+        return tuple(s for s in DEFAULT_MODEL_INPUTS if s not in self.without)
 
 
 @dataclass
@@ -133,7 +143,9 @@ def train(
     config = config or TrainConfig()
     note = progress or (lambda _step: None)
     note("features and splits")
-    data = load_training_data(directory, outcome=config.outcome, spec=config.split)
+    data = load_training_data(
+        directory, outcome=config.outcome, inputs=config.inputs(), spec=config.split
+    )
     X = {p: as_matrix(data.features.loc[data.part(p)]) for p in (VALIDATION, TEST)}
     y = {p: data.label.loc[data.part(p)].to_numpy(dtype=np.int64) for p in (VALIDATION, TEST)}
     scorers = {}

@@ -47,7 +47,7 @@ def key_headers(
     """Add an API key bound to ``source_system`` and return headers carrying it.
 
     The key reports for every agency unless ``agencies`` says otherwise (a real key names its
-    own: tests/test_feed_isolation.py).
+    own: tests/api/test_feed_isolation.py).
     """
     engine = make_engine(database_url)
     try:

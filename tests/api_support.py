@@ -75,7 +75,7 @@ ClientFactory = Callable[[Any], TestClient]
 
 @pytest.fixture
 def admin(settings: Settings) -> dict[str, str]:
-    """Headers for an admin, who may use every route (access itself: tests/test_access.py)."""
+    """Headers for an admin, who may use every route (access itself: tests/api/test_access.py)."""
     return user_headers(settings, "admin")
 
 

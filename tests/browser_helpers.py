@@ -1,4 +1,4 @@
-"""Helpers for tests/test_browser.py: the app under uvicorn in a thread, Chromium, axe-core.
+"""Helpers for tests/api/test_browser.py: the app under uvicorn in a thread, Chromium, axe-core.
 
 Chromium is Debian's package at ``/usr/bin/chromium``, driven by Playwright with
 ``executable_path``: the tests never download a browser (never run ``playwright install``).

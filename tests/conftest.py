@@ -63,7 +63,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if the logs hold a personal value used in it (issue 7)."""
     if pii_scan.SESSION.log_dir is None or exitstatus == pytest.ExitCode.INTERRUPTED:
         return
-    findings, summary = pii_scan.check_session(sorted(TESTS.glob("*.py")))
+    findings, summary = pii_scan.check_session(sorted(TESTS.rglob("*.py")))  # every package folder
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     lines = [summary]
     if findings:

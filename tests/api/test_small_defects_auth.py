@@ -20,7 +20,7 @@ from explain.batch_scores import write_scores
 from triage.exports import neutralise_cell
 from triage.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

@@ -311,7 +311,7 @@ def test_audit_events_append(session: Session) -> None:
     assert second.id > first.id
     assert second.occurred_at.tzinfo == UTC
     assert second.payload == {"probability": 0.4}
-    # Chained: see tests/test_auditlog.py for verification and tampering.
+    # Chained: see tests/triage/test_auditlog.py for verification and tampering.
     assert first.prev_hash == "0" * 64
     assert second.prev_hash == first.hash
     assert second.hash is not None and len(second.hash) == 64

@@ -183,6 +183,16 @@ def test_a_failed_gate_names_itself_and_how_far_off():
     assert not gap.passed and gap.value == pytest.approx(0.08) and "black vs white" in gap.detail
 
 
+def test_an_ablation_trains_without_the_signals_it_names(extract):
+    left_out = ("prior_referrals_child_90d", "referrer_relative_friend")
+    result = train(extract, replace(FAST, without=left_out))
+    assert set(result.scorer.signals).isdisjoint(left_out)
+    assert list(result.data.features.columns) == list(result.scorer.signals)
+    assert len(result.scorer.signals) == len(FAST.inputs()) - len(left_out)
+    with pytest.raises(ValueError, match="not model inputs"):
+        replace(FAST, without=("referrer_professional",)).inputs()
+
+
 def test_train_logs_registers_and_promotes_only_through_the_gates(extract, tmp_path):
     from models.tracking import champion_version, load_champion_scorer, log_and_register
 

@@ -1,6 +1,6 @@
 """The server-rendered pages without a browser: sessions, CSRF, roles, content and the forms.
 
-The same journeys in real headless Chromium, with accessibility scans: tests/test_browser.py.
+The same journeys in real headless Chromium, with accessibility scans: tests/api/test_browser.py.
 """
 
 from __future__ import annotations

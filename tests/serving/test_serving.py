@@ -41,7 +41,7 @@ from triage.synth.extract import write_extract
 
 T = TypeVar("T")
 TRIAGE = Path(sys.executable).parent / "triage"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SERVER_SCRIPT = ROOT / "scripts" / "reliability_server.py"
 sys.path.insert(0, str(SERVER_SCRIPT.parent))
 from pii_scan import LOG_DIR_ENV  # noqa: E402

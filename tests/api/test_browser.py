@@ -8,7 +8,7 @@ full-page screenshot in ``test-artifacts/screenshots/``. Chromium's console is w
 Content Security Policy violations in every test.
 
 Without Chromium or Playwright the tests skip with the reason; under CI=true they fail instead.
-The same pages without a browser: tests/test_pages.py.
+The same pages without a browser: tests/api/test_pages.py.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, scorer: Scorer) -> Iterator[World]:  # noqa: F811
-    """As tests/test_pages.py's ``app_with_cases``, served over HTTP, with two page users."""
+    """As tests/api/test_pages.py's ``app_with_cases``, served over HTTP, with two page users."""
     directory = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{directory / 'triage.db'}"
     upgrade(url)

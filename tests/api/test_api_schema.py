@@ -25,7 +25,7 @@ from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
 from triage.store.migrate import upgrade
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from reliability_server import tiny_scorer
 
 # Enough to find the odd-input failures in CI quickly; raise it locally for a deeper search.

@@ -42,7 +42,7 @@ from triage.store import (
 )
 from triage.store.migrate import upgrade
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SERVER_SCRIPT = ROOT / "scripts" / "reliability_server.py"
 sys.path.insert(0, str(SERVER_SCRIPT.parent))
 from access_helpers import key_headers, user_headers  # noqa: E402
@@ -361,7 +361,7 @@ def test_two_workers_on_postgres_intake_once_and_decide_once(
         return _post(url, body, (headers or {}) | admin)
 
     # The same referral from several clients at once: one 201, the rest return it with 200
-    # (a resend with different content is a 409, tests/test_resend_conflicts.py).
+    # (a resend with different content is a 409, tests/api/test_resend_conflicts.py).
     bodies = [referral() for _ in range(4)]
     calls = [post(referrals_url, body) for body in bodies for _ in range(CLIENTS // 2)]
     replies = together(calls)
