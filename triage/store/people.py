@@ -159,11 +159,14 @@ def events_about_persons(
     if not person_ids or not kinds:
         return [], {}
     where = (EventRow.person_id.in_(sorted(person_ids)), EventRow.kind.in_(sorted(kinds)))
-    totals = dict(
-        session.execute(
+    # Not dict(result): a Result has keys() (its columns), so dict() would read it as a mapping.
+    totals = {
+        person_id: int(n)
+        for person_id, n in session.execute(
             select(EventRow.person_id, func.count()).where(*where).group_by(EventRow.person_id)
-        ).tuples()
-    )
+        )
+        if person_id is not None
+    }
     rank = (
         func.row_number()
         .over(
@@ -179,7 +182,7 @@ def events_about_persons(
         .where(EventRow.event_id.in_(kept))
         .order_by(EventRow.occurred_at, EventRow.event_id)
     )
-    return list(rows), {person_id: int(n) for person_id, n in totals.items() if person_id}
+    return list(rows), totals
 
 
 def stored_event_keys(
