@@ -4,7 +4,7 @@ adult's records, linked to the reasons of the score; shown only to the roles tha
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -112,16 +112,11 @@ def _member_order(member: Mapping[str, Any]) -> tuple[Any, ...]:
 
 def shown_records(panel: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """The persons and the record ids the panel shows (for the audit)."""
-    people = _people(panel)
+    people = [*panel["members"], *panel["others_behind_reasons"]]
     return (
         [person["person_id"] for person in people],
         [record["record_id"] for person in people for record in person["records"]],
     )
-
-
-def _people(panel: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-    yield from panel["members"]
-    yield from panel["others_behind_reasons"]
 
 
 def audit_panel(
