@@ -64,6 +64,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "Invalid input: each bad field and why."},
 }
 
+MEMBERS_EXAMPLE = [
+    {"given_name": "Dean", "role": "parent_partner", "person_id": "A-5521"},
+    {"given_name": "Kim", "family_name": "Doe", "role": "parent", "date_of_birth": "1990-01-02"},
+]
 DECISION_EXAMPLES = {
     "agree": {
         "summary": "Agrees with the band",
@@ -135,7 +139,13 @@ async def post_referral(
     referral: Annotated[
         ReferralIn,
         Body(
-            openapi_examples={"police": {"summary": "A police referral", "value": REFERRAL_EXAMPLE}}
+            openapi_examples={
+                "police": {"summary": "A police referral", "value": REFERRAL_EXAMPLE},
+                "members": {
+                    "summary": "Listing the household members the referrer knows",
+                    "value": REFERRAL_EXAMPLE | {"household_members": MEMBERS_EXAMPLE},
+                },
+            }
         ),
     ],
     idempotency_key: IdempotencyKey = None,
