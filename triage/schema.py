@@ -282,7 +282,8 @@ class KnownMember(_Contract):
     role: HouseholdRole
     date_of_birth: BirthDate | None = None
     person_id: Id | None = Field(
-        default=None, description="The person's id in the sender's records, when it has one."
+        default=None,
+        description="The person's id as agencies' events name them, when the referrer knows it.",
     )
 
 
