@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from explain.referral import what_if
 from explain.unknowns import what_the_model_does_not_know
 from service.champion import LoadedModel
 from service.errors import Conflict, invalid, not_found
+from service.household import household_panel, may_see_household
 from service.scoring import enqueue, facts_of
 from service.views import (
     decision_out,
@@ -142,9 +144,14 @@ def read_queue(
 
 
 def referral_detail(
-    session: Session, *, referral_id: str, model: LoadedModel | None
+    session: Session,
+    *,
+    referral_id: str,
+    model: LoadedModel | None,
+    roles: Collection[str] = (),
 ) -> dict[str, Any]:
-    """A referral with its latest score and every reason, decisions, disputes and timeline."""
+    """A referral with its latest score and every reason, decisions, disputes and timeline;
+    the household panel too when ``roles`` may see it (None otherwise: default-deny)."""
     referral = get_referral(session, referral_id=referral_id)
     if referral is None:
         raise not_found("referral", referral_id)
@@ -179,6 +186,11 @@ def referral_detail(
         "timeline_truncated": len(history) >= HISTORY_LIMIT,
         "history_through": max((item.at for item in history), default=None),
         "model_does_not_know": what_the_model_does_not_know(),
+        "household": (
+            household_panel(session, referral=referral, reasons=fields.get("reasons", []))
+            if may_see_household(roles)
+            else None
+        ),
     }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,14 @@ from features.records import ReferralRecord, to_ms
 from service.champion import LoadedModel
 from service.context import ServiceContext
 from service.errors import Conflict, invalid
+from service.people import (
+    PeoplePlan,
+    add_new_persons,
+    apply_memberships,
+    child_person,
+    plan_people,
+    same_name,
+)
 from service.replies import EventsAccepted, ReferralAccepted
 from service.scoring import PlannedScore, facts_of, plan_score, queue_entry, store_score, try_score
 from service.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
@@ -42,9 +49,12 @@ from triage.store import (
     get_idempotency_key,
     get_queue_entry,
     get_referral,
+    households_of_persons,
     insert_audit_event,
     insert_child_if_new,
     insert_household_if_new,
+    insert_membership_if_new,
+    insert_person_if_new,
     insert_queue_entry,
     insert_referral,
     latest_score,
@@ -201,17 +211,21 @@ def _ensure_child(session: Session, referral: ReferralIn) -> tuple[date, list[st
         _ensure_household(session, child.household_id, child.deprivation_decile)
     # As for households: a concurrent request may store the child first, so theirs stands.
     if born is None and insert_child_if_new(session, child=_child_values(referral)):
+        # Every child is a person living in the household it arrived with, since birth.
+        person, membership = child_person(
+            child_id=child.child_id,
+            household_id=child.household_id,
+            given_name=child.given_name,
+            family_name=child.family_name,
+            date_of_birth=child.date_of_birth,
+            sex=str(child.sex),
+        )
+        insert_person_if_new(session, person=person)
+        insert_membership_if_new(session, membership=membership)
         return child.date_of_birth, None
     stored = read_child_identity(session, child_id=child.child_id)
     assert stored is not None
     return stored[2], identity_mismatch(child, stored)
-
-
-def _same_name(a: str, b: str) -> bool:
-    """Names that differ only in case, spacing or Unicode composition are the same name."""
-    return " ".join(unicodedata.normalize("NFC", a).casefold().split()) == " ".join(
-        unicodedata.normalize("NFC", b).casefold().split()
-    )
 
 
 def identity_mismatch(child: Child, stored: tuple[str, str, date]) -> list[str] | None:
@@ -220,8 +234,8 @@ def identity_mismatch(child: Child, stored: tuple[str, str, date]) -> list[str] 
     fields = [
         name
         for name, differs in (
-            ("given_name", not _same_name(child.given_name, given)),
-            ("family_name", not _same_name(child.family_name, family)),
+            ("given_name", not same_name(child.given_name, given)),
+            ("family_name", not same_name(child.family_name, family)),
             ("date_of_birth", child.date_of_birth != born),
         )
         if differs
@@ -266,6 +280,9 @@ def _referral_values(referral: ReferralIn, referral_id: str) -> dict[str, Any]:
         "created_at": utcnow(),
         "child_as_sent": referral.child.model_dump(mode="json"),
         "identity_mismatch": None,
+        "household_members": [
+            member.model_dump(mode="json") for member in referral.household_members
+        ],
     }
 
 
@@ -474,6 +491,7 @@ def _store(
             "child_id": referral.child.child_id,
             "request_sha256": intake.digest,
             "identity_mismatch": mismatch,
+            "household_members": len(referral.household_members),
         },
     )
     explained = outcome.explained
@@ -637,9 +655,9 @@ _UNORDERED = frozenset({"concerns", "injury_sites"})
 def resend_differences(stored: ReferralRow, values: Mapping[str, Any]) -> list[str]:
     """Body paths in which a resend (``_referral_values``) differs from the stored referral.
 
-    Lists are compared as sets (order carries no meaning). The child's details are compared
-    with the child as the stored referral sent it, when it was kept (referrals stored since
-    migration 0006).
+    Lists are compared as sets (order carries no meaning), the household members too. The
+    child's details are compared with the child as the stored referral sent it, when it was
+    kept (referrals stored since migration 0007).
     """
     differ = []
     for column, path in _RESEND_FIELDS:
@@ -648,6 +666,9 @@ def resend_differences(stored: ReferralRow, values: Mapping[str, Any]) -> list[s
             old, new = set(old), set(new)
         if old != new:
             differ.append(path)
+    # Stored before migration 0009 (None): no referral could list members then.
+    if _members_key(stored.household_members or []) != _members_key(values["household_members"]):
+        differ.append("household_members")
     if stored.child_as_sent is not None:
         sent = values["child_as_sent"]
         for name in sorted(set(stored.child_as_sent) | set(sent)):
@@ -656,6 +677,11 @@ def resend_differences(stored: ReferralRow, values: Mapping[str, Any]) -> list[s
             ) != sent.get(name):
                 differ.append(f"child.{name}")
     return differ
+
+
+def _members_key(members: list[Any]) -> list[str]:
+    """Household members compared as a set: the order they were listed in carries no meaning."""
+    return sorted(json.dumps(member, sort_keys=True) for member in members)
 
 
 def _record(values: dict[str, Any]) -> ReferralRecord:
@@ -757,10 +783,13 @@ def receive_events(
         ]
         if unknown:
             raise invalid(unknown, "events name children the service does not know")
+        people = plan_people(session, events, path)
         for household_id in sorted({e.household_id for e in events if e.household_id}):
             _ensure_household(session, household_id, None)
+        persons_added = add_new_persons(session, people)
         results = []
         created = []
+        created_at: set[int] = set()
         for index, event in enumerate(events):
             try:
                 row = add_event(
@@ -771,6 +800,7 @@ def receive_events(
                         "source_event_id": event.source_event_id,
                         "child_id": event.child_id,
                         "household_id": event.household_id,
+                        "person_id": event.person_id,
                         "occurred_at": event.occurred_at,
                         "agency": str(event.agency),
                         "kind": str(event.kind),
@@ -779,6 +809,7 @@ def receive_events(
                     },
                 )
                 created.append(row)
+                created_at.add(index)
                 status, event_id = "created", row.event_id
             except DuplicateEvent as duplicate:
                 status, event_id = "duplicate", duplicate.event_id
@@ -791,6 +822,7 @@ def receive_events(
                     "status": status,
                 }
             )
+        opened, closed = apply_memberships(session, people, created_at)
         affected: list[str] = []
         if created:
             add_audit_event(
@@ -802,13 +834,18 @@ def receive_events(
                     "event_ids": [row.event_id for row in created],
                     "duplicates": len(results) - len(created),
                     "request_sha256": digest,
+                    **_people_audit(people, persons_added, opened, closed),
                 },
             )
             # Only records before a referral count for it, so only later referrals can move.
+            # An adult's records count wherever the adult has lived.
+            adults = sorted({r.person_id for r in created if r.person_id})
+            households = {r.household_id for r in created if r.household_id}
+            households |= set(households_of_persons(session, person_ids=adults))
             affected = open_referrals_affected_by(
                 session,
                 child_ids=sorted({r.child_id for r in created if r.child_id}),
-                household_ids=sorted({r.household_id for r in created if r.household_id}),
+                household_ids=sorted(households),
                 received_after=min(r.occurred_at for r in created),
             )
         key_row = None
@@ -846,3 +883,17 @@ def receive_events(
     reply = Reply(bool(created), as_json(EventsAccepted, body))
     _remember(state, key_row, reply)
     return reply
+
+
+def _people_audit(
+    plan: PeoplePlan, added: list[str], opened: list[str], closed: list[str]
+) -> dict[str, Any]:
+    """What the events did to persons and memberships, for their audit event (ids only)."""
+    done: dict[str, Any] = {
+        "persons_added": added,
+        "memberships_opened": opened,
+        "memberships_closed": closed,
+        # A known person is kept as stored: the contradicting fields are named, not applied.
+        "person_details_differ": plan.details_differ,
+    }
+    return {name: value for name, value in done.items() if value}

@@ -250,10 +250,86 @@ class TimelineItem(BaseModel):
     concerns: list[str] | None = None
     injury_reported: bool | None = None
     decision: str | None = None
+    person_id: str | None = Field(default=None, description="The adult an event is about.")
     this_referral: bool = False
     signals: list[str] = Field(
         default_factory=list, description="Signals of the current score that used this record."
     )
+
+
+class MembershipOut(BaseModel):
+    """A person's time in a household: the role, from when, until when (null: lives there)."""
+
+    membership_id: str
+    household_id: str
+    role: str
+    joined_at: datetime
+    left_at: datetime | None
+    signals: list[str] = Field(
+        default_factory=list, description="Signals of the current score that used it."
+    )
+
+
+class PersonRecordOut(BaseModel):
+    """An agency's record about an adult (police, probation, MARAC, health, care proceedings)."""
+
+    record_id: str
+    at: datetime
+    agency: str
+    event_kind: str
+    household_id: str | None
+    signals: list[str] = Field(
+        default_factory=list, description="Signals of the current score that used it."
+    )
+
+
+class HouseholdMember(BaseModel):
+    """A person in the panel: their details, time in the household and (adults) records."""
+
+    person_id: str
+    is_child: bool
+    given_name: str | None
+    family_name: str | None
+    date_of_birth: date | None
+    sex: str
+    lives_here_now: bool
+    memberships: list[MembershipOut]
+    records: list[PersonRecordOut] = Field(
+        description="The adult's most recent records about them, oldest first (none for a child)."
+    )
+    records_omitted: int = Field(description="Older records about the person, not listed.")
+    signals: list[str] = Field(
+        default_factory=list,
+        description="Signals of the current score that used this person's records.",
+    )
+
+
+class KnownMemberOut(BaseModel):
+    """Someone the referral says lives with the child: as sent, not a verified membership."""
+
+    given_name: str | None
+    family_name: str | None
+    role: str | None
+    date_of_birth: date | None
+    person_id: str | None
+    matches_member: bool = Field(
+        description="The person_id is one of the people the panel shows from the records."
+    )
+
+
+class HouseholdOut(BaseModel):
+    """Who lives here: the referral's household from the records, and as the referrer knows it."""
+
+    household_id: str
+    members: list[HouseholdMember] = Field(
+        description="Everyone with a membership of the household: who lives there now first."
+    )
+    others_behind_reasons: list[HouseholdMember] = Field(
+        description="People whose records the score used who never lived in this household "
+        "(e.g. in the child's earlier household), with their memberships elsewhere."
+    )
+    known_to_referrer: list[KnownMemberOut]
+    records_limit: int = Field(description="Records listed per person at most.")
 
 
 class ModelLimits(BaseModel):
@@ -277,6 +353,11 @@ class ReferralDetail(BaseModel):
         description="Time of the newest record in the child's history: how fresh the data is."
     )
     model_does_not_know: ModelLimits
+    household: HouseholdOut | None = Field(
+        default=None,
+        description="Who lives here (members, roles, joined and left, each adult's records); "
+        "null for a caller whose role may not see it.",
+    )
 
 
 class EventResult(BaseModel):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Container, Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from explain.referral import ExplainedScore
@@ -15,7 +15,10 @@ from triage.store import (
     ChildRow,
     DecisionRow,
     DisputeRow,
+    EventRow,
     HistoryItem,
+    HouseholdMembershipRow,
+    PersonRow,
     QueueEntryRow,
     ReferralRow,
     ScoreRow,
@@ -296,6 +299,7 @@ def timeline(
                     "at": row.occurred_at,
                     "agency": row.agency,
                     "event_kind": row.kind,
+                    "person_id": row.person_id,
                 }
             )
     for decision in decisions:
@@ -313,3 +317,68 @@ def timeline(
         entry["signals"] = signals_by_record.get(key, [])
     out.sort(key=lambda entry: (entry["at"], entry["kind"], entry["record_id"]))
     return out
+
+
+def membership_out(row: HouseholdMembershipRow, *, signals: Sequence[str]) -> dict[str, Any]:
+    """A person's time in a household, with the signals of the score that used it."""
+    return {
+        "membership_id": row.membership_id,
+        "household_id": row.household_id,
+        "role": row.role,
+        "joined_at": row.joined_at,
+        "left_at": row.left_at,
+        "signals": list(signals),
+    }
+
+
+def person_record_out(row: EventRow, *, signals: Sequence[str]) -> dict[str, Any]:
+    """An agency's record about an adult."""
+    return {
+        "record_id": row.event_id,
+        "at": row.occurred_at,
+        "agency": row.agency,
+        "event_kind": row.kind,
+        "household_id": row.household_id,
+        "signals": list(signals),
+    }
+
+
+def person_out(
+    person: PersonRow,
+    *,
+    memberships: Sequence[HouseholdMembershipRow],
+    records: Sequence[EventRow],
+    records_total: int,
+    signals_of: Mapping[str, Sequence[str]],
+    signals: Sequence[str],
+) -> dict[str, Any]:
+    """A person in the panel: who, their memberships, their records (adults), the signals."""
+    return {
+        "person_id": person.person_id,
+        "is_child": person.is_child,
+        "given_name": person.given_name,
+        "family_name": person.family_name,
+        "date_of_birth": person.date_of_birth,
+        "sex": person.sex,
+        "lives_here_now": any(m.left_at is None for m in memberships),
+        "memberships": [
+            membership_out(m, signals=signals_of.get(m.membership_id, ())) for m in memberships
+        ],
+        "records": [person_record_out(r, signals=signals_of.get(r.event_id, ())) for r in records],
+        "records_omitted": max(records_total - len(records), 0),
+        "signals": list(signals),
+    }
+
+
+def known_member_out(member: Mapping[str, Any], *, shown: Container[str]) -> dict[str, Any]:
+    """A household member as the referral listed them; whether their id is a person ``shown``."""
+    person_id = member.get("person_id")
+    born = member.get("date_of_birth")
+    return {
+        "given_name": member.get("given_name"),
+        "family_name": member.get("family_name"),
+        "role": member.get("role"),
+        "date_of_birth": date.fromisoformat(born) if isinstance(born, str) else born,
+        "person_id": person_id,
+        "matches_member": person_id is not None and person_id in shown,
+    }

@@ -22,12 +22,16 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from triage.vocab import (
+    ADULT_ROLES,
     EVENT_AGENCY,
+    MEMBERSHIP_EVENT_KINDS,
+    PERSON_EVENT_KINDS,
     Agency,
     Concern,
     DecisionKind,
     Ethnicity,
     EventKind,
+    HouseholdRole,
     InjurySite,
     OutcomeLevel,
     PlanCategory,
@@ -41,8 +45,10 @@ __all__ = [
     "MAX_ATTRIBUTES",
     "MAX_ATTRIBUTE_VALUE_CHARS",
     "MAX_CLOCK_SKEW",
+    "MAX_KNOWN_MEMBERS",
     "MAX_NARRATIVE_CHARS",
     "MAX_RATIONALE_CHARS",
+    "PERSON_OPTIONAL_KINDS",
     "REFERRAL_EXAMPLE",
     "AgencyEventIn",
     "AttributeKey",
@@ -51,8 +57,10 @@ __all__ = [
     "DecisionIn",
     "Id",
     "Injury",
+    "KnownMember",
     "Name",
     "OutcomeIn",
+    "PersonDetails",
     "PlainText",
     "ReasonCode",
     "ReferralIn",
@@ -67,6 +75,8 @@ MAX_NARRATIVE_CHARS = 20_000
 MAX_RATIONALE_CHARS = 5_000
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_VALUE_CHARS = 500
+MAX_KNOWN_MEMBERS = 20
+"""Household members a referral may list: a large household, not a list of everyone known."""
 
 # A calendar date has begun somewhere once UTC+14 (Line Islands) reaches it, so a date of birth
 # is only "in the future" if it has not started anywhere; this avoids rejecting a same-day birth
@@ -193,6 +203,23 @@ Timestamp = Annotated[AwareDatetime, AfterValidator(_to_utc), AfterValidator(_no
 """Time-zone-aware timestamp, normalised to UTC, not beyond the allowed clock skew."""
 
 
+def _plausible_birth(value: date) -> date:
+    """Reject a date of birth that has not begun in any time zone, or before ``EARLIEST_BIRTH``."""
+    if value > (datetime.now(UTC) + _MAX_UTC_OFFSET).date():
+        raise PydanticCustomError("date_in_future", "date of birth cannot be in the future")
+    if value < EARLIEST_BIRTH:
+        raise PydanticCustomError(
+            "date_too_early",
+            "date of birth cannot be before {earliest}",
+            {"earliest": EARLIEST_BIRTH.isoformat()},
+        )
+    return value
+
+
+BirthDate = Annotated[date, AfterValidator(_plausible_birth)]
+"""A date of birth that has begun somewhere and is not before ``EARLIEST_BIRTH``."""
+
+
 class _Contract(BaseModel):
     """Base for intake models: closed, stripped and immutable."""
 
@@ -216,15 +243,7 @@ class Child(_Contract):
     @classmethod
     def _dob_not_future(cls, value: date) -> date:
         """Reject a date of birth that has not yet begun in any time zone."""
-        if value > (datetime.now(UTC) + _MAX_UTC_OFFSET).date():
-            raise PydanticCustomError("date_in_future", "date of birth cannot be in the future")
-        if value < EARLIEST_BIRTH:
-            raise PydanticCustomError(
-                "date_too_early",
-                "date of birth cannot be before {earliest}",
-                {"earliest": EARLIEST_BIRTH.isoformat()},
-            )
-        return value
+        return _plausible_birth(value)
 
 
 class Referrer(_Contract):
@@ -253,6 +272,28 @@ class Injury(_Contract):
                 "sites_without_injury", "injury sites given but no injury is reported"
             )
         return value
+
+
+class KnownMember(_Contract):
+    """Someone the referrer says lives with the child: kept as sent, never a verified member."""
+
+    given_name: Name
+    family_name: Name | None = None
+    role: HouseholdRole
+    date_of_birth: BirthDate | None = None
+    person_id: Id | None = Field(
+        default=None,
+        description="The person's id as agencies' events name them, when the referrer knows it.",
+    )
+
+
+class PersonDetails(_Contract):
+    """An adult's details, sent with the ``adult_joined_household`` event that first names them."""
+
+    given_name: Name
+    family_name: Name
+    date_of_birth: BirthDate | None = None
+    sex: Sex = Sex.unknown
 
 
 REFERRAL_EXAMPLE: dict[str, Any] = {
@@ -293,28 +334,46 @@ class ReferralIn(_Contract):
     ]
     injury: Injury = Injury(reported=False)
     narrative: PlainText = Field(default="", max_length=MAX_NARRATIVE_CHARS)
+    household_members: list[KnownMember] = Field(
+        default_factory=list,
+        max_length=MAX_KNOWN_MEMBERS,
+        description="Who the referrer says lives with the child (the child need not be listed). "
+        "Stored as sent and shown as known to the referrer, not as verified memberships.",
+    )
 
     @model_validator(mode="after")
     def _received_after_birth(self) -> Self:
         """Reject a referral received before the child was born."""
         # Same leniency as the date-of-birth check: the birth date may be local to a zone ahead.
         if (self.received_at + _MAX_UTC_OFFSET).date() < self.child.date_of_birth:
-            # A model validator's own errors have an empty loc; raising a ValidationError keeps
-            # the loc on the field (pydantic-core prefixes it when this model is nested).
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
+            raise _located(
+                self,
                 [
-                    InitErrorDetails(
-                        type=PydanticCustomError(
+                    (
+                        ("received_at",),
+                        PydanticCustomError(
                             "received_before_birth",
                             "received_at precedes the child's date of birth",
                         ),
-                        loc=("received_at",),
-                        input=self.received_at.isoformat(),
+                        self.received_at.isoformat(),
                     )
                 ],
             )
         return self
+
+
+def _located(
+    model: BaseModel, errors: list[tuple[tuple[str, ...], PydanticCustomError, Any]]
+) -> ValidationError:
+    """A ValidationError whose errors keep their field locations (loc, error, input).
+
+    A model validator's own errors have an empty loc; raising a ValidationError keeps the loc
+    on the field (pydantic-core prefixes it when this model is nested).
+    """
+    return ValidationError.from_exception_data(
+        type(model).__name__,
+        [InitErrorDetails(type=error, loc=loc, input=value) for loc, error, value in errors],
+    )
 
 
 class AgencyEventIn(_Contract):
@@ -327,8 +386,18 @@ class AgencyEventIn(_Contract):
     occurred_at: Timestamp
     child_id: Id | None = None
     household_id: Id | None = Field(default=None, validate_default=True)
+    person_id: Id | None = Field(
+        default=None,
+        description="The adult the event is about: required with the membership kinds and the "
+        "person kinds (optional with adult_violence_offence), refused with every other kind.",
+    )
     attributes: dict[AttributeKey, AttributeValue] = Field(
         default_factory=dict, max_length=MAX_ATTRIBUTES
+    )
+    person: PersonDetails | None = Field(
+        default=None,
+        description="With adult_joined_household only: the adult's details, which add the "
+        "person when person_id is new (a known person is kept as stored).",
     )
 
     @field_validator("kind")
@@ -383,6 +452,100 @@ class AgencyEventIn(_Contract):
                 {"keys": ", ".join(controlled)},
             )
         return value
+
+    @model_validator(mode="after")
+    def _person_fits_kind(self) -> Self:
+        """A person, the person's details and a role only where the event kind takes them."""
+        errors = _person_errors(self)
+        if errors:
+            raise _located(self, errors)
+        return self
+
+
+_ADULT_ROLE_NAMES = ", ".join(str(role) for role in ADULT_ROLES)
+_PERSON_KIND_NAMES = ", ".join(sorted(str(kind) for kind in PERSON_EVENT_KINDS))
+PERSON_OPTIONAL_KINDS: frozenset[EventKind] = frozenset({EventKind.adult_violence_offence})
+"""Person kinds that may also be a household event without a person (as in vocabulary 1)."""
+
+
+def _person_errors(
+    event: AgencyEventIn,
+) -> list[tuple[tuple[str, ...], PydanticCustomError, Any]]:
+    """What is wrong with an event's person, details and role for its kind (empty: nothing)."""
+    kind = event.kind
+    errors: list[tuple[tuple[str, ...], PydanticCustomError, Any]] = []
+    names_person = kind in MEMBERSHIP_EVENT_KINDS or kind in PERSON_EVENT_KINDS
+    if names_person and event.person_id is None and kind not in PERSON_OPTIONAL_KINDS:
+        errors.append(
+            (
+                ("person_id",),
+                PydanticCustomError(
+                    "person_required",
+                    "event kind '{kind}' is about an adult: person_id is required",
+                    {"kind": str(kind)},
+                ),
+                None,
+            )
+        )
+    if not names_person and event.person_id is not None:
+        errors.append(
+            (
+                ("person_id",),
+                PydanticCustomError(
+                    "person_not_accepted",
+                    "event kind '{kind}' is not about an adult: person_id is accepted only with "
+                    "adult_joined_household, adult_left_household and {kinds}",
+                    {"kind": str(kind), "kinds": _PERSON_KIND_NAMES},
+                ),
+                event.person_id,
+            )
+        )
+    if event.person is not None and kind is not EventKind.adult_joined_household:
+        errors.append(
+            (
+                ("person",),
+                PydanticCustomError(
+                    "details_not_accepted",
+                    "a person's details are accepted only with adult_joined_household, "
+                    "not with '{kind}'",
+                    {"kind": str(kind)},
+                ),
+                None,
+            )
+        )
+    if kind in MEMBERSHIP_EVENT_KINDS:
+        if event.household_id is None:
+            errors.append(
+                (
+                    ("household_id",),
+                    PydanticCustomError(
+                        "household_required",
+                        "event kind '{kind}' changes who lives in a household: household_id "
+                        "is required",
+                        {"kind": str(kind)},
+                    ),
+                    None,
+                )
+            )
+        role = event.attributes.get("role")
+        if role not in ADULT_ROLES:
+            reason = (
+                "attributes.role is required with '{kind}': one of {roles}"
+                if role is None
+                else "attributes.role must be an adult's role, one of {roles}; not {given}"
+            )
+            errors.append(
+                (
+                    ("attributes", "role"),
+                    PydanticCustomError(
+                        "role_required" if role is None else "role_not_adult",
+                        reason,
+                        {"kind": str(kind), "roles": _ADULT_ROLE_NAMES, "given": repr(role)},
+                    ),
+                    role,
+                )
+            )
+    return errors
 
 
 class BandAgreement(StrEnum):

@@ -34,6 +34,28 @@ EVENT_EXAMPLE = {
     "household_id": "H-311",
     "attributes": {"risk_level": "medium"},
 }
+MEMBERSHIP_EXAMPLE = [
+    {
+        "source_system": "council-care",
+        "source_event_id": "HH-2026-0310",
+        "agency": "social_care",
+        "kind": "adult_joined_household",
+        "occurred_at": "2026-03-14T09:00:00Z",
+        "household_id": "H-311",
+        "person_id": "A-5521",
+        "attributes": {"role": "parent_partner"},
+        "person": {"given_name": "Dean", "family_name": "Smith", "sex": "male"},
+    },
+    {
+        "source_system": "council-care",
+        "source_event_id": "CP-2019-0042",
+        "agency": "social_care",
+        "kind": "care_proceedings",
+        "occurred_at": "2019-05-20T10:00:00Z",
+        "household_id": "H-87",
+        "person_id": "A-5521",
+    },
+]
 EVENT_BODY_SCHEMA = {
     "oneOf": [
         {"$ref": "#/components/schemas/AgencyEventIn"},
@@ -72,6 +94,10 @@ EVENT_BODY_SCHEMA = {
                     "examples": {
                         "one": {"summary": "One event", "value": EVENT_EXAMPLE},
                         "batch": {"summary": "A batch", "value": [EVENT_EXAMPLE]},
+                        "people": {
+                            "summary": "An adult joins a household; a record about them",
+                            "value": MEMBERSHIP_EXAMPLE,
+                        },
                     },
                 }
             },

@@ -30,6 +30,7 @@ from api.deps import (
 from api.errors import ApiError, not_found
 from api.schemas import ErrorOut
 from service import audit, casework
+from service.household import audit_panel, panel_note
 from service.intake import as_json, receive_referral
 from service.replies import (
     DecisionRecorded,
@@ -63,6 +64,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "Invalid input: each bad field and why."},
 }
 
+MEMBERS_EXAMPLE = [
+    {"given_name": "Dean", "role": "parent_partner", "person_id": "A-5521"},
+    {"given_name": "Kim", "family_name": "Doe", "role": "parent", "date_of_birth": "1990-01-02"},
+]
 DECISION_EXAMPLES = {
     "agree": {
         "summary": "Agrees with the band",
@@ -134,7 +139,13 @@ async def post_referral(
     referral: Annotated[
         ReferralIn,
         Body(
-            openapi_examples={"police": {"summary": "A police referral", "value": REFERRAL_EXAMPLE}}
+            openapi_examples={
+                "police": {"summary": "A police referral", "value": REFERRAL_EXAMPLE},
+                "members": {
+                    "summary": "Listing the household members the referrer knows",
+                    "value": REFERRAL_EXAMPLE | {"household_members": MEMBERS_EXAMPLE},
+                },
+            }
         ),
     ],
     idempotency_key: IdempotencyKey = None,
@@ -167,7 +178,7 @@ async def post_referral(
     response_model=ReferralDetail,
     responses={404: ERRORS[404]},
     dependencies=[Depends(require_roles("practitioner", "manager", "admin"))],
-    summary="A referral, its score and reasons, and the child's history",
+    summary="A referral, its score and reasons, the child's history and who lives there",
 )
 def get_referral_detail(
     referral_id: ReferralId,
@@ -176,8 +187,11 @@ def get_referral_detail(
     state: StateDep,
     actor: ActorDep,
 ) -> ReferralDetail:
-    """The referral, its latest score with every reason, and the child's timeline."""
-    detail = casework.referral_detail(session, referral_id=referral_id, model=model)
+    """The referral, its latest score with every reason, the child's timeline and who lives
+    in the household (for the roles that may see it)."""
+    detail = casework.referral_detail(
+        session, referral_id=referral_id, model=model, roles=actor.roles
+    )
     audit.record(
         state,
         actor=actor.name,
@@ -185,7 +199,10 @@ def get_referral_detail(
         entity_type="referral",
         entity_id=referral_id,
         model_version=detail["score"].get("model_version"),
-        payload={"timeline_records": len(detail["timeline"])},
+        payload={"timeline_records": len(detail["timeline"]), **panel_note(detail["household"])},
+    )
+    audit_panel(
+        state, actor=actor.name, referral_id=referral_id, panel=detail["household"], channel="api"
     )
     return ReferralDetail.model_validate(detail)
 

@@ -25,6 +25,7 @@ from api.web.render import page
 from explain.plots import REASONS_TITLE, bars_svg
 from service import audit, casework
 from service.errors import NotFound, Refusal
+from service.household import audit_panel, panel_note
 from triage.queue import BANDS, overdue_cutoff
 from triage.schema import BandAgreement, DecisionIn, error_fields
 from triage.store import QueueFilter
@@ -203,7 +204,9 @@ def _referral_page(
     model = state.models.current
     try:
         with state.read_sessions() as db:
-            detail = casework.referral_detail(db, referral_id=referral_id, model=model)
+            detail = casework.referral_detail(
+                db, referral_id=referral_id, model=model, roles=viewer.actor.roles
+            )
     except NotFound:
         return show(
             request,
@@ -221,7 +224,18 @@ def _referral_page(
         entity_type="referral",
         entity_id=referral_id,
         model_version=detail["score"].get("model_version"),
-        payload={"channel": "page", "timeline_records": len(detail["timeline"])},
+        payload={
+            "channel": "page",
+            "timeline_records": len(detail["timeline"]),
+            **panel_note(detail["household"]),
+        },
+    )
+    audit_panel(
+        state,
+        actor=viewer.actor.name,
+        referral_id=referral_id,
+        panel=detail["household"],
+        channel="page",
     )
     score = detail["score"]
     reasons = score.get("reasons", [])
@@ -235,6 +249,7 @@ def _referral_page(
     for item in detail["timeline"]:
         for signal in item["signals"]:
             records_for.setdefault(signal, []).append(item)
+    people_for = people_behind_signals(detail["household"])
     # A practitioner can cite any of the top reasons, in the words the page shows them in.
     # DecisionIn takes at most 10 codes: the top 6 signals and the 4 general reasons.
     reason_codes = {r["signal"]: r["sentence"] for r in reasons[:6]} | GENERAL_REASON_CODES
@@ -250,6 +265,8 @@ def _referral_page(
         reasons=reasons,
         chart=chart,
         records_for=records_for,
+        people_for=people_for,
+        person_names=person_names(detail["household"]),
         sentence_of={r["signal"]: r["sentence"] for r in reasons},
         decision_kinds=list(DecisionKind),
         agreements=AGREEMENT_WORDS,
@@ -260,6 +277,30 @@ def _referral_page(
         error_fields={e["field"] for e in form_errors or []},
         can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
     )
+
+
+def people_behind_signals(panel: dict[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+    """For each signal, the people in the panel whose records it used (a reason links to them)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if panel is None:
+        return found
+    for person in [*panel["members"], *panel["others_behind_reasons"]]:
+        for signal in person["signals"]:
+            found.setdefault(signal, []).append(person)
+    return found
+
+
+def person_names(panel: dict[str, Any] | None) -> dict[str, str]:
+    """The name the page shows for each person in the panel, by id."""
+    if panel is None:
+        return {}
+    return {
+        person["person_id"]: " ".join(
+            part for part in (person["given_name"], person["family_name"]) if part
+        )
+        or person["person_id"]
+        for person in [*panel["members"], *panel["others_behind_reasons"]]
+    }
 
 
 def _store(state: Any, work: Callable[[Session], object]) -> Refusal | None:

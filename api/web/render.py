@@ -66,6 +66,60 @@ def words(code: str | None) -> str:
     return "" if code is None else code.replace("_", " ")
 
 
+ROLE_WORDS = {
+    "parent": "parent",
+    "step_parent": "step-parent",
+    "parent_partner": "partner of a parent",
+    "other_relative": "other relative",
+    "unrelated_adult": "unrelated adult",
+    "child": "child",
+}
+RECORD_WORDS = {
+    "domestic_abuse_perpetrator": "domestic abuse, as the person alleged to have caused harm",
+    "domestic_abuse_victim": "domestic abuse, as the person harmed",
+    "adult_violence_offence": "violence offence",
+    "probation_supervision": "under probation supervision",
+    "marac_case": "MARAC case (high-risk domestic abuse)",
+    "adult_mental_health_contact": "adult mental health service contact",
+    "substance_misuse_treatment": "substance misuse treatment",
+    "care_proceedings": "care proceedings about an earlier child",
+    "child_removed": "an earlier child removed from their care",
+}
+
+
+def role_words(role: str | None) -> str:
+    """A household role in words: ``parent_partner`` → ``partner of a parent``."""
+    return "" if role is None else ROLE_WORDS.get(role, words(role))
+
+
+def record_words(kind: str | None) -> str:
+    """An event kind about an adult in words (other kinds as ``words``)."""
+    return "" if kind is None else RECORD_WORDS.get(kind, words(kind))
+
+
+def relative(moment: datetime | None, reference: datetime | None) -> str:
+    """How long before or after ``reference`` a moment was: ``3 weeks before``, ``the same day``.
+
+    Days up to two weeks, then weeks up to about three months, then months up to two years,
+    then years; always rounded down, so "before" never reads later than it was.
+    """
+    if moment is None or reference is None:
+        return ""
+    days = (reference - moment).days if moment <= reference else (moment - reference).days
+    side = "before" if moment <= reference else "after"
+    if days == 0:
+        return "the same day"
+    if days < 14:
+        amount = f"{days} day{'s' if days != 1 else ''}"
+    elif days < 92:
+        amount = f"{days // 7} weeks"
+    elif days < 730:
+        amount = f"{days * 12 // 365} months"
+    else:
+        amount = f"{days // 365} years"
+    return f"{amount} {side}"
+
+
 def age(months: int | None) -> str:
     """``4 months`` under two years, else ``7 years`` (as the reasons read ages)."""
     return "" if months is None else age_words(months)
@@ -79,6 +133,9 @@ templates.env.filters.update(
     percent=percent,
     words=words,
     age=age,
+    role_words=role_words,
+    record_words=record_words,
+    relative=relative,
     band_tag=lambda band: BAND_TAGS.get(band or "", "tag-unscored"),
 )
 templates.env.globals["service_name"] = "Referral triage"

@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from html.parser import HTMLParser
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,7 +25,15 @@ from api.app import create_app
 from api.web.sessions import COOKIE_NAME, PageSession, read_session, write_session
 from models.scorer import Scorer
 from triage.settings import Settings
-from triage.store import AuditEventRow, DecisionRow, make_engine
+from triage.store import (
+    AuditEventRow,
+    DecisionRow,
+    HouseholdMembershipRow,
+    ScoreRow,
+    make_engine,
+    session_factory,
+)
+from triage.store.tables import utcnow
 
 _serial = itertools.count()
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -404,3 +413,139 @@ def read_cookie(client: TestClient, settings: Settings) -> PageSession:
     session = read_session(request, settings.get_secret_key())  # type: ignore[arg-type]
     assert session is not None
     return session
+
+
+# --- who lives here (issue 20) ---------------------------------------------------------------
+
+
+class _Tables(HTMLParser):
+    """Each table of a fragment: whether it has a caption, and the scope of each header cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append({"caption": False, "scopes": []})
+        elif tag == "caption" and self.tables:
+            self.tables[-1]["caption"] = True
+        elif tag == "th" and self.tables:
+            self.tables[-1]["scopes"].append(dict(attrs).get("scope"))
+
+
+def _panel_of(html: str) -> str:
+    start = html.index('<section aria-labelledby="household-title">')
+    return html[start : html.index("</section>", start)]
+
+
+@pytest.fixture
+def household_case(app_with_cases: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The newest referral's household gains an adult with a record, and a stored score whose
+    reasons cite the adult's membership and record (hand-made: the ids are what count)."""
+    admin = user_headers(settings, "admin")
+    with TestClient(app_with_cases["app"], headers=admin) as api:
+        events = [
+            {"source_system": "council-care", "source_event_id": "J-page",
+             "agency": "social_care", "kind": "adult_joined_household",
+             "occurred_at": (T0 - timedelta(days=21)).isoformat(), "household_id": "H-311",
+             "person_id": "P-page", "attributes": {"role": "unrelated_adult"},
+             "person": {"given_name": "Robin", "family_name": "Vale"}},
+            {"source_system": "police-niche", "source_event_id": "V-page", "agency": "police",
+             "kind": "adult_violence_offence",
+             "occurred_at": (T0 - timedelta(days=300)).isoformat(),
+             "household_id": "H-elsewhere", "person_id": "P-page"},
+        ]  # fmt: skip
+        stored = api.post("/v1/events", json=events)
+        assert stored.status_code == 201, stored.text
+    record_id = stored.json()["items"][1]["event_id"]
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            membership_id = session.scalars(
+                select(HouseholdMembershipRow.membership_id).where(
+                    HouseholdMembershipRow.person_id == "P-page"
+                )
+            ).one()
+            reasons = [
+                {"signal": "unrelated_adult_in_household", "value": 1.0, "contribution": 0.7,
+                 "direction": "raises priority", "sentence": "An unrelated adult lives here",
+                 "record_ids": [membership_id], "records_omitted": 0},
+                {"signal": "adult_risk_record_joined", "value": 1.0, "contribution": 0.5,
+                 "direction": "raises priority",
+                 "sentence": "An adult with a violence record joined",
+                 "record_ids": [record_id], "records_omitted": 0},
+            ]  # fmt: skip
+            session.add(
+                ScoreRow(referral_id=app_with_cases["newest"], scored_at=utcnow(),
+                         model_version="hand-made/1", probability=0.4, probability_low=0.3,
+                         probability_high=0.5, band="Elevated", flags=[], reasons=reasons)
+            )  # fmt: skip
+            session.commit()
+    finally:
+        engine.dispose()
+    return app_with_cases | {"record_id": record_id, "membership_id": membership_id}
+
+
+def test_referral_page_shows_who_lives_here_and_links_reasons_to_people(
+    household_case: dict[str, Any], settings: Settings, db: Engine
+) -> None:
+    client = browser(household_case["app"])
+    sign_in(client, settings, "practitioner")
+    newest = household_case["newest"]
+    page = client.get(f"/referrals/{newest}")
+    assert page.status_code == 200
+    html = page.text
+    order = [html.index("Why: what moved the score"), html.index(">Who lives here</h2>"),
+             html.index("History across agencies")]  # fmt: skip
+    assert order == sorted(order)
+    panel = _panel_of(html)
+    # Both reasons link to the adult, whose row is the anchor.
+    reasons = html[html.index('id="reasons-title"') : html.index('id="household-title"')]
+    assert reasons.count('href="#person-P-page"') == 2
+    assert 'id="person-P-page"' in panel and 'id="person-C-1042"' in panel
+    assert "Robin Vale" in panel and "unrelated adult" in panel.lower()
+    assert "3 weeks before this referral" in panel and "lives here now" in panel
+    assert f'id="person-record-{household_case["record_id"]}"' in panel
+    assert "Violence offence" in panel and "Police" in panel
+    assert "Records about Robin Vale" in panel
+    assert "The referral lists no household members." in panel
+    # The joining is in the household's history too, and says whom it is about.
+    history = html[html.index('id="history-title"') :]
+    assert 'adult joined household, about <a href="#person-P-page">Robin Vale</a>' in history
+    tables = _Tables()
+    tables.feed(panel)
+    assert len(tables.tables) == 2
+    for table in tables.tables:
+        assert table["caption"] and table["scopes"] and None not in table["scopes"]
+    with db.connect() as connection:
+        shown = connection.scalars(
+            select(AuditEventRow.payload).where(
+                AuditEventRow.action == "household.person_records_viewed"
+            )
+        ).all()
+        viewed = connection.scalars(
+            select(AuditEventRow.payload).where(
+                AuditEventRow.action == "referral.viewed", AuditEventRow.entity_id == newest
+            )
+        ).all()
+    assert shown[-1]["channel"] == "page"
+    assert shown[-1]["record_ids"] == [household_case["record_id"]]
+    assert viewed[-1]["household_panel"] is True and viewed[-1]["person_records"] == 1
+
+
+def test_the_household_panel_is_not_shown_to_roles_that_may_not_read_the_referral(
+    household_case: dict[str, Any], settings: Settings, db: Engine
+) -> None:
+    client = browser(household_case["app"])
+    sign_in(client, settings, "researcher")
+    page = client.get(f"/referrals/{household_case['newest']}")
+    assert page.status_code == 403
+    assert "Robin" not in page.text and "Who lives here" not in page.text
+    with db.connect() as connection:
+        shown = connection.scalars(
+            select(AuditEventRow.id).where(
+                AuditEventRow.action == "household.person_records_viewed"
+            )
+        ).all()
+    assert shown == []

@@ -23,7 +23,16 @@ from triage.schema import (
     ReferralIn,
     error_fields,
 )
-from triage.vocab import EVENT_AGENCY, Agency, Concern, EventKind, OutcomeLevel, PlanCategory
+from triage.vocab import (
+    EVENT_AGENCY,
+    MEMBERSHIP_EVENT_KINDS,
+    PERSON_EVENT_KINDS,
+    Agency,
+    Concern,
+    EventKind,
+    OutcomeLevel,
+    PlanCategory,
+)
 
 # --- narrative -------------------------------------------------------------------------------
 
@@ -152,13 +161,21 @@ def test_event_validates() -> None:
     assert type(e.attributes["count"]) is int
 
 
+def _about_whom(kind: EventKind) -> dict[str, Any]:
+    """The person and role a kind needs (vocabulary 2), none for a child or household kind."""
+    if kind in MEMBERSHIP_EVENT_KINDS:
+        return {"person_id": "A-1", "attributes": {"role": "parent_partner"}}
+    return {"person_id": "A-1"} if kind in PERSON_EVENT_KINDS else {}
+
+
 @pytest.mark.parametrize("kind", list(EventKind))
 def test_event_kind_matches_its_agency(kind: EventKind) -> None:
     expected = EVENT_AGENCY[kind]
-    assert AgencyEventIn.model_validate(event(agency=expected, kind=kind)).kind is kind
+    fitting = event(agency=expected, kind=kind, **_about_whom(kind))
+    assert AgencyEventIn.model_validate(fitting).kind is kind
     wrong = next(a for a in Agency if a is not expected)
     with pytest.raises(ValidationError) as info:
-        AgencyEventIn.model_validate(event(agency=wrong, kind=kind))
+        AgencyEventIn.model_validate(event(agency=wrong, kind=kind, **_about_whom(kind)))
     (err,) = info.value.errors()
     assert err["loc"] == ("kind",)
     assert f"'{expected}'" in err["msg"]

@@ -1,8 +1,9 @@
 """Persistence: schema, engine, migrations, the record modules and the extract reader and loader.
 
-The repository functions live in one module per kind of record (``referrals``, ``decisions``,
-``scores``, ``audit``, ``idempotency``, ``queue``, ``access``, ``readiness``; ``statements`` holds
-their shared Core plumbing); the session and its transaction always belong to the caller.
+The repository functions live in one module per kind of record (``referrals``, ``people``,
+``decisions``, ``scores``, ``audit``, ``idempotency``, ``queue``, ``access``, ``readiness``;
+``statements`` holds their shared Core plumbing); the session and its transaction always
+belong to the caller.
 The prefix says how a function reaches the database:
 
 - ORM, the session's unit of work: ``add_*`` builds a ``*Row``, adds it and flushes;
@@ -53,6 +54,20 @@ from triage.store.idempotency import (
     claim_idempotency_key,
     get_idempotency_key,
     store_idempotent_response,
+)
+from triage.store.people import (
+    close_membership,
+    events_about_persons,
+    households_of_persons,
+    insert_membership_if_new,
+    insert_person_if_new,
+    lock_memberships,
+    memberships_of_household,
+    memberships_of_persons,
+    open_memberships_of,
+    persons_behind_records,
+    persons_by_id,
+    stored_event_keys,
 )
 from triage.store.queue import (
     QueueFilter,
@@ -106,9 +121,11 @@ from triage.store.tables import (
     DecisionRow,
     DisputeRow,
     EventRow,
+    HouseholdMembershipRow,
     HouseholdRow,
     IdempotencyKeyRow,
     OutcomeRow,
+    PersonRow,
     QueueEntryRow,
     ReferralRow,
     ScoreRow,
@@ -128,9 +145,11 @@ __all__ = [
     "EventRow",
     "ExtractError",
     "HistoryItem",
+    "HouseholdMembershipRow",
     "HouseholdRow",
     "IdempotencyKeyRow",
     "OutcomeRow",
+    "PersonRow",
     "QueueEntryRow",
     "QueueFilter",
     "ReferralAlreadyDecided",
@@ -150,9 +169,11 @@ __all__ = [
     "add_score",
     "add_user",
     "claim_idempotency_key",
+    "close_membership",
     "decisions_for_referral",
     "decisions_for_referrals",
     "disputes_for_referral",
+    "events_about_persons",
     "get_api_key_by_hash",
     "get_child",
     "get_idempotency_key",
@@ -162,10 +183,13 @@ __all__ = [
     "get_user",
     "get_user_by_username",
     "history_for_child",
+    "households_of_persons",
     "identity_to_confirm",
     "insert_audit_event",
     "insert_child_if_new",
     "insert_household_if_new",
+    "insert_membership_if_new",
+    "insert_person_if_new",
     "insert_queue_entries_if_new",
     "insert_queue_entry",
     "insert_referral",
@@ -173,10 +197,16 @@ __all__ = [
     "latest_score",
     "latest_scores",
     "list_open_referrals",
+    "lock_memberships",
     "make_engine",
     "make_read_engine",
+    "memberships_of_household",
+    "memberships_of_persons",
+    "open_memberships_of",
     "open_referrals_affected_by",
     "open_referrals_missing_from_queue",
+    "persons_behind_records",
+    "persons_by_id",
     "queue_conditions",
     "queue_entries_to_score",
     "queue_model_version",
@@ -194,6 +224,7 @@ __all__ = [
     "session_factory",
     "set_password_hash",
     "store_idempotent_response",
+    "stored_event_keys",
     "touch_store_probe",
     "upsert_queue_entry",
 ]

@@ -164,6 +164,9 @@ class ReferralRow(Base):
     """The child's details as this referral sent them (None: stored before, or an extract)."""
     identity_mismatch: Mapped[list[str] | None]
     """Fields of ``child_as_sent`` that contradict the stored child, for a person to confirm."""
+    household_members: Mapped[list[Any] | None]
+    """Who the referral says lives with the child, as sent (None: stored before, or an extract);
+    what the referrer knows, not verified memberships."""
 
 
 class EventRow(Base):
