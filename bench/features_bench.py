@@ -241,9 +241,14 @@ def child_run(mode: str, directory: Path, out: str) -> None:
         from features.catalogue import CATALOGUE, SIGNALS
 
         frames = {t: pd.read_parquet(directory / f"{t}.parquet") for t in TABLES}
+        people = {
+            key: pd.read_parquet(directory / f"{table}.parquet")
+            for key, table in (("persons", "persons"), ("memberships", "household_memberships"))
+            if (directory / f"{table}.parquet").exists()
+        }  # without them, each child lives in its household since birth
         signals = CATALOGUE if mode == "full" else tuple(SIGNALS[n] for n in SUBSET)
         start = time.perf_counter()
-        result = build_features(*(frames[t] for t in TABLES), signals=signals)
+        result = build_features(*(frames[t] for t in TABLES), signals=signals, **people)
         seconds = time.perf_counter() - start
     peak = _peak_gb()
     if out:

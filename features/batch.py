@@ -29,6 +29,7 @@ from features.catalogue import (
 )
 from features.household_batch import NEVER, ROLES, People, PeopleTables
 from features.records import (
+    EPOCH_TIMESTAMP,
     MS_PER_DAY,
     ages_in_months,
     birth_days,
@@ -338,7 +339,7 @@ class BatchBuilder:
         joined = series_to_ms(members["joined_at"])
         left_at = members["left_at"]
         left = np.where(
-            left_at.notna().to_numpy(), series_to_ms(left_at.fillna(members["joined_at"])), NEVER
+            left_at.notna().to_numpy(), series_to_ms(left_at.fillna(EPOCH_TIMESTAMP)), NEVER
         )
         born = birth_days(self._children, self._persons)
         days = born.reindex(members["person_id"].astype(str)).to_numpy()

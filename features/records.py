@@ -16,6 +16,8 @@ from triage.vocab import LIST_SEPARATOR
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS_PER_DAY = 86_400_000
+EPOCH_TIMESTAMP = pd.Timestamp(0, tz="UTC")
+"""A placeholder for a missing time before conversion (its value is never read)."""
 
 
 def to_ms(moment: datetime) -> int:
@@ -255,7 +257,7 @@ def membership_records(memberships: pd.DataFrame, born: pd.Series) -> list[Membe
     """Extract rows as ``MembershipRecord``s; ``born`` from ``birth_days``."""
     joined = series_to_ms(memberships["joined_at"])
     left_at = memberships["left_at"]
-    left = series_to_ms(left_at.fillna(memberships["joined_at"]))
+    left = series_to_ms(left_at.fillna(EPOCH_TIMESTAMP))
     gone = left_at.notna().to_numpy()
     days = born.reindex(memberships["person_id"].astype(str)).to_numpy()
     return [

@@ -332,9 +332,7 @@ def test_loads_persons_memberships_and_events_about_a_person(
             assert h9 is not None and h9.deprivation_decile is None
     finally:
         engine.dispose()
-    assert load_extract(directory, url=migrated_url, progress=False) == dict.fromkeys(
-        counts, 0
-    )
+    assert load_extract(directory, url=migrated_url, progress=False) == dict.fromkeys(counts, 0)
 
 
 def test_an_old_extract_then_a_new_one_adds_only_the_new_people(
