@@ -20,9 +20,9 @@ from triage.store import (
     make_engine,
     session_factory,
 )
-from triage.store.tables import HouseholdMembershipRow, PersonRow
 from triage.store.extract import read_extract, validate_table
 from triage.store.loader import ExtractError, load_extract
+from triage.store.tables import HouseholdMembershipRow, PersonRow
 
 EXPECTED = {
     "households": 2,
