@@ -76,7 +76,10 @@ def peer_build(connection, child_id: str, household_id: str, received_at) -> pd.
         params=params,
     )
     children = pd.read_sql(
-        text("SELECT child_id, household_id, date_of_birth FROM children WHERE child_id = :c"),
+        text(
+            "SELECT child_id, household_id, date_of_birth FROM children"
+            " WHERE household_id = :h OR child_id = :c"
+        ),
         connection,
         params=params,
     )

@@ -315,6 +315,9 @@ class BatchBuilder:
                 self._query_order_of, ((Entity.child, ref_child), (Entity.household, ref_hh))
             )
             self._query_order = dict(orders)
+        self.people.household_order = self._query_order[Entity.household][0]
+        if np.array_equal(self.people.ref_person, ref_child):  # numbered IDs: the same codes
+            self.people.child_order = self._query_order[Entity.child][0]
 
     def _people(self, member_hh: np.ndarray, ref_hh: np.ndarray) -> People:
         """Memberships and the records membership signals read, in array form."""

@@ -49,10 +49,24 @@ def _counts_in(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _pairs(sorted_codes: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _search(
+    haystack: np.ndarray, needles: np.ndarray, order: np.ndarray | None, side: str = "left"
+) -> np.ndarray:
+    """``np.searchsorted`` with the needles visited in ``order`` (sorted needles: far faster)."""
+    if order is None:
+        found: np.ndarray = np.searchsorted(haystack, needles, side=side)  # type: ignore[call-overload]
+        return found
+    out = np.empty(needles.size, dtype=np.intp)
+    out[order] = np.searchsorted(haystack, needles[order], side=side)  # type: ignore[call-overload]
+    return out
+
+
+def _pairs(
+    sorted_codes: np.ndarray, wanted: np.ndarray, order: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Every (i, j) with ``sorted_codes[j] == wanted[i]``, as two index arrays."""
-    lo = np.searchsorted(sorted_codes, wanted, side="left")
-    hi = np.searchsorted(sorted_codes, wanted, side="right")
+    lo = _search(sorted_codes, wanted, order, "left")
+    hi = _search(sorted_codes, wanted, order, "right")
     n = hi - lo
     left = np.repeat(np.arange(wanted.size), n)
     starts = np.repeat(lo - np.cumsum(n) + n, n)
@@ -70,37 +84,71 @@ class People:
     ref_t: np.ndarray
     t0: int
     span: int
+    household_order: np.ndarray | None = None
+    """Referrals by (household, time), when the builder has it: sorted needles search faster."""
+    child_order: np.ndarray | None = None
+    """Referrals by (child, time), when the builder's child codes are the person codes."""
     _stays: tuple[np.ndarray, ...] | None = field(default=None, init=False)
+    _person_order: np.ndarray | None = field(default=None, init=False)
+    _pairs_of: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False)
+
+    def person_order(self) -> np.ndarray:
+        """Referrals by (person, time)."""
+        if self._person_order is None and self.child_order is not None:
+            self._person_order = self.child_order
+        if self._person_order is None:
+            self._person_order = np.argsort(
+                self.ref_person * self.span + (self.ref_t - self.t0), kind="stable"
+            )
+        return self._person_order
+
+    def pair_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Dense codes of each membership's (household, person), and of each referral's (-1 if
+        the child has no membership of the referral's household)."""
+        if self._pairs_of is None:
+            tb = self.tables
+            width = int(max(tb.person.max(initial=0), self.ref_person.max(initial=0))) + 1
+            unique, codes = np.unique(tb.household * width + tb.person, return_inverse=True)
+            wanted = self.ref_household * width + self.ref_person
+            position = np.searchsorted(unique, wanted)
+            found = position < unique.size
+            found[found] = unique[position[found]] == wanted[found]
+            self._pairs_of = (codes.reshape(-1), np.where(found, position, -1))
+        return self._pairs_of
 
     def _offset(self, t_ms: np.ndarray) -> np.ndarray:
         """Times as offsets within the packed key, clipped: order against referrals is kept."""
         clipped: np.ndarray = np.clip(t_ms, self.t0, self.t0 + self.span - 1) - self.t0
         return clipped
 
-    def _pair_codes(
-        self, household: np.ndarray, person: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Dense codes of (household, person) pairs, and those of the referrals (-1: none)."""
-        width = int(max(person.max(initial=0), self.ref_person.max(initial=0))) + 1
-        packed = household * width + person
-        unique, codes = np.unique(packed, return_inverse=True)
-        wanted = self.ref_household * width + self.ref_person
-        position = np.searchsorted(unique, wanted)
-        found = position < unique.size
-        found[found] = unique[position[found]] == wanted[found]
-        return codes.reshape(-1), np.where(found, position, -1)
-
     def _count_open(
-        self, key: np.ndarray, a: np.ndarray, b: np.ndarray, query_key: np.ndarray
+        self,
+        key: np.ndarray,
+        a: np.ndarray,
+        b: np.ndarray,
+        query_key: np.ndarray,
+        order: np.ndarray | None,
     ) -> np.ndarray:
-        """Per referral: intervals ``(a, b]`` of its key that hold its time."""
+        """Per referral: intervals ``(a, b]`` of its key that hold its time (0 for key -1)."""
+        counts = np.zeros(self.ref_t.size, dtype=np.int64)
+        asked = None
+        if order is None:  # dense pair codes: only referrals whose pair has an interval
+            present = np.zeros(int(max(key.max(initial=0), query_key.max(initial=0))) + 1, bool)
+            present[key] = True
+            asked = np.flatnonzero((query_key >= 0) & present[np.maximum(query_key, 0)])
+        if asked is not None and not asked.size:
+            return counts
         starts = np.sort(key * self.span + self._offset(a))
         ends = np.sort(key * self.span + self._offset(b))
         query = query_key * self.span + (self.ref_t - self.t0)
-        counts: np.ndarray = np.searchsorted(starts, query, side="left") - np.searchsorted(
-            ends, query, side="left"
-        )
-        return np.where(query_key >= 0, counts, 0)
+        if asked is not None:
+            query = query[asked]
+            order = np.argsort(query, kind="stable")
+        found: np.ndarray = _search(starts, query, order) - _search(ends, query, order)
+        if asked is None:
+            return found
+        counts[asked] = found
+        return counts
 
     def _in_force(self, kinds: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per person, the merged intervals ``(s, e]`` of times at which a record is in force."""
@@ -153,15 +201,14 @@ class People:
             b = np.minimum(b, a + signal.window_days * MS_PER_DAY)
         if flt.person_records:
             person, start, stop = self._in_force(tuple(k.value for k in flt.person_records))
-            m, r = _pairs(person, tb.person[rows_idx])
+            m, r = _pairs(person, tb.person[rows_idx])  # few memberships: no order needed
             rows_idx, a, b = rows_idx[m], np.maximum(a[m], start[r]), np.minimum(b[m], stop[r])
         keep = a < b
         rows_idx, a, b = rows_idx[keep], a[keep], b[keep]
-        household = tb.household[rows_idx]
-        pair, ref_pair = self._pair_codes(household, tb.person[rows_idx])
+        member_pair, ref_pair = self.pair_codes()
         count: np.ndarray = self._count_open(
-            household, a, b, self.ref_household
-        ) - self._count_open(pair, a, b, ref_pair)
+            tb.household[rows_idx], a, b, self.ref_household, self.household_order
+        ) - self._count_open(member_pair[rows_idx], a, b, ref_pair, None)
         if signal.aggregation is Aggregation.count:
             values: np.ndarray = count.astype(np.float64)
             return values
@@ -177,47 +224,53 @@ class People:
         leaves = np.flatnonzero(tb.left < NEVER)
         rows = np.concatenate([joins, leaves])
         when = np.concatenate([tb.joined[joins], tb.left[leaves]])
-        household, person = tb.household[rows], tb.person[rows]
-        pair, ref_pair = self._pair_codes(household, person)
-        t = self.ref_t
-        start = t - signal.window_days * MS_PER_DAY if signal.window_days else np.full_like(t, 0)
-        total = np.zeros(t.size, dtype=np.int64)
-        for key, query_key, sign in (
-            (household, self.ref_household, 1),
-            (person, self.ref_person, 1),
-            (pair, ref_pair, -1),  # the child's memberships of the household, counted twice
+        member_pair, ref_pair = self.pair_codes()
+        t_off = self.ref_t - self.t0
+        window = None if signal.window_days is None else signal.window_days * MS_PER_DAY
+        total = np.zeros(self.ref_t.size, dtype=np.int64)
+        for key, query_key, order, sign in (
+            (tb.household[rows], self.ref_household, self.household_order, 1),
+            (tb.person[rows], self.ref_person, self.person_order(), 1),
+            # The child's own memberships of the household were counted twice above.
+            (member_pair[rows], ref_pair, None, -1),
         ):
+            asked = np.flatnonzero(query_key >= 0) if order is None else np.arange(t_off.size)
             points = np.sort(key * self.span + self._offset(when))
-            base = query_key * self.span
-            lo = base + (self._offset(start) if signal.window_days else 0)
-            counts = _counts_in(points, lo, base + (t - self.t0))
-            total += sign * np.where(query_key >= 0, counts, 0)
+            base = query_key[asked] * self.span
+            hi = base + t_off[asked]
+            lo = base if window is None else base + self._offset(self.ref_t[asked] - window)
+            if order is None:
+                order = np.argsort(hi, kind="stable")
+            counts = _search(points, hi, order) - _search(points, lo, order)
+            total[asked] += sign * counts
         return total.astype(np.float64)
 
     def stays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(referral, household, joined, left) of each stay of the child in another household
-        begun before the referral; one person's overlapping stays in a household merged."""
+        begun before the referral; a child's overlapping stays in one household merged."""
         if self._stays is None:
             tb = self.tables
-            order = np.lexsort((tb.joined, tb.household, tb.person))
-            person, household = tb.person[order], tb.household[order]
-            joined, left = tb.joined[order], tb.left[order]
-            # Merge overlapping stays of one person in one household (shared care, returns):
-            # a new block where a stay begins after every earlier one of its group has ended.
-            group = np.ones(person.size, dtype=bool)
-            group[1:] = (person[1:] != person[:-1]) | (household[1:] != household[:-1])
+            by_person = np.argsort(tb.person * self.span + self._offset(tb.joined), kind="stable")
+            ref, j = _pairs(tb.person[by_person], self.ref_person, self.person_order())
+            stay = by_person[j]
+            keep = (tb.household[stay] != self.ref_household[ref]) & (
+                tb.joined[stay] < self.ref_t[ref]
+            )
+            ref, stay = ref[keep], stay[keep]
+            # Few stays remain: merge overlapping ones of a referral in one household (shared
+            # care, returns), a new block where a stay begins after the group's earlier ends.
+            order = np.lexsort((tb.joined[stay], tb.household[stay], ref))
+            ref, household = ref[order], tb.household[stay][order]
+            joined, left = tb.joined[stay][order], tb.left[stay][order]
+            group = np.ones(ref.size, dtype=bool)
+            group[1:] = (ref[1:] != ref[:-1]) | (household[1:] != household[:-1])
             code = np.cumsum(group) - 1
             reach = np.maximum.accumulate(code * self.span + self._offset(left))
             new = group.copy()
             new[1:] |= code[1:] * self.span + self._offset(joined[1:]) > reach[:-1]
-            block = np.cumsum(new) - 1
-            ends = np.zeros(int(new.sum()), dtype=np.int64)
-            np.maximum.at(ends, block, left)
-            person, household, joined, left = person[new], household[new], joined[new], ends
-            ref, stay = _pairs(person, self.ref_person)
-            keep = (household[stay] != self.ref_household[ref]) & (joined[stay] < self.ref_t[ref])
-            ref, stay = ref[keep], stay[keep]
-            self._stays = (ref, household[stay], joined[stay], left[stay])
+            starts = np.flatnonzero(new)
+            ends = np.maximum.reduceat(left, starts) if starts.size else left
+            self._stays = (ref[starts], household[starts], joined[starts], ends)
         ref, household, joined, left = self._stays
         return ref, household, joined, left
 

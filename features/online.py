@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from features.catalogue import PERSON_RECORD_KINDS
@@ -178,7 +178,9 @@ _OTHER_MEMBERS = select(_M.person_id).where(
 )
 # Inlined: an expanding IN parameter would not survive compiling once for the driver. The kinds
 # are the vocabulary's own constants.
-_RECORD_KINDS = [literal_column(f"'{kind}'") for kind in sorted(PERSON_RECORD_KINDS)]
+_RECORD_KINDS: list[ColumnElement[str]] = [
+    literal_column(f"'{kind}'") for kind in sorted(PERSON_RECORD_KINDS)
+]
 # Two halves, each read from its covering index: records naming a member as their person, and
 # as their child.
 _MEMBER_RECORDS = union_all(

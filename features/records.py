@@ -230,24 +230,31 @@ def referral_records(referrals: pd.DataFrame) -> list[ReferralRecord]:
 def memberships_from_children(children: pd.DataFrame) -> pd.DataFrame:
     """Each child living in its household since birth: the memberships of an extract without
     any (``triage.store.extract.derive_people``, less the columns the builders do not read)."""
-    born = pd.to_datetime(pd.Series(children["date_of_birth"], dtype=object)).dt.as_unit("us")
+    born = _dates(children["date_of_birth"])
     return pd.DataFrame(
         {
             "membership_id": "child:" + children["child_id"].astype(str),
-            "person_id": children["child_id"].to_numpy(),
-            "household_id": children["household_id"].to_numpy(),
+            "person_id": children["child_id"],
+            "household_id": children["household_id"],
             "role": "child",
-            "joined_at": born.dt.tz_localize("UTC").to_numpy(),
+            "joined_at": born.dt.tz_localize("UTC").astype("datetime64[us, UTC]"),
             "left_at": pd.Series(pd.NaT, index=children.index, dtype="datetime64[us, UTC]"),
         }
-    ).astype({"joined_at": "datetime64[us, UTC]"})
+    )
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates (``date`` objects, naive timestamps, or missing) as naive day timestamps."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return pd.to_datetime(values).dt.floor("D")
 
 
 def birth_days(children: pd.DataFrame, persons: pd.DataFrame | None) -> pd.Series:
     """Person ID to date of birth in days since the epoch (persons' own, else children's)."""
     table = persons if persons is not None else children
     ids = table["person_id"] if persons is not None else table["child_id"]
-    born = pd.to_datetime(pd.Series(table["date_of_birth"], dtype=object))
+    born = _dates(table["date_of_birth"])
     days = born.to_numpy(dtype="datetime64[D]").astype(np.int64).astype(np.float64)
     days[born.isna().to_numpy()] = np.nan
     return pd.Series(days, index=pd.Index(ids.astype(str), name="person_id"))
