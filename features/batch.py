@@ -323,9 +323,8 @@ class BatchBuilder:
         """Memberships and the records membership signals read, in array form."""
         members, events = self._memberships, self._events
         kind = self.events.columns["kind"]
-        about = np.flatnonzero(
-            np.isin(kind, [VOCABULARIES["kind"].index(k) for k in sorted(PERSON_RECORD_KINDS)])
-        )
+        wanted = [VOCABULARIES["kind"].index(k) for k in sorted(PERSON_RECORD_KINDS)]
+        about = np.flatnonzero(np.isin(kind, wanted, kind="table"))
         # A record about each person an event names, as its person_id or its child_id.
         child = _arrow(events["child_id"]).take(pa.array(about)).cast(pa.string())
         if "person_id" in events:
