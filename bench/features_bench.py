@@ -8,7 +8,8 @@ Parquet files is not timed, but it counts towards the peak):
 * ours, subset: ``build_features`` for the history signals the peer also computes;
 * the peer, DuckDB SQL window queries over the same Parquet files (``threads=2``): the tables
   are loaded into DuckDB in memory first (not timed, like our ``read_parquet``), then the query
-  is timed up to a pandas DataFrame, as ours is.
+  is timed up to a pandas DataFrame, as ours is. Household event signals follow a child who
+  moved (joins on the memberships), as ours do.
 
 Medians over the repeats; the three runs of a repeat are interleaved so machine noise hits
 them alike. The peer's values must equal ours on every referral, or the script fails.
@@ -87,10 +88,25 @@ CREATE TABLE referrals AS
            referrer_id, concerns, injury_reported
     FROM read_parquet('{dir}/referrals.parquet');
 CREATE TABLE events AS
-    SELECT child_id, household_id, occurred_at, agency, kind
+    SELECT event_id, child_id, household_id, occurred_at, agency, kind
     FROM read_parquet('{dir}/events.parquet');
 CREATE TABLE decisions AS
     SELECT referral_id, decided_at, decision FROM read_parquet('{dir}/decisions.parquet');
+"""
+# Who lived where: the extract's memberships, or each child in its household since birth.
+MEMBERSHIPS_SQL = """
+SET TimeZone = 'UTC';
+CREATE TABLE memberships AS
+    SELECT person_id, household_id, joined_at, left_at
+    FROM read_parquet('{dir}/household_memberships.parquet');
+"""
+DERIVED_MEMBERSHIPS_SQL = """
+SET TimeZone = 'UTC';
+CREATE TABLE memberships AS
+    SELECT child_id AS person_id, household_id,
+           CAST(CAST(date_of_birth AS DATE) AS TIMESTAMPTZ) AS joined_at,
+           NULL::TIMESTAMPTZ AS left_at
+    FROM read_parquet('{dir}/children.parquet');
 """
 
 # Each referral is a query point (referral_id not null) and, for later referrals, a record.
@@ -175,7 +191,7 @@ household_rows AS (
     FROM events
     WHERE household_id IS NOT NULL
 ),
-household_features AS (
+household_window AS (
     SELECT referral_id,
         count(*) FILTER (WHERE is_ref) OVER w365 AS prior_referrals_household_365d,
         count(*) FILTER (WHERE kind = 'domestic_abuse_incident') OVER w365
@@ -192,6 +208,52 @@ household_features AS (
         wall AS (PARTITION BY entity ORDER BY t_ms
                  RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
     QUALIFY referral_id IS NOT NULL
+),
+-- A child who moved brings the events of each earlier household from while the child lived
+-- there (joined <= t < left); DISTINCT: overlapping stays in one household count an event once.
+stays AS (
+    SELECT person_id AS child_id, household_id, floor_ms(joined_at) AS j,
+           coalesce(floor_ms(left_at), 2305843009213693951) AS l
+    FROM memberships
+),
+follow AS (
+    SELECT DISTINCT r.referral_id, r.t_ms AS q, e.event_id, floor_ms(e.occurred_at) AS t_ms,
+           e.kind, e.agency
+    FROM refs r
+    JOIN stays s ON s.child_id = r.child_id AND s.household_id <> r.household_id
+                AND s.j < r.t_ms
+    JOIN events e ON e.household_id = s.household_id
+                 AND floor_ms(e.occurred_at) >= s.j AND floor_ms(e.occurred_at) < s.l
+                 AND floor_ms(e.occurred_at) < r.t_ms
+),
+follow_counts AS (
+    SELECT referral_id,
+        count(*) FILTER (WHERE kind = 'domestic_abuse_incident' AND t_ms >= q - 31536000000)
+            AS da_extra,
+        bool_or(kind = 'adult_violence_offence') AS violence_extra
+    FROM follow GROUP BY referral_id
+),
+follow_agencies AS (
+    SELECT referral_id, count(DISTINCT agency) AS n FROM (
+        SELECT referral_id, agency FROM follow WHERE t_ms >= q - 7776000000
+        UNION ALL
+        SELECT r.referral_id, e.agency
+        FROM refs r JOIN events e ON e.household_id = r.household_id
+             AND floor_ms(e.occurred_at) >= r.t_ms - 7776000000
+             AND floor_ms(e.occurred_at) < r.t_ms
+        WHERE r.referral_id IN (SELECT referral_id FROM follow WHERE t_ms >= q - 7776000000)
+    ) GROUP BY referral_id
+),
+household_features AS (
+    SELECT h.referral_id, h.prior_referrals_household_365d,
+        h.police_da_incidents_household_365d + coalesce(c.da_extra, 0)
+            AS police_da_incidents_household_365d,
+        h.household_adult_violence_history OR coalesce(c.violence_extra, false)
+            AS household_adult_violence_history,
+        coalesce(a.n, h.distinct_agencies_90d) AS distinct_agencies_90d
+    FROM household_window h
+    LEFT JOIN follow_counts c USING (referral_id)
+    LEFT JOIN follow_agencies a USING (referral_id)
 ),
 concern_features AS (
     SELECT referral_id, max(n) AS repeat_same_concern_365d
@@ -230,6 +292,9 @@ def child_run(mode: str, directory: Path, out: str) -> None:
 
         con = duckdb.connect(config={"threads": 2})
         con.execute(SETUP_SQL.format(dir=directory.as_posix()))
+        has_memberships = (directory / "household_memberships.parquet").exists()
+        people_sql = MEMBERSHIPS_SQL if has_memberships else DERIVED_MEMBERSHIPS_SQL
+        con.execute(people_sql.format(dir=directory.as_posix()))
         start = time.perf_counter()
         result = con.sql(QUERY).df()
         seconds = time.perf_counter() - start
@@ -241,9 +306,14 @@ def child_run(mode: str, directory: Path, out: str) -> None:
         from features.catalogue import CATALOGUE, SIGNALS
 
         frames = {t: pd.read_parquet(directory / f"{t}.parquet") for t in TABLES}
+        people = {
+            key: pd.read_parquet(directory / f"{table}.parquet")
+            for key, table in (("persons", "persons"), ("memberships", "household_memberships"))
+            if (directory / f"{table}.parquet").exists()
+        }  # without them, each child lives in its household since birth
         signals = CATALOGUE if mode == "full" else tuple(SIGNALS[n] for n in SUBSET)
         start = time.perf_counter()
-        result = build_features(*(frames[t] for t in TABLES), signals=signals)
+        result = build_features(*(frames[t] for t in TABLES), signals=signals, **people)
         seconds = time.perf_counter() - start
     peak = _peak_gb()
     if out:

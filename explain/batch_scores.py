@@ -16,7 +16,14 @@ from triage.store.extract import read_extract
 def score_extract(directory: Path, scorer: Scorer, *, top: int = 5) -> pd.DataFrame:
     """One row per referral: probability, 90% range, band and the top reasons in words."""
     world = read_extract(Path(directory), with_truth=False)
-    features = build_features(world.children, world.referrals, world.events, world.decisions)
+    features = build_features(
+        world.children,
+        world.referrals,
+        world.events,
+        world.decisions,
+        persons=world.persons,
+        memberships=world.household_memberships,
+    )
     X = scorer.matrix(features)
     batch = scorer.score_matrix(X)
     table = top_reasons(scorer.signals, X, batch.contributions, top=top)

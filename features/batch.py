@@ -18,8 +18,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from features.catalogue import CATALOGUE, Aggregation, Entity, Filter, Signal, Source
-from features.records import MS_PER_DAY, ages_in_months, series_to_ms
+from features.catalogue import (
+    CATALOGUE,
+    PERSON_RECORD_KINDS,
+    Aggregation,
+    Entity,
+    Filter,
+    Signal,
+    Source,
+)
+from features.household_batch import NEVER, ROLES, People, PeopleTables
+from features.records import (
+    EPOCH_TIMESTAMP,
+    MS_PER_DAY,
+    ages_in_months,
+    birth_days,
+    memberships_from_children,
+    series_to_ms,
+)
 from triage.vocab import (
     LIST_SEPARATOR,
     Agency,
@@ -177,8 +193,16 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 }
 
 
+SORTED_SOURCES = (Source.referrals, Source.events, Source.decisions)
+"""Sources sorted once per entity on the packed key; memberships go by ``People``."""
+
+
 class BatchBuilder:
-    """Holds an extract's records in array form and computes signals for its referrals."""
+    """Holds an extract's records in array form and computes signals for its referrals.
+
+    ``memberships`` and ``persons`` are the extract's own; without memberships, each child
+    lives in its household since birth (an extract written before vocabulary 2).
+    """
 
     def __init__(
         self,
@@ -186,23 +210,35 @@ class BatchBuilder:
         referrals: pd.DataFrame,
         events: pd.DataFrame,
         decisions: pd.DataFrame,
+        *,
+        persons: pd.DataFrame | None = None,
+        memberships: pd.DataFrame | None = None,
     ) -> None:
         self._children = children
         self._referrals = referrals
         self._events = events
         self._decisions = decisions
+        self._persons = persons
+        self._memberships = (
+            memberships_from_children(children) if memberships is None else memberships
+        )
         self._cache: dict[tuple[Entity, Source], tuple[np.ndarray, np.ndarray]] = {}
         self._time_orders: dict[Source, np.ndarray] = {}
         self._prepare()
 
     def _prepare(self) -> None:
         refs, events, decisions = self._referrals, self._events, self._decisions
+        members = self._memberships
         with ThreadPoolExecutor(THREADS) as pool:
             by_child = pool.submit(_encode_together, refs["child_id"], events["child_id"])
             by_household = pool.submit(
-                _encode_together, refs["household_id"], events["household_id"]
+                _encode_together,
+                refs["household_id"],
+                events["household_id"],
+                members["household_id"],
             )
-            (ref_child, ev_child), (ref_hh, ev_hh) = by_child.result(), by_household.result()
+            (ref_child, ev_child) = by_child.result()
+            (ref_hh, ev_hh, member_hh) = by_household.result()
         vocab = VOCABULARIES
         self.referrals = Table(
             ref_child,
@@ -243,7 +279,9 @@ class BatchBuilder:
         all_t = np.concatenate([self.referrals.t_ms, self.events.t_ms, self.decisions.t_ms])
         longest_window = max((s.window_days or 0) for s in CATALOGUE) * MS_PER_DAY
         self._t0 = int(all_t.min()) - longest_window - 1
-        self._span = int(all_t.max()) - self._t0 + 1
+        # One more than the latest time: an open membership end sits after every referral.
+        self._span = int(all_t.max()) - self._t0 + 2
+        self.people = self._people(member_hh, ref_hh)
         n_codes = (
             int(
                 max(
@@ -251,6 +289,9 @@ class BatchBuilder:
                     ref_hh.max(initial=0),
                     ev_child.max(initial=0),
                     ev_hh.max(initial=0),
+                    member_hh.max(initial=0),
+                    self.people.tables.person.max(initial=0),
+                    self.people.ref_person.max(initial=0),
                 )
             )
             + 2
@@ -274,6 +315,49 @@ class BatchBuilder:
                 self._query_order_of, ((Entity.child, ref_child), (Entity.household, ref_hh))
             )
             self._query_order = dict(orders)
+        self.people.household_order = self._query_order[Entity.household][0]
+        if np.array_equal(self.people.ref_person, ref_child):  # numbered IDs: the same codes
+            self.people.child_order = self._query_order[Entity.child][0]
+
+    def _people(self, member_hh: np.ndarray, ref_hh: np.ndarray) -> People:
+        """Memberships and the records membership signals read, in array form."""
+        members, events = self._memberships, self._events
+        kind = self.events.columns["kind"]
+        wanted = [VOCABULARIES["kind"].index(k) for k in sorted(PERSON_RECORD_KINDS)]
+        about = np.flatnonzero(np.isin(kind, wanted, kind="table"))
+        # A record about each person an event names, as its person_id or its child_id.
+        child = _arrow(events["child_id"]).take(pa.array(about)).cast(pa.string())
+        if "person_id" in events:
+            adult = _arrow(events["person_id"]).take(pa.array(about)).cast(pa.string())
+            twice = pc.fill_null(pc.equal(adult, child), False).to_numpy(zero_copy_only=False)
+            child = pc.if_else(pa.array(twice), pa.nulls(len(child), pa.string()), child)
+        else:
+            adult = pa.nulls(len(child), pa.string())
+        subjects = pa.concat_arrays([adult, child])
+        about = np.concatenate([about, about])
+        ref_person, member_person, record_person = _encode_together(
+            self._referrals["child_id"], members["person_id"], subjects.to_pandas()
+        )
+        joined = series_to_ms(members["joined_at"])
+        left_at = members["left_at"]
+        left = np.where(
+            left_at.notna().to_numpy(), series_to_ms(left_at.fillna(EPOCH_TIMESTAMP)), NEVER
+        )
+        born = birth_days(self._children, self._persons)
+        days = born.reindex(members["person_id"].astype(str)).to_numpy()
+        at_birth = np.floor_divide(joined, MS_PER_DAY) == np.nan_to_num(days, nan=-(2**40))
+        tables = PeopleTables(
+            household=member_hh,
+            person=member_person,
+            role=_vocabulary_codes(members["role"], ROLES),
+            joined=joined,
+            left=left.astype(np.int64),
+            at_birth=at_birth,
+            record_person=record_person,
+            record_kind=kind[about],
+            record_t=self.events.t_ms[about],
+        )
+        return People(tables, ref_hh, ref_person, self.referrals.t_ms, self._t0, self._span)
 
     def _query_order_of(
         self, entity_codes: tuple[Entity, np.ndarray]
@@ -362,11 +446,23 @@ class BatchBuilder:
         """One signal for every referral, as float64."""
         if signal.source is Source.referral:
             return self._current(signal)
+        if signal.source is Source.memberships:
+            return self.people.membership_signal(signal)
+        if signal.source is Source.household_changes:
+            return self.people.changes_signal(signal)
         if signal.aggregation is Aggregation.max_same_concern:
             return self._max_same_concern(signal)
         keys, rows = self._sorted(signal)
         lo, hi = self._window(signal, keys)
+        follows = signal.entity is Entity.household and signal.source is Source.events
+        if follows and signal.aggregation is Aggregation.distinct_count:
+            return self._distinct_following(signal, keys, rows, lo, hi)
         count: NDArray[np.float64] = (hi - lo).astype(np.float64)
+        if follows:  # the earlier households' events, while the child lived there
+            ref, extra, _, _ = self.people.stay_counts(keys, signal.window_days)
+            count += np.bincount(ref, weights=extra, minlength=count.size)
+        elif signal.aggregation is Aggregation.days_since and signal.entity is Entity.household:
+            raise ValueError(f"{signal.name}: days since a household record is not supported")
         agg = signal.aggregation
         if agg is Aggregation.count:
             return count
@@ -417,6 +513,48 @@ class BatchBuilder:
             active = active[lo[active] + offset < hi[active]]
         return result
 
+    def _distinct_following(
+        self,
+        signal: Signal,
+        keys: np.ndarray,
+        rows: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+    ) -> np.ndarray:
+        """A household distinct count over the household's records and the child's stays.
+
+        Referrals whose stays hold no record keep the single-window count; the others count
+        each value present in the window or in any stay.
+        """
+        result = self._distinct(signal, keys, rows, lo, hi)
+        ref, extra, stay_lo, stay_hi = self.people.stay_counts(keys, signal.window_days)
+        touched = np.unique(ref[extra > 0])
+        if not touched.size or signal.distinct_of is None:
+            return result
+        values = self._table(signal.source).columns[signal.distinct_of][rows]
+        index = np.full(result.size, -1, dtype=np.int64)
+        index[touched] = np.arange(touched.size)
+        in_stays = index[ref] >= 0
+        ref_t, s_lo, s_hi = index[ref[in_stays]], stay_lo[in_stays], stay_hi[in_stays]
+        household = self.referrals.household[touched]
+        q_hi = self._key(household, self.referrals.t_ms[touched])
+        if signal.window_days is None:
+            q_lo = household * self._span
+        else:
+            q_lo = q_hi - signal.window_days * MS_PER_DAY
+        distinct = np.zeros(touched.size, dtype=np.float64)
+        for value in np.unique(values[values >= 0]):
+            mine = keys[values == value]
+            here = np.searchsorted(mine, q_hi) - np.searchsorted(mine, q_lo)
+            there = np.bincount(
+                ref_t,
+                weights=np.searchsorted(mine, s_hi) - np.searchsorted(mine, s_lo),
+                minlength=touched.size,
+            )
+            distinct += (here + there) > 0
+        result[touched] = distinct
+        return result
+
     def _max_same_concern(self, signal: Signal) -> np.ndarray:
         """Most earlier referrals in the window sharing one of this referral's concerns."""
         best = np.zeros(self.referrals.t_ms.size, dtype=np.float64)
@@ -438,7 +576,7 @@ class BatchBuilder:
 
     def build(self, signals: tuple[Signal, ...] = CATALOGUE) -> pd.DataFrame:
         """All requested signals for every referral, indexed by referral_id."""
-        history = {(s.entity, s.source) for s in signals if s.source is not Source.referral}
+        history = {(s.entity, s.source) for s in signals if s.source in SORTED_SOURCES}
         # Biggest sources first so the two threads finish together.
         heavy_first = sorted(signals, key=lambda s: s.source is not Source.events)
         with ThreadPoolExecutor(THREADS) as pool:
@@ -460,6 +598,12 @@ def build_features(
     events: pd.DataFrame,
     decisions: pd.DataFrame,
     signals: tuple[Signal, ...] = CATALOGUE,
+    *,
+    persons: pd.DataFrame | None = None,
+    memberships: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every signal for every referral of an extract, each as of its own ``received_at``."""
-    return BatchBuilder(children, referrals, events, decisions).build(signals)
+    builder = BatchBuilder(
+        children, referrals, events, decisions, persons=persons, memberships=memberships
+    )
+    return builder.build(signals)

@@ -14,16 +14,26 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from triage.vocab import (
+    ADULT_RISK_KINDS,
+    ADULT_ROLES,
+    PARENT_HISTORY_KINDS,
     PROFESSIONAL_REFERRERS,
     RELATIVE_OR_FRIEND,
+    UNRELATED_ROLES,
     Concern,
     DecisionKind,
     EventKind,
+    HouseholdRole,
     ReferrerRelationship,
     ReferrerType,
 )
 
-CATALOGUE_VERSION = "2"
+CATALOGUE_VERSION = "3"
+"""3: people in the household (memberships, adults' and siblings' records, moves)."""
+
+ENDED_BY: dict[EventKind, EventKind] = {EventKind.cp_plan_start: EventKind.cp_plan_end}
+"""A person's record of the first kind is in force until one of the second kind about the same
+person at or after it; records of every other kind stay in force once made."""
 
 
 class Entity(StrEnum):
@@ -40,6 +50,8 @@ class Source(StrEnum):
     referrals = "referrals"  # earlier referrals
     events = "events"  # agency events
     decisions = "decisions"  # earlier front-door decisions, dated when decided
+    memberships = "memberships"  # the household's other members, dated when they joined
+    household_changes = "household_changes"  # members' joins and leaves, and the child's moves
 
 
 class Aggregation(StrEnum):
@@ -72,6 +84,13 @@ class Filter:
     injury_reported: bool | None = None
     injury_head_face_neck: bool | None = None
     max_age_months: float | None = None
+    roles: tuple[HouseholdRole, ...] = ()
+    """Memberships in these roles."""
+    person_records: tuple[EventKind, ...] = ()
+    """Members with a record of one of these kinds about them, made before the referral and in
+    force at it (``ENDED_BY``)."""
+    lives_there: bool = False
+    """Members still living in the household at the referral (no leaving date before it)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,8 @@ class Signal:
         """The window in words."""
         if self.source is Source.referral:
             return "this referral"
+        if self.filter.lives_there and self.window_days is None:
+            return "at the referral"
         return "all history" if self.window_days is None else f"{self.window_days} days"
 
     def sentence(self, value: float) -> str:
@@ -231,9 +252,71 @@ _HISTORY: tuple[Signal, ...] = (
            absent="The child has not been a child in need before"),
 )  # fmt: skip
 
-CATALOGUE: tuple[Signal, ...] = _CURRENT + _HISTORY
+_ADULT_RISK = tuple(sorted(ADULT_RISK_KINDS))  # sorted: a frozenset's order varies by process
+_PARENT_HISTORY = tuple(sorted(PARENT_HISTORY_KINDS))
+_PARENTS = (HouseholdRole.parent, HouseholdRole.step_parent)
+_RISK_WORDS = "a record of violence, domestic abuse or probation"
+
+# Who lives with the child: the referral's household as its memberships say at the referral.
+_PEOPLE: tuple[Signal, ...] = (
+    Signal("adult_joined_household_90d", H, Source.memberships, Aggregation.count,
+           "{value} adult{s} joined the household in the last 90 days", 90,
+           filter=Filter(roles=ADULT_ROLES), direction=UP,
+           description="Adults who began living in the household in the window, whether or "
+                       "not they still live there"),
+    Signal("adult_joined_household_365d", H, Source.memberships, Aggregation.count,
+           "{value} adult{s} joined the household in the last 12 months", 365,
+           filter=Filter(roles=ADULT_ROLES), direction=UP,
+           description="Adults who began living in the household in the window, whether or "
+                       "not they still live there"),
+    Signal("unrelated_adult_in_household", H, Source.memberships, Aggregation.exists,
+           "An adult not related to the child lives in the household at the referral",
+           filter=Filter(roles=UNRELATED_ROLES, lives_there=True), direction=UP,
+           description="A parent's partner (not a step-parent) or another unrelated adult",
+           absent="No adult unrelated to the child is recorded in the household at the referral"),
+    Signal("risk_adult_joined_household_365d", H, Source.memberships, Aggregation.exists,
+           f"An adult with {_RISK_WORDS} joined the household in the last 12 months", 365,
+           filter=Filter(roles=ADULT_ROLES, person_records=_ADULT_RISK), direction=UP,
+           description="Whether or not the adult still lives there; the record may date from "
+                       "before or after they joined, as long as it is before the referral",
+           absent=f"No adult with {_RISK_WORDS} joined the household in the last 12 months"),
+    Signal("risk_adult_in_household", H, Source.memberships, Aggregation.exists,
+           f"An adult with {_RISK_WORDS} lives in the household at the referral",
+           filter=Filter(roles=ADULT_ROLES, person_records=_ADULT_RISK, lives_there=True),
+           direction=UP, description="However long ago they joined",
+           absent=f"No adult living in the household at the referral has {_RISK_WORDS}"),
+    Signal("parent_care_history", H, Source.memberships, Aggregation.exists,
+           "A parent living in the household has had care proceedings or a child removed "
+           "before this referral",
+           filter=Filter(roles=_PARENTS, person_records=_PARENT_HISTORY, lives_there=True),
+           direction=UP, description="A parent or step-parent living there at the referral",
+           absent="No parent living in the household has a recorded care proceeding or child "
+                  "removed before this referral"),
+    Signal("sibling_on_plan_or_looked_after", H, Source.memberships, Aggregation.exists,
+           "Another child in the household is on a child protection plan or looked after at "
+           "the referral",
+           filter=Filter(roles=(HouseholdRole.child,),
+                         person_records=(EventKind.cp_plan_start, EventKind.looked_after_start),
+                         lives_there=True),
+           direction=UP, description="A plan started and not yet ended, or looked after",
+           absent="No other child in the household is on a child protection plan or looked "
+                  "after at the referral"),
+    Signal("household_changes_365d", H, Source.household_changes, Aggregation.count,
+           "{value} change{s} to who lives in the household in the last 12 months", 365,
+           direction=UP,
+           description="Members joining or leaving, the child's own moves included; a birth "
+                       "is not a change"),
+)  # fmt: skip
+
+CATALOGUE: tuple[Signal, ...] = _CURRENT + _HISTORY + _PEOPLE
 SIGNALS: dict[str, Signal] = {s.name: s for s in CATALOGUE}
 SIGNAL_NAMES: tuple[str, ...] = tuple(SIGNALS)
+
+PERSON_RECORD_KINDS: frozenset[str] = frozenset(
+    {k.value for s in CATALOGUE for k in s.filter.person_records}
+    | {ENDED_BY[k].value for s in CATALOGUE for k in s.filter.person_records if k in ENDED_BY}
+)
+"""The event kinds membership signals read as records about a person (ending kinds included)."""
 
 PROTECTED_INPUTS: frozenset[str] = frozenset(
     {"ethnicity", "sex", "disability", "deprivation_decile"}
@@ -259,6 +342,11 @@ def catalogue_rows() -> list[dict[str, str]]:
             parts.append("head/face/neck")
         if flt.max_age_months is not None:
             parts.append(f"age < {flt.max_age_months:g} months")
+        parts += [r.value for r in flt.roles]
+        if flt.person_records:
+            parts.append("with " + " or ".join(k.value for k in flt.person_records))
+        if flt.lives_there:
+            parts.append("living there")
         aggregation = s.aggregation.value.replace("_", " ")
         if s.distinct_of:
             aggregation += f" of {s.distinct_of}"

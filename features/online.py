@@ -1,8 +1,10 @@
 """The online builder: the catalogue for one referral, read from the store.
 
-Three indexed queries (referrals, events, decisions of the child and household, strictly
-before the referral, newest first, at most ``MAX_RECORDS`` each), then the same
-``pointwise.evaluate`` the tests hold equal to the batch builder.
+Indexed queries, each strictly before the referral, newest first, at most ``MAX_RECORDS``:
+the referrals, events and decisions of the child and household; the memberships of the
+household and of the child; then, only when there are any, the records about the household's
+other members and the events of the child's earlier households while the child lived there.
+Then the same ``pointwise.evaluate`` the tests hold equal to the batch builder.
 """
 
 from __future__ import annotations
@@ -13,22 +15,41 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, func, or_, select
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from features.catalogue import PERSON_RECORD_KINDS
 from features.pointwise import SignalValue, evaluate
 from features.records import (
     DecisionRecord,
     EventRecord,
     History,
+    MembershipRecord,
+    PersonRecord,
     ReferralRecord,
     to_ms,
 )
 from triage.store.coltypes import NaiveDatetimeError
-from triage.store.tables import ChildRow, DecisionRow, EventRow, ReferralRow
+from triage.store.tables import (
+    ChildRow,
+    DecisionRow,
+    EventRow,
+    HouseholdMembershipRow,
+    PersonRow,
+    ReferralRow,
+)
 
 MAX_RECORDS = 5_000
 """Per source; a history that reaches it is flagged ``truncated`` (all-time counts may be low)."""
@@ -38,8 +59,9 @@ class ReferralNotInStore(LookupError):
     """The referral to build features for is not in the store."""
 
 
-HistorySizes = tuple[int, int, int]
-"""Records read per source (referrals, events, decisions), each at most ``MAX_RECORDS``."""
+HistorySizes = tuple[int, int, int, int, int, int]
+"""Records read per query (referrals, events, decisions, memberships, members' records, events
+of earlier households), each at most ``MAX_RECORDS``."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +71,7 @@ class OnlineFeatures:
     referral_id: str
     values: dict[str, SignalValue]
     truncated: bool
-    sizes: HistorySizes = (0, 0, 0)
+    sizes: HistorySizes = (0, 0, 0, 0, 0, 0)
     """How many records the history held (``history_sizes`` tells whether it has grown since)."""
 
     def vector(self) -> dict[str, float]:
@@ -130,6 +152,76 @@ _DECISIONS_BEFORE = (
     .order_by(DecisionRow.decided_at.desc())
     .limit(MAX_RECORDS)
 )
+_M = HouseholdMembershipRow
+_MEMBERSHIPS_BEFORE = (
+    select(
+        _M.membership_id,
+        _M.person_id,
+        _M.household_id,
+        _M.role,
+        _M.joined_at,
+        _M.left_at,
+        PersonRow.date_of_birth,
+    )
+    .join(PersonRow, PersonRow.person_id == _M.person_id)
+    .where(
+        or_(_M.household_id == bindparam("household"), _M.person_id == bindparam("child")),
+        _M.joined_at < bindparam("before"),
+    )
+    .order_by(_M.joined_at.desc())
+    .limit(MAX_RECORDS)
+)
+_OTHER_MEMBERS = select(_M.person_id).where(
+    _M.household_id == bindparam("household"),
+    _M.joined_at < bindparam("before"),
+    _M.person_id != bindparam("child"),
+)
+# Inlined: an expanding IN parameter would not survive compiling once for the driver. The kinds
+# are the vocabulary's own constants.
+_RECORD_KINDS: list[ColumnElement[str]] = [
+    literal_column(f"'{kind}'") for kind in sorted(PERSON_RECORD_KINDS)
+]
+# Two halves, each read from its covering index: records naming a member as their person, and
+# as their child.
+_MEMBER_RECORDS = union_all(
+    select(EventRow.event_id, EventRow.person_id, EventRow.occurred_at, EventRow.kind).where(
+        EventRow.person_id.in_(_OTHER_MEMBERS),
+        EventRow.occurred_at < bindparam("before"),
+        EventRow.kind.in_(_RECORD_KINDS),
+    ),
+    select(EventRow.event_id, EventRow.child_id, EventRow.occurred_at, EventRow.kind).where(
+        EventRow.child_id.in_(_OTHER_MEMBERS),
+        EventRow.occurred_at < bindparam("before"),
+        EventRow.kind.in_(_RECORD_KINDS),
+    ),
+).subquery()
+_MEMBER_RECORDS_BEFORE = (
+    select(_MEMBER_RECORDS).order_by(_MEMBER_RECORDS.c.occurred_at.desc()).limit(MAX_RECORDS)
+)
+# The events of the child's other households while the child lived there.
+_STAY_EVENTS_BEFORE = (
+    select(
+        EventRow.event_id,
+        EventRow.child_id,
+        EventRow.household_id,
+        EventRow.occurred_at,
+        EventRow.agency,
+        EventRow.kind,
+    )
+    .join(
+        _M,
+        and_(
+            _M.household_id == EventRow.household_id,
+            _M.person_id == bindparam("child"),
+            _M.household_id != bindparam("household"),
+            EventRow.occurred_at >= _M.joined_at,
+            or_(_M.left_at.is_(None), EventRow.occurred_at < _M.left_at),
+        ),
+    )
+    .where(EventRow.occurred_at < bindparam("before"))
+    .order_by(EventRow.occurred_at.desc())
+    .limit(MAX_RECORDS)
+)
 _REFERRAL_WITH_BIRTH = (
     select(*REFERRAL_COLUMNS, ChildRow.date_of_birth)
     .join(ChildRow, ChildRow.child_id == ReferralRow.child_id)
@@ -138,7 +230,14 @@ _REFERRAL_WITH_BIRTH = (
 _HISTORY_SIZES = select(
     *(
         select(func.count()).select_from(statement.subquery()).scalar_subquery()
-        for statement in (_REFERRALS_BEFORE, _EVENTS_BEFORE, _DECISIONS_BEFORE)
+        for statement in (
+            _REFERRALS_BEFORE,
+            _EVENTS_BEFORE,
+            _DECISIONS_BEFORE,
+            _MEMBERSHIPS_BEFORE,
+            _MEMBER_RECORDS_BEFORE,
+            _STAY_EVENTS_BEFORE,
+        )
     )
 )
 # Statements are built once: constructing them per call cost more than running them.
@@ -227,7 +326,8 @@ def history_sizes(
     """``OnlineFeatures.sizes`` as the store holds them now, in one statement."""
     connection = session.connection()
     (sizes,) = _run(connection, _HISTORY_SIZES, _history_params(connection, query, received_at))
-    return (int(sizes[0]), int(sizes[1]), int(sizes[2]))
+    a, b, c, d, e, f = (int(size) for size in sizes)
+    return (a, b, c, d, e, f)
 
 
 def load_history(
@@ -248,12 +348,19 @@ def load_history(
     refs = _run(connection, _REFERRALS_BEFORE, params)
     events = _run(connection, _EVENTS_BEFORE, params)
     decisions = _run(connection, _DECISIONS_BEFORE, params)
+    memberships = _run(connection, _MEMBERSHIPS_BEFORE, params)
+    # The two queries below find nothing without other members or another household: skipped.
+    others = any(m[2] == query.household_id and m[1] != query.child_id for m in memberships)
+    records = _run(connection, _MEMBER_RECORDS_BEFORE, params) if others else []
+    elsewhere = any(m[2] != query.household_id for m in memberships)
+    stay_events = _run(connection, _STAY_EVENTS_BEFORE, params) if elsewhere else []
     excluded = set(exclude_record_ids)
+    unique_events = {e[0]: e for e in (*stay_events, *events)}  # a record read twice counts once
     history = History(
         referrals=[_referral_record(r) for r in refs if r[0] not in excluded],
         events=[
             EventRecord(e[0], e[1], e[2], _raw_ms(e[3]), e[4], e[5])
-            for e in events
+            for e in unique_events.values()
             if e[0] not in excluded
         ],
         decisions=[
@@ -261,9 +368,39 @@ def load_history(
             for d in decisions
             if d[0] not in excluded
         ],
+        memberships=[_membership_record(m) for m in memberships if m[0] not in excluded],
+        person_records=[
+            PersonRecord(r[0], r[1], _raw_ms(r[2]), r[3]) for r in records if r[0] not in excluded
+        ],
     )
-    sizes = (len(refs), len(events), len(decisions))
+    sizes = (
+        len(refs),
+        len(events),
+        len(decisions),
+        len(memberships),
+        len(records),
+        len(stay_events),
+    )
     return history, max(sizes) >= MAX_RECORDS, sizes
+
+
+def _membership_record(m: Sequence[Any]) -> MembershipRecord:
+    """A membership from raw driver values laid out as ``_MEMBERSHIPS_BEFORE`` selects them."""
+    born = m[6]
+    if isinstance(born, str):
+        born = date.fromisoformat(born)
+    return MembershipRecord(
+        membership_id=m[0],
+        person_id=m[1],
+        household_id=m[2],
+        role=m[3],
+        joined_ms=_raw_ms(m[4]),
+        left_ms=None if m[5] is None else _raw_ms(m[5]),
+        born_day=None if born is None else (born - _EPOCH_DAY).days,
+    )
+
+
+_EPOCH_DAY = date(1970, 1, 1)
 
 
 def online_features(

@@ -9,6 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from features.catalogue import CATALOGUE, Aggregation, Entity, Filter, Signal, Source
+from features.members import (
+    Members,
+    changes_signal,
+    during_a_stay,
+    membership_signal,
+    stays_elsewhere,
+)
 from features.records import (
     MS_PER_DAY,
     DecisionRecord,
@@ -56,10 +63,16 @@ def passes(flt: Filter, record: Record) -> bool:
 
 
 class _Prepared:
-    """One referral's history: records strictly before it, by source and entity, oldest first."""
+    """One referral's history: records strictly before it, by source and entity, oldest first.
+
+    A household's events include those of the households the child lived in before, while the
+    child lived there (``features.members``).
+    """
 
     def __init__(self, query: ReferralRecord, history: History) -> None:
         self.lists: dict[tuple[Source, Entity], tuple[list[Record], list[int]]] = {}
+        self.members = Members(query, history.memberships, history.person_records)
+        stays = stays_elsewhere(query, history.memberships)
         sources = (
             (Source.referrals, history.referrals),
             (Source.events, history.events),
@@ -70,7 +83,12 @@ class _Prepared:
                 (r for r in records if r.t_ms < query.t_ms), key=lambda r: (r.t_ms, record_id(r))
             )
             child = [r for r in before if r.child_id == query.child_id]
-            household = [r for r in before if r.household_id == query.household_id]
+            household = [
+                r
+                for r in before
+                if r.household_id == query.household_id
+                or (stays and isinstance(r, EventRecord) and during_a_stay(r, stays))
+            ]
             self.lists[source, Entity.child] = (child, [r.t_ms for r in child])
             self.lists[source, Entity.household] = (household, [r.t_ms for r in household])
 
@@ -91,6 +109,10 @@ def evaluate_signal(
     if signal.source is Source.referral:
         return _current(signal, query, age_months)
     prepared = history if isinstance(history, _Prepared) else _Prepared(query, history)
+    if signal.source is Source.memberships:
+        return SignalValue(*membership_signal(signal, query, prepared.members))
+    if signal.source is Source.household_changes:
+        return SignalValue(*changes_signal(signal, query, prepared.members))
     chosen = prepared.window(signal, query)
     ids = tuple(record_id(r) for r in chosen)
     agg = signal.aggregation

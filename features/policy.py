@@ -10,7 +10,12 @@ were investigated less often, so their label is recorded less often). The policy
   they grow. Their contribution is measured from "none" (no such record), so it is never
   below zero, and the model is constrained to be monotone in them;
 - who made a referral never lowers its priority: referrer-type signals are either not model
-  inputs or contribute nothing below zero.
+  inputs or contribute nothing below zero;
+- who lives with the child never lowers priority as it adds up (version 2): new adults, an
+  unrelated adult, an adult with a violence, domestic-abuse or probation record, a parent's
+  earlier care proceedings, a sibling on a plan or looked after, household changes, and the
+  records of the households a child has moved from. A model fitted to past decisions would
+  otherwise learn how rarely these were known or acted on at the front door.
 
 A model that breaks the policy cannot be promoted (``models.gates``): the gate names the signal.
 """
@@ -23,7 +28,8 @@ from enum import StrEnum
 
 from features.catalogue import SIGNAL_NAMES, SIGNALS, Aggregation, Direction
 
-POLICY_VERSION = "priority-policy/1"
+POLICY_VERSION = "priority-policy/2"
+"""2: who lives with the child joins the policy (catalogue version 3)."""
 
 
 class Rule(StrEnum):
@@ -53,6 +59,18 @@ class PolicyEntry:
 
 _REPEATS = "Repeated concerns are evidence to weigh, never a reason to look less closely."
 _VOICE = "Who raised a concern never lowers its priority; relatives' concerns were not acted on."
+_NEW_ADULT = (
+    "In both cases behind the national review a child lived with a new adult shortly before "
+    "the abuse escalated; a new adult is a reason to look closer, never to look less."
+)
+_HOUSEHOLD = (
+    "The strongest published household risk factor for fatal maltreatment of young children is "
+    "an unrelated adult living in the household."
+)
+_ADULT_RISK = (
+    "An adult's own record of violence, domestic abuse or probation is evidence about the "
+    "child's safety wherever it was recorded."
+)
 
 PRIORITY_POLICY: tuple[PolicyEntry, ...] = (
     PolicyEntry("prior_referrals_child_90d", Rule.never_lowers, _REPEATS),
@@ -71,6 +89,24 @@ PRIORITY_POLICY: tuple[PolicyEntry, ...] = (
                 "A new referral after earlier closures with no further action needs a fresh "
                 "look at the whole history, not less attention."),
     PolicyEntry("referrer_relative_friend", Rule.never_lowers, _VOICE),
+    PolicyEntry("adult_joined_household_90d", Rule.never_lowers, _NEW_ADULT),
+    PolicyEntry("adult_joined_household_365d", Rule.never_lowers, _NEW_ADULT),
+    PolicyEntry("unrelated_adult_in_household", Rule.never_lowers, _HOUSEHOLD),
+    PolicyEntry("risk_adult_joined_household_365d", Rule.never_lowers, _ADULT_RISK),
+    PolicyEntry("risk_adult_in_household", Rule.never_lowers, _ADULT_RISK),
+    PolicyEntry("parent_care_history", Rule.never_lowers,
+                "A parent's earlier care proceedings or removed child are history the front "
+                "door must weigh, never a reason for less attention."),
+    PolicyEntry("sibling_on_plan_or_looked_after", Rule.never_lowers,
+                "A brother or sister on a plan or looked after now means the household is "
+                "already known to be unsafe for a child."),
+    PolicyEntry("household_changes_365d", Rule.never_lowers,
+                "Adults and children moving in and out is instability to look into, not "
+                "noise to discount."),
+    PolicyEntry("police_da_incidents_household_365d", Rule.never_lowers,
+                "Domestic abuse where the child lives, or lived, adds to a pattern; it never "
+                "explains one away."),
+    PolicyEntry("household_adult_violence_history", Rule.never_lowers, _ADULT_RISK),
     PolicyEntry("referrer_professional", Rule.not_an_input,
                 "Whether the referrer is a professional says nothing the concern itself does "
                 "not; as an input it lowers every non-professional's referral."),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol, cast
@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from features.catalogue import PERSON_RECORD_KINDS
 from triage.vocab import LIST_SEPARATOR
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS_PER_DAY = 86_400_000
+EPOCH_TIMESTAMP = pd.Timestamp(0, tz="UTC")
+"""A placeholder for a missing time before conversion (its value is never read)."""
 
 
 def to_ms(moment: datetime) -> int:
@@ -80,6 +83,48 @@ class EventRecord:
     t_ms: int
     agency: str
     kind: str
+    person_id: str | None = None
+    """The adult the event is about (vocabulary 2)."""
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """An event as a record about one person: one it names as its person_id or its child_id."""
+
+    event_id: str
+    person_id: str
+    t_ms: int
+    kind: str
+
+
+def person_records(events: Iterable[EventRecord], kinds: Collection[str]) -> list[PersonRecord]:
+    """The events of these kinds as records about each person they name."""
+    out = []
+    for e in events:
+        if e.kind in kinds:
+            for person in dict.fromkeys((e.person_id, e.child_id)):
+                if person is not None:
+                    out.append(PersonRecord(e.event_id, person, e.t_ms, e.kind))
+    return out
+
+
+@dataclass(frozen=True)
+class MembershipRecord:
+    """A person living in a household with a role, from ``joined_ms`` until ``left_ms``."""
+
+    membership_id: str
+    person_id: str
+    household_id: str
+    role: str
+    joined_ms: int
+    left_ms: int | None
+    born_day: int | None = None
+    """The person's date of birth in days since the epoch, when known."""
+
+    @property
+    def at_birth(self) -> bool:
+        """Whether the membership began on the person's day of birth (a birth, not a move)."""
+        return self.born_day is not None and self.joined_ms // MS_PER_DAY == self.born_day
 
 
 @dataclass(frozen=True)
@@ -100,6 +145,9 @@ class History:
     referrals: list[ReferralRecord] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     decisions: list[DecisionRecord] = field(default_factory=list)
+    memberships: list[MembershipRecord] = field(default_factory=list)
+    person_records: list[PersonRecord] = field(default_factory=list)
+    """Records about the people in the household, from events (``person_records``)."""
 
 
 # Rows of the extract tables as ``itertuples`` yields them (pandas makes the named tuple class
@@ -122,6 +170,13 @@ class _EventRow(Protocol):
     household_id: str | float | None
     agency: str
     kind: str
+
+
+class _MembershipRow(Protocol):
+    membership_id: str
+    person_id: str
+    household_id: str
+    role: str
 
 
 class _DecisionRow(Protocol):
@@ -172,23 +227,99 @@ def referral_records(referrals: pd.DataFrame) -> list[ReferralRecord]:
     ]
 
 
+def memberships_from_children(children: pd.DataFrame) -> pd.DataFrame:
+    """Each child living in its household since birth: the memberships of an extract without
+    any (``triage.store.extract.derive_people``, less the columns the builders do not read)."""
+    born = _dates(children["date_of_birth"])
+    return pd.DataFrame(
+        {
+            "membership_id": "child:" + children["child_id"].astype(str),
+            "person_id": children["child_id"],
+            "household_id": children["household_id"],
+            "role": "child",
+            "joined_at": born.dt.tz_localize("UTC").astype("datetime64[us, UTC]"),
+            "left_at": pd.Series(pd.NaT, index=children.index, dtype="datetime64[us, UTC]"),
+        }
+    )
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates (``date`` objects, naive timestamps, or missing) as naive day timestamps."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return pd.to_datetime(values).dt.floor("D")
+
+
+def birth_days(children: pd.DataFrame, persons: pd.DataFrame | None) -> pd.Series:
+    """Person ID to date of birth in days since the epoch (persons' own, else children's)."""
+    table = persons if persons is not None else children
+    ids = table["person_id"] if persons is not None else table["child_id"]
+    born = _dates(table["date_of_birth"])
+    days = born.to_numpy(dtype="datetime64[D]").astype(np.int64).astype(np.float64)
+    days[born.isna().to_numpy()] = np.nan
+    return pd.Series(days, index=pd.Index(ids.astype(str), name="person_id"))
+
+
+def membership_records(memberships: pd.DataFrame, born: pd.Series) -> list[MembershipRecord]:
+    """Extract rows as ``MembershipRecord``s; ``born`` from ``birth_days``."""
+    joined = series_to_ms(memberships["joined_at"])
+    left_at = memberships["left_at"]
+    left = series_to_ms(left_at.fillna(EPOCH_TIMESTAMP))
+    gone = left_at.notna().to_numpy()
+    days = born.reindex(memberships["person_id"].astype(str)).to_numpy()
+    return [
+        MembershipRecord(
+            m.membership_id,
+            m.person_id,
+            m.household_id,
+            m.role,
+            int(j),
+            int(ms) if has_left else None,
+            None if d != d else int(d),
+        )
+        for m, j, ms, has_left, d in zip(
+            cast("Iterable[_MembershipRow]", memberships.itertuples(index=False)),
+            joined,
+            left,
+            gone,
+            days,
+            strict=True,
+        )
+    ]
+
+
 def history_from_frames(
-    referrals: pd.DataFrame, events: pd.DataFrame, decisions: pd.DataFrame
+    referrals: pd.DataFrame,
+    events: pd.DataFrame,
+    decisions: pd.DataFrame,
+    memberships: pd.DataFrame | None = None,
+    born: pd.Series | None = None,
 ) -> History:
     """A ``History`` holding every record of the given extract tables."""
     ev_t = series_to_ms(events["occurred_at"])
+    person = events["person_id"] if "person_id" in events else pd.Series([None] * len(events))
+    event_records = [
+        EventRecord(
+            e.event_id,
+            _none(e.child_id),
+            _none(e.household_id),
+            int(ms),
+            e.agency,
+            e.kind,
+            _none(p),
+        )
+        for e, ms, p in zip(
+            cast("Iterable[_EventRow]", events.itertuples(index=False)),
+            ev_t,
+            person.tolist(),
+            strict=True,
+        )
+    ]
     by_referral = referrals.set_index("referral_id")[["child_id", "household_id"]]
     joined = decisions.join(by_referral, on="referral_id", how="inner")
     return History(
         referrals=referral_records(referrals),
-        events=[
-            EventRecord(
-                e.event_id, _none(e.child_id), _none(e.household_id), int(ms), e.agency, e.kind
-            )
-            for e, ms in zip(
-                cast("Iterable[_EventRow]", events.itertuples(index=False)), ev_t, strict=True
-            )
-        ],
+        events=event_records,
         decisions=[
             DecisionRecord(d.referral_id, d.child_id, d.household_id, int(ms), d.decision)
             for d, ms in zip(
@@ -197,4 +328,10 @@ def history_from_frames(
                 strict=True,
             )
         ],
+        memberships=(
+            []
+            if memberships is None
+            else membership_records(memberships, pd.Series(dtype=float) if born is None else born)
+        ),
+        person_records=person_records(event_records, PERSON_RECORD_KINDS),
     )

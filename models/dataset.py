@@ -103,7 +103,14 @@ def load_training_data(
         raise ValueError(f"unknown signals: {unknown}")
     with_truth = (directory / "truth.parquet").exists()
     world = read_extract(directory, with_truth=with_truth)
-    features = build_features(world.children, world.referrals, world.events, world.decisions)
+    features = build_features(
+        world.children,
+        world.referrals,
+        world.events,
+        world.decisions,
+        persons=world.persons,
+        memberships=world.household_memberships,
+    )
     outcomes = world.outcomes.set_index("referral_id")
     labelled = features.index.intersection(outcomes.index)
     refs = world.referrals.set_index("referral_id").loc[labelled]

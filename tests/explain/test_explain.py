@@ -25,6 +25,7 @@ from triage.store.loader import load_extract
 from triage.store.migrate import upgrade
 from triage.synth import WorldParams, generate_world
 from triage.synth.extract import write_extract
+from triage.vocab import EventKind
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +240,13 @@ def test_png_plots_are_written(scorers, batch_features, tmp_path):
 def test_what_the_model_does_not_know_follows_the_catalogue():
     text = what_the_model_does_not_know()
     counted = {k for s in CATALOGUE if s.source is Source.events for k in s.filter.kinds}
-    assert {k for kinds in event_kinds_read().values() for k in kinds} == counted
+    members = {
+        k for s in CATALOGUE if s.source is Source.memberships for k in s.filter.person_records
+    }
+    assert {k for kinds in event_kinds_read().values() for k in kinds} == (
+        counted | members | {EventKind.cp_plan_end}
+    )
+    assert any("who lives in the household" in line for line in text["reads"])
     assert all(p.replace("_", " ") in text["never_sees"][-1] for p in PROTECTED_INPUTS)
     assert any("narrative" in line for line in text["never_sees"])
     assert "decision is yours" in text["summary"]

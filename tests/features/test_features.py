@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
@@ -10,6 +9,7 @@ import docs_pages
 import numpy as np
 import pandas as pd
 import pytest
+from feature_support import assert_batch_equals_pointwise, full_history, same
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -31,7 +31,9 @@ from features.records import (
     History,
     age_in_months,
     ages_in_months,
+    birth_days,
     history_from_frames,
+    memberships_from_children,
     referral_records,
 )
 from triage.store.engine import make_engine, session_factory
@@ -53,13 +55,9 @@ from triage.vocab import (
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def same(a: float, b: float) -> bool:
-    """Equal, treating NaN as equal to NaN."""
-    return (math.isnan(a) and math.isnan(b)) or a == b
-
-
 def by_household(history: History) -> dict[str, History]:
-    """The history split by household: every record of a child carries its household."""
+    """The history split by household: every record of a child carries its household (no child
+    moves in these worlds)."""
     split: dict[str, History] = defaultdict(History)
     for r in history.referrals:
         split[r.household_id].referrals.append(r)
@@ -67,17 +65,9 @@ def by_household(history: History) -> dict[str, History]:
         split[e.household_id].events.append(e)
     for d in history.decisions:
         split[d.household_id].decisions.append(d)
+    for m in history.memberships:
+        split[m.household_id].memberships.append(m)
     return split
-
-
-def assert_frames_agree(batch: pd.DataFrame, world_refs, children, history) -> None:
-    """Every signal of every referral: batch equals the pointwise evaluation."""
-    dob = children.set_index("child_id")["date_of_birth"]
-    split = by_household(history)
-    for query in referral_records(world_refs):
-        values = evaluate(query, dob[query.child_id], split[query.household_id])
-        for name, sv in values.items():
-            assert same(batch.at[query.referral_id, name], sv.value), (query.referral_id, name)
 
 
 # --- random histories -------------------------------------------------------------------
@@ -177,8 +167,17 @@ def histories(draw):
 def test_batch_equals_pointwise_on_random_histories(frames):
     children, referrals, events, decisions = frames
     batch = build_features(children, referrals, events, decisions)
-    history = history_from_frames(referrals, events, decisions)
-    assert_frames_agree(batch, referrals, children, history)
+    history = history_from_frames(
+        referrals,
+        events,
+        decisions,
+        memberships_from_children(children),
+        birth_days(children, None),
+    )
+    dob = children.set_index("child_id")["date_of_birth"]
+    for query in referral_records(referrals):
+        for name, sv in evaluate(query, dob[query.child_id], history).items():
+            assert same(batch.at[query.referral_id, name], sv.value), (query.referral_id, name)
 
 
 # --- a synthetic world -----------------------------------------------------------------
@@ -193,13 +192,18 @@ def world():
 @pytest.fixture(scope="module")
 def batch(world):
     """Its batch features."""
-    return build_features(world.children, world.referrals, world.events, world.decisions)
+    return build_features(
+        world.children,
+        world.referrals,
+        world.events,
+        world.decisions,
+        persons=world.persons,
+        memberships=world.household_memberships,
+    )
 
 
 def test_batch_equals_pointwise_on_a_synthetic_world(world, batch):
-    history = history_from_frames(world.referrals, world.events, world.decisions)
-    sample = world.referrals.sample(150, random_state=3)
-    assert_frames_agree(batch, sample, world.children, history)
+    assert_batch_equals_pointwise(batch, world, world.referrals.sample(150, random_state=3))
     assert list(batch.columns) == [s.name for s in CATALOGUE]
     assert batch.index.is_unique and len(batch) == len(world.referrals)
 
@@ -303,7 +307,7 @@ def test_same_instant_is_excluded_and_window_edges_are_inclusive():
 
 
 def test_provenance_names_exactly_the_records_counted(world, batch):
-    history = by_household(history_from_frames(world.referrals, world.events, world.decisions))
+    history = by_household(full_history(world))
     dob = world.children.set_index("child_id")["date_of_birth"]
     refs_by_id = world.referrals.set_index("referral_id")
     events_by_id = world.events.set_index("event_id")

@@ -209,3 +209,32 @@ def test_a_relative_referring_never_lowers_priority(fitted_families, family):
     as_relative, as_other = X.copy(), X.copy()
     as_relative[:, j], as_other[:, j] = 1.0, 0.0
     assert (model.log_odds(as_relative) >= model.log_odds(as_other) - 1e-9).all()
+
+
+PEOPLE = (
+    "adult_joined_household_90d",
+    "adult_joined_household_365d",
+    "unrelated_adult_in_household",
+    "risk_adult_joined_household_365d",
+    "risk_adult_in_household",
+    "parent_care_history",
+    "sibling_on_plan_or_looked_after",
+    "household_changes_365d",
+)
+
+
+def test_who_lives_with_the_child_is_under_the_policy():
+    assert set(PEOPLE) <= NEVER_LOWERS
+    assert set(PEOPLE) <= set(DEFAULT_MODEL_INPUTS)
+    assert all(SIGNALS[name].direction is not None for name in PEOPLE)
+
+
+@pytest.mark.parametrize("family", [0, 1])
+def test_more_of_who_lives_with_the_child_never_lowers_priority(fitted_families, family):
+    model = fitted_families[family]
+    X = fitted_families[2][TEST][:2_000]
+    for name in PEOPLE:
+        j = model.signals.index(name)
+        more = X.copy()
+        more[:, j] = X[:, j] + 1.0 if SIGNALS[name].aggregation is Aggregation.count else 1.0
+        assert (model.log_odds(more) >= model.log_odds(X) - 1e-9).all(), name

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -22,10 +22,13 @@ from triage.store import (
 )
 from triage.store.extract import read_extract, validate_table
 from triage.store.loader import ExtractError, load_extract
+from triage.store.tables import HouseholdMembershipRow, PersonRow
 
 EXPECTED = {
     "households": 2,
     "children": 3,
+    "persons": 3,
+    "household_memberships": 3,
     "referrals": 4,
     "events": 5,
     "decisions": 2,
@@ -256,3 +259,119 @@ def test_repeated_attribute_documents_give_each_event_its_own_dict(
     attributes = validate_table("events", events)["attributes"].tolist()
     assert attributes == [{"severity": "high"}] * len(events)
     assert len({id(document) for document in attributes}) == len(events)
+
+
+# --- people in the household (vocabulary 2) --------------------------------------------------
+
+
+def _with_people(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tiny extract with its children as persons, two adults, memberships and an adult's
+    event: a mother in H1 since 2010 and her partner, who lived at H9 (no child there) and
+    joined H1 in January 2024."""
+    children = frames["children"]
+    persons = pd.DataFrame(
+        {
+            "person_id": [*children["child_id"], "P1", "P2"],
+            "is_child": [True, True, True, False, False],
+            "given_name": [*children["given_name"], "Dee", "Eli"],
+            "family_name": [*children["family_name"], "Ash", "Oak"],
+            "date_of_birth": [*children["date_of_birth"].dt.date, date(1990, 5, 5), None],
+            "sex": [*children["sex"], "female", "male"],
+            "synthetic": True,
+        }
+    )
+    memberships = pd.DataFrame(
+        {
+            "membership_id": ["M1", "M2", "M3", "M4", "M5", "M6"],
+            "person_id": ["C1", "C2", "C3", "P1", "P2", "P2"],
+            "household_id": ["H1", "H1", "H2", "H1", "H9", "H1"],
+            "role": ["child", "child", "child", "parent", "unrelated_adult", "parent_partner"],
+            "joined_at": pd.Series(
+                [
+                    _utc(2015, 3, 1),
+                    _utc(2018, 7, 9),
+                    _utc(2012, 1, 31),
+                    _utc(2010, 1, 1),
+                    _utc(2019, 1, 1),
+                    _utc(2024, 1, 10),
+                ]
+            ),
+            "left_at": pd.Series([None, None, None, None, _utc(2024, 1, 10), None]),
+            "synthetic": True,
+        }
+    )
+    memberships["left_at"] = pd.to_datetime(memberships["left_at"], utc=True)
+    events = frames["events"].assign(person_id=[None, None, None, None, "P2"])
+    return frames | {"persons": persons, "household_memberships": memberships, "events": events}
+
+
+def _utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def test_loads_persons_memberships_and_events_about_a_person(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    directory = write_extract(_with_people(extract_frames))
+    counts = load_extract(directory, url=migrated_url, progress=False)
+    # H9 is named only by a membership: it is stored as a household of its own.
+    assert counts == EXPECTED | {"persons": 5, "household_memberships": 6, "households": 3}
+    engine = make_engine(migrated_url)
+    try:
+        with session_factory(engine)() as session:
+            partner = session.get(HouseholdMembershipRow, "M6")
+            assert partner is not None and partner.role == "parent_partner"
+            assert partner.joined_at == _utc(2024, 1, 10) and partner.left_at is None
+            earlier = session.get(HouseholdMembershipRow, "M5")
+            assert earlier is not None and earlier.left_at == _utc(2024, 1, 10)
+            assert session.get(PersonRow, "P2").date_of_birth is None  # type: ignore[union-attr]
+            assert session.get(PersonRow, "P1").is_child is False  # type: ignore[union-attr]
+            assert session.get(EventRow, "E5").person_id == "P2"  # type: ignore[union-attr]
+            assert session.get(EventRow, "E1").person_id is None  # type: ignore[union-attr]
+            h9 = session.get(HouseholdRow, "H9")
+            assert h9 is not None and h9.deprivation_decile is None
+    finally:
+        engine.dispose()
+    assert load_extract(directory, url=migrated_url, progress=False) == dict.fromkeys(counts, 0)
+
+
+def test_an_old_extract_then_a_new_one_adds_only_the_new_people(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    assert load_extract(write_extract(extract_frames), url=migrated_url, progress=False) == (
+        EXPECTED
+    )
+    counts = load_extract(
+        write_extract(_with_people(extract_frames)), url=migrated_url, progress=False
+    )
+    # The children are already persons; their derived memberships (child:<id>) stay, the
+    # extract's own are new rows; E5 is already stored, so its person_id is not rewritten.
+    assert counts == dict.fromkeys(EXPECTED, 0) | {
+        "persons": 2,
+        "household_memberships": 6,
+        "households": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [("household_memberships", "person_id", "P404"), ("events", "person_id", "P404")],
+)
+def test_a_person_neither_in_the_extract_nor_stored_is_refused(
+    extract_frames: dict[str, pd.DataFrame],
+    write_extract,
+    migrated_url: str,
+    table: str,
+    column: str,
+    value: str,
+) -> None:
+    frames = _with_people(extract_frames)
+    frames[table].loc[frames[table].index[-1], column] = value
+    with pytest.raises(ExtractError, match=rf"{table}\.{column}: 1 unknown id.*P404"):
+        load_extract(write_extract(frames), url=migrated_url, progress=False)
+    engine = make_engine(migrated_url)
+    try:
+        with session_factory(engine)() as session:
+            assert session.scalar(select(func.count()).select_from(PersonRow)) == 0
+    finally:
+        engine.dispose()

@@ -15,11 +15,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from triage.store.engine import make_engine
 from triage.store.errors import ExtractError, StoreError
-from triage.store.extract import LOADED_TABLES, derive_households, read_extract
+from triage.store.extract import LOADED_TABLES, PEOPLE_TABLES, derive_households, read_extract
 from triage.store.tables import (
     Base,
     ChildRow,
     HouseholdRow,
+    PersonRow,
     ReferralRow,
     utcnow,
 )
@@ -35,6 +36,8 @@ REFERENCES: tuple[tuple[str, str, Any], ...] = (
     ("referrals", "household_id", HouseholdRow.household_id),
     ("events", "child_id", ChildRow.child_id),
     ("events", "household_id", HouseholdRow.household_id),
+    ("events", "person_id", PersonRow.person_id),
+    ("household_memberships", "person_id", PersonRow.person_id),
     ("decisions", "referral_id", ReferralRow.referral_id),
     ("outcomes", "referral_id", ReferralRow.referral_id),
 )
@@ -43,7 +46,17 @@ _REFERENCED_FRAME = {
     "child_id": "children",
     "household_id": "households",
     "referral_id": "referrals",
+    "person_id": "persons",
 }
+LOAD_ORDER = (
+    "households",
+    "children",
+    "persons",
+    "household_memberships",
+    "referrals",
+    "events",
+)
+"""Referenced rows first: a membership names a person and a household, an event a person."""
 
 
 def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[str, int]:
@@ -58,7 +71,7 @@ def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[st
             _check_references(connection, frames)
             counts = {
                 name: _load_table(connection, TABLES[name], frames[name], bar)
-                for name in ("households", "children", "referrals", "events")
+                for name in LOAD_ORDER
             }
             counts["decisions"] = _load_decisions(connection, frames["decisions"], bar)
             counts["outcomes"] = _load_table(
@@ -70,11 +83,38 @@ def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[st
 
 
 def _frames_to_load(directory: Path) -> dict[str, pd.DataFrame]:
-    """The extract's validated tables as Python values, plus the households of its children."""
+    """The extract's validated tables as Python values, plus the households they name.
+
+    ``persons`` and ``household_memberships`` are the extract's own, or derived from its
+    children when it has none (each child in its household since birth).
+    """
     world = read_extract(directory, python_values=True)
-    frames = {table: getattr(world, table) for table in LOADED_TABLES}
-    frames["households"] = derive_households(frames["children"])
+    frames = {table: getattr(world, table) for table in (*LOADED_TABLES, *PEOPLE_TABLES)}
+    frames["households"] = _households(frames["children"], frames["household_memberships"])
     return frames
+
+
+def _households(children: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:
+    """The children's households, then any household only a membership names.
+
+    An adult's earlier address, where no child of the extract lived, is still a household:
+    the membership is the record of it (no deprivation decile is known for it).
+    """
+    households = derive_households(children)
+    known = set(households["household_id"])
+    extra = memberships[~memberships["household_id"].isin(known)]
+    if extra.empty:
+        return households
+    only_named = extra.groupby("household_id", sort=True)["synthetic"].all()
+    named = pd.DataFrame(
+        {
+            "household_id": only_named.index.tolist(),
+            "deprivation_decile": [None] * len(only_named),
+            "synthetic": [bool(v) for v in only_named],
+        },
+        dtype=object,
+    )
+    return pd.concat([households, named], ignore_index=True)
 
 
 def _add_stored_columns(
