@@ -12,8 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from features.records import DecisionRecord, EventRecord, History, ReferralRecord
-from triage.vocab import EVENT_AGENCY, EventKind
+from features.catalogue import PERSON_RECORD_KINDS
+from features.records import (
+    MS_PER_DAY,
+    DecisionRecord,
+    EventRecord,
+    History,
+    MembershipRecord,
+    ReferralRecord,
+    person_records,
+)
+from triage.vocab import EVENT_AGENCY, EventKind, HouseholdRole
 
 RECEIVED = datetime(2026, 5, 12, 10, 15, tzinfo=UTC)
 """When each scenario's referral arrives (synthetic)."""
@@ -44,6 +53,19 @@ class Record:
 
 
 @dataclass(frozen=True)
+class Adult:
+    """An adult who lives (or lived) with the child, and the agencies' records about them."""
+
+    person_id: str
+    role: HouseholdRole
+    joined_days_before: float | None = None
+    """When the adult joined the child's household (None: before the child was born)."""
+    left_days_before: float | None = None
+    records: tuple[tuple[EventKind, float], ...] = ()
+    """Records about this adult: the kind and how many days before the referral."""
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A child's history and the referral being triaged, with what a practitioner must see."""
 
@@ -67,6 +89,13 @@ class Scenario:
     control: bool = False
     """Repetition alone: no safety rule fires, the band stays below Review first, and the same
     referrals from different people would rank at least as high (corroboration counts)."""
+    adults: tuple[Adult, ...] = ()
+    """Who lives with the child besides other children (none: no memberships recorded)."""
+    moved_in_days_before: float | None = None
+    """The child moved into this household from another this many days ago (None: born here)."""
+    people_raise: bool = False
+    """Who lives with the child must rank the referral higher than a model without the signals
+    of who lives there."""
 
     def alone(self) -> Scenario:
         """The same referral with no history at all."""
@@ -115,7 +144,64 @@ class Scenario:
             )
             for i, r in enumerate(self.records)
         ]
-        return History(referrals=referrals, events=events, decisions=decisions)
+        events += [
+            EventRecord(
+                f"EVT-{adult.person_id}-{i:02d}",
+                None,
+                None,
+                _ms(RECEIVED - timedelta(days=days_before)),
+                EVENT_AGENCY[kind].value,
+                kind.value,
+                adult.person_id,
+            )
+            for adult in self.adults
+            for i, (kind, days_before) in enumerate(adult.records)
+        ]
+        return History(
+            referrals=referrals,
+            events=events,
+            decisions=decisions,
+            memberships=self.memberships(),
+            person_records=person_records(events, PERSON_RECORD_KINDS),
+        )
+
+    def memberships(self) -> list[MembershipRecord]:
+        """Where the child lived, and who lived with it (none when the scenario names no one)."""
+        if not self.adults and self.moved_in_days_before is None:
+            return []
+        born = datetime(self.born.year, self.born.month, self.born.day, tzinfo=UTC)
+        born_day = _ms(born) // MS_PER_DAY
+        child = HouseholdRole.child.value
+        if self.moved_in_days_before is None:
+            out = [MembershipRecord("M-C", "C-SCN", "H-SCN", child, _ms(born), None, born_day)]
+        else:
+            moved = _ms(RECEIVED - timedelta(days=self.moved_in_days_before))
+            out = [
+                MembershipRecord("M-C-0", "C-SCN", "H-EARLIER", child, _ms(born), moved, born_day),
+                MembershipRecord("M-C-1", "C-SCN", "H-SCN", child, moved, None, born_day),
+            ]
+        for adult in self.adults:
+            joined = (
+                born - timedelta(days=365)
+                if adult.joined_days_before is None
+                else RECEIVED - timedelta(days=adult.joined_days_before)
+            )
+            left = (
+                None
+                if adult.left_days_before is None
+                else _ms(RECEIVED - timedelta(days=adult.left_days_before))
+            )
+            out.append(
+                MembershipRecord(
+                    f"M-{adult.person_id}",
+                    adult.person_id,
+                    "H-SCN",
+                    adult.role.value,
+                    _ms(joined),
+                    left,
+                )
+            )
+        return out
 
 
 def _ms(moment: datetime) -> int:
@@ -286,4 +372,54 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 
-BY_NAME: dict[str, Scenario] = {s.name: s for s in SCENARIOS}
+PEOPLE_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="child_moves_in_with_a_parents_new_partner",
+        story=(
+            "A six-year-old lived with his mother. Four months ago he moved to his father's, "
+            "where the father's new partner had moved in two months before. His grandmother "
+            "now reports bruising to his back and that he seems withdrawn."
+        ),
+        age_months=74,
+        moved_in_days_before=120,
+        adults=(
+            Adult("P-FATHER", HouseholdRole.parent, joined_days_before=400),
+            Adult("P-PARTNER", HouseholdRole.parent_partner, joined_days_before=180),
+        ),
+        referral=_family(0, "relative", 1, injury_sites=("torso_back",), decision=None),
+        people_raise=True,
+    ),
+    Scenario(
+        name="mothers_new_partner_with_a_violence_record",
+        story=(
+            "A fourteen-month-old lives with her mother. Two months ago the mother's new "
+            "partner moved in; the police hold a violence offence and a domestic-abuse record "
+            "about him from before. A family friend now reports that the child has been "
+            "neglected and seems frightened of him."
+        ),
+        age_months=14,
+        adults=(
+            Adult("P-MOTHER", HouseholdRole.parent),
+            Adult(
+                "P-PARTNER",
+                HouseholdRole.parent_partner,
+                joined_days_before=60,
+                records=(
+                    (EventKind.adult_violence_offence, 700),
+                    (EventKind.domestic_abuse_perpetrator, 400),
+                ),
+            ),
+        ),
+        referral=Earlier(
+            0,
+            "individual",
+            ("neglect", "emotional_abuse"),
+            relationship="family_friend",
+            referrer_id="IND-H-SCN-F1",
+            decision=None,
+        ),
+        people_raise=True,
+    ),
+)
+
+BY_NAME: dict[str, Scenario] = {s.name: s for s in (*SCENARIOS, *PEOPLE_SCENARIOS)}

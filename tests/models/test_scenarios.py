@@ -7,12 +7,17 @@ repetition alone, with nothing corroborating it, does not escalate.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from scenarios import SCENARIOS, Scenario
+from scenarios import PEOPLE_SCENARIOS, SCENARIOS, Scenario
 
 from explain.reasons import RAISES, reasons_for_row
+from features.catalogue import CATALOGUE, Source
 from features.pointwise import evaluate
+from models.dataset import as_matrix
+from models.splits import TEST
 from models.train import fit_scorer
 from triage.queue import BANDS, apply_safety_rules, facts_for
 
@@ -24,6 +29,27 @@ def scorers(scenario_world_data):
         family: fit_scorer(scenario_world_data, family, n_boot=2)
         for family in ("scorecard", "challenger")
     }
+
+
+PEOPLE_SIGNALS = tuple(
+    s.name for s in CATALOGUE if s.source in (Source.memberships, Source.household_changes)
+)
+"""The signals of who lives with the child (issue 20)."""
+
+
+@pytest.fixture(scope="module")
+def scorers_without_people(scenario_world_data):
+    """Both families fitted on the same world without the signals of who lives there."""
+    features = scenario_world_data.features.drop(columns=list(PEOPLE_SIGNALS))
+    data = replace(scenario_world_data, features=features)
+    return {family: fit_scorer(data, family, n_boot=2) for family in ("scorecard", "challenger")}
+
+
+def share_ranked_below(scorer, data, probability: float) -> float:
+    """Share of the world's test-period referrals this scorer ranks below ``probability``."""
+    rows = data.features.loc[data.part(TEST), list(scorer.signals)]
+    scores = np.asarray(scorer.score_matrix(as_matrix(rows)).probability)
+    return float((scores < probability).mean())
 
 
 def triage(scorer, scenario: Scenario):
@@ -93,3 +119,25 @@ def test_repetition_alone_is_not_escalated_and_corroboration_counts(scorers, fam
     assert not safety.flag_codes and safety.band != BANDS[0], (scenario.name, safety.band)
     _, _, corroborated = triage(scorer, scenario.corroborated())
     assert corroborated >= probability - 1e-12, (scenario.name, probability, corroborated)
+
+
+@pytest.mark.parametrize("family", ["scorecard", "challenger"])
+@pytest.mark.parametrize("scenario", PEOPLE_SCENARIOS, ids=lambda s: s.name)
+def test_who_lives_with_the_child_ranks_the_referral_higher(
+    scorers, scorers_without_people, scenario_world_data, family, scenario
+):
+    with_people = scorers[family]
+    without_people = scorers_without_people[family]
+    assert set(PEOPLE_SIGNALS) <= set(with_people.signals)
+    assert set(PEOPLE_SIGNALS).isdisjoint(without_people.signals)
+    _, reasons, p_with = triage(with_people, scenario)
+    _, _, p_without = triage(without_people, scenario)
+    rank_with = share_ranked_below(with_people, scenario_world_data, p_with)
+    rank_without = share_ranked_below(without_people, scenario_world_data, p_without)
+    story = f"{scenario.name} ({family}): above {rank_with:.1%} with, {rank_without:.1%} without"
+    assert rank_with > rank_without, story
+    people_reasons = [r for r in reasons[: scenario.top] if r.signal in PEOPLE_SIGNALS]
+    assert people_reasons and all(r.direction == RAISES for r in people_reasons), (
+        story,
+        [r.sentence for r in reasons[: scenario.top]],
+    )
