@@ -16,10 +16,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from triage.synth.adult_records import PersonEvents
 from triage.synth.agency import EVENT_KINDS
+from triage.synth.arrow import frame, labels, prefixed, timestamps
 from triage.synth.channels import HEALTH_ROLES, INDIVIDUAL_ROLES, SITES, SOURCES, Channel
 from triage.synth.harm import EPISODE_TYPES, HORIZON_DAYS
 from triage.synth.params import WORLD_VERSION, WorldParams
+from triage.synth.people import ROLES, People
+from triage.synth.people_layout import (
+    memberships_table,
+    person_ids,
+    persons_table,
+    recorded_adult_rows,
+)
 from triage.synth.population import ETHNICITIES, Population
 from triage.synth.records import draw_names, narratives
 from triage.synth.referrals import CONCERNS, Referrals, _categorical
@@ -66,29 +75,6 @@ class World:
     """Optional tables: written when the world has them."""
 
 
-def labels(vocabulary: tuple[str, ...] | list[str], codes: np.ndarray) -> pa.Array:
-    """Strings for integer codes; negative codes become nulls."""
-    codes = np.asarray(codes, dtype=np.int64)
-    missing = codes < 0
-    indices = pa.array(np.where(missing, 0, codes), mask=missing if missing.any() else None)
-    return pa.array(list(vocabulary), type=pa.string()).take(indices)
-
-
-def prefixed(prefix: str | pa.Array, numbers: np.ndarray, width: int) -> pa.Array:
-    """Identifiers such as ``EVT-00000042`` from integers."""
-    digits = pc.utf8_lpad(
-        pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string()), width, "0"
-    )
-    return pc.binary_join_element_wise(prefix, digits, "")
-
-
-def timestamps(start: date, days: np.ndarray) -> pa.Array:
-    """Days from the window start to UTC timestamps at microsecond resolution."""
-    base = np.datetime64(start.isoformat(), "us").astype(np.int64)
-    micros = base + np.round(days * 86_400e6).astype("int64")
-    return pa.array(micros, type=pa.timestamp("us", tz="UTC"))
-
-
 def join_flags(matrix: np.ndarray, names: tuple[str, ...]) -> pa.Array:
     """Each row's true columns as a ``LIST_SEPARATOR``-joined string, via distinct bit patterns."""
     weights = 1 << np.arange(matrix.shape[1], dtype=np.int64)
@@ -98,13 +84,6 @@ def join_flags(matrix: np.ndarray, names: tuple[str, ...]) -> pa.Array:
         LIST_SEPARATOR.join(n for i, n in enumerate(names) if u >> i & 1) for u in uniq.tolist()
     ]
     return labels(joined, inverse)
-
-
-def frame(columns: dict[str, object]) -> pd.DataFrame:
-    """A DataFrame from Arrow arrays and numpy columns, strings kept Arrow-backed."""
-    table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
-    out: pd.DataFrame = table.to_pandas()
-    return out
 
 
 def relationship_codes(pop: Population, refs: Referrals, rng: np.random.Generator) -> np.ndarray:
@@ -203,6 +182,7 @@ def referrer_ids(
 
 def assemble(
     pop: Population,
+    people: People,
     refs: Referrals,
     services: Services,
     kept_children: np.ndarray,
@@ -211,6 +191,7 @@ def assemble(
     params: WorldParams,
     rng: np.random.Generator,
     agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    person_events: PersonEvents,
 ) -> World:
     """The extract tables, the truth and the manifest."""
     window = pop.window_days
@@ -222,9 +203,10 @@ def assemble(
     child_ids = prefixed("C-", np.arange(kept_children.size), width)
     hh_ids = prefixed("H-", np.arange(kept_households.size), width)
 
-    c_hh = pop.child_household[kept_children]
+    born_in = pop.child_household[kept_children]
+    c_hh = people.residence.at(kept_children, np.full(kept_children.size, window))
     male = pop.child_sex[kept_children] == 1
-    given, family = draw_names(pop.child_ethnicity[kept_children], male, c_hh, params.seed, rng)
+    given, family = draw_names(pop.child_ethnicity[kept_children], male, born_in, params.seed, rng)
     sex_code = pop.child_sex[kept_children].astype(np.int64)
     sex_code[rng.random(sex_code.size) < 0.003] = tuple(Sex).index(Sex.unknown)
     dob_days = np.floor(pop.child_dob[kept_children]).astype("timedelta64[D]")
@@ -245,7 +227,7 @@ def assemble(
 
     n = refs.child.size
     r_child_index = child_pos[refs.child]
-    r_hh_index = hh_pos[pop.child_household[refs.child]]
+    r_hh_index = hh_pos[refs.household]
     r_child_ids = child_ids.take(pa.array(r_child_index))
     r_hh_ids = hh_ids.take(pa.array(r_hh_index))
     referral_ids = prefixed("REF-", np.arange(n), 7)
@@ -287,8 +269,16 @@ def assemble(
             "synthetic": np.ones(int(decided.sum()), dtype=bool),
         }
     )
-    events = _events(pop, services, agency, child_ids, hh_ids, child_pos, hh_pos, start, window)
-    custody_dispute = pop.hh_custody_dispute[pop.child_household[refs.child]]
+    adult_rows = recorded_adult_rows(people, hh_pos, window)
+    adults = np.union1d(people.memberships.person[adult_rows], person_events.person)
+    ids = person_ids(people, adults)
+    ids_by = _Ids(child_ids, hh_ids, ids.ids, child_pos, hh_pos, ids.position)
+    events = _events(people, services, agency, person_events, ids_by, start, window)
+    persons = persons_table(pop, people, adults, ids, children, born_in, start, params.seed, rng)
+    memberships = memberships_table(
+        pop, people, adult_rows, ids, child_pos, child_ids, hh_pos, hh_ids, start
+    )
+    custody_dispute = pop.hh_custody_dispute[refs.household]
     outcomes, truth = _labels(refs, services, referral_ids, decided, window, custody_dispute)
     manifest = {
         "synthetic": True,
@@ -299,50 +289,86 @@ def assemble(
         "created": datetime.combine(params.end, datetime.min.time(), UTC).isoformat(),
         "rows": {},
     }
-    world = World(children, referrals, events, decisions, outcomes, truth, manifest)
-    world.manifest["rows"] = {t: len(getattr(world, t)) for t in World.TABLES}
+    world = World(
+        children, referrals, events, decisions, outcomes, truth, manifest, persons, memberships
+    )
+    world.manifest["rows"] = {
+        t: len(getattr(world, t)) for t in (*World.TABLES, *World.PEOPLE_TABLES)
+    }
     return world
 
 
+@dataclass
+class _Ids:
+    """Identifiers of the extract's children, households and adults, and where each sits."""
+
+    child: pa.Array
+    household: pa.Array
+    person: pa.Array
+    child_pos: np.ndarray
+    hh_pos: np.ndarray
+    person_pos: np.ndarray
+
+
+def _nullable_take(ids: pa.Array, position: np.ndarray) -> pa.Array:
+    """``ids[position]``, null where ``position`` is negative."""
+    return ids.take(pa.array(np.maximum(position, 0), mask=position < 0))
+
+
 def _events(
-    pop: Population,
+    people: People,
     services: Services,
     agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    child_ids: pa.Array,
-    hh_ids: pa.Array,
-    child_pos: np.ndarray,
-    hh_pos: np.ndarray,
+    person_events: PersonEvents,
+    ids: _Ids,
     start: date,
     window: float,
 ) -> pd.DataFrame:
-    """Agency and social-care events in time order."""
+    """Agency, social-care and person events in time order, each in the household of its time."""
     ev_child, ev_hh, ev_t, ev_kind = agency
     inside = services.event_t < window
-    all_child = np.concatenate([ev_child, services.event_child[inside]])
-    all_hh = np.concatenate([ev_hh, pop.child_household[services.event_child[inside]]])
-    all_t = np.concatenate([ev_t, services.event_t[inside]])
-    all_kind = np.concatenate([ev_kind, services.event_kind[inside]])
+    s_child, s_t = services.event_child[inside], services.event_t[inside]
+    pe = person_events
+    n_child_events = ev_child.size + s_child.size
+    all_child = np.concatenate([ev_child, s_child, np.full(pe.person.size, -1)])
+    all_hh = np.concatenate([ev_hh, people.residence.at(s_child, s_t), pe.household])
+    all_person = np.concatenate([np.full(n_child_events, -1), pe.person])
+    all_t = np.concatenate([ev_t, s_t, pe.t])
+    all_kind = np.concatenate([ev_kind, services.event_kind[inside], pe.kind]).astype(np.int64)
+    # Attributes: 0 none, 1 an injury, 2 + k the role k of a membership change.
+    attribute = np.concatenate(
+        [np.zeros(n_child_events, dtype=np.int64), np.where(pe.role >= 0, 2 + pe.role, 0)]
+    )
+    attribute[all_kind == EVENT_KINDS.index(EventKind.ed_injury_attendance)] = 1
+    columns = (all_child, all_hh, all_person, all_t, all_kind, attribute)
     order = np.argsort(all_t, kind="stable")
-    all_child, all_hh, all_t, all_kind = (a[order] for a in (all_child, all_hh, all_t, all_kind))
+    all_child, all_hh, all_person, all_t, all_kind, attribute = (a[order] for a in columns)
     m = all_t.size
     agency_names = sorted(EVENT_SOURCE_SYSTEMS)
     agency_code = np.array([agency_names.index(EVENT_AGENCY[k].value) for k in EVENT_KINDS])[
         all_kind
     ]
     event_ids = prefixed("EVT-", np.arange(m), 8)
-    injury = all_kind == EVENT_KINDS.index(EventKind.ed_injury_attendance)
-    child_index = np.where(all_child >= 0, child_pos[np.maximum(all_child, 0)], -1)
+    attribute_texts = [
+        "{}",
+        json.dumps({"injury": True}),
+        *(json.dumps({"role": r.value}) for r in ROLES),
+    ]
+    child_index = np.where(all_child >= 0, ids.child_pos[np.maximum(all_child, 0)], -1)
+    hh_index = np.where(all_hh >= 0, ids.hh_pos[np.maximum(all_hh, 0)], -1)
+    person_index = np.where(all_person >= 0, ids.person_pos[np.maximum(all_person, 0)], -1)
     return frame(
         {
             "event_id": event_ids,
             "source_system": labels([EVENT_SOURCE_SYSTEMS[a] for a in agency_names], agency_code),
             "source_event_id": event_ids,
-            "child_id": child_ids.take(pa.array(np.maximum(child_index, 0), mask=child_index < 0)),
-            "household_id": hh_ids.take(pa.array(hh_pos[all_hh])),
+            "child_id": _nullable_take(ids.child, child_index),
+            "household_id": _nullable_take(ids.household, hh_index),
+            "person_id": _nullable_take(ids.person, person_index),
             "occurred_at": timestamps(start, all_t),
             "agency": labels(agency_names, agency_code),
             "kind": labels([k.value for k in EVENT_KINDS], all_kind),
-            "attributes": labels(["{}", json.dumps({"injury": True})], injury.astype(np.int64)),
+            "attributes": labels(attribute_texts, attribute),
             "synthetic": np.ones(m, dtype=bool),
         }
     )

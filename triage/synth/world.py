@@ -8,11 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from triage.synth.adult_records import draw_person_events
 from triage.synth.agency import draw_agency_events
 from triage.synth.calibration_targets import source_share_targets
-from triage.synth.harm import draw_episodes
+from triage.synth.composition import PARENT, PARTNER, STEP, child_segments
+from triage.synth.harm import HORIZON_DAYS, Episodes, draw_episodes
 from triage.synth.layout import World, assemble
+from triage.synth.moves import Residence
 from triage.synth.params import WorldParams
+from triage.synth.people import People, build_people
+from triage.synth.people_layout import adults_in_scope
 from triage.synth.population import YEAR, Population, build_population
 from triage.synth.referrals import draw_referrals
 from triage.synth.services import respond
@@ -25,11 +30,34 @@ def window_start(params: WorldParams) -> date:
     return params.end - timedelta(days=round(params.years * YEAR))
 
 
-def _population_denominators(pop: Population, start: date) -> dict[str, Any]:
+def _family_types(pop: Population, people: People, day: float) -> dict[str, int]:
+    """Families with a child living there on ``day``, by type (ONS definitions)."""
+    r = people.residence
+    born = pop.child_dob[r.child]
+    here = r.primary & (r.start <= day) & (r.end > day) & (born <= day)
+    here &= day < born + 18 * YEAR
+    households = np.unique(r.household[here])
+    counts = people.composition.counts_at(households, np.full(households.size, day))
+    adults = counts[:, PARENT] + counts[:, STEP] + counts[:, PARTNER]
+    couple = adults >= 2
+    lone = adults == 1
+    # A couple family with at least one stepchild: a step-parent or a parent's partner.
+    step = couple & (counts[:, STEP] + counts[:, PARTNER] > 0)
+    return {
+        "families": int((couple | lone).sum()),
+        "lone_parent": int(lone.sum()),
+        "couple": int(couple.sum()),
+        "step": int(step.sum()),
+    }
+
+
+def _population_denominators(
+    pop: Population, people: People, episodes: Episodes, start: date
+) -> dict[str, Any]:
     """Implicit population figures the calibration report divides by."""
     window = pop.window_days
     by_age = [float(pop.band_exposure(a, a + 1, window).sum() / YEAR) for a in range(18)]
-    march = []
+    march, families = [], []
     for year in range(start.year, start.year + 60):
         day = (date(year, 3, 31) - start).days
         if day >= window:
@@ -37,11 +65,27 @@ def _population_denominators(pop: Population, start: date) -> dict[str, Any]:
         if day >= YEAR:  # skip the first year: no history yet
             alive = (pop.child_dob <= day) & (pop.child_dob + 18 * YEAR > day)
             march.append({"date": date(year, 3, 31).isoformat(), "children": int(alive.sum())})
+            families.append(
+                {"date": date(year, 3, 31).isoformat(), **_family_types(pop, people, day)}
+            )
     return {
         "child_years": float(sum(by_age)),
         "child_years_by_age": by_age,
         "children_at_31_march": march,
+        "families_at_31_march": families,
+        "harm_by_family_type": episodes.by_family,
     }
+
+
+def _kept(residence: Residence, referral_households: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Households with a referral, every child who ever lived in one, and all their homes."""
+    households = np.unique(referral_households)
+    while True:
+        children = np.unique(residence.child[np.isin(residence.household, households)])
+        grown = np.unique(residence.household[np.isin(residence.child, children)])
+        if grown.size == households.size:
+            return households, children
+        households = grown
 
 
 def generate_world(params: WorldParams | None = None, progress: Progress | None = None) -> World:
@@ -53,23 +97,36 @@ def generate_world(params: WorldParams | None = None, progress: Progress | None 
 
     note("population")
     pop = build_population(params, rng)
+    note("people in the household")
+    pop, people = build_people(pop, params, rng)
     note("maltreatment episodes")
-    episodes = draw_episodes(pop, params, rng)
+    segments = child_segments(
+        people.residence, people.composition, *people.own_parent_terms(),
+        t0=0.0, t1=pop.window_days + HORIZON_DAYS,
+    )  # fmt: skip
+    episodes = draw_episodes(pop, segments, params, rng)
+    del segments
     note("referrals")
-    refs = draw_referrals(pop, episodes, params, source_share_targets(), rng)
+    refs = draw_referrals(pop, people.residence, episodes, params, source_share_targets(), rng)
     note("front-door decisions and outcomes")
     services = respond(pop, episodes, refs, params, rng)
 
     note("agency events")
-    kept_households = np.unique(pop.child_household[refs.child])
-    kept_children = np.flatnonzero(np.isin(pop.child_household, kept_households))
-    ev_child, ev_hh, ev_t, ev_kind = draw_agency_events(
-        pop, episodes, refs, kept_children, kept_households, params, rng
+    kept_households, kept_children = _kept(people.residence, refs.household)
+    agency = draw_agency_events(
+        pop, people.residence, episodes, refs, kept_children, kept_households,
+        people.hh_start, params, rng,
+    )  # fmt: skip
+    hh_pos = np.full(pop.hh_deprivation.size, -1, dtype=np.int64)
+    hh_pos[kept_households] = np.arange(kept_households.size)
+    adults = adults_in_scope(people, hh_pos, pop.window_days)
+    person_events = draw_person_events(
+        pop, people, adults, kept_households, rng, params.surveillance_bias
     )
     note("records")
-    agency = (ev_child, ev_hh, ev_t, ev_kind)
     world = assemble(
-        pop, refs, services, kept_children, kept_households, start, params, rng, agency
-    )
-    world.manifest["population"] = _population_denominators(pop, start)
+        pop, people, refs, services, kept_children, kept_households, start, params, rng,
+        agency, person_events,
+    )  # fmt: skip
+    world.manifest["population"] = _population_denominators(pop, people, episodes, start)
     return world
