@@ -217,7 +217,8 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("source_system", _strings),
         Column("source_event_id", _strings),
         Column("child_id", _strings, nullable=True),
-        Column("household_id", _strings),
+        # Empty for a record about an adult living in none of the extract's households then.
+        Column("household_id", _strings, nullable=True),
         Column("person_id", _strings, nullable=True, optional=True),
         Column("occurred_at", _timestamps),
         Column("agency", _vocab(Agency)),
@@ -323,8 +324,12 @@ def check_event_agencies(frame: pd.DataFrame) -> None:
         raise ExtractError("events", "agency", f"{row['kind']} is not recorded by {row['agency']}")
 
 
-def derive_households(children: pd.DataFrame) -> pd.DataFrame:
-    """One household row per distinct household_id (first non-null decile; synthetic if all are)."""
+def derive_households(children: pd.DataFrame, more: pd.Series | None = None) -> pd.DataFrame:
+    """One household row per distinct household_id (first non-null decile; synthetic if all are).
+
+    ``more`` names further households (from the memberships) whose children have all moved
+    on: their decile is unknown.
+    """
     households: dict[str, dict[str, Any]] = {}
     for household_id, decile, synthetic in zip(
         children["household_id"], children["deprivation_decile"], children["synthetic"], strict=True
@@ -336,6 +341,11 @@ def derive_households(children: pd.DataFrame) -> pd.DataFrame:
         if row["deprivation_decile"] is None:
             row["deprivation_decile"] = decile
         row["synthetic"] = row["synthetic"] and synthetic
+    for household_id in () if more is None else more:
+        households.setdefault(
+            household_id,
+            {"household_id": household_id, "deprivation_decile": None, "synthetic": True},
+        )
     return pd.DataFrame(
         list(households.values()),
         columns=["household_id", "deprivation_decile", "synthetic"],

@@ -15,11 +15,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from triage.store.engine import make_engine
 from triage.store.errors import ExtractError, StoreError
-from triage.store.extract import LOADED_TABLES, derive_households, read_extract
+from triage.store.extract import LOADED_TABLES, PEOPLE_TABLES, derive_households, read_extract
 from triage.store.tables import (
     Base,
     ChildRow,
     HouseholdRow,
+    PersonRow,
     ReferralRow,
     utcnow,
 )
@@ -35,6 +36,9 @@ REFERENCES: tuple[tuple[str, str, Any], ...] = (
     ("referrals", "household_id", HouseholdRow.household_id),
     ("events", "child_id", ChildRow.child_id),
     ("events", "household_id", HouseholdRow.household_id),
+    ("events", "person_id", PersonRow.person_id),
+    ("household_memberships", "person_id", PersonRow.person_id),
+    ("household_memberships", "household_id", HouseholdRow.household_id),
     ("decisions", "referral_id", ReferralRow.referral_id),
     ("outcomes", "referral_id", ReferralRow.referral_id),
 )
@@ -42,6 +46,7 @@ TABLES = Base.metadata.tables
 _REFERENCED_FRAME = {
     "child_id": "children",
     "household_id": "households",
+    "person_id": "persons",
     "referral_id": "referrals",
 }
 
@@ -58,7 +63,7 @@ def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[st
             _check_references(connection, frames)
             counts = {
                 name: _load_table(connection, TABLES[name], frames[name], bar)
-                for name in ("households", "children", "referrals", "events")
+                for name in ("households", "children", *PEOPLE_TABLES, "referrals", "events")
             }
             counts["decisions"] = _load_decisions(connection, frames["decisions"], bar)
             counts["outcomes"] = _load_table(
@@ -70,10 +75,13 @@ def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[st
 
 
 def _frames_to_load(directory: Path) -> dict[str, pd.DataFrame]:
-    """The extract's validated tables as Python values, plus the households of its children."""
+    """The extract's validated tables as Python values, plus the households they name."""
     world = read_extract(directory, python_values=True)
-    frames = {table: getattr(world, table) for table in LOADED_TABLES}
-    frames["households"] = derive_households(frames["children"])
+    frames = {table: getattr(world, table) for table in (*LOADED_TABLES, *PEOPLE_TABLES)}
+    # A household may outlive its children's stay (they moved): the memberships name it.
+    frames["households"] = derive_households(
+        frames["children"], frames["household_memberships"]["household_id"]
+    )
     return frames
 
 
