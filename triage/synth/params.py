@@ -85,7 +85,7 @@ class WorldParams:
     """An adult who perpetrates domestic abuse in the household."""
 
     # Latent maltreatment (the truth the observed labels only partly reveal).
-    harm_base_rate: float = 0.0042
+    harm_base_rate: float = 0.0039
     """Maltreatment episodes per child-year in a household with no risk factor, ages 5 to 11."""
     infant_harm_multiplier: float = 6.5
     """Infants (under 1) are the most vulnerable: their episode rate is this multiple."""
