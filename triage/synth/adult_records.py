@@ -21,13 +21,13 @@ K = EventKind
 EVENT_KINDS: tuple[EventKind, ...] = tuple(EventKind)
 HISTORY_YEARS = 3.0
 """Police and health records reach this far back before the window."""
-KNOWN = {"police": 0.75, "health": 0.65, "social_care": 0.9}
+KNOWN = {"police": 0.85, "health": 0.6, "social_care": 0.9}
 """Chance each agency knows an adult whose history it would record."""
 RATES_PER_YEAR = {
-    K.adult_violence_offence: 0.3,
+    K.adult_violence_offence: 0.4,
     K.domestic_abuse_perpetrator: 0.5,
-    K.adult_mental_health_contact: 0.8,
-    K.substance_misuse_treatment: 0.5,
+    K.adult_mental_health_contact: 0.5,
+    K.substance_misuse_treatment: 0.3,
 }
 VICTIM_RECORD_PROBABILITY = 0.8
 MARAC_PROBABILITY = 0.12
