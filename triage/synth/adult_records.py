@@ -12,22 +12,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from triage.synth.people import People, R
+from triage.synth.people import People
 from triage.synth.population import ADULT_AGE_DAYS, YEAR, Population
 from triage.synth.spells import OPEN
-from triage.vocab import EventKind, HouseholdRole
+from triage.vocab import EventKind
 
 K = EventKind
 EVENT_KINDS: tuple[EventKind, ...] = tuple(EventKind)
 HISTORY_YEARS = 3.0
 """Police and health records reach this far back before the window."""
+CARE_HISTORY_YEARS = 15.0
+"""Social care records of earlier proceedings reach this far back before the window."""
 KNOWN = {"police": 0.85, "health": 0.6, "social_care": 0.9}
 """Chance each agency knows an adult whose history it would record."""
 RATES_PER_YEAR = {
     K.adult_violence_offence: 0.4,
-    K.domestic_abuse_perpetrator: 0.5,
-    K.adult_mental_health_contact: 0.5,
-    K.substance_misuse_treatment: 0.3,
+    K.domestic_abuse_perpetrator: 0.35,
+    K.adult_mental_health_contact: 0.3,
+    K.substance_misuse_treatment: 0.2,
 }
 VICTIM_RECORD_PROBABILITY = 0.8
 MARAC_PROBABILITY = 0.12
@@ -50,18 +52,17 @@ class PersonEvents:
 def household_of(people: People, person: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The household each adult lives in at ``t`` (the truth), or -1."""
     m = people.memberships
-    order = np.lexsort((m.joined, m.person))
-    p_sorted = m.person[order]
-    first = np.searchsorted(p_sorted, person, side="left")
-    last = np.searchsorted(p_sorted, person, side="right")
+    # Each adult's first membership is row ``person``; the other parent's second follows all.
+    n = people.adults.sex.size
+    extra = np.arange(n, m.person.size)
+    second = np.full(n, -1, dtype=np.int64)
+    second[m.person[extra]] = extra
     out = np.full(person.size, -1, dtype=np.int64)
-    span = int((last - first).max()) if person.size else 0
-    for offset in range(span):
-        idx = first + offset
-        ok = idx < last
-        row = order[np.where(ok, idx, 0)]
-        inside = ok & (m.joined[row] <= t) & (m.left[row] > t)
-        out[inside] = m.household[row][inside]
+    for rows in (person, second[person]):
+        ok = rows >= 0
+        safe = np.where(ok, rows, 0)
+        inside = ok & (m.joined[safe] <= t) & (m.left[safe] > t)
+        out[inside] = m.household[safe][inside]
     return out
 
 
@@ -117,8 +118,7 @@ def draw_person_events(
 
     # The victim: the household's first parent, when the perpetrator lives with them.
     hh = household_of(people, perpetrator, abuse_t)
-    first_parent = _first_parents(people, pop.hh_deprivation.size)
-    victim = np.where(hh >= 0, first_parent[np.maximum(hh, 0)], -1)
+    victim = np.where(hh >= 0, people.first_parent[np.maximum(hh, 0)], -1)
     recorded = (victim >= 0) & (victim != perpetrator)
     recorded &= rng.random(victim.size) < VICTIM_RECORD_PROBABILITY
     v_who, v_t = victim[recorded], abuse_t[recorded] + rng.uniform(0, 1, int(recorded.sum()))
@@ -132,6 +132,8 @@ def draw_person_events(
     first_joined = _first_joined(people)[who]
     proceedings = np.minimum(first_joined, window) - rng.uniform(1, 10, who.size) * YEAR
     proceedings = np.maximum(proceedings, a.dob[who] + ADULT_AGE_DAYS)
+    kept = proceedings >= -CARE_HISTORY_YEARS * YEAR
+    who, proceedings = who[kept], proceedings[kept]
     parts.append((who, proceedings, K.care_proceedings))
     removed = rng.random(who.size) < CHILD_REMOVED_PROBABILITY
     parts.append(
@@ -155,18 +157,6 @@ def draw_person_events(
     )
 
 
-def _first_parents(people: People, n_households: int) -> np.ndarray:
-    """Per household of the population, the adult who is its first parent, or -1."""
-    m = people.memberships
-    out = np.full(n_households, -1, dtype=np.int64)
-    # The first parent is the first membership of each birth household (built that way).
-    first = (m.role == R[HouseholdRole.parent]) & (m.household < n_households)
-    rows = np.flatnonzero(first)
-    households, index = np.unique(m.household[rows], return_index=True)
-    out[households] = m.person[rows[index]]
-    return out
-
-
 def _first_joined(people: People) -> np.ndarray:
     """When each adult first joined a household."""
     m = people.memberships
@@ -178,7 +168,9 @@ def _first_joined(people: People) -> np.ndarray:
 def _membership_events(people: People, households: np.ndarray, window: float) -> PersonEvents:
     """``adult_joined_household`` / ``adult_left_household`` for recorded memberships."""
     m = people.memberships
-    mine = m.recorded & np.isin(m.household, households)
+    kept = np.zeros(people.origin.size, dtype=bool)
+    kept[households] = True
+    mine = m.recorded & kept[m.household]
     joined = mine & (m.joined >= 0) & (m.joined < window)
     left = mine & (m.left >= 0) & (m.left < window) & (m.left != OPEN)
     j, lft = np.flatnonzero(joined), np.flatnonzero(left)

@@ -105,7 +105,9 @@ def draw_agency_events(
         emit(np.full(row.size, -1), households[row], t, kind)
 
     # Child-level background records, by age band, in the household of the time.
-    rows = residence.take(np.flatnonzero(np.isin(residence.child, children)))
+    wanted = np.zeros(pop.child_dob.size, dtype=bool)
+    wanted[children] = True
+    rows = residence.take(np.flatnonzero(wanted[residence.child]))
     hh = rows.household
     child_surveillance = np.exp(params.surveillance_bias * pop.hh_deprived[hh]) * rows.weight
     household_strain = 1 + pop.hh_substance_misuse[hh] + 0.5 * pop.hh_mental_health[hh]
@@ -122,7 +124,7 @@ def draw_agency_events(
             emit(rows.child[row][ok], hh[row][ok], t[ok], kind)
 
     # Traces that maltreatment leaves while it lasts.
-    in_scope = np.isin(episodes.child, children)
+    in_scope = wanted[episodes.child]
     ep_child, ep_start, ep_end = (
         episodes.child[in_scope],
         episodes.start[in_scope],

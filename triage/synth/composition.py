@@ -28,7 +28,10 @@ def time_keys(household: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Composition:
-    """Household segments sorted by household then start; ``counts`` per ``COUNTS`` column."""
+    """Household segments sorted by household then start; ``counts`` per ``COUNTS`` column.
+
+    Built from a day on (``build_composition``): ask about no earlier time.
+    """
 
     household: np.ndarray
     start: np.ndarray
@@ -55,12 +58,30 @@ def build_composition(
     joined: np.ndarray,
     left: np.ndarray,
     columns: np.ndarray,
+    since: float,
 ) -> Composition:
-    """Segments from adult memberships; ``columns`` (membership x ``COUNTS``): what each adds."""
-    ends = np.isfinite(left)
-    ev_household = np.concatenate([household, household[ends]])
-    ev_t = np.concatenate([joined, left[ends]])
-    delta = np.concatenate([columns, -columns[ends]]).astype(np.int16)
+    """Segments from ``since`` on, from adult memberships (``columns``: what each adds).
+
+    Memberships running at ``since`` make one opening segment per household; only later
+    joins and leaves cut it, so a household whose adults stay put is one segment.
+    """
+    n_households = int(household.max()) + 1 if household.size else 0
+    running_then = (joined <= since) & (left > since)
+    h_open = household[running_then]
+    opening = np.column_stack(
+        [
+            np.bincount(h_open, weights=columns[running_then, c], minlength=n_households)
+            for c in range(COUNTS)
+        ]
+    ).astype(np.int16)
+    open_households = np.flatnonzero(opening.any(axis=1))
+    later = joined > since
+    ends = np.isfinite(left) & (left > since)
+    ev_household = np.concatenate([open_households, household[later], household[ends]])
+    ev_t = np.concatenate([np.full(open_households.size, float(since)), joined[later], left[ends]])
+    delta = np.concatenate([opening[open_households], columns[later], -columns[ends]]).astype(
+        np.int16
+    )
     key = time_keys(ev_household, ev_t)
     order = np.argsort(key, kind="stable")
     key, ev_household, ev_t, delta = key[order], ev_household[order], ev_t[order], delta[order]

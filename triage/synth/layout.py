@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from triage.synth.adult_records import PersonEvents
 from triage.synth.agency import EVENT_KINDS
-from triage.synth.arrow import frame, labels, prefixed, timestamps
+from triage.synth.arrow import frame, join, labels, prefixed, timestamps
 from triage.synth.channels import HEALTH_ROLES, INDIVIDUAL_ROLES, SITES, SOURCES, Channel
 from triage.synth.harm import EPISODE_TYPES, HORIZON_DAYS
 from triage.synth.params import WORLD_VERSION, WorldParams
@@ -162,7 +162,7 @@ def referrer_ids(
             number[rows] = hh_index[rows] // per_unit
         else:
             number[rows] = rng.integers(0, pool or max(20, n // 200), rows.sum())
-    pooled = pc.binary_join_element_wise(labels(prefixes, prefix_code), prefixed("", number, 4), "")
+    pooled = join(labels(prefixes, prefix_code), prefixed("", number, 4))
 
     which = rng.integers(1, 4, n)
     which[refs.disputed | refs.persistent] = 1  # the same person, again
@@ -170,14 +170,14 @@ def referrer_ids(
         [role == r for r in PERSON_LETTERS], list(range(len(PERSON_LETTERS))), -1
     )
     person_suffix = labels(list(PERSON_LETTERS.values()), letter_code)
-    suffix = pc.binary_join_element_wise(person_suffix, pa.array(which).cast(pa.string()), "")
-    person = pc.binary_join_element_wise("IND-", hh_ids, "-", suffix, "")
+    suffix = join(person_suffix, pa.array(which).cast(pa.large_string()))
+    person = join("IND-", hh_ids, "-", suffix)
     is_person = pa.array(np.isin(role, list(PERSON_LETTERS)))
     is_self = pa.array(role == "self")
     is_pooled = pa.array(prefix_code > 0)
-    out = pc.if_else(is_pooled, pooled, pa.nulls(n, pa.string()))
+    out = pc.if_else(is_pooled, pooled, pa.nulls(n, pa.large_string()))
     out = pc.if_else(is_person, person, out)
-    return pc.if_else(is_self, pc.binary_join_element_wise("SELF-", child_ids, ""), out)
+    return pc.if_else(is_self, join("SELF-", child_ids), out)
 
 
 def assemble(
@@ -190,10 +190,12 @@ def assemble(
     start: date,
     params: WorldParams,
     rng: np.random.Generator,
-    agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     person_events: PersonEvents,
-) -> World:
-    """The extract tables, the truth and the manifest."""
+) -> tuple[World, EventIds]:
+    """The extract tables but the events (``add_events``), the truth and the manifest.
+
+    Also returns what the events need, so the caller can drop the people first.
+    """
     window = pop.window_days
     child_pos = np.full(pop.child_household.size, -1, dtype=np.int64)
     child_pos[kept_children] = np.arange(kept_children.size)
@@ -214,8 +216,8 @@ def assemble(
         {
             "child_id": child_ids,
             "household_id": hh_ids.take(pa.array(hh_pos[c_hh])),
-            "given_name": pa.array(given, type=pa.string()),
-            "family_name": pa.array(family, type=pa.string()),
+            "given_name": pa.array(given, type=pa.large_string()),
+            "family_name": pa.array(family, type=pa.large_string()),
             "date_of_birth": pa.array(np.datetime64(start.isoformat(), "D") + dob_days),
             "sex": labels([s.value for s in Sex], sex_code),
             "ethnicity": labels([e.value for e in ETHNICITIES], pop.child_ethnicity[kept_children]),
@@ -254,7 +256,8 @@ def assemble(
             "injury_sites": join_flags(refs.injury_sites, tuple(s.value for s in SITES)),
             "injury_photographed": refs.photographed,
             "narrative": pa.array(
-                narratives(refs.concerns, who_keys, given[r_child_index], rng), type=pa.string()
+                narratives(refs.concerns, who_keys, given[r_child_index], rng),
+                type=pa.large_string(),
             ),
             "synthetic": np.ones(n, dtype=bool),
         }
@@ -270,10 +273,11 @@ def assemble(
         }
     )
     adult_rows = recorded_adult_rows(people, hh_pos, window)
-    adults = np.union1d(people.memberships.person[adult_rows], person_events.person)
+    known = np.zeros(people.adults.sex.size, dtype=bool)
+    known[people.memberships.person[adult_rows]] = True
+    known[person_events.person] = True
+    adults = np.flatnonzero(known)
     ids = person_ids(people, adults)
-    ids_by = _Ids(child_ids, hh_ids, ids.ids, child_pos, hh_pos, ids.position)
-    events = _events(people, services, agency, person_events, ids_by, start, window)
     persons = persons_table(pop, people, adults, ids, children, born_in, start, params.seed, rng)
     memberships = memberships_table(
         pop, people, adult_rows, ids, child_pos, child_ids, hh_pos, hh_ids, start
@@ -290,16 +294,32 @@ def assemble(
         "rows": {},
     }
     world = World(
-        children, referrals, events, decisions, outcomes, truth, manifest, persons, memberships
-    )
+        children, referrals, pd.DataFrame(), decisions, outcomes, truth, manifest, persons,
+        memberships,
+    )  # fmt: skip
+    return world, EventIds(child_ids, hh_ids, ids.ids, child_pos, hh_pos, ids.position)
+
+
+def add_events(
+    world: World,
+    services: Services,
+    services_household: np.ndarray,
+    agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    person_events: PersonEvents,
+    ids: EventIds,
+    start: date,
+    window: float,
+) -> None:
+    """Lay out the events (``services_household``: where each service event's child lived)."""
+    pa.default_memory_pool().release_unused()  # what the other tables left free, first
+    world.events = _events(services, services_household, agency, person_events, ids, start, window)
     world.manifest["rows"] = {
         t: len(getattr(world, t)) for t in (*World.TABLES, *World.PEOPLE_TABLES)
     }
-    return world
 
 
 @dataclass
-class _Ids:
+class EventIds:
     """Identifiers of the extract's children, households and adults, and where each sits."""
 
     child: pa.Array
@@ -312,66 +332,80 @@ class _Ids:
 
 def _nullable_take(ids: pa.Array, position: np.ndarray) -> pa.Array:
     """``ids[position]``, null where ``position`` is negative."""
-    return ids.take(pa.array(np.maximum(position, 0), mask=position < 0))
+    missing = position < 0
+    if not missing.any():
+        return ids.take(pa.array(position))
+    return ids.take(pa.array(np.where(missing, 0, position), mask=missing))
 
 
 def _events(
-    people: People,
     services: Services,
+    services_household: np.ndarray,
     agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     person_events: PersonEvents,
-    ids: _Ids,
+    ids: EventIds,
     start: date,
     window: float,
 ) -> pd.DataFrame:
-    """Agency, social-care and person events in time order, each in the household of its time."""
+    """Agency, social-care and person events in time order, each in the household of its time.
+
+    Ten million rows at the largest size: each column is built and its codes dropped in turn.
+    """
     ev_child, ev_hh, ev_t, ev_kind = agency
     inside = services.event_t < window
     s_child, s_t = services.event_child[inside], services.event_t[inside]
     pe = person_events
     n_child_events = ev_child.size + s_child.size
-    all_child = np.concatenate([ev_child, s_child, np.full(pe.person.size, -1)])
-    all_hh = np.concatenate([ev_hh, people.residence.at(s_child, s_t), pe.household])
-    all_person = np.concatenate([np.full(n_child_events, -1), pe.person])
     all_t = np.concatenate([ev_t, s_t, pe.t])
-    all_kind = np.concatenate([ev_kind, services.event_kind[inside], pe.kind]).astype(np.int64)
-    # Attributes: 0 none, 1 an injury, 2 + k the role k of a membership change.
-    attribute = np.concatenate(
-        [np.zeros(n_child_events, dtype=np.int64), np.where(pe.role >= 0, 2 + pe.role, 0)]
-    )
-    attribute[all_kind == EVENT_KINDS.index(EventKind.ed_injury_attendance)] = 1
-    columns = (all_child, all_hh, all_person, all_t, all_kind, attribute)
     order = np.argsort(all_t, kind="stable")
-    all_child, all_hh, all_person, all_t, all_kind, attribute = (a[order] for a in columns)
+    all_t = all_t[order]
     m = all_t.size
+
+    def ordered(*parts: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.concatenate(parts)[order]
+        return out
+
+    def positions(entity: np.ndarray, position: np.ndarray) -> np.ndarray:
+        found: np.ndarray = np.where(entity >= 0, position[np.maximum(entity, 0)], -1)
+        return found
+
+    kind = ordered(ev_kind, services.event_kind[inside], pe.kind).astype(np.int64)
+    # Attributes: 0 none, 1 an injury, 2 + k the role k of a membership change.
+    attribute = ordered(
+        np.zeros(n_child_events, dtype=np.int64), np.where(pe.role >= 0, 2 + pe.role, 0)
+    )
+    attribute[kind == EVENT_KINDS.index(EventKind.ed_injury_attendance)] = 1
     agency_names = sorted(EVENT_SOURCE_SYSTEMS)
-    agency_code = np.array([agency_names.index(EVENT_AGENCY[k].value) for k in EVENT_KINDS])[
-        all_kind
-    ]
+    agency_code = np.array([agency_names.index(EVENT_AGENCY[k].value) for k in EVENT_KINDS])[kind]
     event_ids = prefixed("EVT-", np.arange(m), 8)
     attribute_texts = [
         "{}",
         json.dumps({"injury": True}),
         *(json.dumps({"role": r.value}) for r in ROLES),
     ]
-    child_index = np.where(all_child >= 0, ids.child_pos[np.maximum(all_child, 0)], -1)
-    hh_index = np.where(all_hh >= 0, ids.hh_pos[np.maximum(all_hh, 0)], -1)
-    person_index = np.where(all_person >= 0, ids.person_pos[np.maximum(all_person, 0)], -1)
-    return frame(
-        {
-            "event_id": event_ids,
-            "source_system": labels([EVENT_SOURCE_SYSTEMS[a] for a in agency_names], agency_code),
-            "source_event_id": event_ids,
-            "child_id": _nullable_take(ids.child, child_index),
-            "household_id": _nullable_take(ids.household, hh_index),
-            "person_id": _nullable_take(ids.person, person_index),
-            "occurred_at": timestamps(start, all_t),
-            "agency": labels(agency_names, agency_code),
-            "kind": labels([k.value for k in EVENT_KINDS], all_kind),
-            "attributes": labels(attribute_texts, attribute),
-            "synthetic": np.ones(m, dtype=bool),
-        }
-    )
+    columns: dict[str, object] = {
+        "event_id": event_ids,
+        "source_system": labels([EVENT_SOURCE_SYSTEMS[a] for a in agency_names], agency_code),
+        "source_event_id": event_ids,
+        "child_id": _nullable_take(
+            ids.child,
+            positions(ordered(ev_child, s_child, np.full(pe.person.size, -1)), ids.child_pos),
+        ),
+        "household_id": _nullable_take(
+            ids.household,
+            positions(ordered(ev_hh, services_household, pe.household), ids.hh_pos),
+        ),
+        "person_id": _nullable_take(
+            ids.person, positions(ordered(np.full(n_child_events, -1), pe.person), ids.person_pos)
+        ),
+        "occurred_at": timestamps(start, all_t),
+        "agency": labels(agency_names, agency_code),
+        "kind": labels([k.value for k in EVENT_KINDS], kind),
+        "attributes": labels(attribute_texts, attribute),
+        "synthetic": np.ones(m, dtype=bool),
+    }
+    del all_t, kind, attribute, agency_code, event_ids
+    return frame(columns, release=True)
 
 
 def _labels(

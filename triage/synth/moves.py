@@ -7,7 +7,7 @@ split into rows that weigh shared care half in each home, for drawing events).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -54,11 +54,18 @@ class Residence:
     primary: np.ndarray
     """False for the second home of a child in shared care."""
 
+    _index: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
     def _rows(self, child: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (
-            np.searchsorted(self.child, child, side="left"),
-            np.searchsorted(self.child, child, side="right"),
-        )
+        """Each child's rows ``[first, last)``; the index is built once."""
+        if self._index is None:
+            children = int(self.child.max()) + 1 if self.child.size else 0
+            first = np.searchsorted(self.child, np.arange(children), side="left")
+            self._index = (first, np.r_[first[1:], self.child.size])
+        first, last = self._index
+        return first[child], last[child]
 
     def at(self, child: np.ndarray, t: np.ndarray) -> np.ndarray:
         """The household each ``child`` lives in at ``t`` (the latest row begun by then)."""
@@ -92,7 +99,7 @@ class Residence:
 
     def take(self, rows: np.ndarray) -> Residence:
         """The rows at ``rows`` (still sorted when ``rows`` is)."""
-        return Residence(**{k: v[rows] for k, v in vars(self).items()})
+        return Residence(**{f.name: getattr(self, f.name)[rows] for f in fields(self) if f.init})
 
     def band(
         self, dob: np.ndarray, lo_years: float, hi_years: float, until: float
@@ -205,31 +212,47 @@ def draw_moves(
 def child_stays(
     pop: Population, kind: np.ndarray, when: np.ndarray, new_household: np.ndarray
 ) -> tuple[ChildStays, Residence]:
-    """Memberships and residence rows of every child, from its birth household and its move."""
+    """Memberships and residence rows of every child, from its birth household and its move.
+
+    Built in order (by child, then start): one row for a child who stays, two for a move,
+    three for shared care (before, and half in each home after).
+    """
     n = kind.size
-    child = np.arange(n)
     born, home = pop.child_dob, pop.child_household
     moves = kind != NO_MOVE
     shared = kind == SHARED
     m = np.flatnonzero(moves)
-    s = np.flatnonzero(shared)
+
+    stay_count = 1 + moves
+    stay_first = np.cumsum(stay_count) - stay_count
+    second = stay_first[m] + 1
     stays = ChildStays(
-        child=np.concatenate([child, m]),
-        household=np.concatenate([home, new_household[m]]),
-        joined=np.concatenate([born, when[m]]),
-        left=np.concatenate([np.where(moves & ~shared, when, OPEN), np.full(m.size, OPEN)]),
+        child=np.repeat(np.arange(n), stay_count),
+        household=np.repeat(home, stay_count),
+        joined=np.repeat(born, stay_count),
+        left=np.full(int(stay_count.sum()), OPEN),
     )
+    stays.left[stay_first] = np.where(moves & ~shared, when, OPEN)
+    stays.household[second], stays.joined[second] = new_household[m], when[m]
+
+    count = 1 + moves + shared
+    first = np.cumsum(count) - count
+    total = int(count.sum())
     residence = Residence(
-        child=np.concatenate([child, m, s]),
-        household=np.concatenate([home, new_household[m], home[s]]),
-        start=np.concatenate([born, when[m], when[s]]),
-        end=np.concatenate([np.where(moves, when, OPEN), np.full(m.size + s.size, OPEN)]),
-        weight=np.concatenate([np.ones(n), np.where(shared[m], 0.5, 1.0), np.full(s.size, 0.5)]),
-        primary=np.concatenate([np.ones(n, dtype=bool), ~shared[m], np.ones(s.size, dtype=bool)]),
+        child=np.repeat(np.arange(n), count),
+        household=np.repeat(home, count),
+        start=np.repeat(born, count),
+        end=np.full(total, OPEN),
+        weight=np.ones(total),
+        primary=np.ones(total, dtype=bool),
     )
-    order = np.lexsort((residence.household, residence.start, residence.child))
-    stay_order = np.lexsort((stays.joined, stays.child))
-    return (
-        ChildStays(**{k: v[stay_order] for k, v in vars(stays).items()}),
-        residence.take(order),
-    )
+    residence.end[first] = np.where(moves, when, OPEN)
+    after = first[m] + 1  # the home after a move, or the birth home, shared
+    residence.start[after] = when[m]
+    residence.household[after] = np.where(shared[m], home[m], new_household[m])
+    residence.weight[after] = np.where(shared[m], 0.5, 1.0)
+    s = np.flatnonzero(shared)
+    other = first[s] + 2  # the second home of a child in shared care
+    residence.start[other], residence.household[other] = when[s], new_household[s]
+    residence.weight[other], residence.primary[other] = 0.5, False
+    return stays, residence

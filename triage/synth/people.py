@@ -115,13 +115,14 @@ class People:
     memberships: Memberships
     stays: ChildStays
     residence: Residence
-    composition: Composition
     hh_start: np.ndarray
     """Day from which each household is in the world (0, or when a new one was set up)."""
     own_parent: np.ndarray
     """Per child: a partner or step-parent membership that is the child's own parent, or -1."""
     origin: np.ndarray
     """Per household: itself, or the birth household a new one was set up from."""
+    first_parent: np.ndarray
+    """Per household: the adult who is its first parent (-1 for a grandparent's home)."""
 
     def own_parent_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per child: household, joined, left and count column of its own-parent membership."""
@@ -148,8 +149,8 @@ def _keep(spells: Spells, units: np.ndarray, until: float) -> Spells:
 def _attributed(spells: Spells, t_ref: np.ndarray) -> np.ndarray:
     """Per household, the slot spell present at ``t_ref`` or the next to begin (indices)."""
     candidate = np.flatnonzero(spells.left > t_ref[spells.unit])
-    _, first = np.unique(spells.unit[candidate], return_index=True)
-    chosen: np.ndarray = candidate[first]
+    unit = spells.unit[candidate]  # spells are sorted by unit
+    chosen: np.ndarray = candidate[np.r_[True, unit[1:] != unit[:-1]]] if unit.size else unit
     return chosen
 
 
@@ -168,8 +169,12 @@ def _family_span(pop: Population, until: float) -> tuple[np.ndarray, np.ndarray,
 
 def build_people(
     pop: Population, params: WorldParams, rng: np.random.Generator
-) -> tuple[Population, People]:
-    """Draw every household's adults over time and the children's moves; extend ``pop``."""
+) -> tuple[Population, People, Composition]:
+    """Draw every household's adults over time and the children's moves; extend ``pop``.
+
+    Also returns who lives in each household from the window's start (``Composition``),
+    which only the harm hazard and the population figures need.
+    """
     until = pop.window_days + HORIZON_DAYS
     n_hh = pop.hh_deprivation.size
     families, formed, hh_end = _family_span(pop, until)
@@ -244,18 +249,31 @@ def build_people(
         memberships.joined,
         memberships.left,
         _columns(memberships, adults),
+        since=0.0,
     )
     own = _own_parents(pop, memberships, slot.unit.size, slot_offset, rng)
-    return pop, People(
+    people = People(
         adults=adults,
         memberships=memberships,
         stays=stays,
         residence=residence,
-        composition=composition,
         hh_start=np.r_[np.zeros(n_hh), new.created],
         own_parent=own,
         origin=np.r_[np.arange(n_hh), new.origin],
+        first_parent=_first_parents(pop.hh_deprivation.size, families, new, b_rows),
     )
+    return pop, people, composition
+
+
+def _first_parents(
+    n_households: int, families: np.ndarray, new: NewHouseholds, b_rows: np.ndarray
+) -> np.ndarray:
+    """Per household, its first parent: the family's first adult, or the other parent."""
+    out = np.full(n_households, -1, dtype=np.int64)
+    out[families] = np.arange(families.size)  # the first group of adults, in family order
+    born_households = n_households - new.origin.size
+    out[born_households + np.flatnonzero(~new.kinship)] = b_rows
+    return out
 
 
 def _deprived_of(pop: Population, new: NewHouseholds, households: np.ndarray) -> np.ndarray:

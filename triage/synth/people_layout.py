@@ -36,8 +36,9 @@ def adults_in_scope(people: People, hh_pos: np.ndarray, window: float) -> np.nda
     """Adults who lived in a household of the extract during the window (sorted)."""
     m = people.memberships
     inside = (hh_pos[m.household] >= 0) & (m.joined < window) & (m.left > 0)
-    scope: np.ndarray = np.unique(m.person[inside])
-    return scope
+    scope = np.zeros(people.adults.sex.size, dtype=bool)
+    scope[m.person[inside]] = True
+    return np.flatnonzero(scope)
 
 
 def recorded_adult_rows(people: People, hh_pos: np.ndarray, window: float) -> np.ndarray:
