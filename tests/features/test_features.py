@@ -56,17 +56,25 @@ BASE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def by_household(history: History) -> dict[str, History]:
-    """The history split by household: every record of a child carries its household (no child
-    moves in these worlds)."""
-    split: dict[str, History] = defaultdict(History)
+    """The history split by household; a child's records also go to every household it was
+    referred in (a child who moves takes its own records along)."""
+    homes: dict[str, set[str]] = defaultdict(set)
     for r in history.referrals:
-        split[r.household_id].referrals.append(r)
-    for e in history.events:
-        split[e.household_id].events.append(e)
-    for d in history.decisions:
-        split[d.household_id].decisions.append(d)
-    for m in history.memberships:
-        split[m.household_id].memberships.append(m)
+        homes[r.child_id].add(r.household_id)
+    split: dict[str, History] = defaultdict(History)
+    sources = (
+        ("referrals", history.referrals),
+        ("events", history.events),
+        ("decisions", history.decisions),
+    )
+    for source, records in sources:
+        for record in records:
+            child = record.child_id
+            for household in {record.household_id} | (homes[child] if child else set()):
+                getattr(split[household], source).append(record)
+    for membership in history.memberships:
+        for household in {membership.household_id} | homes[membership.person_id]:
+            split[household].memberships.append(membership)
     return split
 
 

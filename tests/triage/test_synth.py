@@ -10,7 +10,7 @@ import pytest
 
 from triage.schema import AgencyEventIn, ReferralIn
 from triage.store.extract import read_extract
-from triage.synth import WorldParams, generate_world
+from triage.synth import World, WorldParams, generate_world
 from triage.synth.calibration import calibration_rows, figures
 from triage.synth.calibration_targets import load_targets, source_share_targets
 from triage.synth.extract import write_extract
@@ -61,7 +61,7 @@ def test_calibration_tolerances_are_the_documented_ones():
 
 def test_same_seed_gives_identical_output_and_another_seed_differs(small_world):
     again = generate_world(SMALL)
-    for table in ("children", "referrals", "events", "decisions", "outcomes", "truth"):
+    for table in (*World.TABLES, *World.PEOPLE_TABLES):
         pd.testing.assert_frame_equal(getattr(small_world, table), getattr(again, table))
     other = generate_world(replace(SMALL, seed=SMALL.seed + 1))
     assert not other.referrals["received_at"].equals(small_world.referrals["received_at"])
@@ -80,7 +80,7 @@ def test_extract_round_trips_and_truth_stays_apart(small_world, tmp_path):
 
 
 def test_every_record_is_marked_synthetic(small_world):
-    for table in ("children", "referrals", "events", "decisions", "outcomes", "truth"):
+    for table in (*World.TABLES, *World.PEOPLE_TABLES):
         assert getattr(small_world, table)["synthetic"].all(), table
     assert small_world.referrals["narrative"].str.startswith(SYNTHETIC_PREFIX).all()
     assert small_world.manifest["synthetic"] is True
@@ -109,10 +109,16 @@ def test_ids_are_unique_and_references_resolve(small_world):
     assert not w.referrals.duplicated(["source_system", "source_referral_id"]).any()
     assert w.referrals["child_id"].isin(w.children["child_id"]).all()
     assert w.events["child_id"].dropna().isin(w.children["child_id"]).all()
-    assert w.events["household_id"].isin(w.children["household_id"]).all()
+    households = w.household_memberships["household_id"]
+    assert w.children["household_id"].isin(households).all()
+    assert w.events["household_id"].dropna().isin(households).all()
+    assert w.referrals["household_id"].isin(households).all()
     assert w.decisions["referral_id"].isin(w.referrals["referral_id"]).all()
+    # A child who never moved has every referral in the household it lives in at the end.
+    stays = w.household_memberships.groupby("person_id").size()
+    settled = w.referrals[w.referrals["child_id"].map(stays) == 1]
     child_household = w.children.set_index("child_id")["household_id"]
-    assert (w.referrals["child_id"].map(child_household) == w.referrals["household_id"]).all()
+    assert (settled["child_id"].map(child_household) == settled["household_id"]).all()
 
 
 def test_sample_of_records_passes_the_intake_contract(small_world):
@@ -151,7 +157,10 @@ def test_sample_of_records_passes_the_intake_contract(small_world):
                 "narrative": row.narrative,
             }
         )
-    for row in small_world.events.sample(200, random_state=0).itertuples():
+    # Records about an adult alone (no child, no household) are the API's person events.
+    events = small_world.events
+    about_child_or_household = events["child_id"].notna() | events["household_id"].notna()
+    for row in events[about_child_or_household].sample(200, random_state=0).itertuples():
         AgencyEventIn.model_validate(
             {
                 "source_system": row.source_system,

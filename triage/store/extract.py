@@ -217,7 +217,8 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("source_system", _strings),
         Column("source_event_id", _strings),
         Column("child_id", _strings, nullable=True),
-        Column("household_id", _strings),
+        # Empty for a record about an adult living in none of the extract's households then.
+        Column("household_id", _strings, nullable=True),
         Column("person_id", _strings, nullable=True, optional=True),
         Column("occurred_at", _timestamps),
         Column("agency", _vocab(Agency)),
@@ -324,7 +325,10 @@ def check_event_agencies(frame: pd.DataFrame) -> None:
 
 
 def derive_households(children: pd.DataFrame) -> pd.DataFrame:
-    """One household row per distinct household_id (first non-null decile; synthetic if all are)."""
+    """One household row per distinct household_id (first non-null decile; synthetic if all are).
+
+    Households only memberships name are added by the loader (``triage.store.loader``).
+    """
     households: dict[str, dict[str, Any]] = {}
     for household_id, decile, synthetic in zip(
         children["household_id"], children["deprivation_decile"], children["synthetic"], strict=True

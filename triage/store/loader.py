@@ -38,6 +38,7 @@ REFERENCES: tuple[tuple[str, str, Any], ...] = (
     ("events", "household_id", HouseholdRow.household_id),
     ("events", "person_id", PersonRow.person_id),
     ("household_memberships", "person_id", PersonRow.person_id),
+    ("household_memberships", "household_id", HouseholdRow.household_id),
     ("decisions", "referral_id", ReferralRow.referral_id),
     ("outcomes", "referral_id", ReferralRow.referral_id),
 )
@@ -45,8 +46,8 @@ TABLES = Base.metadata.tables
 _REFERENCED_FRAME = {
     "child_id": "children",
     "household_id": "households",
-    "referral_id": "referrals",
     "person_id": "persons",
+    "referral_id": "referrals",
 }
 LOAD_ORDER = (
     "households",

@@ -6,6 +6,7 @@ import numpy as np
 
 from triage.synth.channels import SOURCES
 from triage.synth.harm import Episodes
+from triage.synth.moves import Residence
 from triage.synth.params import WorldParams
 from triage.synth.population import AGE_BANDS_YEARS, YEAR, Population
 from triage.synth.referrals import Referrals
@@ -64,14 +65,20 @@ def _age_ok(kind: EventKind, age: np.ndarray) -> np.ndarray:
 
 def draw_agency_events(
     pop: Population,
+    residence: Residence,
     episodes: Episodes,
     refs: Referrals,
     children: np.ndarray,
     households: np.ndarray,
+    hh_start: np.ndarray,
     params: WorldParams,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Agency events for the given children and households: (child or -1, household, time, kind)."""
+    """Agency events for the given children and households: (child or -1, household, time, kind).
+
+    A household's records begin when it enters the world (``hh_start``); a child's follow it
+    from household to household (``residence``).
+    """
     until = pop.window_days
     out_child, out_hh, out_t, out_kind = [], [], [], []
 
@@ -85,36 +92,39 @@ def draw_agency_events(
     # Household-level police and housing records.
     deprived = pop.hh_deprived[households]
     surveillance = np.exp(params.surveillance_bias * deprived)
-    zeros, window = np.zeros(households.size), np.full(households.size, until)
+    begin, window = hh_start[households], np.full(households.size, until)
     household_rates = {
         K.domestic_abuse_incident: (0.02 + 1.2 * pop.hh_domestic_abuse[households]) * surveillance,
-        K.adult_violence_offence: (0.005 + 0.3 * pop.hh_adult_violence[households])
-        * np.sqrt(surveillance),
+        # Offences by a named adult are person records (``adult_records``); these name nobody.
+        K.adult_violence_offence: 0.005 * np.sqrt(surveillance),
         K.homelessness: 0.004 * surveillance * (1 + 2 * pop.hh_substance_misuse[households]),
         K.eviction: 0.006 * surveillance,
     }
     for kind, per_year in household_rates.items():
-        row, t = _poisson_times(rng, per_year / YEAR, zeros, window)
+        row, t = _poisson_times(rng, per_year / YEAR, begin, window)
         emit(np.full(row.size, -1), households[row], t, kind)
 
-    # Child-level background records, by age band.
-    hh = pop.child_household[children]
-    child_surveillance = np.exp(params.surveillance_bias * pop.hh_deprived[hh])
+    # Child-level background records, by age band, in the household of the time.
+    wanted = np.zeros(pop.child_dob.size, dtype=bool)
+    wanted[children] = True
+    rows = residence.take(np.flatnonzero(wanted[residence.child]))
+    hh = rows.household
+    child_surveillance = np.exp(params.surveillance_bias * pop.hh_deprived[hh]) * rows.weight
     household_strain = 1 + pop.hh_substance_misuse[hh] + 0.5 * pop.hh_mental_health[hh]
     for b, (lo, hi) in enumerate(AGE_BANDS_YEARS):
-        start = np.maximum(pop.child_dob[children] + lo * YEAR, 0.0)
-        end = np.minimum(pop.child_dob[children] + hi * YEAR, until)
+        start, days = rows.band(pop.child_dob, lo, hi, until)
+        end = start + days
         for kind, rates in CHILD_BAND_RATES.items():
             if rates[b] == 0:
                 continue
             strain = household_strain if kind is K.missed_appointment else 1.0
             row, t = _poisson_times(rng, rates[b] * child_surveillance * strain / YEAR, start, end)
-            age = pop.age_years(children[row], t)
+            age = pop.age_years(rows.child[row], t)
             ok = _age_ok(kind, age)
-            emit(children[row][ok], hh[row][ok], t[ok], kind)
+            emit(rows.child[row][ok], hh[row][ok], t[ok], kind)
 
     # Traces that maltreatment leaves while it lasts.
-    in_scope = np.isin(episodes.child, children)
+    in_scope = wanted[episodes.child]
     ep_child, ep_start, ep_end = (
         episodes.child[in_scope],
         episodes.start[in_scope],
@@ -127,16 +137,18 @@ def draw_agency_events(
             rate[~np.isin(ep_kind, types)] = 0.0
         row, t = _poisson_times(rng, rate, ep_start, np.minimum(ep_end, until))
         ok = _age_ok(kind, pop.age_years(ep_child[row], t))
-        emit(ep_child[row][ok], pop.child_household[ep_child[row][ok]], t[ok], kind)
+        child, when = ep_child[row][ok], t[ok]
+        emit(child, residence.at(child, when), when, kind)
 
     # Police referrals usually follow a recorded incident or notification shortly before.
     police = refs.source == SOURCES.index(ReferrerType.police)
     noted = police & (rng.random(refs.child.size) < 0.6)
     lag = rng.uniform(0.05, 2.0, refs.child.size)
+    noted_t = refs.t[noted] - lag[noted]
     emit(
         refs.child[noted],
-        pop.child_household[refs.child[noted]],
-        refs.t[noted] - lag[noted],
+        residence.at(refs.child[noted], noted_t),
+        noted_t,
         K.child_concern_notification,
     )
     return (

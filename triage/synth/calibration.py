@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -122,7 +122,31 @@ def figures(world: World) -> dict[str, float]:
     plans = outcomes[outcomes["highest_level"] == OutcomeLevel.cp_plan.value]
     out["neglect_share_cp_plans"] = float((plans["cp_category"] == "neglect").mean())
     out.update(_voices(refs, outcomes, world.truth))
+    out.update(_families(population))
     return out
+
+
+def _families(population: dict[str, Any]) -> dict[str, float]:
+    """Family types across the population at each 31 March, and harm by family type."""
+    nan = float("nan")
+    counts = pd.DataFrame(population.get("families_at_31_march", []))
+    harm = population.get("harm_by_family_type", {})
+
+    def rate(family: str) -> float:
+        row = harm.get(family, {})
+        years = row.get("child_years", 0.0)
+        return row.get("episodes", 0) / years if years else nan
+
+    both = rate("two_parents")
+    return {
+        "lone_parent_share": counts["lone_parent"].sum() / counts["families"].sum()
+        if len(counts)
+        else nan,
+        "step_family_share": counts["step"].sum() / counts["couple"].sum() if len(counts) else nan,
+        "harm_ratio_unrelated_two_parents": rate("unrelated_adult") / both,
+        "harm_ratio_step_two_parents": rate("step_parent") / both,
+        "harm_ratio_lone_two_parents": rate("lone_parent") / both,
+    }
 
 
 def _voices(refs: pd.DataFrame, outcomes: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:

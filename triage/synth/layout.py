@@ -16,10 +16,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from triage.synth.adult_records import PersonEvents
 from triage.synth.agency import EVENT_KINDS
+from triage.synth.arrow import frame, join, labels, prefixed, timestamps
 from triage.synth.channels import HEALTH_ROLES, INDIVIDUAL_ROLES, SITES, SOURCES, Channel
 from triage.synth.harm import EPISODE_TYPES, HORIZON_DAYS
 from triage.synth.params import WORLD_VERSION, WorldParams
+from triage.synth.people import ROLES, People
+from triage.synth.people_layout import (
+    memberships_table,
+    person_ids,
+    persons_table,
+    recorded_adult_rows,
+)
 from triage.synth.population import ETHNICITIES, Population
 from triage.synth.records import draw_names, narratives
 from triage.synth.referrals import CONCERNS, Referrals, _categorical
@@ -66,29 +75,6 @@ class World:
     """Optional tables: written when the world has them."""
 
 
-def labels(vocabulary: tuple[str, ...] | list[str], codes: np.ndarray) -> pa.Array:
-    """Strings for integer codes; negative codes become nulls."""
-    codes = np.asarray(codes, dtype=np.int64)
-    missing = codes < 0
-    indices = pa.array(np.where(missing, 0, codes), mask=missing if missing.any() else None)
-    return pa.array(list(vocabulary), type=pa.string()).take(indices)
-
-
-def prefixed(prefix: str | pa.Array, numbers: np.ndarray, width: int) -> pa.Array:
-    """Identifiers such as ``EVT-00000042`` from integers."""
-    digits = pc.utf8_lpad(
-        pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string()), width, "0"
-    )
-    return pc.binary_join_element_wise(prefix, digits, "")
-
-
-def timestamps(start: date, days: np.ndarray) -> pa.Array:
-    """Days from the window start to UTC timestamps at microsecond resolution."""
-    base = np.datetime64(start.isoformat(), "us").astype(np.int64)
-    micros = base + np.round(days * 86_400e6).astype("int64")
-    return pa.array(micros, type=pa.timestamp("us", tz="UTC"))
-
-
 def join_flags(matrix: np.ndarray, names: tuple[str, ...]) -> pa.Array:
     """Each row's true columns as a ``LIST_SEPARATOR``-joined string, via distinct bit patterns."""
     weights = 1 << np.arange(matrix.shape[1], dtype=np.int64)
@@ -98,13 +84,6 @@ def join_flags(matrix: np.ndarray, names: tuple[str, ...]) -> pa.Array:
         LIST_SEPARATOR.join(n for i, n in enumerate(names) if u >> i & 1) for u in uniq.tolist()
     ]
     return labels(joined, inverse)
-
-
-def frame(columns: dict[str, object]) -> pd.DataFrame:
-    """A DataFrame from Arrow arrays and numpy columns, strings kept Arrow-backed."""
-    table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
-    out: pd.DataFrame = table.to_pandas()
-    return out
 
 
 def relationship_codes(pop: Population, refs: Referrals, rng: np.random.Generator) -> np.ndarray:
@@ -183,7 +162,7 @@ def referrer_ids(
             number[rows] = hh_index[rows] // per_unit
         else:
             number[rows] = rng.integers(0, pool or max(20, n // 200), rows.sum())
-    pooled = pc.binary_join_element_wise(labels(prefixes, prefix_code), prefixed("", number, 4), "")
+    pooled = join(labels(prefixes, prefix_code), prefixed("", number, 4))
 
     which = rng.integers(1, 4, n)
     which[refs.disputed | refs.persistent] = 1  # the same person, again
@@ -191,18 +170,19 @@ def referrer_ids(
         [role == r for r in PERSON_LETTERS], list(range(len(PERSON_LETTERS))), -1
     )
     person_suffix = labels(list(PERSON_LETTERS.values()), letter_code)
-    suffix = pc.binary_join_element_wise(person_suffix, pa.array(which).cast(pa.string()), "")
-    person = pc.binary_join_element_wise("IND-", hh_ids, "-", suffix, "")
+    suffix = join(person_suffix, pa.array(which).cast(pa.large_string()))
+    person = join("IND-", hh_ids, "-", suffix)
     is_person = pa.array(np.isin(role, list(PERSON_LETTERS)))
     is_self = pa.array(role == "self")
     is_pooled = pa.array(prefix_code > 0)
-    out = pc.if_else(is_pooled, pooled, pa.nulls(n, pa.string()))
+    out = pc.if_else(is_pooled, pooled, pa.nulls(n, pa.large_string()))
     out = pc.if_else(is_person, person, out)
-    return pc.if_else(is_self, pc.binary_join_element_wise("SELF-", child_ids, ""), out)
+    return pc.if_else(is_self, join("SELF-", child_ids), out)
 
 
 def assemble(
     pop: Population,
+    people: People,
     refs: Referrals,
     services: Services,
     kept_children: np.ndarray,
@@ -210,9 +190,12 @@ def assemble(
     start: date,
     params: WorldParams,
     rng: np.random.Generator,
-    agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> World:
-    """The extract tables, the truth and the manifest."""
+    person_events: PersonEvents,
+) -> tuple[World, EventIds]:
+    """The extract tables but the events (``add_events``), the truth and the manifest.
+
+    Also returns what the events need, so the caller can drop the people first.
+    """
     window = pop.window_days
     child_pos = np.full(pop.child_household.size, -1, dtype=np.int64)
     child_pos[kept_children] = np.arange(kept_children.size)
@@ -222,9 +205,10 @@ def assemble(
     child_ids = prefixed("C-", np.arange(kept_children.size), width)
     hh_ids = prefixed("H-", np.arange(kept_households.size), width)
 
-    c_hh = pop.child_household[kept_children]
+    born_in = pop.child_household[kept_children]
+    c_hh = people.residence.at(kept_children, np.full(kept_children.size, window))
     male = pop.child_sex[kept_children] == 1
-    given, family = draw_names(pop.child_ethnicity[kept_children], male, c_hh, params.seed, rng)
+    given, family = draw_names(pop.child_ethnicity[kept_children], male, born_in, params.seed, rng)
     sex_code = pop.child_sex[kept_children].astype(np.int64)
     sex_code[rng.random(sex_code.size) < 0.003] = tuple(Sex).index(Sex.unknown)
     dob_days = np.floor(pop.child_dob[kept_children]).astype("timedelta64[D]")
@@ -232,8 +216,8 @@ def assemble(
         {
             "child_id": child_ids,
             "household_id": hh_ids.take(pa.array(hh_pos[c_hh])),
-            "given_name": pa.array(given, type=pa.string()),
-            "family_name": pa.array(family, type=pa.string()),
+            "given_name": pa.array(given, type=pa.large_string()),
+            "family_name": pa.array(family, type=pa.large_string()),
             "date_of_birth": pa.array(np.datetime64(start.isoformat(), "D") + dob_days),
             "sex": labels([s.value for s in Sex], sex_code),
             "ethnicity": labels([e.value for e in ETHNICITIES], pop.child_ethnicity[kept_children]),
@@ -245,7 +229,7 @@ def assemble(
 
     n = refs.child.size
     r_child_index = child_pos[refs.child]
-    r_hh_index = hh_pos[pop.child_household[refs.child]]
+    r_hh_index = hh_pos[refs.household]
     r_child_ids = child_ids.take(pa.array(r_child_index))
     r_hh_ids = hh_ids.take(pa.array(r_hh_index))
     referral_ids = prefixed("REF-", np.arange(n), 7)
@@ -272,7 +256,8 @@ def assemble(
             "injury_sites": join_flags(refs.injury_sites, tuple(s.value for s in SITES)),
             "injury_photographed": refs.photographed,
             "narrative": pa.array(
-                narratives(refs.concerns, who_keys, given[r_child_index], rng), type=pa.string()
+                narratives(refs.concerns, who_keys, given[r_child_index], rng),
+                type=pa.large_string(),
             ),
             "synthetic": np.ones(n, dtype=bool),
         }
@@ -287,8 +272,17 @@ def assemble(
             "synthetic": np.ones(int(decided.sum()), dtype=bool),
         }
     )
-    events = _events(pop, services, agency, child_ids, hh_ids, child_pos, hh_pos, start, window)
-    custody_dispute = pop.hh_custody_dispute[pop.child_household[refs.child]]
+    adult_rows = recorded_adult_rows(people, hh_pos, window)
+    known = np.zeros(people.adults.sex.size, dtype=bool)
+    known[people.memberships.person[adult_rows]] = True
+    known[person_events.person] = True
+    adults = np.flatnonzero(known)
+    ids = person_ids(people, adults)
+    persons = persons_table(pop, people, adults, ids, children, born_in, start, params.seed, rng)
+    memberships = memberships_table(
+        pop, people, adult_rows, ids, child_pos, child_ids, hh_pos, hh_ids, start
+    )
+    custody_dispute = pop.hh_custody_dispute[refs.household]
     outcomes, truth = _labels(refs, services, referral_ids, decided, window, custody_dispute)
     manifest = {
         "synthetic": True,
@@ -299,53 +293,119 @@ def assemble(
         "created": datetime.combine(params.end, datetime.min.time(), UTC).isoformat(),
         "rows": {},
     }
-    world = World(children, referrals, events, decisions, outcomes, truth, manifest)
-    world.manifest["rows"] = {t: len(getattr(world, t)) for t in World.TABLES}
-    return world
+    world = World(
+        children, referrals, pd.DataFrame(), decisions, outcomes, truth, manifest, persons,
+        memberships,
+    )  # fmt: skip
+    return world, EventIds(child_ids, hh_ids, ids.ids, child_pos, hh_pos, ids.position)
+
+
+def add_events(
+    world: World,
+    services: Services,
+    services_household: np.ndarray,
+    agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    person_events: PersonEvents,
+    ids: EventIds,
+    start: date,
+    window: float,
+) -> None:
+    """Lay out the events (``services_household``: where each service event's child lived)."""
+    pa.default_memory_pool().release_unused()  # what the other tables left free, first
+    world.events = _events(services, services_household, agency, person_events, ids, start, window)
+    world.manifest["rows"] = {
+        t: len(getattr(world, t)) for t in (*World.TABLES, *World.PEOPLE_TABLES)
+    }
+
+
+@dataclass
+class EventIds:
+    """Identifiers of the extract's children, households and adults, and where each sits."""
+
+    child: pa.Array
+    household: pa.Array
+    person: pa.Array
+    child_pos: np.ndarray
+    hh_pos: np.ndarray
+    person_pos: np.ndarray
+
+
+def _nullable_take(ids: pa.Array, position: np.ndarray) -> pa.Array:
+    """``ids[position]``, null where ``position`` is negative."""
+    missing = position < 0
+    if not missing.any():
+        return ids.take(pa.array(position))
+    return ids.take(pa.array(np.where(missing, 0, position), mask=missing))
 
 
 def _events(
-    pop: Population,
     services: Services,
+    services_household: np.ndarray,
     agency: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    child_ids: pa.Array,
-    hh_ids: pa.Array,
-    child_pos: np.ndarray,
-    hh_pos: np.ndarray,
+    person_events: PersonEvents,
+    ids: EventIds,
     start: date,
     window: float,
 ) -> pd.DataFrame:
-    """Agency and social-care events in time order."""
+    """Agency, social-care and person events in time order, each in the household of its time.
+
+    Ten million rows at the largest size: each column is built and its codes dropped in turn.
+    """
     ev_child, ev_hh, ev_t, ev_kind = agency
     inside = services.event_t < window
-    all_child = np.concatenate([ev_child, services.event_child[inside]])
-    all_hh = np.concatenate([ev_hh, pop.child_household[services.event_child[inside]]])
-    all_t = np.concatenate([ev_t, services.event_t[inside]])
-    all_kind = np.concatenate([ev_kind, services.event_kind[inside]])
+    s_child, s_t = services.event_child[inside], services.event_t[inside]
+    pe = person_events
+    n_child_events = ev_child.size + s_child.size
+    all_t = np.concatenate([ev_t, s_t, pe.t])
     order = np.argsort(all_t, kind="stable")
-    all_child, all_hh, all_t, all_kind = (a[order] for a in (all_child, all_hh, all_t, all_kind))
+    all_t = all_t[order]
     m = all_t.size
-    agency_names = sorted(EVENT_SOURCE_SYSTEMS)
-    agency_code = np.array([agency_names.index(EVENT_AGENCY[k].value) for k in EVENT_KINDS])[
-        all_kind
-    ]
-    event_ids = prefixed("EVT-", np.arange(m), 8)
-    injury = all_kind == EVENT_KINDS.index(EventKind.ed_injury_attendance)
-    child_index = np.where(all_child >= 0, child_pos[np.maximum(all_child, 0)], -1)
-    return frame(
-        {
-            "event_id": event_ids,
-            "source_system": labels([EVENT_SOURCE_SYSTEMS[a] for a in agency_names], agency_code),
-            "source_event_id": event_ids,
-            "child_id": child_ids.take(pa.array(np.maximum(child_index, 0), mask=child_index < 0)),
-            "household_id": hh_ids.take(pa.array(hh_pos[all_hh])),
-            "occurred_at": timestamps(start, all_t),
-            "agency": labels(agency_names, agency_code),
-            "kind": labels([k.value for k in EVENT_KINDS], all_kind),
-            "attributes": labels(["{}", json.dumps({"injury": True})], injury.astype(np.int64)),
-            "synthetic": np.ones(m, dtype=bool),
-        }
+
+    def ordered(*parts: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.concatenate(parts)[order]
+        return out
+
+    def positions(entity: np.ndarray, position: np.ndarray) -> np.ndarray:
+        found: np.ndarray = np.where(entity >= 0, position[np.maximum(entity, 0)], -1)
+        return found
+
+    kind = ordered(ev_kind, services.event_kind[inside], pe.kind).astype(np.int64)
+    # Attributes: 0 none, 1 an injury, 2 + k the role k of a membership change.
+    attribute = ordered(
+        np.zeros(n_child_events, dtype=np.int64), np.where(pe.role >= 0, 2 + pe.role, 0)
     )
+    attribute[kind == EVENT_KINDS.index(EventKind.ed_injury_attendance)] = 1
+    agency_names = sorted(EVENT_SOURCE_SYSTEMS)
+    agency_code = np.array([agency_names.index(EVENT_AGENCY[k].value) for k in EVENT_KINDS])[kind]
+    event_ids = prefixed("EVT-", np.arange(m), 8)
+    attribute_texts = [
+        "{}",
+        json.dumps({"injury": True}),
+        *(json.dumps({"role": r.value}) for r in ROLES),
+    ]
+    columns: dict[str, object] = {
+        "event_id": event_ids,
+        "source_system": labels([EVENT_SOURCE_SYSTEMS[a] for a in agency_names], agency_code),
+        "source_event_id": event_ids,
+        "child_id": _nullable_take(
+            ids.child,
+            positions(ordered(ev_child, s_child, np.full(pe.person.size, -1)), ids.child_pos),
+        ),
+        "household_id": _nullable_take(
+            ids.household,
+            positions(ordered(ev_hh, services_household, pe.household), ids.hh_pos),
+        ),
+        "person_id": _nullable_take(
+            ids.person, positions(ordered(np.full(n_child_events, -1), pe.person), ids.person_pos)
+        ),
+        "occurred_at": timestamps(start, all_t),
+        "agency": labels(agency_names, agency_code),
+        "kind": labels([k.value for k in EVENT_KINDS], kind),
+        "attributes": labels(attribute_texts, attribute),
+        "synthetic": np.ones(m, dtype=bool),
+    }
+    del all_t, kind, attribute, agency_code, event_ids
+    return frame(columns, release=True)
 
 
 def _labels(

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-WORLD_VERSION = "2"
+WORLD_VERSION = "3"
+"""3: people in the household (adults, memberships over time, moves, person-level records)."""
 
 REFERRALS_PER_CHILD_YEAR = 642_980 / 12_000_000
 """England, 2020: referrals a year over about 12 million children; sizes the implicit population."""
@@ -36,8 +37,55 @@ class WorldParams:
     """Households with a neighbour or relative who raises concerns again and again, in good
     faith, with no harm behind them: repetition from one person that nothing corroborates."""
 
+    # People in the household (ONS Families and households; see docs/concepts/synthetic-world.md).
+    couple_at_birth: float = 0.87
+    """Share of families whose first child is born to parents living together (the rest start
+    as lone-parent families); lower in deprived areas."""
+    separation_rate: float = 0.019
+    """Separations a year of parents living together; the other parent leaves."""
+    repartner_rate: float = 0.12
+    """New partners joining a lone parent's household, a year."""
+    step_parent_share: float = 0.35
+    """Share of new partners recorded as a step-parent (married or settled); the rest are a
+    parent's partner (role ``parent_partner``)."""
+    partner_leave_rate: float = 0.5
+    """Partners (not step-parents) leaving, a year: many new partnerships are short."""
+    step_parent_leave_rate: float = 0.09
+    relative_join_rate: float = 0.02
+    """Other adult relatives (a grandparent, an adult sibling) moving in, a year."""
+    lodger_join_rate: float = 0.012
+    """Unrelated adults (a lodger, a friend) moving in, a year."""
+    other_parent_household_share: float = 0.4
+    """After a separation, the share of leaving parents who set up a home the children use."""
+    shared_care_probability: float = 0.35
+    """In that case, the chance each child (under 16) is then in shared care in both homes."""
+    move_to_other_parent_probability: float = 0.2
+    """... or moves to live with the other parent."""
+    kinship_move_rate: float = 0.0006
+    """Moves of the children to a grandparent's household, a year, before household risk."""
+    partner_record_probability: float = 0.55
+    """Chance the agencies record that a new partner or lodger lives with the child (a parent or
+    step-parent is recorded more often); the rest live there unknown to them."""
+
+    # Who lives with the child changes the hazard of maltreatment (people-and-voices.md:
+    # Stiffman 2002, Schnitzer & Ewigman 2005). Multipliers of the episode rate.
+    unrelated_adult_harm: float = 2.0
+    """An unrelated adult (a parent's partner, a lodger) in the household."""
+    unrelated_adult_physical_harm: float = 2.5
+    """Further multiplier for physical abuse while an unrelated adult is present."""
+    unrelated_adult_young_harm: float = 1.5
+    """Further multiplier for a child under five while an unrelated adult is present."""
+    step_parent_harm: float = 1.5
+    step_parent_physical_harm: float = 1.4
+    relative_harm: float = 1.15
+    """Other adult relatives living with a parent and the child."""
+    violent_adult_harm: float = 2.46
+    """An adult with a history of violence in the household (all episode types)."""
+    perpetrator_harm: float = 1.5
+    """An adult who perpetrates domestic abuse in the household."""
+
     # Latent maltreatment (the truth the observed labels only partly reveal).
-    harm_base_rate: float = 0.0042
+    harm_base_rate: float = 0.0039
     """Maltreatment episodes per child-year in a household with no risk factor, ages 5 to 11."""
     infant_harm_multiplier: float = 6.5
     """Infants (under 1) are the most vulnerable: their episode rate is this multiple."""

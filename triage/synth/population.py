@@ -50,6 +50,7 @@ class Population:
     hh_custody_dispute: np.ndarray
     hh_persistent_caller: np.ndarray
     child_household: np.ndarray
+    """The household each child is born into (``moves`` says where it lives later)."""
     child_dob: np.ndarray
     child_sex: np.ndarray
     child_disability: np.ndarray
@@ -60,6 +61,13 @@ class Population:
         """Deprivation on a -1 (least deprived decile) to +1 (most deprived decile) scale."""
         deprived: np.ndarray = (5.5 - self.hh_deprivation) / 4.5
         return deprived
+
+    def with_households(self, **columns: np.ndarray) -> Population:
+        """This population with households appended (``columns`` keyed by ``hh_*`` field)."""
+        fields = {k: v for k, v in vars(self).items()}
+        for name, values in columns.items():
+            fields[name] = np.concatenate([fields[name], values.astype(fields[name].dtype)])
+        return Population(**fields)
 
     def band_exposure(self, lo_years: float, hi_years: float, until: float) -> np.ndarray:
         """Days each child spends aged ``[lo, hi)`` years within ``[0, until)``."""

@@ -69,6 +69,37 @@ def draw_names(
     return given, family
 
 
+def draw_given_names(
+    ethnicity: np.ndarray, male: np.ndarray, seed: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Given names by ethnic group (a locale of the group) and sex."""
+    given = np.empty(ethnicity.size, dtype=object)
+    for code, group in enumerate(tuple(Ethnicity)):
+        locales = ETHNICITY_LOCALES[group]
+        rows = np.flatnonzero(ethnicity == code)
+        loc_pick = rng.integers(0, len(locales), rows.size)
+        for li, locale in enumerate(locales):
+            for sex_flag, kind in ((False, "female"), (True, "male")):
+                sel = rows[(loc_pick == li) & (male[rows] == sex_flag)]
+                pool = np.asarray(name_pool(locale, kind, seed), dtype=object)
+                given[sel] = pool[rng.integers(0, pool.size, sel.size)]
+    return given
+
+
+def draw_family_names(ethnicity: np.ndarray, seed: int, rng: np.random.Generator) -> np.ndarray:
+    """Family names by ethnic group (a locale of the group)."""
+    family = np.empty(ethnicity.size, dtype=object)
+    for code, group in enumerate(tuple(Ethnicity)):
+        locales = ETHNICITY_LOCALES[group]
+        rows = np.flatnonzero(ethnicity == code)
+        loc_pick = rng.integers(0, len(locales), rows.size)
+        for li, locale in enumerate(locales):
+            sel = rows[loc_pick == li]
+            pool = np.asarray(name_pool(locale, "family", seed), dtype=object)
+            family[sel] = pool[rng.integers(0, pool.size, sel.size)]
+    return family
+
+
 TEMPLATES: dict[Concern, tuple[str, ...]] = {
     # Keyed by the concern the referrer raised, never by the latent reason behind it: the
     # narrative must not reveal what the world knows and the front door does not.

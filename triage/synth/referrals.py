@@ -23,6 +23,7 @@ from triage.synth.channels import (
     Channel,
 )
 from triage.synth.harm import Episodes
+from triage.synth.moves import Residence
 from triage.synth.params import WorldParams
 from triage.synth.population import AGE_BANDS_YEARS, YEAR, Population
 from triage.vocab import Concern, ReferrerType
@@ -40,6 +41,8 @@ class Referrals:
 
     child: np.ndarray
     t: np.ndarray
+    household: np.ndarray
+    """The household the child lives in when the referral is made."""
     channel: np.ndarray
     episode: np.ndarray
     by_family: np.ndarray
@@ -75,7 +78,7 @@ def _harm_referrals(
     """
     age_at_start = pop.age_years(episodes.child, episodes.start)
     band = np.searchsorted([hi for _, hi in AGE_BANDS_YEARS], age_at_start, side="right")
-    deprived = pop.hh_deprived[pop.child_household[episodes.child]]
+    deprived = pop.hh_deprived[episodes.household]
     visibility = AGE_VISIBILITY[np.minimum(band, 3)] * np.exp(
         0.5 * params.surveillance_bias * deprived
     )
@@ -93,9 +96,11 @@ def _harm_referrals(
     return episodes.child[episode], t, channel, episode, by_family
 
 
-def _non_harm_rates(pop: Population, params: WorldParams) -> dict[Channel, np.ndarray]:
-    """Per-child daily rate of each non-harm channel, before age bands and overall scale."""
-    hh = pop.child_household
+def _non_harm_rates(
+    pop: Population, rows: Residence, params: WorldParams
+) -> dict[Channel, np.ndarray]:
+    """Daily rate of each non-harm channel per residence row, before age bands and scale."""
+    hh = rows.household
     surveillance = np.exp(params.surveillance_bias * pop.hh_deprived[hh])
     messy = np.exp(0.3 * pop.hh_frailty[hh])
     da, mh, sm = (pop.hh_domestic_abuse[hh], pop.hh_mental_health[hh], pop.hh_substance_misuse[hh])
@@ -114,47 +119,53 @@ def _non_harm_rates(pop: Population, params: WorldParams) -> dict[Channel, np.nd
 
 
 def _non_harm_referrals(
-    pop: Population, params: WorldParams, target: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concern referrals without maltreatment behind them, scaled to ``target`` in expectation."""
+    pop: Population, rows: Residence, params: WorldParams, target: float, rng: np.random.Generator
+) -> tuple[np.ndarray, ...]:
+    """Concern referrals without maltreatment behind them, scaled to ``target`` in expectation.
+
+    Drawn over each child's residence rows, so the household at the time sets the rates.
+    Returns child, time, household and channel.
+    """
     until = pop.window_days
-    rates = _non_harm_rates(pop, params)
+    rates = _non_harm_rates(pop, rows, params)
     channels = list(rates)
-    band_totals, exposures = [], []
+    band_totals, froms, exposures = [], [], []
     for b, (lo, hi) in enumerate(AGE_BANDS_YEARS):
-        exposure = pop.band_exposure(lo, hi, until)
+        a, days = rows.band(pop.child_dob, lo, hi, until)
         total = sum(rates[c] * NON_HARM_BAND_RATES[c][b] for c in channels)
-        band_totals.append(total)
-        exposures.append(exposure)
+        band_totals.append(total * rows.weight)
+        froms.append(a)
+        exposures.append(days)
     expected = sum(
         float((tot * exp).sum()) for tot, exp in zip(band_totals, exposures, strict=True)
     )
     scale = max(target, 0.0) / expected
-    children, times, chosen = [], [], []
-    for b, (lo, _) in enumerate(AGE_BANDS_YEARS):
+    children, times, households, chosen = [], [], [], []
+    for b in range(len(AGE_BANDS_YEARS)):
         counts = rng.poisson(scale * band_totals[b] * exposures[b])
         who = np.repeat(np.arange(counts.size), counts)
-        start = np.maximum(pop.child_dob[who] + lo * YEAR, 0.0)
         weights = np.column_stack([rates[c][who] * NON_HARM_BAND_RATES[c][b] for c in channels])
         pick = _categorical(weights, rng)
-        children.append(who)
-        times.append(start + rng.random(who.size) * exposures[b][who])
+        children.append(rows.child[who])
+        households.append(rows.household[who])
+        times.append(froms[b][who] + rng.random(who.size) * exposures[b][who])
         chosen.append(np.asarray(channels)[pick])
-    return np.concatenate(children), np.concatenate(times), np.concatenate(chosen)
+    return tuple(np.concatenate(c) for c in (children, times, households, chosen))
 
 
 def _unfounded_referrals(
-    pop: Population, params: WorldParams, rng: np.random.Generator
+    pop: Population, rows: Residence, params: WorldParams, rng: np.random.Generator
 ) -> tuple[np.ndarray, ...]:
     """Referrals with no harm behind them: good-faith concerns, and intentionally false ones.
 
-    Returns child, time, channel, whether a side of a custody dispute made it and whether a
-    persistent caller did.
+    Returns child, time, household, channel, whether a side of a custody dispute made it and
+    whether a persistent caller did.
     """
     until = pop.window_days
-    exposure = pop.band_exposure(0, 18, until)
-    custody = pop.hh_custody_dispute[pop.child_household]
-    persistent = pop.hh_persistent_caller[pop.child_household]
+    begin, days = rows.band(pop.child_dob, 0, 18, until)
+    exposure = days * rows.weight
+    custody = pop.hh_custody_dispute[rows.household]
+    persistent = pop.hh_persistent_caller[rows.household]
     parts = []
     for rate, channel, disputed, repeated in (
         (np.full(custody.size, params.unfounded_referral_rate), Channel.unfounded, False, False),
@@ -164,7 +175,6 @@ def _unfounded_referrals(
     ):
         counts = rng.poisson(rate / YEAR * exposure)
         who = np.repeat(np.arange(counts.size), counts)
-        start = np.maximum(pop.child_dob[who], 0.0)
         if channel is None:
             false = rng.random(who.size) < params.custody_dispute_false_share
             chosen = np.where(false, Channel.malicious, Channel.unfounded)
@@ -172,8 +182,9 @@ def _unfounded_referrals(
             chosen = np.full(who.size, channel)
         parts.append(
             (
-                who,
-                start + rng.random(who.size) * exposure[who],
+                rows.child[who],
+                begin[who] + rng.random(who.size) * days[who],
+                rows.household[who],
                 chosen,
                 np.full(who.size, disputed),
                 np.full(who.size, repeated),
@@ -263,16 +274,15 @@ def _assign_sources(
 
 
 def _concerns(
-    pop: Population, child: np.ndarray, channel: np.ndarray, rng: np.random.Generator
+    pop: Population, hh: np.ndarray, channel: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """Boolean matrix of concerns ticked (referral x ``CONCERNS``)."""
-    n = child.size
+    """Boolean matrix of concerns ticked (referral x ``CONCERNS``), given the household."""
+    n = hh.size
     out = np.zeros((n, len(CONCERNS)), dtype=bool)
     for ch, ticks in CHANNEL_CONCERNS.items():
         rows = channel == ch
         for concern, p in ticks:
             out[rows, CONCERNS.index(concern)] |= rng.random(rows.sum()) < p
-    hh = pop.child_household[child]
     extras = (
         (pop.hh_domestic_abuse[hh], Concern.domestic_abuse, 0.35),
         (pop.hh_mental_health[hh], Concern.parental_mental_health, 0.25),
@@ -316,6 +326,7 @@ def _lockdown_window(pop_window_days: float, end: date, years: int) -> tuple[flo
 
 def draw_referrals(
     pop: Population,
+    residence: Residence,
     episodes: Episodes,
     params: WorldParams,
     source_targets: np.ndarray,
@@ -326,23 +337,30 @@ def draw_referrals(
     harm = _harm_referrals(pop, episodes, params, rng)
     inside = harm[1] < until
     h_child, h_t, h_channel, h_episode, h_family = (a[inside] for a in harm)
-    u_child, u_t, u_channel, u_disputed, u_persistent = _unfounded_referrals(pop, params, rng)
+    h_household = residence.at(h_child, h_t)
+    u_child, u_t, u_household, u_channel, u_disputed, u_persistent = _unfounded_referrals(
+        pop, residence, params, rng
+    )
     index_target = params.n_referrals * (1 - params.follow_up_probability)
-    n_child, n_t, n_channel = _non_harm_referrals(
-        pop, params, index_target - h_child.size - u_child.size, rng
+    n_child, n_t, n_household, n_channel = _non_harm_referrals(
+        pop, residence, params, index_target - h_child.size - u_child.size, rng
     )
     n_none = np.zeros(n_child.size, dtype=bool)
     child = np.concatenate([h_child, n_child, u_child])
     t = np.concatenate([h_t, n_t, u_t])
+    household = np.concatenate([h_household, n_household, u_household])
     channel = np.concatenate([h_channel, n_channel, u_channel]).astype(np.int8)
     episode = np.concatenate([h_episode, np.full(n_child.size + u_child.size, -1)])
     by_family = np.concatenate([h_family, n_none, np.zeros(u_child.size, dtype=bool)])
     disputed = np.concatenate([np.zeros(h_child.size, dtype=bool), n_none, u_disputed])
     persistent = np.concatenate([np.zeros(h_child.size, dtype=bool), n_none, u_persistent])
-    child, t, channel, episode, by_family, disputed, persistent = _follow_ups(
-        child, t, channel, episode, by_family, disputed, persistent,
+    child, t, household, channel, episode, by_family, disputed, persistent = _follow_ups(
+        child, t, household, channel, episode, by_family, disputed, persistent,
         params=params, until=until, rng=rng,
     )  # fmt: skip
+    # A follow-up after a move is about the child's new household.
+    moved = ~residence.covers(child, household, t)
+    household[moved] = residence.at(child[moved], t[moved])
 
     individual = by_family | disputed | persistent
     source = _assign_sources(pop, child, t, channel, individual, source_targets, rng)
@@ -356,19 +374,22 @@ def draw_referrals(
     )
     order = np.argsort(t[~lost], kind="stable")
     keep = np.flatnonzero(~lost)[order]
-    columns = (child, t, channel, episode, by_family, disputed, persistent, source)
-    child, t, channel, episode, by_family, disputed, persistent, source = (a[keep] for a in columns)
+    columns = (child, t, household, channel, episode, by_family, disputed, persistent, source)
+    child, t, household, channel, episode, by_family, disputed, persistent, source = (
+        a[keep] for a in columns
+    )
     sites, photographed = _injuries(channel, by_family, params, rng)
     return Referrals(
         child=child,
         t=t,
+        household=household,
         channel=channel,
         episode=episode,
         by_family=by_family,
         disputed=disputed,
         persistent=persistent,
         source=source,
-        concerns=_concerns(pop, child, channel, rng),
+        concerns=_concerns(pop, household, channel, rng),
         injury_sites=sites,
         photographed=photographed,
     )

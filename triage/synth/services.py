@@ -136,7 +136,7 @@ def respond(
     concern = {c: refs.concerns[:, i] for i, c in enumerate(CONCERNS)}
     professional = np.isin(refs.source, [SOURCES.index(s) for s in PROFESSIONAL_REFERRERS])
     prior = count_before(refs.child, refs.t, 365.0)
-    deprived = pop.hh_deprived[pop.child_household[refs.child]]
+    deprived = pop.hh_deprived[refs.household]
     score = (
         params.decision_truth_weight * harm_now
         + 0.8 * refs.injury_reported
