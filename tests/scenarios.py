@@ -255,7 +255,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         reasons=(
             "household_adult_violence_history",
-            "prior_referrals_household_365d",
+            "distinct_referrers_365d",
             "injury_reported",
         ),
     ),
@@ -285,7 +285,11 @@ SCENARIOS: tuple[Scenario, ...] = (
             decision=None,
         ),
         at_least="Elevated",
-        reasons=("school_safeguarding_concerns_365d", "distinct_agencies_90d", "injury_reported"),
+        reasons=(
+            "school_safeguarding_concerns_365d",
+            "police_da_incidents_household_365d",
+            "injury_reported",
+        ),
     ),
     Scenario(
         name="each_agency_one_piece",
@@ -307,7 +311,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         referral=Earlier(0, "police", ("domestic_abuse",), referrer_id="PC-0007", decision=None),
         raised_by_history=True,
-        reasons=("missed_health_appointments_365d", "distinct_agencies_90d"),
+        reasons=("missed_health_appointments_365d", "police_da_incidents_household_365d"),
     ),
     Scenario(
         name="bruised_baby_not_yet_mobile",
