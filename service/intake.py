@@ -45,6 +45,7 @@ from triage.store import (
     add_audit_event,
     add_event,
     claim_idempotency_key,
+    close_membership,
     get_child,
     get_idempotency_key,
     get_queue_entry,
@@ -58,6 +59,8 @@ from triage.store import (
     insert_queue_entry,
     insert_referral,
     latest_score,
+    lock_memberships,
+    open_memberships_of,
     open_referrals_affected_by,
     read_child_birth_and_household,
     read_child_identity,
@@ -65,6 +68,7 @@ from triage.store import (
     store_idempotent_response,
 )
 from triage.store.tables import utcnow
+from triage.vocab import HouseholdRole
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,20 @@ def _created(kept_status: int | None) -> bool:
 def request_hash(payload: Any) -> str:
     """SHA-256 of the validated request, canonical (key order and spacing do not matter)."""
     return _sha256_json(to_jsonable_python(payload))
+
+
+_LATER_FIELDS: dict[str, Any] = {"household_members": [], "person_id": None, "person": None}
+"""Fields added to the request bodies since keys were first kept, with their defaults."""
+
+
+def _as_first_kept(dump: dict[str, Any]) -> dict[str, Any]:
+    """A request without the later fields it leaves at their defaults, so a retry with a key
+    kept before they existed still matches its digest."""
+    return {
+        key: value
+        for key, value in dump.items()
+        if key not in _LATER_FIELDS or value != _LATER_FIELDS[key]
+    }
 
 
 def _sha256_json(data: Any) -> str:
@@ -220,12 +238,50 @@ def _ensure_child(session: Session, referral: ReferralIn) -> tuple[date, list[st
             date_of_birth=child.date_of_birth,
             sex=str(child.sex),
         )
-        insert_person_if_new(session, person=person)
+        if not insert_person_if_new(session, person=person):
+            # An adult holds the id: a child's stay must never attach to an adult's record.
+            raise Conflict(
+                "person_id_clash",
+                "the child's id is held by an adult this service knows; nothing was stored",
+                [{"field": "child.child_id", "reason": "an adult this service knows has this id"}],
+            )
         insert_membership_if_new(session, membership=membership)
         return child.date_of_birth, None
     stored = read_child_identity(session, child_id=child.child_id)
     assert stored is not None
+    _follow_a_move(session, child.child_id, child.household_id, referral.received_at)
     return stored[2], identity_mismatch(child, stored)
+
+
+def _follow_a_move(session: Session, child_id: str, household_id: str, at: datetime) -> None:
+    """A known child referred from another household has moved: its open stays end when the
+    referral is received and a stay in the new household begins then.
+
+    Without this, the old household's later records would follow the child for good. The
+    referral itself still reads the old stay (a stay counts when it began before receipt).
+    """
+    lock_memberships(session)
+    stays = [
+        m
+        for m in open_memberships_of(session, person_ids=[child_id])
+        if m.role == HouseholdRole.child
+    ]
+    if any(m.household_id == household_id for m in stays):
+        return
+    for stay in stays:
+        close_membership(session, membership_id=stay.membership_id, left_at=at)
+    insert_membership_if_new(
+        session,
+        membership={
+            "membership_id": new_id("MEM"),
+            "person_id": child_id,
+            "household_id": household_id,
+            "role": HouseholdRole.child.value,
+            "joined_at": at,
+            "left_at": None,
+            "synthetic": False,
+        },
+    )
 
 
 def identity_mismatch(child: Child, stored: tuple[str, str, date]) -> list[str] | None:
@@ -317,7 +373,7 @@ def receive_referral(
         referral=referral,
         values=values,
         record=_record(values),
-        digest=_sha256_json(referral.model_dump(mode="json")),
+        digest=_sha256_json(_as_first_kept(referral.model_dump(mode="json"))),
         actor=actor,
         key=idempotency_key,
     )
@@ -759,7 +815,7 @@ def receive_events(
     idempotency_key: str | None,
 ) -> Reply:
     """Store new events (known ones are reported as duplicates), then rescore affected referrals."""
-    digest = request_hash([event.model_dump(mode="json") for event in events])
+    digest = request_hash([_as_first_kept(event.model_dump(mode="json")) for event in events])
     model = state.models.current
     path: Callable[[int, str], str] = (lambda i, f: f"{i}.{f}") if batch else (lambda i, f: f)
     with state.sessions() as session:

@@ -107,6 +107,8 @@ def with_people(world: World, seed: int = 0) -> World:
     synthetic world has its own): a parent in each household since before the window, a
     partner joining a third of them (some leaving again), a fifth of the children moving
     from another household, and violence, probation and care-proceedings records."""
+    if world.persons is not None and not world.persons["is_child"].all():
+        return world  # the world has its own people now
     rng = np.random.default_rng(seed)
     children, referrals, events = world.children, world.referrals.copy(), world.events.copy()
     start = referrals["received_at"].min()

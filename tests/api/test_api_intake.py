@@ -387,3 +387,24 @@ def test_scoring_a_referral_decided_meanwhile_stores_the_score_but_does_not_requ
     assert scored is not None and scored.score.id is not None
     assert count(db, ScoreRow, ScoreRow.referral_id == referral_id) == 1
     assert count(db, QueueEntryRow, QueueEntryRow.referral_id == referral_id) == 0
+
+
+def test_a_key_kept_before_household_members_existed_still_matches_its_retry() -> None:
+    from triage.schema import AgencyEventIn, ReferralIn
+
+    sent = ReferralIn.model_validate(referral()).model_dump(mode="json")
+    kept_before = {k: v for k, v in sent.items() if k != "household_members"}
+    assert intake._as_first_kept(sent) == kept_before
+    listed = sent | {"household_members": [{"given_name": "Lee", "role": "parent"}]}
+    assert intake._as_first_kept(listed) == listed, "a listed member is part of the request"
+    event = AgencyEventIn.model_validate(
+        {
+            "source_system": "police-feed",
+            "source_event_id": "E-1",
+            "agency": "police",
+            "kind": "domestic_abuse_incident",
+            "occurred_at": "2026-04-01T10:00:00Z",
+            "household_id": "H-311",
+        }
+    ).model_dump(mode="json")
+    assert "person_id" in event and "person_id" not in intake._as_first_kept(event)

@@ -34,6 +34,7 @@ from triage.schema import MAX_KNOWN_MEMBERS
 from triage.settings import Settings
 from triage.store import (
     AuditEventRow,
+    ChildRow,
     EventRow,
     HouseholdMembershipRow,
     PersonRow,
@@ -660,3 +661,50 @@ def _score_citing(first: list[str], second: list[str]) -> ScoreRow:
         flags=[],
         reasons=reasons,
     )
+
+
+def test_a_known_child_referred_from_another_household_has_moved_there(
+    client: TestClient, db: Engine
+) -> None:
+    assert client.post("/v1/referrals", json=referral()).status_code == 201
+    later = T0 + timedelta(days=40)
+    moved = referral(household_id="H-NEW", received_at=later)
+    assert client.post("/v1/referrals", json=moved).status_code == 201
+    old, new = memberships(db, "C-1042")
+    assert (old.household_id, old.left_at) == (HOUSEHOLD, later)
+    assert (new.household_id, new.role, new.joined_at, new.left_at) == (
+        "H-NEW",
+        "child",
+        later,
+        None,
+    )
+    # A third referral from the new household changes nothing.
+    again = referral(household_id="H-NEW", received_at=later + timedelta(days=5))
+    assert client.post("/v1/referrals", json=again).status_code == 201
+    assert len(memberships(db, "C-1042")) == 2
+
+
+def test_a_membership_behind_a_reason_can_be_disputed(client: TestClient, db: Engine) -> None:
+    referral_id = _household_with_history(client)
+    [stay] = [m for m in memberships(db, "P-1") if m.household_id == HOUSEHOLD]
+    body = {"record_id": stay.membership_id, "reason": "he never lived here"}
+    reply = client.post(f"/v1/referrals/{referral_id}/disputes", json=body)
+    assert reply.status_code == 201, reply.text
+    unknown = {"record_id": "MEM-nope", "reason": "x"}
+    assert client.post(f"/v1/referrals/{referral_id}/disputes", json=unknown).status_code == 422
+
+
+def test_a_new_child_with_an_adults_id_is_refused_and_nothing_is_stored(
+    client: TestClient, db: Engine
+) -> None:
+    assert client.post("/v1/referrals", json=referral()).status_code == 201
+    assert client.post("/v1/events", json=[joined("A-77")]).status_code == 201
+    clash = client.post("/v1/referrals", json=referral(child_id="A-77"))
+    assert clash.status_code == 409, clash.text
+    assert clash.json()["errors"] == [
+        {"field": "child.child_id", "reason": "an adult this service knows has this id"}
+    ]
+    [stay] = memberships(db, "A-77")
+    assert stay.role == "parent_partner"
+    with session_factory(db)() as session:
+        assert session.get(ChildRow, "A-77") is None

@@ -263,7 +263,12 @@ def test_records_at_or_after_a_referral_never_move_its_features(world, batch):
     decisions = world.decisions.copy()
     decisions.loc[decisions["decided_at"] >= cutoff, "decision"] = "no_further_action"
     after = build_features(
-        world.children, moved_refs, pd.concat([changed, added_events]), decisions
+        world.children,
+        moved_refs,
+        pd.concat([changed, added_events]),
+        decisions,
+        persons=world.persons,
+        memberships=world.household_memberships,
     )
     before_cutoff = refs.loc[refs["received_at"] <= cutoff, "referral_id"]
     pd.testing.assert_frame_equal(after.loc[before_cutoff], batch.loc[before_cutoff])
@@ -319,6 +324,7 @@ def test_provenance_names_exactly_the_records_counted(world, batch):
     dob = world.children.set_index("child_id")["date_of_birth"]
     refs_by_id = world.referrals.set_index("referral_id")
     events_by_id = world.events.set_index("event_id")
+    stays_by_id = world.household_memberships.set_index("membership_id")
     for query in referral_records(world.referrals.sample(80, random_state=11)):
         values = evaluate(query, dob[query.child_id], history[query.household_id])
         for name, sv in values.items():
@@ -331,11 +337,12 @@ def test_provenance_names_exactly_the_records_counted(world, batch):
                 assert set(sv.record_ids) <= {query.referral_id}
                 continue
             for record_id in sv.record_ids:
-                when = (
-                    events_by_id.at[record_id, "occurred_at"]
-                    if record_id in events_by_id.index
-                    else refs_by_id.at[record_id, "received_at"]
-                )
+                if record_id in events_by_id.index:
+                    when = events_by_id.at[record_id, "occurred_at"]
+                elif record_id in stays_by_id.index:  # a stay: it began before the referral
+                    when = stays_by_id.at[record_id, "joined_at"]
+                else:
+                    when = refs_by_id.at[record_id, "received_at"]
                 if signal.source is not Source.decisions:
                     assert when < refs_by_id.at[query.referral_id, "received_at"], (name, record_id)
 
@@ -347,7 +354,14 @@ def test_protected_attributes_are_not_inputs_and_do_not_move_features(world, bat
     rng = np.random.default_rng(0)
     for column in ("ethnicity", "sex", "disability", "deprivation_decile"):
         shuffled[column] = rng.permutation(shuffled[column].to_numpy())
-    again = build_features(shuffled, world.referrals, world.events, world.decisions)
+    again = build_features(
+        shuffled,
+        world.referrals,
+        world.events,
+        world.decisions,
+        persons=world.persons,
+        memberships=world.household_memberships,
+    )
     pd.testing.assert_frame_equal(again, batch)
 
 
@@ -407,7 +421,12 @@ def test_large_sparse_case_numbers_are_renumbered_not_overflowed(world, batch):
     children = world.children.assign(child_id=world.children["child_id"].map(renamed))
     referrals = world.referrals.assign(child_id=world.referrals["child_id"].map(renamed))
     events = world.events.assign(child_id=world.events["child_id"].map(renamed))
-    again = build_features(children, referrals, events, world.decisions)
+    persons = world.persons.assign(person_id=world.persons["person_id"].replace(renamed))
+    stays = world.household_memberships
+    stays = stays.assign(person_id=stays["person_id"].replace(renamed))
+    again = build_features(
+        children, referrals, events, world.decisions, persons=persons, memberships=stays
+    )
     pd.testing.assert_frame_equal(again, batch)
 
 

@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 
 from triage.store.errors import ReferralAlreadyDecided, ReferralNotDecided, ReferralNotFound
 from triage.store.referrals import get_referral
-from triage.store.tables import DecisionRow, DisputeRow, EventRow, ReferralRow, utcnow
+from triage.store.tables import (
+    DecisionRow,
+    DisputeRow,
+    EventRow,
+    HouseholdMembershipRow,
+    ReferralRow,
+    utcnow,
+)
 from triage.vocab import DecisionKind
 
 
@@ -120,7 +127,10 @@ def disputes_for_referral(session: Session, *, referral_id: str) -> list[Dispute
 
 
 def record_exists(session: Session, *, record_id: str) -> bool:
-    """Whether a referral or an agency event has this id (a decision's record is its referral)."""
+    """Whether a referral, an agency event or a household membership has this id (a decision's
+    record is its referral; a membership is behind the signals of who lives with the child)."""
     if session.get(ReferralRow, record_id) is not None:
         return True
-    return session.get(EventRow, record_id) is not None
+    if session.get(EventRow, record_id) is not None:
+        return True
+    return session.get(HouseholdMembershipRow, record_id) is not None
