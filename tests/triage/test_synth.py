@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -170,6 +171,8 @@ def test_sample_of_records_passes_the_intake_contract(small_world):
                 "occurred_at": row.occurred_at.to_pydatetime(),
                 "child_id": None if pd.isna(row.child_id) else row.child_id,
                 "household_id": row.household_id,
+                "person_id": None if pd.isna(row.person_id) else row.person_id,
+                "attributes": json.loads(row.attributes) if row.attributes else {},
             }
         )
 
