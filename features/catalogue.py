@@ -311,6 +311,10 @@ _PEOPLE: tuple[Signal, ...] = (
 CATALOGUE: tuple[Signal, ...] = _CURRENT + _HISTORY + _PEOPLE
 SIGNALS: dict[str, Signal] = {s.name: s for s in CATALOGUE}
 SIGNAL_NAMES: tuple[str, ...] = tuple(SIGNALS)
+PEOPLE_SIGNAL_NAMES: tuple[str, ...] = tuple(
+    s.name for s in CATALOGUE if s.source in (Source.memberships, Source.household_changes)
+)
+"""The signals of who lives with the child (issue 20): memberships and household changes."""
 
 PERSON_RECORD_KINDS: frozenset[str] = frozenset(
     {k.value for s in CATALOGUE for k in s.filter.person_records}

@@ -19,14 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from features.catalogue import CATALOGUE, Source
+from features.catalogue import PEOPLE_SIGNAL_NAMES
 from models.evaluation import auc
 from models.splits import TEST
 from models.train import TrainConfig, TrainResult, train
 
-PEOPLE_SIGNALS = tuple(
-    s.name for s in CATALOGUE if s.source in (Source.memberships, Source.household_changes)
-)
+PEOPLE_SIGNALS = PEOPLE_SIGNAL_NAMES
 
 
 def measure(result: TrainResult, capacity: float, unrelated: np.ndarray) -> dict[str, float]:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.batch import build_features
-from features.catalogue import CATALOGUE, SIGNALS, Aggregation, Source
+from features.catalogue import CATALOGUE, PEOPLE_SIGNAL_NAMES, SIGNALS, Aggregation, Source
 from features.online import online_features
 from features.pointwise import evaluate
 from features.records import birth_days, history_from_frames, referral_records
@@ -32,9 +32,7 @@ from triage.vocab import ADULT_ROLES, EVENT_AGENCY, EventKind
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 DAY_MIN = 60 * 24
-PEOPLE_SIGNALS = tuple(
-    s for s in CATALOGUE if s.source in (Source.memberships, Source.household_changes)
-)
+PEOPLE_SIGNALS = tuple(SIGNALS[name] for name in PEOPLE_SIGNAL_NAMES)
 FOLLOWING = tuple(
     s for s in CATALOGUE if s.entity.value == "household" and s.source is Source.events
 )

@@ -14,7 +14,7 @@ import pytest
 from scenarios import PEOPLE_SCENARIOS, SCENARIOS, Scenario
 
 from explain.reasons import RAISES, reasons_for_row
-from features.catalogue import CATALOGUE, Source
+from features.catalogue import PEOPLE_SIGNAL_NAMES
 from features.pointwise import evaluate
 from models.dataset import as_matrix
 from models.splits import TEST
@@ -31,9 +31,7 @@ def scorers(scenario_world_data):
     }
 
 
-PEOPLE_SIGNALS = tuple(
-    s.name for s in CATALOGUE if s.source in (Source.memberships, Source.household_changes)
-)
+PEOPLE_SIGNALS = PEOPLE_SIGNAL_NAMES
 """The signals of who lives with the child (issue 20)."""
 
 
