@@ -8,7 +8,6 @@ Python loop. Distinct counts walk each window by offset (a loop over offsets, no
 
 from __future__ import annotations
 
-import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from features.catalogue import (
     Source,
 )
 from features.household_batch import NEVER, ROLES, People, PeopleTables
+from features.id_codes import arrow_array, arrow_chunks, codes_of, encode_together
 from features.records import (
     EPOCH_TIMESTAMP,
     MS_PER_DAY,
@@ -50,8 +50,6 @@ from triage.vocab import (
 CONCERN_BITS = {c.value: 1 << i for i, c in enumerate(Concern)}
 HEAD_FACE_NECK = InjurySite.head_face_neck.value
 INT64_MAX = np.iinfo(np.int64).max
-DENSE_ENOUGH = 1 << 24
-"""Parsed ID numbers below this are used as codes directly; larger ones are renumbered."""
 THREADS = 2
 """Worker threads: numpy releases the GIL in the sorts, searches and masks that dominate."""
 
@@ -66,109 +64,45 @@ class Table:
     columns: dict[str, np.ndarray]
 
 
-def _arrow(column: pd.Series) -> pa.Array:
-    """A column as one Arrow array (zero-copy for Arrow-backed strings)."""
-    arr = pa.array(column, from_pandas=True)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-
-def _codes(arr: pa.Array) -> np.ndarray:
-    """Integer codes of a dictionary-encoded array; nulls become -1."""
-    codes: np.ndarray = pc.fill_null(arr, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes
-
-
-def _numbered_ids(arr: pa.Array) -> tuple[bytes, np.ndarray] | None:
-    """``PREFIX + fixed-width digits`` IDs (e.g. ``C-0001234``) parsed to integers, else None.
-
-    Hashing millions of high-cardinality strings dominated the build; IDs of this shape (the
-    usual form of case-system keys) map to exact integers without hashing, so no collisions.
-    """
-    arr = arr.cast(pa.string())
-    if arr.null_count:
-        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
-        present = arr.filter(pa.array(valid))
-    else:
-        valid, present = None, arr
-    if len(present) == 0:
-        return None
-    offsets = np.frombuffer(present.buffers()[1], dtype=np.int32)[present.offset :][
-        : len(present) + 1
-    ]
-    lengths = np.diff(offsets)
-    width = int(lengths[0])
-    if width == 0 or (lengths != width).any():
-        return None
-    data = np.frombuffer(present.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    chars = data.reshape(-1, width)
-    first = chars[0]
-    is_digit = (first >= 48) & (first <= 57)
-    digits_from = int(np.argmax(is_digit)) if is_digit.any() else width
-    if digits_from == width or not is_digit[digits_from:].all() or width - digits_from > 15:
-        return None
-    prefix = first[:digits_from]
-    if not (chars[:, :digits_from] == prefix).all():
-        return None
-    # Digit by digit: a whole (rows x digits) int64 matrix cost ~0.5 GB at 8.7M IDs.
-    values = np.zeros(len(chars), dtype=np.int64)
-    for k in range(digits_from, width):
-        digit = chars[:, k]
-        if ((digit < 48) | (digit > 57)).any():
-            return None
-        values *= 10
-        values += digit
-        values -= 48
-    if valid is None:
-        return bytes(prefix) + str(width).encode(), values
-    out = np.full(len(arr), -1, dtype=np.int64)
-    out[valid] = values
-    return bytes(prefix) + str(width).encode(), out
-
-
-def _encode_together(*columns: pd.Series) -> list[np.ndarray]:
-    """Shared integer codes for the values of several columns (nulls are -1)."""
-    arrays = [_arrow(c).cast(pa.string()) for c in columns]
-    parsed = [_numbered_ids(a) for a in arrays]
-    numbered = [p for p in parsed if p is not None]
-    if len(numbered) == len(parsed) and len({p[0] for p in numbered}) == 1:
-        values = [p[1] for p in numbered]
-        if max(int(v.max(initial=-1)) for v in values) < DENSE_ENOUGH:
-            return values
-        # Large, sparse case numbers: renumber densely so the packed key cannot overflow.
-        joined = np.concatenate(values)
-        present = joined >= 0
-        dense = np.full(joined.size, -1, dtype=np.int64)
-        dense[present] = np.unique(joined[present], return_inverse=True)[1]
-        bounds = np.cumsum([0, *(v.size for v in values)])
-        return [dense[lo:hi] for lo, hi in itertools.pairwise(bounds)]
-    encoded = pa.concat_arrays(arrays).dictionary_encode()
-    codes = _codes(encoded.indices)
-    bounds = np.cumsum([0, *(len(a) for a in arrays)])
-    return [codes[lo:hi] for lo, hi in itertools.pairwise(bounds)]
-
-
 def _vocabulary_codes(column: pd.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
     """Position of each value in ``vocabulary`` (-1 for nulls and unknown values), as int16."""
-    found = pc.index_in(_arrow(column).cast(pa.string()), value_set=pa.array(vocabulary))
-    return _codes(found).astype(np.int16)  # small codes: 8.7M events' columns stay small
+    found = pc.index_in(pa.chunked_array(arrow_chunks(column)), value_set=pa.array(vocabulary))
+    return codes_of(found).astype(np.int16)  # small codes: 8.7M events' columns stay small
+
+
+def _lookup(codes: list[int], size: int) -> np.ndarray:
+    """A table for ``table[code]``: True at ``codes``, False elsewhere and at -1 (unknown)."""
+    table = np.zeros(size + 1, dtype=bool)
+    table[codes] = True
+    return table
+
+
+def _taken(column: pd.Series, rows: np.ndarray) -> pa.Array:
+    """Some rows of a string column, as one Arrow array (the whole column is not joined)."""
+    taken = pa.chunked_array(arrow_chunks(column)).take(pa.array(rows))
+    return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
 
 
 def _bitmask(lists: pd.Series, bits: dict[str, int]) -> np.ndarray:
     """``;``-joined codes as integer bitmasks, computed once per distinct string."""
-    encoded = _arrow(lists).cast(pa.string()).dictionary_encode()
+    encoded = arrow_array(lists).cast(pa.string()).dictionary_encode()
     masks = np.zeros(len(encoded.dictionary), dtype=np.int64)
     for i, cell in enumerate(encoded.dictionary.to_pylist()):
         for item in (cell or "").split(LIST_SEPARATOR):
             masks[i] |= bits.get(item, 0)
-    codes = _codes(encoded.indices)
+    codes = codes_of(encoded.indices)
     return np.where(codes >= 0, masks[np.maximum(codes, 0)], 0)
 
 
-def _stable_order_by_code(codes: np.ndarray, time_order: np.ndarray) -> np.ndarray:
-    """Rows with a code (>= 0) by (code, time, row): the time order, stably sorted by code.
+def _stable_order_by_code(
+    codes: np.ndarray, time_order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with a code (>= 0) by (code, time, row), and their codes in that order.
 
-    Equal to a stable argsort of the packed (code, time) key, but by 16-bit radix passes
-    (numpy radix-sorts 16-bit integers) instead of a comparison sort of 8.7M int64 keys.
+    The time order, stably sorted by code: equal to a stable argsort of the packed (code,
+    time) key, but by 16-bit radix passes (numpy radix-sorts 16-bit integers) instead of a
+    comparison sort of 8.7M int64 keys. The codes come back too: gathering them again at
+    random costs as much as a pass.
     """
     # int32 rows and codes halve the transient memory of each pass (both stay below 2**31).
     order: NDArray[np.int32] = time_order[codes[time_order] >= 0].astype(np.int32)
@@ -181,7 +115,7 @@ def _stable_order_by_code(codes: np.ndarray, time_order: np.ndarray) -> np.ndarr
         order, ordered = order[step], ordered[step]
         del step
         shift += 16
-    return order.astype(np.intp)
+    return order.astype(np.intp), ordered
 
 
 VOCABULARIES: dict[str, tuple[str, ...]] = {
@@ -230,9 +164,9 @@ class BatchBuilder:
         refs, events, decisions = self._referrals, self._events, self._decisions
         members = self._memberships
         with ThreadPoolExecutor(THREADS) as pool:
-            by_child = pool.submit(_encode_together, refs["child_id"], events["child_id"])
+            by_child = pool.submit(encode_together, refs["child_id"], events["child_id"])
             by_household = pool.submit(
-                _encode_together,
+                encode_together,
                 refs["household_id"],
                 events["household_id"],
                 members["household_id"],
@@ -249,7 +183,7 @@ class BatchBuilder:
                 "referrer_relationship": _vocabulary_codes(
                     refs["referrer_relationship"], vocab["referrer_relationship"]
                 ),
-                "referrer_id": _encode_together(refs["referrer_id"])[0],
+                "referrer_id": encode_together(refs["referrer_id"])[0],
                 "concerns": _bitmask(refs["concerns"], CONCERN_BITS),
                 "injury_reported": refs["injury_reported"].to_numpy(dtype=bool),
                 "head_face_neck": _bitmask(refs["injury_sites"], {HEAD_FACE_NECK: 1}) > 0,
@@ -264,9 +198,11 @@ class BatchBuilder:
                 "agency": _vocabulary_codes(events["agency"], vocab["agency"]),
             },
         )
-        referral_ids = _arrow(refs["referral_id"]).cast(pa.string())
-        decided = _codes(
-            pc.index_in(_arrow(decisions["referral_id"]).cast(pa.string()), value_set=referral_ids)
+        referral_ids = arrow_array(refs["referral_id"]).cast(pa.string())
+        decided = codes_of(
+            pc.index_in(
+                arrow_array(decisions["referral_id"]).cast(pa.string()), value_set=referral_ids
+            )
         )
         known = decided >= 0
         rows = decided[known]
@@ -298,10 +234,10 @@ class BatchBuilder:
         )
         if n_codes * self._span >= INT64_MAX:
             raise ValueError("extract too large for a packed int64 key: split it by period")
-        child_position = _codes(
+        child_position = codes_of(
             pc.index_in(
-                _arrow(refs["child_id"]).cast(pa.string()),
-                value_set=_arrow(self._children["child_id"]).cast(pa.string()),
+                arrow_array(refs["child_id"]).cast(pa.string()),
+                value_set=arrow_array(self._children["child_id"]).cast(pa.string()),
             )
         )
         if (child_position < 0).any():
@@ -324,27 +260,35 @@ class BatchBuilder:
         members, events = self._memberships, self._events
         kind = self.events.columns["kind"]
         wanted = [VOCABULARIES["kind"].index(k) for k in sorted(PERSON_RECORD_KINDS)]
-        about = np.flatnonzero(np.isin(kind, wanted, kind="table"))
+        about = np.flatnonzero(_lookup(wanted, len(VOCABULARIES["kind"]))[kind])
         # A record about each person an event names, as its person_id or its child_id.
-        child = _arrow(events["child_id"]).take(pa.array(about)).cast(pa.string())
+        child = _taken(events["child_id"], about)
         if "person_id" in events:
-            adult = _arrow(events["person_id"]).take(pa.array(about)).cast(pa.string())
+            adult = _taken(events["person_id"], about)
             twice = pc.fill_null(pc.equal(adult, child), False).to_numpy(zero_copy_only=False)
             child = pc.if_else(pa.array(twice), pa.nulls(len(child), pa.string()), child)
         else:
             adult = pa.nulls(len(child), pa.string())
         subjects = pa.concat_arrays([adult, child])
         about = np.concatenate([about, about])
-        ref_person, member_person, record_person = _encode_together(
-            self._referrals["child_id"], members["person_id"], subjects.to_pandas()
+        born = birth_days(self._children, self._persons)
+        ref_person, member_person, record_person, born_person = encode_together(
+            self._referrals["child_id"],
+            members["person_id"],
+            subjects.to_pandas(),
+            born.index.to_series(),
         )
         joined = series_to_ms(members["joined_at"])
         left_at = members["left_at"]
         left = np.where(
             left_at.notna().to_numpy(), series_to_ms(left_at.fillna(EPOCH_TIMESTAMP)), NEVER
         )
-        born = birth_days(self._children, self._persons)
-        days = born.reindex(members["person_id"].astype(str)).to_numpy()
+        # Each member's birth day by person code (NaN for a person without a record).
+        by_code = np.full(
+            int(max(member_person.max(initial=0), born_person.max(initial=0))) + 1, np.nan
+        )
+        by_code[born_person[born_person >= 0]] = born.to_numpy()[born_person >= 0]
+        days = np.where(member_person >= 0, by_code[np.maximum(member_person, 0)], np.nan)
         at_birth = np.floor_divide(joined, MS_PER_DAY) == np.nan_to_num(days, nan=-(2**40))
         tables = PeopleTables(
             household=member_hh,
@@ -368,7 +312,9 @@ class BatchBuilder:
         return entity, (order, codes[order], keys[order])
 
     def _key(self, codes: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
-        key: np.ndarray = codes * self._span + (t_ms - self._t0)
+        key: np.ndarray = codes.astype(np.int64, copy=False) * self._span
+        key += t_ms
+        key -= self._t0
         return key
 
     def _table(self, source: Source) -> Table:
@@ -390,7 +336,7 @@ class BatchBuilder:
         ):
             if wanted:
                 codes = [VOCABULARIES[column].index(w.value) for w in wanted]
-                mask &= np.isin(cols[column], codes)
+                mask &= _lookup(codes, len(VOCABULARIES[column]))[cols[column]]
         if flt.concerns:
             bits = sum(CONCERN_BITS[c.value] for c in flt.concerns)
             mask &= (cols["concerns"] & bits) != 0
@@ -406,8 +352,8 @@ class BatchBuilder:
         if cache_key not in self._cache:
             table = self._table(source)
             codes = table.child if entity is Entity.child else table.household
-            rows = _stable_order_by_code(codes, self._time_order(source))
-            self._cache[cache_key] = (self._key(codes[rows], table.t_ms[rows]), rows)
+            rows, sorted_codes = _stable_order_by_code(codes, self._time_order(source))
+            self._cache[cache_key] = (self._key(sorted_codes, table.t_ms[rows]), rows)
         return self._cache[cache_key]
 
     def _time_order(self, source: Source) -> np.ndarray:
@@ -491,18 +437,20 @@ class BatchBuilder:
         if signal.distinct_of is None:
             raise ValueError(f"{signal.name}: a distinct count names the field it counts")
         values = table.columns[signal.distinct_of][rows]
-        # One packed (entity, value) key, stably sorted, so ties keep key order (lexsort on
-        # three arrays held twice the memory).
-        group = keys // self._span
-        group *= int(values.max(initial=0)) + 1
-        group += values
-        by_value = np.argsort(group, kind="stable")
+        # Positions grouped by value, in key order within a value: a stable sort of the small
+        # (int16) values is a radix sort, far cheaper than sorting packed (entity, value) keys.
+        by_value = np.argsort(values, kind="stable").astype(np.int32)  # rows < 2**31
         # Position (in key order) of the next record with the same entity and value.
-        next_pos = np.full(keys.size, np.iinfo(np.int64).max, dtype=np.int64)
-        sorted_group = group[by_value]
-        del group
-        same = sorted_group[1:] == sorted_group[:-1]
+        next_pos = np.full(keys.size, np.iinfo(np.int32).max, dtype=np.int32)
+        value_sorted = values[by_value]
+        same = value_sorted[1:] == value_sorted[:-1]
+        del value_sorted
+        entity_sorted = keys[by_value]
+        entity_sorted //= self._span
+        same &= entity_sorted[1:] == entity_sorted[:-1]
+        del entity_sorted
         next_pos[by_value[:-1][same]] = by_value[1:][same]
+        del by_value, same
         result = np.zeros(lo.size, dtype=np.float64)
         active = np.flatnonzero(hi > lo)
         offset = 0
@@ -578,17 +526,29 @@ class BatchBuilder:
         """All requested signals for every referral, indexed by referral_id."""
         history = {(s.entity, s.source) for s in signals if s.source in SORTED_SOURCES}
         # Biggest sources first so the two threads finish together.
-        heavy_first = sorted(signals, key=lambda s: s.source is not Source.events)
+        heavy_first = sorted(
+            range(len(signals)), key=lambda i: signals[i].source is not Source.events
+        )
+        # Each signal goes straight into its row of the frame's one block: no copy at the end.
+        matrix = np.empty((len(signals), self.referrals.t_ms.size), dtype=np.float64)
+
+        def into_row(i: int) -> None:
+            matrix[i] = self.signal(signals[i])
+
         with ThreadPoolExecutor(THREADS) as pool:
             # Sorted sources are shared by many signals: build each once before the signals
-            # (one at a time: two 8.7M-row sorts side by side cost 0.3 GB more at the peak).
-            for pair in sorted(history):
-                self._all_sorted(*pair)
+            # (two at a time: 1.5 s sooner at 1M; the peak is in the signals, not here).
+            for source in {source for _, source in history}:
+                self._time_order(source)
+            list(pool.map(lambda pair: self._all_sorted(*pair), sorted(history)))
             self._time_orders.clear()  # only the sorts needed them
-            values = dict(zip(heavy_first, pool.map(self.signal, heavy_first), strict=True))
-        data = {s.name: values[s] for s in signals}
+            list(pool.map(into_row, heavy_first))
+        self._cache.clear()  # the sorted sources are done with: free them before the frame
         return pd.DataFrame(
-            data, index=pd.Index(self._referrals["referral_id"], name="referral_id")
+            matrix.T,
+            index=pd.Index(self._referrals["referral_id"], name="referral_id"),
+            columns=[s.name for s in signals],
+            copy=False,
         )
 
 

@@ -399,21 +399,68 @@ def test_catalogue_lists_on_the_command_line_and_in_the_docs():
     ("values", "expected"),
     [
         (["C-0012", "C-0340", None], [12, 340, -1]),
-        (["C-12", "C-340"], None),  # ragged widths: hashed instead
-        (["C-0012", "D-0340"], None),  # mixed prefixes
+        ([None, "C-0012", None, "C-0340"], [-1, 12, -1, 340]),
+        ([None, None], [-1, -1]),
+        (["C-12", "C-0340"], [12, 340]),  # two widths: two shapes
+        (["C-0012", "PER-00340", "C-0013"], [12, 340, 13]),  # children and adults
+        (["C-0012", "D-0340"], None),  # two prefixes of one width: hashed instead
         (["C-00x2"], None),  # not digits
+        (["C-0012", ""], None),  # an empty ID is not numbered
+        (["C-0012", "C-0340", "C-0341", "D-0342", "C-0343"], None),  # prefix differs late
+        (["C-0012", "C-0340", "C-0341", "C-03:2", "C-0343"], None),  # a byte above "9"
+        (["C-0012", "C-0340", "C-0341", "C-03/2", "C-0343"], None),  # a byte below "0"
+        (["C-1", "C-12", "C-123", "C-1234", "C-12345"], None),  # more shapes than allowed
     ],
 )
-def test_numbered_ids_parse_exactly_or_decline(values, expected):
+def test_numbered_ids_parse_exactly_or_decline(values, expected, monkeypatch):
     import pyarrow as pa
 
-    from features.batch import _numbered_ids
+    from features import id_codes
 
-    parsed = _numbered_ids(pa.array(values, type=pa.string()))
+    monkeypatch.setattr(id_codes, "PARSE_BLOCK", 2)  # several blocks, one odd-sized
+    parsed = id_codes.numbered_ids(pa.array(values, type=pa.string()))
     if expected is None:
         assert parsed is None
     else:
-        assert parsed is not None and list(parsed[1]) == expected
+        assert parsed is not None and list(parsed[2]) == expected
+
+
+def test_numbered_ids_read_past_a_null_slot_that_holds_bytes():
+    import pyarrow as pa
+
+    from features.id_codes import numbered_ids
+
+    # "C-0012", null (its slot still holds "C-9999"), "C-0340": Arrow allows bytes under a null.
+    data = pa.py_buffer(b"C-0012C-9999C-0340")
+    offsets = pa.py_buffer(np.array([0, 6, 12, 18], dtype=np.int32).tobytes())
+    validity = pa.py_buffer(bytes([0b101]))
+    arr = pa.StringArray.from_buffers(3, offsets, data, validity, null_count=1)
+    parsed = numbered_ids(arr)
+    assert parsed is not None and list(parsed[2]) == [12, -1, 340]
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        [["C-0012", "C-0340", None], ["C-0340", "C-0099"]],
+        [["C-0012", "PER-00012"], [None, "PER-00012", "C-0012", "C-0007"]],  # two shapes
+        [["C-0012", "x-1"], ["C-0012"]],  # not all numbered: hashed
+        [["C-0012", None], ["D-0012"]],  # shapes differ between columns, same number
+    ],
+)
+def test_shared_codes_are_equal_exactly_when_the_ids_are(columns):
+    from features.id_codes import encode_together
+
+    series = [pd.Series(c, dtype="string[pyarrow]") for c in columns]
+    codes = encode_together(*series)
+    flat_ids = [v for c in columns for v in c]
+    flat_codes = np.concatenate(codes)
+    assert [len(c) for c in codes] == [len(c) for c in columns]
+    for i, a in enumerate(flat_ids):
+        assert (flat_codes[i] == -1) == (a is None)
+        for j, b in enumerate(flat_ids):
+            if a is not None and b is not None:
+                assert (flat_codes[i] == flat_codes[j]) == (a == b), (a, b)
 
 
 def test_large_sparse_case_numbers_are_renumbered_not_overflowed(world, batch):
