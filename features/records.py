@@ -12,7 +12,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from features.catalogue import PERSON_RECORD_KINDS
-from triage.vocab import LIST_SEPARATOR
+from triage.vocab import CHILD_MEMBERSHIP_PREFIX, LIST_SEPARATOR
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS_PER_DAY = 86_400_000
@@ -233,7 +233,7 @@ def memberships_from_children(children: pd.DataFrame) -> pd.DataFrame:
     born = _dates(children["date_of_birth"])
     return pd.DataFrame(
         {
-            "membership_id": "child:" + children["child_id"].astype(str),
+            "membership_id": CHILD_MEMBERSHIP_PREFIX + children["child_id"].astype(str),
             "person_id": children["child_id"],
             "household_id": children["household_id"],
             "role": "child",

@@ -5,6 +5,7 @@ adult's records, linked to the reasons of the score; shown only to the roles tha
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -28,6 +29,9 @@ from triage.vocab import PERSON_EVENT_KINDS
 PANEL_ROLES: frozenset[str] = frozenset({"practitioner", "manager", "admin"})
 """Who may see the people in a household and each adult's records: the roles that may read the
 referral page. Any other role, and a caller with no role, sees no panel (default-deny)."""
+EARLIER_MEMBERS_YEARS = 2
+"""Someone who left the household more than this many years before the referral is not shown,
+unless the score used their records: the panel shows who matters now, not everyone ever."""
 RECORD_KINDS: tuple[str, ...] = tuple(sorted(str(kind) for kind in PERSON_EVENT_KINDS))
 """An adult's relevant records: the events about a person (membership changes are shown as
 the memberships themselves)."""
@@ -53,9 +57,13 @@ def household_panel(
     """Everyone who has lived in the referral's household, the people behind the reasons who
     have not, each adult's records, and the members the referrer listed."""
     household_id = referral.household_id
-    here = memberships_of_household(session, household_id=household_id)
     signals_of = _signals_by_record(reasons)
     behind = persons_behind_records(session, record_ids=signals_of)
+    here, earlier = _recent_memberships(
+        memberships_of_household(session, household_id=household_id),
+        since=_years_before(_aware(referral.received_at), EARLIER_MEMBERS_YEARS),
+        keep=set(behind.values()),
+    )
     member_ids = {m.person_id for m in here}
     elsewhere = set(behind.values()) - member_ids
     persons = persons_by_id(session, person_ids=member_ids | elsewhere)
@@ -85,6 +93,7 @@ def household_panel(
             records_total=totals.get(person_id, 0),
             signals_of=signals_of,
             signals=signals_of_person.get(person_id, []),
+            household_id=household_id,
         )
 
     members = [member(pid, ms) for pid, ms in memberships_of.items() if pid in persons]
@@ -97,7 +106,36 @@ def household_panel(
         "others_behind_reasons": others,
         "known_to_referrer": [known_member_out(m, shown=persons) for m in listed],
         "records_limit": PERSON_RECORDS_LIMIT,
+        "earlier_members_not_shown": earlier,
+        "earlier_members_years": EARLIER_MEMBERS_YEARS,
     }
+
+
+def _years_before(moment: datetime, years: int) -> datetime:
+    """``moment`` less whole years (29 February falls back to the 28th)."""
+    try:
+        return moment.replace(year=moment.year - years)
+    except ValueError:
+        return moment.replace(year=moment.year - years, day=28)
+
+
+def _recent_memberships(
+    memberships: Sequence[HouseholdMembershipRow], *, since: datetime, keep: Collection[str]
+) -> tuple[list[HouseholdMembershipRow], int]:
+    """The memberships of people who lived there at or after ``since`` (all of each such
+    person's), or whose records are in ``keep``; and how many other people there were."""
+    recent = {
+        m.person_id
+        for m in memberships
+        if m.left_at is None or _aware(m.left_at) >= since or m.person_id in keep
+    }
+    everyone = {m.person_id for m in memberships}
+    return [m for m in memberships if m.person_id in recent], len(everyone - recent)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time as UTC-aware (SQLite hands back naive UTC times)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _member_order(member: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -127,11 +165,11 @@ def audit_panel(
     panel: Mapping[str, Any] | None,
     channel: str,
 ) -> None:
-    """Record that a person's records were shown: who, which persons and which records."""
+    """Record that people or their records were shown: who saw them, which persons and records."""
     if panel is None:
         return
     person_ids, record_ids = shown_records(panel)
-    if not record_ids:
+    if not person_ids:  # names, roles and dates of people are personal data too
         return
     with state.sessions() as session:
         add_audit_event(

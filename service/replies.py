@@ -330,6 +330,12 @@ class HouseholdOut(BaseModel):
     )
     known_to_referrer: list[KnownMemberOut]
     records_limit: int = Field(description="Records listed per person at most.")
+    earlier_members_not_shown: int = Field(
+        0,
+        description="People who left the household more than earlier_members_years before the "
+        "referral and whose records the score did not use: counted, not listed.",
+    )
+    earlier_members_years: int = 2
 
 
 class ModelLimits(BaseModel):

@@ -351,8 +351,10 @@ def person_out(
     records_total: int,
     signals_of: Mapping[str, Sequence[str]],
     signals: Sequence[str],
+    household_id: str,
 ) -> dict[str, Any]:
-    """A person in the panel: who, their memberships, their records (adults), the signals."""
+    """A person in the panel: who, their memberships, their records (adults), the signals;
+    whether they live in ``household_id`` (the referral's) now."""
     return {
         "person_id": person.person_id,
         "is_child": person.is_child,
@@ -360,7 +362,9 @@ def person_out(
         "family_name": person.family_name,
         "date_of_birth": person.date_of_birth,
         "sex": person.sex,
-        "lives_here_now": any(m.left_at is None for m in memberships),
+        "lives_here_now": any(
+            m.left_at is None and m.household_id == household_id for m in memberships
+        ),
         "memberships": [
             membership_out(m, signals=signals_of.get(m.membership_id, ())) for m in memberships
         ],

@@ -17,7 +17,8 @@ pytest session:
 
    - every SQLite database under basetemp (found by its file header, whatever its name),
      and every Parquet and CSV file there: any table or file with a ``child_id``,
-     ``given_name``, ``family_name`` or ``date_of_birth`` column contributes those columns.
+     ``person_id`` (adults' and children's), ``given_name``, ``family_name`` or
+     ``date_of_birth`` column contributes those columns.
      Reading the stores rather than hooking the code that writes them catches every path
      into a store: the loader, the API, fixtures writing rows directly, and the servers
      running in subprocesses;
@@ -68,7 +69,8 @@ from pathlib import Path
 from typing import Any
 
 LOG_DIR_ENV = "TRIAGE_TEST_LOG_DIR"
-FIELDS = ("child_id", "given_name", "family_name", "date_of_birth")
+FIELDS = ("child_id", "person_id", "given_name", "family_name", "date_of_birth")
+ID_FIELDS = ("child_id", "person_id")
 # The test harness's own clients: the HTTP client logs the URLs tests request (query strings
 # the tests chose), and nbclient (logger "traitlets") logs at DEBUG every output a notebook
 # displays. Those are the tests' records, not the service's logs.
@@ -95,7 +97,8 @@ _PYTEST_LINE = re.compile(r"^\d+ \d+ [A-Z]+ (\S+): ")
 
 @dataclass
 class PersonalValues:
-    """Child IDs, given names, family names and dates of birth, with where they came from."""
+    """Child and person IDs, given names, family names and dates of birth, with where they
+    came from."""
 
     child_ids: set[str] = field(default_factory=set)
     given_names: set[str] = field(default_factory=set)
@@ -114,7 +117,7 @@ class PersonalValues:
             if not isinstance(value, str):
                 continue
             text = value.strip()
-            if column == "child_id":
+            if column in ID_FIELDS:
                 text = text.rstrip("._:-")
                 if len(text) >= 2:
                     self.child_ids.add(text)
@@ -142,7 +145,7 @@ class PersonalValues:
     def summary(self) -> str:
         """Counts per kind, for the report."""
         return (
-            f"{len(self.child_ids)} child IDs, {len(self.given_names)} given names, "
+            f"{len(self.child_ids)} child and person IDs, {len(self.given_names)} given names, "
             f"{len(self.family_names)} family names, {len(self.dates_of_birth)} dates of birth "
             f"from {len(self.sources)} sources"
         )

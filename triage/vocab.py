@@ -301,6 +301,9 @@ PROTECTED_ATTRIBUTES: tuple[str, ...] = ("ethnicity", "sex", "disability", "depr
 
 LIST_SEPARATOR = ";"
 """How list-valued fields (concerns, injury sites) are written in CSV and Parquet extracts."""
+CHILD_MEMBERSHIP_PREFIX = "child:"
+"""A child's membership of the household it was first known in: ``child:<child_id>`` (as
+migration 0008 back-fills, and as memberships are derived for an extract without them)."""
 
 GENERAL_REASON_CODES: dict[str, str] = {
     "professional_judgement": "Professional judgement from the referral as a whole",

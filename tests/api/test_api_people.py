@@ -638,6 +638,58 @@ def test_the_panel_links_reasons_to_the_persons_behind_them(session: Session) ->
     assert elsewhere["memberships"][0]["household_id"] == "H0"
 
 
+def _adult_in(
+    session: Session, person_id: str, household_id: str, days: tuple[int, int | None]
+) -> None:
+    """An adult with one membership, from ``days[0]`` days before T0 to ``days[1]`` (None: now)."""
+    joined_days, left_days = days
+    insert_person_if_new(
+        session,
+        person={"person_id": person_id, "is_child": False, "given_name": None,
+                "family_name": None, "date_of_birth": None, "sex": "unknown", "synthetic": True},
+    )  # fmt: skip
+    insert_membership_if_new(
+        session,
+        membership={"membership_id": f"M-{person_id}", "person_id": person_id,
+                    "household_id": household_id, "role": "unrelated_adult",
+                    "joined_at": T0 - timedelta(days=joined_days),
+                    "left_at": None if left_days is None else T0 - timedelta(days=left_days),
+                    "synthetic": True},
+    )  # fmt: skip
+
+
+def test_people_who_left_long_ago_are_counted_not_listed_unless_behind_a_reason(
+    session: Session,
+) -> None:
+    _stored_adult(session, records=0)
+    add_household(session, household={"household_id": "H0", "synthetic": True})
+    _adult_in(session, "A2", "H1", (2000, 1000))  # left ~2.7 years before: not listed
+    _adult_in(session, "A3", "H1", (2000, 900))  # as long ago, but behind a reason
+    _adult_in(session, "A4", "H1", (2000, 700))  # left within two years: listed
+    _adult_in(session, "A0", "H0", (300, None))  # lives in another household now
+    session.add(_score_citing(["M-A3"], ["M-A0"]))
+    session.flush()
+    household = casework.referral_detail(
+        session, referral_id="R1", model=None, roles=("practitioner",)
+    )["household"]
+    listed = {m["person_id"]: m for m in household["members"]}
+    assert set(listed) == {"A1", "C1", "A3", "A4"}
+    assert household["earlier_members_not_shown"] == 1
+    assert not listed["A3"]["lives_here_now"] and listed["A1"]["lives_here_now"]
+    [elsewhere] = household["others_behind_reasons"]
+    # A0 lives somewhere now, but not in the referral's household.
+    assert elsewhere["person_id"] == "A0" and not elsewhere["lives_here_now"]
+
+
+def test_showing_people_without_records_is_audited_too(client: TestClient, db: Engine) -> None:
+    referral_id = client.post("/v1/referrals", json=referral()).json()["referral_id"]
+    household = client.get(f"/v1/referrals/{referral_id}").json()["household"]
+    assert [m["person_id"] for m in household["members"]] == ["C-1042"]
+    shown = audit_payloads(db, "household.person_records_viewed")[-1]
+    assert shown["referral_id"] == referral_id
+    assert shown["person_ids"] == ["C-1042"] and shown["record_ids"] == []
+
+
 def _score_citing(first: list[str], second: list[str]) -> ScoreRow:
     """A stored score with reasons that cite these record ids (signal names as the signal
     helper might name them: the panel reads only the ids)."""

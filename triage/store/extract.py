@@ -15,6 +15,7 @@ from triage.store.errors import ExtractError
 from triage.synth.extract import MANIFEST
 from triage.synth.layout import World
 from triage.vocab import (
+    CHILD_MEMBERSHIP_PREFIX,
     EVENT_AGENCY,
     LIST_SEPARATOR,
     Agency,
@@ -413,7 +414,7 @@ def derive_people(children: pd.DataFrame) -> dict[str, pd.DataFrame]:
     )
     memberships = pd.DataFrame(
         {
-            "membership_id": "child:" + children["child_id"].astype(str),
+            "membership_id": CHILD_MEMBERSHIP_PREFIX + children["child_id"].astype(str),
             "person_id": children["child_id"],
             "household_id": children["household_id"],
             "role": HouseholdRole.child.value,

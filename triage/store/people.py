@@ -22,10 +22,8 @@ from triage.store.tables import (
     PersonRow,
     table_of,
 )
+from triage.vocab import CHILD_MEMBERSHIP_PREFIX
 
-CHILD_MEMBERSHIP_PREFIX = "child:"
-"""A child's membership of the household it was first stored with: ``child:<child_id>``
-(as migration 0008 back-fills)."""
 PERSON_RECORDS_LIMIT = 50
 """Records read per person for a page: the most recent."""
 # Any constant distinct from the audit chain's key (triage.store.auditlog.CHAIN_LOCK_KEY).
