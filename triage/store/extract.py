@@ -222,6 +222,8 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("household_id", _strings, nullable=True),
         Column("person_id", _strings, nullable=True, optional=True),
         Column("occurred_at", _timestamps),
+        # When the agency shared it (at or after occurred_at); absent or null: occurred_at.
+        Column("recorded_at", _timestamps, nullable=True, optional=True),
         Column("agency", _vocab(Agency)),
         Column("kind", _vocab(EventKind)),
         Column("attributes", _json_objects),
@@ -325,6 +327,22 @@ def check_event_agencies(frame: pd.DataFrame) -> None:
         raise ExtractError("events", "agency", f"{row['kind']} is not recorded by {row['agency']}")
 
 
+def check_event_recorded(frame: pd.DataFrame) -> None:
+    """Refuse events recorded before they occurred (``recorded_at`` < ``occurred_at``)."""
+    if "recorded_at" not in frame:
+        return
+    recorded = pd.to_datetime(pd.Series(frame["recorded_at"], dtype=object), utc=True)
+    occurred = pd.to_datetime(pd.Series(frame["occurred_at"], dtype=object), utc=True)
+    early = (recorded < occurred).to_numpy()
+    if early.any():
+        row = frame.loc[early].iloc[0]
+        raise ExtractError(
+            "events",
+            "recorded_at",
+            f"{int(early.sum())} event(s) recorded before they occurred, e.g. {row['event_id']}",
+        )
+
+
 def derive_households(children: pd.DataFrame) -> pd.DataFrame:
     """One household row per distinct household_id (first non-null decile; synthetic if all are).
 
@@ -366,6 +384,7 @@ def read_extract(
             raise ExtractError(table, None, f"typed columns need {table}.parquet, not CSV")
         tables[table] = validate_table(table, raw, keep=python_values)
     check_event_agencies(tables["events"])
+    check_event_recorded(tables["events"])
     people = _people_tables(directory, tables["children"], python_values=python_values)
     truth = pd.read_parquet(directory / "truth.parquet") if with_truth else pd.DataFrame()
     return World(manifest=_manifest(directory), truth=truth, **tables, **people)
