@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -241,6 +242,32 @@ def test_train_logs_registers_and_promotes_only_through_the_gates(extract, tmp_p
                 "Caveats")  # fmt: skip
     for section in sections:
         assert f"## {section}" in card
+
+
+def test_the_card_reports_what_sharing_delays_cost(extract, tmp_path):
+    from models.card import card_markdown
+
+    on_time = train(extract, FAST)
+    cost = on_time.delay_cost
+    assert cost["events_recorded_late"] == 0 and cost["against"] == "latent truth"
+    assert cost["auc_if_no_delays"] == cost["auc_as_recorded"] and cost["cost"] == 0
+    assert "the delays cost nothing here" in card_markdown(on_time)
+
+    delayed = tmp_path / "delayed"
+    shutil.copytree(extract, delayed)
+    events = pd.read_parquet(delayed / "events.parquet")
+    rng = np.random.default_rng(0)
+    days = rng.exponential(30.0, len(events))
+    events["recorded_at"] = events["occurred_at"] + pd.to_timedelta(days, unit="D")
+    events.to_parquet(delayed / "events.parquet", index=False)
+    late = train(delayed, FAST)
+    cost = late.delay_cost
+    assert cost["events_recorded_late"] == len(events)
+    assert cost["auc_if_no_delays"] != cost["auc_as_recorded"]
+    assert cost["cost"] == cost["auc_if_no_delays"] - cost["auc_as_recorded"]
+    card = card_markdown(late)
+    assert "## What sharing delays cost" in card and "cost nothing" not in card
+    assert not late.data.features.equals(late.data.features_without_delays)
 
 
 @pytest.mark.parametrize("rows", [1, 7, 200])
