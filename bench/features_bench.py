@@ -459,6 +459,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child_run(sys.argv[2], Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "")
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--add-delays":
+        add_delays(Path(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--referrals", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -476,8 +479,8 @@ def main() -> None:
         directory = Path(tmp) / "extract"
         world = generate_world(WorldParams(n_referrals=args.referrals))
         write_extract(world, directory)
-        if args.delays:
-            add_delays(directory)
+        if args.delays:  # in a process of its own: a child's peak RSS counts its parent's
+            subprocess.run([sys.executable, __file__, "--add-delays", str(directory)], check=True)
         rows = {t: v for t, v in world.manifest["rows"].items() if t in TABLES}
         del world
         gc.collect()
