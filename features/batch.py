@@ -567,9 +567,14 @@ class BatchBuilder:
             at = np.flatnonzero(self._late[rows])
             order, _, query_keys = self._query_order[entity]
             # Clipped to one after the latest time: still at or after every referral.
+            first = np.searchsorted(query_keys, keys[at], side="right")  # received after it
+            # Most late events have no referral of their entity before they were recorded:
+            # only those with one (the next referral at or before recorded_at) go on.
             known = np.minimum(self.events_known[rows[at]], self._t0 + self._span - 1)
             known_keys = self._key(keys[at] // self._span, known)
-            first = np.searchsorted(query_keys, keys[at], side="right")  # received after it
+            some = first < query_keys.size
+            some[some] = query_keys[first[some]] <= known_keys[some]
+            at, first, known_keys = at[some], first[some], known_keys[some]
             last = np.searchsorted(query_keys, known_keys, side="right")  # ...up to recorded
             pair, position = _expand(first, last)
             self._late_cache[entity] = (rows[at[pair]], order[position])

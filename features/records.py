@@ -39,11 +39,12 @@ def known_ms(events: pd.DataFrame, occurred_ms: NDArray[np.int64]) -> NDArray[np
     if "recorded_at" not in events:
         return occurred_ms
     recorded = events["recorded_at"]
-    present = recorded.notna().to_numpy()
-    if not present.any():
-        return occurred_ms
-    recorded_ms = series_to_ms(recorded.fillna(EPOCH_TIMESTAMP))
-    return np.where(present, np.maximum(recorded_ms, occurred_ms), occurred_ms)
+    if not isinstance(recorded.dtype, pd.DatetimeTZDtype):
+        recorded = pd.to_datetime(recorded, utc=True)
+    # NaT reads as the smallest int64, so a null takes occurred_at in the maximum.
+    micros = recorded.dt.tz_convert("UTC").to_numpy(dtype="datetime64[us]").view(np.int64)
+    known: NDArray[np.int64] = np.maximum(micros // 1000, occurred_ms)
+    return known
 
 
 def age_in_months(born: date, on: date) -> int:
