@@ -565,15 +565,21 @@ class BatchBuilder:
                 raise ValueError("no event was recorded after it occurred")
             keys, rows = self._all_sorted(entity, Source.events)
             at = np.flatnonzero(self._late[rows])
+            late_keys = keys[at]
             order, _, query_keys = self._query_order[entity]
-            # Clipped to one after the latest time: still at or after every referral.
-            first = np.searchsorted(query_keys, keys[at], side="right")  # received after it
-            # Most late events have no referral of their entity before they were recorded:
-            # only those with one (the next referral at or before recorded_at) go on.
+            # The first referral received after each late event, by counting the referrals
+            # at or before it (fewer referrals than events: they are the needles).
+            below = np.searchsorted(late_keys, query_keys, side="left")
+            first = np.cumsum(np.bincount(below, minlength=late_keys.size + 1))[:-1]
+            # Only events followed by a referral of their own entity go on (cheap: that
+            # referral's key is in order), then only those it preceded before they were
+            # recorded (known, clipped to one after the latest time: after every referral).
+            some = first < query_keys.size
+            some[some] = query_keys[first[some]] // self._span == late_keys[some] // self._span
+            at, first = at[some], first[some]
             known = np.minimum(self.events_known[rows[at]], self._t0 + self._span - 1)
             known_keys = self._key(keys[at] // self._span, known)
-            some = first < query_keys.size
-            some[some] = query_keys[first[some]] <= known_keys[some]
+            some = query_keys[first] <= known_keys
             at, first, known_keys = at[some], first[some], known_keys[some]
             last = np.searchsorted(query_keys, known_keys, side="right")  # ...up to recorded
             pair, position = _expand(first, last)
