@@ -247,20 +247,25 @@ def test_train_logs_registers_and_promotes_only_through_the_gates(extract, tmp_p
 def test_the_card_reports_what_sharing_delays_cost(extract, tmp_path):
     from models.card import card_markdown
 
-    on_time = train(extract, FAST)
+    # The same extract with every event shared when it occurred, and shared late.
+    copies = {}
+    events = pd.read_parquet(extract / "events.parquet")
+    events = events.drop(columns="recorded_at", errors="ignore")
+    days = np.random.default_rng(0).exponential(30.0, len(events))
+    for name, frame in (
+        ("on_time", events),
+        ("delayed", events.assign(recorded_at=events["occurred_at"] + pd.to_timedelta(days, "D"))),
+    ):
+        copies[name] = tmp_path / name
+        shutil.copytree(extract, copies[name])
+        frame.to_parquet(copies[name] / "events.parquet", index=False)
+    on_time = train(copies["on_time"], FAST)
     cost = on_time.delay_cost
     assert cost["events_recorded_late"] == 0 and cost["against"] == "latent truth"
     assert cost["auc_if_no_delays"] == cost["auc_as_recorded"] and cost["cost"] == 0
     assert "the delays cost nothing here" in card_markdown(on_time)
 
-    delayed = tmp_path / "delayed"
-    shutil.copytree(extract, delayed)
-    events = pd.read_parquet(delayed / "events.parquet")
-    rng = np.random.default_rng(0)
-    days = rng.exponential(30.0, len(events))
-    events["recorded_at"] = events["occurred_at"] + pd.to_timedelta(days, unit="D")
-    events.to_parquet(delayed / "events.parquet", index=False)
-    late = train(delayed, FAST)
+    late = train(copies["delayed"], FAST)
     cost = late.delay_cost
     assert cost["events_recorded_late"] == len(events)
     assert cost["auc_if_no_delays"] != cost["auc_as_recorded"]
