@@ -246,7 +246,7 @@ class IdentityModel:
         linker, db_api, right_sdf = _linker(right, self._model)
         left_sdf = db_api.register(left, table_name="identity_new")
         scored = linker.inference.score_pairs(left_sdf, right_sdf)
-        table = db_api.duckdb_con.sql(f"SELECT * FROM {scored.physical_name}").fetch_arrow_table()
+        table = db_api.duckdb_con.sql(f"SELECT * FROM {scored.physical_name}").to_arrow_table()
         frame: pd.DataFrame = table.to_pandas()
         return frame
 
@@ -292,10 +292,10 @@ class IdentityModel:
             f"(match_probability >= {LINK_AT!r} AND {rule}) AS linked FROM {name} "
             f"WHERE match_probability >= {REVIEW_FROM!r} "
             f"ORDER BY match_probability DESC, record_id_l, record_id_r"
-        ).fetch_arrow_table()
+        ).to_arrow_table()
         forbidden = con.sql(
             f"SELECT record_id_l, record_id_r FROM {name} WHERE NOT {rule}"
-        ).fetch_arrow_table()
+        ).to_arrow_table()
         say("clustering")
         ids = table.column("record_id").to_numpy(zero_copy_only=False).astype(str)
         linked = pairs.filter(pairs.column("linked"))
