@@ -39,3 +39,19 @@ def test_link_run_without_records_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["link", "run", "--extract", str(tmp_path)])
     assert result.exit_code == 2
     assert "No identity records" in result.output
+
+
+def test_default_model_falls_back_to_the_packaged_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from triage.identity import default_model
+    from triage.identity.store import PACKAGED_MODEL
+
+    monkeypatch.setenv("TRIAGE_VAR_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        model = default_model()
+        assert model.settings["unique_id_column_name"] == "record_id"
+        assert PACKAGED_MODEL.exists()
+    finally:
+        get_settings.cache_clear()
