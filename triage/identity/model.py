@@ -193,6 +193,29 @@ class IdentityModel:
         copied: dict[str, Any] = json.loads(json.dumps(self._model))
         return copied
 
+    def settings_for(self, sql_dialect: str) -> dict[str, Any]:
+        """The trained model for another Splink backend (``"spark"``, ``"duckdb"``...).
+
+        The saved settings hold DuckDB SQL; this rebuilds the comparisons and blocking rules
+        in ``sql_dialect`` from the specification and carries the trained parameters over.
+        """
+        rebuilt = settings().create_settings_dict(sql_dialect)
+        trained = self._model
+        for new, old in zip(rebuilt["comparisons"], trained["comparisons"], strict=True):
+            if new["output_column_name"] != old["output_column_name"]:
+                raise ValueError("the saved model's comparisons differ from the specification")
+            for new_level, old_level in zip(
+                new["comparison_levels"], old["comparison_levels"], strict=True
+            ):
+                for key in ("m_probability", "u_probability"):
+                    if key in old_level:
+                        new_level[key] = old_level[key]
+        rebuilt["probability_two_random_records_match"] = trained[
+            "probability_two_random_records_match"
+        ]
+        rebuilt["retain_matching_columns"] = True
+        return rebuilt
+
     @classmethod
     def train(
         cls, records: pd.DataFrame, *, seed: int = 1, progress: Progress | None = None
