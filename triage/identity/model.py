@@ -172,7 +172,9 @@ def _linker(table: pa.Table, model: dict[str, Any] | Any) -> tuple[Linker, DuckD
         model = {**model, "retain_matching_columns": True}
     db_api = DuckDBAPI()
     sdf = db_api.register(table, table_name="identity_records")
-    return Linker(sdf, model, log_level=None), db_api, sdf
+    # The settings were validated when the model was trained; validating parses every SQL
+    # condition again (most of a single resolution's time).
+    return Linker(sdf, model, log_level=None, validate_settings=False), db_api, sdf
 
 
 def _linkable(given_gamma: int, nhs_gamma: int) -> bool:
@@ -283,19 +285,13 @@ class IdentityModel:
         if "person_id" not in known.columns:
             raise ValueError("known identity records need their resolved person_id")
         known = known[known["record_id"].astype(str) != row["record_id"]]
-        known_table = prepare(known.reset_index(drop=True))
-        near = _blocked_rows(new, known_table)
-        if near.size == 0:
+        near = known.iloc[_blocked_rows(new, known)]
+        if near.empty:
             return Resolution("new", None, None, ())
-        known_near = known_table.take(pa.array(near))
         persons = dict(
-            zip(
-                known["record_id"].astype(str).to_numpy()[near],
-                known["person_id"].astype(str).to_numpy()[near],
-                strict=True,
-            )
+            zip(near["record_id"].astype(str), near["person_id"].astype(str), strict=True)
         )
-        scored = self._score(new, known_near)
+        scored = self._score(new, prepare(near.reset_index(drop=True)))
         return _decide(scored, persons)
 
     def link(self, records: pd.DataFrame, *, progress: Progress | None = None) -> BatchLinkage:
@@ -363,17 +359,38 @@ def _floored(model: dict[str, Any]) -> dict[str, Any]:
     return model
 
 
-def _blocked_rows(new: pa.Table, known: pa.Table) -> np.ndarray:
-    """Rows of ``known`` that share any blocking key with the one ``new`` record."""
-    keep = np.zeros(known.num_rows, dtype=bool)
+def _normalised_key(known: pd.DataFrame, key: str) -> np.ndarray:
+    """One blocking column of raw known records, normalised as ``prepare`` does (vectorised)."""
+    if key == "date_of_birth":
+        dob = pd.to_datetime(known[key].astype("object"), errors="coerce")
+        return np.asarray(dob.dt.strftime("%Y-%m-%d").fillna("").astype(str), dtype=object)
+    text = known[key].astype("string").str.strip()
+    if key in ("given_name", "family_name"):
+        text = text.str.lower().str.replace("ë", "e").str.replace(r"[^a-z]+", "", regex=True)
+    elif key == "postcode":
+        text = text.str.upper().str.split().str.join(" ")
+    elif key == "nhs_number":
+        text = text.str.replace(r"\D+", "", regex=True)
+    return np.asarray(text.fillna("").astype(str), dtype=object)  # "" never equals a key
+
+
+def _blocked_rows(new: pa.Table, known: pd.DataFrame) -> np.ndarray:
+    """Positions of ``known`` records sharing any blocking key with the one ``new`` record.
+
+    Only the candidates are prepared and scored: filtering first keeps one resolution fast
+    when thousands of records are known.
+    """
+    keep = np.zeros(len(known), dtype=bool)
+    columns: dict[str, np.ndarray] = {}
     for keys in BLOCKING_KEYS:
         values = [new.column(k)[0].as_py() for k in keys]
         if any(v is None for v in values):
             continue
-        mask = np.ones(known.num_rows, dtype=bool)
+        mask = np.ones(len(known), dtype=bool)
         for key, value in zip(keys, values, strict=True):
-            column = known.column(key).to_numpy(zero_copy_only=False)
-            mask &= column == value
+            if key not in columns:
+                columns[key] = _normalised_key(known, key)
+            mask &= columns[key] == value
         keep |= mask
     return np.flatnonzero(keep)
 
