@@ -40,6 +40,10 @@ LINK_AT: float = 0.95
 """Match probability at or above which a record links automatically (given names agreeing)."""
 REVIEW_FROM: float = 0.5
 """From here up to LINK_AT (or a link the given-name rule stopped): a possible-match task."""
+SCORED_FROM = 0.01
+"""Batch linking keeps blocked pairs from this probability up (for the given-name rule's
+forbidden pairs); the rest (most pairs of a large world: household members, namesakes) are
+dropped inside DuckDB rather than held in memory."""
 MAX_CANDIDATES = 5
 NEW_RECORD_ID = "__new__"
 NHS_EXACT = 1
@@ -301,7 +305,9 @@ class IdentityModel:
         table = prepare(records)
         linker, db_api, _ = _linker(table, self._model)
         say("scoring blocked pairs")
-        predictions = linker.inference.predict(warning_mode="never")
+        predictions = linker.inference.predict(
+            threshold_match_probability=SCORED_FROM, warning_mode="never"
+        )
         con = db_api.duckdb_con
         name = predictions.physical_name
         say("selecting links")

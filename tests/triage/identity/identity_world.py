@@ -206,6 +206,24 @@ FAMILY = (
 )
 AREAS = ("ZA", "ZB", "ZC", "ZD", "ZE", "ZF", "ZG", "ZH")
 SCHOOLS = tuple(f"URN-{100000 + i}" for i in range(60))
+_ONSETS = ("b", "d", "k", "l", "m", "n", "r", "s", "t", "v", "z", "br", "st", "gr", "th")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "ou")
+_CODAS = ("", "n", "r", "l", "s", "th", "nd", "rk", "ll", "ton", "by", "wood", "ley")
+
+
+def _invented(n: int, rng: np.random.Generator) -> tuple[str, ...]:
+    """``n`` distinct invented names (two or three syllables), so large worlds are not all
+    namesakes: a few dozen real names over a million records would put thousands in a block."""
+    names: set[str] = set()
+    while len(names) < n:
+        parts = [
+            _ONSETS[int(rng.integers(len(_ONSETS)))] + _VOWELS[int(rng.integers(len(_VOWELS)))]
+            for _ in range(int(rng.integers(2, 4)))
+        ]
+        names.add(("".join(parts) + _CODAS[int(rng.integers(len(_CODAS)))]).capitalize())
+    return tuple(sorted(names))
+
+
 _NICKNAMES: dict[str, list[str]] = {}
 for _group, _names in VARIANT_GROUPS.items():
     for _name in _names[1:]:
@@ -255,9 +273,13 @@ def _nhs(rng: np.random.Generator) -> str:
 def make_world(n_households: int = 600, seed: int = 0, twin_share: float = 0.06) -> IdentityWorld:
     """A synthetic world of ``n_households`` households and their agencies' identity records."""
     rng = np.random.default_rng(seed)
+    extra = _invented(max(0, n_households // 20), np.random.default_rng(10_000 + seed))
+    family_pool = FAMILY + extra
+    female = GIVEN_FEMALE + extra[: len(extra) // 2]
+    male = GIVEN_MALE + extra[len(extra) // 2 :]
     people: list[dict[str, object]] = []
     for h in range(n_households):
-        family = FAMILY[int(rng.integers(len(FAMILY)))]
+        family = family_pool[int(rng.integers(len(family_pool)))]
         postcode = _postcode(rng)
         n_adults = int(rng.integers(1, 3))
         n_children = int(rng.integers(1, 4))
@@ -270,8 +292,8 @@ def make_world(n_households: int = 600, seed: int = 0, twin_share: float = 0.06)
             members.append((True, members[-1][1]))
         used: set[str] = set()
         for k, (is_child, dob) in enumerate(members):
-            male = bool(rng.random() < 0.5)
-            pool = GIVEN_MALE if male else GIVEN_FEMALE
+            is_male = bool(rng.random() < 0.5)
+            pool = male if is_male else female
             given = pool[int(rng.integers(len(pool)))]
             while given in used:
                 given = pool[int(rng.integers(len(pool)))]
@@ -282,7 +304,7 @@ def make_world(n_households: int = 600, seed: int = 0, twin_share: float = 0.06)
                     "given_name": given,
                     "family_name": family,
                     "date_of_birth": dob,
-                    "sex": "male" if male else "female",
+                    "sex": "male" if is_male else "female",
                     "postcode": postcode,
                     "nhs_number": _nhs(rng),
                     "school": SCHOOLS[int(rng.integers(len(SCHOOLS)))] if is_child else None,
@@ -322,7 +344,7 @@ def _noisy_record(
     if roll[1] < 0.08:
         given = _typo(given, rng)
     if roll[2] < 0.04:
-        family = FAMILY[int(rng.integers(len(FAMILY)))]  # a surname change
+        family = FAMILY[int(rng.integers(len(FAMILY)))]  # a surname change (to a common one)
     elif roll[3] < 0.06:
         family = _typo(family, rng)
     out_dob: date | None = dob
