@@ -191,11 +191,10 @@ def main() -> None:
                 f"Splink run take the first {args.peer_records:,} records",
                 flush=True,
             )
-        splink = _run(sys.executable, SPLINK, shared_records, shared_truth)
+        splink = full
         if shared_records != records:
+            splink = _run(sys.executable, SPLINK, shared_records, shared_truth)
             print(_line("Splink (DuckDB), shared sample", splink), flush=True)
-        else:
-            splink = full
         peer = _run(PEER_PYTHON, PEER, shared_records, shared_truth)
         print(
             _line("recordlinkage (ECM), shared sample", peer)
