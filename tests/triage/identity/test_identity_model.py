@@ -140,3 +140,28 @@ def test_pairwise_scores() -> None:
     scores = pairwise_scores(clusters, truth)
     assert (scores.true_pairs, scores.predicted_pairs, scores.correct_pairs) == (2, 3, 1)
     assert scores.precision == pytest.approx(1 / 3) and scores.recall == pytest.approx(0.5)
+
+
+def test_a_record_without_a_given_name_does_not_pick_a_twin(
+    model: IdentityModel, known: pd.DataFrame
+) -> None:
+    people = known.drop_duplicates("person_id").set_index("person_id")
+    a, b = next(
+        (a, b)
+        for a, b in _twins(known)
+        if people.loc[a, "date_of_birth"] == people.loc[b, "date_of_birth"]
+    )
+    twin = people.loc[a]
+    record = {
+        "record_id": "IDR-NEW",
+        "given_name": None,
+        "family_name": twin["family_name"],
+        "date_of_birth": twin["date_of_birth"],
+        "sex": None,
+        "postcode": twin["postcode"],
+        "nhs_number": None,
+        "school": None,
+    }
+    both = known[known["person_id"].isin([a, b])]
+    resolution = model.resolve(record, both)
+    assert resolution.outcome != "linked"
