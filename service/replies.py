@@ -56,6 +56,23 @@ class ScoreFields(BaseModel):
     reasons: list[ReasonOut] = Field(default_factory=list)
 
 
+class ResolutionOut(BaseModel):
+    """How the referral's child was resolved to a person."""
+
+    outcome: Literal["given", "linked", "possible_match", "new"] = Field(
+        description="`given`: the referral named the child; `linked`: the details matched a "
+        "known child; `possible_match`: stored against a new child while a person checks a "
+        "possible match (`task_id`); `new`: a child the service did not know."
+    )
+    person_id: str = Field(description="The child the referral is stored against.")
+    match_probability: float | None = Field(
+        default=None, description="The best candidate's match probability, when there was one."
+    )
+    task_id: str | None = Field(
+        default=None, description="The identity task a person decides, when one was opened."
+    )
+
+
 class IntakeReceipt(BaseModel):
     """The reply to a referral system's intake: its own receipt, nothing from other records.
 
@@ -70,6 +87,7 @@ class IntakeReceipt(BaseModel):
     due_by: datetime
     status: Status
     band: str | None = None
+    resolution: ResolutionOut | None = None
 
 
 class ReferralAccepted(ScoreFields):
@@ -83,6 +101,7 @@ class ReferralAccepted(ScoreFields):
     source_referral_id: str
     received_at: datetime
     due_by: datetime
+    resolution: ResolutionOut | None = None
 
 
 class QueueItem(ScoreFields):

@@ -101,12 +101,8 @@ def upgrade() -> None:
         sa.Column("undone_by", sa.String(100)),
         sa.PrimaryKeyConstraint("merge_id", name=op.f("pk_person_merges")),
     )
-    op.create_index(
-        op.f("ix_person_merges_from_person_id"), "person_merges", ["from_person_id"]
-    )
-    op.create_index(
-        op.f("ix_person_merges_into_person_id"), "person_merges", ["into_person_id"]
-    )
+    op.create_index(op.f("ix_person_merges_from_person_id"), "person_merges", ["from_person_id"])
+    op.create_index(op.f("ix_person_merges_into_person_id"), "person_merges", ["into_person_id"])
 
 
 def downgrade() -> None:
