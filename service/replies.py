@@ -507,3 +507,83 @@ class ResearchDecisions(BaseModel):
     quarter: str
     min_count: int
     rows: list[DecisionGroupRow]
+
+
+class FieldComparison(BaseModel):
+    """One identifying field: the incoming details beside the candidate's, and the evidence."""
+
+    field: str
+    label: str
+    incoming: str | None
+    candidate: str | None
+    evidence: str = Field(description="The linker's word for the field: exact, close, differs...")
+    words: str = Field(description="The evidence in plain words.")
+
+
+class IdentityTaskOut(BaseModel):
+    """A "possible same person" task, with the evidence side by side."""
+
+    task_id: str
+    status: Literal["open", "confirmed", "rejected"]
+    referral_id: str | None
+    record_id: str
+    person_id: str | None = Field(description="The new child the referral was stored against.")
+    candidate_person_id: str | None = Field(
+        description="The known child it may be (None: the linker was unavailable, check by hand)."
+    )
+    match_probability: float | None
+    linker_unavailable: bool
+    comparison: list[FieldComparison]
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+    merge_id: str | None = Field(description="The merge a confirmation made.")
+    merge_undone: bool
+
+
+class IdentityTaskList(BaseModel):
+    """Identity tasks, oldest first."""
+
+    items: list[IdentityTaskOut]
+
+
+class TaskDecisionIn(BaseModel):
+    """Why the practitioner decided as they did (required for confirming and rejecting alike)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: FreeText
+
+
+class TaskDecided(BaseModel):
+    """A decided task, the merge a confirmation made, and the referrals rescored after it."""
+
+    task: IdentityTaskOut
+    merge_id: str | None
+    rescored: list[str]
+    not_rescored: list[str]
+
+
+class UndoMergeIn(BaseModel):
+    """Why the merge is undone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: FreeText
+
+
+class MergeUndone(BaseModel):
+    """A merge undone: the rows it had moved are back, and the referrals rescored."""
+
+    merge_id: str
+    from_person_id: str
+    into_person_id: str
+    merged_at: datetime
+    merged_by: str
+    undone_at: datetime | None
+    undone_by: str | None
+    moved: dict[str, Any]
+    task_id: str | None
+    rescored: list[str]
+    not_rescored: list[str]
