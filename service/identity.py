@@ -162,7 +162,11 @@ def resolve_child(
     if child.child_id is not None:
         assert child.household_id is not None  # the schema requires it with child_id
         return ChildResolution(
-            "given", child.child_id, child.household_id, None, record | _resolved("given")
+            "given",
+            child.child_id,
+            child.household_id,
+            None,
+            record | _resolved("given", child.child_id),
         )
     try:
         if resolver is None:
