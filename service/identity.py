@@ -397,6 +397,12 @@ def _merge_of_task(session: Session, task: IdentityTaskRow) -> PersonMergeRow | 
     return None
 
 
+def task_for_referral(session: Session, *, referral_id: str) -> dict[str, Any] | None:
+    """The view of the identity task a referral opened, None if it opened none."""
+    task = identity_task_for_referral(session, referral_id=referral_id)
+    return task_view(session, task) if task is not None else None
+
+
 def list_tasks(session: Session, *, status: str | None, limit: int) -> list[dict[str, Any]]:
     """Tasks as listed (oldest first), each with its comparison."""
     return [task_view(session, t) for t in list_identity_tasks(session, status=status, limit=limit)]

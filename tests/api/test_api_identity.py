@@ -8,12 +8,13 @@ merge can be undone exactly."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from access_helpers import key_headers, user_headers
+from access_helpers import PASSWORD, key_headers, user_headers
 from api_support import (  # noqa: F401  (fixtures)
     T0,
     Switch,
@@ -347,3 +348,69 @@ def test_details_are_checked_with_precise_errors(
     response = client.post("/v1/referrals", json=body)
     assert response.status_code == 422, response.text
     assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+# --- the pages ---------------------------------------------------------------------------------
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _csrf(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def _sign_in(page: TestClient, settings: Settings, role: str) -> None:
+    username = f"identity-page-{role}"
+    user_headers(settings, role, username=username)
+    form = page.get("/login")
+    response = page.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": _csrf(form.text),
+              "next": "/queue"},
+    )  # fmt: skip
+    assert response.status_code == 303, response.text
+
+
+def test_the_task_page_shows_the_evidence_and_two_equal_choices(
+    client: TestClient, settings: Settings, db: Engine
+) -> None:
+    body = _possible_match(client)
+    task_id, referral_id = body["resolution"]["task_id"], body["referral_id"]
+    page = TestClient(client.app, follow_redirects=False, headers={"Accept": "text/html"})
+    _sign_in(page, settings, "practitioner")
+    listed = page.get("/identity-tasks")
+    assert listed.status_code == 200 and task_id in listed.text
+    shown = page.get(f"/identity-tasks/{task_id}")
+    assert shown.status_code == 200
+    html = shown.text
+    assert "60%" in html and "Samuel" in html and "Hill Primary" in html
+    assert '<th scope="row">Given name</th>' in html and "Different" in html
+    buttons = re.findall(
+        r'<button type="submit" name="decision" value="(\w+)" class="([^"]+)"', html
+    )
+    assert sorted(buttons) == [("confirm", "secondary-button"), ("reject", "secondary-button")]
+    assert "checked" not in html  # neither answer is chosen for the practitioner
+    referral_page = page.get(f"/referrals/{referral_id}")
+    assert f"/identity-tasks/{task_id}" in referral_page.text
+    token = _csrf(html)
+    missing = page.post(
+        f"/identity-tasks/{task_id}/decide", data={"decision": "confirm", "csrf_token": token}
+    )
+    assert missing.status_code == 422 and "Say what your decision rests on" in missing.text
+    done = page.post(
+        f"/identity-tasks/{task_id}/decide",
+        data={"decision": "reject", "note": "different school records", "csrf_token": token},
+    )
+    assert done.status_code == 303 and done.headers["location"] == f"/referrals/{referral_id}"
+    assert "not the same child" in page.get(f"/referrals/{referral_id}").text
+    assert "identity.task_rejected" in audit_actions(db, task_id)
+
+
+def test_researchers_cannot_open_the_identity_pages(client: TestClient, settings: Settings) -> None:
+    task_id = _possible_match(client)["resolution"]["task_id"]
+    page = TestClient(client.app, follow_redirects=False, headers={"Accept": "text/html"})
+    _sign_in(page, settings, "researcher")
+    assert page.get("/identity-tasks").status_code == 403
+    assert page.get(f"/identity-tasks/{task_id}").status_code == 403
