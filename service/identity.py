@@ -43,6 +43,7 @@ from triage.store import (
     get_identity_record,
     get_identity_task,
     get_person_merge,
+    households_of_persons,
     identity_records_of,
     identity_task_for_referral,
     insert_audit_event,
@@ -628,7 +629,10 @@ def _rescore(
 ) -> tuple[list[str], list[str]]:
     """Rescore the open referrals of these children; (rescored, not rescored)."""
     with state.read_sessions() as reader:
-        referral_ids = open_referrals_of_children(reader, child_ids=child_ids)
+        households = households_of_persons(reader, person_ids=child_ids)
+        referral_ids = open_referrals_of_children(
+            reader, child_ids=child_ids, household_ids=households
+        )
     model = state.models.current
     rescored: list[str] = []
     not_rescored: list[str] = []

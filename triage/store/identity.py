@@ -360,13 +360,22 @@ def _apply(
         )
 
 
-def open_referrals_of_children(session: Session, *, child_ids: Collection[str]) -> list[str]:
-    """The open referrals about these children, oldest first (to rescore after a merge)."""
-    if not child_ids:
+def open_referrals_of_children(
+    session: Session, *, child_ids: Collection[str], household_ids: Collection[str] = ()
+) -> list[str]:
+    """The open referrals about these children or in these households, oldest first (to
+    rescore after a merge: a household's other children read its members' records too)."""
+    if not child_ids and not household_ids:
         return []
     query = (
         select(ReferralRow.referral_id)
-        .where(ReferralRow.child_id.in_(sorted(child_ids)), ReferralRow.status == "open")
+        .where(
+            or_(
+                ReferralRow.child_id.in_(sorted(child_ids)),
+                ReferralRow.household_id.in_(sorted(household_ids)),
+            ),
+            ReferralRow.status == "open",
+        )
         .order_by(ReferralRow.received_at, ReferralRow.referral_id)
     )
     return list(session.scalars(query))
