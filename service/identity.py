@@ -75,9 +75,17 @@ COMPARED_FIELDS: tuple[tuple[str, str], ...] = (
 EVIDENCE_WORDS = {
     "exact": "the same",
     "same": "the same",
+    "variant": "another form of the same name (such as Bob and Robert)",
+    "typo": "one typing slip apart",
+    "similar": "a similar spelling",
     "close": "nearly the same (a small difference)",
     "nickname": "a known short form of the same name",
+    "day_month_swapped": "day and month swapped",
     "swapped": "day and month swapped",
+    "one_part_differs": "one of day, month or year differs",
+    "sector": "the same postcode sector, not the same postcode",
+    "district": "the same postcode district only",
+    "area": "the same postcode area only",
     "differs": "different",
     "missing": "not known on one side",
 }
