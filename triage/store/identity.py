@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from triage.store.statements import insert_if_new, session_connection
@@ -117,7 +117,8 @@ def known_identities_near(
             )
         )
     if child_keys:
-        named = select(IdentityRecordRow.person_id).where(IdentityRecordRow.person_id.is_not(None))
+        # Correlated (an index probe per child), not NOT IN over every record's person.
+        named = exists().where(IdentityRecordRow.person_id == ChildRow.child_id)
         query_children = (
             select(
                 ChildRow.child_id,
@@ -127,7 +128,7 @@ def known_identities_near(
                 ChildRow.sex,
                 ChildRow.created_at,
             )
-            .where(or_(*child_keys), ChildRow.child_id.not_in(named))
+            .where(or_(*child_keys), ~named)
             .order_by(ChildRow.child_id)
             .limit(max(limit - len(rows), 0))
         )
