@@ -311,8 +311,8 @@ def stored_resolution(session: Session, *, referral_id: str, child_id: str) -> d
                 "task_id": None}  # fmt: skip
     return {
         "outcome": record.resolution,
-        # The person the referral was stored against then; a merge may have moved it since.
-        "person_id": child_id if record.resolution != "given" else record.source_person_id,
+        # The child the referral is stored against now (a merge or its undoing moves it).
+        "person_id": child_id,
         "match_probability": record.match_probability,
         "task_id": task.task_id if task is not None else None,
     }
