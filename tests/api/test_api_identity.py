@@ -414,3 +414,17 @@ def test_researchers_cannot_open_the_identity_pages(client: TestClient, settings
     _sign_in(page, settings, "researcher")
     assert page.get("/identity-tasks").status_code == 403
     assert page.get(f"/identity-tasks/{task_id}").status_code == 403
+
+
+def test_a_referral_system_reads_how_its_child_was_resolved(
+    client: TestClient, settings: Settings
+) -> None:
+    known_child(client)
+    key = key_headers(settings.database_url, REFERRAL_EXAMPLE["source_system"])
+    body = unnamed("Samm") | {"source_system": REFERRAL_EXAMPLE["source_system"]}
+    response = client.post("/v1/referrals", json=body, headers=key)
+    assert response.status_code == 201, response.text
+    receipt = response.json()
+    assert "reasons" not in receipt  # the receipt only
+    assert receipt["resolution"]["outcome"] == "linked"
+    assert receipt["resolution"]["person_id"] == "C-1042"
