@@ -35,8 +35,11 @@ from triage.vocab import (
 LOADED_TABLES = ("children", "referrals", "events", "decisions", "outcomes")
 PEOPLE_TABLES = ("persons", "household_memberships")
 """Optional tables (vocabulary 2): derived from ``children`` when an extract has none."""
-NEVER_READ = frozenset({"truth"})
-"""Latent truth is kept apart from every model input: the loader must never open it."""
+IDENTITY_TABLE = "identity_records"
+"""Optional (issue 21): each agency's view of each person; old extracts load without it."""
+NEVER_READ = frozenset({"truth", "identity_truth"})
+"""Latent truth (and who each identity record truly is) is kept apart from every model
+input: the loader must never open it."""
 
 Converter = Callable[[str, str, pd.Series], pd.Series]
 
@@ -259,6 +262,20 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("left_at", _timestamps, nullable=True),
         Column("synthetic", _bools),
     ),
+    IDENTITY_TABLE: (
+        Column("record_id", _strings),
+        Column("source_system", _strings),
+        Column("source_person_id", _strings),
+        Column("given_name", _strings, nullable=True),
+        Column("family_name", _strings, nullable=True),
+        Column("date_of_birth", _dates, nullable=True),
+        Column("sex", _vocab(Sex)),
+        Column("postcode", _strings, nullable=True),
+        Column("nhs_number", _strings, nullable=True),
+        Column("school", _strings, nullable=True),
+        Column("is_child", _bools),
+        Column("first_seen_at", _timestamps),
+    ),
 }
 
 UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -269,6 +286,7 @@ UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     "outcomes": (("referral_id",),),
     "persons": (("person_id",),),
     "household_memberships": (("membership_id",),),
+    IDENTITY_TABLE: (("record_id",),),
 }
 
 
@@ -437,3 +455,11 @@ def _manifest(directory: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise ExtractError("manifest", None, f"{path.name} is not a JSON object")
     return manifest
+
+
+def read_identity_records(directory: Path) -> pd.DataFrame | None:
+    """The extract's identity records as Python values, None when it has none (optional)."""
+    directory = Path(directory)
+    if not any((directory / f"{IDENTITY_TABLE}.{ext}").exists() for ext in ("parquet", "csv")):
+        return None
+    return validate_table(IDENTITY_TABLE, read_table(directory, IDENTITY_TABLE))
