@@ -33,6 +33,7 @@ from service.champion import (
 )
 from service.linker import Resolver
 from service.scoring import flag_unscored_from_history, score_backlog, sync_queue
+from triage.identity import default_model
 from triage.pseudonyms import pseudonym_key
 from triage.schema import AgencyEventIn
 from triage.settings import Settings, get_settings
@@ -63,7 +64,7 @@ def create_app(
     ``score_backlog_on_start`` defaults to ``settings.score_backlog``. ``probe`` (which
     version is champion now) defaults to the registry's alias with the default loader, and to
     none with an injected one. ``identity_resolver``: the linker for children sent without
-    an id (none: such referrals are stored as new children with a task to check by hand).
+    an id (default: ``triage.identity.default_model`` for the settings' ``var_dir``).
     """
     settings = settings or get_settings()
     if score_backlog_on_start is None:
@@ -76,8 +77,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_json_logs()
         state = _start(settings, loader)
-        # WIRING (issue 21): the integrator passes triage.identity.default_model() here.
-        state.identity = identity_resolver
+        # The trained identity model (``triage link train``), else the packaged one.
+        state.identity = (
+            identity_resolver if identity_resolver is not None else default_model(settings.var_dir)
+        )
         app.state.service = state
         freeze_garbage_collector(settings)
         stop = threading.Event()

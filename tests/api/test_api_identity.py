@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from access_helpers import PASSWORD, key_headers, user_headers
+from access_helpers import csrf_of, key_headers, sign_in_page, user_headers
 from api_support import (  # noqa: F401  (fixtures)
     T0,
     Switch,
@@ -352,26 +352,6 @@ def test_details_are_checked_with_precise_errors(
 
 # --- the pages ---------------------------------------------------------------------------------
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _csrf(html: str) -> str:
-    match = CSRF.search(html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def _sign_in(page: TestClient, settings: Settings, role: str) -> None:
-    username = f"identity-page-{role}"
-    user_headers(settings, role, username=username)
-    form = page.get("/login")
-    response = page.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": _csrf(form.text),
-              "next": "/queue"},
-    )  # fmt: skip
-    assert response.status_code == 303, response.text
-
 
 def test_the_task_page_shows_the_evidence_and_two_equal_choices(
     client: TestClient, settings: Settings, db: Engine
@@ -379,7 +359,7 @@ def test_the_task_page_shows_the_evidence_and_two_equal_choices(
     body = _possible_match(client)
     task_id, referral_id = body["resolution"]["task_id"], body["referral_id"]
     page = TestClient(client.app, follow_redirects=False, headers={"Accept": "text/html"})
-    _sign_in(page, settings, "practitioner")
+    sign_in_page(page, settings, "practitioner")
     listed = page.get("/identity-tasks")
     assert listed.status_code == 200 and task_id in listed.text
     shown = page.get(f"/identity-tasks/{task_id}")
@@ -394,7 +374,7 @@ def test_the_task_page_shows_the_evidence_and_two_equal_choices(
     assert "checked" not in html  # neither answer is chosen for the practitioner
     referral_page = page.get(f"/referrals/{referral_id}")
     assert f"/identity-tasks/{task_id}" in referral_page.text
-    token = _csrf(html)
+    token = csrf_of(html)
     missing = page.post(
         f"/identity-tasks/{task_id}/decide", data={"decision": "confirm", "csrf_token": token}
     )
@@ -411,7 +391,7 @@ def test_the_task_page_shows_the_evidence_and_two_equal_choices(
 def test_researchers_cannot_open_the_identity_pages(client: TestClient, settings: Settings) -> None:
     task_id = _possible_match(client)["resolution"]["task_id"]
     page = TestClient(client.app, follow_redirects=False, headers={"Accept": "text/html"})
-    _sign_in(page, settings, "researcher")
+    sign_in_page(page, settings, "researcher")
     assert page.get("/identity-tasks").status_code == 403
     assert page.get(f"/identity-tasks/{task_id}").status_code == 403
 

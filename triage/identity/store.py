@@ -25,9 +25,10 @@ def _load(path: Path, mtime_ns: int) -> IdentityModel:
     return IdentityModel.load(path)
 
 
-def default_model() -> IdentityModel:
-    """The trained model at ``model_path()``, else the packaged one (cached per file version)."""
-    path = model_path()
+def default_model(var_dir: Path | None = None) -> IdentityModel:
+    """The trained model at ``model_path(var_dir)``, else the packaged one (cached per file
+    version)."""
+    path = model_path(var_dir)
     if not path.exists():
         path = PACKAGED_MODEL
     return _load(path, path.stat().st_mtime_ns)
