@@ -35,8 +35,11 @@ from triage.vocab import (
 LOADED_TABLES = ("children", "referrals", "events", "decisions", "outcomes")
 PEOPLE_TABLES = ("persons", "household_memberships")
 """Optional tables (vocabulary 2): derived from ``children`` when an extract has none."""
-NEVER_READ = frozenset({"truth"})
-"""Latent truth is kept apart from every model input: the loader must never open it."""
+IDENTITY_TABLES = ("identity_records",)
+"""Optional table (issue 21): each agency's record of a person as typed; None when absent."""
+NEVER_READ = frozenset({"truth", "identity_truth"})
+"""Latent truth (and the true person behind each identity record) is kept apart from every
+model input: the loader must never open it."""
 
 Converter = Callable[[str, str, pd.Series], pd.Series]
 
@@ -212,6 +215,9 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("injury_photographed", _bools),
         Column("narrative", _text),
         Column("synthetic", _bools),
+        # The identity record the agency filed the referral under (issue 21); child_id stays
+        # the resolved child.
+        Column("subject_record_id", _strings, nullable=True, optional=True),
     ),
     "events": (
         Column("event_id", _strings),
@@ -226,6 +232,9 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("kind", _vocab(EventKind)),
         Column("attributes", _json_objects),
         Column("synthetic", _bools),
+        Column("subject_record_id", _strings, nullable=True, optional=True),
+        # When the agency shared the event; absent or null: when it occurred.
+        Column("recorded_at", _timestamps, nullable=True, optional=True),
     ),
     "decisions": (
         Column("referral_id", _strings),
@@ -259,6 +268,20 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("left_at", _timestamps, nullable=True),
         Column("synthetic", _bools),
     ),
+    "identity_records": (
+        Column("record_id", _strings),
+        Column("source_system", _strings),
+        Column("source_person_id", _strings),
+        Column("given_name", _strings, nullable=True),
+        Column("family_name", _strings, nullable=True),
+        Column("date_of_birth", _dates, nullable=True),
+        Column("sex", _vocab(Sex)),
+        Column("postcode", _strings, nullable=True),
+        Column("nhs_number", _strings, nullable=True),
+        Column("school", _strings, nullable=True),
+        Column("is_child", _bools),
+        Column("first_seen_at", _timestamps),
+    ),
 }
 
 UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -269,6 +292,7 @@ UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     "outcomes": (("referral_id",),),
     "persons": (("person_id",),),
     "household_memberships": (("membership_id",),),
+    "identity_records": (("record_id",), ("source_system", "source_person_id")),
 }
 
 
@@ -366,9 +390,36 @@ def read_extract(
             raise ExtractError(table, None, f"typed columns need {table}.parquet, not CSV")
         tables[table] = validate_table(table, raw, keep=python_values)
     check_event_agencies(tables["events"])
+    check_recorded_after_occurred(tables["events"])
     people = _people_tables(directory, tables["children"], python_values=python_values)
+    identity = _identity_records(directory, python_values=python_values)
     truth = pd.read_parquet(directory / "truth.parquet") if with_truth else pd.DataFrame()
-    return World(manifest=_manifest(directory), truth=truth, **tables, **people)
+    return World(
+        manifest=_manifest(directory), truth=truth, **tables, **people, identity_records=identity
+    )
+
+
+def check_recorded_after_occurred(frame: pd.DataFrame) -> None:
+    """Refuse events shared before they occurred (``recorded_at`` < ``occurred_at``)."""
+    recorded = pd.to_datetime(frame["recorded_at"], utc=True)
+    if recorded.isna().all():
+        return
+    early = recorded < pd.to_datetime(frame["occurred_at"], utc=True)
+    if early.any():
+        row = frame.loc[early].iloc[0]
+        raise ExtractError(
+            "events", "recorded_at", f"event {row['event_id']} recorded before it occurred"
+        )
+
+
+def _identity_records(directory: Path, *, python_values: bool) -> pd.DataFrame | None:
+    """``identity_records`` when the extract has it (checked like the others), else None."""
+    table = IDENTITY_TABLES[0]
+    if not (directory / f"{table}.parquet").exists() and not (directory / f"{table}.csv").exists():
+        return None
+    if not python_values and not (directory / f"{table}.parquet").exists():
+        raise ExtractError(table, None, f"typed columns need {table}.parquet, not CSV")
+    return validate_table(table, read_table(directory, table), keep=python_values)
 
 
 def _people_tables(

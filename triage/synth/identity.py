@@ -200,24 +200,30 @@ class Filings:
     n_referrals: int
 
 
-def _filings(referrals: pd.DataFrame, events: pd.DataFrame, n_children: int) -> Filings:
-    """Referrals (about their child) then events (their child's, else their person's)."""
+def _filings(
+    referrals: pd.DataFrame, events: pd.DataFrame, n_children: int
+) -> tuple[Filings, np.ndarray]:
+    """Referrals (about their child) then events (their child's, else their person's).
+
+    Also returns the events about a household alone (no child, no person): filed under no
+    identity record.
+    """
     child = _id_numbers(events["child_id"], 2)
     adult = _id_numbers(events["person_id"], 4)
-    person = np.concatenate(
-        [_id_numbers(referrals["child_id"], 2), np.where(child >= 0, child, n_children + adult)]
+    about = np.where(child >= 0, child, np.where(adult >= 0, n_children + adult, -1))
+    del child, adult
+    anyone = np.r_[np.ones(len(referrals), dtype=bool), about >= 0]
+    person = np.concatenate([_id_numbers(referrals["child_id"], 2), about])
+    system = np.concatenate(
+        [_codes(referrals["source_system"], SYSTEMS), _codes(events["source_system"], SYSTEMS)]
+    ).astype(np.int8)
+    t = np.concatenate([_micros(referrals["received_at"]), _micros(events["occurred_at"])])
+    household = np.concatenate(
+        [_id_numbers(referrals["household_id"], 2), _id_numbers(events["household_id"], 2)]
     )
-    return Filings(
-        system=np.concatenate(
-            [_codes(referrals["source_system"], SYSTEMS), _codes(events["source_system"], SYSTEMS)]
-        ).astype(np.int8),
-        person=person,
-        t=np.concatenate([_micros(referrals["received_at"]), _micros(events["occurred_at"])]),
-        household=np.concatenate(
-            [_id_numbers(referrals["household_id"], 2), _id_numbers(events["household_id"], 2)]
-        ),
-        n_referrals=len(referrals),
-    )
+    if not anyone.all():
+        person, system, t, household = person[anyone], system[anyone], t[anyone], household[anyone]
+    return Filings(system, person, t, household, len(referrals)), anyone
 
 
 @dataclass
@@ -452,7 +458,7 @@ def identity_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pa.Array, pa.Array]:
     """Identity records, their truth, and the record each referral and event was filed under."""
     rng = np.random.default_rng([seed, IDENTITY_STREAM])
-    f = _filings(referrals, events, n_children)
+    f, anyone = _filings(referrals, events, n_children)
     recs = _records(f, len(persons), rng)
     order = np.lexsort((recs.person, f.t[recs.first_row]))  # record IDs in first-seen order
     rank = np.empty(order.size, dtype=np.int64)
@@ -560,5 +566,7 @@ def identity_tables(
             "person_id": _arrow(persons["person_id"]).take(pa.array(person)),
         }
     )
-    subject = record_ids.take(pa.array(of_row))
+    filed = np.full(anyone.size, -1, dtype=np.int64)
+    filed[anyone] = of_row
+    subject = record_ids.take(pa.array(np.maximum(filed, 0), mask=filed < 0))
     return records, truth, subject.slice(0, n_referrals), subject.slice(n_referrals)

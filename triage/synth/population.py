@@ -26,7 +26,7 @@ SIBLING_SPACING_YEARS = 2.6
 TWIN_MATERNITY_RATE = 14.6 / 1000
 """Maternities with more than one baby, England and Wales 2022 (ONS, Births in England and
 Wales: 14.6 per 1,000 maternities); multiple births are about 3% of births (NICE CG129)."""
-TWIN_STREAM = 2101
+TWIN_STREAM = 2105
 """Random stream of the twins, apart from the world's own draws (which stay as they were)."""
 
 
