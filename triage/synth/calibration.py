@@ -123,7 +123,7 @@ def figures(world: World) -> dict[str, float]:
     out["neglect_share_cp_plans"] = float((plans["cp_category"] == "neglect").mean())
     out.update(_voices(refs, outcomes, world.truth))
     out.update(_families(population))
-    out.update(_identities(world))
+    out.update(_identities(world, start))
     return out
 
 
@@ -145,7 +145,7 @@ IDENTITY_KEYS = (
 )
 
 
-def _identities(world: World) -> dict[str, float]:
+def _identities(world: World, start: date) -> dict[str, float]:
     """Identity noise measured against the truth, twins, missing ethnicity, sharing delays."""
     out = dict.fromkeys(IDENTITY_KEYS, float("nan"))
     children = world.children
@@ -154,8 +154,8 @@ def _identities(world: World) -> dict[str, float]:
     out["ethnicity_not_stated_children"] = float(children["ethnicity"].eq("not_stated").mean())
     events = world.events
     if "recorded_at" in events.columns:
-        delay = (events["recorded_at"] - events["occurred_at"]) / pd.Timedelta(days=1)
-        medians = delay.groupby(events["agency"]).median()
+        delay = _days(events["recorded_at"], start) - _days(events["occurred_at"], start)
+        medians = pd.Series(delay).groupby(events["agency"].to_numpy()).median()
         for agency in ("police", "health", "school", "housing"):
             out[f"sharing_delay_{agency}_days"] = float(medians.get(agency, float("nan")))
     records, truth, persons = world.identity_records, world.identity_truth, world.persons
