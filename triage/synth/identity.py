@@ -162,7 +162,7 @@ def _arrow(series: pd.Series) -> pa.Array:
 
 def _id_numbers(series: pd.Series, prefix_length: int) -> np.ndarray:
     """The integers of IDs such as ``C-000042`` (the position the world gave), -1 for nulls."""
-    numbers = pc.cast(pc.utf8_slice_codeunits(_arrow(series), prefix_length), pa.int64())
+    numbers = pc.cast(pc.utf8_slice_codeunits(_arrow(series), prefix_length), pa.int32())
     out: np.ndarray = numbers.fill_null(-1).to_numpy(zero_copy_only=False)
     return out
 
@@ -240,15 +240,27 @@ class Records:
 
 def _records(f: Filings, n_persons: int, rng: np.random.Generator) -> Records:
     """One record per system and person, a second for some (later filings may use either)."""
+    # A dense (system, person) table instead of sorting ten million keys: filings are in time
+    # order within referrals and within events, and no system files both, so a key's lowest
+    # row is its first filing and its highest its last.
     key = f.system.astype(np.int64) * n_persons + f.person
-    # Filings are in time order within referrals and within events, and no system files
-    # both, so each key's first occurrence is its earliest filing.
-    _, first_row, inverse = np.unique(key, return_index=True, return_inverse=True)
-    del key
+    row = np.arange(key.size, dtype=np.int32)
+    none = np.iinfo(np.int32).max
+    first = np.full(len(SYSTEMS) * n_persons, none, dtype=np.int32)
+    np.minimum.at(first, key, row)
+    last = np.full(first.size, -1, dtype=np.int32)
+    np.maximum.at(last, key, row)
+    del row
+    present = np.flatnonzero(first != none)
+    first_row, last_row = first[present].astype(np.int64), last[present]
+    del first, last
+    index_of_key = np.full(len(SYSTEMS) * n_persons, -1, dtype=np.int32)
+    index_of_key[present] = np.arange(present.size, dtype=np.int32)
+    inverse = index_of_key[key]
+    del key, index_of_key
     n = first_row.size
     system = f.system[first_row].astype(np.int64)
-    last_t = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(last_t, inverse, f.t)
+    last_t = f.t[last_row]
     first_t = f.t[first_row]
     dup_rate = np.array([NOISE[s].duplicate for s in SYSTEMS])[system]
     has_dup = (last_t > first_t) & (rng.random(n) < dup_rate)
@@ -263,7 +275,8 @@ def _records(f: Filings, n_persons: int, rng: np.random.Generator) -> Records:
     dup_index = np.full(n, -1)
     dup_index[made] = n + np.arange(made.size)
     of_row = inverse.astype(np.int64)
-    of_row[rows] = dup_index[inverse[rows]]
+    del inverse
+    of_row[rows] = dup_index[of_row[rows]]
     return Records(
         system=np.concatenate([system, system[made]]),
         person=np.concatenate([f.person[first_row], f.person[first_row][made]]),
@@ -547,18 +560,24 @@ def identity_tables(
     records = frame(
         {
             "record_id": record_ids,
-            "source_system": labels(SYSTEMS, system),
+            "source_system": pa.DictionaryArray.from_arrays(
+                pa.array(system.astype(np.int8)), pa.array(SYSTEMS)
+            ),
             "source_person_id": source_ids,
             "given_name": given,
             "family_name": family,
-            "date_of_birth": dob_array,
-            "sex": _arrow(persons["sex"]).take(pa.array(person)),
+            "sex": pc.dictionary_encode(_arrow(persons["sex"])).take(pa.array(person)),
             "postcode": postcode,
             "nhs_number": nhs,
             "school": school,
             "is_child": is_child,
             "first_seen_at": pa.array(seen, type=pa.timestamp("us", tz="UTC")),
         }
+    )
+    # Compact columns (a 1M-referral world holds about four million records): dates as Arrow
+    # date32, the system and sex as categories.
+    records.insert(
+        5, "date_of_birth", pd.Series(pd.arrays.ArrowExtensionArray(dob_array), index=records.index)
     )
     truth = frame(
         {
