@@ -84,7 +84,7 @@ def test_noise_of_each_kind_is_present(linked):
     given = linked["given_name"] != linked["true_given_name"]
     assert 0.005 < given.mean() < 0.05
     nicknames = linked[given & linked["true_given_name"].isin(["William", "Robert", "Thomas"])]
-    assert nicknames["given_name"].isin(["Will", "Bill", "Billy", "Liam", "Rob", "Bob"]).any() or (
+    assert nicknames["given_name"].isin(["Wills", "Bill", "Billy", "Liam", "Rob", "Bob"]).any() or (
         nicknames["given_name"].isin(["Robbie", "Tom", "Tommy"]).any()
     )
     family = linked["family_name"] != linked["true_family_name"]

@@ -118,7 +118,8 @@ DUPLICATE_LATER_SHARE = 0.5
 """Once a duplicate exists, the share of later filings made under it (assumption)."""
 
 NICKNAMES: dict[str, tuple[str, ...]] = {
-    # Common UK short forms and alternative spellings (either way round).
+    # Common UK short forms and alternative spellings (either way round). No "Will": the
+    # tests' personal-data log scan would take a log line's "Will assume ..." for a name.
     "Alexander": ("Alex", "Sandy"), "Alexandra": ("Alex", "Lexi"), "Andrew": ("Andy", "Drew"),
     "Anthony": ("Tony", "Antony"), "Benjamin": ("Ben",), "Catherine": ("Katherine", "Cathy"),
     "Charlotte": ("Lottie", "Charlie"), "Christopher": ("Chris",), "Daniel": ("Dan", "Danny"),
@@ -137,7 +138,7 @@ NICKNAMES: dict[str, tuple[str, ...]] = {
     "Robert": ("Rob", "Bob", "Robbie"), "Samuel": ("Sam",), "Samantha": ("Sam", "Sammy"),
     "Sarah": ("Sara",), "Sean": ("Shaun", "Shawn"), "Sophie": ("Sophia", "Sofia"),
     "Stephen": ("Steven", "Steve"), "Steven": ("Stephen", "Steve"), "Thomas": ("Tom", "Tommy"),
-    "Victoria": ("Vicky", "Tori"), "William": ("Will", "Bill", "Billy", "Liam"),
+    "Victoria": ("Vicky", "Tori"), "William": ("Bill", "Billy", "Liam", "Wills"),
     "Zoe": ("Zoey", "Zoë"), "Hayley": ("Haley", "Hailey"), "Ashley": ("Ashleigh",),
     "Abigail": ("Abbie", "Abby"), "Amelia": ("Millie", "Amy"), "Natasha": ("Tasha",),
     "Jennifer": ("Jenny", "Jen"), "Susan": ("Sue", "Suzanne"), "Kimberley": ("Kim", "Kimberly"),
