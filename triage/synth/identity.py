@@ -418,7 +418,8 @@ def _postcodes(
 
 
 def nhs_numbers(n: int, seed: int) -> pa.Array:
-    """Distinct, valid (modulus 11) ten-digit numbers starting 9, a range never issued."""
+    """Distinct, valid (modulus 11) ten-digit numbers starting 9: outside the ranges issued to
+    patients in England and Wales (400-499 and 600-708 million)."""
     offset = int(np.random.default_rng([seed, IDENTITY_STREAM, 2]).integers(0, 10**8))
     index = np.arange(n, dtype=np.int64)
     out = np.zeros(n, dtype=np.int64)
