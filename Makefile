@@ -28,6 +28,7 @@ lock:
 demo: $(STAMP)
 	$(BIN)/triage synth --out var/extract --report
 	$(BIN)/triage db upgrade
+	$(BIN)/triage link train --extract var/extract
 	$(BIN)/triage load var/extract
 	$(BIN)/triage train --data var/extract
 	$(BIN)/triage users demo

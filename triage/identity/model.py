@@ -3,9 +3,11 @@
 ``resolve`` decides one new record against the known ones (the service's intake);
 ``link_batch`` clusters a whole extract's records (``triage link run``). Both apply the same
 rule on top of Splink's match probability: a pair links automatically only at or above
-``LINK_AT`` AND when its given names do not clearly differ (unless the NHS numbers are the
-same). Twins (same birth date, surname and postcode, different given names) therefore never
-link automatically; at most they become a possible match for a person to decide.
+``LINK_AT`` AND when neither its given names nor its birth dates clearly differ and its NHS
+numbers are not two different ones (the same NHS number links whatever else differs). Twins
+(same birth date, surname and postcode, different given names) therefore never link
+automatically, nor does a parent and the child named after them; at most they become a
+possible match for a person to decide.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from triage.identity.names import normalise_name, variant_groups
 from triage.identity.spec import (
     BLOCKING_KEYS,
     COMPARED_FIELDS,
+    DOB_DIFFERS,
     GIVEN_NAME_DIFFERS,
+    NHS_DIFFERS,
     evidence_label,
     settings,
 )
@@ -181,9 +185,13 @@ def _linker(table: pa.Table, model: dict[str, Any] | Any) -> tuple[Linker, DuckD
     return Linker(sdf, model, log_level=None, validate_settings=False), db_api, sdf
 
 
-def _linkable(given_gamma: int, nhs_gamma: int) -> bool:
+def _linkable(given_gamma: int, nhs_gamma: int, dob_gamma: int) -> bool:
     """Whether a pair may link automatically: given names not clearly different, or same NHS."""
-    return given_gamma != GIVEN_NAME_DIFFERS or nhs_gamma == NHS_EXACT
+    if nhs_gamma == NHS_EXACT:
+        return True
+    return (
+        given_gamma != GIVEN_NAME_DIFFERS and dob_gamma != DOB_DIFFERS and nhs_gamma != NHS_DIFFERS
+    )
 
 
 class IdentityModel:
@@ -311,7 +319,10 @@ class IdentityModel:
         con = db_api.duckdb_con
         name = predictions.physical_name
         say("selecting links")
-        rule = f"(gamma_given_name <> {GIVEN_NAME_DIFFERS} OR gamma_nhs_number = {NHS_EXACT})"
+        rule = (
+            f"(gamma_nhs_number = {NHS_EXACT} OR (gamma_given_name <> {GIVEN_NAME_DIFFERS} "
+            f"AND gamma_date_of_birth <> {DOB_DIFFERS} AND gamma_nhs_number <> {NHS_DIFFERS}))"
+        )
         pairs = con.sql(
             f"SELECT record_id_l, record_id_r, match_probability, match_weight, "
             f"(match_probability >= {LINK_AT!r} AND {rule}) AS linked FROM {name} "
@@ -412,7 +423,11 @@ def _decide(scored: pd.DataFrame, persons: Mapping[str, str]) -> Resolution:
         if person in best and best[person][0] >= probability:
             continue
         evidence = {f: evidence_label(f, int(row[f"gamma_{f}"])) for f in COMPARED_FIELDS}
-        linkable = _linkable(int(row["gamma_given_name"]), int(row["gamma_nhs_number"]))
+        linkable = _linkable(
+            int(row["gamma_given_name"]),
+            int(row["gamma_nhs_number"]),
+            int(row["gamma_date_of_birth"]),
+        )
         weight = float(row["match_weight"])
         best[person] = (probability, weight if math.isfinite(weight) else 0.0, linkable, evidence)
     ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))

@@ -47,6 +47,11 @@ LEVEL_LABELS: dict[str, tuple[str, ...]] = {
 COMPARED_FIELDS: tuple[str, ...] = tuple(LEVEL_LABELS)
 GIVEN_NAME_DIFFERS = 0
 """The given-name comparison's value (gamma) when the names clearly differ."""
+DOB_DIFFERS = 0
+"""The birth-date comparison's value when both dates are there and no level explains the
+difference (not a swap, not one part)."""
+NHS_DIFFERS = 0
+"""The NHS-number comparison's value when both numbers are there and differ."""
 
 
 def evidence_label(field: str, gamma: int) -> str:
