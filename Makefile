@@ -28,6 +28,7 @@ lock:
 demo: $(STAMP)
 	$(BIN)/triage synth --out var/extract --report
 	$(BIN)/triage db upgrade
+	$(BIN)/triage link train --extract var/extract
 	$(BIN)/triage load var/extract
 	$(BIN)/triage train --data var/extract
 	$(BIN)/triage users demo
@@ -69,6 +70,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/explain_bench.py
 	$(BIN)/python bench/fairness_bench.py
+	test -x var/bench-recordlinkage/bin/python || { $(PYTHON) -m venv var/bench-recordlinkage \
+		&& var/bench-recordlinkage/bin/pip install --quiet 'recordlinkage==0.16' 'pandas<3' pyarrow; }
+	$(BIN)/python bench/linkage_bench.py --households 109000 --peer-records 0
 	command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/api_bench.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/pages_bench.py

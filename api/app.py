@@ -18,7 +18,7 @@ from api.docs import install_docs
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
 from api.operations import configure_json_logs, install_operations
 from api.ratelimit import RateLimits
-from api.routes import auth, events, fairness, model, queue, referrals, research
+from api.routes import auth, events, fairness, identity, model, queue, referrals, research
 from api.schemas import ErrorOut
 from api.timeouts import TimeoutMiddleware
 from api.web import error_page, install_pages
@@ -31,7 +31,9 @@ from service.champion import (
     champion_probe,
     freeze_garbage_collector,
 )
+from service.linker import Resolver
 from service.scoring import flag_unscored_from_history, score_backlog, sync_queue
+from triage.identity import default_model
 from triage.pseudonyms import pseudonym_key
 from triage.schema import AgencyEventIn
 from triage.settings import Settings, get_settings
@@ -55,12 +57,14 @@ def create_app(
     *,
     score_backlog_on_start: bool | None = None,
     probe: ChampionProbe | None = None,
+    identity_resolver: Resolver | None = None,
 ) -> FastAPI:
     """Build the app; ``scorer_loader`` defaults to the settings' MLflow champion.
 
     ``score_backlog_on_start`` defaults to ``settings.score_backlog``. ``probe`` (which
     version is champion now) defaults to the registry's alias with the default loader, and to
-    none with an injected one.
+    none with an injected one. ``identity_resolver``: the linker for children sent without
+    an id (default: ``triage.identity.default_model`` for the settings' ``var_dir``).
     """
     settings = settings or get_settings()
     if score_backlog_on_start is None:
@@ -73,6 +77,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_json_logs()
         state = _start(settings, loader)
+        # The trained identity model (``triage link train``), else the packaged one.
+        state.identity = (
+            identity_resolver if identity_resolver is not None else default_model(settings.var_dir)
+        )
         app.state.service = state
         freeze_garbage_collector(settings)
         stop = threading.Event()
@@ -118,7 +126,7 @@ def create_app(
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
     install_error_handlers(app, error_page)
     install_operations(app)
-    for module in (auth, referrals, events, queue, model, fairness, research):
+    for module in (auth, referrals, events, queue, identity, model, fairness, research):
         app.include_router(module.router)
     install_pages(app)
     install_docs(app)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.ratelimit import RateLimits
 from api.schemas import ErrorOut
 from service.champion import LoadedModel, ModelHolder
+from service.linker import Resolver
 from triage.security import hash_api_key, is_api_key, read_user_token, revoked
 from triage.settings import Settings
 from triage.store import get_api_key_by_hash, get_user
@@ -59,6 +60,8 @@ class ServiceState:
     intakes_in_flight: int = 0
     """Intakes handed to the executor and not yet answered (read and written on the loop)."""
     background: list[object] = field(default_factory=list)
+    identity: Resolver | None = None
+    """The linker for children sent without an id (``triage.identity``); None: fail-safe."""
     secret_key: str = field(default="", repr=False)
 
 

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sqlalchemy.orm import Session
 
     from models.scorer import Scorer
@@ -412,6 +413,104 @@ def features_list(
     for row in rows:
         table.add_row(*row.values())
     Console(width=200).print(table)
+
+
+link_app = typer.Typer(
+    help="Identity resolution: which records are the same person (Splink).", no_args_is_help=True
+)
+app.add_typer(link_app, name="link")
+IDENTITY_RECORDS = "identity_records.parquet"
+IDENTITY_TRUTH = "identity_truth.parquet"
+
+
+def _identity_records_or_exit(extract: Path) -> pd.DataFrame:
+    """The extract's identity records; exit 2 saying why when there are none."""
+    import pandas as pd
+
+    path = extract / IDENTITY_RECORDS
+    if not path.exists():
+        console.print(f"[red]No identity records at {path}[/] (an extract from: triage synth)")
+        raise typer.Exit(code=2)
+    return pd.read_parquet(path)
+
+
+@link_app.command("train")
+def link_train(
+    extract: Annotated[Path, typer.Option(help="Extract directory with identity_records.")] = Path(
+        "var/extract"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed for the random sampling of u.")] = 1,
+) -> None:
+    """Estimate the linkage model's weights on an extract; write var_dir/identity/model.json."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from triage.identity import IdentityModel, model_path
+
+    records = _identity_records_or_exit(extract)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("training", total=None)
+        try:
+            model = IdentityModel.train(
+                records,
+                seed=seed,
+                progress=lambda s: progress.update(task, description=f"training: {s}"),
+            )
+        except ValueError as exc:
+            console.print(f"[red]Training refused:[/] {exc}")
+            raise typer.Exit(code=2) from exc
+    path = model_path()
+    model.save(path)
+    console.print(f"Trained on {len(records):,} identity records; wrote {path}.")
+
+
+@link_app.command("run")
+def link_run(
+    extract: Annotated[Path, typer.Option(help="Extract directory with identity_records.")] = Path(
+        "var/extract"
+    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the clusters (default: EXTRACT/clusters.parquet)."),
+    ] = None,
+) -> None:
+    """Cluster an extract's identity records into persons; score them when the truth is there."""
+    import pandas as pd
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from triage.identity import LINK_AT, REVIEW_FROM, default_model
+    from triage.identity.evaluate import pairwise_scores
+
+    records = _identity_records_or_exit(extract)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("loading the model", total=None)
+        model = default_model()
+        linkage = model.link(
+            records, progress=lambda s: progress.update(task, description=f"linking: {s}")
+        )
+    target = out or extract / "clusters.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    linkage.clusters.to_parquet(target, index=False)
+    pairs_path = target.with_name("identity_pairs.parquet")
+    linkage.pairs.to_parquet(pairs_path, index=False)
+    sizes = linkage.clusters.groupby("cluster_id").size()
+    review = int((~linkage.pairs["linked"]).sum())
+    console.print(
+        f"{len(records):,} identity records in {sizes.size:,} clusters "
+        f"({int((sizes > 1).sum()):,} of more than one record, the largest {int(sizes.max())}); "
+        f"{int(linkage.pairs['linked'].sum()):,} pairs linked at >= {LINK_AT}, {review:,} between "
+        f"{REVIEW_FROM} and the link rule. Wrote {target} and {pairs_path}."
+    )
+    truth_path = extract / IDENTITY_TRUTH
+    if truth_path.exists():
+        scores = pairwise_scores(linkage.clusters, pd.read_parquet(truth_path))
+        console.print(
+            f"Against the truth: {scores.persons:,} persons; pairwise precision "
+            f"{scores.precision:.4f}, recall {scores.recall:.4f}, F1 {scores.f1:.4f} "
+            f"({scores.correct_pairs:,} of {scores.predicted_pairs:,} predicted pairs correct, "
+            f"{scores.true_pairs:,} true pairs)."
+        )
 
 
 if __name__ == "__main__":

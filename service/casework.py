@@ -45,6 +45,7 @@ from triage.store import (
     history_for_child,
     identity_to_confirm,
     latest_score,
+    open_identity_tasks_for_referrals,
     queue_page,
     record_decision,
     record_exists,
@@ -128,7 +129,10 @@ def read_queue(
         next_cursor = encode_cursor(
             (last.tier, last.sort_probability, last.received_at, last.referral_id)
         )
-    to_confirm = identity_to_confirm(session, referral_ids=[entry.referral_id for entry in page])
+    page_ids = [entry.referral_id for entry in page]
+    to_confirm = identity_to_confirm(session, referral_ids=page_ids)
+    # An open "possible same person" task: who the child is awaits a person too.
+    to_confirm |= open_identity_tasks_for_referrals(session, referral_ids=page_ids)
     return {
         "items": [
             queue_item(entry, now=now, model=model, identity_check=entry.referral_id in to_confirm)

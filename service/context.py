@@ -7,6 +7,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.champion import ModelHolder
+from service.linker import Resolver
 from triage.settings import Settings
 
 
@@ -31,4 +32,9 @@ class ServiceContext(Protocol):
     @property
     def models(self) -> ModelHolder:
         """The champion model, swapped whole on a reload."""
+        ...
+
+    @property
+    def identity(self) -> Resolver | None:
+        """The linker that resolves a child sent without an id (None: not available)."""
         ...

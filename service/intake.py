@@ -23,6 +23,13 @@ from features.records import ReferralRecord, to_ms
 from service.champion import LoadedModel
 from service.context import ServiceContext
 from service.errors import Conflict, invalid
+from service.identity import (
+    ChildResolution,
+    record_id_for,
+    resolve_child,
+    store_resolution,
+    stored_resolution,
+)
 from service.people import (
     PeoplePlan,
     add_new_persons,
@@ -114,14 +121,25 @@ _LATER_FIELDS: dict[str, Any] = {
 """Fields added to the request bodies since keys were first kept, with their defaults."""
 
 
+_LATER_CHILD_FIELDS: dict[str, Any] = {"nhs_number": None, "postcode": None, "school": None}
+"""Fields added to the child since keys were first kept (issue 21), with their defaults."""
+
+
 def _as_first_kept(dump: dict[str, Any]) -> dict[str, Any]:
     """A request without the later fields it leaves at their defaults, so a retry with a key
     kept before they existed still matches its digest."""
-    return {
+    kept = {
         key: value
         for key, value in dump.items()
         if key not in _LATER_FIELDS or value != _LATER_FIELDS[key]
     }
+    if isinstance(kept.get("child"), dict):
+        kept["child"] = {
+            key: value
+            for key, value in kept["child"].items()
+            if key not in _LATER_CHILD_FIELDS or value != _LATER_CHILD_FIELDS[key]
+        }
+    return kept
 
 
 def _sha256_json(data: Any) -> str:
@@ -190,6 +208,7 @@ def referral_view(state: ServiceContext, session: Session, referral_id: str) -> 
     """The intake reply for a stored referral, from the store as it is now."""
     referral = get_referral(session, referral_id=referral_id)
     assert referral is not None
+    resolution = stored_resolution(session, referral_id=referral_id, child_id=referral.child_id)
     score = latest_score(session, referral_id=referral_id)
     entry = get_queue_entry(session, referral_id=referral_id)
     if score is None:
@@ -201,14 +220,16 @@ def referral_view(state: ServiceContext, session: Session, referral_id: str) -> 
             child = get_child(session, child_id=referral.child_id)
             assert child is not None
             flags = apply_safety_rules(facts_of(referral, child), None).flag_codes
-        return as_json(ReferralAccepted, accepted(referral, unscored(flags)))
+        return as_json(
+            ReferralAccepted, accepted(referral, unscored(flags)) | {"resolution": resolution}
+        )
     fields = score_from_row(
         score,
         model=state.models.current,
         top=INTAKE_REASONS,
         model_band=entry.model_band if entry is not None else None,
     )
-    return as_json(ReferralAccepted, accepted(referral, fields))
+    return as_json(ReferralAccepted, accepted(referral, fields) | {"resolution": resolution})
 
 
 def _ensure_household(session: Session, household_id: str, decile: int | None) -> None:
@@ -228,6 +249,8 @@ def _ensure_child(session: Session, referral: ReferralIn) -> tuple[date, list[st
     written over the stored child or silently ignored.
     """
     child = referral.child
+    # The intake resolved the child before this (``_with_child_ids``): both ids are set.
+    assert child.child_id is not None and child.household_id is not None
     born, household_known = read_child_birth_and_household(
         session, child_id=child.child_id, household_id=child.household_id
     )
@@ -321,7 +344,10 @@ def _child_values(referral: ReferralIn) -> dict[str, Any]:
     }
 
 
-def _referral_values(referral: ReferralIn, referral_id: str) -> dict[str, Any]:
+def _referral_values(
+    referral: ReferralIn, referral_id: str, sent: ReferralIn | None = None
+) -> dict[str, Any]:
+    """The referral row of a resolved referral; ``child_as_sent`` from ``sent`` (as sent)."""
     return {
         "referral_id": referral_id,
         "source_system": referral.source_system,
@@ -340,7 +366,7 @@ def _referral_values(referral: ReferralIn, referral_id: str) -> dict[str, Any]:
         "status": "open",
         "synthetic": False,
         "created_at": utcnow(),
-        "child_as_sent": referral.child.model_dump(mode="json"),
+        "child_as_sent": (sent or referral).child.model_dump(mode="json"),
         "identity_mismatch": None,
         "household_members": [
             member.model_dump(mode="json") for member in referral.household_members
@@ -374,18 +400,11 @@ def receive_referral(
     """
     refuse_stale(referral, max_age_days=state.settings.max_referral_age_days)
     model = state.models.current  # one model for the whole request, even across a reload
-    values = _referral_values(referral, new_id("R"))
-    intake = _Intake(
-        referral=referral,
-        values=values,
-        record=_record(values),
-        digest=_sha256_json(_as_first_kept(referral.model_dump(mode="json"))),
-        actor=actor,
-        key=idempotency_key,
-    )
+    referral_id = new_id("R")
+    digest = _sha256_json(_as_first_kept(referral.model_dump(mode="json")))
     with state.read_sessions() as reader:
         stored_key = _replay(
-            reader, actor=actor, scope=REFERRALS_SCOPE, key=idempotency_key, digest=intake.digest
+            reader, actor=actor, scope=REFERRALS_SCOPE, key=idempotency_key, digest=digest
         )
         if stored_key is not None:
             if stored_key.response is not None and stored_key.status_code is not None:
@@ -398,6 +417,18 @@ def receive_referral(
             reader,
             source_system=referral.source_system,
             source_referral_id=referral.source_referral_id,
+        )
+        resolution = _resolution(state, reader, referral, referral_id, resend)
+        resolved = _with_child_ids(referral, resolution)
+        values = _referral_values(resolved, referral_id, sent=referral)
+        intake = _Intake(
+            referral=resolved,
+            values=values,
+            record=_record(values),
+            digest=digest,
+            actor=actor,
+            key=idempotency_key,
+            resolution=resolution,
         )
         born, _ = read_child_birth_and_household(
             reader, child_id=intake.record.child_id, household_id=intake.record.household_id
@@ -436,6 +467,39 @@ class _Intake:
     digest: str
     actor: str
     key: str | None
+    resolution: ChildResolution
+
+
+def _resolution(
+    state: ServiceContext,
+    reader: Session,
+    referral: ReferralIn,
+    referral_id: str,
+    resend: str | None,
+) -> ChildResolution:
+    """How the child is resolved; a resend keeps the child its stored referral has."""
+    if resend is not None and referral.child.child_id is None:
+        stored = get_referral(reader, referral_id=resend)
+        if stored is not None:
+            kept = stored_resolution(reader, referral_id=resend, child_id=stored.child_id)
+            return ChildResolution(
+                kept["outcome"],
+                stored.child_id,
+                referral.child.household_id or stored.household_id,
+                kept["match_probability"],
+                {"record_id": record_id_for(resend)},
+            )
+    return resolve_child(state.identity, reader, referral=referral, referral_id=referral_id)
+
+
+def _with_child_ids(referral: ReferralIn, resolution: ChildResolution) -> ReferralIn:
+    """The referral with its child's resolved ids (the body as sent when it named them)."""
+    if referral.child.child_id is not None:
+        return referral
+    child = referral.child.model_copy(
+        update={"child_id": resolution.child_id, "household_id": resolution.household_id}
+    )
+    return referral.model_copy(update={"child": child})
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,7 +592,8 @@ def _outcome(
         source_referral_id=referral.source_referral_id,
         received_at=referral.received_at,
     )
-    reply = Reply(True, as_json(ReferralAccepted, accepted(row, fields)))
+    body = accepted(row, fields) | {"resolution": intake.resolution.reply()}
+    reply = Reply(True, as_json(ReferralAccepted, body))
     return _Outcome(
         born=born, explained=explained, history=history, score=planned, entry=entry, reply=reply
     )
@@ -540,7 +605,11 @@ def _store(
     """The write transaction's statements; the reply, which the Idempotency-Key keeps too."""
     referral, referral_id = intake.referral, intake.values["referral_id"]
     stored_born, mismatch = _ensure_child(session, referral)
+    if intake.resolution.outcome != "given":
+        # The linker weighed these details already; its evidence is on the identity record.
+        mismatch = None
     insert_referral(session, referral=intake.values | {"identity_mismatch": mismatch})
+    store_resolution(session, intake.resolution)
     received = insert_audit_event(
         session,
         actor=intake.actor,
@@ -554,6 +623,7 @@ def _store(
             "request_sha256": intake.digest,
             "identity_mismatch": mismatch,
             "household_members": len(referral.household_members),
+            "resolution": intake.resolution.audit(),
         },
     )
     explained = outcome.explained
@@ -722,7 +792,10 @@ def resend_differences(stored: ReferralRow, values: Mapping[str, Any]) -> list[s
     kept (referrals stored since migration 0007).
     """
     differ = []
+    sent_child = values["child_as_sent"]
     for column, path in _RESEND_FIELDS:
+        if path in ("child.child_id", "child.household_id") and sent_child.get(path[6:]) is None:
+            continue  # the service resolved it: the resend did not name one
         old, new = getattr(stored, column), values[column]
         if column in _UNORDERED:
             old, new = set(old), set(new)

@@ -56,6 +56,23 @@ class ScoreFields(BaseModel):
     reasons: list[ReasonOut] = Field(default_factory=list)
 
 
+class ResolutionOut(BaseModel):
+    """How the referral's child was resolved to a person."""
+
+    outcome: Literal["given", "linked", "possible_match", "new"] = Field(
+        description="`given`: the referral named the child; `linked`: the details matched a "
+        "known child; `possible_match`: stored against a new child while a person checks a "
+        "possible match (`task_id`); `new`: a child the service did not know."
+    )
+    person_id: str = Field(description="The child the referral is stored against.")
+    match_probability: float | None = Field(
+        default=None, description="The best candidate's match probability, when there was one."
+    )
+    task_id: str | None = Field(
+        default=None, description="The identity task a person decides, when one was opened."
+    )
+
+
 class IntakeReceipt(BaseModel):
     """The reply to a referral system's intake: its own receipt, nothing from other records.
 
@@ -70,6 +87,7 @@ class IntakeReceipt(BaseModel):
     due_by: datetime
     status: Status
     band: str | None = None
+    resolution: ResolutionOut | None = None
 
 
 class ReferralAccepted(ScoreFields):
@@ -83,6 +101,7 @@ class ReferralAccepted(ScoreFields):
     source_referral_id: str
     received_at: datetime
     due_by: datetime
+    resolution: ResolutionOut | None = None
 
 
 class QueueItem(ScoreFields):
@@ -488,3 +507,83 @@ class ResearchDecisions(BaseModel):
     quarter: str
     min_count: int
     rows: list[DecisionGroupRow]
+
+
+class FieldComparison(BaseModel):
+    """One identifying field: the incoming details beside the candidate's, and the evidence."""
+
+    field: str
+    label: str
+    incoming: str | None
+    candidate: str | None
+    evidence: str = Field(description="The linker's word for the field: exact, close, differs...")
+    words: str = Field(description="The evidence in plain words.")
+
+
+class IdentityTaskOut(BaseModel):
+    """A "possible same person" task, with the evidence side by side."""
+
+    task_id: str
+    status: Literal["open", "confirmed", "rejected"]
+    referral_id: str | None
+    record_id: str
+    person_id: str | None = Field(description="The new child the referral was stored against.")
+    candidate_person_id: str | None = Field(
+        description="The known child it may be (None: the linker was unavailable, check by hand)."
+    )
+    match_probability: float | None
+    linker_unavailable: bool
+    comparison: list[FieldComparison]
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+    merge_id: str | None = Field(description="The merge a confirmation made.")
+    merge_undone: bool
+
+
+class IdentityTaskList(BaseModel):
+    """Identity tasks, oldest first."""
+
+    items: list[IdentityTaskOut]
+
+
+class TaskDecisionIn(BaseModel):
+    """Why the practitioner decided as they did (required for confirming and rejecting alike)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: FreeText
+
+
+class TaskDecided(BaseModel):
+    """A decided task, the merge a confirmation made, and the referrals rescored after it."""
+
+    task: IdentityTaskOut
+    merge_id: str | None
+    rescored: list[str]
+    not_rescored: list[str]
+
+
+class UndoMergeIn(BaseModel):
+    """Why the merge is undone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: FreeText
+
+
+class MergeUndone(BaseModel):
+    """A merge undone: the rows it had moved are back, and the referrals rescored."""
+
+    merge_id: str
+    from_person_id: str
+    into_person_id: str
+    merged_at: datetime
+    merged_by: str
+    undone_at: datetime | None
+    undone_by: str | None
+    moved: dict[str, Any]
+    task_id: str | None
+    rescored: list[str]
+    not_rescored: list[str]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from triage.accounts import create_api_key, create_user
 from triage.security import SCOPES, issue_user_token
@@ -12,6 +14,10 @@ from triage.store import make_engine, session_factory
 from triage.vocab import Agency
 
 PASSWORD = "correct horse battery staple"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 _serial = itertools.count()
 
 
@@ -63,3 +69,23 @@ def key_headers(
     finally:
         engine.dispose()
     return bearer(key.key)
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of a page's form."""
+    match = CSRF.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def sign_in_page(page: TestClient, settings: Settings, role: str) -> None:
+    """Sign ``page`` (a client that keeps cookies) in as a new user holding ``role``."""
+    username = f"page-{role}"
+    user_headers(settings, role, username=username)
+    form = page.get("/login")
+    response = page.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": csrf_of(form.text),
+              "next": "/queue"},
+    )  # fmt: skip
+    assert response.status_code == 303, response.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -59,13 +60,16 @@ __all__ = [
     "Injury",
     "KnownMember",
     "Name",
+    "NhsNumber",
     "OutcomeIn",
     "PersonDetails",
     "PlainText",
+    "Postcode",
     "ReasonCode",
     "ReferralIn",
     "Referrer",
     "error_fields",
+    "nhs_number_valid",
 ]
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -226,11 +230,62 @@ class _Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
 
-class Child(_Contract):
-    """The child a referral or event concerns."""
+def nhs_number_valid(digits: str) -> bool:
+    """Whether ten digits end in their NHS modulus-11 check digit."""
+    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
+        return False
+    remainder = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True)) % 11
+    check = 11 - remainder
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(digits[9])
 
-    child_id: Id
-    household_id: Id
+
+def _nhs_number(value: str) -> str:
+    """Ten digits (spaces allowed between groups) with a valid modulus-11 check digit."""
+    digits = value.replace(" ", "")
+    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
+        raise PydanticCustomError("nhs_number_shape", "an NHS number is 10 digits")
+    if not nhs_number_valid(digits):
+        raise PydanticCustomError(
+            "nhs_number_check_digit", "the NHS number's check digit does not match (modulus 11)"
+        )
+    return digits
+
+
+_POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$")
+
+
+def _postcode(value: str) -> str:
+    """A UK-shaped postcode, upper case with one space before the inward code."""
+    match = _POSTCODE.match(value.upper())
+    if match is None:
+        raise PydanticCustomError(
+            "postcode_shape", "a postcode looks like 'LS1 4AP': outward code, space, inward code"
+        )
+    return f"{match.group(1)} {match.group(2)}"
+
+
+NhsNumber = Annotated[str, StringConstraints(max_length=12), AfterValidator(_nhs_number)]
+"""An NHS number: 10 digits ending in its modulus-11 check digit (stored without spaces)."""
+Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)]
+"""A UK-shaped postcode, normalised to upper case with one space."""
+
+
+class Child(_Contract):
+    """The child a referral or event concerns: by id, or by details the service resolves."""
+
+    child_id: Id | None = Field(
+        default=None,
+        description="The child's id when the sender knows it. Without it the service resolves "
+        "the child from the details (names, date of birth, sex; NHS number, postcode and "
+        "school help) and the reply's `resolution` says how.",
+    )
+    household_id: Id | None = Field(
+        default=None,
+        description="Required with `child_id`. Without it: a linked child's current household, "
+        "or a new household for a new child.",
+    )
     given_name: Name
     family_name: Name
     date_of_birth: date
@@ -238,12 +293,34 @@ class Child(_Contract):
     ethnicity: Ethnicity = Ethnicity.not_stated
     disability: bool = False
     deprivation_decile: Annotated[int, Field(ge=1, le=10)] | None = None
+    nhs_number: NhsNumber | None = None
+    postcode: Postcode | None = None
+    school: Name | None = Field(default=None, description="School name or URN, where known.")
 
     @field_validator("date_of_birth")
     @classmethod
     def _dob_not_future(cls, value: date) -> date:
         """Reject a date of birth that has not yet begun in any time zone."""
         return _plausible_birth(value)
+
+    @model_validator(mode="after")
+    def _household_with_id(self) -> Self:
+        """Require household_id when child_id is given (the resolved form of the contract)."""
+        if self.child_id is not None and self.household_id is None:
+            raise _located(
+                self,
+                [
+                    (
+                        ("household_id",),
+                        PydanticCustomError(
+                            "household_required",
+                            "household_id is required when child_id is given",
+                        ),
+                        None,
+                    )
+                ],
+            )
+        return self
 
 
 class Referrer(_Contract):

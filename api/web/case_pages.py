@@ -23,7 +23,7 @@ from api.web.auth import (
 )
 from api.web.render import page
 from explain.plots import REASONS_TITLE, bars_svg
-from service import audit, casework
+from service import audit, casework, identity
 from service.errors import NotFound, Refusal
 from service.household import audit_panel, panel_note
 from triage.queue import BANDS, overdue_cutoff
@@ -207,6 +207,7 @@ def _referral_page(
             detail = casework.referral_detail(
                 db, referral_id=referral_id, model=model, roles=viewer.actor.roles
             )
+            identity_task = identity.task_for_referral(db, referral_id=referral_id)
     except NotFound:
         return show(
             request,
@@ -276,6 +277,7 @@ def _referral_page(
         form_errors=form_errors or [],
         error_fields={e["field"] for e in form_errors or []},
         can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
+        identity_task=identity_task,
     )
 
 

@@ -160,6 +160,8 @@ def page(
             "actor": actor,
             "username": getattr(request.state, "page_username", None),
             "is_manager": actor is not None and bool(actor.roles & {"manager", "admin"}),
+            "is_casework": actor is not None
+            and bool(actor.roles & {"practitioner", "manager", "admin"}),
             **context,
         },
         status_code=status_code,

@@ -37,6 +37,11 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/referrals/{referral_id}/disputes"): {"practitioner", "manager", "admin"},
     ("POST", "/v1/events"): {"referrer", "admin"},
     ("GET", "/v1/queue"): {"practitioner", "manager", "admin"},
+    ("GET", "/v1/identity-tasks"): {"practitioner", "manager", "admin"},
+    ("GET", "/v1/identity-tasks/{task_id}"): {"practitioner", "manager", "admin"},
+    ("POST", "/v1/identity-tasks/{task_id}/confirm"): {"practitioner", "manager", "admin"},
+    ("POST", "/v1/identity-tasks/{task_id}/reject"): {"practitioner", "manager", "admin"},
+    ("POST", "/v1/person-merges/{merge_id}/undo"): {"practitioner", "manager", "admin"},
     ("GET", "/v1/model"): {"practitioner", "manager", "researcher", "admin"},
     ("POST", "/v1/admin/reload-model"): {"admin"},
     ("GET", "/v1/audit/fairness"): {"researcher", "admin"},
@@ -92,7 +97,11 @@ def call(
     client: TestClient, method: str, path: str, headers: dict[str, str], referral_id: str
 ) -> int:
     """Call one route with a valid request; return the status."""
-    url = path.replace("{referral_id}", referral_id)
+    url = (
+        path.replace("{referral_id}", referral_id)
+        .replace("{task_id}", "IDT-none")
+        .replace("{merge_id}", "PM-none")
+    )
     bodies: dict[str, Any] = {
         "/v1/auth/token": {"username": "nobody", "password": "wrong password"},
         "/v1/referrals": referral(),
@@ -100,6 +109,9 @@ def call(
         "/v1/referrals/{referral_id}/decisions": {"decision": "assessment", "agreement": "agree"},
         "/v1/referrals/{referral_id}/reopen": {"reason": "new information"},
         "/v1/referrals/{referral_id}/disputes": {"record_id": referral_id, "reason": "not ours"},
+        "/v1/identity-tasks/{task_id}/confirm": {"note": "same NHS number"},
+        "/v1/identity-tasks/{task_id}/reject": {"note": "twins"},
+        "/v1/person-merges/{merge_id}/undo": {"reason": "wrong merge"},
     }
     body = bodies.get(path)
     return client.request(method, url, headers=headers, json=body).status_code

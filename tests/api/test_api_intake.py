@@ -394,8 +394,13 @@ def test_a_key_kept_before_household_members_existed_still_matches_its_retry() -
 
     sent = ReferralIn.model_validate(referral()).model_dump(mode="json")
     kept_before = {k: v for k, v in sent.items() if k != "household_members"}
+    # Issue 21's child details (NHS number, postcode, school) left out are not in it either.
+    later = ("nhs_number", "postcode", "school")
+    kept_before["child"] = {k: v for k, v in sent["child"].items() if k not in later}
     assert intake._as_first_kept(sent) == kept_before
-    listed = sent | {"household_members": [{"given_name": "Lee", "role": "parent"}]}
+    detailed = sent | {"child": sent["child"] | {"postcode": "LS1 4AP"}}
+    assert intake._as_first_kept(detailed)["child"]["postcode"] == "LS1 4AP"
+    listed = kept_before | {"household_members": [{"given_name": "Lee", "role": "parent"}]}
     assert intake._as_first_kept(listed) == listed, "a listed member is part of the request"
     event = AgencyEventIn.model_validate(
         {

@@ -404,5 +404,48 @@ def test_an_event_recorded_before_it_occurred_is_refused(
     events = extract_frames["events"]
     early = pd.to_datetime(events["occurred_at"], utc=True) - pd.Timedelta(hours=1)
     directory = write_extract(extract_frames | {"events": events.assign(recorded_at=early)})
-    with pytest.raises(ExtractError, match=r"recorded_at.*recorded before they occurred"):
+    with pytest.raises(ExtractError, match=r"recorded_at.*recorded before it occurred"):
         load_extract(directory, url=migrated_url, progress=False)
+
+
+def test_identity_records_load_when_present_filed_under_their_referrals_child(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    from triage.store import IdentityRecordRow
+
+    frames = dict(extract_frames)
+    frames["referrals"] = frames["referrals"].assign(
+        subject_record_id=["IDR-1"] + [None] * (len(frames["referrals"]) - 1)
+    )
+    frames["identity_records"] = pd.DataFrame(
+        {
+            "record_id": ["IDR-1", "IDR-2"],
+            "source_system": ["police", "health"],
+            "source_person_id": ["P-7", "NHS-1"],
+            "given_name": ["Ada", None],
+            "family_name": ["Ash", "Ash"],
+            "date_of_birth": [date(2015, 3, 1), None],
+            "sex": ["female", "unknown"],
+            "postcode": ["LS1 4AP", None],
+            "nhs_number": [None, "9434765919"],
+            "school": [None, None],
+            "is_child": [True, True],
+            "first_seen_at": [_utc(2020, 1, 1), _utc(2021, 1, 1)],
+        }
+    )
+    directory = write_extract(frames)
+    counts = load_extract(directory, url=migrated_url, progress=False)
+    assert counts == EXPECTED | {"identity_records": 2}
+    child_of_first = frames["referrals"]["child_id"].iloc[0]
+    engine = make_engine(migrated_url)
+    try:
+        with session_factory(engine)() as session:
+            first = session.get(IdentityRecordRow, "IDR-1")
+            second = session.get(IdentityRecordRow, "IDR-2")
+            assert first is not None and second is not None
+            assert (first.person_id, first.resolution) == (child_of_first, "loaded")
+            assert second.person_id is None and second.date_of_birth is None
+    finally:
+        engine.dispose()
+    # Old extracts (no identity_records) load as before: test_loads_tiny_extract.
+    assert load_extract(directory, url=migrated_url, progress=False) == dict.fromkeys(counts, 0)

@@ -35,8 +35,12 @@ from triage.vocab import (
 LOADED_TABLES = ("children", "referrals", "events", "decisions", "outcomes")
 PEOPLE_TABLES = ("persons", "household_memberships")
 """Optional tables (vocabulary 2): derived from ``children`` when an extract has none."""
-NEVER_READ = frozenset({"truth"})
-"""Latent truth is kept apart from every model input: the loader must never open it."""
+IDENTITY_TABLE = "identity_records"
+"""Optional (issue 21): each agency's record of a person as typed; old extracts load without it
+(None)."""
+NEVER_READ = frozenset({"truth", "identity_truth"})
+"""Latent truth (and the true person behind each identity record) is kept apart from every
+model input: the loader must never open it."""
 
 Converter = Callable[[str, str, pd.Series], pd.Series]
 
@@ -212,6 +216,9 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("injury_photographed", _bools),
         Column("narrative", _text),
         Column("synthetic", _bools),
+        # The identity record the agency filed the referral under (issue 21); child_id stays
+        # the resolved child.
+        Column("subject_record_id", _strings, nullable=True, optional=True),
     ),
     "events": (
         Column("event_id", _strings),
@@ -222,12 +229,13 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("household_id", _strings, nullable=True),
         Column("person_id", _strings, nullable=True, optional=True),
         Column("occurred_at", _timestamps),
-        # When the agency shared it (at or after occurred_at); absent or null: occurred_at.
-        Column("recorded_at", _timestamps, nullable=True, optional=True),
         Column("agency", _vocab(Agency)),
         Column("kind", _vocab(EventKind)),
         Column("attributes", _json_objects),
         Column("synthetic", _bools),
+        Column("subject_record_id", _strings, nullable=True, optional=True),
+        # When the agency shared the event; absent or null: when it occurred.
+        Column("recorded_at", _timestamps, nullable=True, optional=True),
     ),
     "decisions": (
         Column("referral_id", _strings),
@@ -261,6 +269,20 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("left_at", _timestamps, nullable=True),
         Column("synthetic", _bools),
     ),
+    IDENTITY_TABLE: (
+        Column("record_id", _strings),
+        Column("source_system", _strings),
+        Column("source_person_id", _strings),
+        Column("given_name", _strings, nullable=True),
+        Column("family_name", _strings, nullable=True),
+        Column("date_of_birth", _dates, nullable=True),
+        Column("sex", _vocab(Sex)),
+        Column("postcode", _strings, nullable=True),
+        Column("nhs_number", _strings, nullable=True),
+        Column("school", _strings, nullable=True),
+        Column("is_child", _bools),
+        Column("first_seen_at", _timestamps),
+    ),
 }
 
 UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -271,6 +293,7 @@ UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     "outcomes": (("referral_id",),),
     "persons": (("person_id",),),
     "household_memberships": (("membership_id",),),
+    IDENTITY_TABLE: (("record_id",), ("source_system", "source_person_id")),
 }
 
 
@@ -327,22 +350,6 @@ def check_event_agencies(frame: pd.DataFrame) -> None:
         raise ExtractError("events", "agency", f"{row['kind']} is not recorded by {row['agency']}")
 
 
-def check_event_recorded(frame: pd.DataFrame) -> None:
-    """Refuse events recorded before they occurred (``recorded_at`` < ``occurred_at``)."""
-    if "recorded_at" not in frame:
-        return
-    recorded = pd.to_datetime(pd.Series(frame["recorded_at"], dtype=object), utc=True)
-    occurred = pd.to_datetime(pd.Series(frame["occurred_at"], dtype=object), utc=True)
-    early = (recorded < occurred).to_numpy()
-    if early.any():
-        row = frame.loc[early].iloc[0]
-        raise ExtractError(
-            "events",
-            "recorded_at",
-            f"{int(early.sum())} event(s) recorded before they occurred, e.g. {row['event_id']}",
-        )
-
-
 def derive_households(children: pd.DataFrame) -> pd.DataFrame:
     """One household row per distinct household_id (first non-null decile; synthetic if all are).
 
@@ -384,10 +391,36 @@ def read_extract(
             raise ExtractError(table, None, f"typed columns need {table}.parquet, not CSV")
         tables[table] = validate_table(table, raw, keep=python_values)
     check_event_agencies(tables["events"])
-    check_event_recorded(tables["events"])
+    check_recorded_after_occurred(tables["events"])
     people = _people_tables(directory, tables["children"], python_values=python_values)
+    identity = _identity_records(directory, python_values=python_values)
     truth = pd.read_parquet(directory / "truth.parquet") if with_truth else pd.DataFrame()
-    return World(manifest=_manifest(directory), truth=truth, **tables, **people)
+    return World(
+        manifest=_manifest(directory), truth=truth, **tables, **people, identity_records=identity
+    )
+
+
+def check_recorded_after_occurred(frame: pd.DataFrame) -> None:
+    """Refuse events shared before they occurred (``recorded_at`` < ``occurred_at``)."""
+    recorded = pd.to_datetime(frame["recorded_at"], utc=True)
+    if recorded.isna().all():
+        return
+    early = recorded < pd.to_datetime(frame["occurred_at"], utc=True)
+    if early.any():
+        row = frame.loc[early].iloc[0]
+        raise ExtractError(
+            "events", "recorded_at", f"event {row['event_id']} recorded before it occurred"
+        )
+
+
+def _identity_records(directory: Path, *, python_values: bool) -> pd.DataFrame | None:
+    """``identity_records`` when the extract has it (checked like the others), else None."""
+    table = IDENTITY_TABLE
+    if not (directory / f"{table}.parquet").exists() and not (directory / f"{table}.csv").exists():
+        return None
+    if not python_values and not (directory / f"{table}.parquet").exists():
+        raise ExtractError(table, None, f"typed columns need {table}.parquet, not CSV")
+    return validate_table(table, read_table(directory, table), keep=python_values)
 
 
 def _people_tables(
@@ -456,3 +489,8 @@ def _manifest(directory: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise ExtractError("manifest", None, f"{path.name} is not a JSON object")
     return manifest
+
+
+def read_identity_records(directory: Path) -> pd.DataFrame | None:
+    """The extract's identity records as Python values, None when it has none (optional)."""
+    return _identity_records(Path(directory), python_values=True)

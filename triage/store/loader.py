@@ -9,13 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Column, Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from triage.store.engine import make_engine
 from triage.store.errors import ExtractError, StoreError
-from triage.store.extract import LOADED_TABLES, PEOPLE_TABLES, derive_households, read_extract
+from triage.store.extract import (
+    IDENTITY_TABLE,
+    LOADED_TABLES,
+    PEOPLE_TABLES,
+    derive_households,
+    read_extract,
+    read_identity_records,
+    read_table,
+)
 from triage.store.tables import (
     Base,
     ChildRow,
@@ -78,6 +87,11 @@ def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[st
             counts["outcomes"] = _load_table(
                 connection, TABLES["outcomes"], frames["outcomes"], bar
             )
+            identities = _identity_frame(Path(directory), loaded_at=utcnow())
+            if identities is not None:
+                counts[IDENTITY_TABLE] = _load_table(
+                    connection, TABLES[IDENTITY_TABLE], identities, bar
+                )
     finally:
         engine.dispose()
     return counts
@@ -93,6 +107,49 @@ def _frames_to_load(directory: Path) -> dict[str, pd.DataFrame]:
     frames = {table: getattr(world, table) for table in (*LOADED_TABLES, *PEOPLE_TABLES)}
     frames["households"] = _households(frames["children"], frames["household_memberships"])
     return frames
+
+
+def _identity_frame(directory: Path, *, loaded_at: datetime) -> pd.DataFrame | None:
+    """The extract's identity records, each resolved to the person its agency filed records
+    under (``subject_record_id`` of its referrals and events), when the extract says so.
+
+    None when the extract has no identity records. ``resolution`` is ``loaded``: taken as the
+    extract gives it, not linked by this service; a record no referral or event names stays
+    unresolved (``person_id`` None) until ``triage link`` resolves it.
+    """
+    records = read_identity_records(directory)
+    if records is None:
+        return None
+    filed = _filed_under(directory)
+    records["person_id"] = pd.Series(
+        [filed.get(record_id) for record_id in records["record_id"]], dtype=object
+    )
+    records["resolution"] = _constant("loaded", len(records))
+    records["match_probability"] = _constant(None, len(records))
+    records["created_at"] = _constant(loaded_at, len(records))
+    return records
+
+
+def _filed_under(directory: Path) -> dict[str, str]:
+    """``subject_record_id`` -> the person the extract files it under (a referral's child; an
+    event's child, else its person), read from those columns only; empty when absent."""
+    filed: dict[str, str] = {}
+    for table, people in (("events", ("person_id", "child_id")), ("referrals", ("child_id",))):
+        path = directory / f"{table}.parquet"
+        if path.exists():
+            names = set(pq.read_schema(path).names)
+            if "subject_record_id" not in names:
+                continue
+            raw = pd.read_parquet(path, columns=["subject_record_id", *people])
+        else:
+            raw = read_table(directory, table)
+            if "subject_record_id" not in raw.columns:
+                continue
+        for person in people:  # later columns win: an event's child before its person
+            named = raw[raw["subject_record_id"].notna() & raw[person].notna()]
+            keys, values = named["subject_record_id"].astype(str), named[person].astype(str)
+            filed |= dict(zip(keys, values, strict=True))
+    return filed
 
 
 def _households(children: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:

@@ -409,3 +409,81 @@ class StoreProbeRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     probed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+IDENTITY_RESOLUTIONS = ("given", "linked", "possible_match", "new", "loaded")
+TASK_STATUSES = ("open", "confirmed", "rejected")
+
+
+class IdentityRecordRow(Base):
+    """One agency's view of one person (its client-index entry), and who it resolved to."""
+
+    __tablename__ = "identity_records"
+    __table_args__ = (
+        Index(None, "source_system", "source_person_id"),
+        Index(None, "person_id"),
+        Index(None, "date_of_birth"),
+        Index(None, "nhs_number"),
+    )
+
+    record_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    source_system: Mapped[str] = mapped_column(String(ID))
+    source_person_id: Mapped[str] = mapped_column(String(ID))
+    given_name: Mapped[str | None] = mapped_column(String(NAME))
+    family_name: Mapped[str | None] = mapped_column(String(NAME))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(VOCAB))
+    postcode: Mapped[str | None] = mapped_column(String(16))
+    nhs_number: Mapped[str | None] = mapped_column(String(10))
+    school: Mapped[str | None] = mapped_column(String(NAME))
+    is_child: Mapped[bool] = mapped_column(Boolean)
+    first_seen_at: Mapped[datetime]
+    person_id: Mapped[str | None] = mapped_column(String(ID))
+    """The person the record resolved to (None: not resolved yet, e.g. an extract's)."""
+    resolution: Mapped[str | None] = mapped_column(String(VOCAB))
+    """How: ``IDENTITY_RESOLUTIONS`` (``loaded``: from an extract, as it came)."""
+    match_probability: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdentityTaskRow(Base):
+    """A "possible same person" task: a person confirms or rejects a candidate match."""
+
+    __tablename__ = "identity_tasks"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'confirmed', 'rejected')", name="status"),
+        Index(None, "status", "task_id"),
+        Index(None, "referral_id"),
+    )
+
+    task_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    record_id: Mapped[str] = mapped_column(
+        String(ID), ForeignKey("identity_records.record_id"), index=True
+    )
+    referral_id: Mapped[str | None] = mapped_column(String(ID))
+    candidate_person_id: Mapped[str | None] = mapped_column(String(ID))
+    """None when the linker could not run: a person checks by hand whether the child is known."""
+    match_probability: Mapped[float | None] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(VOCAB), default="open", server_default="open")
+    decided_by: Mapped[str | None] = mapped_column(String(NAME))
+    decided_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PersonMergeRow(Base):
+    """One person merged into another, with exactly the rows re-pointed (so it can be undone)."""
+
+    __tablename__ = "person_merges"
+    __table_args__ = (Index(None, "from_person_id"), Index(None, "into_person_id"))
+
+    merge_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    from_person_id: Mapped[str] = mapped_column(String(ID))
+    into_person_id: Mapped[str] = mapped_column(String(ID))
+    merged_at: Mapped[datetime]
+    merged_by: Mapped[str] = mapped_column(String(NAME))
+    reason: Mapped[str] = mapped_column(Text)
+    moved: Mapped[dict[str, Any]]
+    undone_at: Mapped[datetime | None]
+    undone_by: Mapped[str | None] = mapped_column(String(NAME))

@@ -123,6 +123,70 @@ def figures(world: World) -> dict[str, float]:
     out["neglect_share_cp_plans"] = float((plans["cp_category"] == "neglect").mean())
     out.update(_voices(refs, outcomes, world.truth))
     out.update(_families(population))
+    out.update(_identities(world, start))
+    return out
+
+
+HEALTH_SYSTEMS = ("health-records", "health-referral-hub")
+IDENTITY_KEYS = (
+    "identity_given_name_differs",
+    "identity_family_name_differs",
+    "identity_dob_differs_health",
+    "identity_dob_day_month_swapped",
+    "identity_nhs_missing_health",
+    "identity_nhs_missing_elsewhere",
+    "identity_duplicate_records",
+    "twins_share_of_children",
+    "ethnicity_not_stated_children",
+    "sharing_delay_police_days",
+    "sharing_delay_health_days",
+    "sharing_delay_school_days",
+    "sharing_delay_housing_days",
+)
+
+
+def _identities(world: World, start: date) -> dict[str, float]:
+    """Identity noise measured against the truth, twins, missing ethnicity, sharing delays."""
+    out = dict.fromkeys(IDENTITY_KEYS, float("nan"))
+    children = world.children
+    twins = children.duplicated(["household_id", "date_of_birth", "family_name"], keep=False)
+    out["twins_share_of_children"] = float(twins.mean())
+    out["ethnicity_not_stated_children"] = float(children["ethnicity"].eq("not_stated").mean())
+    events = world.events
+    if "recorded_at" in events.columns:
+        delay = _days(events["recorded_at"], start) - _days(events["occurred_at"], start)
+        medians = pd.Series(delay).groupby(events["agency"].to_numpy()).median()
+        for agency in ("police", "health", "school", "housing"):
+            out[f"sharing_delay_{agency}_days"] = float(medians.get(agency, float("nan")))
+    records, truth, persons = world.identity_records, world.identity_truth, world.persons
+    if records is None or truth is None or persons is None or records.empty:
+        return out
+    person = truth.set_index("record_id")["person_id"].reindex(records["record_id"]).to_numpy()
+    true = persons.set_index("person_id").loc[person]
+    for column in ("given_name", "family_name"):
+        typed = records[column].to_numpy(dtype=object)
+        known = pd.notna(typed)
+        differs = typed[known] != true[column].to_numpy(dtype=object)[known]
+        out[f"identity_{column}_differs"] = float(differs.mean())
+    typed_dob = pd.to_datetime(records["date_of_birth"])
+    true_dob = pd.to_datetime(true["date_of_birth"]).to_numpy()
+    dob_known = typed_dob.notna().to_numpy()
+    dob_differs = typed_dob.to_numpy() != true_dob
+    health = records["source_system"].isin(HEALTH_SYSTEMS).to_numpy()
+    out["identity_dob_differs_health"] = float(dob_differs[health & dob_known].mean())
+    td = pd.DatetimeIndex(true_dob)
+    swapped = (
+        dob_known
+        & (typed_dob.dt.day.to_numpy() == td.month)
+        & (typed_dob.dt.month.to_numpy() == td.day)
+        & (td.day != td.month)
+    )
+    out["identity_dob_day_month_swapped"] = float(swapped.mean())
+    missing = records["nhs_number"].isna().to_numpy()
+    out["identity_nhs_missing_health"] = float(missing[health].mean())
+    out["identity_nhs_missing_elsewhere"] = float(missing[~health].mean())
+    keyed = pd.DataFrame({"system": records["source_system"].to_numpy(), "person": person})
+    out["identity_duplicate_records"] = float(keyed.duplicated().mean())
     return out
 
 

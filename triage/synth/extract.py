@@ -18,7 +18,7 @@ def write_extract(world: World, directory: Path) -> dict[str, Path]:
         path = directory / f"{table}.parquet"
         getattr(world, table).to_parquet(path, index=False)
         paths[table] = path
-    for table in World.PEOPLE_TABLES:
+    for table in (*World.PEOPLE_TABLES, *World.IDENTITY_TABLES):
         frame = getattr(world, table)
         if frame is not None:
             path = directory / f"{table}.parquet"

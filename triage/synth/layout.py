@@ -21,6 +21,7 @@ from triage.synth.agency import EVENT_KINDS
 from triage.synth.arrow import frame, join, labels, prefixed, timestamps
 from triage.synth.channels import HEALTH_ROLES, INDIVIDUAL_ROLES, SITES, SOURCES, Channel
 from triage.synth.harm import EPISODE_TYPES, HORIZON_DAYS
+from triage.synth.identity import sharing_delays
 from triage.synth.params import WORLD_VERSION, WorldParams
 from triage.synth.people import ROLES, People
 from triage.synth.people_layout import (
@@ -30,7 +31,7 @@ from triage.synth.people_layout import (
     recorded_adult_rows,
 )
 from triage.synth.population import ETHNICITIES, Population
-from triage.synth.records import draw_names, narratives
+from triage.synth.records import distinct_twin_names, draw_names, narratives
 from triage.synth.referrals import CONCERNS, Referrals, _categorical
 from triage.synth.services import DECISIONS, LEVELS, Services, any_between
 from triage.vocab import EVENT_AGENCY, LIST_SEPARATOR, EventKind, OutcomeLevel, ReferrerType, Sex
@@ -69,9 +70,15 @@ class World:
     """Every child and adult (vocabulary 2); None in an extract written before it."""
     household_memberships: pd.DataFrame | None = None
     """Who lived in which household, in which role, when; None as ``persons``."""
+    identity_records: pd.DataFrame | None = None
+    """Each agency's record of each person it knows, as typed (issue 21); None before it."""
+    identity_truth: pd.DataFrame | None = None
+    """The true person of each identity record: like ``truth``, never loaded."""
 
     TABLES = ("children", "referrals", "events", "decisions", "outcomes", "truth")
     PEOPLE_TABLES = ("persons", "household_memberships")
+    """Optional tables: written when the world has them."""
+    IDENTITY_TABLES = ("identity_records", "identity_truth")
     """Optional tables: written when the world has them."""
 
 
@@ -209,6 +216,7 @@ def assemble(
     c_hh = people.residence.at(kept_children, np.full(kept_children.size, window))
     male = pop.child_sex[kept_children] == 1
     given, family = draw_names(pop.child_ethnicity[kept_children], male, born_in, params.seed, rng)
+    given = distinct_twin_names(given, born_in, pop.child_dob[kept_children], male, params.seed)
     sex_code = pop.child_sex[kept_children].astype(np.int64)
     sex_code[rng.random(sex_code.size) < 0.003] = tuple(Sex).index(Sex.unknown)
     dob_days = np.floor(pop.child_dob[kept_children]).astype("timedelta64[D]")
@@ -309,10 +317,13 @@ def add_events(
     ids: EventIds,
     start: date,
     window: float,
+    seed: int,
 ) -> None:
     """Lay out the events (``services_household``: where each service event's child lived)."""
     pa.default_memory_pool().release_unused()  # what the other tables left free, first
-    world.events = _events(services, services_household, agency, person_events, ids, start, window)
+    world.events = _events(
+        services, services_household, agency, person_events, ids, start, window, seed
+    )
     world.manifest["rows"] = {
         t: len(getattr(world, t)) for t in (*World.TABLES, *World.PEOPLE_TABLES)
     }
@@ -346,6 +357,7 @@ def _events(
     ids: EventIds,
     start: date,
     window: float,
+    seed: int,
 ) -> pd.DataFrame:
     """Agency, social-care and person events in time order, each in the household of its time.
 
@@ -359,24 +371,31 @@ def _events(
     all_t = np.concatenate([ev_t, s_t, pe.t])
     order = np.argsort(all_t, kind="stable")
     all_t = all_t[order]
-    m = all_t.size
 
     def ordered(*parts: np.ndarray) -> np.ndarray:
         out: np.ndarray = np.concatenate(parts)[order]
         return out
 
+    # When each agency shared the event: what was not shared by the extract date is not in it.
+    agency_names = sorted(EVENT_SOURCE_SYSTEMS)
+    agency_of_kind = np.array([agency_names.index(EVENT_AGENCY[k].value) for k in EVENT_KINDS])
+    kind = ordered(ev_kind, services.event_kind[inside], pe.kind).astype(np.int64)
+    recorded = all_t + sharing_delays(agency_of_kind[kind], tuple(agency_names), seed)
+    shared = recorded <= window
+    if not shared.all():
+        order, all_t, recorded, kind = order[shared], all_t[shared], recorded[shared], kind[shared]
+    m = all_t.size
+
     def positions(entity: np.ndarray, position: np.ndarray) -> np.ndarray:
         found: np.ndarray = np.where(entity >= 0, position[np.maximum(entity, 0)], -1)
         return found
 
-    kind = ordered(ev_kind, services.event_kind[inside], pe.kind).astype(np.int64)
     # Attributes: 0 none, 1 an injury, 2 + k the role k of a membership change.
     attribute = ordered(
         np.zeros(n_child_events, dtype=np.int64), np.where(pe.role >= 0, 2 + pe.role, 0)
     )
     attribute[kind == EVENT_KINDS.index(EventKind.ed_injury_attendance)] = 1
-    agency_names = sorted(EVENT_SOURCE_SYSTEMS)
-    agency_code = np.array([agency_names.index(EVENT_AGENCY[k].value) for k in EVENT_KINDS])[kind]
+    agency_code = agency_of_kind[kind]
     event_ids = prefixed("EVT-", np.arange(m), 8)
     attribute_texts = [
         "{}",
@@ -399,12 +418,13 @@ def _events(
             ids.person, positions(ordered(np.full(n_child_events, -1), pe.person), ids.person_pos)
         ),
         "occurred_at": timestamps(start, all_t),
+        "recorded_at": timestamps(start, recorded),
         "agency": labels(agency_names, agency_code),
         "kind": labels([k.value for k in EVENT_KINDS], kind),
         "attributes": labels(attribute_texts, attribute),
         "synthetic": np.ones(m, dtype=bool),
     }
-    del all_t, kind, attribute, agency_code, event_ids
+    del all_t, recorded, kind, attribute, agency_code, event_ids
     return frame(columns, release=True)
 
 

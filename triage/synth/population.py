@@ -23,6 +23,11 @@ DEPRIVATION_TILT = np.array([1.0, 0.75, 0.8, 0.7, 0.8, 1.0])
 
 MEAN_CHILDREN_PER_HOUSEHOLD = 1.9
 SIBLING_SPACING_YEARS = 2.6
+TWIN_MATERNITY_RATE = 14.6 / 1000
+"""Maternities with more than one baby, England and Wales 2022 (ONS, Births in England and
+Wales: 14.6 per 1,000 maternities); multiple births are about 3% of births (NICE CG129)."""
+TWIN_STREAM = 2105
+"""Random stream of the twins, apart from the world's own draws (which stay as they were)."""
 
 
 def logit(p: float) -> float:
@@ -121,6 +126,7 @@ def build_population(params: WorldParams, rng: np.random.Generator) -> Populatio
 
     alive_in_window = dob + ADULT_AGE_DAYS > 0
     household, dob = household[alive_in_window], dob[alive_in_window]
+    dob = make_twins(household, dob, params.seed)
     n = household.size
     child_ethnicity = ethnicity[household].copy()
     # Some children are recorded as mixed, or not stated, whatever the household's group.
@@ -144,3 +150,22 @@ def build_population(params: WorldParams, rng: np.random.Generator) -> Populatio
         child_disability=rng.random(n) < 0.07,
         child_ethnicity=child_ethnicity,
     )
+
+
+def make_twins(household: np.ndarray, dob: np.ndarray, seed: int) -> np.ndarray:
+    """Some siblings born the same day as the next younger one, at the twin maternity rate.
+
+    Children sit youngest first within each household, so a twin takes the birth of the
+    sibling before it; no chains (triplets are too rare to matter).
+    """
+    rng = np.random.default_rng([seed, TWIN_STREAM])
+    elder = np.flatnonzero(household[1:] == household[:-1]) + 1
+    if elder.size == 0:
+        return dob
+    # Twin maternities over all maternities: each chosen child removes one maternity.
+    p = min(1.0, TWIN_MATERNITY_RATE / (1 + TWIN_MATERNITY_RATE) * dob.size / elder.size)
+    chosen = elder[rng.random(elder.size) < p]
+    chosen = chosen[~np.isin(chosen - 1, chosen)]
+    out = dob.copy()
+    out[chosen] = dob[chosen - 1]
+    return out

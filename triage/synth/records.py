@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 from faker import Faker
 
 from triage.vocab import Concern, Ethnicity
@@ -21,6 +22,8 @@ ETHNICITY_LOCALES: dict[Ethnicity, tuple[str, ...]] = {
     Ethnicity.not_stated: ("en_GB",),
 }
 POOL_SIZE = 300
+TWIN_NAME_STREAM = 2102
+"""Random stream for renaming a twin who drew its twin's name (the world's draws unchanged)."""
 
 
 @lru_cache(maxsize=64)
@@ -67,6 +70,23 @@ def draw_names(
             hh_family[sel_hh] = pool[rng.integers(0, pool.size, sel_hh.size)]
     family[:] = hh_family[np.searchsorted(uniq_hh, household)]
     return given, family
+
+
+def distinct_twin_names(
+    given: np.ndarray, household: np.ndarray, dob: np.ndarray, male: np.ndarray, seed: int
+) -> np.ndarray:
+    """``given`` with a twin who drew its twin's name renamed (another child's of its sex)."""
+    keys = pd.DataFrame({"household": household, "dob": dob, "given": given})
+    clash = np.flatnonzero(keys.duplicated(["household", "dob", "given"]).to_numpy())
+    if clash.size == 0:
+        return given
+    rng = np.random.default_rng([seed, TWIN_NAME_STREAM])
+    out = given.copy()
+    for row in clash.tolist():
+        same_sex = np.flatnonzero(male == male[row])
+        while out[row] == given[row]:
+            out[row] = given[same_sex[rng.integers(0, same_sex.size)]]
+    return out
 
 
 def draw_given_names(

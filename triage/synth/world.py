@@ -7,12 +7,14 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from triage.synth.adult_records import draw_person_events
 from triage.synth.agency import draw_agency_events
 from triage.synth.calibration_targets import source_share_targets
 from triage.synth.composition import PARENT, PARTNER, STEP, Composition, child_segments
 from triage.synth.harm import HORIZON_DAYS, draw_episodes
+from triage.synth.identity import identity_tables
 from triage.synth.layout import World, add_events, assemble
 from triage.synth.moves import Residence
 from triage.synth.params import WorldParams
@@ -152,10 +154,34 @@ def generate_world(params: WorldParams | None = None, progress: Progress | None 
     services_household = people.residence.at(services.event_child[inside], services.event_t[inside])
     harm_by_family = episodes.by_family
     del people, episodes, refs  # ten million events next: keep only what they need
-    add_events(world, services, services_household, agency, person_events, ids, start, window)
+    add_events(
+        world, services, services_household, agency, person_events, ids, start, window, params.seed
+    )
+    note("identity records")
+    add_identities(world, start, params)
     world.manifest["population"] = {
         **_population_denominators(pop, start),
         "families_at_31_march": families,
         "harm_by_family_type": harm_by_family,
     }
     return world
+
+
+def add_identities(world: World, start: date, params: WorldParams) -> None:
+    """Each agency's identity records of the people it knows, and what each filing names."""
+    records, truth, by_referral, by_event = identity_tables(
+        world.referrals,
+        world.events,
+        world.persons if world.persons is not None else pd.DataFrame(),
+        world.household_memberships if world.household_memberships is not None else pd.DataFrame(),
+        len(world.children),
+        (start, params.end),
+        params.seed,
+    )
+    world.referrals["subject_record_id"] = by_referral.to_pandas()
+    world.events["subject_record_id"] = by_event.to_pandas()
+    world.identity_records, world.identity_truth = records, truth
+    world.manifest["rows"] = {
+        t: len(getattr(world, t))
+        for t in (*World.TABLES, *World.PEOPLE_TABLES, *World.IDENTITY_TABLES)
+    }
