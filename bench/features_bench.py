@@ -14,7 +14,10 @@ Parquet files is not timed, but it counts towards the peak):
 Medians over the repeats; the three runs of a repeat are interleaved so machine noise hits
 them alike. The peer's values must equal ours on every referral, or the script fails.
 
-    .venv/bin/python bench/features_bench.py [--referrals 1000000] [--repeats 3]
+    .venv/bin/python bench/features_bench.py [--referrals 1000000] [--repeats 3] [--delays]
+
+``--delays`` gives the events sharing delays (``recorded_at``) when the world has none, so the
+time rule's late-recorded path is measured and checked against the peer too.
 """
 
 from __future__ import annotations
@@ -87,9 +90,11 @@ CREATE TABLE referrals AS
     SELECT referral_id, child_id, household_id, received_at, referrer_relationship,
            referrer_id, concerns, injury_reported
     FROM read_parquet('{dir}/referrals.parquet');
+-- known_ms: when the event became known (recorded_at; occurred_at when absent or earlier).
 CREATE TABLE events AS
-    SELECT event_id, child_id, household_id, occurred_at, agency, kind
-    FROM read_parquet('{dir}/events.parquet');
+    SELECT event_id, child_id, household_id, occurred_at, agency, kind,
+           floor_ms(greatest(coalesce(recorded_at, occurred_at), occurred_at)) AS known_ms
+    FROM (SELECT *{recorded} FROM read_parquet('{dir}/events.parquet'));
 CREATE TABLE decisions AS
     SELECT referral_id, decided_at, decision FROM read_parquet('{dir}/decisions.parquet');
 """
@@ -110,6 +115,10 @@ CREATE TABLE memberships AS
 """
 
 # Each referral is a query point (referral_id not null) and, for later referrals, a record.
+# Windows are on occurred_at; an event counts only if also recorded before the referral, so
+# the events recorded late (occurred before a referral of their child or household, recorded
+# at or after it) are joined to those referrals and taken off the window counts; distinct
+# agencies are counted again, from known events, for the referrals with any.
 # The frames end at ``1 PRECEDING`` on integer ms, so records at the same ms, the referral
 # itself included, never count; ``<D days in ms> PRECEDING`` starts the frame at exactly
 # t - D days, inclusive. DuckDB 2.0.1 supports ``count(DISTINCT x) OVER (... RANGE ...)``
@@ -147,7 +156,43 @@ child_rows AS (
     FROM decisions d JOIN refs r USING (referral_id)
     WHERE d.decision = 'no_further_action'
 ),
-child_features AS (
+late_events AS (
+    SELECT child_id, household_id, floor_ms(occurred_at) AS t_ms, known_ms, kind, agency
+    FROM events WHERE known_ms > floor_ms(occurred_at)
+),
+late_child AS (
+    SELECT r.referral_id,
+        count(*) FILTER (WHERE e.kind = 'ed_attendance' AND e.t_ms >= r.t_ms - 31536000000)
+            AS ed_attendances_365d,
+        count(*) FILTER (WHERE e.kind = 'ed_injury_attendance'
+                         AND e.t_ms >= r.t_ms - 31536000000) AS ed_injury_attendances_365d,
+        count(*) FILTER (WHERE e.kind = 'absence_concern' AND e.t_ms >= r.t_ms - 7776000000)
+            AS school_absence_concerns_90d,
+        count(*) FILTER (WHERE e.kind = 'safeguarding_concern'
+                         AND e.t_ms >= r.t_ms - 31536000000) AS school_safeguarding_concerns_365d,
+        count(*) FILTER (WHERE e.kind = 'missed_appointment' AND e.t_ms >= r.t_ms - 31536000000)
+            AS missed_health_appointments_365d,
+        count(*) FILTER (WHERE e.kind = 's47_enquiry') AS prior_s47_ever,
+        count(*) FILTER (WHERE e.kind = 'cp_plan_start') AS prior_cp_plan_ever,
+        count(*) FILTER (WHERE e.kind = 'child_in_need') AS prior_cin_ever
+    FROM refs r
+    JOIN late_events e ON e.child_id = r.child_id AND e.t_ms < r.t_ms AND e.known_ms >= r.t_ms
+    GROUP BY r.referral_id
+),
+late_household_pairs AS (
+    SELECT r.referral_id, r.t_ms AS q, e.t_ms, e.kind
+    FROM refs r
+    JOIN late_events e ON e.household_id = r.household_id AND e.t_ms < r.t_ms
+                      AND e.known_ms >= r.t_ms
+),
+late_household AS (
+    SELECT referral_id,
+        count(*) FILTER (WHERE kind = 'domestic_abuse_incident' AND t_ms >= q - 31536000000)
+            AS da,
+        count(*) FILTER (WHERE kind = 'adult_violence_offence') AS violence
+    FROM late_household_pairs GROUP BY referral_id
+),
+child_window AS (
     SELECT referral_id,
         count(*) FILTER (WHERE is_ref) OVER w90 AS prior_referrals_child_90d,
         count(*) FILTER (WHERE is_ref) OVER w365 AS prior_referrals_child_365d,
@@ -169,9 +214,9 @@ child_features AS (
             AS school_safeguarding_concerns_365d,
         count(*) FILTER (WHERE kind = 'missed_appointment') OVER w365
             AS missed_health_appointments_365d,
-        count(*) FILTER (WHERE kind = 's47_enquiry') OVER wall > 0 AS prior_s47_ever,
-        count(*) FILTER (WHERE kind = 'cp_plan_start') OVER wall > 0 AS prior_cp_plan_ever,
-        count(*) FILTER (WHERE kind = 'child_in_need') OVER wall > 0 AS prior_cin_ever
+        count(*) FILTER (WHERE kind = 's47_enquiry') OVER wall AS prior_s47_ever,
+        count(*) FILTER (WHERE kind = 'cp_plan_start') OVER wall AS prior_cp_plan_ever,
+        count(*) FILTER (WHERE kind = 'child_in_need') OVER wall AS prior_cin_ever
     FROM child_rows
     WINDOW
         w90 AS (PARTITION BY entity ORDER BY t_ms
@@ -181,6 +226,25 @@ child_features AS (
         wall AS (PARTITION BY entity ORDER BY t_ms
                  RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
     QUALIFY referral_id IS NOT NULL
+),
+child_features AS (
+    SELECT w.referral_id, w.prior_referrals_child_90d, w.prior_referrals_child_365d,
+        w.prior_referrals_child_all, w.distinct_referrers_365d,
+        w.relative_friend_concerns_365d, w.prior_injury_reports_365d,
+        w.prior_nfa_closures_365d, w.days_since_last_referral,
+        w.ed_attendances_365d - coalesce(l.ed_attendances_365d, 0) AS ed_attendances_365d,
+        w.ed_injury_attendances_365d - coalesce(l.ed_injury_attendances_365d, 0)
+            AS ed_injury_attendances_365d,
+        w.school_absence_concerns_90d - coalesce(l.school_absence_concerns_90d, 0)
+            AS school_absence_concerns_90d,
+        w.school_safeguarding_concerns_365d - coalesce(l.school_safeguarding_concerns_365d, 0)
+            AS school_safeguarding_concerns_365d,
+        w.missed_health_appointments_365d - coalesce(l.missed_health_appointments_365d, 0)
+            AS missed_health_appointments_365d,
+        w.prior_s47_ever - coalesce(l.prior_s47_ever, 0) > 0 AS prior_s47_ever,
+        w.prior_cp_plan_ever - coalesce(l.prior_cp_plan_ever, 0) > 0 AS prior_cp_plan_ever,
+        w.prior_cin_ever - coalesce(l.prior_cin_ever, 0) > 0 AS prior_cin_ever
+    FROM child_window w LEFT JOIN late_child l USING (referral_id)
 ),
 household_rows AS (
     SELECT household_id AS entity, t_ms, referral_id, true AS is_ref,
@@ -196,7 +260,7 @@ household_window AS (
         count(*) FILTER (WHERE is_ref) OVER w365 AS prior_referrals_household_365d,
         count(*) FILTER (WHERE kind = 'domestic_abuse_incident') OVER w365
             AS police_da_incidents_household_365d,
-        count(*) FILTER (WHERE kind = 'adult_violence_offence') OVER wall > 0
+        count(*) FILTER (WHERE kind = 'adult_violence_offence') OVER wall
             AS household_adult_violence_history,
         count(DISTINCT agency) OVER w90 AS distinct_agencies_90d
     FROM household_rows
@@ -224,7 +288,7 @@ follow AS (
                 AND s.j < r.t_ms
     JOIN events e ON e.household_id = s.household_id
                  AND floor_ms(e.occurred_at) >= s.j AND floor_ms(e.occurred_at) < s.l
-                 AND floor_ms(e.occurred_at) < r.t_ms
+                 AND floor_ms(e.occurred_at) < r.t_ms AND e.known_ms < r.t_ms
 ),
 follow_counts AS (
     SELECT referral_id,
@@ -233,27 +297,35 @@ follow_counts AS (
         bool_or(kind = 'adult_violence_offence') AS violence_extra
     FROM follow GROUP BY referral_id
 ),
+recount AS (  -- referrals whose distinct agencies the window alone does not give
+    SELECT referral_id FROM follow WHERE t_ms >= q - 7776000000
+    UNION
+    SELECT referral_id FROM late_household_pairs WHERE t_ms >= q - 7776000000
+),
 follow_agencies AS (
-    SELECT referral_id, count(DISTINCT agency) AS n FROM (
+    SELECT c.referral_id, count(DISTINCT u.agency) AS n
+    FROM recount c LEFT JOIN (
         SELECT referral_id, agency FROM follow WHERE t_ms >= q - 7776000000
         UNION ALL
         SELECT r.referral_id, e.agency
         FROM refs r JOIN events e ON e.household_id = r.household_id
              AND floor_ms(e.occurred_at) >= r.t_ms - 7776000000
-             AND floor_ms(e.occurred_at) < r.t_ms
-        WHERE r.referral_id IN (SELECT referral_id FROM follow WHERE t_ms >= q - 7776000000)
-    ) GROUP BY referral_id
+             AND floor_ms(e.occurred_at) < r.t_ms AND e.known_ms < r.t_ms
+        WHERE r.referral_id IN (SELECT referral_id FROM recount)
+    ) u USING (referral_id)
+    GROUP BY c.referral_id
 ),
 household_features AS (
     SELECT h.referral_id, h.prior_referrals_household_365d,
-        h.police_da_incidents_household_365d + coalesce(c.da_extra, 0)
+        h.police_da_incidents_household_365d + coalesce(c.da_extra, 0) - coalesce(l.da, 0)
             AS police_da_incidents_household_365d,
-        h.household_adult_violence_history OR coalesce(c.violence_extra, false)
-            AS household_adult_violence_history,
+        h.household_adult_violence_history - coalesce(l.violence, 0) > 0
+            OR coalesce(c.violence_extra, false) AS household_adult_violence_history,
         coalesce(a.n, h.distinct_agencies_90d) AS distinct_agencies_90d
     FROM household_window h
     LEFT JOIN follow_counts c USING (referral_id)
     LEFT JOIN follow_agencies a USING (referral_id)
+    LEFT JOIN late_household l USING (referral_id)
 ),
 concern_features AS (
     SELECT referral_id, max(n) AS repeat_same_concern_365d
@@ -289,9 +361,13 @@ def child_run(mode: str, directory: Path, out: str) -> None:
 
     if mode == "duckdb":
         import duckdb
+        import pyarrow.parquet as pq
 
         con = duckdb.connect(config={"threads": 2})
-        con.execute(SETUP_SQL.format(dir=directory.as_posix()))
+        events_columns = pq.read_schema(directory / "events.parquet").names
+        # An extract without recorded_at: every event known when it occurred.
+        recorded = "" if "recorded_at" in events_columns else ", NULL::TIMESTAMPTZ AS recorded_at"
+        con.execute(SETUP_SQL.format(dir=directory.as_posix(), recorded=recorded))
         has_memberships = (directory / "household_memberships.parquet").exists()
         people_sql = MEMBERSHIPS_SQL if has_memberships else DERIVED_MEMBERSHIPS_SQL
         con.execute(people_sql.format(dir=directory.as_posix()))
@@ -360,14 +436,40 @@ def compare(ours_path: Path, peer_path: Path) -> None:
         raise AssertionError("DuckDB and our builder disagree:\n  " + "\n  ".join(bad))
 
 
+def add_delays(directory: Path, seed: int = 0) -> None:
+    """Give the extract's events ``recorded_at`` unless they have it: a fifth shared at once,
+    most within days (exponential, mean 7), one in twenty 30 to 400 days late."""
+    import pandas as pd
+
+    path = directory / "events.parquet"
+    events = pd.read_parquet(path)
+    if "recorded_at" in events and events["recorded_at"].notna().any():
+        return
+    rng = np.random.default_rng(seed)
+    n = len(events)
+    days = np.where(rng.random(n) < 0.05, rng.uniform(30, 400, n), rng.exponential(7.0, n))
+    days[rng.random(n) < 0.2] = 0.0
+    delay = pd.to_timedelta(np.round(days * 86_400_000).astype(np.int64), unit="ms")
+    events["recorded_at"] = events["occurred_at"] + delay
+    events.to_parquet(path, index=False)
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child_run(sys.argv[2], Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "")
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--add-delays":
+        add_delays(Path(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--referrals", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--delays",
+        action="store_true",
+        help="give the events sharing delays (recorded_at) when the world has none",
+    )
     args = parser.parse_args()
 
     from triage.synth import WorldParams, generate_world
@@ -377,6 +479,8 @@ def main() -> None:
         directory = Path(tmp) / "extract"
         world = generate_world(WorldParams(n_referrals=args.referrals))
         write_extract(world, directory)
+        if args.delays:  # in a process of its own: a child's peak RSS counts its parent's
+            subprocess.run([sys.executable, __file__, "--add-delays", str(directory)], check=True)
         rows = {t: v for t, v in world.manifest["rows"].items() if t in TABLES}
         del world
         gc.collect()

@@ -4,6 +4,11 @@ Vectorised: each record source is sorted once per entity on a packed ``entity * 
 time`` key (a signal's filter takes an order-preserving view), and each referral finds its
 window with two ``searchsorted`` calls, so the whole build is O(N log N) with no per-referral
 Python loop. Distinct counts walk each window by offset (a loop over offsets, not referrals).
+
+An event counts only once known: occurred AND recorded before the referral (windows stay on
+``occurred_at``). The few events recorded late, after a referral of their entity that followed
+their occurrence, are paired with those referrals and subtracted from the windows' counts;
+nothing is re-sorted, and an extract without delays takes no extra step.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from features.records import (
     MS_PER_DAY,
     ages_in_months,
     birth_days,
+    known_ms,
     memberships_from_children,
     series_to_ms,
 )
@@ -92,6 +98,14 @@ def _bitmask(lists: pd.Series, bits: dict[str, int]) -> np.ndarray:
             masks[i] |= bits.get(item, 0)
     codes = codes_of(encoded.indices)
     return np.where(codes >= 0, masks[np.maximum(codes, 0)], 0)
+
+
+def _expand(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, k) with ``starts[i] <= k < stops[i]``, as two index arrays."""
+    n = np.maximum(stops - starts, 0)
+    left = np.repeat(np.arange(starts.size), n)
+    right = np.repeat(starts - np.cumsum(n) + n, n) + np.arange(left.size)
+    return left, right
 
 
 def _stable_order_by_code(
@@ -157,6 +171,7 @@ class BatchBuilder:
             memberships_from_children(children) if memberships is None else memberships
         )
         self._cache: dict[tuple[Entity, Source], tuple[np.ndarray, np.ndarray]] = {}
+        self._late_cache: dict[Entity, tuple[np.ndarray, np.ndarray]] = {}
         self._time_orders: dict[Source, np.ndarray] = {}
         self._prepare()
 
@@ -197,6 +212,14 @@ class BatchBuilder:
                 "kind": _vocabulary_codes(events["kind"], vocab["kind"]),
                 "agency": _vocabulary_codes(events["agency"], vocab["agency"]),
             },
+        )
+        self.events_known = known_ms(events, self.events.t_ms)
+        """When each event became known (``recorded_at``; its ``occurred_at`` when absent)."""
+        late = self.events_known > self.events.t_ms
+        self._late: np.ndarray | None = late if late.any() else None
+        """Events recorded after they occurred (None when there are none: no extra work)."""
+        self._longest_delay = (
+            int((self.events_known - self.events.t_ms).max()) if self._late is not None else 0
         )
         referral_ids = arrow_array(refs["referral_id"]).cast(pa.string())
         decided = codes_of(
@@ -300,6 +323,7 @@ class BatchBuilder:
             record_person=record_person,
             record_kind=kind[about],
             record_t=self.events.t_ms[about],
+            record_known=self.events_known[about],
         )
         return People(tables, ref_hh, ref_person, self.referrals.t_ms, self._t0, self._span)
 
@@ -324,10 +348,12 @@ class BatchBuilder:
             Source.decisions: self.decisions,
         }[source]
 
-    def _mask(self, table: Table, flt: Filter) -> np.ndarray:
-        """Rows of ``table`` that pass ``flt``."""
-        mask = np.ones(table.t_ms.size, dtype=bool)
+    def _mask(self, table: Table, flt: Filter, rows: np.ndarray | None = None) -> np.ndarray:
+        """Rows of ``table`` (or just ``rows`` of it) that pass ``flt``."""
         cols = table.columns
+        if rows is not None:
+            cols = {name: column[rows] for name, column in cols.items()}
+        mask = np.ones(table.t_ms.size if rows is None else rows.size, dtype=bool)
         for column, wanted in (
             ("kind", flt.kinds),
             ("decision", flt.decisions),
@@ -401,14 +427,22 @@ class BatchBuilder:
         keys, rows = self._sorted(signal)
         lo, hi = self._window(signal, keys)
         follows = signal.entity is Entity.household and signal.source is Source.events
-        if follows and signal.aggregation is Aggregation.distinct_count:
-            return self._distinct_following(signal, keys, rows, lo, hi)
+        late = self._late_for(signal)
+        if signal.aggregation is Aggregation.distinct_count and (follows or late is not None):
+            return self._distinct_recounted(signal, keys, rows, lo, hi, follows, late)
         count: NDArray[np.float64] = (hi - lo).astype(np.float64)
         if follows:  # the earlier households' events, while the child lived there
-            ref, extra, _, _ = self.people.stay_counts(keys, signal.window_days)
-            count += np.bincount(ref, weights=extra, minlength=count.size)
+            stays = self.people.stay_counts(keys, signal.window_days)
+            count += np.bincount(stays[0], weights=stays[1], minlength=count.size)
+            if self._late is not None:  # less those not yet recorded at the referral
+                stay, _ = self._late_in_stays(keys, rows, stays)
+                count -= np.bincount(stays[0][stay], minlength=count.size)
         elif signal.aggregation is Aggregation.days_since and signal.entity is Entity.household:
             raise ValueError(f"{signal.name}: days since a household record is not supported")
+        if late is not None:  # events in the window not yet recorded at the referral
+            if signal.aggregation is Aggregation.days_since and late[1].size:
+                raise ValueError(f"{signal.name}: days since an event recorded late: unsupported")
+            count -= np.bincount(late[1], minlength=count.size)
         agg = signal.aggregation
         if agg is Aggregation.count:
             return count
@@ -461,47 +495,130 @@ class BatchBuilder:
             active = active[lo[active] + offset < hi[active]]
         return result
 
-    def _distinct_following(
+    def _distinct_recounted(
         self,
         signal: Signal,
         keys: np.ndarray,
         rows: np.ndarray,
         lo: np.ndarray,
         hi: np.ndarray,
+        follows: bool,
+        late: tuple[np.ndarray, np.ndarray] | None,
     ) -> np.ndarray:
-        """A household distinct count over the household's records and the child's stays.
+        """A distinct count over the window, the child's stays (``follows``: a household's
+        events) and less the events not yet recorded (``late``).
 
-        Referrals whose stays hold no record keep the single-window count; the others count
-        each value present in the window or in any stay.
+        Referrals with no record in a stay and none recorded late keep the single-window
+        count; the others count, value by value, what is present in the window or a stay once
+        the late records are taken off.
         """
         result = self._distinct(signal, keys, rows, lo, hi)
-        ref, extra, stay_lo, stay_hi = self.people.stay_counts(keys, signal.window_days)
-        touched = np.unique(ref[extra > 0])
-        if not touched.size or signal.distinct_of is None:
+        if signal.distinct_of is None:
+            raise ValueError(f"{signal.name}: a distinct count names the field it counts")
+        no_pairs = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
+        stays = self.people.stay_counts(keys, signal.window_days) if follows else None
+        ref, extra, stay_lo, stay_hi = stays if stays is not None else (no_pairs[0],) * 4
+        late_rows, late_refs = late if late is not None else no_pairs
+        stay_late, stay_late_rows = (
+            self._late_in_stays(keys, rows, stays)
+            if stays is not None and self._late is not None
+            else no_pairs
+        )
+        touched = np.unique(np.concatenate([ref[extra > 0], late_refs]))
+        if not touched.size:
             return result
-        values = self._table(signal.source).columns[signal.distinct_of][rows]
+        column = self._table(signal.source).columns[signal.distinct_of]
+        values = column[rows]
         index = np.full(result.size, -1, dtype=np.int64)
         index[touched] = np.arange(touched.size)
         in_stays = index[ref] >= 0
         ref_t, s_lo, s_hi = index[ref[in_stays]], stay_lo[in_stays], stay_hi[in_stays]
-        household = self.referrals.household[touched]
-        q_hi = self._key(household, self.referrals.t_ms[touched])
+        entity = self.referrals.child if signal.entity is Entity.child else self.referrals.household
+        codes = entity[touched]
+        q_hi = self._key(codes, self.referrals.t_ms[touched])
         if signal.window_days is None:
-            q_lo = household * self._span
+            q_lo = codes * self._span
         else:
             q_lo = q_hi - signal.window_days * MS_PER_DAY
+        late_values, late_at = column[late_rows], index[late_refs]
+        stay_late_values, stay_late_at = column[stay_late_rows], index[ref[stay_late]]
         distinct = np.zeros(touched.size, dtype=np.float64)
         for value in np.unique(values[values >= 0]):
             mine = keys[values == value]
             here = np.searchsorted(mine, q_hi) - np.searchsorted(mine, q_lo)
+            here -= np.bincount(late_at[late_values == value], minlength=touched.size)
             there = np.bincount(
                 ref_t,
                 weights=np.searchsorted(mine, s_hi) - np.searchsorted(mine, s_lo),
                 minlength=touched.size,
             )
+            there -= np.bincount(stay_late_at[stay_late_values == value], minlength=touched.size)
             distinct += (here + there) > 0
         result[touched] = distinct
         return result
+
+    def _late_pairs(self, entity: Entity) -> tuple[np.ndarray, np.ndarray]:
+        """(event row, referral) for each referral of an entity received after one of its
+        events occurred but not after it was recorded: in the window, not yet known (cached)."""
+        if entity not in self._late_cache:
+            if self._late is None:
+                raise ValueError("no event was recorded after it occurred")
+            keys, rows = self._all_sorted(entity, Source.events)
+            at = np.flatnonzero(self._late[rows])
+            late_keys = keys[at]
+            order, _, query_keys = self._query_order[entity]
+            # The first referral received after each late event, by counting the referrals
+            # at or before it (fewer referrals than events: they are the needles).
+            below = np.searchsorted(late_keys, query_keys, side="left")
+            first = np.cumsum(np.bincount(below, minlength=late_keys.size + 1))[:-1]
+            # Only events followed by a referral of their own entity go on (cheap: that
+            # referral's key is in order), then only those it preceded before they were
+            # recorded (known, clipped to one after the latest time: after every referral).
+            some = first < query_keys.size
+            some[some] = query_keys[first[some]] // self._span == late_keys[some] // self._span
+            at, first = at[some], first[some]
+            known = np.minimum(self.events_known[rows[at]], self._t0 + self._span - 1)
+            known_keys = self._key(keys[at] // self._span, known)
+            some = query_keys[first] <= known_keys
+            at, first, known_keys = at[some], first[some], known_keys[some]
+            last = np.searchsorted(query_keys, known_keys, side="right")  # ...up to recorded
+            pair, position = _expand(first, last)
+            self._late_cache[entity] = (rows[at[pair]], order[position])
+        return self._late_cache[entity]
+
+    def _late_for(self, signal: Signal) -> tuple[np.ndarray, np.ndarray] | None:
+        """The late (event row, referral) pairs inside a signal's filter and window, or None
+        when the signal reads no events or no event was recorded late."""
+        if self._late is None or signal.source is not Source.events:
+            return None
+        event_rows, refs = self._late_pairs(signal.entity)
+        ok = self._mask(self.events, signal.filter, event_rows)
+        if signal.distinct_of:
+            ok &= self.events.columns[signal.distinct_of][event_rows] >= 0
+        if signal.window_days is not None:
+            start = self.referrals.t_ms[refs] - signal.window_days * MS_PER_DAY
+            ok &= self.events.t_ms[event_rows] >= start
+        return event_rows[ok], refs[ok]
+
+    def _late_in_stays(
+        self, keys: np.ndarray, rows: np.ndarray, stays: tuple[np.ndarray, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(stay, event row) for the events a stay's window counts (``keys``, ``rows``: a
+        signal's household events) that were not yet recorded at the stay's referral."""
+        if self._late is None:
+            raise ValueError("no event was recorded after it occurred")
+        ref, _, lo, hi = stays
+        at = np.flatnonzero(self._late[rows])
+        late_keys = keys[at]
+        t = self.referrals.t_ms[ref]
+        # Only events within the longest delay before the referral can still be unknown.
+        recent = self._key(lo // self._span, np.maximum(t - self._longest_delay, self._t0))
+        first = np.searchsorted(late_keys, np.maximum(lo, recent), side="left")
+        last = np.searchsorted(late_keys, hi, side="left")
+        stay, position = _expand(first, last)
+        event_rows = rows[at[position]]
+        unknown = self.events_known[event_rows] >= t[stay]
+        return stay[unknown], event_rows[unknown]
 
     def _max_same_concern(self, signal: Signal) -> np.ndarray:
         """Most earlier referrals in the window sharing one of this referral's concerns."""
@@ -542,8 +659,12 @@ class BatchBuilder:
                 self._time_order(source)
             list(pool.map(lambda pair: self._all_sorted(*pair), sorted(history)))
             self._time_orders.clear()  # only the sorts needed them
+            if self._late is not None:  # shared by the event signals of each entity
+                late = [entity for entity, source in sorted(history) if source is Source.events]
+                list(pool.map(self._late_pairs, late))
             list(pool.map(into_row, heavy_first))
         self._cache.clear()  # the sorted sources are done with: free them before the frame
+        self._late_cache.clear()
         return pd.DataFrame(
             matrix.T,
             index=pd.Index(self._referrals["referral_id"], name="referral_id"),

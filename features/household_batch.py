@@ -39,6 +39,8 @@ class PeopleTables:
     record_person: np.ndarray
     record_kind: np.ndarray
     record_t: np.ndarray
+    record_known: np.ndarray
+    """When each record became known (its event's ``recorded_at``, at or after ``record_t``)."""
 
 
 def _counts_in(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -162,8 +164,17 @@ class People:
                 continue
             starts = tb.record_kind[chosen] == KINDS.index(kind.value)
             ends = tb.record_kind == KINDS.index(ender.value)
-            end_keys = np.sort(tb.record_person[ends] * self.span + self._offset(tb.record_t[ends]))
-            end_times = end_keys % self.span + self.t0
+            end_person = tb.record_person[ends]
+            by_time = np.argsort(
+                end_person * self.span + self._offset(tb.record_t[ends]), kind="stable"
+            )
+            end_keys = (end_person * self.span + self._offset(tb.record_t[ends]))[by_time]
+            # A record ends once an ending record at or after it is known: the earliest known
+            # of the person's ending records from there on (a suffix minimum; later persons'
+            # packed keys are larger, so it never reaches past the person).
+            known = (end_person * self.span + self._offset(tb.record_known[ends]))[by_time]
+            earliest = np.minimum.accumulate(known[::-1])[::-1]
+            end_times = earliest % self.span + self.t0
             want = person[starts] * self.span + self._offset(start[starts])
             first = np.searchsorted(end_keys, want, side="left")  # the first end at or after
             has = first < end_keys.size
@@ -172,6 +183,7 @@ class People:
             if end_keys.size:
                 found = end_times[np.minimum(first, end_keys.size - 1)]
                 stop[starts] = np.where(same, found, NEVER)
+        start = tb.record_known[chosen]  # in force from when it became known
         keep = start < stop
         person, start, stop = person[keep], start[keep], stop[keep]
         order = np.lexsort((start, person))

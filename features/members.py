@@ -6,8 +6,8 @@ before t, as for every source):
 - **members** are the memberships of H other than C's own, joined before t; one *lives there*
   at t unless it left before t (a leaving date at or after t is not known yet);
 - a member's **records** are the events naming that person (as ``person_id`` or ``child_id``)
-  before t; a record is *in force* unless a record ending it (``ENDED_BY``) about the same
-  person followed at or after it;
+  that occurred and were recorded before t; a record is *in force* unless such a record ending
+  it (``ENDED_BY``) about the same person followed (occurred) at or after it;
 - **changes** are the joins (not at birth) and leaves, in the window, of H's memberships and of
   C's own memberships anywhere (the child's moves);
 - **stays**: C's memberships of other households; an event of such a household counts for a
@@ -77,7 +77,7 @@ class Members:
         people = {m.person_id for m in self.members}
         self.records: dict[str, list[PersonRecord]] = defaultdict(list)
         for r in sorted(records, key=lambda r: (r.t_ms, r.event_id)):
-            if r.t_ms < t and r.person_id in people:
+            if r.t_ms < t and r.known_ms < t and r.person_id in people:
                 self.records[r.person_id].append(r)
 
     def in_force(self, person_id: str, kinds: tuple[str, ...]) -> list[PersonRecord]:

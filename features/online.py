@@ -1,6 +1,7 @@
 """The online builder: the catalogue for one referral, read from the store.
 
-Indexed queries, each strictly before the referral, newest first, at most ``MAX_RECORDS``:
+Indexed queries, each strictly before the referral (events: occurred and recorded before it),
+newest first, at most ``MAX_RECORDS``:
 the referrals, events and decisions of the child and household; the memberships of the
 household and of the child; then, only when there are any, the records about the household's
 other members and the events of the child's earlier households while the child lived there.
@@ -121,6 +122,9 @@ _REFERRALS_BEFORE = (
     .order_by(ReferralRow.received_at.desc())
     .limit(MAX_RECORDS)
 )
+# The time rule for events: recorded (shared by the agency) before the referral too; null is
+# an event stored before recorded_at existed, known when it occurred.
+_KNOWN_BEFORE = or_(EventRow.recorded_at.is_(None), EventRow.recorded_at < bindparam("before"))
 _EVENTS_BEFORE = (
     select(
         EventRow.event_id,
@@ -129,12 +133,14 @@ _EVENTS_BEFORE = (
         EventRow.occurred_at,
         EventRow.agency,
         EventRow.kind,
+        EventRow.recorded_at,
     )
     .where(
         or_(
             EventRow.child_id == bindparam("child"), EventRow.household_id == bindparam("household")
         ),
         EventRow.occurred_at < bindparam("before"),
+        _KNOWN_BEFORE,
     )
     .order_by(EventRow.occurred_at.desc())
     .limit(MAX_RECORDS)
@@ -184,14 +190,28 @@ _RECORD_KINDS: list[ColumnElement[str]] = [
 # Two halves, each read from its covering index: records naming a member as their person, and
 # as their child.
 _MEMBER_RECORDS = union_all(
-    select(EventRow.event_id, EventRow.person_id, EventRow.occurred_at, EventRow.kind).where(
+    select(
+        EventRow.event_id,
+        EventRow.person_id,
+        EventRow.occurred_at,
+        EventRow.kind,
+        EventRow.recorded_at,
+    ).where(
         EventRow.person_id.in_(_OTHER_MEMBERS),
         EventRow.occurred_at < bindparam("before"),
+        _KNOWN_BEFORE,
         EventRow.kind.in_(_RECORD_KINDS),
     ),
-    select(EventRow.event_id, EventRow.child_id, EventRow.occurred_at, EventRow.kind).where(
+    select(
+        EventRow.event_id,
+        EventRow.child_id,
+        EventRow.occurred_at,
+        EventRow.kind,
+        EventRow.recorded_at,
+    ).where(
         EventRow.child_id.in_(_OTHER_MEMBERS),
         EventRow.occurred_at < bindparam("before"),
+        _KNOWN_BEFORE,
         EventRow.kind.in_(_RECORD_KINDS),
     ),
 ).subquery()
@@ -207,6 +227,7 @@ _STAY_EVENTS_BEFORE = (
         EventRow.occurred_at,
         EventRow.agency,
         EventRow.kind,
+        EventRow.recorded_at,
     )
     .join(
         _M,
@@ -218,7 +239,7 @@ _STAY_EVENTS_BEFORE = (
             or_(_M.left_at.is_(None), EventRow.occurred_at < _M.left_at),
         ),
     )
-    .where(EventRow.occurred_at < bindparam("before"))
+    .where(EventRow.occurred_at < bindparam("before"), _KNOWN_BEFORE)
     .order_by(EventRow.occurred_at.desc())
     .limit(MAX_RECORDS)
 )
@@ -303,6 +324,11 @@ def _raw_ms(value: datetime | str) -> int:
     return to_ms(value)
 
 
+def _maybe_ms(value: datetime | str | None) -> int | None:
+    """Milliseconds from a raw stored time that may be null."""
+    return None if value is None else _raw_ms(value)
+
+
 def _raw_list(value: list[str] | str | None) -> frozenset[str]:
     """A stored JSON list (text on SQLite) as a set."""
     if isinstance(value, str):
@@ -359,7 +385,7 @@ def load_history(
     history = History(
         referrals=[_referral_record(r) for r in refs if r[0] not in excluded],
         events=[
-            EventRecord(e[0], e[1], e[2], _raw_ms(e[3]), e[4], e[5])
+            EventRecord(e[0], e[1], e[2], _raw_ms(e[3]), e[4], e[5], recorded_ms=_maybe_ms(e[6]))
             for e in unique_events.values()
             if e[0] not in excluded
         ],
@@ -370,7 +396,9 @@ def load_history(
         ],
         memberships=[_membership_record(m) for m in memberships if m[0] not in excluded],
         person_records=[
-            PersonRecord(r[0], r[1], _raw_ms(r[2]), r[3]) for r in records if r[0] not in excluded
+            PersonRecord(r[0], r[1], _raw_ms(r[2]), r[3], _maybe_ms(r[4]))
+            for r in records
+            if r[0] not in excluded
         ],
     )
     sizes = (

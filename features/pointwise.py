@@ -62,6 +62,14 @@ def passes(flt: Filter, record: Record) -> bool:
     return flt.injury_head_face_neck is None or head == flt.injury_head_face_neck
 
 
+def known_before(record: Record, t_ms: int) -> bool:
+    """The time rule: a record counts if it happened before ``t_ms`` and, for an event, was
+    also recorded (shared by its agency) before it."""
+    if isinstance(record, EventRecord):
+        return record.t_ms < t_ms and record.known_ms < t_ms
+    return record.t_ms < t_ms
+
+
 class _Prepared:
     """One referral's history: records strictly before it, by source and entity, oldest first.
 
@@ -80,7 +88,8 @@ class _Prepared:
         )
         for source, records in sources:
             before = sorted(
-                (r for r in records if r.t_ms < query.t_ms), key=lambda r: (r.t_ms, record_id(r))
+                (r for r in records if known_before(r, query.t_ms)),
+                key=lambda r: (r.t_ms, record_id(r)),
             )
             child = [r for r in before if r.child_id == query.child_id]
             household = [

@@ -33,6 +33,20 @@ def series_to_ms(values: pd.Series) -> NDArray[np.int64]:
     return micros // 1000
 
 
+def known_ms(events: pd.DataFrame, occurred_ms: NDArray[np.int64]) -> NDArray[np.int64]:
+    """When each event became known: ``recorded_at`` in ms, ``occurred_at`` where it is absent,
+    null or earlier (the time rule reads both, so the later of the two)."""
+    if "recorded_at" not in events:
+        return occurred_ms
+    recorded = events["recorded_at"]
+    if not isinstance(recorded.dtype, pd.DatetimeTZDtype):
+        recorded = pd.to_datetime(recorded, utc=True)
+    # NaT reads as the smallest int64, so a null takes occurred_at in the maximum.
+    micros = recorded.dt.tz_convert("UTC").to_numpy(dtype="datetime64[us]").view(np.int64)
+    known: NDArray[np.int64] = np.maximum(micros // 1000, occurred_ms)
+    return known
+
+
 def age_in_months(born: date, on: date) -> int:
     """Whole calendar months completed between two dates."""
     return (on.year - born.year) * 12 + (on.month - born.month) - (on.day < born.day)
@@ -85,6 +99,13 @@ class EventRecord:
     kind: str
     person_id: str | None = None
     """The adult the event is about (vocabulary 2)."""
+    recorded_ms: int | None = None
+    """When the agency shared it (``recorded_at``); None: when it occurred."""
+
+    @property
+    def known_ms(self) -> int:
+        """When it became known: the later of occurring and being recorded."""
+        return self.t_ms if self.recorded_ms is None else max(self.t_ms, self.recorded_ms)
 
 
 @dataclass(frozen=True)
@@ -95,6 +116,13 @@ class PersonRecord:
     person_id: str
     t_ms: int
     kind: str
+    recorded_ms: int | None = None
+    """When the agency shared it (``recorded_at``); None: when it occurred."""
+
+    @property
+    def known_ms(self) -> int:
+        """When it became known: the later of occurring and being recorded."""
+        return self.t_ms if self.recorded_ms is None else max(self.t_ms, self.recorded_ms)
 
 
 def person_records(events: Iterable[EventRecord], kinds: Collection[str]) -> list[PersonRecord]:
@@ -104,7 +132,7 @@ def person_records(events: Iterable[EventRecord], kinds: Collection[str]) -> lis
         if e.kind in kinds:
             for person in dict.fromkeys((e.person_id, e.child_id)):
                 if person is not None:
-                    out.append(PersonRecord(e.event_id, person, e.t_ms, e.kind))
+                    out.append(PersonRecord(e.event_id, person, e.t_ms, e.kind, e.recorded_ms))
     return out
 
 
@@ -297,6 +325,7 @@ def history_from_frames(
 ) -> History:
     """A ``History`` holding every record of the given extract tables."""
     ev_t = series_to_ms(events["occurred_at"])
+    ev_known = known_ms(events, ev_t)
     person = events["person_id"] if "person_id" in events else pd.Series([None] * len(events))
     event_records = [
         EventRecord(
@@ -307,11 +336,13 @@ def history_from_frames(
             e.agency,
             e.kind,
             _none(p),
+            None if known == ms else int(known),
         )
-        for e, ms, p in zip(
+        for e, ms, p, known in zip(
             cast("Iterable[_EventRow]", events.itertuples(index=False)),
             ev_t,
             person.tolist(),
+            ev_known,
             strict=True,
         )
     ]

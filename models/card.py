@@ -131,6 +131,7 @@ def model_card(result: TrainResult) -> dict[str, Any]:
                 "significant_harm_12m) for comparison.",
             ],
         },
+        "sharing_delays": _delays_section(result.delay_cost),
         "promotion_gates": [g.to_dict() for g in result.gates],
         "ethical_considerations": [
             "The observed outcome exists only where a family was investigated (selective labels): "
@@ -152,6 +153,29 @@ def model_card(result: TrainResult) -> dict[str, Any]:
         ],
     }
     return card
+
+
+def _delays_section(cost: dict[str, Any]) -> dict[str, Any] | None:
+    """What records shared late cost the ranking (None for a result measured without it)."""
+    if not cost:
+        return None
+    late = int(cost["events_recorded_late"])
+    return {
+        **{k: _clean(v) for k, v in cost.items()},
+        "how": (
+            "A signal counts an agency record only once it was recorded (shared), as the "
+            "service does at the front door. Test AUC against the "
+            f"{cost['against']}, with the chosen family trained and tested on features as of "
+            "recorded_at, and again as of occurred_at: as if every record had been shared the "
+            "moment it happened."
+            + (
+                ""
+                if late
+                else " No event of this extract was recorded after it occurred, so the two "
+                "are the same and the delays cost nothing here."
+            )
+        ),
+    }
 
 
 def card_json(result: TrainResult) -> str:
@@ -227,6 +251,13 @@ def card_markdown(result: TrainResult) -> str:
     lines += [f"| {r['signal']} | {r['rule'].replace('_', ' ')} | {r['why']} |"
               for r in policy["rules"]]  # fmt: skip
     lines += _label_choice_lines(card["label_choice"])
+    delays = card["sharing_delays"]
+    if delays:
+        lines += ["", "## What sharing delays cost", delays["how"], "",
+                  "| events recorded late | test AUC, as recorded | test AUC, if no delays "
+                  "| cost |", "|---|---|---|---|",
+                  f"| {delays['events_recorded_late']} | {delays['auc_as_recorded']} | "
+                  f"{delays['auc_if_no_delays']} | {delays['cost']} |"]  # fmt: skip
     lines += ["", "## Promotion gates", "| gate | passed | value | limit |", "|---|---|---|---|"]
     lines += [
         f"| {g['gate']} | {g['passed']} | {g['value']:.4f} | {g['limit']} |"

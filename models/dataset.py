@@ -12,6 +12,7 @@ import pandas as pd
 from features.batch import build_features
 from features.catalogue import SIGNALS
 from features.policy import DEFAULT_MODEL_INPUTS
+from features.records import known_ms, series_to_ms
 from models.splits import SplitSpec, temporal_household_split
 from triage.store.extract import read_extract
 from triage.vocab import OutcomeLevel, referrer_voice
@@ -51,6 +52,11 @@ class TrainingData:
     fingerprint: str
     outcomes: pd.DataFrame
     """Every observed outcome of the labelled referrals (for comparing labels)."""
+    features_without_delays: pd.DataFrame | None = None
+    """The features as if every event had been recorded when it occurred (what the sharing
+    delays cost); None when no event was recorded after it occurred: then they are equal."""
+    events_recorded_late: int = 0
+    """Events of the extract recorded (``recorded_at``) after they occurred."""
 
     def part(self, name: str) -> pd.Index:
         """Referral IDs in one partition."""
@@ -111,6 +117,18 @@ def load_training_data(
         persons=world.persons,
         memberships=world.household_memberships,
     )
+    occurred = series_to_ms(world.events["occurred_at"])
+    late = int((known_ms(world.events, occurred) > occurred).sum())
+    without_delays = None
+    if late:  # the same extract with every event known when it occurred
+        without_delays = build_features(
+            world.children,
+            world.referrals,
+            world.events.drop(columns="recorded_at"),
+            world.decisions,
+            persons=world.persons,
+            memberships=world.household_memberships,
+        )
     outcomes = world.outcomes.set_index("referral_id")
     labelled = features.index.intersection(outcomes.index)
     refs = world.referrals.set_index("referral_id").loc[labelled]
@@ -136,6 +154,10 @@ def load_training_data(
         outcome=outcome,
         fingerprint=fingerprint(X, label),
         outcomes=outcomes.loc[labelled],
+        features_without_delays=(
+            None if without_delays is None else without_delays.loc[labelled, list(inputs)]
+        ),
+        events_recorded_late=late,
     )
 
 

@@ -80,6 +80,9 @@ def _metrics(result: TrainResult) -> dict[str, float]:
             out[f"group_selection_rate.{key}"] = row["selection_rate"]
     for gate in result.gates:
         out[f"gate.{gate.gate}"] = gate.value
+    for name in ("auc_as_recorded", "auc_if_no_delays", "cost"):
+        if name in result.delay_cost:
+            out[f"delays.{name}"] = result.delay_cost[name]
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
 

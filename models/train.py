@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from features.policy import DEFAULT_MODEL_INPUTS
 from models.bands import Bands
 from models.dataset import DEFAULT_OUTCOME, OUTCOMES, TrainingData, as_matrix, load_training_data
 from models.evaluation import (
+    auc,
     bootstrap_intervals,
     calibration_slope_intercept,
     compare_labels,
@@ -73,6 +74,8 @@ class TrainResult:
     data: TrainingData
     test_probability: np.ndarray
     config: TrainConfig
+    delay_cost: dict[str, Any] = field(default_factory=dict)
+    """Test AUC with features as of recorded_at against as of occurred_at (``delay_cost``)."""
 
     @property
     def promoted(self) -> bool:
@@ -188,6 +191,8 @@ def train(
     }
     gates = check_gates(test_metrics, by_group, config.gates)
     gates += policy_gates(model, scorer.signals, X[TEST])
+    note("what the sharing delays cost")
+    delays = delay_cost(data, chosen, p_test, config)
     return TrainResult(
         scorer=scorer,
         chosen=chosen,
@@ -202,4 +207,33 @@ def train(
         data=data,
         test_probability=p_test,
         config=config,
+        delay_cost=delays,
     )
+
+
+def delay_cost(
+    data: TrainingData, family: str, p_test: np.ndarray, config: TrainConfig
+) -> dict[str, Any]:
+    """Test AUC of the chosen family with features as of recorded_at (what the service knows
+    at a referral) against as of occurred_at (if agencies shared records at once), both
+    against the latent truth when the extract has it, else the observed label."""
+    test_ids = data.part(TEST)
+    target = data.truth if data.truth is not None else data.label
+    y = target.loc[test_ids].to_numpy(dtype=np.int64)
+    as_recorded = auc(y, p_test)
+    as_occurred = as_recorded
+    if data.features_without_delays is not None:
+        undelayed = replace(data, features=data.features_without_delays)
+        n_boot = (
+            config.scorecard_bootstraps if family == "scorecard" else config.challenger_bootstraps
+        )
+        refit = fit_scorer(undelayed, family, n_boot=n_boot, seed=config.seed)
+        X = as_matrix(data.features_without_delays.loc[test_ids])
+        as_occurred = auc(y, sigmoid(refit.model.log_odds(X)))
+    return {
+        "against": "latent truth" if data.truth is not None else "observed label",
+        "events_recorded_late": data.events_recorded_late,
+        "auc_as_recorded": as_recorded,
+        "auc_if_no_delays": as_occurred,
+        "cost": as_occurred - as_recorded,
+    }

@@ -47,6 +47,7 @@ from triage.store import (
     ChildRow,
     DuplicateEvent,
     DuplicateReferral,
+    EventRow,
     IdempotencyKeyRow,
     ReferralRow,
     add_audit_event,
@@ -75,7 +76,7 @@ from triage.store import (
     store_idempotent_response,
 )
 from triage.store.tables import utcnow
-from triage.vocab import HouseholdRole
+from triage.vocab import MEMBERSHIP_EVENT_KINDS, HouseholdRole
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,12 @@ def request_hash(payload: Any) -> str:
     return _sha256_json(to_jsonable_python(payload))
 
 
-_LATER_FIELDS: dict[str, Any] = {"household_members": [], "person_id": None, "person": None}
+_LATER_FIELDS: dict[str, Any] = {
+    "household_members": [],
+    "person_id": None,
+    "person": None,
+    "recorded_at": None,
+}
 """Fields added to the request bodies since keys were first kept, with their defaults."""
 
 
@@ -919,6 +925,7 @@ def receive_events(
         results = []
         created = []
         created_at: set[int] = set()
+        received = utcnow()
         for index, event in enumerate(events):
             try:
                 row = add_event(
@@ -931,6 +938,7 @@ def receive_events(
                         "household_id": event.household_id,
                         "person_id": event.person_id,
                         "occurred_at": event.occurred_at,
+                        "recorded_at": _recorded_at(event, received),
                         "agency": str(event.agency),
                         "kind": str(event.kind),
                         "attributes": dict(event.attributes),
@@ -975,7 +983,7 @@ def receive_events(
                 session,
                 child_ids=sorted({r.child_id for r in created if r.child_id}),
                 household_ids=sorted(households),
-                received_after=min(r.occurred_at for r in created),
+                received_after=min(_known_from(r) for r in created),
             )
         key_row = None
         if idempotency_key is not None:
@@ -1012,6 +1020,26 @@ def receive_events(
     reply = Reply(bool(created), as_json(EventsAccepted, body))
     _remember(state, key_row, reply)
     return reply
+
+
+def _recorded_at(event: AgencyEventIn, received: datetime) -> datetime:
+    """When the event became known: as sent, else when the service received it (never before
+    it occurred: an occurred_at within the clock skew ahead of ours is kept)."""
+    if event.recorded_at is not None:
+        return event.recorded_at
+    return max(received, event.occurred_at)
+
+
+def _known_from(row: EventRow) -> datetime:
+    """From when a stored event can move a referral's features: once recorded, except that a
+    membership it opened or closed counts from when it occurred (memberships carry no
+    recorded_at)."""
+    if row.kind in _MEMBERSHIP_KINDS or row.recorded_at is None:
+        return row.occurred_at
+    return row.recorded_at
+
+
+_MEMBERSHIP_KINDS = frozenset(kind.value for kind in MEMBERSHIP_EVENT_KINDS)
 
 
 def _people_audit(

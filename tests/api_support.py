@@ -162,11 +162,15 @@ class BrokenScorer(Scorer):
 
 
 def _events(*, household: str = "H-311", child: str | None = "C-1042") -> list[dict[str, Any]]:
+    """Two events that occurred before a referral at T0 and were shared before it too (sent
+    now, so without recorded_at they would be known only from now: too late for it)."""
     return [
         {"source_system": "police-niche", "source_event_id": f"DA-{next(_serial)}",
          "agency": "police", "kind": "domestic_abuse_incident",
-         "occurred_at": (T0 - timedelta(days=20)).isoformat(), "household_id": household},
+         "occurred_at": (T0 - timedelta(days=20)).isoformat(),
+         "recorded_at": (T0 - timedelta(days=17)).isoformat(), "household_id": household},
         {"source_system": "health-ed", "source_event_id": f"ED-{next(_serial)}",
          "agency": "health", "kind": "ed_injury_attendance",
-         "occurred_at": (T0 - timedelta(days=10)).isoformat(), "child_id": child},
+         "occurred_at": (T0 - timedelta(days=10)).isoformat(),
+         "recorded_at": (T0 - timedelta(days=9)).isoformat(), "child_id": child},
     ]  # fmt: skip

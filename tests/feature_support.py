@@ -31,6 +31,34 @@ def same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
+def with_delays(events: pd.DataFrame, minutes: list[int | None]) -> pd.DataFrame:
+    """The events with ``recorded_at`` that many minutes after ``occurred_at`` (None: null,
+    read as ``occurred_at``)."""
+    delay = pd.to_timedelta([np.nan if m is None else m for m in minutes], unit="min")
+    recorded = events["occurred_at"] + pd.Series(delay, index=events.index)
+    return events.assign(recorded_at=pd.to_datetime(recorded, utc=True))
+
+
+def delayed_world(world: World, seed: int = 0) -> World:
+    """The world with agency-style sharing delays on its events (until the synthetic world
+    has its own): most events shared within days, some after weeks, a few a year later."""
+    if (
+        "recorded_at" in world.events
+        and (
+            world.events["recorded_at"].fillna(world.events["occurred_at"])
+            > world.events["occurred_at"]
+        ).any()
+    ):
+        return world  # the world has its own delays now
+    rng = np.random.default_rng(seed)
+    n = len(world.events)
+    days = np.where(rng.random(n) < 0.05, rng.uniform(30, 400, n), rng.exponential(7.0, n))
+    days[rng.random(n) < 0.2] = 0.0
+    minutes: list[int | None] = [int(d * 24 * 60) for d in days]
+    events = with_delays(world.events, minutes)
+    return replace(world, events=events)
+
+
 def full_history(world: World) -> History:
     """Every record of a world, memberships included (derived from children when absent)."""
     memberships = world.household_memberships

@@ -461,6 +461,12 @@ class AgencyEventIn(_Contract):
     agency: Agency
     kind: EventKind
     occurred_at: Timestamp
+    recorded_at: Timestamp | None = Field(
+        default=None,
+        description="When the agency shared the record (at or after occurred_at, not in the "
+        "future); features count it only for referrals received after it. Absent: the time "
+        "the service received the event.",
+    )
     child_id: Id | None = None
     household_id: Id | None = Field(default=None, validate_default=True)
     person_id: Id | None = Field(
@@ -488,6 +494,21 @@ class AgencyEventIn(_Contract):
                 "kind_agency_mismatch",
                 "event kind '{kind}' is recorded by agency '{expected}', not '{agency}'",
                 {"kind": str(value), "expected": str(expected), "agency": str(agency)},
+            )
+        return value
+
+    @field_validator("recorded_at")
+    @classmethod
+    def _recorded_after_it_occurred(
+        cls, value: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        """Reject a record shared before the event it records occurred."""
+        occurred = info.data.get("occurred_at")
+        if value is not None and occurred is not None and value < occurred:
+            raise PydanticCustomError(
+                "recorded_before_occurred",
+                "recorded_at ({recorded}) is before occurred_at ({occurred})",
+                {"recorded": value.isoformat(), "occurred": occurred.isoformat()},
             )
         return value
 

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from api_support import (  # noqa: F401  (fixtures)
@@ -21,7 +21,8 @@ from api_support import (  # noqa: F401  (fixtures)
     settings,
 )
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from explain.unknowns import what_the_model_does_not_know
 from triage.queue import BANDS
@@ -137,3 +138,33 @@ def test_a_dispute_runs_the_what_if_and_keeps_both_scores(client: TestClient, db
     assert count(db, ScoreRow, ScoreRow.referral_id == later_id) == 1, "the what-if is not a score"
     detail = client.get(f"/v1/referrals/{later_id}").json()
     assert detail["disputes"][0]["what_if"]["after"] == what_if["after"]
+
+
+def test_recorded_at_is_checked_defaults_to_receipt_and_counts_only_once_known(
+    client: TestClient, db: Engine
+) -> None:
+    referral_id = client.post("/v1/referrals", json=referral()).json()["referral_id"]
+    police, health = _events()
+    early = police | {"recorded_at": (T0 - timedelta(days=21)).isoformat()}
+    ahead = police | {"recorded_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    for body, reason in ((early, "before occurred_at"), (ahead, "in the future")):
+        refused = client.post("/v1/events", json=body)
+        assert refused.status_code == 422
+        ((field, said),) = [(e["field"], e["reason"]) for e in refused.json()["errors"]]
+        assert field == "recorded_at" and reason in said, said
+    assert count(db, EventRow) == 0
+
+    # Without recorded_at the event is known from its receipt: too late for the referral.
+    unshared = {k: v for k, v in health.items() if k != "recorded_at"}
+    before = datetime.now(UTC)
+    stored = client.post("/v1/events", json=unshared)
+    assert stored.status_code == 201 and stored.json()["rescored"] == []
+    with Session(db) as session:
+        row = session.scalars(select(EventRow)).one()
+        assert row.recorded_at is not None and before <= row.recorded_at <= datetime.now(UTC)
+    detail = client.get(f"/v1/referrals/{referral_id}").json()
+    (item,) = [t for t in detail["timeline"] if t["kind"] == "event"]
+    assert item["signals"] == [], "shown in the history, but it fed no signal"
+    # Shared before the referral (a late feed): it counts, and the referral is rescored.
+    shared = client.post("/v1/events", json=police)
+    assert shared.json()["rescored"] == [referral_id]

@@ -413,3 +413,5 @@ def test_a_key_kept_before_household_members_existed_still_matches_its_retry() -
         }
     ).model_dump(mode="json")
     assert "person_id" in event and "person_id" not in intake._as_first_kept(event)
+    assert "recorded_at" in event and "recorded_at" not in intake._as_first_kept(event)
+    assert "recorded_at" in intake._as_first_kept(event | {"recorded_at": "2026-04-02T10:00:00Z"})

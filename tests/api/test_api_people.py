@@ -135,6 +135,7 @@ def about(
         "agency": agency,
         "kind": kind,
         "occurred_at": at(days_before),
+        "recorded_at": at(days_before),  # shared at once
         "household_id": household_id,
     }
     return body | ({"person_id": person_id} if person_id is not None else {})
@@ -338,6 +339,9 @@ def test_an_adult_s_records_rescore_the_households_they_live_in(
     assert count(db, ScoreRow, ScoreRow.referral_id == referral_id) == 3
     later = client.post("/v1/events", json=about(days_before=-1))  # after the referral
     assert later.json()["rescored"] == []
+    # Sent without recorded_at, a record is known from now on: too late for the referral.
+    unshared = {k: v for k, v in about(days_before=100).items() if k != "recorded_at"}
+    assert client.post("/v1/events", json=unshared).json()["rescored"] == []
 
 
 # --- feed isolation --------------------------------------------------------------------------

@@ -47,6 +47,8 @@ def _event(agency: str, kind: str, *, days_before: int = 10, **subject: str) -> 
         "agency": agency,
         "kind": kind,
         "occurred_at": (T0 - timedelta(days=days_before)).isoformat(),
+        # shared a day later, still before the referrals at T0 it feeds
+        "recorded_at": (T0 - timedelta(days=days_before - 1)).isoformat(),
         **(subject or {"household_id": "H-311"}),
     }
 

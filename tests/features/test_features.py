@@ -9,7 +9,13 @@ import docs_pages
 import numpy as np
 import pandas as pd
 import pytest
-from feature_support import assert_batch_equals_pointwise, full_history, same
+from feature_support import (
+    assert_batch_equals_pointwise,
+    delayed_world,
+    full_history,
+    same,
+    with_delays,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -82,6 +88,9 @@ def by_household(history: History) -> dict[str, History]:
 
 MINUTES = st.integers(min_value=0, max_value=60 * 24 * 800)
 TIMES = st.one_of(MINUTES, st.sampled_from([0, 1, 60 * 24 * 90, 60 * 24 * 365]))
+DELAYS = st.one_of(
+    st.none(), st.just(0), st.integers(0, 60 * 24 * 400), st.sampled_from([1, 60 * 24 * 90])
+)
 
 
 @st.composite
@@ -153,6 +162,8 @@ def histories(draw):
         ev_rows, columns=["event_id", "child_id", "household_id", "occurred_at", "agency", "kind"]
     )
     events["occurred_at"] = pd.to_datetime(events["occurred_at"], utc=True)
+    if draw(st.booleans()):  # shared late: known only from recorded_at
+        events = with_delays(events, [draw(DELAYS) for _ in range(len(events))])
     decided = [r for r in ref_rows if draw(st.booleans())]
     decisions = pd.DataFrame(
         {
@@ -275,6 +286,116 @@ def test_records_at_or_after_a_referral_never_move_its_features(world, batch):
     # ...and the same additions do move the features of later referrals.
     later_ids = refs.loc[refs["received_at"] > cutoff + pd.Timedelta(days=1), "referral_id"]
     assert not after.loc[later_ids].equals(batch.loc[later_ids])
+
+
+# --- when records became known (recorded_at) --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def delayed(world):
+    """The world with sharing delays on its events."""
+    return delayed_world(world, seed=1)
+
+
+@pytest.fixture(scope="module")
+def delayed_batch(delayed):
+    """Its batch features."""
+    return build_features(
+        delayed.children,
+        delayed.referrals,
+        delayed.events,
+        delayed.decisions,
+        persons=delayed.persons,
+        memberships=delayed.household_memberships,
+    )
+
+
+def test_recorded_when_it_occurred_changes_nothing(world):
+    events = world.events.drop(columns="recorded_at", errors="ignore")
+    built = [
+        build_features(
+            world.children,
+            world.referrals,
+            frame,
+            world.decisions,
+            persons=world.persons,
+            memberships=world.household_memberships,
+        )
+        for frame in (events, events.assign(recorded_at=events["occurred_at"]))
+    ]
+    pd.testing.assert_frame_equal(built[1], built[0])
+
+
+def test_delays_lower_counts_and_batch_equals_pointwise(delayed, delayed_batch):
+    assert_batch_equals_pointwise(
+        delayed_batch, delayed, delayed.referrals.sample(200, random_state=4)
+    )
+    on_time = build_features(
+        delayed.children,
+        delayed.referrals,
+        delayed.events.drop(columns="recorded_at"),
+        delayed.decisions,
+        persons=delayed.persons,
+        memberships=delayed.household_memberships,
+    )
+    counts = [s.name for s in CATALOGUE if s.source is Source.events]
+    assert (delayed_batch[counts] <= on_time[counts]).all().all()
+    assert (delayed_batch[counts] < on_time[counts]).any().any()
+
+
+def test_online_from_the_store_equals_batch_with_delays(
+    delayed, delayed_batch, database_url, tmp_path
+):
+    write_extract(delayed, tmp_path / "extract")
+    upgrade(database_url)
+    load_extract(tmp_path / "extract", url=database_url, progress=False)
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            for referral_id in delayed.referrals["referral_id"].sample(120, random_state=6):
+                online = online_features(session, referral_id=referral_id)
+                for name, value in online.vector().items():
+                    assert same(delayed_batch.at[referral_id, name], value), (referral_id, name)
+    finally:
+        engine.dispose()
+
+
+def test_records_recorded_at_or_after_a_referral_never_move_its_features(delayed, delayed_batch):
+    refs, events = delayed.referrals, delayed.events
+    cutoff = refs["received_at"].quantile(0.6)
+    # Every event recorded at or after the cutoff, even one that occurred long before it, is
+    # rewritten; and events that occurred before it are added, recorded at it.
+    recorded_later = events["recorded_at"].fillna(events["occurred_at"]) >= cutoff
+    assert (recorded_later & (events["occurred_at"] < cutoff)).sum() > 50
+    changed = events.copy()
+    changed.loc[recorded_later, "kind"] = "s47_enquiry"
+    changed.loc[recorded_later, "agency"] = "social_care"
+    at_cutoff = refs[refs["received_at"] <= cutoff].tail(200)
+    added = pd.DataFrame(
+        {
+            "event_id": [f"X-{i}" for i in range(len(at_cutoff))],
+            "source_system": "test",
+            "source_event_id": [f"X-{i}" for i in range(len(at_cutoff))],
+            "child_id": at_cutoff["child_id"].to_numpy(),
+            "household_id": at_cutoff["household_id"].to_numpy(),
+            "occurred_at": at_cutoff["received_at"].to_numpy() - pd.Timedelta(days=3),
+            "recorded_at": cutoff,
+            "agency": "police",
+            "kind": "domestic_abuse_incident",
+        }
+    )
+    after = build_features(
+        delayed.children,
+        refs,
+        pd.concat([changed, added], ignore_index=True),
+        delayed.decisions,
+        persons=delayed.persons,
+        memberships=delayed.household_memberships,
+    )
+    before_cutoff = refs.loc[refs["received_at"] <= cutoff, "referral_id"]
+    pd.testing.assert_frame_equal(after.loc[before_cutoff], delayed_batch.loc[before_cutoff])
+    later_ids = refs.loc[refs["received_at"] > cutoff, "referral_id"]
+    assert not after.loc[later_ids].equals(delayed_batch.loc[later_ids])
 
 
 def _one_child(times_minutes: list[float], query_minutes: float):

@@ -13,6 +13,7 @@ from feature_support import (
     assert_batch_equals_pointwise,
     full_history,
     same,
+    with_delays,
     with_people,
 )
 from hypothesis import HealthCheck, given, settings
@@ -119,6 +120,9 @@ def _both(frames) -> tuple[pd.DataFrame, dict[str, dict]]:
 
 MINUTES = st.integers(min_value=-400 * DAY_MIN, max_value=800 * DAY_MIN)
 TIMES = st.one_of(MINUTES, st.sampled_from([0, 1, 90 * DAY_MIN, 365 * DAY_MIN, 455 * DAY_MIN]))
+DELAYS = st.one_of(
+    st.none(), st.just(0), st.integers(0, 400 * DAY_MIN), st.sampled_from([1, 90 * DAY_MIN])
+)
 RECORD_KINDS = [
     "adult_violence_offence",
     "domestic_abuse_perpetrator",
@@ -189,7 +193,11 @@ def people_histories(draw):
         for k in range(draw(st.integers(1, 6)))
     ]
     persons = [(c, b) for c, _, b in children] + [(a, None) for a in adults]
-    return _frames(children, referrals, events, memberships, persons)
+    frames = _frames(children, referrals, events, memberships, persons)
+    if draw(st.booleans()):  # shared late: known only from recorded_at
+        delays = [draw(DELAYS) for _ in range(len(frames[2]))]
+        frames = (*frames[:2], with_delays(frames[2], delays), *frames[3:])
+    return frames
 
 
 def _after(joined, minutes: int):
@@ -357,8 +365,19 @@ DOB = date(2022, 6, 1)
 T = 500 * DAY_MIN  # the referral, in minutes after BASE
 
 
-def _case(memberships, events=(), referrals=None, persons=None):
-    """C-1 referred at ``T`` in H-1, with the given memberships and events; its values."""
+def _recorded(frames, recorded: dict[str, float]):
+    """The frames with these events recorded at these minutes after ``BASE`` (the others when
+    they occurred)."""
+    children, referrals, events, *rest = frames
+    recorded_at = events["occurred_at"].copy()
+    for event_id, minutes in recorded.items():
+        recorded_at[events["event_id"] == event_id] = BASE + timedelta(minutes=minutes)
+    return (children, referrals, events.assign(recorded_at=recorded_at), *rest)
+
+
+def _case(memberships, events=(), referrals=None, persons=None, recorded=None):
+    """C-1 referred at ``T`` in H-1, with the given memberships and events (``recorded``: when
+    some of them were shared); its values."""
     referrals = referrals or [("R-1", "C-1", "H-1", T)]
     frames = _frames(
         [("C-1", "H-1", DOB), ("C-2", "H-1", date(2019, 1, 1))],
@@ -367,7 +386,7 @@ def _case(memberships, events=(), referrals=None, persons=None):
         [("MC-1", "C-1", "H-1", "child", datetime(2022, 6, 1, tzinfo=UTC), None), *memberships],
         persons or [("C-1", DOB), ("C-2", date(2019, 1, 1))],
     )
-    batch, pointwise = _both(frames)
+    batch, pointwise = _both(_recorded(frames, recorded or {}))
     return batch.loc[referrals[-1][0]], pointwise[referrals[-1][0]]
 
 
@@ -499,6 +518,65 @@ def test_a_child_who_moves_brings_the_earlier_households_history():
     before = replace_referral(frames, moved - DAY_MIN, "H-0")
     batch, _ = _both(before)
     assert batch.at["R-1", "police_da_incidents_household_365d"] == 1
+
+
+@pytest.mark.parametrize(("recorded", "lives"), [(None, 1), (T - 1, 1), (T, 0), (T + DAY_MIN, 0)])
+def test_an_adults_record_counts_once_recorded_before_the_referral(recorded, lives):
+    row, _ = _case(
+        [("MA", "P-1", "H-1", "parent_partner", T - 100 * DAY_MIN, None)],
+        [("E-1", None, "H-9", "P-1", T - 10 * DAY_MIN, "adult_violence_offence")],
+        recorded={} if recorded is None else {"E-1": recorded},
+    )
+    assert row["risk_adult_in_household"] == lives
+
+
+@pytest.mark.parametrize(
+    ("start_recorded", "end_recorded", "on_plan"),
+    [
+        (None, None, 0),  # ended before the referral
+        (None, T, 1),  # the end not yet shared: still on the plan as far as anyone knows
+        (None, T - 1, 0),
+        (T, T + DAY_MIN, 0),  # the plan itself not yet shared
+        (T - 1, T, 1),
+    ],
+)
+def test_a_plan_starts_and_ends_when_recorded(start_recorded, end_recorded, on_plan):
+    events = [
+        ("E-0", "C-2", "H-1", None, T - 100 * DAY_MIN, "cp_plan_start"),
+        ("E-1", "C-2", "H-1", None, T - 50 * DAY_MIN, "cp_plan_end"),
+    ]
+    recorded = {"E-0": start_recorded, "E-1": end_recorded}
+    sibling = ("MC-2", "C-2", "H-1", "child", datetime(2019, 1, 1, tzinfo=UTC), None)
+    row, _ = _case([sibling], events, recorded={k: v for k, v in recorded.items() if v is not None})
+    assert row["sibling_on_plan_or_looked_after"] == on_plan
+
+
+def test_an_earlier_households_records_count_once_recorded():
+    moved = T - 30 * DAY_MIN
+    stays = [("MC-0", "C-1", "H-0", "child", datetime(2022, 6, 1, tzinfo=UTC), moved)]
+    incidents = [
+        ("E-1", None, "H-0", None, moved - 20 * DAY_MIN, "domestic_abuse_incident"),  # there
+        ("E-2", None, "H-0", None, moved - 10 * DAY_MIN, "absence_concern"),  # there
+        ("E-3", None, "H-1", None, T - 5 * DAY_MIN, "domestic_abuse_incident"),  # here
+    ]
+    frames = _frames(
+        [("C-1", "H-1", DOB)],
+        [("R-1", "C-1", "H-1", T), ("R-0", "C-1", "H-1", T - DAY_MIN)],
+        incidents,
+        [("MC-1", "C-1", "H-1", "child", moved, None), *stays],
+        [("C-1", DOB)],
+    )
+    on_time, _ = _both(frames)
+    assert on_time.at["R-1", "police_da_incidents_household_365d"] == 2
+    assert on_time.at["R-1", "distinct_agencies_90d"] == 2  # police and school
+    # E-1 shared between the two referrals, E-2 after both, E-3 at R-1's instant.
+    late = _recorded(frames, {"E-1": T - DAY_MIN / 2, "E-2": T + DAY_MIN, "E-3": T})
+    batch, pointwise = _both(late)
+    assert batch.at["R-1", "police_da_incidents_household_365d"] == 1
+    assert pointwise["R-1"]["police_da_incidents_household_365d"].record_ids == ("E-1",)
+    assert batch.at["R-0", "police_da_incidents_household_365d"] == 0
+    assert batch.at["R-1", "distinct_agencies_90d"] == 1
+    assert batch.at["R-0", "distinct_agencies_90d"] == 0
 
 
 def replace_referral(frames, minutes: int, household: str):

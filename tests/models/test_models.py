@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -241,6 +242,37 @@ def test_train_logs_registers_and_promotes_only_through_the_gates(extract, tmp_p
                 "Caveats")  # fmt: skip
     for section in sections:
         assert f"## {section}" in card
+
+
+def test_the_card_reports_what_sharing_delays_cost(extract, tmp_path):
+    from models.card import card_markdown
+
+    # The same extract with every event shared when it occurred, and shared late.
+    copies = {}
+    events = pd.read_parquet(extract / "events.parquet")
+    events = events.drop(columns="recorded_at", errors="ignore")
+    days = np.random.default_rng(0).exponential(30.0, len(events))
+    for name, frame in (
+        ("on_time", events),
+        ("delayed", events.assign(recorded_at=events["occurred_at"] + pd.to_timedelta(days, "D"))),
+    ):
+        copies[name] = tmp_path / name
+        shutil.copytree(extract, copies[name])
+        frame.to_parquet(copies[name] / "events.parquet", index=False)
+    on_time = train(copies["on_time"], FAST)
+    cost = on_time.delay_cost
+    assert cost["events_recorded_late"] == 0 and cost["against"] == "latent truth"
+    assert cost["auc_if_no_delays"] == cost["auc_as_recorded"] and cost["cost"] == 0
+    assert "the delays cost nothing here" in card_markdown(on_time)
+
+    late = train(copies["delayed"], FAST)
+    cost = late.delay_cost
+    assert cost["events_recorded_late"] == len(events)
+    assert cost["auc_if_no_delays"] != cost["auc_as_recorded"]
+    assert cost["cost"] == cost["auc_if_no_delays"] - cost["auc_as_recorded"]
+    card = card_markdown(late)
+    assert "## What sharing delays cost" in card and "cost nothing" not in card
+    assert not late.data.features.equals(late.data.features_without_delays)
 
 
 @pytest.mark.parametrize("rows", [1, 7, 200])

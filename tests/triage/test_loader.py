@@ -377,6 +377,37 @@ def test_a_person_neither_in_the_extract_nor_stored_is_refused(
         engine.dispose()
 
 
+def test_events_recorded_at_is_loaded_and_optional(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    events = extract_frames["events"]
+    occurred = pd.to_datetime(events["occurred_at"], utc=True)
+    recorded = occurred + pd.to_timedelta([3, 0, 0, 0, 0], unit="D")
+    recorded = recorded.where(pd.Series([True, True, False, True, True]))  # a null: occurred_at
+    directory = write_extract(extract_frames | {"events": events.assign(recorded_at=recorded)})
+    load_extract(directory, url=migrated_url, progress=False)
+    engine = make_engine(migrated_url)
+    try:
+        with session_factory(engine)() as session:
+            stored = dict(session.execute(select(EventRow.event_id, EventRow.recorded_at)).all())
+    finally:
+        engine.dispose()
+    ids = events["event_id"].tolist()
+    assert stored[ids[0]] == occurred[0].to_pydatetime() + pd.Timedelta(days=3)
+    assert stored[ids[1]] == occurred[1].to_pydatetime()
+    assert stored[ids[2]] is None
+
+
+def test_an_event_recorded_before_it_occurred_is_refused(
+    extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
+) -> None:
+    events = extract_frames["events"]
+    early = pd.to_datetime(events["occurred_at"], utc=True) - pd.Timedelta(hours=1)
+    directory = write_extract(extract_frames | {"events": events.assign(recorded_at=early)})
+    with pytest.raises(ExtractError, match=r"recorded_at.*recorded before it occurred"):
+        load_extract(directory, url=migrated_url, progress=False)
+
+
 def test_identity_records_load_when_present_filed_under_their_referrals_child(
     extract_frames: dict[str, pd.DataFrame], write_extract, migrated_url: str
 ) -> None:

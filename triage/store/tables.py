@@ -184,6 +184,7 @@ class EventRow(Base):
             "household_id",
             "agency",
             "kind",
+            "recorded_at",
         ),
         Index(
             "ix_events_household_history",
@@ -193,8 +194,16 @@ class EventRow(Base):
             "child_id",
             "agency",
             "kind",
+            "recorded_at",
         ),
-        Index("ix_events_person_history", "person_id", "occurred_at", "event_id", "kind"),
+        Index(
+            "ix_events_person_history",
+            "person_id",
+            "occurred_at",
+            "event_id",
+            "kind",
+            "recorded_at",
+        ),
     )
 
     event_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
@@ -207,6 +216,8 @@ class EventRow(Base):
     person_id: Mapped[str | None] = mapped_column(String(ID), ForeignKey("persons.person_id"))
     """The adult an event is about (vocabulary 2), beside its child or household."""
     occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime | None]
+    """When the agency shared it (at or after ``occurred_at``); null: at ``occurred_at``."""
     agency: Mapped[str] = mapped_column(String(VOCAB))
     kind: Mapped[str] = mapped_column(String(VOCAB))
     attributes: Mapped[dict[str, Any]]

@@ -5,7 +5,7 @@ person it resolved to; ``identity_tasks`` the "possible same person" reviews;
 ``person_merges`` each merge with exactly the rows it re-pointed, so it can be undone.
 
 Revision ID: 0011
-Revises: 0009 (the integrator re-chains it after 0010, events.recorded_at)
+Revises: 0010 (events.recorded_at)
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from triage.store.coltypes import UTCDateTime
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
