@@ -72,7 +72,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/fairness_bench.py
 	test -x var/bench-recordlinkage/bin/python || { $(PYTHON) -m venv var/bench-recordlinkage \
 		&& var/bench-recordlinkage/bin/pip install --quiet 'recordlinkage==0.16' 'pandas<3' pyarrow; }
-	$(BIN)/python bench/linkage_bench.py --households 109000 --peer-records 0
+	test -f var/extract-1m/identity_records.parquet || $(BIN)/triage synth --referrals 1000000 --out var/extract-1m
+	$(BIN)/python bench/linkage_bench.py --extract var/extract-1m --peer-records 1000000
 	command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/api_bench.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/pages_bench.py
