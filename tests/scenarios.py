@@ -253,9 +253,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         flags=frozenset(
             {"head_injury_under_two", "family_photographed_injury", "third_referral_after_nfa"}
         ),
+        # The five relatives' concerns: as five earlier referrals (both families rank it
+        # high; the challenger stopped ranking "five different referrers" in its top twelve
+        # once the world had twins and sharing delays).
         reasons=(
             "household_adult_violence_history",
-            "distinct_referrers_365d",
+            "prior_referrals_child_all",
             "injury_reported",
         ),
     ),

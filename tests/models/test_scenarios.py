@@ -99,7 +99,8 @@ def test_scenario_gets_the_band_and_reasons_it_needs(scorers, family, scenario):
     top = reasons[: scenario.top]
     for signal in scenario.reasons:
         named = [r for r in top if r.signal == signal]
-        assert named and named[0].direction == RAISES, (story, [r.sentence for r in top])
+        ranked = [(r.signal, r.direction) for r in reasons[: scenario.top + 4]]
+        assert named and named[0].direction == RAISES, f"{story}: {signal} not in {ranked}"
     if scenario.raised_by_history:
         alone, _, alone_probability = triage(scorer, scenario.alone())
         assert rank < BANDS.index(alone.band), (story, alone.band, alone_probability)
