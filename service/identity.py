@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from service.context import ServiceContext
 from service.errors import Conflict, not_found
 from service.linker import Resolver
-from service.scoring import try_score
+from service.scoring import rescore_each
 from triage.schema import ReferralIn
 from triage.store import (
     IdentityTaskRow,
@@ -641,19 +641,4 @@ def _rescore(
         referral_ids = open_referrals_of_children(
             reader, child_ids=child_ids, household_ids=households
         )
-    model = state.models.current
-    rescored: list[str] = []
-    not_rescored: list[str] = []
-    for referral_id in referral_ids:
-        done = None
-        if model is not None:
-            done = try_score(
-                state.sessions,
-                model,
-                referral_id=referral_id,
-                actor=actor,
-                trigger=trigger,
-                read_sessions=state.read_sessions,
-            )
-        (rescored if done is not None else not_rescored).append(referral_id)
-    return rescored, not_rescored
+    return rescore_each(state, state.models.current, referral_ids, actor=actor, trigger=trigger)

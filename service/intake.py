@@ -39,7 +39,14 @@ from service.people import (
     same_name,
 )
 from service.replies import EventsAccepted, ReferralAccepted
-from service.scoring import PlannedScore, facts_of, plan_score, queue_entry, store_score, try_score
+from service.scoring import (
+    PlannedScore,
+    facts_of,
+    plan_score,
+    queue_entry,
+    rescore_each,
+    store_score,
+)
 from service.views import INTAKE_REASONS, accepted, score_from_row, score_from_scored, unscored
 from triage.queue import apply_safety_rules, facts_for
 from triage.schema import AgencyEventIn, Child, ReferralIn, error_fields
@@ -996,20 +1003,7 @@ def receive_events(
                 entity_id=None,
             )
         session.commit()
-    rescored: list[str] = []
-    not_rescored: list[str] = []
-    for referral_id in affected:
-        done = None
-        if model is not None:
-            done = try_score(
-                state.sessions,
-                model,
-                referral_id=referral_id,
-                actor=actor,
-                trigger="events",
-                read_sessions=state.read_sessions,
-            )
-        (rescored if done is not None else not_rescored).append(referral_id)
+    rescored, not_rescored = rescore_each(state, model, affected, actor=actor, trigger="events")
     body = {
         "created": len(created),
         "duplicates": len(results) - len(created),

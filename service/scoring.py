@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -16,6 +16,7 @@ from explain.referral import ExplainedScore, explain_referral
 from features.online import online_features
 from models.scorer import Scorer
 from service.champion import LoadedModel
+from service.context import ServiceContext
 from triage.queue import (
     ReferralFacts,
     SafetyOutcome,
@@ -504,3 +505,30 @@ def _reflag(session: Session, referral_id: str) -> int:
         return 0
     upsert_queue_entry(session, entry=fresh)
     return 1
+
+
+def rescore_each(
+    state: ServiceContext,
+    model: LoadedModel | None,
+    referral_ids: Iterable[str],
+    *,
+    actor: str,
+    trigger: str,
+) -> tuple[list[str], list[str]]:
+    """Score each referral again with ``model`` (none scored without one): which were, which
+    were not."""
+    rescored: list[str] = []
+    not_rescored: list[str] = []
+    for referral_id in referral_ids:
+        done = None
+        if model is not None:
+            done = try_score(
+                state.sessions,
+                model,
+                referral_id=referral_id,
+                actor=actor,
+                trigger=trigger,
+                read_sessions=state.read_sessions,
+            )
+        (rescored if done is not None else not_rescored).append(referral_id)
+    return rescored, not_rescored

@@ -11,32 +11,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
-LINK_AT = 0.95
-REVIEW_FROM = 0.5
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A known person the record may be."""
-
-    person_id: str
-    match_probability: float
-    match_weight: float
-    evidence: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """The fake linker's answer."""
-
-    outcome: Literal["linked", "possible_match", "new"]
-    person_id: str | None
-    match_probability: float | None
-    candidates: tuple[Candidate, ...]
+from triage.identity import LINK_AT, Candidate, Resolution
 
 
 def _same(a: Any, b: Any) -> str:
