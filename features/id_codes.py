@@ -86,7 +86,7 @@ def numbered_ids(arr: pa.Array) -> tuple[list[bytes], np.ndarray, np.ndarray] | 
     if widths.size == 1 and (valid is None or not lengths[~valid].any()):
         width = int(widths[0])
         matrix = data[offsets[0] : offsets[-1]].reshape(-1, width)
-        parsed = _parse_shape(matrix, width, lambda lo, hi: matrix[lo:hi])
+        parsed = _parse_shape(matrix[0], len(matrix), lambda lo, hi: matrix[lo:hi])
         if parsed is None:
             return None
         prefix, values = parsed
@@ -100,10 +100,7 @@ def numbered_ids(arr: pa.Array) -> tuple[list[bytes], np.ndarray, np.ndarray] | 
         rows = np.flatnonzero(mine)
         starts = offsets[rows]
         parsed = _parse_shape(
-            data[starts[0] : starts[0] + width][None, :],
-            width,
-            partial(_gathered, data, starts, width),
-            rows.size,
+            data[starts[0] : starts[0] + width], rows.size, partial(_gathered, data, starts, width)
         )
         if parsed is None:
             return None
@@ -120,13 +117,11 @@ def _gathered(data: np.ndarray, starts: np.ndarray, width: int, lo: int, hi: int
 
 
 def _parse_shape(
-    first: np.ndarray,
-    width: int,
-    block: Callable[[int, int], np.ndarray],
-    rows: int | None = None,
+    head: np.ndarray, total: int, block: Callable[[int, int], np.ndarray]
 ) -> tuple[bytes, np.ndarray] | None:
-    """One shape's prefix key and numbers, block by block; None unless every ID has it."""
-    head = first[0]
+    """One shape's key and the numbers of its ``total`` IDs, read ``block`` by block; the
+    shape is the first ID's (``head``, its bytes). None unless every ID has it."""
+    width = len(head)
     is_digit = (head >= 48) & (head <= 57)
     digits_from = int(np.argmax(is_digit)) if is_digit.any() else width
     if digits_from == width or not is_digit[digits_from:].all():
@@ -134,7 +129,6 @@ def _parse_shape(
     if width - digits_from > MAX_DIGITS:
         return None
     prefix = head[:digits_from]
-    total = len(first) if rows is None else rows
     values = np.empty(total, dtype=np.int64)
     for lo in range(0, total, PARSE_BLOCK):
         chars = block(lo, lo + PARSE_BLOCK)

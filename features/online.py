@@ -190,30 +190,17 @@ _RECORD_KINDS: list[ColumnElement[str]] = [
 # Two halves, each read from its covering index: records naming a member as their person, and
 # as their child.
 _MEMBER_RECORDS = union_all(
-    select(
-        EventRow.event_id,
-        EventRow.person_id,
-        EventRow.occurred_at,
-        EventRow.kind,
-        EventRow.recorded_at,
-    ).where(
-        EventRow.person_id.in_(_OTHER_MEMBERS),
-        EventRow.occurred_at < bindparam("before"),
-        _KNOWN_BEFORE,
-        EventRow.kind.in_(_RECORD_KINDS),
-    ),
-    select(
-        EventRow.event_id,
-        EventRow.child_id,
-        EventRow.occurred_at,
-        EventRow.kind,
-        EventRow.recorded_at,
-    ).where(
-        EventRow.child_id.in_(_OTHER_MEMBERS),
-        EventRow.occurred_at < bindparam("before"),
-        _KNOWN_BEFORE,
-        EventRow.kind.in_(_RECORD_KINDS),
-    ),
+    *(
+        select(
+            EventRow.event_id, member, EventRow.occurred_at, EventRow.kind, EventRow.recorded_at
+        ).where(
+            member.in_(_OTHER_MEMBERS),
+            EventRow.occurred_at < bindparam("before"),
+            _KNOWN_BEFORE,
+            EventRow.kind.in_(_RECORD_KINDS),
+        )
+        for member in (EventRow.person_id, EventRow.child_id)
+    )
 ).subquery()
 _MEMBER_RECORDS_BEFORE = (
     select(_MEMBER_RECORDS).order_by(_MEMBER_RECORDS.c.occurred_at.desc()).limit(MAX_RECORDS)

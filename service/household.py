@@ -5,7 +5,7 @@ adult's records, linked to the reasons of the score; shown only to the roles tha
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -61,7 +61,7 @@ def household_panel(
     behind = persons_behind_records(session, record_ids=signals_of)
     here, earlier = _recent_memberships(
         memberships_of_household(session, household_id=household_id),
-        since=_years_before(_aware(referral.received_at), EARLIER_MEMBERS_YEARS),
+        since=_years_before(referral.received_at, EARLIER_MEMBERS_YEARS),
         keep=set(behind.values()),
     )
     member_ids = {m.person_id for m in here}
@@ -127,15 +127,10 @@ def _recent_memberships(
     recent = {
         m.person_id
         for m in memberships
-        if m.left_at is None or _aware(m.left_at) >= since or m.person_id in keep
+        if m.left_at is None or m.left_at >= since or m.person_id in keep
     }
     everyone = {m.person_id for m in memberships}
     return [m for m in memberships if m.person_id in recent], len(everyone - recent)
-
-
-def _aware(moment: datetime) -> datetime:
-    """A stored time as UTC-aware (SQLite hands back naive UTC times)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _member_order(member: Mapping[str, Any]) -> tuple[Any, ...]:
