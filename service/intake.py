@@ -23,6 +23,7 @@ from features.records import ReferralRecord, to_ms
 from service.champion import LoadedModel
 from service.context import ServiceContext
 from service.errors import Conflict, invalid
+from service.event_children import resolve_event_children
 from service.identity import (
     ChildResolution,
     record_id_for,
@@ -933,12 +934,16 @@ def receive_events(
         created = []
         created_at: set[int] = set()
         received = utcnow()
-        for index, event in enumerate(events):
+        event_ids = [new_id("E") for _ in events]
+        children = resolve_event_children(
+            state.identity, session, events, event_ids=event_ids, received=received
+        )
+        for index, event in enumerate(children.events):
             try:
                 row = add_event(
                     session,
                     event={
-                        "event_id": new_id("E"),
+                        "event_id": event_ids[index],
                         "source_system": event.source_system,
                         "source_event_id": event.source_event_id,
                         "child_id": event.child_id,
@@ -964,6 +969,7 @@ def receive_events(
                     "source_system": event.source_system,
                     "source_event_id": event.source_event_id,
                     "status": status,
+                    "resolution": children.resolutions.get(index),
                 }
             )
         opened, closed = apply_memberships(session, people, created_at)
@@ -979,6 +985,7 @@ def receive_events(
                     "duplicates": len(results) - len(created),
                     "request_sha256": digest,
                     **_people_audit(people, persons_added, opened, closed),
+                    **({"identity": children.audit} if children.audit else {}),
                 },
             )
             # Only records before a referral count for it, so only later referrals can move.

@@ -272,8 +272,26 @@ Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_post
 """A UK-shaped postcode, normalised to upper case with one space."""
 
 
-class Child(_Contract):
-    """The child a referral or event concerns: by id, or by details the service resolves."""
+class ChildDetails(_Contract):
+    """What identifies a child: the details the service resolves to a known child, or not."""
+
+    given_name: Name
+    family_name: Name
+    date_of_birth: date
+    sex: Sex
+    nhs_number: NhsNumber | None = None
+    postcode: Postcode | None = None
+    school: Name | None = Field(default=None, description="School name or URN, where known.")
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _dob_not_future(cls, value: date) -> date:
+        """Reject a date of birth that has not yet begun in any time zone."""
+        return _plausible_birth(value)
+
+
+class Child(ChildDetails):
+    """The child a referral concerns: by id, or by details the service resolves."""
 
     child_id: Id | None = Field(
         default=None,
@@ -286,22 +304,9 @@ class Child(_Contract):
         description="Required with `child_id`. Without it: a linked child's current household, "
         "or a new household for a new child.",
     )
-    given_name: Name
-    family_name: Name
-    date_of_birth: date
-    sex: Sex
     ethnicity: Ethnicity = Ethnicity.not_stated
     disability: bool = False
     deprivation_decile: Annotated[int, Field(ge=1, le=10)] | None = None
-    nhs_number: NhsNumber | None = None
-    postcode: Postcode | None = None
-    school: Name | None = Field(default=None, description="School name or URN, where known.")
-
-    @field_validator("date_of_birth")
-    @classmethod
-    def _dob_not_future(cls, value: date) -> date:
-        """Reject a date of birth that has not yet begun in any time zone."""
-        return _plausible_birth(value)
 
     @model_validator(mode="after")
     def _household_with_id(self) -> Self:
@@ -468,6 +473,13 @@ class AgencyEventIn(_Contract):
         "the service received the event.",
     )
     child_id: Id | None = None
+    child: ChildDetails | None = Field(
+        default=None,
+        description="The child's details when the agency does not know the service's child id: "
+        "the service resolves them as it does a referral's (linked, possible match with a "
+        "review task, or a new child) and the reply's item says how. With `child_id` they are "
+        "kept as the agency's identity record of that child.",
+    )
     household_id: Id | None = Field(default=None, validate_default=True)
     person_id: Id | None = Field(
         default=None,
@@ -515,11 +527,13 @@ class AgencyEventIn(_Contract):
     @field_validator("household_id")
     @classmethod
     def _child_or_household(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """Require at least one of child_id and household_id."""
-        # If child_id failed its own validation it is absent from info.data; don't pile on.
-        if value is None and "child_id" in info.data and info.data["child_id"] is None:
+        """Require at least one of child_id, the child's details and household_id."""
+        # A field that failed its own validation is absent from info.data; don't pile on.
+        named = ("child_id", "child")
+        if value is None and all(info.data.get(name, "invalid") is None for name in named):
             raise PydanticCustomError(
-                "subject_missing", "at least one of child_id or household_id is required"
+                "subject_missing",
+                "at least one of child_id, child (the child's details) or household_id is required",
             )
         return value
 

@@ -212,6 +212,17 @@ def identity_task_for_referral(session: Session, *, referral_id: str) -> Identit
     return session.scalar(query)
 
 
+def identity_task_for_event(session: Session, *, event_id: str) -> IdentityTaskRow | None:
+    """The identity task an agency event opened, if any (the newest)."""
+    query = (
+        select(IdentityTaskRow)
+        .where(IdentityTaskRow.event_id == event_id)
+        .order_by(IdentityTaskRow.created_at.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
 def open_identity_tasks_for_referrals(
     session: Session, *, referral_ids: Collection[str]
 ) -> set[str]:

@@ -454,6 +454,7 @@ class IdentityTaskRow(Base):
         CheckConstraint("status IN ('open', 'confirmed', 'rejected')", name="status"),
         Index(None, "status", "task_id"),
         Index(None, "referral_id"),
+        Index(None, "event_id"),
     )
 
     task_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
@@ -461,6 +462,8 @@ class IdentityTaskRow(Base):
         String(ID), ForeignKey("identity_records.record_id"), index=True
     )
     referral_id: Mapped[str | None] = mapped_column(String(ID))
+    event_id: Mapped[str | None] = mapped_column(String(ID))
+    """The agency event that opened the task, when an event (not a referral) did."""
     candidate_person_id: Mapped[str | None] = mapped_column(String(ID))
     """None when the linker could not run: a person checks by hand whether the child is known."""
     match_probability: Mapped[float | None] = mapped_column(Float)
