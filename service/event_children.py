@@ -42,6 +42,7 @@ from triage.store import (
     insert_household_if_new,
     insert_membership_if_new,
     insert_person_if_new,
+    lock_identities,
 )
 
 
@@ -69,6 +70,9 @@ def resolve_event_children(
     replies: dict[int, dict[str, object] | None] = {}
     audit: list[dict[str, object]] = []
     stored = _stored_events(session, events)
+    # Another batch about the same unknown child waits here, then reads this one's records.
+    years = [e.child.date_of_birth.year for e in events if e.child and e.child_id is None]
+    lock_identities(session, birth_years=years)
     seen: dict[tuple[str, str], int] = {}
     for index, event in enumerate(events):
         if event.child is None:

@@ -54,6 +54,7 @@ from triage.store import (
     insert_identity_task,
     known_identities_near,
     list_identity_tasks,
+    lock_identities,
     merges_of_person,
     open_referrals_of_children,
     repoint_person,
@@ -119,6 +120,9 @@ class ChildResolution:
     record: dict[str, Any]
     task: dict[str, Any] | None = None
     candidate_ids: tuple[str, ...] = field(default=())
+    seen: frozenset[str] | None = None
+    """The known records the linker read (None: it read none), to notice records that arrive
+    before a new child is stored (``others_arrived``)."""
 
     def reply(self) -> dict[str, Any]:
         """The reply's ``resolution`` object."""
@@ -237,6 +241,7 @@ def resolve_details(
     candidates = tuple(resolution.candidates)
     ids = tuple(c.person_id for c in candidates)
     probability = resolution.match_probability
+    seen = frozenset(str(record_id) for record_id in known["record_id"])
     if resolution.outcome == "linked" and resolution.person_id is not None:
         linked = get_child(session, child_id=resolution.person_id)
         if linked is not None:
@@ -275,6 +280,7 @@ def resolve_details(
             record | _resolved("possible_match", child_id, probability),
             task,
             ids,
+            seen,
         )
     return ChildResolution(
         "new",
@@ -283,7 +289,28 @@ def resolve_details(
         probability,
         record | _resolved("new", child_id, probability),
         candidate_ids=ids,
+        seen=seen,
     )
+
+
+def others_arrived(session: Session, resolution: ChildResolution, details: ChildDetails) -> bool:
+    """Whether records the linker did not read now share a blocking key with a new child's
+    details (then resolve again: a concurrent request stored the same child first).
+
+    Takes ``lock_identities`` for the child's birth year first, so that on PostgreSQL a
+    concurrent writer of the same child waits for this transaction and then sees its record.
+    """
+    if resolution.seen is None or resolution.outcome not in ("new", "possible_match"):
+        return False
+    lock_identities(session, birth_years=[details.date_of_birth.year])
+    rows = known_identities_near(
+        session,
+        date_of_birth=details.date_of_birth,
+        family_name=details.family_name,
+        nhs_number=details.nhs_number,
+        postcode=details.postcode,
+    )
+    return any(row["record_id"] not in resolution.seen for row in rows)
 
 
 def _resolved(

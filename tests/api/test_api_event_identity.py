@@ -6,12 +6,15 @@ batch's events about one unknown child find each other; a resend is not resolved
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
-from access_helpers import sign_in_page
+from access_helpers import sign_in_page, user_headers
 from api_support import (  # noqa: F401  (fixtures)
     T0,
     Switch,
@@ -28,7 +31,7 @@ from sqlalchemy import Engine, func, select
 from api.app import create_app
 from models.scorer import Scorer
 from triage.settings import Settings
-from triage.store import AuditEventRow, ChildRow, EventRow, IdentityTaskRow
+from triage.store import AuditEventRow, ChildRow, EventRow, IdentityTaskRow, make_engine
 
 BORN = "2014-06-01"  # the date of birth of tests/api_support.py's referral child
 
@@ -205,3 +208,61 @@ def test_an_event_naming_no_child_and_no_household_is_refused_precisely(
     response = client.post("/v1/events", json=bad)
     assert response.status_code == 422
     assert "child.date_of_birth" in {error["field"] for error in response.json()["errors"]}
+
+
+class _SlowFirstResolver(FakeResolver):
+    """On its first call, starts ``race`` in a thread and gives it time to run meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.race: Any = None
+        self.thread: threading.Thread | None = None
+
+    def resolve(self, record: Any, known: Any) -> Any:
+        """Start the racing batch once, in the middle of the first resolution."""
+        race, self.race = self.race, None
+        if race is not None:
+            self.thread = threading.Thread(target=race)
+            self.thread.start()
+            self.thread.join(timeout=1.0)  # it waits for this transaction, or it finishes
+        return super().resolve(record, known)
+
+
+def test_two_batches_about_one_unknown_child_at_once_make_one_child(
+    migrated_url: str, tmp_path: Path, scorer: Scorer
+) -> None:
+    from service.intake import receive_events
+    from triage.schema import AgencyEventIn
+
+    settings = Settings(
+        var_dir=tmp_path, database_url=migrated_url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/m"
+    )
+    resolver = _SlowFirstResolver()
+    replies: list[Any] = []
+    app = create_app(
+        settings, score_backlog_on_start=False, scorer_loader=Switch(scorer),
+        identity_resolver=resolver,
+    )  # fmt: skip
+    headers = user_headers(settings, "admin")
+    with TestClient(app, raise_server_exceptions=False, headers=headers) as test_client:
+        state = test_client.app.state.service  # type: ignore[attr-defined]
+        other = [AgencyEventIn.model_validate(event("ED-21", "Robin"))]
+        resolver.race = partial(_events_into, replies, receive_events, state, other)
+        response = test_client.post("/v1/events", json=event("ED-20", "Robin"))
+        assert response.status_code == 201, response.text
+        assert resolver.thread is not None
+        resolver.thread.join(timeout=30)
+    [mine] = response.json()["items"]
+    [theirs] = replies[0].body["items"]
+    assert mine["resolution"]["outcome"] == "new"
+    assert theirs["resolution"]["outcome"] == "linked"  # waited, then read the first's child
+    assert theirs["resolution"]["person_id"] == mine["resolution"]["person_id"]
+    engine = make_engine(migrated_url)
+    try:
+        assert _count(engine, select(func.count()).select_from(ChildRow)) == 1
+    finally:
+        engine.dispose()
+
+
+def _events_into(replies: list[Any], receive: Any, state: Any, events: Any) -> None:
+    replies.append(receive(state, events=events, batch=True, actor="admin", idempotency_key=None))
