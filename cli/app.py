@@ -720,3 +720,8 @@ def users_demo() -> None:
         console.print(f"  {username:<18} {password}")
     console.print(f"Demo API key {key.key_id} for source_system {DEMO_SOURCE_SYSTEM}:")
     console.print(f"  {key.key}")
+
+
+from cli.governance import governance_app  # noqa: E402  (registered after the app exists)
+
+app.add_typer(governance_app, name="governance")
