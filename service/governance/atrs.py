@@ -102,7 +102,7 @@ def _tier_1(card: dict[str, Any]) -> dict[str, Any]:
         "to the records behind them. A practitioner decides every referral."
     ).strip()
     return {
-        "name": generated(TOOL_NAME, CARD),
+        "name": generated(TOOL_NAME, SERVICE),
         "description": generated(description, CARD),
         "website": to_complete("The council's page about the tool and its use."),
         "contact_email": to_complete(
