@@ -211,7 +211,7 @@ class CheckReplyIn(_Closed):
     """An agency's reply to a request for information (sent by the agency or recorded)."""
 
     outcome: ReplyOutcome
-    summary: PlainText = Field(default="", max_length=MAX_SUMMARY_CHARS)
+    summary: PlainText = Field(default="", max_length=MAX_SUMMARY_CHARS, validate_default=True)
 
     @field_validator("summary")
     @classmethod
@@ -271,6 +271,7 @@ class FactIn(_Closed):
     note: PlainText = Field(
         default="",
         max_length=MAX_NOTE_CHARS,
+        validate_default=True,
         description="For the parent's or carer's account: the account, briefly.",
     )
 
@@ -329,7 +330,7 @@ class SignOffIn(_Closed):
     """A manager signs off a decision or sends it back (a note is needed to send it back)."""
 
     verdict: SignOffVerdict
-    note: PlainText = Field(default="", max_length=MAX_NOTE_CHARS)
+    note: PlainText = Field(default="", max_length=MAX_NOTE_CHARS, validate_default=True)
 
     @field_validator("note")
     @classmethod

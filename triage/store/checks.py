@@ -116,7 +116,7 @@ def open_requests_for_agencies(
         .order_by(CheckRequestRow.due_at, CheckRequestRow.request_id)
         .limit(limit)
     )
-    return [(request, referral) for request, referral in session.execute(query).tuples()]
+    return [(request, referral) for request, referral in session.execute(query)]
 
 
 def count_open_requests(session: Session, *, referral_ids: Sequence[str]) -> dict[str, int]:
@@ -131,7 +131,7 @@ def count_open_requests(session: Session, *, referral_ids: Sequence[str]) -> dic
         )
         .group_by(CheckRequestRow.referral_id)
     )
-    return {referral_id: count for referral_id, count in session.execute(query).tuples()}
+    return {referral_id: count for referral_id, count in session.execute(query)}
 
 
 def add_strategy_discussion(
@@ -288,7 +288,7 @@ def sign_offs_awaiting(
         .order_by(SignOffRow.requested_at, SignOffRow.sign_off_id)
         .limit(limit)
     )
-    return [tuple(row) for row in session.execute(query).tuples()]  # type: ignore[misc]
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
 
 
 def referrals_awaiting_sign_off(session: Session, *, referral_ids: Sequence[str]) -> set[str]:
