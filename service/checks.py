@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service import signoff
 from service.errors import Conflict, invalid, not_found
 from triage.checks import (
     AGENCY_WORDS,
+    FACT_QUESTIONS,
     FACT_WORDS,
     KEY_AGENCY,
     REPLY_WORDS,
@@ -431,4 +433,32 @@ def _item(
         "words": words,
         "agency": agency,
         "signals": [],
+    }
+
+
+def checks_panel(session: Session, *, referral_id: str) -> dict[str, Any]:
+    """What the referral page and the checks pages show: the checks, the sign-offs (with the
+    decision awaiting one), the referral's status and the child's name (404 if no referral)."""
+    found = checks_of(session, referral_id=referral_id)
+    referral = get_referral(session, referral_id=referral_id)
+    assert referral is not None
+    child = get_child(session, child_id=referral.child_id)
+    sign_offs = signoff.sign_offs_of(session, referral_id=referral_id)
+    awaiting = next((s for s in sign_offs if s["status"] == "awaiting"), None)
+    if awaiting is not None:
+        awaiting = awaiting | {
+            "decision": signoff.decision_of(
+                session, referral_id=referral_id, decision_id=awaiting["decision_id"]
+            )
+        }
+    return found | {
+        "sign_offs": sign_offs,
+        "awaiting_sign_off": awaiting,
+        "referral_status": referral.status,
+        "received_at": referral.received_at,
+        "concerns": list(referral.concerns),
+        "child_name": " ".join(p for p in (child.given_name, child.family_name) if p)
+        if child is not None
+        else None,
+        "questions": FACT_QUESTIONS,
     }

@@ -24,6 +24,7 @@ from api.web.auth import (
 from api.web.render import page
 from explain.plots import REASONS_TITLE, bars_svg
 from service import audit, casework, identity
+from service.checks import checks_panel
 from service.errors import NotFound, Refusal
 from service.household import audit_panel, panel_note
 from triage.queue import BANDS, overdue_cutoff
@@ -208,6 +209,7 @@ def _referral_page(
                 db, referral_id=referral_id, model=model, roles=viewer.actor.roles
             )
             identity_task = identity.task_for_referral(db, referral_id=referral_id)
+            checks = checks_panel(db, referral_id=referral_id)  # issue 22 (A): the checks
     except NotFound:
         return show(
             request,
@@ -278,6 +280,7 @@ def _referral_page(
         error_fields={e["field"] for e in form_errors or []},
         can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
         identity_task=identity_task,
+        checks=checks,
     )
 
 
