@@ -100,13 +100,9 @@ def hold_for_sign_off(
     if not reasons:
         return None
     if not (decision.rationale or "").strip():
+        reason = "Give a rationale: a manager signs off this decision. " + " ".join(reasons)
         raise invalid(
-            [
-                {
-                    "field": "rationale",
-                    "reason": "needed, and a manager's sign-off: " + " ".join(reasons),
-                }
-            ],
+            [{"field": "rationale", "reason": reason}],
             "this decision needs a rationale and a manager's sign-off",
         )
     row = add_sign_off(
