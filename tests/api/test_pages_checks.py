@@ -156,7 +156,7 @@ def test_strategy_discussion_form_checks_the_agencies_and_the_date(
     )
     assert stored.status_code == 303, stored.text
     page = client.get(f"/referrals/{world['rid']}").text
-    assert "Section 47 enquiry" in page and "Police (Detective Sergeant)" in page
+    assert "Section 47 enquiry" in page and "Police: Detective Sergeant;" in page
 
 
 def test_facts_form_records_only_what_is_answered(
