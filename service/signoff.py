@@ -40,6 +40,7 @@ from triage.store.checks import (
     sign_offs_awaiting,
     sign_offs_for_referrals,
     strategy_discussions_for_referrals,
+    supersede_sign_offs,
 )
 from triage.store.tables import SignOffRow, utcnow
 from triage.vocab import Concern, DecisionKind
@@ -96,6 +97,8 @@ def hold_for_sign_off(
     Called in the decision's transaction: a missing rationale is a 422 (field ``rationale``)
     and nothing of the decision is kept. A held decision keeps its queue entry.
     """
+    # A sign-off left awaiting when a manager reopened the referral no longer holds anything.
+    supersede_sign_offs(session, referral_id=referral_id, at=utcnow())
     reasons = sign_off_required(session, referral_id, str(decision.decision))
     if not reasons:
         return None
@@ -138,6 +141,9 @@ def settle(session: Session, *, referral_id: str, body: SignOffIn, actor: str) -
         raise Conflict(
             "nothing_to_sign_off", f"referral {referral_id!r} has no decision awaiting sign-off"
         )
+    referral = get_referral(session, referral_id=referral_id)
+    if referral is None or referral.status != "decided":
+        raise Conflict("reopened", f"referral {referral_id!r} was reopened: nothing to sign off")
     if row.requested_by == actor:
         raise Conflict("own_decision", "a decision is signed off by another manager, not its maker")
     now = utcnow()
@@ -155,15 +161,15 @@ def settle(session: Session, *, referral_id: str, body: SignOffIn, actor: str) -
         remove_queue_entry(session, referral_id=referral_id)
     else:
         try:
-            referral = reopen_referral(session, referral_id=referral_id)
+            reopened = reopen_referral(session, referral_id=referral_id)
         except ReferralNotDecided:
             raise Conflict("not_decided", f"referral {referral_id!r} is already open") from None
         # Rescoring passed the held referral by: its entry is rebuilt from the latest score.
-        child = get_child(session, child_id=referral.child_id)
+        child = get_child(session, child_id=reopened.child_id)
         assert child is not None
         enqueue(
             session,
-            referral=referral,
+            referral=reopened,
             child=child,
             score=latest_score(session, referral_id=referral_id),
         )

@@ -168,7 +168,8 @@ class SignOffVerdict(StrEnum):
     send_back = "send_back"
 
 
-SIGN_OFF_STATUSES = ("awaiting", "signed_off", "sent_back")
+SIGN_OFF_STATUSES = ("awaiting", "signed_off", "sent_back", "superseded")
+"""``superseded``: a manager reopened the referral and it was decided again."""
 
 
 def _aware(value: datetime) -> datetime:

@@ -398,3 +398,36 @@ def test_t0_referrals_are_repeats_only_within_twelve_months(
     with session_factory(db)() as session:
         assert sign_off_required(session, rid, "no_further_action") == []
         assert sign_off_required(session, old, "no_further_action") == []
+
+
+def test_a_reopened_referral_supersedes_its_held_decision(
+    app: TestClient, people: dict[str, dict[str, str]], db: Engine
+) -> None:
+    rid = submit(app, people)
+    held = nfa(app, people["practitioner"], rid, "A fall, says the school.")
+    assert held.json()["sign_off"]["status"] == "awaiting"
+    reopened = app.post(
+        f"/v1/referrals/{rid}/reopen",
+        json={"reason": "new police report"},
+        headers=people["manager"],
+    )
+    assert reopened.status_code == 200, reopened.text
+    # Open again: nothing to sign off, and the list leaves it out.
+    url = f"/v1/referrals/{rid}/sign-off"
+    stale = app.post(url, json={"verdict": "sign_off"}, headers=people["other_manager"])
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "reopened"
+    assert app.get("/v1/sign-offs", headers=people["manager"]).json()["items"] == []
+    decided = app.post(
+        f"/v1/referrals/{rid}/decisions",
+        json={"decision": "strategy_discussion", "agreement": "agree"},
+        headers=people["practitioner"],
+    )
+    assert decided.status_code == 201 and decided.json()["sign_off"] is None
+    assert not in_queue(app, people, rid)
+    statuses = [
+        s["status"]
+        for s in app.get(f"/v1/referrals/{rid}/checks", headers=people["manager"]).json()[
+            "sign_offs"
+        ]
+    ]
+    assert statuses == ["superseded"]

@@ -252,7 +252,7 @@ def awaiting_sign_off(session: Session, *, referral_id: str) -> SignOffRow | Non
     query = select(SignOffRow).where(
         SignOffRow.referral_id == referral_id, SignOffRow.status == "awaiting"
     )
-    return session.scalars(query.limit(1)).first()
+    return session.scalars(query.order_by(SignOffRow.requested_at.desc()).limit(1)).first()
 
 
 def settle_sign_off(
@@ -266,6 +266,17 @@ def settle_sign_off(
         .execution_options(synchronize_session="fetch")
     )
     return bool(settled.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def supersede_sign_offs(session: Session, *, referral_id: str, at: datetime) -> int:
+    """Mark the referral's awaiting sign-offs ``superseded`` (a newer decision replaces them)."""
+    done = session.execute(
+        update(SignOffRow)
+        .where(SignOffRow.referral_id == referral_id, SignOffRow.status == "awaiting")
+        .values(status="superseded", decided_at=at)
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
 
 
 def sign_offs_for_referrals(session: Session, *, referral_ids: Sequence[str]) -> list[SignOffRow]:
@@ -284,7 +295,7 @@ def sign_offs_awaiting(
         select(SignOffRow, DecisionRow, ReferralRow)
         .join(DecisionRow, DecisionRow.id == SignOffRow.decision_id)
         .join(ReferralRow, ReferralRow.referral_id == SignOffRow.referral_id)
-        .where(SignOffRow.status == "awaiting")
+        .where(SignOffRow.status == "awaiting", ReferralRow.status == "decided")
         .order_by(SignOffRow.requested_at, SignOffRow.sign_off_id)
         .limit(limit)
     )

@@ -555,7 +555,9 @@ class SignOffRow(Base):
 
     __tablename__ = "sign_offs"
     __table_args__ = (
-        CheckConstraint("status IN ('awaiting', 'signed_off', 'sent_back')", name="status"),
+        CheckConstraint(
+            "status IN ('awaiting', 'signed_off', 'sent_back', 'superseded')", name="status"
+        ),
         Index(None, "referral_id"),
         Index(None, "status", "requested_at"),
     )

@@ -115,7 +115,8 @@ def upgrade() -> None:
         sa.Column("decided_at", UTCDateTime()),
         sa.Column("note", sa.Text()),
         sa.CheckConstraint(
-            "status IN ('awaiting', 'signed_off', 'sent_back')", name=op.f("ck_sign_offs_status")
+            "status IN ('awaiting', 'signed_off', 'sent_back', 'superseded')",
+            name=op.f("ck_sign_offs_status"),
         ),
         _referral_fk("sign_offs"),
         sa.ForeignKeyConstraint(
