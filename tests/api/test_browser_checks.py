@@ -22,6 +22,7 @@ from api_support import referral
 from browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    SCREENSHOTS,
     ServerThread,
     axe_scan,
     axe_source,
@@ -291,6 +292,10 @@ def test_keyboard_alone_records_facts_and_a_strategy_discussion(tab: Tab, world:
         and "Health (community and hospital): Named nurse." in section
     )
     tab.check("referral-section-full")
+    # The section alone, as the docs show it.
+    page.locator("section[aria-labelledby=checks-title]").screenshot(
+        path=str(SCREENSHOTS / "checks-section-only.png")
+    )
 
 
 def test_a_manager_signs_off_a_held_decision_with_the_keyboard(
@@ -347,3 +352,20 @@ def test_a_manager_signs_off_a_held_decision_with_the_keyboard(
         manager.close()
     page.goto("/queue")
     assert page.locator(f'a[href="/referrals/{rid}"]').count() == 0
+
+
+def test_the_checks_forms_reflow_at_390_pixels(browser: Any, world: World) -> None:
+    rid = world.add_referral()
+    context = browser.new_context(base_url=world.base_url, viewport={"width": 390, "height": 844})
+    phone = Tab(page=context.new_page(), axe=axe_source())
+    try:
+        sign_in(phone, MANAGER, f"/referrals/{rid}/strategy")
+        for path in ("checks/request", "strategy", "facts", "sign-off"):
+            phone.page.goto(f"/referrals/{rid}/{path}")
+            width = phone.page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} is {width} px wide at 390 px"
+            phone.check(f"390-{path.replace('/', '-')}")
+        phone.page.goto("/sign-offs")
+        assert phone.page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
