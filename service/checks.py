@@ -41,14 +41,21 @@ from triage.store.checks import (
     record_reply,
     strategy_discussions_for_referrals,
 )
-from triage.store.tables import CheckFactRow, CheckRequestRow, StrategyDiscussionRow, utcnow
+from triage.store.tables import (
+    CheckFactRow,
+    CheckRequestRow,
+    ReferralRow,
+    StrategyDiscussionRow,
+    utcnow,
+)
 
 AGENCY_CHANNEL = "agency"
 RECORDED_CHANNEL = "recorded"
 """How a reply arrived: the agency's own API key, or a practitioner typing it in."""
 
 
-def _referral_or_404(session: Session, referral_id: str) -> Any:
+def _referral_or_404(session: Session, referral_id: str) -> ReferralRow:
+    """The referral, or a 404 refusal."""
     referral = get_referral(session, referral_id=referral_id)
     if referral is None:
         raise not_found("referral", referral_id)
@@ -440,8 +447,7 @@ def checks_panel(session: Session, *, referral_id: str) -> dict[str, Any]:
     """What the referral page and the checks pages show: the checks, the sign-offs (with the
     decision awaiting one), the referral's status and the child's name (404 if no referral)."""
     found = checks_of(session, referral_id=referral_id)
-    referral = get_referral(session, referral_id=referral_id)
-    assert referral is not None
+    referral = _referral_or_404(session, referral_id)
     child = get_child(session, child_id=referral.child_id)
     sign_offs = signoff.sign_offs_of(session, referral_id=referral_id)
     awaiting = next((s for s in sign_offs if s["status"] == "awaiting"), None)

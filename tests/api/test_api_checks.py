@@ -176,7 +176,7 @@ def test_a_practitioner_records_a_reply_and_the_checks_read_back(
 
 
 def test_422s_name_the_field_and_the_reason(
-    app: TestClient, people: dict[str, dict[str, str]]
+    app: TestClient, people: dict[str, dict[str, str]], db: Engine
 ) -> None:
     rid = submit(app, people)
     who = people["practitioner"]
@@ -257,6 +257,10 @@ def test_422s_name_the_field_and_the_reason(
         "Child seen alone",
         "Parent's or carer's account: others do not corroborate it",
     ]
+    with session_factory(db)() as session:
+        items = check_timeline_items(session, [rid])
+    assert [item["kind"] for item in items].count("fact") == 3
+    assert {"kind", "at", "record_id", "words", "referral_id", "signals"} <= set(items[0])
 
 
 def test_closing_a_physical_abuse_concern_unseen_waits_for_a_manager(
