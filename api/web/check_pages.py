@@ -477,7 +477,10 @@ async def facts_post(
     occurred_at = parse_local(form["fact_date"], form["fact_time"])
     answered = [kind for kind in kinds if form[kind]]
     errors: list[dict[str, str]] = []
-    if not answered:
+    if form["carer_note"].strip() and not form["carer_account"]:
+        reason = "Say whether others corroborate the account you summarised"
+        errors.append({"field": "fact-carer_account", "reason": reason})
+    elif not answered:
         errors.append({"field": "fact-child_seen", "reason": "Answer at least one question"})
     if occurred_at is None:
         errors.append({"field": "fact_date", "reason": WORDS["held_date"]})

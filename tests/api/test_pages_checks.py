@@ -172,6 +172,11 @@ def test_facts_form_records_only_what_is_answered(
     alone = post_form(client, path, when | {"child_seen_alone": "yes"})
     assert alone.status_code == 422
     assert summary_links(alone.text)[0][0] == "fact-child_seen_alone"
+    graded = post_form(client, path, when | {"carer_note": "Says he fell."})
+    assert summary_links(graded.text) == [
+        ("fact-carer_account", "Say whether others corroborate the account you summarised")
+    ]
+    assert "Says he fell." in graded.text  # the words typed are kept
     account = post_form(client, path, when | {"carer_account": "not_corroborated"})
     assert summary_links(account.text) == [
         ("carer_note", "Summarise the parent's or carer's account")
