@@ -2,8 +2,9 @@
 
 A decision that closes (no further action, or information and advice: signposting) a
 physical-abuse concern without the child seen, or a repeat referral (an earlier referral
-about the child within 12 months) with no agency check answered and no strategy discussion,
-is recorded as awaiting sign-off: the referral stays in the queue until a manager signs it
+about the child within 12 months) with no agency check answered and no strategy discussion
+(checks on any referral about the child since this one arrived count), is recorded as
+awaiting sign-off: the referral stays in the queue until a manager signs it
 off, or the manager sends it back and the referral is open again.
 """
 
@@ -36,6 +37,7 @@ from triage.store.checks import (
     earlier_referral_within,
     facts_for_referrals,
     referrals_awaiting_sign_off,
+    referrals_of_child,
     settle_sign_off,
     sign_offs_awaiting,
     sign_offs_for_referrals,
@@ -63,11 +65,18 @@ def sign_off_required(session: Session, referral_id: str, decision_kind: str) ->
     referral = get_referral(session, referral_id=referral_id)
     if referral is None:
         return []
-    ids = [referral_id]
+    # Checks made for another referral about the same child count, from this one's arrival:
+    # two referrals about one incident are checked once.
+    since = referral.received_at
+    ids = referrals_of_child(session, child_id=referral.child_id) or [referral_id]
     reasons = []
     if Concern.physical_abuse in referral.concerns:
-        seen = {f.kind: f.value for f in facts_for_referrals(session, referral_ids=ids)}
-        if seen.get("child_seen") != "yes":
+        seen = [
+            f.value
+            for f in facts_for_referrals(session, referral_ids=ids)
+            if f.kind == "child_seen" and f.occurred_at >= since
+        ]
+        if not seen or seen[-1] != "yes":  # the latest answer counts
             reasons.append(
                 "It closes a physical-abuse concern and the child is not recorded as seen."
             )
@@ -76,10 +85,13 @@ def sign_off_required(session: Session, referral_id: str, decision_kind: str) ->
     )
     if earlier is not None:
         answered = any(
-            r.replied_at is not None
+            r.replied_at is not None and r.replied_at >= since
             for r in check_requests_for_referrals(session, referral_ids=ids)
         )
-        discussed = bool(strategy_discussions_for_referrals(session, referral_ids=ids))
+        discussed = any(
+            d.held_at >= since
+            for d in strategy_discussions_for_referrals(session, referral_ids=ids)
+        )
         if not answered and not discussed:
             reasons.append(
                 "It closes a repeat referral (an earlier referral about this child was received "

@@ -435,3 +435,35 @@ def test_a_reopened_referral_supersedes_its_held_decision(
         ]
     ]
     assert statuses == ["superseded"]
+
+
+def test_checks_made_for_another_referral_about_the_child_count(
+    app: TestClient, people: dict[str, dict[str, str]], db: Engine
+) -> None:
+    first = submit(app, people, received_at=NOW - timedelta(hours=3))
+    second = submit(app, people)  # the same child, an hour later: a repeat
+    with session_factory(db)() as session:
+        assert len(sign_off_required(session, second, "no_further_action")) == 2
+    who = people["practitioner"]
+    app.post(
+        f"/v1/referrals/{first}/facts",
+        json={"facts": [{"kind": "child_seen", "value": "yes"}]},
+        headers=who,
+    )
+    request_id = app.post(
+        f"/v1/referrals/{first}/checks",
+        json={"agency": "police", "question": "Known?"},
+        headers=who,
+    ).json()["request_id"]
+    app.post(f"/v1/checks/{request_id}/reply", json={"outcome": "not_known"}, headers=who)
+    with session_factory(db)() as session:
+        assert sign_off_required(session, second, "no_further_action") == []
+    # A later "not seen" on either referral is the answer that counts.
+    app.post(
+        f"/v1/referrals/{second}/facts",
+        json={"facts": [{"kind": "child_seen", "value": "no"}]},
+        headers=who,
+    )
+    with session_factory(db)() as session:
+        (reason,) = sign_off_required(session, second, "no_further_action")
+    assert "not recorded as seen" in reason

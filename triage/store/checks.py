@@ -223,6 +223,12 @@ def earlier_referral_within(
     return session.scalars(query).first()
 
 
+def referrals_of_child(session: Session, *, child_id: str) -> list[str]:
+    """The ids of every referral about the child."""
+    query = select(ReferralRow.referral_id).where(ReferralRow.child_id == child_id)
+    return list(session.scalars(query))
+
+
 def add_sign_off(
     session: Session,
     *,
