@@ -597,7 +597,8 @@ def keys_create(
         list[str] | None,
         typer.Option(
             "--scope",
-            help="referrals:write, events:write or referrals:read (repeatable; default all).",
+            help="referrals:write, events:write, referrals:read or checks:reply "
+            "(repeatable; default all).",
         ),
     ] = None,
     agency: Annotated[

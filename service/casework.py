@@ -18,6 +18,7 @@ from service.champion import LoadedModel
 from service.errors import Conflict, invalid, not_found
 from service.household import household_panel, may_see_household
 from service.scoring import enqueue, facts_of
+from service.signoff import hold_for_sign_off
 from service.views import (
     decision_out,
     dispute_out,
@@ -221,7 +222,12 @@ def decide(
             "already_decided",
             f"referral {referral_id!r} already has a decision; a manager can reopen it",
         ) from None
-    remove_queue_entry(session, referral_id=referral_id)
+    # Issue 22 (checks): a closing decision that skipped the checks waits for a manager.
+    sign_off = hold_for_sign_off(
+        session, referral_id=referral_id, decision=decision, decision_id=row.id, actor=actor
+    )
+    if sign_off is None:
+        remove_queue_entry(session, referral_id=referral_id)
     band = score.band if score is not None else None
     version = score.model_version if score is not None else None
     add_audit_event(
@@ -245,6 +251,7 @@ def decide(
         **decision_out(row),
         "band_at_decision": band,
         "model_version_at_decision": version,
+        "sign_off": sign_off,
     }
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from service.check_replies import SignOffOut
 from triage.schema import Id, PlainText
 
 Status = Literal["scored", "unscored"]
@@ -188,6 +189,8 @@ class DecisionRecorded(DecisionOut):
 
     band_at_decision: str | None
     model_version_at_decision: str | None
+    sign_off: SignOffOut | None = None
+    """Set when the decision awaits a manager's sign-off (the referral stays in the queue)."""
 
 
 class ScoreSummary(BaseModel):

@@ -24,6 +24,7 @@ from api.web.auth import (
 from api.web.render import page
 from explain.plots import REASONS_TITLE, bars_svg
 from service import audit, casework, identity
+from service.checks import checks_panel
 from service.errors import NotFound, Refusal
 from service.household import audit_panel, panel_note
 from triage.queue import BANDS, overdue_cutoff
@@ -208,6 +209,7 @@ def _referral_page(
                 db, referral_id=referral_id, model=model, roles=viewer.actor.roles
             )
             identity_task = identity.task_for_referral(db, referral_id=referral_id)
+            checks = checks_panel(db, referral_id=referral_id)  # issue 22 (A): the checks
     except NotFound:
         return show(
             request,
@@ -278,6 +280,7 @@ def _referral_page(
         error_fields={e["field"] for e in form_errors or []},
         can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
         identity_task=identity_task,
+        checks=checks,
     )
 
 
@@ -367,15 +370,31 @@ def decide(
             decision_form=submitted,
             form_errors=[_decision_error(e) for e in error_fields(exc)],
         )
+    recorded: dict[str, Any] = {}
     failed = _store(
-        state, lambda db: casework.decide(db, referral_id=referral_id, decision=parsed, actor=who)
+        state,
+        lambda db: recorded.update(
+            casework.decide(db, referral_id=referral_id, decision=parsed, actor=who)
+        ),
     )
     if failed is not None:
-        error = {"field": "decision", "reason": _conflict_words(failed)}
+        # Field errors (the checks' sign-off gate asks for a rationale) keep the answers given.
+        errors = failed.errors or [{"field": "decision", "reason": _conflict_words(failed)}]
         return _referral_page(
-            request, state, viewer, referral_id, status_code=status_of(failed), form_errors=[error]
+            request,
+            state,
+            viewer,
+            referral_id,
+            status_code=status_of(failed),
+            decision_form=submitted if failed.errors else None,
+            form_errors=errors,
         )
     notice = f"Decision recorded for referral {referral_id}. It has left the queue."
+    if recorded.get("sign_off"):  # issue 22 (A): held for a manager's sign-off
+        notice = (
+            f"Decision recorded for referral {referral_id}. It needs a manager's sign-off "
+            "and stays in the queue until then."
+        )
     session = viewer.session.with_notice(notice)
     return save_session(request, redirect("/queue"), state, session)
 
