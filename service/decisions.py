@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, invalid, not_found
+from service.views import referral_out
 from triage.schema import BandAgreement, DecisionIn, derive_agreement
-from triage.store import add_audit_event, get_referral
+from triage.store import add_audit_event, get_child, get_referral, latest_score
 from triage.store.decision_support import (
     add_priority_judgement,
     earlier_referrals_of_child,
@@ -99,6 +100,47 @@ def band_hidden(session: Session, *, referral: ReferralRow, viewer: str) -> bool
     return (
         get_priority_judgement(session, referral_id=referral.referral_id, judged_by=viewer) is None
     )
+
+
+def band_hidden_for(session: Session, *, referral_id: str, viewer: str) -> bool:
+    """``band_hidden`` by referral id (False for an unknown referral: the page 404s anyway)."""
+    referral = get_referral(session, referral_id=referral_id)
+    return referral is not None and band_hidden(session, referral=referral, viewer=viewer)
+
+
+def decision_step(session: Session, *, referral_id: str, viewer: str) -> dict[str, Any]:
+    """What the decision pages show: the referral, the band unless hidden, the rationale rule."""
+    referral = get_referral(session, referral_id=referral_id)
+    if referral is None:
+        raise not_found("referral", referral_id)
+    score = latest_score(session, referral_id=referral_id)
+    hidden = band_hidden(session, referral=referral, viewer=viewer)
+    return {
+        "referral": referral_out(referral, get_child(session, child_id=referral.child_id)),
+        "band": score.band if score is not None and not hidden else None,
+        "scored": score is not None,
+        "band_hidden": hidden,
+        "mode": decision_mode(session),
+        "blind_priority": blind_priority(session, referral_id=referral_id, viewer=viewer),
+        "rationale_reasons": rationale_reasons(
+            session, referral=referral, decision=DecisionKind.no_further_action
+        ),
+    }
+
+
+def preview(
+    session: Session, *, referral_id: str, decision: DecisionIn, actor: str
+) -> dict[str, Any]:
+    """Check a decision as ``decide`` will, without storing it: the band and derived agreement."""
+    referral = get_referral(session, referral_id=referral_id)
+    if referral is None:
+        raise not_found("referral", referral_id)
+    if referral.status != "open":
+        raise Conflict("already_decided", f"referral {referral_id!r} already has a decision")
+    score = latest_score(session, referral_id=referral_id)
+    band = score.band if score is not None else None
+    terms = decision_terms(session, referral=referral, decision=decision, band=band, actor=actor)
+    return {"band": band, "agreement": terms.agreement, "before_band": terms.priority_before_band}
 
 
 def blind_priority(session: Session, *, referral_id: str, viewer: str) -> Priority | None:
