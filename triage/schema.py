@@ -671,26 +671,32 @@ class DecisionIn(_Contract):
     """
 
     decision: DecisionKind
-    priority: Priority | None = None
     agreement: BandAgreement | None = Field(
         default=None,
         description="Deprecated: derived from priority. Sent alone by older clients.",
     )
+    priority: Priority | None = Field(default=None, validate_default=True)
     reason_codes: list[ReasonCode] = Field(default_factory=list, max_length=10)
     rationale: PlainText = Field(default="", max_length=MAX_RATIONALE_CHARS, validate_default=True)
 
-    @model_validator(mode="after")
-    def _priority_or_agreement(self) -> Self:
-        """Require the practitioner's priority unless an older client sent agreement alone."""
-        if self.priority is None and self.agreement is None:
-            error = PydanticCustomError(
+    @field_validator("priority")
+    @classmethod
+    def _priority_or_agreement(
+        cls, value: Priority | None, info: ValidationInfo
+    ) -> Priority | None:
+        """Require the practitioner's priority unless an older client sent agreement alone.
+
+        A field validator (after ``agreement``), so a missing decision and a missing priority
+        are reported together.
+        """
+        if value is None and info.data.get("agreement") is None:
+            raise PydanticCustomError(
                 "priority_required",
                 "priority is required: the practitioner's own priority, one of {names} "
                 "(agreement with the band is derived from it)",
                 {"names": _PRIORITY_NAMES},
             )
-            raise _located(self, [(("priority",), error, None)])
-        return self
+        return value
 
 
 def derive_agreement(priority: Priority, band: str | None) -> BandAgreement | None:
