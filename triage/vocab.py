@@ -320,14 +320,14 @@ class Priority(StrEnum):
     review_first = "review_first"
     elevated = "elevated"
     standard = "standard"
-    lower = "lower"
+    lower_band = "lower"  # not `lower`: that would hide str.lower on every member
 
 
 PRIORITY_BANDS: dict[Priority, str] = {
     Priority.review_first: "Review first",
     Priority.elevated: "Elevated",
     Priority.standard: "Standard",
-    Priority.lower: "Lower",
+    Priority.lower_band: "Lower",
 }
 """Each priority's band name, in the queue's order (``triage.queue.BANDS``)."""
 

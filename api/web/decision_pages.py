@@ -47,6 +47,7 @@ FIELD_WORDS: dict[str, str] = {
     "reason_codes": "Choose reasons from the list",
 }
 CHANGEABLE = ("priority", "decision", "reason_codes", "rationale")
+PRIORITY_VALUES = frozenset(str(p) for p in Priority)
 
 
 def _answers(
@@ -188,7 +189,7 @@ def record_priority(
 ) -> Response:
     """Judge first: record your priority before the band is shown, then continue."""
     check_form_token(viewer, csrf_token)
-    if priority not in Priority.__members__:
+    if priority not in PRIORITY_VALUES:
         error = {"field": "priority", "reason": FIELD_WORDS["priority"]}
         return _step(request, state, viewer, referral_id, errors=[error], status_code=422)
     try:

@@ -193,12 +193,17 @@ def test_judge_first_hides_the_band_until_the_practitioner_gives_a_priority(
         actions = connection.scalars(select(AuditEventRow.action)).all()
     assert "team.decision_mode_changed" in actions and "referral.priority_judged" in actions
 
-    # Another practitioner still sees the band hidden on the other open referral.
+    # Another practitioner still sees the band hidden on the other open referral, until
+    # they give theirs ("lower": a value, not the enum member's name).
     other = app_with_cases["other"]["referral_id"]
-    assert (
-        "Estimated chance of"
-        not in signed_in(app_with_cases, settings).get(f"/referrals/{other}").text
+    second = signed_in(app_with_cases, settings)
+    assert "Estimated chance of" not in second.get(f"/referrals/{other}").text
+    token = csrf_of(second.get(f"/referrals/{other}/decide").text)
+    lower = second.post(
+        f"/referrals/{other}/priority", data={"csrf_token": token, "priority": "lower"}
     )
+    assert lower.status_code == 303
+    assert "Estimated chance of" in second.get(f"/referrals/{other}").text
 
 
 def test_manager_page_reports_backlog_modes_outcomes_and_deidentified_rationales(

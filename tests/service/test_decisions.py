@@ -38,9 +38,9 @@ def test_the_four_priorities_are_the_queue_bands_in_order() -> None:
     [
         (Priority.review_first, "Elevated", BandAgreement.should_be_higher),
         (Priority.elevated, "Elevated", BandAgreement.agree),
-        (Priority.lower, "Standard", BandAgreement.should_be_lower),
+        (Priority.lower_band, "Standard", BandAgreement.should_be_lower),
         (Priority.standard, "Review first", BandAgreement.should_be_lower),
-        (Priority.lower, "Lower", BandAgreement.agree),
+        (Priority.lower_band, "Lower", BandAgreement.agree),
         (Priority.standard, None, None),
         (Priority.standard, "Unknown band", None),
     ],
@@ -152,7 +152,7 @@ def test_the_rationale_rule_is_the_same_whether_the_practitioner_agrees_or_not(
         session.rollback()
     explained = DecisionIn(
         decision="no_further_action",  # type: ignore[arg-type]
-        priority=Priority.lower,
+        priority=Priority.lower_band,
         rationale="Seen by the GP: a fall at nursery, consistent with the account.",
     )
     recorded = casework.decide(session, referral_id=hurt, decision=explained, actor="pat")
@@ -186,7 +186,7 @@ def test_judge_first_hides_the_band_until_the_viewer_gives_a_priority(session: S
     assert decisions.band_hidden(session, referral=row, viewer="sam")  # per practitioner
     # A second judgement does not replace the first (it was given before the band was seen).
     again = decisions.judge_priority(
-        session, referral_id=referral_id, priority=Priority.lower, actor="pat"
+        session, referral_id=referral_id, priority=Priority.lower_band, actor="pat"
     )
     assert again["priority"] == "elevated"
     same = DecisionIn(decision="assessment", priority=Priority.elevated)  # type: ignore[arg-type]
@@ -197,7 +197,7 @@ def test_judge_first_hides_the_band_until_the_viewer_gives_a_priority(session: S
     assert actions.count("referral.priority_judged") == 2
     with pytest.raises(Conflict):
         decisions.judge_priority(
-            session, referral_id=referral_id, priority=Priority.lower, actor="sam"
+            session, referral_id=referral_id, priority=Priority.lower_band, actor="sam"
         )
     stored = session.scalars(
         select(DecisionRow).where(DecisionRow.referral_id == referral_id)

@@ -131,7 +131,7 @@ def names_around_children(session: Session, *, child_ids: Sequence[str]) -> dict
             .join(PersonRow, PersonRow.person_id == HouseholdMembershipRow.person_id)
             .where(HouseholdMembershipRow.household_id.in_(list(households)))
         ).all()
-        for household_id, given, family in people:
+        for household_id, person_given, person_family in people:
             for child_id in households.get(household_id, []):
-                names[child_id].update(n for n in (given, family) if n)
+                names[child_id].update(n for n in (person_given, person_family) if n)
     return names
