@@ -19,7 +19,7 @@ from api.deps import StateDep
 from api.errors import status_of
 from api.web.auth import CaseworkViewer, Viewer, check_form_token, redirect, save_session
 from api.web.case_pages import show
-from service import casework, decisions
+from service import audit, casework, decisions
 from service.errors import Conflict, NotFound, Refusal
 from triage.schema import DecisionIn, error_fields
 from triage.vocab import PRACTICE_REASON_CODES, PRIORITY_BANDS, DecisionKind, Priority
@@ -135,6 +135,7 @@ def _step(
             step = decisions.decision_step(db, referral_id=referral_id, viewer=viewer.actor.name)
     except NotFound:
         return _not_found(request, state, viewer)
+    _audit_view(state, viewer, referral_id, "priority" if step["band_hidden"] else "decide")
     answers = dict(answers or {})
     if step["blind_priority"] is not None and not answers.get("priority"):
         answers["priority"] = str(step["blind_priority"])
@@ -154,6 +155,18 @@ def _step(
         priorities=PRIORITY_BANDS,
         decision_words=DECISION_WORDS,
         reason_codes=PRACTICE_REASON_CODES,
+    )
+
+
+def _audit_view(state: Any, viewer: Viewer, referral_id: str, step: str) -> None:
+    """A decision page shows the referral in brief: audited as a view of it, naming the step."""
+    audit.record(
+        state,
+        actor=viewer.actor.name,
+        action="referral.viewed",
+        entity_type="referral",
+        entity_id=referral_id,
+        payload={"channel": "page", "step": step},
     )
 
 
@@ -246,6 +259,7 @@ def check_answers(
         return _step(
             request, state, viewer, referral_id, answers=answers, errors=errors, status_code=422
         )
+    _audit_view(state, viewer, referral_id, "check")
     return show(
         request,
         state,

@@ -111,6 +111,13 @@ def test_check_your_answers_shows_the_comparison_records_nothing_and_can_change(
     assert "A pattern of concerns over time" in html and "Third report in two months." in html
     assert html.count('formaction="/referrals/') == 4  # priority, decision, reasons, rationale
     assert decisions_of(db, newest) == []  # nothing is recorded until it is confirmed
+    with db.connect() as connection:
+        steps = connection.scalars(
+            select(AuditEventRow.payload).where(
+                AuditEventRow.action == "referral.viewed", AuditEventRow.entity_id == newest
+            )
+        ).all()
+    assert [p["step"] for p in steps if "step" in p] == ["decide", "check"]
     changed = client.post(f"/referrals/{newest}/decide", data=answers | {"change": "rationale"})
     assert changed.status_code == 200
     assert re.search(r'<textarea id="rationale"[^>]*autofocus[^>]*>Third report', changed.text)
