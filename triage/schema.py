@@ -675,7 +675,11 @@ class DecisionIn(_Contract):
         default=None,
         description="Deprecated: derived from priority. Sent alone by older clients.",
     )
-    priority: Priority | None = Field(default=None, validate_default=True)
+    priority: Priority | None = Field(
+        default=None,
+        validate_default=True,
+        description="The practitioner's own priority on the four bands, highest first.",
+    )
     reason_codes: list[ReasonCode] = Field(default_factory=list, max_length=10)
     rationale: PlainText = Field(default="", max_length=MAX_RATIONALE_CHARS, validate_default=True)
 
