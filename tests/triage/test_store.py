@@ -344,7 +344,7 @@ def test_downgrade_to_the_first_revision_and_back(migrated_url: str) -> None:
     downgrade(migrated_url, "0001")
     assert current_revision(migrated_url) == "0001"
     upgrade(migrated_url)
-    assert current_revision(migrated_url) == "0011"
+    assert current_revision(migrated_url) == "0014"
 
 
 # --- Core writes of the intake and scoring paths --------------------------------------------
