@@ -182,6 +182,12 @@ class DecisionOut(BaseModel):
     rationale: str | None
     decided_at: datetime
     decided_by: str | None
+    priority: str | None = Field(
+        default=None, description="The practitioner's own priority; agreement is derived from it."
+    )
+    priority_before_band: bool | None = Field(
+        default=None, description="Whether the priority was given before the band was shown."
+    )
 
 
 class DecisionRecorded(DecisionOut):

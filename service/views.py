@@ -232,6 +232,8 @@ def decision_out(row: DecisionRow) -> dict[str, Any]:
         "rationale": row.rationale,
         "decided_at": row.decided_at,
         "decided_by": row.decided_by,
+        "priority": row.priority,
+        "priority_before_band": row.priority_before_band,
     }
 
 

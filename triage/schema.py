@@ -27,6 +27,7 @@ from triage.vocab import (
     EVENT_AGENCY,
     MEMBERSHIP_EVENT_KINDS,
     PERSON_EVENT_KINDS,
+    PRIORITY_BANDS,
     Agency,
     Concern,
     DecisionKind,
@@ -36,6 +37,7 @@ from triage.vocab import (
     InjurySite,
     OutcomeLevel,
     PlanCategory,
+    Priority,
     ReferrerRelationship,
     ReferrerType,
     Sex,
@@ -68,6 +70,7 @@ __all__ = [
     "ReasonCode",
     "ReferralIn",
     "Referrer",
+    "derive_agreement",
     "error_fields",
     "nhs_number_valid",
 ]
@@ -661,33 +664,72 @@ def _person_errors(
 
 
 class BandAgreement(StrEnum):
-    """Practitioner's view of the suggested triage band."""
+    """Practitioner's view of the suggested triage band (derived from their own priority)."""
 
     agree = "agree"
     should_be_higher = "should_be_higher"
     should_be_lower = "should_be_lower"
 
 
+_PRIORITY_NAMES = ", ".join(str(p) for p in Priority)
+
+
 class DecisionIn(_Contract):
-    """A practitioner's front-door decision on a referral."""
+    """A practitioner's front-door decision on a referral, with their own priority for it.
+
+    ``agreement`` is derived from ``priority`` against the band at decision time. Clients that
+    predate ``priority`` may still send ``agreement`` alone (stored as sent, no priority); with
+    both, they must match. Whether a rationale is required depends on the referral (a closing
+    decision on one with an injury or an earlier referral in 12 months), never on agreeing or
+    disagreeing, so the service checks it, not this model.
+    """
 
     decision: DecisionKind
-    agreement: BandAgreement
+    agreement: BandAgreement | None = Field(
+        default=None,
+        description="Deprecated: derived from priority. Sent alone by older clients.",
+    )
+    priority: Priority | None = Field(
+        default=None,
+        validate_default=True,
+        description="The practitioner's own priority on the four bands, highest first.",
+    )
     reason_codes: list[ReasonCode] = Field(default_factory=list, max_length=10)
     rationale: PlainText = Field(default="", max_length=MAX_RATIONALE_CHARS, validate_default=True)
 
-    @field_validator("rationale")
+    @field_validator("priority")
     @classmethod
-    def _rationale_when_disagreeing(cls, value: str, info: ValidationInfo) -> str:
-        """Require a rationale when the practitioner disagrees with the band."""
-        agreement = info.data.get("agreement")
-        if agreement is not None and agreement is not BandAgreement.agree and not value:
+    def _priority_or_agreement(
+        cls, value: Priority | None, info: ValidationInfo
+    ) -> Priority | None:
+        """Require the practitioner's priority unless an older client sent agreement alone.
+
+        A field validator (after ``agreement``), so a missing decision and a missing priority
+        are reported together.
+        """
+        if value is None and info.data.get("agreement") is None:
             raise PydanticCustomError(
-                "rationale_required",
-                "a rationale is required when agreement is '{agreement}'",
-                {"agreement": str(agreement)},
+                "priority_required",
+                "priority is required: the practitioner's own priority, one of {names} "
+                "(agreement with the band is derived from it)",
+                {"names": _PRIORITY_NAMES},
             )
         return value
+
+
+def derive_agreement(priority: Priority, band: str | None) -> BandAgreement | None:
+    """The practitioner's priority against the suggested band (None: no band to compare)."""
+    if band not in BANDS_IN_ORDER:
+        return None
+    given, suggested = PRIORITY_ORDER.index(priority), BANDS_IN_ORDER.index(band)
+    if given == suggested:
+        return BandAgreement.agree
+    return BandAgreement.should_be_higher if given < suggested else BandAgreement.should_be_lower
+
+
+PRIORITY_ORDER: tuple[Priority, ...] = tuple(PRIORITY_BANDS)
+BANDS_IN_ORDER: tuple[str, ...] = tuple(PRIORITY_BANDS.values())
+"""The four bands, highest first (as ``triage.queue.BANDS``)."""
 
 
 class OutcomeIn(_Contract):

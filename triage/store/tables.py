@@ -240,6 +240,10 @@ class DecisionRow(Base):
     rationale: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(ID))
     synthetic: Mapped[bool] = mapped_column(Boolean)
+    priority: Mapped[str | None] = mapped_column(String(VOCAB))
+    """The practitioner's own priority (a ``Priority``); null for older clients and extracts."""
+    priority_before_band: Mapped[bool | None] = mapped_column(Boolean)
+    """Whether the priority was recorded before the band was shown ("judge first" mode)."""
 
 
 class OutcomeRow(Base):
@@ -576,3 +580,27 @@ class SignOffRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(NAME))
     decided_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class PriorityJudgementRow(Base):
+    """A practitioner's own priority for a referral, recorded before the band was shown."""
+
+    __tablename__ = "priority_judgements"
+    __table_args__ = (UniqueConstraint("referral_id", "judged_by"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(String(ID), ForeignKey("referrals.referral_id"))
+    judged_by: Mapped[str] = mapped_column(String(NAME))
+    priority: Mapped[str] = mapped_column(String(VOCAB))
+    judged_at: Mapped[datetime]
+
+
+class TeamSettingRow(Base):
+    """One setting of the front-door team (e.g. the decision mode), with who changed it last."""
+
+    __tablename__ = "team_settings"
+
+    name: Mapped[str] = mapped_column(String(VOCAB), primary_key=True)
+    value: Mapped[str] = mapped_column(String(VOCAB))
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(NAME))
