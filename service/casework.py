@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from explain.referral import what_if
 from explain.unknowns import what_the_model_does_not_know
 from service.champion import LoadedModel
-from service.decisions import decision_terms
+from service.decisions import decision_terms, rationale_reasons
 from service.errors import Conflict, invalid, not_found
 from service.household import household_panel, may_see_household
 from service.scoring import enqueue, facts_of
-from service.signoff import hold_for_sign_off
+from service.signoff import hold_for_sign_off, require_rationale_for_sign_off
 from service.views import (
     decision_out,
     dispute_out,
@@ -212,6 +212,13 @@ def decide(
     referral = get_referral(session, referral_id=referral_id)
     if referral is None:
         raise not_found("referral", referral_id)
+    # Issue 22 (checks): a held decision's missing rationale names the gate and the rule.
+    require_rationale_for_sign_off(
+        session,
+        referral_id=referral_id,
+        decision=decision,
+        also=rationale_reasons(session, referral=referral, decision=decision.decision),
+    )
     terms = decision_terms(
         session,
         referral=referral,

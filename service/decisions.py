@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, invalid, not_found
+from service.signoff import require_rationale_for_sign_off, sign_off_required
 from service.views import referral_out
 from triage.schema import BandAgreement, DecisionIn, derive_agreement
 from triage.store import add_audit_event, get_child, get_referral, latest_score
@@ -139,8 +140,16 @@ def preview(
         raise Conflict("already_decided", f"referral {referral_id!r} already has a decision")
     score = latest_score(session, referral_id=referral_id)
     band = score.band if score is not None else None
+    # The checks' sign-off gate is known now, so "check your answers" can say so.
+    also = rationale_reasons(session, referral=referral, decision=decision.decision)
+    require_rationale_for_sign_off(session, referral_id=referral_id, decision=decision, also=also)
     terms = decision_terms(session, referral=referral, decision=decision, band=band, actor=actor)
-    return {"band": band, "agreement": terms.agreement, "before_band": terms.priority_before_band}
+    return {
+        "band": band,
+        "agreement": terms.agreement,
+        "before_band": terms.priority_before_band,
+        "sign_off": sign_off_required(session, referral_id, str(decision.decision)),
+    }
 
 
 def blind_priority(session: Session, *, referral_id: str, viewer: str) -> Priority | None:

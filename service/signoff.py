@@ -45,10 +45,8 @@ from triage.store.checks import (
     supersede_sign_offs,
 )
 from triage.store.tables import SignOffRow, utcnow
-from triage.vocab import Concern, DecisionKind
+from triage.vocab import CLOSING_DECISIONS, Concern
 
-CLOSING_DECISIONS = frozenset({DecisionKind.no_further_action, DecisionKind.information_advice})
-"""Decisions that close the front door's involvement (no further action; signposting)."""
 LOCAL = ZoneInfo("Europe/London")
 
 
@@ -99,6 +97,27 @@ def sign_off_required(session: Session, referral_id: str, decision_kind: str) ->
                 "strategy discussion."
             )
     return reasons
+
+
+def require_rationale_for_sign_off(
+    session: Session, *, referral_id: str, decision: DecisionIn, also: list[str]
+) -> None:
+    """A 422 naming every reason at once when a decision the gate holds has no rationale.
+
+    ``also``: the decision rule's own reasons for a rationale (``service.decisions``), so the
+    practitioner reads one message, not one refusal after another.
+    """
+    if (decision.rationale or "").strip():
+        return
+    reasons = sign_off_required(session, referral_id, str(decision.decision))
+    if not reasons:
+        return
+    extra = f" It is also required because {'; '.join(also)}." if also else ""
+    reason = "Give a rationale: a manager signs off this decision. " + " ".join(reasons) + extra
+    raise invalid(
+        [{"field": "rationale", "reason": reason}],
+        "this decision needs a rationale and a manager's sign-off",
+    )
 
 
 def hold_for_sign_off(

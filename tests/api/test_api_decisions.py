@@ -104,7 +104,8 @@ def test_an_older_client_sending_agreement_alone_still_works(client: TestClient)
 def test_closing_an_injury_referral_needs_a_rationale_even_when_agreeing(
     client: TestClient,
 ) -> None:
-    stored = _submit(client)  # the example referral reports an injury
+    # The example referral reports an injury; neglect keeps the sign-off gate out of it.
+    stored = _submit(client, concerns=["neglect"])
     url = f"/v1/referrals/{stored['referral_id']}/decisions"
     agreeing = {"decision": "no_further_action", "priority": PRIORITY_OF[stored["band"]]}
     refused = client.post(url, json=agreeing)
@@ -131,7 +132,8 @@ def test_a_repeat_referral_without_an_injury_needs_a_rationale_to_close(
     refused = client.post(url, json={"decision": "information_advice", "priority": "lower"})
     assert refused.status_code == 422
     assert "earlier referral about this child" in refused.json()["errors"][0]["reason"]
-    other = _submit(client, child_id="C-78", household_id="H-78", **quiet)
+    # Not a physical-abuse concern either: the checks' sign-off gate would ask for one.
+    other = _submit(client, child_id="C-78", household_id="H-78", concerns=["neglect"], **quiet)
     fine = client.post(
         f"/v1/referrals/{other['referral_id']}/decisions",
         json={"decision": "no_further_action", "priority": "lower"},

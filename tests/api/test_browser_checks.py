@@ -304,18 +304,21 @@ def test_a_manager_signs_off_a_held_decision_with_the_keyboard(
     page = tab.page
     # A child of its own: checks recorded in the other tests about C-1042 would count here.
     rid = world.add_referral(child_id="C-5005", household_id="H-55")
-    sign_in(tab, PRACTITIONER, f"/referrals/{rid}")
-    page.locator("#decision").select_option("no_further_action")
-    page.get_by_label("I agree with the band").check()
-    page.get_by_role("button", name="Record decision").click()
+    sign_in(tab, PRACTITIONER, f"/referrals/{rid}/decide")
+    page.locator("#priority-standard").check()
+    page.locator("#decision-no_further_action").check()
+    page.get_by_role("button", name="Continue").click()
     page.wait_for_selector(".error-summary")
     assert "a manager signs off this decision" in page.get_by_role("alert").inner_text()
-    assert page.locator("#decision").input_value() == "no_further_action"
+    assert page.locator("#decision-no_further_action").is_checked()  # the answers are kept
     tab.check("decision-needs-rationale")
-    page.get_by_role("link", name="Give a rationale").click()
+    page.locator(".error-summary a[href='#rationale']").click()
     assert page.evaluate("() => document.activeElement.id") == "rationale"
     page.keyboard.type("Seen by the school nurse today; the mark fits a fall in PE.")
-    page.get_by_role("button", name="Record decision").click()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_selector("#sign-off-needed")  # check your answers says a manager signs off
+    assert "not recorded as seen" in page.locator("#sign-off-needed").inner_text()
+    page.get_by_role("button", name="Record the decision").click()
     wait_for_path(page, "/queue")
     assert "needs a manager's sign-off" in page.get_by_role("status").inner_text()
     assert page.locator(f'a[href="/referrals/{rid}"]').count() >= 1  # still in the queue

@@ -144,7 +144,9 @@ def test_closing_with_an_injury_needs_a_rationale_whichever_priority_is_given(
             f"/referrals/{newest}/decide", data=answers | {"decision": "no_further_action"}
         )
         assert refused.status_code == 422, band_given
-        assert "Explain your decision: the referral reports an injury" in refused.text
+        # The example is a physical-abuse concern too: the sign-off gate's words come first.
+        assert "Explain your decision: a manager signs off this decision" in refused.text
+        assert "It is also required because the referral reports an injury" in refused.text
     # Any other decision: no rationale needed, even disagreeing with the band.
     other = BANDS[(BANDS.index(band) + 1) % len(BANDS)]
     fine = client.post(

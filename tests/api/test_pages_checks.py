@@ -208,21 +208,21 @@ def test_a_held_decision_is_signed_off_by_another_manager_through_the_pages(
     decided = practitioner.post(
         f"/referrals/{rid}/decision",
         data={
-            "csrf_token": csrf_of(practitioner.get(f"/referrals/{rid}").text),
+            "csrf_token": csrf_of(practitioner.get(f"/referrals/{rid}/decide").text),
             "decision": "no_further_action",
-            "agreement": "agree",
+            "priority": "standard",
         },
     )
     # Without a rationale: the decision form again, saying why.
     assert decided.status_code == 422
     assert "physical-abuse concern" in decided.text
-    form = practitioner.get(f"/referrals/{rid}").text
+    form = practitioner.get(f"/referrals/{rid}/decide").text
     decided = practitioner.post(
         f"/referrals/{rid}/decision",
         data={
             "csrf_token": csrf_of(form),
             "decision": "no_further_action",
-            "agreement": "agree",
+            "priority": "standard",
             "rationale": "The nurse saw the bruise; consistent with a fall.",
         },
     )
