@@ -344,7 +344,7 @@ def test_downgrade_to_the_first_revision_and_back(migrated_url: str) -> None:
     downgrade(migrated_url, "0001")
     assert current_revision(migrated_url) == "0001"
     upgrade(migrated_url)
-    assert current_revision(migrated_url) == "0011"
+    assert current_revision(migrated_url) == "0015"
 
 
 # --- Core writes of the intake and scoring paths --------------------------------------------
@@ -421,6 +421,7 @@ def test_scores_and_queue_entries_without_the_orm(people: Session) -> None:
         "concerns_key": ";neglect;",
         "flags": [],
         "tier": 5,
+        "rank_at": T0,
         "sort_probability": 0.0,
         "band": None,
         "model_band": None,
