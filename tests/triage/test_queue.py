@@ -10,21 +10,21 @@ from hypothesis import strategies as st
 
 from features.records import age_in_months as feature_age_in_months
 from triage.queue import (
+    BAND_LOOK_HOURS,
     BANDS,
     HISTORY_SIGNALS,
     SAFETY_RULES,
+    TIER_SCORED,
     ReferralFacts,
     age_in_months,
     apply_safety_rules,
     due_by,
     facts_for,
     flags_in_words,
+    look_by,
     overdue_cutoff,
     queue_sort_key,
     queue_tier,
-    look_by,
-    TIER_SCORED,
-    BAND_LOOK_HOURS,
 )
 
 REPEATED = {
@@ -162,7 +162,7 @@ def test_queue_tiers_put_flags_then_unscored_then_every_scored_referral() -> Non
     ]
     assert tiers == sorted(tiers) and len(set(tiers)) == len(tiers)
     scored = {queue_tier(flagged=False, band=band) for band in BANDS}
-    assert scored == {TIER_SCORED} and TIER_SCORED > max(tiers)
+    assert scored == {TIER_SCORED} and max(tiers) < TIER_SCORED
     t = datetime(2026, 1, 1, tzinfo=UTC)
     high = queue_sort_key(tier=3, rank_at=t, probability=0.3, referral_id="b")
     low = queue_sort_key(tier=3, rank_at=t, probability=0.2, referral_id="a")

@@ -105,9 +105,7 @@ def queue_key(entry: QueueEntryRow) -> tuple[int, datetime, float, str]:
     return (entry.tier, entry.rank_at, entry.sort_probability, entry.referral_id)
 
 
-def open_entries_of_children(
-    session: Session, *, child_ids: Sequence[str]
-) -> list[QueueEntryRow]:
+def open_entries_of_children(session: Session, *, child_ids: Sequence[str]) -> list[QueueEntryRow]:
     """Every queue entry of these children, in queue order."""
     if not child_ids:
         return []
