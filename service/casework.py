@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from explain.referral import what_if
 from explain.unknowns import what_the_model_does_not_know
 from service.champion import LoadedModel
+from service.child_groups import newer_records, other_open_referrals, received
 from service.errors import Conflict, invalid, not_found
 from service.household import household_panel, may_see_household
 from service.scoring import enqueue, facts_of
@@ -132,9 +133,15 @@ def read_queue(
     to_confirm = identity_to_confirm(session, referral_ids=page_ids)
     # An open "possible same person" task: who the child is awaits a person too.
     to_confirm |= open_identity_tasks_for_referrals(session, referral_ids=page_ids)
+    others = other_open_referrals(session, entries=page)
+    newer = newer_records(session, entries=[received(entry) for entry in page])
     return {
         "items": [
             queue_item(entry, now=now, model=model, identity_check=entry.referral_id in to_confirm)
+            | {
+                "other_open_referrals": others[entry.referral_id],
+                "newer_records": newer[entry.referral_id],
+            }
             for entry in page
         ],
         "next_cursor": next_cursor,

@@ -24,8 +24,10 @@ from api.web.auth import (
 from api.web.render import page
 from explain.plots import REASONS_TITLE, bars_svg
 from service import audit, casework, identity
+from service.child_groups import group_by_child
 from service.errors import NotFound, Refusal
 from service.household import audit_panel, panel_note
+from service.referral_summary import referral_summary
 from triage.queue import BANDS, overdue_cutoff
 from triage.schema import BandAgreement, DecisionIn, error_fields
 from triage.store import QueueFilter
@@ -156,6 +158,7 @@ def queue(
         "queue.html",
         status_code=422 if errors else 200,
         items=result["items"],
+        groups=group_by_child(result["items"]),
         next_cursor=result["next_cursor"],
         counts=counts,
         start=start,
@@ -208,6 +211,7 @@ def _referral_page(
                 db, referral_id=referral_id, model=model, roles=viewer.actor.roles
             )
             identity_task = identity.task_for_referral(db, referral_id=referral_id)
+            summary = referral_summary(db, detail=detail, now=utcnow())
     except NotFound:
         return show(
             request,
@@ -278,6 +282,7 @@ def _referral_page(
         error_fields={e["field"] for e in form_errors or []},
         can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
         identity_task=identity_task,
+        summary=summary,
     )
 
 

@@ -205,13 +205,16 @@ def test_referral_page_puts_facts_first_and_links_reasons_to_records(
     sign_in(client, settings, "practitioner")
     newest = app_with_cases["newest"]
     html = client.get(f"/referrals/{newest}").text
+    # The summary card and the contents come first; then the sections in this order.
     order = [
-        html.index("The referral</h2>"),
-        html.index("Priority suggested by the model"),
-        html.index("Why: what moved the score"),
-        html.index("History across agencies"),
-        html.index("What the model does not know"),
-        html.index('id="decision-title"'),
+        html.index('<h2 id="summary-title"'),
+        html.index('<h2 id="contents-title"'),
+        html.index('<h2 id="facts-title"'),
+        html.index('<h2 id="score-title"'),
+        html.index('<h2 id="reasons-title"'),
+        html.index('<h2 id="history-title"'),
+        html.index('<h2 id="unknown-title"'),
+        html.index('<h2 id="decision-title"'),
     ]
     assert order == sorted(order)
     assert "Sam Doe" in html and "Estimated chance of" in html
@@ -496,8 +499,8 @@ def test_referral_page_shows_who_lives_here_and_links_reasons_to_people(
     page = client.get(f"/referrals/{newest}")
     assert page.status_code == 200
     html = page.text
-    order = [html.index("Why: what moved the score"), html.index(">Who lives here</h2>"),
-             html.index("History across agencies")]  # fmt: skip
+    order = [html.index('<h2 id="reasons-title"'), html.index('<h2 id="household-title"'),
+             html.index('<h2 id="history-title"')]  # fmt: skip
     assert order == sorted(order)
     panel = _panel_of(html)
     # Both reasons link to the adult, whose row is the anchor.
