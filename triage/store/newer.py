@@ -65,12 +65,12 @@ def records_known_after(session: Session, *, referrals: Sequence[Received]) -> d
         referral_times.setdefault(child_id, []).append(received_at)
     event_times: dict[str, dict[str, datetime]] = {}  # by child: event id -> known from
     child_of_household: dict[str, list[str]] = {}
-    for child_id, household_id in household_of.items():
-        child_of_household.setdefault(household_id, []).append(child_id)
-    for event_id, child_id, household_id, occurred_at, recorded_at in events:
+    for child, household in household_of.items():
+        child_of_household.setdefault(household, []).append(child)
+    for event_id, event_child, event_household, occurred_at, recorded_at in events:
         known = recorded_at or occurred_at
-        children = {child_id} if child_id in household_of else set()
-        children |= set(child_of_household.get(household_id or "", ()))
+        children = {event_child} if event_child in household_of else set()
+        children |= set(child_of_household.get(event_household or "", ()))
         for child in children:
             event_times.setdefault(child, {})[event_id] = known
     out: dict[str, int] = {}
