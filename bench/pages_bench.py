@@ -217,7 +217,7 @@ def main() -> None:
         )  # fmt: skip
         try:
             server.wait_ready(f"{base}/v1/health", lambda r: r.json()["model_loaded"], 300)
-            queued, pending, took = wait_for_backlog(setup.db_path, setup.version, 1800)
+            queued, pending, took = wait_for_backlog(setup.db_path, setup.version, 1800, server)
             print(f"triage serve: start-up backlog of {queued:,} queued referrals scored in "
                   f"{took:.0f} s ({pending:,} left)")  # fmt: skip
             bearer, _ = credentials(setup)
