@@ -48,18 +48,20 @@ def records_known_after(session: Session, *, referrals: Sequence[Received]) -> d
         and_(EventRow.recorded_at.is_(None), EventRow.occurred_at > since),
     )
     households = sorted(set(household_of.values()))
-    events = session.execute(
-        select(
-            EventRow.event_id,
-            EventRow.child_id,
-            EventRow.household_id,
-            EventRow.occurred_at,
-            EventRow.recorded_at,
-        ).where(
-            or_(EventRow.child_id.in_(child_ids), EventRow.household_id.in_(households)),
-            known_after,
-        )
-    ).all()
+    columns = (
+        EventRow.event_id,
+        EventRow.child_id,
+        EventRow.household_id,
+        EventRow.occurred_at,
+        EventRow.recorded_at,
+    )
+    # Two reads, each on its own covering index (an OR across the two columns may scan).
+    events = [
+        *session.execute(select(*columns).where(EventRow.child_id.in_(child_ids), known_after)),
+        *session.execute(
+            select(*columns).where(EventRow.household_id.in_(households), known_after)
+        ),
+    ]
     referral_times: dict[str, list[datetime]] = {}
     for child_id, received_at in later_referrals:
         referral_times.setdefault(child_id, []).append(received_at)
