@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, cast
 
@@ -129,6 +130,15 @@ def _anchor_new_chain(settings: Settings) -> None:
 @app.command()
 def load(
     directory: Annotated[Path, typer.Argument(help="Extract directory (Parquet or CSV tables).")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Move every date and time of the extract so that it ends at this moment: "
+            "'now' (a demo as of today) or an ISO date or time in UTC. The files are not "
+            "changed, and the gaps between records and every age stay as they were.",
+        ),
+    ] = None,
 ) -> None:
     """Load an extract into the store (idempotent: rows already there are skipped)."""
     from triage.settings import get_settings
@@ -138,12 +148,29 @@ def load(
     if not directory.is_dir():
         console.print(f"[red]No extract directory at {directory}[/]")
         raise typer.Exit(code=2)
+    moment = _moment(as_of) if as_of is not None else None
     try:
-        counts = load_extract(directory, url=get_settings().database_url)
+        counts = load_extract(directory, url=get_settings().database_url, as_of=moment)
     except ExtractError as exc:
         console.print(f"[red]Extract refused:[/] {exc}")
         raise typer.Exit(code=2) from exc
     console.print("Loaded: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + ".")
+    if moment is not None:
+        console.print(
+            f"Every date and time moved so the extract ends at {moment:%Y-%m-%d %H:%M} UTC."
+        )
+
+
+def _moment(text: str) -> datetime:
+    """``now`` or an ISO date or time (UTC unless it names its offset)."""
+    if text.strip().lower() == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        console.print(f"[red]--as-of {text!r} is not 'now' or an ISO date or time[/]")
+        raise typer.Exit(code=2) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from explain.referral import what_if
 from explain.unknowns import what_the_model_does_not_know
 from service.champion import LoadedModel
+from service.child_groups import newer_records, other_open_referrals, received
 from service.decisions import decision_terms, rationale_reasons
 from service.errors import Conflict, invalid, not_found
 from service.household import household_panel, may_see_household
@@ -54,25 +55,26 @@ from triage.store import (
     remove_queue_entry,
     reopen_referral,
 )
+from triage.store.queue import queue_key
 from triage.store.referrals import HISTORY_LIMIT
 from triage.store.tables import ID, ReferralRow, utcnow
 
 WHAT_IF_REASONS = 5
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 MAX_TIER = TIER_FIRST_BAND + len(BANDS)  # an unknown band ranks below every known one
 
 
 # --- the queue ------------------------------------------------------------------------------
 
 
-def encode_cursor(key: tuple[int, float, datetime, str]) -> str:
+def encode_cursor(key: tuple[int, datetime, float, str]) -> str:
     """An opaque cursor for the queue position after ``key``."""
-    tier, sort_probability, received_at, referral_id = key
-    raw = json.dumps([CURSOR_VERSION, tier, sort_probability, received_at.isoformat(), referral_id])
+    tier, rank_at, sort_probability, referral_id = key
+    raw = json.dumps([CURSOR_VERSION, tier, rank_at.isoformat(), sort_probability, referral_id])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, float, datetime, str]:
+def decode_cursor(cursor: str) -> tuple[int, datetime, float, str]:
     """The queue position a cursor names; 422 for anything this service did not issue.
 
     Every part is checked against what ``encode_cursor`` can write, so a forged cursor (a
@@ -81,22 +83,22 @@ def decode_cursor(cursor: str) -> tuple[int, float, datetime, str]:
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        version, tier, sort_probability, received_at, referral_id = json.loads(raw)
+        version, tier, rank_at, sort_probability, referral_id = json.loads(raw)
         if version != CURSOR_VERSION:
             raise ValueError(version)
         if type(tier) is not int or not 0 <= tier <= MAX_TIER:
             raise ValueError(tier)
         if type(sort_probability) not in (int, float) or not -1.0 <= sort_probability <= 0.0:
             raise ValueError(sort_probability)  # also NaN and infinities
-        if not isinstance(received_at, str) or not isinstance(referral_id, str):
+        if not isinstance(rank_at, str) or not isinstance(referral_id, str):
             raise ValueError(referral_id)
         if not 0 < len(referral_id) <= ID:
             raise ValueError(referral_id)
-        moment = datetime.fromisoformat(received_at)
+        moment = datetime.fromisoformat(rank_at)
         if moment.tzinfo is None:
-            raise ValueError(received_at)
+            raise ValueError(rank_at)
         moment = moment.astimezone(UTC)  # OverflowError for year 1 at +05:00
-        return tier, float(sort_probability), moment, referral_id
+        return tier, moment, float(sort_probability), referral_id
     except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
         raise invalid(
             [{"field": "query.cursor", "reason": "not a cursor this service issued"}]
@@ -128,16 +130,20 @@ def read_queue(
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = encode_cursor(
-            (last.tier, last.sort_probability, last.received_at, last.referral_id)
-        )
+        next_cursor = encode_cursor(queue_key(last))
     page_ids = [entry.referral_id for entry in page]
     to_confirm = identity_to_confirm(session, referral_ids=page_ids)
     # An open "possible same person" task: who the child is awaits a person too.
     to_confirm |= open_identity_tasks_for_referrals(session, referral_ids=page_ids)
+    others = other_open_referrals(session, entries=page)
+    newer = newer_records(session, entries=[received(entry) for entry in page])
     return {
         "items": [
             queue_item(entry, now=now, model=model, identity_check=entry.referral_id in to_confirm)
+            | {
+                "other_open_referrals": others[entry.referral_id],
+                "newer_records": newer[entry.referral_id],
+            }
             for entry in page
         ],
         "next_cursor": next_cursor,

@@ -105,6 +105,16 @@ class ReferralAccepted(ScoreFields):
     resolution: ResolutionOut | None = None
 
 
+class OtherOpenReferral(BaseModel):
+    """Another open referral about the same child."""
+
+    referral_id: str
+    band: str | None
+    received_at: datetime
+    concerns: list[str]
+    ahead: bool = Field(description="Whether it is above this referral in the queue.")
+
+
 class QueueItem(ScoreFields):
     """An open referral in the queue, with its top 3 reasons."""
 
@@ -120,6 +130,15 @@ class QueueItem(ScoreFields):
         default=False,
         description="The referral's child details contradict the stored child's: a person "
         "confirms who the child is before relying on the history.",
+    )
+    other_open_referrals: list[OtherOpenReferral] = Field(
+        default_factory=list,
+        description="The child's other open referrals, in queue order (the queue groups them).",
+    )
+    newer_records: int = Field(
+        default=0,
+        description="Records about the child known only after this referral arrived: its score "
+        "counts only what was known before, so it leaves these out.",
     )
 
 

@@ -22,6 +22,7 @@ from triage.queue import (
     SafetyOutcome,
     apply_safety_rules,
     facts_for,
+    look_by,
     queue_sort_key,
     queue_tier,
 )
@@ -138,8 +139,11 @@ def queue_entry(
         )
         reasons = list(score.reasons[:QUEUE_REASONS])
     tier = queue_tier(flagged=bool(flags), band=band)
-    _, sort_probability, _, _ = queue_sort_key(
-        tier=tier, probability=probability, received_at=received_at, referral_id=referral_id
+    _, rank_at, sort_probability, _ = queue_sort_key(
+        tier=tier,
+        rank_at=look_by(received_at, band, tier=tier),
+        probability=probability,
+        referral_id=referral_id,
     )
     return {
         "referral_id": referral_id,
@@ -150,6 +154,7 @@ def queue_entry(
         "concerns_key": ";" + ";".join(sorted(concerns)) + ";",
         "flags": flags,
         "tier": tier,
+        "rank_at": rank_at,
         "sort_probability": sort_probability,
         "band": band,
         "model_band": model_band if score is not None else None,

@@ -22,11 +22,31 @@ REVIEW_FIRST = BANDS[0]
 WORKING_DAYS_TO_DECIDE = 1
 """A referral is due one working day after receipt (weekends skipped; no bank holidays yet)."""
 
-# Queue tiers, in order. Within a tier: probability high to low, then oldest first.
+# Queue tiers, in order. Within a tier: the earliest look-by time first (see BAND_LOOK_HOURS),
+# then probability high to low. Every scored referral without a safety flag shares one tier:
+# its band sets its look-by time, so waiting lifts it above later arrivals of any band.
 TIER_SAFETY_UNSCORED = 0
 TIER_SAFETY = 1
 TIER_UNSCORED = 2
-TIER_FIRST_BAND = 3  # Review first = 3, Elevated = 4, Standard = 5, Lower = 6
+TIER_SCORED = 3
+TIER_FIRST_BAND = TIER_SCORED
+"""Kept for cursors and older callers: the first tier a scored referral can have."""
+
+BAND_LOOK_HOURS: dict[str, float] = {
+    "Review first": 0.0,
+    "Elevated": 8.0,
+    "Standard": 16.0,
+    "Lower": 24.0,
+}
+"""Hours after receipt by which a referral in each band should have been looked at.
+
+The queue is ordered by this look-by time, earliest first (earliest deadline first). A
+referral can therefore be overtaken only by referrals that arrived less than 24 hours after
+it: once a Lower referral is a day old, which is never later than its decision is due, every
+referral that arrives after that, of any band, ranks below it. No band waits indefinitely,
+and among referrals that arrive together the higher band still comes first.
+"""
+LOOK_HOURS_UNKNOWN_BAND = max(BAND_LOOK_HOURS.values())
 
 
 @dataclass(frozen=True)
@@ -266,19 +286,30 @@ def facts_for(
 
 
 def queue_tier(*, flagged: bool, band: str | None) -> int:
-    """Tier of an open referral: safety flags first, then unscored, then by band."""
+    """Tier of an open referral: safety flags first, then unscored, then every scored one."""
     if flagged:
         return TIER_SAFETY_UNSCORED if band is None else TIER_SAFETY
     if band is None:
         return TIER_UNSCORED  # fail-safe: a referral the model could not score is never buried
-    return TIER_FIRST_BAND + band_rank(band)
+    return TIER_SCORED
+
+
+def look_by(received_at: datetime, band: str | None, *, tier: int = TIER_SCORED) -> datetime:
+    """When a referral should have been looked at: receipt plus its band's hours.
+
+    In the safety and unscored tiers it is the receipt itself (oldest first within them).
+    """
+    if tier < TIER_SCORED or band is None:
+        return received_at
+    hours = BAND_LOOK_HOURS.get(band, LOOK_HOURS_UNKNOWN_BAND)
+    return received_at + timedelta(hours=hours)
 
 
 def queue_sort_key(
-    *, tier: int, probability: float | None, received_at: datetime, referral_id: str
-) -> tuple[int, float, datetime, str]:
+    *, tier: int, rank_at: datetime, probability: float | None, referral_id: str
+) -> tuple[int, datetime, float, str]:
     """The ascending key the queue is ordered by (probability negated: high first)."""
-    return (tier, -probability if probability is not None else 0.0, received_at, referral_id)
+    return (tier, rank_at, -probability if probability is not None else 0.0, referral_id)
 
 
 def due_by(received_at: datetime, working_days: int = WORKING_DAYS_TO_DECIDE) -> datetime:

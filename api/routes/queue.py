@@ -40,7 +40,10 @@ def get_queue(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> QueuePage:
-    """Safety flags first, then unscored, then band, probability and waiting time."""
+    """Safety flags first, then unscored, then the look-by time (receipt plus the band's
+    hours: Review first 0, Elevated 8, Standard 16, Lower 24) and probability; so no band waits
+    indefinitely. Each item names the child's other open referrals and the newer records its
+    score leaves out."""
     bands = tuple(band or ())
     unknown = [b for b in bands if b not in BANDS]
     if unknown:

@@ -11,6 +11,7 @@ from api.web import (
     check_pages,
     decision_pages,
     identity_pages,
+    research_pages,
     signin_pages,
     team_pages,
 )
@@ -19,6 +20,7 @@ from api.web.auth import (
     PageForbidden,
     SignInRequired,
     current_session,
+    redirect,
     sign_in_redirect,
 )
 from api.web.render import STATIC_DIR, page
@@ -27,7 +29,15 @@ from api.web.render import STATIC_DIR, page
 def install_pages(app: FastAPI) -> None:
     """Add the page routes, their static files and their error pages."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    pages = (signin_pages, case_pages, decision_pages, identity_pages, team_pages, check_pages)
+    pages = (
+        signin_pages,
+        case_pages,
+        decision_pages,
+        identity_pages,
+        team_pages,
+        check_pages,
+        research_pages,
+    )
     for module in pages:
         app.include_router(module.router)
 
@@ -37,12 +47,17 @@ def install_pages(app: FastAPI) -> None:
 
     @app.exception_handler(PageForbidden)
     async def _forbidden(request: Request, exc: PageForbidden) -> Response:
+        actor = getattr(request.state, "page_actor", None)
+        home = research_pages.home_for(actor.roles if actor is not None else ())
+        if request.url.path == research_pages.QUEUE_PATH and home != research_pages.QUEUE_PATH:
+            return redirect(home)  # a researcher's start page, not a 403 they cannot leave
         return error_page(
             request,
             403,
             "You cannot open this page",
             "Your account does not have a role that can see it. Ask an administrator if you "
             "need it for your work.",
+            home=home,
         )
 
     @app.exception_handler(BadFormToken)
@@ -56,7 +71,9 @@ def install_pages(app: FastAPI) -> None:
         )
 
 
-def error_page(request: Request, status_code: int, title: str, message: str) -> Response:
+def error_page(
+    request: Request, status_code: int, title: str, message: str, *, home: str = "/queue"
+) -> Response:
     """An HTML error page (for pages; the API answers errors in JSON)."""
     session = current_session(request, request.app.state.service)
     return page(
@@ -66,4 +83,5 @@ def error_page(request: Request, status_code: int, title: str, message: str) -> 
         status_code=status_code,
         title=title,
         message=message,
+        home=home,
     )

@@ -24,8 +24,10 @@ from api.web.render import page
 from explain.plots import REASONS_TITLE, bars_svg
 from service import audit, casework, decisions, identity
 from service.checks import checks_panel
+from service.child_groups import group_by_child
 from service.errors import NotFound, Refusal
 from service.household import audit_panel, panel_note
+from service.referral_summary import referral_summary
 from triage.queue import BANDS, overdue_cutoff
 from triage.store import QueueFilter
 from triage.store.statistics import queue_counts
@@ -150,6 +152,7 @@ def queue(
         "queue.html",
         status_code=422 if errors else 200,
         items=result["items"],
+        groups=group_by_child(result["items"]),
         next_cursor=result["next_cursor"],
         counts=counts,
         start=start,
@@ -206,6 +209,7 @@ def _referral_page(
             band_hidden = decisions.band_hidden_for(
                 db, referral_id=referral_id, viewer=viewer.actor.name
             )
+            summary = referral_summary(db, detail=detail, now=utcnow())
     except NotFound:
         return show(
             request,
@@ -271,6 +275,7 @@ def _referral_page(
         can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
         identity_task=identity_task,
         checks=checks,
+        summary=summary,
     )
 
 

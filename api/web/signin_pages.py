@@ -18,17 +18,25 @@ from api.web.auth import (
     secure_cookies,
 )
 from api.web.render import page
+from api.web.research_pages import QUEUE_PATH, home_for
 from api.web.sessions import clear_session, csrf_matches, new_session
 from triage.accounts import sign_out
+from triage.store import get_user
 from triage.store.tables import utcnow
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-def home() -> Response:
-    """The queue is the front page."""
-    return redirect("/queue")
+def home(request: Request, state: StateDep) -> Response:
+    """The front page: the queue, or for a researcher the research page."""
+    session = current_session(request, state)
+    roles: tuple[str, ...] = ()
+    if session is not None and session.user_id is not None:
+        with state.read_sessions() as db:
+            user = get_user(db, user_id=session.user_id)
+            roles = tuple(user.roles) if user is not None and user.active else ()
+    return redirect(home_for(roles))
 
 
 @router.get("/login")
@@ -81,7 +89,10 @@ async def login(
         return save_session(request, response, state, fresh)
     # A new session (and CSRF token) at sign-in: nothing planted before it carries over.
     signed_in = new_session(user.user_id, signed_in_at=user.looked_up_at)
-    return save_session(request, redirect(safe_next(next_path)), state, signed_in)
+    target = safe_next(next_path)
+    if target == QUEUE_PATH:  # the default: each role starts on its own page
+        target = home_for(user.roles)
+    return save_session(request, redirect(target), state, signed_in)
 
 
 @router.post("/logout")

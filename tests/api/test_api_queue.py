@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from models.scorer import Scorer
-from triage.queue import BANDS
+from triage.queue import BANDS, look_by
 from triage.settings import Settings
 from triage.store import (
     QueueEntryRow,
@@ -229,10 +229,10 @@ def test_queue_orders_filters_and_pages(make_client: ClientFactory, scorer: Scor
     items = client.get("/v1/queue", params={"limit": 200}).json()["items"]
     assert len(items) == 7
     assert items[0]["referral_id"] == flagged_id
-    rank = {band: i for i, band in enumerate(BANDS)}
+    # Within the scored tier: the band's look-by time (receipt plus its hours), then probability.
     keys = [
-        (not i["flags"], i["status"] == "scored", rank[i["band"]], -i["probability"],
-         i["received_at"])
+        (not i["flags"], i["status"] == "scored",
+         look_by(datetime.fromisoformat(i["received_at"]), i["band"]), -i["probability"])
         for i in items
     ]  # fmt: skip
     assert keys == sorted(keys)

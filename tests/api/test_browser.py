@@ -229,9 +229,9 @@ def test_practitioner_decides_and_the_referral_leaves_the_queue(visit: Visit, wo
     record = page.locator(target)
     assert page.evaluate("() => document.querySelector(':target').id") == target[1:]
     assert record.is_visible() and record.bounding_box() is not None
-    # The link scrolled the record into view.
+    # The link scrolled the record into view (to within a pixel: layout is sub-pixel).
     assert record.evaluate(
-        "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight; }"
+        "e => { const r = e.getBoundingClientRect(); return r.top >= -1 && r.top < innerHeight; }"
     )
 
     # The decision is its own step. Closing an injury referral without a rationale: the error

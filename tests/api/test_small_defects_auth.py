@@ -42,23 +42,25 @@ def forged(*parts: Any) -> str:
 
 
 WHEN = "2026-04-20T10:00:00+00:00"
+# Version 2: [version, tier, look-by time, minus the probability, referral id].
 FORGED_CURSORS = {
-    "huge tier": forged(1, 10**30, -0.5, WHEN, "R-1"),
-    "negative tier": forged(1, -(10**30), -0.5, WHEN, "R-1"),
-    "tier as text": forged(1, "3", -0.5, WHEN, "R-1"),
+    "huge tier": forged(2, 10**30, WHEN, -0.5, "R-1"),
+    "negative tier": forged(2, -(10**30), WHEN, -0.5, "R-1"),
+    "tier as text": forged(2, "3", WHEN, -0.5, "R-1"),
     "probability past float": base64.urlsafe_b64encode(
-        b'[1, 3, -1e400, "2026-04-20T10:00:00+00:00", "R-1"]'
+        b'[2, 3, "2026-04-20T10:00:00+00:00", -1e400, "R-1"]'
     ).decode(),
     "infinite probability": base64.urlsafe_b64encode(
-        b'[1, 3, Infinity, "2026-04-20T10:00:00+00:00", "R-1"]'
+        b'[2, 3, "2026-04-20T10:00:00+00:00", Infinity, "R-1"]'
     ).decode(),
     "NaN probability": base64.urlsafe_b64encode(
-        b'[1, 3, NaN, "2026-04-20T10:00:00+00:00", "R-1"]'
+        b'[2, 3, "2026-04-20T10:00:00+00:00", NaN, "R-1"]'
     ).decode(),
-    "date off the calendar in UTC": forged(1, 3, -0.5, "0001-01-01T00:00:00+05:00", "R-1"),
-    "naive date": forged(1, 3, -0.5, "2026-04-20T10:00:00", "R-1"),
-    "id not text": forged(1, 3, -0.5, WHEN, ["R-1"]),
-    "id too long": forged(1, 3, -0.5, WHEN, "R-" + "9" * 200),
+    "date off the calendar in UTC": forged(2, 3, "0001-01-01T00:00:00+05:00", -0.5, "R-1"),
+    "naive date": forged(2, 3, "2026-04-20T10:00:00", -0.5, "R-1"),
+    "id not text": forged(2, 3, WHEN, -0.5, ["R-1"]),
+    "id too long": forged(2, 3, WHEN, -0.5, "R-" + "9" * 200),
+    "an old version": forged(1, 3, -0.5, WHEN, "R-1"),
     "not a list": forged({"tier": 3}),
     "garbage": "!!not*base64~~",
     "not JSON": base64.urlsafe_b64encode(b"\xff\xfe").decode(),
@@ -82,8 +84,8 @@ def test_a_forged_cursor_is_a_422_naming_the_field(
 def test_a_real_cursor_still_pages(client: TestClient, settings: Settings) -> None:
     from service.casework import decode_cursor, encode_cursor
 
-    issued = encode_cursor((4, -0.31, pd.Timestamp(WHEN).to_pydatetime(), "R-3fa9"))
-    assert decode_cursor(issued)[0] == 4 and decode_cursor(issued)[3] == "R-3fa9"
+    issued = encode_cursor((3, pd.Timestamp(WHEN).to_pydatetime(), -0.31, "R-3fa9"))
+    assert decode_cursor(issued)[0] == 3 and decode_cursor(issued)[3] == "R-3fa9"
     headers = user_headers(settings, "practitioner")
     assert client.get("/v1/queue", params={"cursor": issued}, headers=headers).status_code == 200
 

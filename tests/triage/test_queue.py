@@ -10,15 +10,18 @@ from hypothesis import strategies as st
 
 from features.records import age_in_months as feature_age_in_months
 from triage.queue import (
+    BAND_LOOK_HOURS,
     BANDS,
     HISTORY_SIGNALS,
     SAFETY_RULES,
+    TIER_SCORED,
     ReferralFacts,
     age_in_months,
     apply_safety_rules,
     due_by,
     facts_for,
     flags_in_words,
+    look_by,
     overdue_cutoff,
     queue_sort_key,
     queue_tier,
@@ -151,23 +154,69 @@ def test_age_counts_whole_months_like_the_feature_layer() -> None:
     assert got.age_months == 4 and got.injury_sites == {"limbs"}
 
 
-def test_queue_tiers_put_flags_then_unscored_then_bands() -> None:
+def test_queue_tiers_put_flags_then_unscored_then_every_scored_referral() -> None:
     tiers = [
         queue_tier(flagged=True, band=None),
         queue_tier(flagged=True, band="Review first"),
         queue_tier(flagged=False, band=None),
-        *(queue_tier(flagged=False, band=band) for band in BANDS),
     ]
     assert tiers == sorted(tiers) and len(set(tiers)) == len(tiers)
+    scored = {queue_tier(flagged=False, band=band) for band in BANDS}
+    assert scored == {TIER_SCORED} and max(tiers) < TIER_SCORED
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    high = queue_sort_key(tier=4, probability=0.3, received_at=t, referral_id="b")
-    low = queue_sort_key(
-        tier=4, probability=0.2, received_at=t - timedelta(days=1), referral_id="a"
+    high = queue_sort_key(tier=3, rank_at=t, probability=0.3, referral_id="b")
+    low = queue_sort_key(tier=3, rank_at=t, probability=0.2, referral_id="a")
+    earlier = queue_sort_key(
+        tier=3, rank_at=t - timedelta(hours=1), probability=0.1, referral_id="c"
     )
-    older = queue_sort_key(
-        tier=4, probability=0.3, received_at=t - timedelta(hours=1), referral_id="c"
+    assert sorted([low, high, earlier]) == [earlier, high, low]
+
+
+def _key(band: str, received: datetime, probability: float, referral_id: str) -> tuple:
+    tier = queue_tier(flagged=False, band=band)
+    return queue_sort_key(
+        tier=tier,
+        rank_at=look_by(received, band, tier=tier),
+        probability=probability,
+        referral_id=referral_id,
     )
-    assert sorted([low, high, older]) == [older, high, low]
+
+
+def test_referrals_arriving_together_keep_band_order() -> None:
+    t = datetime(2026, 4, 15, 9, tzinfo=UTC)
+    keys = {band: _key(band, t, 0.5, band) for band in BANDS}
+    assert sorted(keys.values()) == [keys[band] for band in BANDS]
+
+
+def test_a_lower_referral_past_its_due_time_rises_above_fresh_higher_bands() -> None:
+    received = datetime(2026, 4, 15, 9, tzinfo=UTC)  # a Wednesday
+    now = due_by(received) + timedelta(minutes=1)
+    waiting = _key("Lower", received, 0.01, "lower")
+    for band in BANDS:
+        fresh = _key(band, now, 0.99, f"fresh-{band}")
+        assert waiting < fresh, band
+
+
+def test_no_band_is_overtaken_by_referrals_arriving_a_day_later() -> None:
+    """The bound behind the rule: only arrivals within 24 hours can overtake a referral."""
+    received = datetime(2026, 4, 17, 16, tzinfo=UTC)  # a Friday afternoon
+    for band in BANDS:
+        waiting = _key(band, received, 0.0, "waiting")
+        for other in BANDS:
+            later = received + timedelta(hours=max(BAND_LOOK_HOURS.values()), seconds=1)
+            assert waiting < _key(other, later, 1.0, "later"), (band, other)
+        assert look_by(received, band) <= due_by(received)
+
+
+def test_safety_flags_and_unscored_referrals_stay_above_waiting_ones() -> None:
+    old = _key("Lower", datetime(2026, 4, 1, tzinfo=UTC), 0.0, "old")
+    fresh = datetime(2026, 4, 20, tzinfo=UTC)
+    for flagged, band in ((True, "Review first"), (True, None), (False, None)):
+        tier = queue_tier(flagged=flagged, band=band)
+        key = queue_sort_key(
+            tier=tier, rank_at=look_by(fresh, band, tier=tier), probability=None, referral_id="x"
+        )
+        assert key < old
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import delete, select, text
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
@@ -349,6 +349,54 @@ def test_downgrade_to_the_first_revision_and_back(migrated_url: str) -> None:
     assert current_revision(migrated_url) == head
 
 
+def test_migration_0015_gives_queued_referrals_their_look_by_time(
+    people: Session, migrated_url: str
+) -> None:
+    """Entries queued before 0015 (a tier per band) get one scored tier and receipt plus the
+    band's hours; safety and unscored tiers keep theirs, ordered by receipt."""
+    from triage.store.migrate import downgrade
+
+    bands = {"R1": ("Lower", 6), "R2": ("Review first", 3), "R3": (None, 2), "R4": ("Elevated", 1)}
+    for referral_id in bands:
+        insert_referral(people, referral=referral(referral_id))
+    people.commit()
+    people.close()
+    downgrade(migrated_url, "0014")
+    old_entry = {
+        "child_id": "C1", "received_at": T0, "age_months": 108, "concerns": ["neglect"],
+        "concerns_key": ";neglect;", "flags": [], "sort_probability": 0.0, "model_band": None,
+        "probability": None, "probability_low": None, "probability_high": None,
+        "model_version": None, "score_id": None, "reasons": [],
+    }  # fmt: skip
+    columns = ", ".join(["referral_id", "band", "tier", *old_entry])
+    engine = make_engine(migrated_url)
+    try:
+        with engine.begin() as connection:
+            for referral_id, (band, tier) in bands.items():
+                values = QueueEntryRow.__table__.columns  # the column types bind the values
+                row = {"referral_id": referral_id, "band": band, "tier": tier, **old_entry}
+                statement = text(
+                    f"INSERT INTO queue_entries ({columns}, updated_at) VALUES "
+                    f"({', '.join(':' + name for name in row)}, :updated_at)"
+                ).bindparams(*(
+                    bindparam(name, type_=values[name].type) for name in [*row, "updated_at"]
+                ))  # fmt: skip
+                connection.execute(statement, row | {"updated_at": T0})
+        upgrade(migrated_url)
+        with session_factory(engine)() as session:
+            stored = {
+                e.referral_id: (e.tier, e.rank_at) for e in session.scalars(select(QueueEntryRow))
+            }
+    finally:
+        engine.dispose()
+    assert stored == {
+        "R1": (3, T0 + timedelta(hours=24)),
+        "R2": (3, T0),
+        "R3": (2, T0),
+        "R4": (1, T0),
+    }
+
+
 # --- Core writes of the intake and scoring paths --------------------------------------------
 
 
@@ -423,6 +471,7 @@ def test_scores_and_queue_entries_without_the_orm(people: Session) -> None:
         "concerns_key": ";neglect;",
         "flags": [],
         "tier": 5,
+        "rank_at": T0,
         "sort_probability": 0.0,
         "band": None,
         "model_band": None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from triage.store.tables import (
     ReferralRow,
     utcnow,
 )
+from triage.store.timeshift import extract_end, shift_for, shift_frame, shift_frames
 
 __all__ = ["CHUNK_SIZE", "ExtractError", "load_extract"]
 
@@ -69,9 +70,16 @@ LOAD_ORDER = (
 """Referenced rows first: a membership names a person and a household, an event a person."""
 
 
-def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[str, int]:
-    """Load the extract in ``directory`` into the database at ``url``; return rows inserted."""
-    frames = _add_stored_columns(_frames_to_load(Path(directory)), loaded_at=utcnow())
+def load_extract(
+    directory: Path, *, url: str, progress: bool = True, as_of: datetime | None = None
+) -> dict[str, int]:
+    """Load the extract in ``directory`` into the database at ``url``; return rows inserted.
+
+    ``as_of``: move every date and time of the extract so that it ends at that moment (a
+    demo as of today; ``triage.store.timeshift``); the files are not changed.
+    """
+    frames, by = _frames_to_load(Path(directory), as_of=as_of)
+    frames = _add_stored_columns(frames, loaded_at=utcnow())
     engine = make_engine(url)
     try:
         with engine.begin() as connection, _progress(progress) as bar:
@@ -87,7 +95,7 @@ def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[st
             counts["outcomes"] = _load_table(
                 connection, TABLES["outcomes"], frames["outcomes"], bar
             )
-            identities = _identity_frame(Path(directory), loaded_at=utcnow())
+            identities = _identity_frame(Path(directory), loaded_at=utcnow(), shift=by)
             if identities is not None:
                 counts[IDENTITY_TABLE] = _load_table(
                     connection, TABLES[IDENTITY_TABLE], identities, bar
@@ -97,19 +105,28 @@ def load_extract(directory: Path, *, url: str, progress: bool = True) -> dict[st
     return counts
 
 
-def _frames_to_load(directory: Path) -> dict[str, pd.DataFrame]:
+def _frames_to_load(
+    directory: Path, *, as_of: datetime | None = None
+) -> tuple[dict[str, pd.DataFrame], timedelta | None]:
     """The extract's validated tables as Python values, plus the households they name.
 
     ``persons`` and ``household_memberships`` are the extract's own, or derived from its
-    children when it has none (each child in its household since birth).
+    children when it has none (each child in its household since birth). With ``as_of``, every
+    date and time is moved so the extract ends then; the amount comes back (else None).
     """
     world = read_extract(directory, python_values=True)
     frames = {table: getattr(world, table) for table in (*LOADED_TABLES, *PEOPLE_TABLES)}
+    by = None
+    if as_of is not None:
+        by = shift_for(extract_end(world.manifest, frames["referrals"]), as_of)
+        frames = shift_frames(frames, by)
     frames["households"] = _households(frames["children"], frames["household_memberships"])
-    return frames
+    return frames, by
 
 
-def _identity_frame(directory: Path, *, loaded_at: datetime) -> pd.DataFrame | None:
+def _identity_frame(
+    directory: Path, *, loaded_at: datetime, shift: timedelta | None = None
+) -> pd.DataFrame | None:
     """The extract's identity records, each resolved to the person its agency filed records
     under (``subject_record_id`` of its referrals and events), when the extract says so.
 
@@ -120,6 +137,8 @@ def _identity_frame(directory: Path, *, loaded_at: datetime) -> pd.DataFrame | N
     records = read_identity_records(directory)
     if records is None:
         return None
+    if shift is not None:
+        records = shift_frame(records, shift)
     filed = _filed_under(directory)
     records["person_id"] = pd.Series(
         [filed.get(record_id) for record_id in records["record_id"]], dtype=object

@@ -91,6 +91,28 @@ class QueueFilter:
     received_before: datetime | None = None
 
 
+QUEUE_ORDER = (
+    QueueEntryRow.tier,
+    QueueEntryRow.rank_at,
+    QueueEntryRow.sort_probability,
+    QueueEntryRow.referral_id,
+)
+"""The columns the queue is ordered by (``triage.queue.queue_sort_key``), ascending."""
+
+
+def queue_key(entry: QueueEntryRow) -> tuple[int, datetime, float, str]:
+    """An entry's position in the queue order."""
+    return (entry.tier, entry.rank_at, entry.sort_probability, entry.referral_id)
+
+
+def open_entries_of_children(session: Session, *, child_ids: Sequence[str]) -> list[QueueEntryRow]:
+    """Every queue entry of these children, in queue order."""
+    if not child_ids:
+        return []
+    query = select(QueueEntryRow).where(QueueEntryRow.child_id.in_(sorted(set(child_ids))))
+    return list(session.scalars(query.order_by(*QUEUE_ORDER)))
+
+
 def queue_conditions(filters: QueueFilter) -> list[ColumnElement[bool]]:
     """The WHERE clauses that select the queue entries ``filters`` asks for."""
     conditions: list[ColumnElement[bool]] = []
@@ -113,16 +135,11 @@ def queue_page(
     session: Session,
     *,
     filters: QueueFilter = QueueFilter(),
-    after: tuple[int, float, datetime, str] | None = None,
+    after: tuple[int, datetime, float, str] | None = None,
     limit: int = 50,
 ) -> list[QueueEntryRow]:
     """Return up to ``limit`` queue entries in queue order, strictly after the ``after`` key."""
-    key = (
-        QueueEntryRow.tier,
-        QueueEntryRow.sort_probability,
-        QueueEntryRow.received_at,
-        QueueEntryRow.referral_id,
-    )
+    key = QUEUE_ORDER
     query = select(QueueEntryRow).where(*queue_conditions(filters))
     if after is not None:
         bound = (literal(value, column.type) for value, column in zip(after, key, strict=True))

@@ -29,7 +29,8 @@ def queue_counts(
 ) -> QueueCounts:
     """Open referrals in all, and those matching ``filters``: flagged, unscored, overdue."""
     total = session.scalar(select(func.count()).select_from(QueueEntryRow)) or 0
-    flagged = case((QueueEntryRow.tier == 0, 1), else_=0)
+    # Tiers 0 and 1 (triage.queue): a safety rule fired, scored or not.
+    flagged = case((QueueEntryRow.tier <= 1, 1), else_=0)
     unscored = case((QueueEntryRow.score_id.is_(None), 1), else_=0)
     overdue = case((QueueEntryRow.received_at < overdue_received_before, 1), else_=0)
     row = session.execute(

@@ -330,6 +330,8 @@ class QueueEntryRow(Base):
     __table_args__ = (
         Index(None, "tier", "sort_probability", "received_at", "referral_id"),
         Index(None, "received_at"),
+        Index(None, "tier", "rank_at", "sort_probability", "referral_id"),
+        Index(None, "child_id"),
     )
 
     referral_id: Mapped[str] = mapped_column(
@@ -354,6 +356,8 @@ class QueueEntryRow(Base):
     score_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("scores.id"))
     reasons: Mapped[list[Any]]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rank_at: Mapped[datetime]
+    """The look-by time the queue is ordered by within a tier (``triage.queue.look_by``)."""
 
 
 class DisputeRow(Base):
