@@ -286,8 +286,11 @@ def timeline(
                     "kind": "referral",
                     "at": row.received_at,
                     "referrer_type": row.referrer_type,
+                    "referrer_relationship": row.referrer_relationship,
                     "concerns": list(row.concerns),
                     "injury_reported": row.injury_reported,
+                    "injury_sites": list(row.injury_sites),
+                    "status": row.status,
                     "this_referral": row.referral_id == referral_id,
                 }
             )
@@ -300,6 +303,8 @@ def timeline(
                     "agency": row.agency,
                     "event_kind": row.kind,
                     "person_id": row.person_id,
+                    "about_child": row.child_id is not None,
+                    "attributes": dict(row.attributes or {}),
                 }
             )
     for decision in decisions:

@@ -21,8 +21,8 @@ from api.web.auth import (
     redirect,
     save_session,
 )
+from api.web.reason_view import reasons_and_chronology
 from api.web.render import page
-from explain.plots import REASONS_TITLE, bars_svg
 from service import audit, casework, identity
 from service.errors import NotFound, Refusal
 from service.household import audit_panel, panel_note
@@ -240,12 +240,11 @@ def _referral_page(
     )
     score = detail["score"]
     reasons = score.get("reasons", [])
-    chart = None
-    if reasons:
-        shown = reasons[:8]
-        chart = bars_svg(
-            [r["sentence"] for r in shown], [r["contribution"] for r in shown], REASONS_TITLE
-        )
+    # Reasons in words and the chronology (issue 22, area C): api/web/reason_view.py.
+    words = reasons_and_chronology(
+        detail, query=request.query_params, names=person_names(detail["household"])
+    )
+    chart = words.pop("chart")
     records_for: dict[str, list[dict[str, Any]]] = {}
     for item in detail["timeline"]:
         for signal in item["signals"]:
@@ -278,6 +277,7 @@ def _referral_page(
         error_fields={e["field"] for e in form_errors or []},
         can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
         identity_task=identity_task,
+        **words,
     )
 
 

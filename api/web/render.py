@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.web.sessions import PageSession
+from explain.dates import month_words, uk_date, uk_local
 from features.catalogue import age_words
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -25,12 +26,22 @@ BAND_TAGS = {
 
 
 def when(moment: datetime | date | None) -> str:
-    """``26 Nov 2026, 10:12 UTC`` (dates alone as ``1 Jun 2014``)."""
+    """``26 Nov 2026, 10:12`` in UK local time (Europe/London; dates alone as ``1 Jun 2014``).
+
+    Practitioners read the clock on the wall: a record stored at 23:30 UTC on 31 March is
+    shown on 1 April, 00:30 (British Summer Time). ``<time datetime>`` keeps the exact instant.
+    """
     if moment is None:
         return "not known"
     if isinstance(moment, datetime):
-        return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+        local = uk_local(moment)
+        return f"{local.day} {local:%b %Y, %H:%M}"
     return f"{moment.day} {moment:%b %Y}"
+
+
+def day(moment: datetime | date | None) -> str:
+    """The UK calendar day of a moment: ``26 Nov 2026``."""
+    return "not known" if moment is None else when(uk_date(moment))
 
 
 def iso(moment: datetime | date | None) -> str:
@@ -128,6 +139,8 @@ def age(months: int | None) -> str:
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters.update(
     when=when,
+    day=day,
+    month=month_words,
     iso=iso,
     hours=hours_words,
     percent=percent,
