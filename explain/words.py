@@ -61,6 +61,15 @@ def is_double_negative(text: str) -> bool:
     return negations(text) >= 2
 
 
+_NEGATED_DIRECTION = re.compile(r"\b(?:not|never|no longer|n't)\s+(?:raise|lower)", re.IGNORECASE)
+
+
+def misreadable(line: str) -> bool:
+    """A double negative, or a negated "raise"/"lower" beside the effect's "raises priority"
+    (the old ``does not raise child mental health (raises priority)``)."""
+    return is_double_negative(line) or bool(_NEGATED_DIRECTION.search(line))
+
+
 def reason_line(sentence: str, contribution: float) -> str:
     """A reason as one line: what the records say, then how it moves priority."""
     return f"{sentence} ({effect_words(contribution)})"
