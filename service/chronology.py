@@ -13,6 +13,7 @@ from features.catalogue import CONCERN_WORDS
 from service.plain_names import (
     AGENCY_NAMES,
     FRONT_DOOR,
+    INJURY_SITE_NAMES,
     ROLE_NAMES,
     agency_name,
     decision_name,
@@ -126,7 +127,7 @@ def _referral_entry(item: Mapping[str, Any], decision: Mapping[str, Any] | None)
     concerns = ", ".join(named)
     summary = f"From {who}" + (f", about {concerns}" if concerns else "")
     if item.get("injury_reported"):
-        sites = ", ".join(s.replace("_", " ") for s in item.get("injury_sites") or ())
+        sites = ", ".join(INJURY_SITE_NAMES.get(s, s) for s in item.get("injury_sites") or ())
         summary += "; injury reported" + (f" ({sites})" if sites else "")
     if decision is not None:
         outcome = f"{decision_name(decision['decision'])} (front-door decision)"

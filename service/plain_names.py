@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from triage.vocab import Agency, DecisionKind, EventKind, ReferrerRelationship, ReferrerType
+from triage.vocab import (
+    Agency,
+    DecisionKind,
+    EventKind,
+    InjurySite,
+    ReferrerRelationship,
+    ReferrerType,
+)
 
 FRONT_DOOR = "front_door"
 """The chronology's own 'agency' for referrals and the front door's decisions."""
@@ -107,6 +114,13 @@ DECISION_NAMES: dict[str, str] = {
     DecisionKind.strategy_discussion: "Strategy discussion",
     DecisionKind.immediate_protection: "Immediate protection",
     DecisionKind.refer_other_agency: "Referred to another agency",
+}
+INJURY_SITE_NAMES: dict[str, str] = {
+    InjurySite.head_face_neck: "head, face or neck",
+    InjurySite.torso_back: "torso or back",
+    InjurySite.limbs: "arms or legs",
+    InjurySite.genital_anal: "genital or anal area",
+    InjurySite.other: "elsewhere on the body",
 }
 ROLE_NAMES: dict[str, str] = {
     "parent": "a parent",

@@ -99,7 +99,7 @@ def test_records_read_in_words_with_their_outcome_and_referrer() -> None:
     rows = {e.record_id: e for e in entries(timeline())}
     r1 = rows["R1"]
     assert r1.summary.startswith("From a relative, about neglect, the child going missing")
-    assert "injury reported (head face neck)" in r1.summary
+    assert "injury reported (head, face or neck)" in r1.summary
     assert r1.outcome == "No further action (front-door decision)"
     # The decision is the referral's outcome: its anchor and its signals are on the same row.
     assert r1.anchors == ("record-decision-R1",)
