@@ -11,6 +11,7 @@ from typing import Any
 from explain.dates import span_words
 from features.catalogue import CONCERN_WORDS
 from service.plain_names import (
+    AGENCY_CHOICES,
     AGENCY_NAMES,
     FRONT_DOOR,
     INJURY_SITE_NAMES,
@@ -254,7 +255,7 @@ def chronology(
     anchors = frozenset(a for e in shown for a in (e.anchor, *e.anchors))
     return Chronology(
         rows=tuple(rows),
-        agencies=tuple((a, AGENCY_NAMES[a], counts[a]) for a in AGENCY_NAMES if a in counts),
+        agencies=tuple((a, AGENCY_CHOICES[a], counts[a]) for a in AGENCY_NAMES if a in counts),
         chosen=chosen,
         view=view,
         shown=len(shown),

@@ -15,13 +15,16 @@ FRONT_DOOR = "front_door"
 """The chronology's own 'agency' for referrals and the front door's decisions."""
 
 AGENCY_NAMES: dict[str, str] = {
-    FRONT_DOOR: "Front door (referrals and decisions)",
+    FRONT_DOOR: "Front door",
     Agency.police: "Police",
     Agency.health: "Health",
     Agency.school: "School",
     Agency.housing: "Housing",
     Agency.social_care: "Children's social care",
 }
+
+AGENCY_CHOICES: dict[str, str] = AGENCY_NAMES | {FRONT_DOOR: "Front door: referrals and decisions"}
+"""How the chronology's agency filter names each choice."""
 
 KIND_NAMES: dict[str, tuple[str, str]] = {
     EventKind.domestic_abuse_incident: ("Domestic abuse incident", "domestic abuse incidents"),

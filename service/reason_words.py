@@ -55,7 +55,7 @@ def page_reason(
     return {
         "signal": reason["signal"],
         "rank": rank,
-        "anchor": f"reason-{reason['signal']}",
+        "anchor": f"why-{reason['signal']}",
         "sentence": sentence,
         "effect": effect_words(contribution),
         "strength": grade,

@@ -91,12 +91,12 @@ def test_history_reasons_are_dated_and_none_reads_as_a_double_negative(case) -> 
     used = [signal for signal in dated if signal in by_signal]
     assert used, "the test model uses neither signal: pick others"
     for signal in used:
-        item = section(html, "reasons-title").split(f'id="reason-{signal}"')[1].split("</li>")[0]
+        item = section(html, "reasons-title").split(f'id="why-{signal}"')[1].split("</li>")[0]
         assert dated[signal] in text(item), text(item)
     # Every reason read from records carries a date.
     for reason in case["detail"]["score"]["reasons"]:
         if reason["record_ids"] and SIGNALS[reason["signal"]].source is not Source.referral:
-            item = html.split(f'id="reason-{reason["signal"]}"')[1].split("</summary>")[0]
+            item = html.split(f'id="why-{reason["signal"]}"')[1].split("</summary>")[0]
             assert re.search(r"(January|February|March|April|May|June|July|August|September"
                              r"|October|November|December) \d{4}", item), item  # fmt: skip
 
@@ -134,7 +134,7 @@ def test_records_used_by_the_score_link_to_their_reason(case) -> None:
     history = section(html, "history-title")
     markers = re.findall(r'<span class="used-by">.*?</span>', history, re.S)
     assert markers
-    for target in set(re.findall(r'href="#(reason-[a-z0-9_]+)"', history)):
+    for target in set(re.findall(r'href="#(why-[a-z0-9_]+)"', history)):
         assert f'id="{target}"' in html
     # The incident row carries a marker to the police reason, if the model uses one.
     incident = history.split(f'id="record-event-{case["incident"]}"')[1].split("</tr>")[0]
@@ -172,3 +172,10 @@ def test_unknown_filter_values_are_said_and_every_record_shown(case) -> None:
     history = section(get(case, "?agency=martians&view=sideways"), "history-title")
     assert "Unknown agency martians" in history and "Unknown view sideways" in history
     assert "10 of 10 records" in text(history)
+
+
+def test_every_id_on_the_page_is_unique(case) -> None:
+    # A reason's anchor once shared its id with the decision form's reason checkbox.
+    for query in ("", "?agency=health"):
+        ids = re.findall(r'\sid="([^"]+)"', get(case, query))
+        assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
