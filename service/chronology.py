@@ -40,7 +40,7 @@ REPEAT_GAP = timedelta(days=92)
 VIEWS = ("all", "significant")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
     """One record as the chronology shows it."""
 
@@ -115,6 +115,8 @@ class Chronology:
     anchors: frozenset[str] = field(default_factory=frozenset)
     """Anchors present in the rows shown (a reason links in-page only to these)."""
     errors: tuple[str, ...] = ()
+    every: tuple[Entry, ...] = ()
+    """Every record, shown or not, oldest first (a reason lists its records from these)."""
 
     @property
     def chosen_names(self) -> list[str]:
@@ -262,4 +264,5 @@ def chronology(
         total=len(every),
         anchors=anchors,
         errors=tuple(errors),
+        every=tuple(every),
     )

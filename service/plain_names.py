@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from triage.vocab import (
     Agency,
     DecisionKind,
@@ -144,6 +146,7 @@ def agency_name(code: str) -> str:
     return AGENCY_NAMES.get(code, _spaced(code).capitalize())
 
 
+@cache
 def kind_name(code: str, count: int = 1) -> str:
     """A record kind's name; ``count`` above one gives the plural a count reads with."""
     singular, plural = KIND_NAMES.get(code, (_spaced(code).capitalize(), _spaced(code)))

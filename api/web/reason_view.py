@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from explain.plots import reasons_words_svg
-from service.chronology import Entry, chronology, entries
+from service.chronology import Entry, chronology
 from service.reason_words import page_reasons, sentence_of
 
 CHART_REASONS = 8
@@ -35,7 +35,7 @@ def reasons_and_chronology(
         detail["timeline"], agencies=agencies, view=query.get("view") or "all", names=names
     )
     records_for: dict[str, list[tuple[Entry, str]]] = {}
-    for entry in entries(detail["timeline"], names=names):
+    for entry in chosen.every:
         anchor = entry.anchor
         href = f"#{anchor}" if anchor in chosen.anchors else f"/referrals/{referral_id}#{anchor}"
         for signal in entry.signals:
