@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from fastapi.templating import Jinja2Templates
 
 from api.web.sessions import PageSession
 from explain.dates import month_words, uk_date, uk_local
+from explain.words import reason_line
 from features.catalogue import age_words
+from service.reason_words import sentence_of
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -131,6 +134,15 @@ def relative(moment: datetime | None, reference: datetime | None) -> str:
     return f"{amount} {side}"
 
 
+def reason_words(reason: Mapping[str, Any]) -> str:
+    """A stored reason as a page reads it: ``An injury is reported (raises priority strongly)``.
+
+    The sentence in the catalogue's current words and the pull as a strength, never log-odds
+    (for lists such as the queue's main reasons; the referral page adds dates).
+    """
+    return reason_line(sentence_of(reason), float(reason.get("contribution", 0.0)))
+
+
 def age(months: int | None) -> str:
     """``4 months`` under two years, else ``7 years`` (as the reasons read ages)."""
     return "" if months is None else age_words(months)
@@ -141,6 +153,7 @@ templates.env.filters.update(
     when=when,
     day=day,
     month=month_words,
+    reason_words=reason_words,
     iso=iso,
     hours=hours_words,
     percent=percent,

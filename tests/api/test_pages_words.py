@@ -18,6 +18,7 @@ from api_support import Switch, scorer  # noqa: F401 (scorer is a fixture)
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.web.render import reason_words
 from explain.words import misreadable
 from features.catalogue import SIGNALS, Source
 from models.scorer import Scorer
@@ -179,3 +180,12 @@ def test_every_id_on_the_page_is_unique(case) -> None:
     for query in ("", "?agency=health"):
         ids = re.findall(r'\sid="([^"]+)"', get(case, query))
         assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+
+
+def test_the_reason_words_filter_rewords_stored_reasons_for_other_lists() -> None:
+    # A score stored before the rewording reads in today's words, with a strength.
+    stored = {"signal": "concern_child_mental_health", "value": 0.0, "contribution": 0.3,
+              "sentence": "The referral does not raise child mental health"}  # fmt: skip
+    line = reason_words(stored)
+    expected = "The referral's concerns do not include child mental health"
+    assert line == f"{expected} (raises priority moderately)" and not misreadable(line)
