@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from explain.dates import span_words
+from explain.dates import span_words, uk_date
 from features.catalogue import CONCERN_WORDS
 from service.plain_names import (
     AGENCY_CHOICES,
@@ -133,7 +133,8 @@ def _referral_entry(item: Mapping[str, Any], decision: Mapping[str, Any] | None)
         sites = ", ".join(INJURY_SITE_NAMES.get(s, s) for s in item.get("injury_sites") or ())
         summary += "; injury reported" + (f" ({sites})" if sites else "")
     if decision is not None:
-        outcome = f"{decision_name(decision['decision'])} (front-door decision)"
+        decided = f"{uk_date(decision['at']):%-d %b %Y}"
+        outcome = f"{decision_name(decision['decision'])} (front-door decision, {decided})"
     elif item.get("this_referral"):
         outcome = "This referral: awaiting a decision"
     else:

@@ -117,7 +117,7 @@ def test_the_chronology_reads_in_plain_words_and_uk_time(case) -> None:
     assert "<strong>5 missed health appointments</strong>, January\u2013March 2026" in history
     assert "From a health visitor, about neglect" in words
     assert "From a relative, about physical abuse; injury reported (torso or back)" in words
-    assert "No further action (front-door decision)" in words
+    assert re.search(r"No further action \(front-door decision, \d+ \w{3} \d{4}\)", words)
     assert "Words of advice; DASH risk: medium" in words  # the agency's own outcome
     assert "Bruise on the arm seen in PE" in words  # and summary
     # 23:30 UTC on 30 March 2026 is 00:30 on the 31st in British Summer Time.
@@ -133,8 +133,10 @@ def test_the_chronology_reads_in_plain_words_and_uk_time(case) -> None:
 def test_records_used_by_the_score_link_to_their_reason(case) -> None:
     html = get(case)
     history = section(html, "history-title")
-    markers = re.findall(r'<span class="used-by">.*?</span>', history, re.S)
+    markers = re.findall(r'<span class="used-by">(.*?</a>.*?)</span>', history, re.S)
     assert markers
+    # One link (one Tab stop) per record, to its most influential reason; the rest by number.
+    assert all(marker.count("<a ") == 1 for marker in markers)
     for target in set(re.findall(r'href="#(why-[a-z0-9_]+)"', history)):
         assert f'id="{target}"' in html
     # The incident row carries a marker to the police reason, if the model uses one.

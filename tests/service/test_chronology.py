@@ -100,7 +100,7 @@ def test_records_read_in_words_with_their_outcome_and_referrer() -> None:
     r1 = rows["R1"]
     assert r1.summary.startswith("From a relative, about neglect, the child going missing")
     assert "injury reported (head, face or neck)" in r1.summary
-    assert r1.outcome == "No further action (front-door decision)"
+    assert r1.outcome == "No further action (front-door decision, 16 Jul 2026)"
     # The decision is the referral's outcome: its anchor and its signals are on the same row.
     assert r1.anchors == ("record-decision-R1",)
     assert set(r1.signals) == {"prior_referrals_child_365d", "prior_nfa_closures_365d"}
