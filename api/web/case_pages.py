@@ -244,11 +244,6 @@ def _referral_page(
     words = reasons_and_chronology(
         detail, query=request.query_params, names=person_names(detail["household"])
     )
-    chart = words.pop("chart")
-    records_for: dict[str, list[dict[str, Any]]] = {}
-    for item in detail["timeline"]:
-        for signal in item["signals"]:
-            records_for.setdefault(signal, []).append(item)
     people_for = people_behind_signals(detail["household"])
     # A practitioner can cite any of the top reasons, in the words the page shows them in.
     # DecisionIn takes at most 10 codes: the top 6 signals and the 4 general reasons.
@@ -263,11 +258,9 @@ def _referral_page(
         referral=detail["referral"],
         score=score,
         reasons=reasons,
-        chart=chart,
-        records_for=records_for,
         people_for=people_for,
         person_names=person_names(detail["household"]),
-        sentence_of={r["signal"]: r["sentence"] for r in reasons},
+        sentence_of={r["signal"]: r["sentence"] for r in words["page_reasons"]},
         decision_kinds=list(DecisionKind),
         agreements=AGREEMENT_WORDS,
         reason_codes=reason_codes,
