@@ -234,3 +234,15 @@ def test_used_by_the_score_jumps_to_the_reason_and_back_to_the_record(
     page.goto(f"{world.page_path}#{missed}")
     assert page.locator(f"#{missed}").is_visible()
     tab.check("chronology-used-by")
+
+
+def test_on_a_phone_the_chronology_scrolls_in_its_own_box(tab: Tab, world: World) -> None:
+    page = tab.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{world.page_path}?agency=health#history-title")
+    section = page.locator('section[aria-labelledby="history-title"]')
+    widths = section.evaluate("s => [s.scrollWidth, s.clientWidth]")
+    assert widths[0] <= widths[1], widths  # the section itself is not wider than the screen
+    box = page.locator(".table-scroll")
+    assert box.evaluate("b => b.scrollWidth > b.clientWidth")  # the table scrolls inside it
+    tab.check("chronology-390px")
