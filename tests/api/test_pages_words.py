@@ -9,6 +9,7 @@ from __future__ import annotations
 import html as htmllib
 import re
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from typing import Any
 
 import chronology_support as world
@@ -18,7 +19,7 @@ from api_support import Switch, scorer  # noqa: F401 (scorer is a fixture)
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.web.render import reason_words
+from api.web.render import day, reason_words, when
 from explain.words import misreadable
 from features.catalogue import SIGNALS, Source
 from models.scorer import Scorer
@@ -191,3 +192,14 @@ def test_the_reason_words_filter_rewords_stored_reasons_for_other_lists() -> Non
     line = reason_words(stored)
     expected = "The referral's concerns do not include child mental health"
     assert line == f"{expected} (raises priority moderately)" and not misreadable(line)
+
+
+def test_pages_show_uk_local_time_in_winter_and_summer() -> None:
+    assert when(datetime(2026, 1, 15, 9, 5, tzinfo=UTC)) == "15 Jan 2026, 09:05"  # GMT
+    assert when(datetime(2026, 7, 15, 9, 5, tzinfo=UTC)) == "15 Jul 2026, 10:05"  # BST
+    assert (
+        when(datetime(2026, 10, 25, 0, 30, tzinfo=UTC)) == "25 Oct 2026, 01:30"
+    )  # before 01:00 UTC
+    assert when(datetime(2026, 10, 25, 1, 30, tzinfo=UTC)) == "25 Oct 2026, 01:30"  # clocks back
+    assert day(datetime(2026, 3, 30, 23, 30, tzinfo=UTC)) == "31 Mar 2026"
+    assert when(date(2014, 6, 1)) == "1 Jun 2014" and when(None) == "not known"
