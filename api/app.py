@@ -18,7 +18,7 @@ from api.docs import install_docs
 from api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
 from api.operations import configure_json_logs, install_operations
 from api.ratelimit import RateLimits
-from api.routes import auth, events, fairness, identity, model, queue, referrals, research
+from api.routes import auth, checks, events, fairness, identity, model, queue, referrals, research
 from api.schemas import ErrorOut
 from api.timeouts import TimeoutMiddleware
 from api.web import error_page, install_pages
@@ -126,7 +126,7 @@ def create_app(
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
     install_error_handlers(app, error_page)
     install_operations(app)
-    for module in (auth, referrals, events, queue, identity, model, fairness, research):
+    for module in (auth, referrals, events, queue, identity, model, fairness, research, checks):
         app.include_router(module.router)
     install_pages(app)
     install_docs(app)

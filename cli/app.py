@@ -162,6 +162,13 @@ def train(
     max_group_gap: Annotated[
         float, typer.Option(help="Promotion gate: largest calibration gap between groups.")
     ] = 0.05,
+    max_group_fnr_excess: Annotated[
+        float,
+        typer.Option(
+            help="Promotion gate: how much more often a group's (or a referrer type's) children "
+            "with the observed outcome may be missed in the first 10% than everyone's."
+        ),
+    ] = 0.15,
 ) -> None:
     """Fit both model families, evaluate, log to MLflow, register; promote if the gates pass."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -180,7 +187,11 @@ def train(
     config = TrainConfig(
         outcome=outcome,
         seed=seed,
-        gates=GateConfig(min_auc=min_auc, max_group_calibration_gap=max_group_gap),
+        gates=GateConfig(
+            min_auc=min_auc,
+            max_group_calibration_gap=max_group_gap,
+            max_group_fnr_excess=max_group_fnr_excess,
+        ),
     )
     settings = get_settings()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
@@ -586,7 +597,8 @@ def keys_create(
         list[str] | None,
         typer.Option(
             "--scope",
-            help="referrals:write, events:write or referrals:read (repeatable; default all).",
+            help="referrals:write, events:write, referrals:read or checks:reply "
+            "(repeatable; default all).",
         ),
     ] = None,
     agency: Annotated[
@@ -720,3 +732,8 @@ def users_demo() -> None:
         console.print(f"  {username:<18} {password}")
     console.print(f"Demo API key {key.key_id} for source_system {DEMO_SOURCE_SYSTEM}:")
     console.print(f"  {key.key}")
+
+
+from cli.governance import governance_app  # noqa: E402  (registered after the app exists)
+
+app.add_typer(governance_app, name="governance")

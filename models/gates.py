@@ -33,6 +33,13 @@ class GateConfig:
     max_group_calibration_gap: float = 0.05
     """Largest difference between groups in (mean score − observed rate)."""
     min_group_size: int = 500
+    fnr_capacity: float = 0.10
+    """The share of referrals reviewed first, at which missed children are counted."""
+    max_group_fnr_excess: float = 0.15
+    """How much higher a group's false-negative rate (children with the observed outcome not
+    in the first ``fnr_capacity``) may be than everyone's."""
+    min_group_positives: int = 50
+    """Groups with fewer children with the observed outcome are not judged (too noisy)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,55 @@ def check_gates(
             GateResult(f"group_calibration_gap:{attribute}", spread <= limit, spread,
                        f"<= {limit}", max(0.0, spread - limit),
                        f"difference in (mean score - observed rate) between {worst}")
+        )  # fmt: skip
+    return results
+
+
+FNR_GROUPINGS = ("referrer_type",)
+"""Groupings the false-negative gate judges besides the audited protected ones."""
+
+
+def fnr_gates(
+    y: np.ndarray, p: np.ndarray, groupings: dict[str, pd.Series], config: GateConfig
+) -> list[GateResult]:
+    """Per grouping: no group's children with the observed outcome are missed much more often.
+
+    The first ``fnr_capacity`` of referrals by score are "reviewed first"; a child with the
+    observed outcome outside them is missed. A grouping fails when a group with at least
+    ``min_group_positives`` such children is missed more than ``max_group_fnr_excess`` above
+    the rate for everyone; the detail names the worst group and by how much.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    order = np.argsort(-np.asarray(p, dtype=np.float64), kind="stable")
+    flagged = np.zeros(y.size, dtype=bool)
+    flagged[order[: math.ceil(round(config.fnr_capacity * y.size, 9))]] = True
+    positive = y == 1
+    overall = float(1 - flagged[positive].mean()) if positive.any() else math.nan
+    limit = config.max_group_fnr_excess
+    results = []
+    for name, groups in groupings.items():
+        # pandas' str dtype keeps missing values missing: they are a group of their own.
+        labels = groups.astype(object).fillna("not recorded").map(str).to_numpy(dtype=object)
+        rates = {}
+        for group in np.unique(labels[positive]):
+            members = positive & (labels == group)
+            if members.sum() >= config.min_group_positives:
+                rates[str(group)] = (float(1 - flagged[members].mean()), int(members.sum()))
+        if not rates or not math.isfinite(overall):
+            results.append(
+                GateResult(f"group_fnr:{name}", True, 0.0, f"<= +{limit}", 0.0,
+                           f"no group has {config.min_group_positives} or more children with "
+                           "the observed outcome")
+            )  # fmt: skip
+            continue
+        worst, (rate, count) = max(rates.items(), key=lambda item: (item[1][0], item[0]))
+        excess = rate - overall
+        results.append(
+            GateResult(f"group_fnr:{name}", excess <= limit, excess, f"<= +{limit}",
+                       max(0.0, excess - limit),
+                       f"{name} '{worst}': {rate:.1%} of {count} children with the outcome "
+                       f"missed in the first {config.fnr_capacity:.0%}, against {overall:.1%} "
+                       "for everyone")
         )  # fmt: skip
     return results
 

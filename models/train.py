@@ -23,7 +23,14 @@ from models.evaluation import (
     group_metrics,
 )
 from models.families import Challenger, Scorecard, sigmoid
-from models.gates import GateConfig, GateResult, check_gates, policy_gates
+from models.gates import (
+    FNR_GROUPINGS,
+    GateConfig,
+    GateResult,
+    check_gates,
+    fnr_gates,
+    policy_gates,
+)
 from models.label_choice import label_choice
 from models.scorer import Scorer
 from models.splits import TEST, TRAIN, VALIDATION, SplitSpec
@@ -190,6 +197,11 @@ def train(
         for attribute in AUDITED
     }
     gates = check_gates(test_metrics, by_group, config.gates)
+    groupings = {
+        attribute: data.protected.loc[test_ids, attribute]
+        for attribute in (*AUDITED, *FNR_GROUPINGS)
+    }
+    gates += fnr_gates(y[TEST], p_test, groupings, config.gates)
     gates += policy_gates(model, scorer.signals, X[TEST])
     note("what the sharing delays cost")
     delays = delay_cost(data, chosen, p_test, config)

@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session
 from explain.referral import what_if
 from explain.unknowns import what_the_model_does_not_know
 from service.champion import LoadedModel
+from service.decisions import decision_terms
 from service.errors import Conflict, invalid, not_found
 from service.household import household_panel, may_see_household
 from service.scoring import enqueue, facts_of
+from service.signoff import hold_for_sign_off
 from service.views import (
     decision_out,
     dispute_out,
@@ -201,18 +203,34 @@ def referral_detail(
 def decide(
     session: Session, *, referral_id: str, decision: DecisionIn, actor: str
 ) -> dict[str, Any]:
-    """Record the decision, close the referral and take it out of the queue (409 if decided)."""
+    """Record the decision, close the referral and take it out of the queue (409 if decided).
+
+    Agreement is derived from the practitioner's priority against the band at this moment;
+    a rationale is required by the referral's facts, not by agreeing (``service.decisions``).
+    """
     score = latest_score(session, referral_id=referral_id)
+    referral = get_referral(session, referral_id=referral_id)
+    if referral is None:
+        raise not_found("referral", referral_id)
+    terms = decision_terms(
+        session,
+        referral=referral,
+        decision=decision,
+        band=score.band if score is not None else None,
+        actor=actor,
+    )
     try:
         row = record_decision(
             session,
             referral_id=referral_id,
             decision=str(decision.decision),
             decided_at=utcnow(),
-            agreement=str(decision.agreement),
+            agreement=str(terms.agreement) if terms.agreement is not None else None,
             reason_codes=list(decision.reason_codes),
             rationale=decision.rationale or None,
             decided_by=actor,
+            priority=str(terms.priority) if terms.priority is not None else None,
+            priority_before_band=terms.priority_before_band,
         )
     except ReferralNotFound:
         raise not_found("referral", referral_id) from None
@@ -221,7 +239,12 @@ def decide(
             "already_decided",
             f"referral {referral_id!r} already has a decision; a manager can reopen it",
         ) from None
-    remove_queue_entry(session, referral_id=referral_id)
+    # Issue 22 (checks): a closing decision that skipped the checks waits for a manager.
+    sign_off = hold_for_sign_off(
+        session, referral_id=referral_id, decision=decision, decision_id=row.id, actor=actor
+    )
+    if sign_off is None:
+        remove_queue_entry(session, referral_id=referral_id)
     band = score.band if score is not None else None
     version = score.model_version if score is not None else None
     add_audit_event(
@@ -235,6 +258,9 @@ def decide(
             "decision_id": row.id,
             "decision": row.decision,
             "agreement": row.agreement,
+            "priority": row.priority,
+            "priority_before_band": row.priority_before_band,
+            "rationale_chars": len(row.rationale or ""),
             "reason_codes": list(row.reason_codes),
             "band_at_decision": band,
             "score_id": score.id if score is not None else None,
@@ -245,6 +271,7 @@ def decide(
         **decision_out(row),
         "band_at_decision": band,
         "model_version_at_decision": version,
+        "sign_off": sign_off,
     }
 
 

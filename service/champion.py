@@ -45,7 +45,7 @@ def _sqlite_store(settings: Settings) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
-def _no_store_yet(settings: Settings) -> bool:
+def no_store_yet(settings: Settings) -> bool:
     """True when the SQLite tracking store does not exist (so MLflow must not create it)."""
     path = _sqlite_store(settings)
     return path is not None and not path.exists()
@@ -54,7 +54,7 @@ def _no_store_yet(settings: Settings) -> bool:
 def _registry_not_ready(settings: Settings) -> bool:
     """True while a SQLite tracking store has no model registry (yet) to ask."""
     # ``triage train`` may be creating it: MLflow must not create its tables at the same time.
-    if _no_store_yet(settings):
+    if no_store_yet(settings):
         return True
     path = _sqlite_store(settings)
     if path is None:
@@ -76,7 +76,7 @@ def champion_loader(settings: Settings) -> ScorerLoader:
     """A loader for ``models:/<name>@<alias>`` from the settings' MLflow tracking store."""
 
     def load() -> LoadedModel | None:
-        if _no_store_yet(settings):
+        if no_store_yet(settings):
             return None
         from models.tracking import load_champion_scorer
 
@@ -85,7 +85,7 @@ def champion_loader(settings: Settings) -> ScorerLoader:
             model_name=settings.model_name,
             alias=settings.model_alias,
         )
-        card, gates, fairness = _champion_documents(settings)
+        card, gates, fairness = champion_documents(settings)
         return LoadedModel(scorer=scorer, card=card, gates=gates, fairness=fairness)
 
     return load
@@ -108,7 +108,7 @@ def champion_probe(settings: Settings) -> ChampionProbe:
     return probe
 
 
-def _champion_documents(
+def champion_documents(
     settings: Settings,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
     """The champion run's model card, gates and fairness audit, best effort (None if absent)."""

@@ -21,6 +21,7 @@ from service.plain_names import (
     kind_name,
     referrer_name,
 )
+from triage.checks import KEY_AGENCY
 from triage.vocab import EventKind
 
 ROUTINE_KINDS: frozenset[str] = frozenset(
@@ -192,6 +193,30 @@ def _event_entry(item: Mapping[str, Any], names: Mapping[str, str]) -> Entry:
     )
 
 
+TEAM_WORK = {
+    "check": "Request for information",
+    "strategy": "Strategy discussion",
+    "fact": "Recorded by the front door",
+}
+"""The front door's own work in the chronology (area A's items), by kind."""
+
+
+def _team_entry(item: Mapping[str, Any]) -> Entry:
+    return Entry(
+        anchor=f"record-{item['kind']}-{item['record_id']}",
+        record_id=item["record_id"],
+        kind=item["kind"],
+        at=item["at"],
+        agency=str(KEY_AGENCY.get(item.get("agency") or "", FRONT_DOOR)),
+        title=TEAM_WORK[item["kind"]],
+        summary=str(item.get("words", "")),
+        outcome="",
+        significant=True,
+        signals=(),
+        disputable=False,
+    )
+
+
 def entries(
     timeline: Sequence[Mapping[str, Any]], *, names: Mapping[str, str] | None = None
 ) -> list[Entry]:
@@ -202,11 +227,18 @@ def entries(
         if item["kind"] == "decision":
             decisions[item["record_id"]] = item  # the latest decision wins: oldest first
     out = []
+    seen: set[str] = set()
     for item in timeline:
         if item["kind"] == "referral":
             out.append(_referral_entry(item, decisions.get(item["record_id"])))
         elif item["kind"] == "event":
             out.append(_event_entry(item, names))
+        elif item["kind"] in TEAM_WORK:
+            entry = _team_entry(item)
+            if entry.anchor in seen:  # a request and its reply share the request's id
+                entry.anchor += f"-{len(seen)}"
+            seen.add(entry.anchor)
+            out.append(entry)
     return out
 
 

@@ -1,18 +1,19 @@
 """Identity resolution at intake, "possible same person" tasks, merges and their undoing.
 
-A referral without a ``child_id`` is resolved from the child's details by the linker
-(``triage.identity``: ``IdentityModel.resolve(record, known) -> Resolution``), which the app
-holds as ``ServiceContext.identity``. Outcomes:
+A referral without a ``child_id``, or an agency event carrying a child's details instead
+(``service.event_children``), is resolved by the linker (``triage.identity``:
+``IdentityModel.resolve(record, known) -> Resolution``), which the app holds as
+``ServiceContext.identity``. Outcomes:
 
 * ``given``: the sender named the child; the details are kept as an identity record.
-* ``linked``: at or above the linker's ``LINK_AT``: the referral joins that child.
-* ``possible_match``: the referral is stored against a NEW child and a task asks a person
-  whether the two are the same child. Never a silent merge: only a confirmed task merges.
+* ``linked``: at or above the linker's ``LINK_AT``: the referral or event joins that child.
+* ``possible_match``: stored against a NEW child and a task asks a person whether the two
+  are the same child. Never a silent merge: only a confirmed task merges.
 * ``new``: a new child (and, without a ``household_id``, a new household).
 
-Fail-safe: when the linker is missing or raises, the referral is stored all the same as a
-``new`` child, and a task without a candidate asks a person to check by hand whether the
-child is already known (the reply says ``new`` with the ``task_id``).
+Fail-safe: when the linker is missing or raises, the referral or event is stored all the same
+against a ``new`` child, and a task without a candidate asks a person to check by hand whether
+the child is already known (the reply says ``new`` with the ``task_id``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from service.context import ServiceContext
 from service.errors import Conflict, not_found
 from service.linker import Resolver
 from service.scoring import rescore_each
-from triage.schema import ReferralIn
+from triage.schema import ChildDetails, ReferralIn
 from triage.store import (
+    EventRow,
     IdentityTaskRow,
     PersonMergeRow,
     add_audit_event,
@@ -45,12 +47,14 @@ from triage.store import (
     get_person_merge,
     households_of_persons,
     identity_records_of,
+    identity_task_for_event,
     identity_task_for_referral,
     insert_audit_event,
     insert_identity_record_if_new,
     insert_identity_task,
     known_identities_near,
     list_identity_tasks,
+    lock_identities,
     merges_of_person,
     open_referrals_of_children,
     repoint_person,
@@ -116,6 +120,9 @@ class ChildResolution:
     record: dict[str, Any]
     task: dict[str, Any] | None = None
     candidate_ids: tuple[str, ...] = field(default=())
+    seen: frozenset[str] | None = None
+    """The known records the linker read (None: it read none), to notice records that arrive
+    before a new child is stored (``others_arrived``)."""
 
     def reply(self) -> dict[str, Any]:
         """The reply's ``resolution`` object."""
@@ -137,23 +144,28 @@ class ChildResolution:
         }
 
 
-def _identity_record(referral: ReferralIn, referral_id: str) -> dict[str, Any]:
-    """The referral's child details as an identity record (``IDENTITY_COLUMNS``)."""
-    child = referral.child
+def identity_record(
+    details: ChildDetails,
+    *,
+    record_id: str,
+    source_system: str,
+    source_person_id: str,
+    first_seen_at: datetime,
+) -> dict[str, Any]:
+    """A child's details as one identity record (``IDENTITY_COLUMNS``)."""
     return {
-        "record_id": record_id_for(referral_id),
-        "source_system": referral.source_system,
-        # The referral carries no person id of its sender's: the referral's id stands in.
-        "source_person_id": child.child_id or referral_id,
-        "given_name": child.given_name,
-        "family_name": child.family_name,
-        "date_of_birth": child.date_of_birth,
-        "sex": str(child.sex),
-        "postcode": child.postcode,
-        "nhs_number": child.nhs_number,
-        "school": child.school,
+        "record_id": record_id,
+        "source_system": source_system,
+        "source_person_id": source_person_id,
+        "given_name": details.given_name,
+        "family_name": details.family_name,
+        "date_of_birth": details.date_of_birth,
+        "sex": str(details.sex),
+        "postcode": details.postcode,
+        "nhs_number": details.nhs_number,
+        "school": details.school,
         "is_child": True,
-        "first_seen_at": referral.received_at,
+        "first_seen_at": first_seen_at,
     }
 
 
@@ -166,43 +178,74 @@ def resolve_child(
     resolver: Resolver | None, session: Session, *, referral: ReferralIn, referral_id: str
 ) -> ChildResolution:
     """Resolve a referral's child (read-only; the intake's transaction stores the result)."""
-    record = _identity_record(referral, referral_id)
     child = referral.child
+    record = identity_record(
+        child,
+        record_id=record_id_for(referral_id),
+        source_system=referral.source_system,
+        # The referral carries no person id of its sender's: the referral's id stands in.
+        source_person_id=child.child_id or referral_id,
+        first_seen_at=referral.received_at,
+    )
     if child.child_id is not None:
         assert child.household_id is not None  # the schema requires it with child_id
-        return ChildResolution(
-            "given",
-            child.child_id,
-            child.household_id,
-            None,
-            record | _resolved("given", child.child_id),
-        )
+        return given(record, child.child_id, child.household_id)
+    return resolve_details(
+        resolver,
+        session,
+        details=child,
+        record=record,
+        household_id=child.household_id,
+        opened_by={"referral_id": referral_id},
+    )
+
+
+def given(record: dict[str, Any], child_id: str, household_id: str) -> ChildResolution:
+    """The sender named the child: its details are kept as that child's identity record."""
+    return ChildResolution(
+        "given", child_id, household_id, None, record | _resolved("given", child_id)
+    )
+
+
+def resolve_details(
+    resolver: Resolver | None,
+    session: Session,
+    *,
+    details: ChildDetails,
+    record: dict[str, Any],
+    household_id: str | None,
+    opened_by: Mapping[str, str],
+) -> ChildResolution:
+    """Resolve a child's details to a known child, a possible match, or a new child.
+
+    Read-only: the caller stores the result (``store_resolution``). ``opened_by`` names the
+    referral or event (``referral_id`` or ``event_id``) a task would be opened by.
+    """
     try:
         if resolver is None:
             raise LookupError("no linker")
         known = known_frame(
             known_identities_near(
                 session,
-                date_of_birth=child.date_of_birth,
-                family_name=child.family_name,
-                nhs_number=child.nhs_number,
-                postcode=child.postcode,
+                date_of_birth=details.date_of_birth,
+                family_name=details.family_name,
+                nhs_number=details.nhs_number,
+                postcode=details.postcode,
             )
         )
         resolution = resolver.resolve(record, known)
     except Exception as exc:
         # The type only: a message could quote the child's details.
-        log.error("resolving the child of %s failed: %s", referral_id, type(exc).__name__)
-        return _unresolved(referral, referral_id, record)
+        log.error("resolving the child of %s failed: %s", record["record_id"], type(exc).__name__)
+        return _unresolved(record, household_id, opened_by)
     candidates = tuple(resolution.candidates)
     ids = tuple(c.person_id for c in candidates)
     probability = resolution.match_probability
+    seen = frozenset(str(record_id) for record_id in known["record_id"])
     if resolution.outcome == "linked" and resolution.person_id is not None:
         linked = get_child(session, child_id=resolution.person_id)
         if linked is not None:
-            household = child.household_id or current_household_of(
-                session, person_id=linked.child_id
-            )
+            household = household_id or current_household_of(session, person_id=linked.child_id)
             return ChildResolution(
                 "linked",
                 linked.child_id,
@@ -213,12 +256,12 @@ def resolve_child(
             )
         # The linker named someone who is not a stored child: a person decides (below).
     child_id = new_id("C")
-    household_id = child.household_id or new_id("H")
+    household_id = household_id or new_id("H")
     best = candidates[0] if candidates else None
     if resolution.outcome in ("possible_match", "linked") and best is not None:
         task = _task(
             record["record_id"],
-            referral_id,
+            opened_by,
             best.person_id,
             best.match_probability,
             {
@@ -237,6 +280,7 @@ def resolve_child(
             record | _resolved("possible_match", child_id, probability),
             task,
             ids,
+            seen,
         )
     return ChildResolution(
         "new",
@@ -245,7 +289,28 @@ def resolve_child(
         probability,
         record | _resolved("new", child_id, probability),
         candidate_ids=ids,
+        seen=seen,
     )
+
+
+def others_arrived(session: Session, resolution: ChildResolution, details: ChildDetails) -> bool:
+    """Whether records the linker did not read now share a blocking key with a new child's
+    details (then resolve again: a concurrent request stored the same child first).
+
+    Takes ``lock_identities`` for the child's birth year first, so that on PostgreSQL a
+    concurrent writer of the same child waits for this transaction and then sees its record.
+    """
+    if resolution.seen is None or resolution.outcome not in ("new", "possible_match"):
+        return False
+    lock_identities(session, birth_years=[details.date_of_birth.year])
+    rows = known_identities_near(
+        session,
+        date_of_birth=details.date_of_birth,
+        family_name=details.family_name,
+        nhs_number=details.nhs_number,
+        postcode=details.postcode,
+    )
+    return any(row["record_id"] not in resolution.seen for row in rows)
 
 
 def _resolved(
@@ -261,7 +326,7 @@ def _resolved(
 
 def _task(
     record_id: str,
-    referral_id: str,
+    opened_by: Mapping[str, str],
     candidate: str | None,
     probability: float | None,
     evidence: dict[str, Any],
@@ -269,7 +334,8 @@ def _task(
     return {
         "task_id": new_id("IDT"),
         "record_id": record_id,
-        "referral_id": referral_id,
+        "referral_id": opened_by.get("referral_id"),
+        "event_id": opened_by.get("event_id"),
         "candidate_person_id": candidate,
         "match_probability": probability,
         "evidence": evidence,
@@ -281,14 +347,16 @@ def _task(
     }
 
 
-def _unresolved(referral: ReferralIn, referral_id: str, record: dict[str, Any]) -> ChildResolution:
+def _unresolved(
+    record: dict[str, Any], household_id: str | None, opened_by: Mapping[str, str]
+) -> ChildResolution:
     """The fail-safe: a new child, and a task to check by hand whether the child is known."""
     child_id = new_id("C")
-    task = _task(record["record_id"], referral_id, None, None, {"linker": "unavailable"})
+    task = _task(record["record_id"], opened_by, None, None, {"linker": "unavailable"})
     return ChildResolution(
         "new",
         child_id,
-        referral.child.household_id or new_id("H"),
+        household_id or new_id("H"),
         None,
         record | _resolved("new", child_id),
         task,
@@ -302,16 +370,29 @@ def store_resolution(session: Session, resolution: ChildResolution) -> None:
         insert_identity_task(session, task=resolution.task)
 
 
-def stored_resolution(session: Session, *, referral_id: str, child_id: str) -> dict[str, Any]:
-    """A stored referral's ``resolution`` as its reply showed it (``given`` if none kept)."""
-    record = get_identity_record(session, record_id=record_id_for(referral_id))
-    task = identity_task_for_referral(session, referral_id=referral_id)
+def stored_resolution(
+    session: Session,
+    *,
+    child_id: str,
+    referral_id: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A stored referral's or event's ``resolution`` as its reply showed it (``given`` if none
+    kept)."""
+    opened_by = referral_id or event_id
+    assert opened_by is not None
+    record = get_identity_record(session, record_id=record_id_for(opened_by))
+    task = (
+        identity_task_for_referral(session, referral_id=referral_id)
+        if referral_id is not None
+        else identity_task_for_event(session, event_id=opened_by)
+    )
     if record is None or record.resolution is None:
         return {"outcome": "given", "person_id": child_id, "match_probability": None,
                 "task_id": None}  # fmt: skip
     return {
         "outcome": record.resolution,
-        # The child the referral is stored against now (a merge or its undoing moves it).
+        # The child it is stored against now (a merge or its undoing moves it).
         "person_id": child_id,
         "match_probability": record.match_probability,
         "task_id": task.task_id if task is not None else None,
@@ -378,10 +459,15 @@ def task_view(session: Session, task: IdentityTaskRow) -> dict[str, Any]:
             }
         )
     merge = _merge_of_task(session, task)
+    event = session.get(EventRow, task.event_id) if task.event_id is not None else None
     return {
         "task_id": task.task_id,
         "status": task.status,
         "referral_id": task.referral_id,
+        "event_id": task.event_id,
+        # For the page's words: what the event that opened the task recorded.
+        "event_agency": event.agency if event is not None else None,
+        "event_kind": event.kind if event is not None else None,
         "record_id": task.record_id,
         "person_id": record.person_id,
         "candidate_person_id": task.candidate_person_id,
@@ -468,6 +554,7 @@ def reject_task(state: ServiceContext, *, task_id: str, actor: str, note: str) -
             entity_id=task_id,
             payload={
                 "referral_id": task.referral_id,
+                "event_id": task.event_id,
                 "candidate_person_id": task.candidate_person_id,
                 "match_probability": task.match_probability,
             },
@@ -510,6 +597,7 @@ def confirm_task(state: ServiceContext, *, task_id: str, actor: str, note: str) 
             entity_id=task_id,
             payload={
                 "referral_id": task.referral_id,
+                "event_id": task.event_id,
                 "merge_id": merge.merge_id,
                 "match_probability": task.match_probability,
             },

@@ -23,8 +23,10 @@ from features.records import ReferralRecord, to_ms
 from service.champion import LoadedModel
 from service.context import ServiceContext
 from service.errors import Conflict, invalid
+from service.event_children import resolve_event_children
 from service.identity import (
     ChildResolution,
+    others_arrived,
     record_id_for,
     resolve_child,
     store_resolution,
@@ -409,6 +411,44 @@ def receive_referral(
     model = state.models.current  # one model for the whole request, even across a reload
     referral_id = new_id("R")
     digest = _sha256_json(_as_first_kept(referral.model_dump(mode="json")))
+    for attempt in range(1, RESOLVE_ATTEMPTS + 1):
+        try:
+            return _receive_once(
+                state,
+                referral=referral,
+                actor=actor,
+                idempotency_key=idempotency_key,
+                model=model,
+                referral_id=referral_id,
+                digest=digest,
+                recheck=attempt < RESOLVE_ATTEMPTS,
+            )
+        except _ResolveAgain:
+            log.info("referral %s: the same child arrived meanwhile, resolving again", referral_id)
+    raise AssertionError("the last attempt does not check again")
+
+
+RESOLVE_ATTEMPTS = 3
+"""Intakes of one new child racing each other: after this many, the child is stored as
+resolved (the last attempt does not look again)."""
+
+
+class _ResolveAgain(Exception):
+    """Records matching a new child's details arrived between the snapshot and the write."""
+
+
+def _receive_once(
+    state: ServiceContext,
+    *,
+    referral: ReferralIn,
+    actor: str,
+    idempotency_key: str | None,
+    model: LoadedModel | None,
+    referral_id: str,
+    digest: str,
+    recheck: bool,
+) -> Reply:
+    """One attempt at ``receive_referral`` (``_ResolveAgain`` when its new child arrived)."""
     with state.read_sessions() as reader:
         stored_key = _replay(
             reader, actor=actor, scope=REFERRALS_SCOPE, key=idempotency_key, digest=digest
@@ -436,6 +476,7 @@ def receive_referral(
             actor=actor,
             key=idempotency_key,
             resolution=resolution,
+            recheck=recheck,
         )
         born, _ = read_child_birth_and_household(
             reader, child_id=intake.record.child_id, household_id=intake.record.household_id
@@ -475,6 +516,8 @@ class _Intake:
     actor: str
     key: str | None
     resolution: ChildResolution
+    recheck: bool = False
+    """Whether to look, under the write lock, for records of a new child that arrived since."""
 
 
 def _resolution(
@@ -611,6 +654,8 @@ def _store(
 ) -> Reply:
     """The write transaction's statements; the reply, which the Idempotency-Key keeps too."""
     referral, referral_id = intake.referral, intake.values["referral_id"]
+    if intake.recheck and others_arrived(session, intake.resolution, referral.child):
+        raise _ResolveAgain
     stored_born, mismatch = _ensure_child(session, referral)
     if intake.resolution.outcome != "given":
         # The linker weighed these details already; its evidence is on the identity record.
@@ -933,12 +978,16 @@ def receive_events(
         created = []
         created_at: set[int] = set()
         received = utcnow()
-        for index, event in enumerate(events):
+        event_ids = [new_id("E") for _ in events]
+        children = resolve_event_children(
+            state.identity, session, events, event_ids=event_ids, received=received
+        )
+        for index, event in enumerate(children.events):
             try:
                 row = add_event(
                     session,
                     event={
-                        "event_id": new_id("E"),
+                        "event_id": event_ids[index],
                         "source_system": event.source_system,
                         "source_event_id": event.source_event_id,
                         "child_id": event.child_id,
@@ -964,6 +1013,7 @@ def receive_events(
                     "source_system": event.source_system,
                     "source_event_id": event.source_event_id,
                     "status": status,
+                    "resolution": children.resolutions.get(index),
                 }
             )
         opened, closed = apply_memberships(session, people, created_at)
@@ -979,6 +1029,7 @@ def receive_events(
                     "duplicates": len(results) - len(created),
                     "request_sha256": digest,
                     **_people_audit(people, persons_added, opened, closed),
+                    **({"identity": children.audit} if children.audit else {}),
                 },
             )
             # Only records before a referral count for it, so only later referrals can move.

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from service.check_replies import SignOffOut
 from triage.schema import Id, PlainText
 
 Status = Literal["scored", "unscored"]
@@ -57,14 +58,14 @@ class ScoreFields(BaseModel):
 
 
 class ResolutionOut(BaseModel):
-    """How the referral's child was resolved to a person."""
+    """How a referral's or an event's child was resolved to a person."""
 
     outcome: Literal["given", "linked", "possible_match", "new"] = Field(
         description="`given`: the referral named the child; `linked`: the details matched a "
         "known child; `possible_match`: stored against a new child while a person checks a "
         "possible match (`task_id`); `new`: a child the service did not know."
     )
-    person_id: str = Field(description="The child the referral is stored against.")
+    person_id: str = Field(description="The child the referral or event is stored against.")
     match_probability: float | None = Field(
         default=None, description="The best candidate's match probability, when there was one."
     )
@@ -181,6 +182,12 @@ class DecisionOut(BaseModel):
     rationale: str | None
     decided_at: datetime
     decided_by: str | None
+    priority: str | None = Field(
+        default=None, description="The practitioner's own priority; agreement is derived from it."
+    )
+    priority_before_band: bool | None = Field(
+        default=None, description="Whether the priority was given before the band was shown."
+    )
 
 
 class DecisionRecorded(DecisionOut):
@@ -188,6 +195,8 @@ class DecisionRecorded(DecisionOut):
 
     band_at_decision: str | None
     model_version_at_decision: str | None
+    sign_off: SignOffOut | None = None
+    """Set when the decision awaits a manager's sign-off (the referral stays in the queue)."""
 
 
 class ScoreSummary(BaseModel):
@@ -393,6 +402,11 @@ class EventResult(BaseModel):
     source_system: str
     source_event_id: str
     status: Literal["created", "duplicate"]
+    resolution: ResolutionOut | None = Field(
+        default=None,
+        description="How the event's child was resolved, when the event sent the child's "
+        "details (`child`) rather than only an id.",
+    )
 
 
 class EventsReceipt(BaseModel):
@@ -525,9 +539,14 @@ class IdentityTaskOut(BaseModel):
 
     task_id: str
     status: Literal["open", "confirmed", "rejected"]
-    referral_id: str | None
+    referral_id: str | None = Field(description="The referral that opened the task, if one did.")
+    event_id: str | None = Field(
+        default=None, description="The agency event that opened the task, if one did."
+    )
     record_id: str
-    person_id: str | None = Field(description="The new child the referral was stored against.")
+    person_id: str | None = Field(
+        description="The new child the referral or event was stored against."
+    )
     candidate_person_id: str | None = Field(
         description="The known child it may be (None: the linker was unavailable, check by hand)."
     )

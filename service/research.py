@@ -17,7 +17,7 @@ from triage.pseudonyms import pseudonym
 from triage.queue import BANDS, age_in_months
 from triage.store.statistics import DecisionFact, ReferralRecord
 from triage.store.tables import ChildRow, ReferralRow
-from triage.vocab import GENERAL_REASON_CODES, referrer_voice
+from triage.vocab import GENERAL_REASON_CODES, PRACTICE_REASON_CODES, referrer_voice
 
 GROUPINGS = ATTRIBUTES
 """The fairness audit's groupings: protected attributes, age band and whose voice referred."""
@@ -32,7 +32,8 @@ def known_reason_code(code: str) -> str:
 
     The API accepts any snake_case code, so a code could carry words about a family.
     """
-    return code if code in SIGNALS or code in GENERAL_REASON_CODES else OTHER_CODE
+    known = code in SIGNALS or code in GENERAL_REASON_CODES or code in PRACTICE_REASON_CODES
+    return code if known else OTHER_CODE
 
 
 def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:

@@ -232,6 +232,8 @@ def decision_out(row: DecisionRow) -> dict[str, Any]:
         "rationale": row.rationale,
         "decided_at": row.decided_at,
         "decided_by": row.decided_by,
+        "priority": row.priority,
+        "priority_before_band": row.priority_before_band,
     }
 
 
@@ -267,8 +269,10 @@ def timeline(
     *,
     referral_id: str,
     reasons: Sequence[dict[str, Any]],
+    team_work: Iterable[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """The child's history across agencies, oldest first, each record linked to its signals."""
+    """The child's history across agencies, oldest first, each record linked to its signals;
+    ``team_work``: the front door's own items (``service.checks.check_timeline_items``)."""
     # A decision's record id is the referral it closed, so the signal's source says which.
     signals_by_record: dict[tuple[str, bool], list[str]] = {}
     for reason in reasons:
@@ -320,6 +324,7 @@ def timeline(
     for entry in out:
         key = (entry["record_id"], entry["kind"] == "decision")
         entry["signals"] = signals_by_record.get(key, [])
+    out += [dict(item, signals=[]) for item in team_work]  # no signal reads the team's work
     out.sort(key=lambda entry: (entry["at"], entry["kind"], entry["record_id"]))
     return out
 

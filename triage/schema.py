@@ -27,6 +27,7 @@ from triage.vocab import (
     EVENT_AGENCY,
     MEMBERSHIP_EVENT_KINDS,
     PERSON_EVENT_KINDS,
+    PRIORITY_BANDS,
     Agency,
     Concern,
     DecisionKind,
@@ -36,6 +37,7 @@ from triage.vocab import (
     InjurySite,
     OutcomeLevel,
     PlanCategory,
+    Priority,
     ReferrerRelationship,
     ReferrerType,
     Sex,
@@ -68,6 +70,7 @@ __all__ = [
     "ReasonCode",
     "ReferralIn",
     "Referrer",
+    "derive_agreement",
     "error_fields",
     "nhs_number_valid",
 ]
@@ -272,8 +275,26 @@ Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_post
 """A UK-shaped postcode, normalised to upper case with one space."""
 
 
-class Child(_Contract):
-    """The child a referral or event concerns: by id, or by details the service resolves."""
+class ChildDetails(_Contract):
+    """What identifies a child: the details the service resolves to a known child, or not."""
+
+    given_name: Name
+    family_name: Name
+    date_of_birth: date
+    sex: Sex
+    nhs_number: NhsNumber | None = None
+    postcode: Postcode | None = None
+    school: Name | None = Field(default=None, description="School name or URN, where known.")
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _dob_not_future(cls, value: date) -> date:
+        """Reject a date of birth that has not yet begun in any time zone."""
+        return _plausible_birth(value)
+
+
+class Child(ChildDetails):
+    """The child a referral concerns: by id, or by details the service resolves."""
 
     child_id: Id | None = Field(
         default=None,
@@ -286,22 +307,9 @@ class Child(_Contract):
         description="Required with `child_id`. Without it: a linked child's current household, "
         "or a new household for a new child.",
     )
-    given_name: Name
-    family_name: Name
-    date_of_birth: date
-    sex: Sex
     ethnicity: Ethnicity = Ethnicity.not_stated
     disability: bool = False
     deprivation_decile: Annotated[int, Field(ge=1, le=10)] | None = None
-    nhs_number: NhsNumber | None = None
-    postcode: Postcode | None = None
-    school: Name | None = Field(default=None, description="School name or URN, where known.")
-
-    @field_validator("date_of_birth")
-    @classmethod
-    def _dob_not_future(cls, value: date) -> date:
-        """Reject a date of birth that has not yet begun in any time zone."""
-        return _plausible_birth(value)
 
     @model_validator(mode="after")
     def _household_with_id(self) -> Self:
@@ -468,6 +476,13 @@ class AgencyEventIn(_Contract):
         "the service received the event.",
     )
     child_id: Id | None = None
+    child: ChildDetails | None = Field(
+        default=None,
+        description="The child's details when the agency does not know the service's child id: "
+        "the service resolves them as it does a referral's (linked, possible match with a "
+        "review task, or a new child) and the reply's item says how. With `child_id` they are "
+        "kept as the agency's identity record of that child.",
+    )
     household_id: Id | None = Field(default=None, validate_default=True)
     person_id: Id | None = Field(
         default=None,
@@ -515,11 +530,13 @@ class AgencyEventIn(_Contract):
     @field_validator("household_id")
     @classmethod
     def _child_or_household(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """Require at least one of child_id and household_id."""
-        # If child_id failed its own validation it is absent from info.data; don't pile on.
-        if value is None and "child_id" in info.data and info.data["child_id"] is None:
+        """Require at least one of child_id, the child's details and household_id."""
+        # A field that failed its own validation is absent from info.data; don't pile on.
+        named = ("child_id", "child")
+        if value is None and all(info.data.get(name, "invalid") is None for name in named):
             raise PydanticCustomError(
-                "subject_missing", "at least one of child_id or household_id is required"
+                "subject_missing",
+                "at least one of child_id, child (the child's details) or household_id is required",
             )
         return value
 
@@ -647,33 +664,72 @@ def _person_errors(
 
 
 class BandAgreement(StrEnum):
-    """Practitioner's view of the suggested triage band."""
+    """Practitioner's view of the suggested triage band (derived from their own priority)."""
 
     agree = "agree"
     should_be_higher = "should_be_higher"
     should_be_lower = "should_be_lower"
 
 
+_PRIORITY_NAMES = ", ".join(str(p) for p in Priority)
+
+
 class DecisionIn(_Contract):
-    """A practitioner's front-door decision on a referral."""
+    """A practitioner's front-door decision on a referral, with their own priority for it.
+
+    ``agreement`` is derived from ``priority`` against the band at decision time. Clients that
+    predate ``priority`` may still send ``agreement`` alone (stored as sent, no priority); with
+    both, they must match. Whether a rationale is required depends on the referral (a closing
+    decision on one with an injury or an earlier referral in 12 months), never on agreeing or
+    disagreeing, so the service checks it, not this model.
+    """
 
     decision: DecisionKind
-    agreement: BandAgreement
+    agreement: BandAgreement | None = Field(
+        default=None,
+        description="Deprecated: derived from priority. Sent alone by older clients.",
+    )
+    priority: Priority | None = Field(
+        default=None,
+        validate_default=True,
+        description="The practitioner's own priority on the four bands, highest first.",
+    )
     reason_codes: list[ReasonCode] = Field(default_factory=list, max_length=10)
     rationale: PlainText = Field(default="", max_length=MAX_RATIONALE_CHARS, validate_default=True)
 
-    @field_validator("rationale")
+    @field_validator("priority")
     @classmethod
-    def _rationale_when_disagreeing(cls, value: str, info: ValidationInfo) -> str:
-        """Require a rationale when the practitioner disagrees with the band."""
-        agreement = info.data.get("agreement")
-        if agreement is not None and agreement is not BandAgreement.agree and not value:
+    def _priority_or_agreement(
+        cls, value: Priority | None, info: ValidationInfo
+    ) -> Priority | None:
+        """Require the practitioner's priority unless an older client sent agreement alone.
+
+        A field validator (after ``agreement``), so a missing decision and a missing priority
+        are reported together.
+        """
+        if value is None and info.data.get("agreement") is None:
             raise PydanticCustomError(
-                "rationale_required",
-                "a rationale is required when agreement is '{agreement}'",
-                {"agreement": str(agreement)},
+                "priority_required",
+                "priority is required: the practitioner's own priority, one of {names} "
+                "(agreement with the band is derived from it)",
+                {"names": _PRIORITY_NAMES},
             )
         return value
+
+
+def derive_agreement(priority: Priority, band: str | None) -> BandAgreement | None:
+    """The practitioner's priority against the suggested band (None: no band to compare)."""
+    if band not in BANDS_IN_ORDER:
+        return None
+    given, suggested = PRIORITY_ORDER.index(priority), BANDS_IN_ORDER.index(band)
+    if given == suggested:
+        return BandAgreement.agree
+    return BandAgreement.should_be_higher if given < suggested else BandAgreement.should_be_lower
+
+
+PRIORITY_ORDER: tuple[Priority, ...] = tuple(PRIORITY_BANDS)
+BANDS_IN_ORDER: tuple[str, ...] = tuple(PRIORITY_BANDS.values())
+"""The four bands, highest first (as ``triage.queue.BANDS``)."""
 
 
 class OutcomeIn(_Contract):

@@ -15,8 +15,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 USER_ROLES = ("practitioner", "manager", "researcher", "admin")
 """Roles a person can hold; ``referrer`` belongs to API keys only."""
 
-SCOPES = ("referrals:write", "events:write", "referrals:read")
-"""What an API key may do; a key holds the ``referrer`` role with some of these."""
+SCOPES = ("referrals:write", "events:write", "referrals:read", "checks:reply")
+"""What an API key may do; a key holds the ``referrer`` role with some of these (``checks:reply``:
+answer requests for information to the agencies the key reports for)."""
 
 KEY_PREFIX = "trk_"
 TOKEN_SALT = "triage.user-token.v1"

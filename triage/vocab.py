@@ -312,3 +312,47 @@ GENERAL_REASON_CODES: dict[str, str] = {
     "risk_already_managed": "The risk is already being managed by another service",
 }
 """Decision reason codes beyond the signals' names (which are codes too), with their words."""
+
+
+class Priority(StrEnum):
+    """The practitioner's own priority for a referral, on the queue's four bands (highest first)."""
+
+    review_first = "review_first"
+    elevated = "elevated"
+    standard = "standard"
+    lower_band = "lower"  # not `lower`: that would hide str.lower on every member
+
+
+PRIORITY_BANDS: dict[Priority, str] = {
+    Priority.review_first: "Review first",
+    Priority.elevated: "Elevated",
+    Priority.standard: "Standard",
+    Priority.lower_band: "Lower",
+}
+"""Each priority's band name, in the queue's order (``triage.queue.BANDS``)."""
+
+CLOSING_DECISIONS: frozenset[DecisionKind] = frozenset(
+    {DecisionKind.no_further_action, DecisionKind.information_advice}
+)
+"""Decisions that close the front door's involvement (no further action, or advice only)."""
+
+PRACTICE_REASON_CODES: dict[str, str] = {
+    "injury_or_harm_described": "An injury or harm is described",
+    "child_disclosure": "The child has said something about harm",
+    "child_age_or_vulnerability": "The child's age or vulnerability (a baby, a disability)",
+    "pattern_of_concerns": "A pattern of concerns over time",
+    "concerns_from_several_agencies": "Concerns come from more than one agency",
+    "risk_from_an_adult": "Risk from an adult in or around the household",
+    "parent_capacity_concern": "Doubt about a parent's or carer's capacity to keep the child safe",
+    "protective_factors": "Protective factors: a safe adult, a family that engages",
+    "needs_met_by_universal_services": "Needs can be met by school, GP or health visitor",
+    "already_open_to_a_service": "Already open to a social worker or another service",
+    "agency_checks_reassure": "Checks with other agencies reassure",
+    "agency_checks_raise_concern": "Checks with other agencies raise concern",
+    "information_not_in_records": "Information the records do not hold (e.g. from the referrer)",
+    "record_inaccurate": "A record behind the score is wrong or about someone else",
+}
+"""Decision reason codes from front-door practice (not the model's signals), with their words.
+
+The page offers these; the API still accepts any snake_case code (older clients send signal
+names), and the researchers' export reads an unknown code as ``other``."""

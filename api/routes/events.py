@@ -56,6 +56,21 @@ MEMBERSHIP_EXAMPLE = [
         "person_id": "A-5521",
     },
 ]
+BY_DETAILS_EXAMPLE = {
+    "source_system": "health-ed",
+    "source_event_id": "ED-2026-1187",
+    "agency": "health",
+    "kind": "ed_injury_attendance",
+    "occurred_at": "2026-04-12T19:05:00Z",
+    "recorded_at": "2026-04-13T08:30:00Z",
+    "child": {
+        "given_name": "Samm",
+        "family_name": "Doe",
+        "date_of_birth": "2014-06-01",
+        "sex": "male",
+        "postcode": "LS6 2AB",
+    },
+}
 EVENT_BODY_SCHEMA = {
     "oneOf": [
         {"$ref": "#/components/schemas/AgencyEventIn"},
@@ -94,6 +109,10 @@ EVENT_BODY_SCHEMA = {
                     "examples": {
                         "one": {"summary": "One event", "value": EVENT_EXAMPLE},
                         "batch": {"summary": "A batch", "value": [EVENT_EXAMPLE]},
+                        "by_details": {
+                            "summary": "About a child the hospital knows only by details",
+                            "value": BY_DETAILS_EXAMPLE,
+                        },
                         "people": {
                             "summary": "An adult joins a household; a record about them",
                             "value": MEMBERSHIP_EXAMPLE,

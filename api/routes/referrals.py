@@ -69,18 +69,26 @@ MEMBERS_EXAMPLE = [
     {"given_name": "Kim", "family_name": "Doe", "role": "parent", "date_of_birth": "1990-01-02"},
 ]
 DECISION_EXAMPLES = {
-    "agree": {
-        "summary": "Agrees with the band",
-        "value": {"decision": "assessment", "agreement": "agree", "reason_codes": ["injury"]},
-    },
-    "disagree": {
-        "summary": "Disagrees: a rationale is required",
+    "priority": {
+        "summary": "The practitioner's own priority (agreement with the band is derived)",
         "value": {
-            "decision": "strategy_discussion",
-            "agreement": "should_be_higher",
-            "reason_codes": ["relative_concern_repeated"],
-            "rationale": "Third report from the same relative in two months.",
+            "decision": "assessment",
+            "priority": "elevated",
+            "reason_codes": ["injury_or_harm_described", "pattern_of_concerns"],
         },
+    },
+    "closing": {
+        "summary": "Closing a referral with an injury or an earlier referral: rationale required",
+        "value": {
+            "decision": "no_further_action",
+            "priority": "lower",
+            "reason_codes": ["agency_checks_reassure"],
+            "rationale": "Seen by the GP: a fall at nursery, consistent with the account.",
+        },
+    },
+    "older_client": {
+        "summary": "Older clients: agreement alone (deprecated; no priority is stored)",
+        "value": {"decision": "assessment", "agreement": "agree"},
     },
 }
 
@@ -260,7 +268,7 @@ def get_referral_receipt(
         409: {"model": ErrorOut, "description": "The referral already has a decision."},
     },
     dependencies=[Depends(require_roles("practitioner", "manager", "admin"))],
-    summary="Record the front-door decision (closes the referral)",
+    summary="Record the front-door decision with the practitioner's priority (closes it)",
 )
 def post_decision(
     referral_id: ReferralId,
@@ -268,7 +276,13 @@ def post_decision(
     session: SessionDep,
     actor: ActorDep,
 ) -> DecisionRecorded:
-    """Record a practitioner's decision; a second one gets 409 until a manager reopens."""
+    """Record a practitioner's decision; a second one gets 409 until a manager reopens.
+
+    ``priority`` is the practitioner's own priority on the four bands; ``agreement`` is derived
+    from it against the band. A rationale is required for a closing decision (no further
+    action, information and advice) on a referral with an injury or an earlier referral about
+    the child in the 12 months before, whatever the priority; 422 names the field and why.
+    """
     recorded = casework.decide(
         session, referral_id=referral_id, decision=decision, actor=actor.name
     )

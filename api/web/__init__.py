@@ -6,7 +6,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from api.web import case_pages, identity_pages, signin_pages, team_pages
+from api.web import (
+    case_pages,
+    check_pages,
+    decision_pages,
+    identity_pages,
+    signin_pages,
+    team_pages,
+)
 from api.web.auth import (
     BadFormToken,
     PageForbidden,
@@ -20,7 +27,8 @@ from api.web.render import STATIC_DIR, page
 def install_pages(app: FastAPI) -> None:
     """Add the page routes, their static files and their error pages."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (signin_pages, case_pages, identity_pages, team_pages):
+    pages = (signin_pages, case_pages, decision_pages, identity_pages, team_pages, check_pages)
+    for module in pages:
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.deps import StateDep
@@ -23,15 +22,15 @@ from api.web.auth import (
 )
 from api.web.reason_view import reasons_and_chronology
 from api.web.render import page
-from service import audit, casework, identity
+from service import audit, casework, decisions, identity
+from service.checks import checks_panel
 from service.errors import NotFound, Refusal
 from service.household import audit_panel, panel_note
 from triage.queue import BANDS, overdue_cutoff
-from triage.schema import BandAgreement, DecisionIn, error_fields
 from triage.store import QueueFilter
 from triage.store.statistics import queue_counts
 from triage.store.tables import utcnow
-from triage.vocab import GENERAL_REASON_CODES, Concern, DecisionKind
+from triage.vocab import Concern
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,11 +39,6 @@ MAX_REASON_CHARS = 2000
 """As the API's FreeText: disputes and reopening reasons."""
 TOO_LONG = f"Keep the reason to {MAX_REASON_CHARS:,} characters"
 MAX_AGE_YEARS = 25
-AGREEMENT_WORDS = {
-    BandAgreement.agree: "I agree with the band",
-    BandAgreement.should_be_higher: "Priority should be higher",
-    BandAgreement.should_be_lower: "Priority should be lower",
-}
 
 
 def _queue_filters(
@@ -196,7 +190,6 @@ def _referral_page(
     referral_id: str,
     *,
     status_code: int = 200,
-    decision_form: dict[str, Any] | None = None,
     form_errors: list[dict[str, str]] | None = None,
     dispute_form: dict[str, Any] | None = None,
 ) -> Response:
@@ -208,6 +201,11 @@ def _referral_page(
                 db, referral_id=referral_id, model=model, roles=viewer.actor.roles
             )
             identity_task = identity.task_for_referral(db, referral_id=referral_id)
+            checks = checks_panel(db, referral_id=referral_id)  # issue 22 (A): the checks
+            # Judge first: the band and its reasons wait until this viewer gives a priority.
+            band_hidden = decisions.band_hidden_for(
+                db, referral_id=referral_id, viewer=viewer.actor.name
+            )
     except NotFound:
         return show(
             request,
@@ -245,9 +243,6 @@ def _referral_page(
         detail, query=request.query_params, names=person_names(detail["household"])
     )
     people_for = people_behind_signals(detail["household"])
-    # A practitioner can cite any of the top reasons, in the words the page shows them in.
-    # DecisionIn takes at most 10 codes: the top 6 signals and the 4 general reasons.
-    reason_codes = {r["signal"]: r["sentence"] for r in reasons[:6]} | GENERAL_REASON_CODES
     return show(
         request,
         state,
@@ -261,15 +256,13 @@ def _referral_page(
         people_for=people_for,
         person_names=person_names(detail["household"]),
         sentence_of={r["signal"]: r["sentence"] for r in words["page_reasons"]},
-        decision_kinds=list(DecisionKind),
-        agreements=AGREEMENT_WORDS,
-        reason_codes=reason_codes,
-        decision_form=decision_form or {},
+        band_hidden=band_hidden,
         dispute_form=dispute_form or {},
         form_errors=form_errors or [],
         error_fields={e["field"] for e in form_errors or []},
         can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
         identity_task=identity_task,
+        checks=checks,
         **words,
     )
 
@@ -317,83 +310,6 @@ def referral(
 ) -> Response:
     """The referral: facts first, then the band, reasons, history, and the decision form."""
     return _referral_page(request, state, viewer, referral_id)
-
-
-@router.post("/referrals/{referral_id}/decision")
-def decide(
-    request: Request,
-    referral_id: str,
-    state: StateDep,
-    viewer: CaseworkViewer,
-    decision: Annotated[str, Form(max_length=64)] = "",
-    agreement: Annotated[str, Form(max_length=64)] = "",
-    reason_codes: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006
-    # No max_length on typed text: a long answer comes back with its words kept and a message.
-    rationale: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-) -> Response:
-    """Record the decision and return to the queue; a form to correct if anything is missing."""
-    check_form_token(viewer, csrf_token)
-    who = viewer.actor.name
-    submitted = {
-        "decision": decision,
-        "agreement": agreement,
-        "reason_codes": reason_codes,
-        "rationale": rationale.strip(),
-    }
-    try:
-        parsed = DecisionIn.model_validate(
-            {
-                "decision": decision or None,
-                "agreement": agreement or None,
-                "reason_codes": reason_codes,
-                "rationale": rationale.strip(),
-            }
-        )
-    except ValidationError as exc:
-        return _referral_page(
-            request,
-            state,
-            viewer,
-            referral_id,
-            status_code=422,
-            decision_form=submitted,
-            form_errors=[_decision_error(e) for e in error_fields(exc)],
-        )
-    failed = _store(
-        state, lambda db: casework.decide(db, referral_id=referral_id, decision=parsed, actor=who)
-    )
-    if failed is not None:
-        error = {"field": "decision", "reason": _conflict_words(failed)}
-        return _referral_page(
-            request, state, viewer, referral_id, status_code=status_of(failed), form_errors=[error]
-        )
-    notice = f"Decision recorded for referral {referral_id}. It has left the queue."
-    session = viewer.session.with_notice(notice)
-    return save_session(request, redirect("/queue"), state, session)
-
-
-def _conflict_words(exc: Refusal) -> str:
-    if exc.code == "already_decided":
-        return "This referral already has a decision. A manager can reopen it."
-    return exc.message
-
-
-_DECISION_REASONS = {
-    "decision": "Choose a decision",
-    "agreement": "Say whether you agree with the band",
-    "rationale": "Explain why you disagree with the band",
-    "reason_codes": "Choose reasons from the list",
-}
-
-
-def _decision_error(error: dict[str, str]) -> dict[str, str]:
-    """A validation error in the words of the form."""
-    field = error["field"].split(".")[0]
-    reason = _DECISION_REASONS.get(field, error["reason"])
-    if field == "rationale" and "at most" in error["reason"]:
-        reason = "The rationale is too long (5,000 characters at most)"
-    return {"field": field, "reason": reason}
 
 
 @router.post("/referrals/{referral_id}/dispute")

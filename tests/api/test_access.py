@@ -47,6 +47,19 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/audit/fairness"): {"researcher", "admin"},
     ("GET", "/v1/research/referrals"): {"researcher", "admin"},
     ("GET", "/v1/research/decisions"): {"researcher", "admin"},
+    # Multi-agency checks (issue 22): agencies reply through keys bound to their agency.
+    ("GET", "/v1/referrals/{referral_id}/checks"): {"practitioner", "manager", "admin"},
+    ("POST", "/v1/referrals/{referral_id}/checks"): {"practitioner", "manager", "admin"},
+    ("GET", "/v1/checks/outstanding"): {"referrer"},
+    ("POST", "/v1/checks/{request_id}/reply"): {"referrer", "practitioner", "manager", "admin"},
+    ("POST", "/v1/referrals/{referral_id}/strategy-discussions"): {
+        "practitioner",
+        "manager",
+        "admin",
+    },
+    ("POST", "/v1/referrals/{referral_id}/facts"): {"practitioner", "manager", "admin"},
+    ("GET", "/v1/sign-offs"): {"manager", "admin"},
+    ("POST", "/v1/referrals/{referral_id}/sign-off"): {"manager", "admin"},
     # Last: signing out revokes the caller's token for the routes after it.
     ("POST", "/v1/auth/logout"): {"practitioner", "manager", "researcher", "admin"},
 }
@@ -101,6 +114,7 @@ def call(
         path.replace("{referral_id}", referral_id)
         .replace("{task_id}", "IDT-none")
         .replace("{merge_id}", "PM-none")
+        .replace("{request_id}", "RFI-none")
     )
     bodies: dict[str, Any] = {
         "/v1/auth/token": {"username": "nobody", "password": "wrong password"},
@@ -112,6 +126,11 @@ def call(
         "/v1/identity-tasks/{task_id}/confirm": {"note": "same NHS number"},
         "/v1/identity-tasks/{task_id}/reject": {"note": "twins"},
         "/v1/person-merges/{merge_id}/undo": {"reason": "wrong merge"},
+        "/v1/referrals/{referral_id}/checks": {"agency": "police", "question": "Known?"},
+        "/v1/checks/{request_id}/reply": {"outcome": "not_known"},
+        "/v1/referrals/{referral_id}/strategy-discussions": {"held_at": "bad"},
+        "/v1/referrals/{referral_id}/facts": {"facts": [{"kind": "child_seen", "value": "no"}]},
+        "/v1/referrals/{referral_id}/sign-off": {"verdict": "sign_off"},
     }
     body = bodies.get(path)
     return client.request(method, url, headers=headers, json=body).status_code

@@ -38,7 +38,8 @@ from triage.store import (
 def test_a_decision_closes_the_referral_and_a_second_gets_409(client: TestClient) -> None:
     referral_id = client.post("/v1/referrals", json=referral()).json()["referral_id"]
     url = f"/v1/referrals/{referral_id}/decisions"
-    unexplained = client.post(url, json={"decision": "assessment", "agreement": "should_be_higher"})
+    # A rationale follows the referral (closing one with an injury), not disagreement.
+    unexplained = client.post(url, json={"decision": "no_further_action", "agreement": "agree"})
     assert unexplained.status_code == 422
     assert unexplained.json()["errors"][0]["field"] == "rationale"
     decided = client.post(url, json={"decision": "assessment", "agreement": "agree"})

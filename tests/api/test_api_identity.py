@@ -11,6 +11,8 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +45,7 @@ from triage.store import (
     QueueEntryRow,
     ReferralRow,
     ScoreRow,
+    make_engine,
 )
 
 NHS = "9434765919"  # a valid modulus-11 NHS number
@@ -408,3 +411,62 @@ def test_a_referral_system_reads_how_its_child_was_resolved(
     assert "reasons" not in receipt  # the receipt only
     assert receipt["resolution"]["outcome"] == "linked"
     assert receipt["resolution"]["person_id"] == "C-1042"
+
+
+class _RacingResolver(FakeResolver):
+    """While resolving the first referral, another intake stores the same new child first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.race: Any = None
+
+    def resolve(self, record: Any, known: Any) -> Any:
+        """Let the racing intake run once, in the middle of the first resolution."""
+        race, self.race = self.race, None
+        if race is not None:
+            race()
+        return super().resolve(record, known)
+
+
+def _intake_into(replies: list[Any], receive: Any, state: Any, referral: Any) -> None:
+    replies.append(receive(state, referral=referral, actor="admin", idempotency_key=None))
+
+
+def test_two_intakes_of_one_unknown_child_at_once_make_one_child(
+    migrated_url: str, tmp_path: Path, scorer: Scorer
+) -> None:
+    from service.intake import receive_referral
+    from triage.schema import ReferralIn
+
+    settings = Settings(
+        var_dir=tmp_path, database_url=migrated_url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/m"
+    )
+    admin = user_headers(settings, "admin")
+    db = make_engine(migrated_url)
+    resolver = _RacingResolver()
+    replies: list[Any] = []
+    for client in _client(
+        settings, admin, scorer_loader=Switch(scorer), identity_resolver=resolver
+    ):
+        state = client.app.state.service  # type: ignore[attr-defined]
+        other = ReferralIn.model_validate(unnamed("Robin"))
+        resolver.race = partial(_intake_into, replies, receive_referral, state, other)
+        response = client.post("/v1/referrals", json=unnamed("Robin"))
+        assert response.status_code == 201, response.text
+        assert replies, "the racing intake ran"
+        first = replies[0].body["resolution"]
+        assert first["outcome"] == "new"
+        resolution = response.json()["resolution"]
+        # Resolved again once the other intake's child was stored: the same child, not a twin.
+        assert resolution["outcome"] == "linked"
+        assert resolution["person_id"] == first["person_id"]
+        with db.connect() as connection:
+            robins = connection.scalars(
+                select(ReferralRow.child_id).where(
+                    ReferralRow.referral_id.in_(
+                        [response.json()["referral_id"], replies[0].body["referral_id"]]
+                    )
+                )
+            ).all()
+        assert set(robins) == {first["person_id"]}
+    db.dispose()

@@ -110,3 +110,32 @@ def test_a_twin_is_never_joined_to_their_sibling(client: TestClient, db: Engine)
         tasks = connection.scalars(select(IdentityTaskRow.status)).all()
     assert child != "C-1042"
     assert all(status == "open" for status in tasks)
+
+
+def test_a_school_s_record_with_a_misspelt_name_joins_the_child_with_the_real_linker(
+    client: TestClient, db: Engine
+) -> None:
+    referral_id = _known(client, 40)
+    sent = {
+        "source_system": "school-mis",
+        "source_event_id": "ATT-77",
+        "agency": "school",
+        "kind": "absence_concern",
+        "occurred_at": (T0 + timedelta(days=10)).isoformat(),
+        "recorded_at": (T0 + timedelta(days=12)).isoformat(),
+        "child": {"given_name": "Samm", "family_name": "Doe", "date_of_birth": "2014-06-01"}
+        | DETAILS,
+    }
+    response = client.post("/v1/events", json=sent)
+    assert response.status_code == 201, response.text
+    [item] = response.json()["items"]
+    assert item["resolution"]["outcome"] == "linked", item
+    assert item["resolution"]["person_id"] == "C-1042"
+    assert response.json()["rescored"] == [referral_id]
+    detail = client.get(f"/v1/referrals/{referral_id}").json()
+    assert item["event_id"] in {entry["record_id"] for entry in detail["timeline"]}
+    twin = sent | {"source_event_id": "ATT-78", "child": sent["child"] | {"given_name": "Alex"}}
+    response = client.post("/v1/events", json=twin)
+    assert response.status_code == 201, response.text
+    [item] = response.json()["items"]
+    assert item["resolution"]["person_id"] != "C-1042", item

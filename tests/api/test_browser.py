@@ -200,9 +200,7 @@ def test_csp_violations_are_seen(visit: Visit) -> None:
     visit.console.clear()  # expected here; the fixture fails on any other
 
 
-def test_practitioner_disagrees_and_the_referral_leaves_the_queue(
-    visit: Visit, world: World
-) -> None:
+def test_practitioner_decides_and_the_referral_leaves_the_queue(visit: Visit, world: World) -> None:
     page = visit.page
     sign_in(visit, PRACTITIONER, check=True)
     # The stylesheet loaded under style-src 'self'.
@@ -236,24 +234,30 @@ def test_practitioner_disagrees_and_the_referral_leaves_the_queue(
         "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight; }"
     )
 
-    # A disagreeing decision without a rationale: the error summary, its link, kept answers.
-    page.locator("#decision").select_option("strategy_discussion")
-    page.get_by_label("Priority should be higher").check()
-    page.get_by_role("button", name="Record decision").click()
+    # The decision is its own step. Closing an injury referral without a rationale: the error
+    # summary, its link, the answers kept (the whole journey: tests/api/test_browser_decisions.py).
+    page.get_by_role("link", name="Record a decision").click()
+    wait_for_path(page, f"/referrals/{world.newest}/decide")
+    page.get_by_label("Elevated").check()
+    page.get_by_label("No further action").check()
+    page.get_by_role("button", name="Continue").click()
     summary = page.get_by_role("alert")
     assert "There is a problem" in summary.inner_text()
-    assert "Explain why you disagree with the band" in summary.inner_text()
-    assert page.get_by_label("Priority should be higher").is_checked()
-    assert page.locator("#decision").input_value() == "strategy_discussion"
-    visit.check("referral-error-summary")
-    summary.get_by_role("link", name="Explain why you disagree with the band").click()
+    words = "Explain your decision: the referral reports an injury"
+    assert words in summary.inner_text()
+    assert page.get_by_label("Elevated").is_checked()
+    assert page.get_by_label("No further action").is_checked()
+    visit.check("decision-error-summary")
+    summary.get_by_role("link", name=words).click()
     assert page.url.endswith("#rationale")
     assert page.evaluate("() => document.activeElement.id") == "rationale"
 
-    # With a rationale the decision is recorded and the referral leaves the queue.
+    # With a rationale: check the answers, record, and the referral leaves the queue.
     page.keyboard.type("Third report in two months; the injury was seen by a teacher.")
     page.get_by_label("A record behind the score is wrong or about someone else").check()
-    page.get_by_role("button", name="Record decision").click()
+    page.get_by_role("button", name="Continue").click()
+    assert "Check your answers" in page.get_by_role("heading", level=1).inner_text()
+    page.get_by_role("button", name="Record the decision").click()
     wait_for_path(page, "/queue")
     notice = page.get_by_role("status")
     assert f"Decision recorded for referral {world.newest}" in notice.inner_text()
@@ -283,7 +287,7 @@ def tab_until(page: Any, wanted: Any, *, limit: int = 300) -> list[dict[str, str
     raise AssertionError(f"focus never reached the element after {limit} presses: {seen[-5:]}")
 
 
-def test_keyboard_alone_reaches_and_submits_the_decision_form(visit: Visit, world: World) -> None:
+def test_keyboard_alone_reaches_the_decision_step(visit: Visit, world: World) -> None:
     page = visit.page
     mine = world.add_referral(
         child_id="C-3003",
@@ -311,32 +315,11 @@ def test_keyboard_alone_reaches_and_submits_the_decision_form(visit: Visit, worl
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/referrals/{mine}")
 
-    # The decision form in order: the decision, the agreement radios, the reason checkboxes,
-    # the rationale, the button.
-    tab_until(page, lambda f: f["id"] == "decision")
-    page.keyboard.press("ArrowDown")  # the first decision after "Choose a decision"
-    chosen = page.locator("#decision").input_value()
-    assert chosen
-    page.keyboard.press("Tab")
-    assert focused(page)["id"] == "agreement-agree"  # a radio group is one Tab stop
-    page.keyboard.press("ArrowDown")
-    assert focused(page)["id"] == "agreement-should_be_higher"
-    assert page.locator("#agreement-should_be_higher").is_checked()
-    page.keyboard.press("Tab")
-    assert focused(page)["id"].startswith("reason-")
-    ticked = focused(page)["id"]
-    page.keyboard.press("Space")
-    assert page.locator(f"#{ticked}").is_checked()
-    between = tab_until(page, lambda f: f["id"] == "rationale")
-    assert all(f["id"].startswith("reason-") for f in between[:-1])
-    page.keyboard.type("Known to the school nurse; support is already in place.")
-    page.keyboard.press("Tab")
-    button = focused(page)
-    assert button["tag"] == "button" and button["text"] == "Record decision"
+    # The decision is its own step, one link away (its keyboard journey, check your answers
+    # included: tests/api/test_browser_decisions.py).
+    tab_until(page, lambda f: f["href"] == f"/referrals/{mine}/decide")
     page.keyboard.press("Enter")
-    wait_for_path(page, "/queue")
-    assert f"Decision recorded for referral {mine}" in page.get_by_role("status").inner_text()
-    assert not any(link.endswith(f"/referrals/{mine}") for link in queue_links(page))
+    wait_for_path(page, f"/referrals/{mine}/decide")
 
 
 def test_manager_and_error_pages_pass_axe(visit: Visit, world: World) -> None:

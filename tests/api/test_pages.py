@@ -157,7 +157,7 @@ def test_forms_without_the_csrf_token_are_refused(
     no_token = client.post("/login", data={"username": "casey", "password": PASSWORD})
     assert no_token.status_code == 403
     sign_in(client, settings, "practitioner")
-    decision = {"decision": "assessment", "agreement": "agree"}
+    decision = {"decision": "assessment", "priority": "standard"}
     for token in (None, "forged"):
         data = decision | ({"csrf_token": token} if token else {})
         response = client.post(f"/referrals/{newest}/decision", data=data)
@@ -223,41 +223,26 @@ def test_referral_page_puts_facts_first_and_links_reasons_to_records(
     assert "Records known up to" in html
 
 
-def test_disagreeing_needs_a_rationale_then_the_referral_leaves_the_queue(
+def test_the_decision_is_its_own_step_and_the_referral_leaves_the_queue(
     app_with_cases: dict[str, Any], settings: Settings, db: Engine
 ) -> None:
+    """The whole journey is in tests/api/test_decision_pages.py; here, the referral page's part."""
     client = browser(app_with_cases["app"])
     sign_in(client, settings, "practitioner")
     newest = app_with_cases["newest"]
-    token = csrf_of(client.get(f"/referrals/{newest}").text)
-    form = {"decision": "strategy_discussion", "agreement": "should_be_higher", "csrf_token": token}
-    missing = client.post(f"/referrals/{newest}/decision", data=form)
-    assert missing.status_code == 422
-    assert "Explain why you disagree with the band" in missing.text
-    assert 'href="#rationale"' in missing.text
-    assert 'value="should_be_higher" checked' in missing.text  # the answers are kept
-    too_long = client.post(f"/referrals/{newest}/decision", data=form | {"rationale": "x" * 5001})
-    assert too_long.status_code == 422 and "too long" in too_long.text
-    assert "x" * 5001 in too_long.text  # the words are kept to be shortened
-    done = client.post(
-        f"/referrals/{newest}/decision",
-        data=form | {"rationale": "Third report in two months.", "reason_codes": ["injury"]},
-    )
+    html = client.get(f"/referrals/{newest}").text
+    assert f'href="/referrals/{newest}/decide"' in html
+    assert "Do you agree?" not in html and 'name="agreement"' not in html
+    token = csrf_of(html)
+    answers = {"priority": "elevated", "decision": "strategy_discussion", "csrf_token": token}
+    assert client.post(f"/referrals/{newest}/decide", data=answers).status_code == 200
+    done = client.post(f"/referrals/{newest}/decision", data=answers)
     assert done.status_code == 303 and done.headers["location"] == "/queue"
     queue = client.get("/queue").text
     assert f"Decision recorded for referral {newest}" in queue
     assert f'href="/referrals/{newest}"' not in queue
     assert "Decision recorded" not in client.get("/queue").text  # a notice shows once
-    with db.connect() as connection:
-        row = connection.execute(
-            select(DecisionRow.agreement, DecisionRow.rationale).where(
-                DecisionRow.referral_id == newest
-            )
-        ).one()
-    assert row == ("should_be_higher", "Third report in two months.")
-    again = client.post(
-        f"/referrals/{newest}/decision", data=form | {"rationale": "twice", "csrf_token": token}
-    )
+    again = client.post(f"/referrals/{newest}/decision", data=answers)
     assert again.status_code == 409 and "already has a decision" in again.text
 
 
@@ -308,26 +293,32 @@ def test_pages_admit_only_their_roles(
 
 
 def test_manager_page_counts_decisions_by_band_and_disagreement_by_reason(
-    app_with_cases: dict[str, Any], settings: Settings
+    app_with_cases: dict[str, Any], settings: Settings, db: Engine
 ) -> None:
     client = browser(app_with_cases["app"])
     sign_in(client, settings, "manager")
     newest = app_with_cases["newest"]
     token = csrf_of(client.get(f"/referrals/{newest}").text)
-    client.post(
+    with db.connect() as connection:
+        band = connection.scalars(
+            select(ScoreRow.band).where(ScoreRow.referral_id == newest).order_by(ScoreRow.id)
+        ).all()[-1]
+    assert band != "Lower", "the newest referral needs a band a priority can be lower than"
+    recorded = client.post(
         f"/referrals/{newest}/decision",
         data={
             "decision": "early_help",
-            "agreement": "should_be_lower",
-            "reason_codes": ["risk_already_managed"],
+            "priority": "lower",
+            "reason_codes": ["already_open_to_a_service"],
             "rationale": "School already supports the family.",
             "csrf_token": token,
         },
     )
+    assert recorded.status_code == 303, recorded.text
     html = client.get("/manager", params={"weeks": 52}).text
     assert "no target" in html
     assert "3 decisions recorded" in html
-    assert '<th scope="col">risk already managed</th>' in html
+    assert '<th scope="col">already open to a service</th>' in html
     # The newest week comes first: no "higher", one "lower", citing the one code.
     newest = re.search(
         r'<tbody>\s*<tr>\s*<th scope="row"><time[^>]*>[^<]*</time></th>(.*?)</tr>',

@@ -14,7 +14,7 @@ import pytest
 from features.catalogue import SIGNALS, Direction
 from models.bands import Bands
 from models.families import sigmoid
-from models.gates import GateConfig, check_gates
+from models.gates import GateConfig, check_gates, fnr_gates
 from models.splits import EXCLUDED, TEST, TRAIN, VALIDATION, temporal_household_split
 from models.train import TrainConfig, choose, train
 
@@ -286,3 +286,28 @@ def test_challenger_small_batches_match_scikit_learn(fitted, rows):
     low, high = challenger.probability_range(sample)
     q = np.quantile(sigmoid(refits), [0.05, 0.95], axis=0)
     np.testing.assert_allclose([low, high], q, rtol=0, atol=1e-10)
+
+
+def test_the_fnr_gate_names_the_group_whose_children_are_missed_and_by_how_much():
+    rng = np.random.default_rng(3)
+    n = 4000
+    group = pd.Series(np.where(np.arange(n) % 4 == 0, "housing", "police"))
+    y = (rng.random(n) < 0.2).astype(np.int64)
+    p = rng.random(n) * 0.5 + 0.5 * y  # positives score higher...
+    p[(group == "housing").to_numpy() & (y == 1)] *= 0.3  # ...except housing's, pushed down
+    config = GateConfig(fnr_capacity=0.2, max_group_fnr_excess=0.1, min_group_positives=50)
+    [gate] = fnr_gates(y, p, {"referrer_type": group}, config)
+    flagged = np.zeros(n, dtype=bool)
+    flagged[np.argsort(-p, kind="stable")[:800]] = True
+    overall = 1 - flagged[y == 1].mean()
+    housing = 1 - flagged[(y == 1) & (group == "housing").to_numpy()].mean()
+    assert not gate.passed
+    assert gate.value == pytest.approx(housing - overall)
+    assert gate.shortfall == pytest.approx(housing - overall - 0.1)
+    assert "referrer_type 'housing'" in gate.detail
+    # The same scores without the push pass; a group too small to judge is left out.
+    fair = rng.random(n) * 0.5 + 0.5 * y
+    assert fnr_gates(y, fair, {"referrer_type": group}, config)[0].passed
+    tiny = GateConfig(fnr_capacity=0.2, min_group_positives=10_000)
+    [skipped] = fnr_gates(y, p, {"referrer_type": group}, tiny)
+    assert skipped.passed and "no group has" in skipped.detail

@@ -181,3 +181,29 @@ def test_history_reasons_are_dated_from_their_records() -> None:
     )
     for reason in (violence, missed, closed, injury):
         assert not re.search(r"\d\.\d", reason["sentence"] + reason["effect"])
+
+
+def test_the_front_doors_own_work_joins_the_chronology() -> None:
+    # service.checks.check_timeline_items: a request and its reply share the request's id.
+    asked = {
+        "kind": "check",
+        "at": at("2026-12-21"),
+        "record_id": "Q1",
+        "referral_id": "R2",
+        "words": "Information requested from GP practice",
+        "agency": "gp",
+        "signals": [],
+    }
+    replied = asked | {"at": at("2026-12-22"), "words": "GP practice replied: no concerns"}
+    met = {"kind": "strategy", "at": at("2026-12-22", 15), "record_id": "S1",
+           "referral_id": "R2", "words": "Strategy discussion (Police): section 47",
+           "agency": None, "signals": []}  # fmt: skip
+    shown = chronology([*timeline(), asked, replied, met])
+    team = [e for e in shown.every if e.kind in ("check", "strategy")]
+    assert [e.title for e in team] == [
+        "Request for information", "Request for information", "Strategy discussion"
+    ]  # fmt: skip
+    assert len({e.anchor for e in team}) == 3 and not any(e.disputable for e in team)
+    assert team[0].agency == "health" and team[2].agency == "front_door"  # a GP is health
+    health = chronology([*timeline(), asked, replied, met], agencies=["health"])
+    assert "GP practice replied: no concerns" in [getattr(r, "summary", "") for r in health.rows]

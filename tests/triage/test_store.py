@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
@@ -49,7 +50,7 @@ from triage.store import (
 )
 from triage.store.auditlog import verify_chain
 from triage.store.coltypes import NaiveDatetimeError
-from triage.store.migrate import current_revision, upgrade
+from triage.store.migrate import alembic_config, current_revision, upgrade
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -344,7 +345,8 @@ def test_downgrade_to_the_first_revision_and_back(migrated_url: str) -> None:
     downgrade(migrated_url, "0001")
     assert current_revision(migrated_url) == "0001"
     upgrade(migrated_url)
-    assert current_revision(migrated_url) == "0011"
+    head = ScriptDirectory.from_config(alembic_config(migrated_url)).get_current_head()
+    assert current_revision(migrated_url) == head
 
 
 # --- Core writes of the intake and scoring paths --------------------------------------------

@@ -74,8 +74,10 @@ def test_migration_names_constraints_like_metadata(engine: Engine) -> None:
 
 
 def test_upgrade_twice_is_a_noop(migrated_url: str) -> None:
-    head = ScriptDirectory.from_config(alembic_config(migrated_url)).get_current_head()
-    assert current_revision(migrated_url) == head == "0011"
+    script = ScriptDirectory.from_config(alembic_config(migrated_url))
+    assert len(script.get_heads()) == 1, "the migrations form one chain"
+    head = script.get_current_head()
+    assert current_revision(migrated_url) == head
     upgrade(migrated_url)
     assert current_revision(migrated_url) == head
 

@@ -33,6 +33,8 @@ def record_decision(
     rationale: str | None = None,
     decided_by: str | None = None,
     synthetic: bool = False,
+    priority: str | None = None,
+    priority_before_band: bool | None = None,
 ) -> DecisionRow:
     """Record the decision on an open referral and close it; refuse a second decision."""
     decision = DecisionKind(decision).value
@@ -55,6 +57,8 @@ def record_decision(
         rationale=rationale,
         decided_by=decided_by,
         synthetic=synthetic,
+        priority=priority,
+        priority_before_band=priority_before_band,
     )
     session.add(row)
     session.flush()

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from triage.store.statements import insert_if_new, session_connection
@@ -47,6 +47,27 @@ KNOWN_LIMIT = 5_000
 """Known records read for one resolution at most (the blocking keys keep it far below)."""
 STORED_CHILD_SYSTEM = "front-door"
 """``source_system`` of a stored child offered to the linker when no record names it yet."""
+
+
+# Any constant distinct from the other advisory locks' (auditlog, people).
+_IDENTITY_LOCK_SPACE = 0x7472_6964  # "trid"
+_IDENTITY_LOCK = text("SELECT pg_advisory_xact_lock(:space, :year)")
+
+
+def lock_identities(session: Session, *, birth_years: Collection[int]) -> None:
+    """Serialise, until the transaction ends, writers making new children born in these years.
+
+    Checking that no known record matches a child's details and then storing a new child must
+    not interleave with another request doing the same for the same child, or both would make
+    one. Every blocking key but the NHS number shares the birth year, so the lock is per year,
+    taken in order (no deadlock between two batches). SQLite writers already hold the
+    database's write lock; PostgreSQL takes transaction-scoped advisory locks.
+    """
+    connection = session_connection(session)
+    if connection.dialect.name != "postgresql":
+        return
+    for year in sorted(set(birth_years)):
+        connection.execute(_IDENTITY_LOCK, {"space": _IDENTITY_LOCK_SPACE, "year": year})
 
 
 def insert_identity_record_if_new(session: Session, *, record: Mapping[str, Any]) -> bool:
@@ -206,6 +227,17 @@ def identity_task_for_referral(session: Session, *, referral_id: str) -> Identit
     query = (
         select(IdentityTaskRow)
         .where(IdentityTaskRow.referral_id == referral_id)
+        .order_by(IdentityTaskRow.created_at.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
+def identity_task_for_event(session: Session, *, event_id: str) -> IdentityTaskRow | None:
+    """The identity task an agency event opened, if any (the newest)."""
+    query = (
+        select(IdentityTaskRow)
+        .where(IdentityTaskRow.event_id == event_id)
         .order_by(IdentityTaskRow.created_at.desc())
         .limit(1)
     )

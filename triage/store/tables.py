@@ -240,6 +240,10 @@ class DecisionRow(Base):
     rationale: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(ID))
     synthetic: Mapped[bool] = mapped_column(Boolean)
+    priority: Mapped[str | None] = mapped_column(String(VOCAB))
+    """The practitioner's own priority (a ``Priority``); null for older clients and extracts."""
+    priority_before_band: Mapped[bool | None] = mapped_column(Boolean)
+    """Whether the priority was recorded before the band was shown ("judge first" mode)."""
 
 
 class OutcomeRow(Base):
@@ -454,6 +458,7 @@ class IdentityTaskRow(Base):
         CheckConstraint("status IN ('open', 'confirmed', 'rejected')", name="status"),
         Index(None, "status", "task_id"),
         Index(None, "referral_id"),
+        Index(None, "event_id"),
     )
 
     task_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
@@ -461,6 +466,8 @@ class IdentityTaskRow(Base):
         String(ID), ForeignKey("identity_records.record_id"), index=True
     )
     referral_id: Mapped[str | None] = mapped_column(String(ID))
+    event_id: Mapped[str | None] = mapped_column(String(ID))
+    """The agency event that opened the task, when an event (not a referral) did."""
     candidate_person_id: Mapped[str | None] = mapped_column(String(ID))
     """None when the linker could not run: a person checks by hand whether the child is known."""
     match_probability: Mapped[float | None] = mapped_column(Float)
@@ -487,3 +494,113 @@ class PersonMergeRow(Base):
     moved: Mapped[dict[str, Any]]
     undone_at: Mapped[datetime | None]
     undone_by: Mapped[str | None] = mapped_column(String(NAME))
+
+
+# --- multi-agency checks (issue 22, area A) ------------------------------------------------
+
+
+class CheckRequestRow(Base):
+    """A request for information to one agency about a referral's child, and its reply."""
+
+    __tablename__ = "check_requests"
+    __table_args__ = (
+        Index(None, "referral_id", "requested_at"),
+        Index(None, "agency", "replied_at", "due_at"),
+    )
+
+    request_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    referral_id: Mapped[str] = mapped_column(String(ID), ForeignKey("referrals.referral_id"))
+    agency: Mapped[str] = mapped_column(String(VOCAB))
+    question: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime]
+    requested_by: Mapped[str] = mapped_column(String(NAME))
+    due_at: Mapped[datetime]
+    replied_at: Mapped[datetime | None]
+    reply_outcome: Mapped[str | None] = mapped_column(String(VOCAB))
+    reply_summary: Mapped[str | None] = mapped_column(Text)
+    replied_by: Mapped[str | None] = mapped_column(String(NAME))
+    reply_channel: Mapped[str | None] = mapped_column(String(VOCAB))
+    """``agency``: the agency's own API key; ``recorded``: a practitioner typed the reply in."""
+
+
+class StrategyDiscussionRow(Base):
+    """A strategy discussion about a referral: when, which agencies attended, what it decided."""
+
+    __tablename__ = "strategy_discussions"
+    __table_args__ = (Index(None, "referral_id", "held_at"),)
+
+    discussion_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    referral_id: Mapped[str] = mapped_column(String(ID), ForeignKey("referrals.referral_id"))
+    held_at: Mapped[datetime]
+    attendees: Mapped[list[Any]]
+    """``[{"agency", "role"}]``: agencies and roles, never names."""
+    outcome: Mapped[str] = mapped_column(String(VOCAB))
+    summary: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(NAME))
+    recorded_at: Mapped[datetime]
+
+
+class CheckFactRow(Base):
+    """One fact found out first hand (child seen, account corroborated...); the latest of a
+    kind is the current answer, the earlier ones stay on record."""
+
+    __tablename__ = "check_facts"
+    __table_args__ = (Index(None, "referral_id", "kind", "recorded_at"),)
+
+    fact_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    referral_id: Mapped[str] = mapped_column(String(ID), ForeignKey("referrals.referral_id"))
+    kind: Mapped[str] = mapped_column(String(VOCAB))
+    value: Mapped[str] = mapped_column(String(VOCAB))
+    note: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(NAME))
+    recorded_at: Mapped[datetime]
+
+
+class SignOffRow(Base):
+    """A decision that needs a manager's sign-off before the referral leaves the queue."""
+
+    __tablename__ = "sign_offs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('awaiting', 'signed_off', 'sent_back', 'superseded')", name="status"
+        ),
+        Index(None, "referral_id"),
+        Index(None, "status", "requested_at"),
+    )
+
+    sign_off_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    referral_id: Mapped[str] = mapped_column(String(ID), ForeignKey("referrals.referral_id"))
+    decision_id: Mapped[int] = mapped_column(Integer, ForeignKey("decisions.id"))
+    reasons: Mapped[list[str]]
+    """Why sign-off is needed, in words (no personal data)."""
+    status: Mapped[str] = mapped_column(String(VOCAB))
+    requested_by: Mapped[str] = mapped_column(String(NAME))
+    requested_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(NAME))
+    decided_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class PriorityJudgementRow(Base):
+    """A practitioner's own priority for a referral, recorded before the band was shown."""
+
+    __tablename__ = "priority_judgements"
+    __table_args__ = (UniqueConstraint("referral_id", "judged_by"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(String(ID), ForeignKey("referrals.referral_id"))
+    judged_by: Mapped[str] = mapped_column(String(NAME))
+    priority: Mapped[str] = mapped_column(String(VOCAB))
+    judged_at: Mapped[datetime]
+
+
+class TeamSettingRow(Base):
+    """One setting of the front-door team (e.g. the decision mode), with who changed it last."""
+
+    __tablename__ = "team_settings"
+
+    name: Mapped[str] = mapped_column(String(VOCAB), primary_key=True)
+    value: Mapped[str] = mapped_column(String(VOCAB))
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(NAME))
