@@ -14,7 +14,7 @@ from typing import Any
 
 import chronology_support as world
 import pytest
-from access_helpers import sign_in_page, user_headers
+from access_helpers import csrf_of, sign_in_page, user_headers
 from api_support import Switch, scorer  # noqa: F401 (scorer is a fixture)
 from fastapi.testclient import TestClient
 
@@ -45,9 +45,11 @@ def case(tmp_path_factory: pytest.TempPathFactory, scorer: Scorer) -> Iterator[d
         ids = world.build(api)
         detail = api.get(f"/v1/referrals/{ids['newest']}").json()
     page = TestClient(app, follow_redirects=False, headers={"Accept": "text/html"})
-    with page:
+    manager = TestClient(app, follow_redirects=False, headers={"Accept": "text/html"})
+    with page, manager:
         sign_in_page(page, settings, "practitioner")
-        yield ids | {"page": page, "detail": detail}
+        sign_in_page(manager, settings, "manager")
+        yield ids | {"page": page, "manager": manager, "detail": detail}
 
 
 def get(case: dict[str, Any], query: str = "") -> str:
@@ -203,3 +205,21 @@ def test_pages_show_uk_local_time_in_winter_and_summer() -> None:
     assert when(datetime(2026, 10, 25, 1, 30, tzinfo=UTC)) == "25 Oct 2026, 01:30"  # clocks back
     assert day(datetime(2026, 3, 30, 23, 30, tzinfo=UTC)) == "31 Mar 2026"
     assert when(date(2014, 6, 1)) == "1 Jun 2014" and when(None) == "not known"
+
+
+def test_judge_first_hides_what_the_score_used_from_the_chronology(case) -> None:
+    manager = case["manager"]
+    token = csrf_of(manager.get("/manager").text)
+    try:
+        switched = manager.post(
+            "/manager/decision-mode", data={"mode": "judge_first", "csrf_token": token}
+        )
+        assert switched.status_code == 303
+        html = get(case)
+        assert "Why: what moved the score" not in html
+        history = section(html, "history-title")
+        assert "5 missed health appointments" in history  # the chronology itself stays
+        assert "Used by the score" not in history and 'href="#why-' not in history
+    finally:
+        manager.post("/manager/decision-mode", data={"mode": "band_shown", "csrf_token": token})
+    assert "Used by the score" in section(get(case), "history-title")
