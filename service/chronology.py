@@ -201,13 +201,17 @@ TEAM_WORK = {
 """The front door's own work in the chronology (area A's items), by kind."""
 
 
+_KEY_AGENCY: dict[str, str] = {str(k): str(v) for k, v in KEY_AGENCY.items()}
+"""The record agency each asked agency files under (a GP practice under Health)."""
+
+
 def _team_entry(item: Mapping[str, Any]) -> Entry:
     return Entry(
         anchor=f"record-{item['kind']}-{item['record_id']}",
         record_id=item["record_id"],
         kind=item["kind"],
         at=item["at"],
-        agency=str(KEY_AGENCY.get(item.get("agency") or "", FRONT_DOOR)),
+        agency=str(_KEY_AGENCY.get(item.get("agency") or "", FRONT_DOOR)),
         title=TEAM_WORK[item["kind"]],
         summary=str(item.get("words", "")),
         outcome="",
