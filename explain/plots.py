@@ -22,12 +22,22 @@ LABEL_WIDTH = 330
 
 
 def bars_svg(
-    labels: Sequence[str], values: Sequence[float], title: str, *, width: int = 640
+    labels: Sequence[str],
+    values: Sequence[float],
+    title: str,
+    *,
+    width: int = 640,
+    value_labels: Sequence[str] | None = None,
 ) -> str:
-    """Horizontal bars around a zero line; the sign is written (+/−), not left to colour."""
+    """Horizontal bars around a zero line; the sign is written (+/−), not left to colour.
+
+    ``value_labels`` (words such as "raises, strong") replace the numbers at the bars' ends.
+    """
     n = len(labels)
     height = 30 + n * (BAR_HEIGHT + 6)
-    plot_width = width - LABEL_WIDTH - 70
+    value_width = 70 if value_labels is None else 130
+    width += value_width - 70
+    plot_width = width - LABEL_WIDTH - value_width
     extent = max((abs(v) for v in values), default=0.0) or 1.0
     zero = LABEL_WIDTH + plot_width / 2
     scale = plot_width / 2 / extent
@@ -43,15 +53,16 @@ def bars_svg(
         x = zero if value >= 0 else zero - length
         colour = RAISE_COLOUR if value > 0 else LOWER_COLOUR
         sign = "+" if value > 0 else "−" if value < 0 else "±"
+        shown = f"{sign}{abs(value):.2f}" if value_labels is None else value_labels[i]
         parts += [
             "<g>",
-            f"<title>{escape(label)}: {sign}{abs(value):.2f}</title>",
+            f"<title>{escape(label)}: {escape(shown)}</title>",
             f'<text x="{LABEL_WIDTH - 8}" y="{y + 15}" text-anchor="end" font-size="12"'
             f' font-family="sans-serif">{escape(_clip(label, 52))}</text>',
             f'<rect x="{x:.1f}" y="{y}" width="{max(length, 1):.1f}" height="{BAR_HEIGHT}"'
             f' fill="{colour}"/>',
             f'<text x="{width - 6}" y="{y + 15}" text-anchor="end" font-size="12"'
-            f' font-family="sans-serif">{sign}{abs(value):.2f}</text>',
+            f' font-family="sans-serif">{escape(shown)}</text>',
             "</g>",
         ]
     parts.append("</svg>")
@@ -65,6 +76,17 @@ def _clip(text: str, limit: int) -> str:
 REASONS_TITLE = (
     "What moved this score (log-odds): bars to the right raise priority, to the left lower it"
 )
+
+
+REASONS_WORDS_TITLE = (
+    "What moved this score: bars to the right raise priority, to the left lower it; "
+    "longer bars moved it more"
+)
+
+
+def reasons_words_svg(labels: Sequence[str], values: Sequence[float], words: Sequence[str]) -> str:
+    """A referral's reasons as bars labelled in words (for pages: no log-odds shown)."""
+    return bars_svg(labels, values, REASONS_WORDS_TITLE, value_labels=words)
 
 
 def reasons_svg(reasons: Sequence[Reason], *, top: int = 8) -> str:

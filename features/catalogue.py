@@ -147,6 +147,13 @@ def age_words(months: int) -> str:
     return f"{months // 12} years"
 
 
+CONCERN_WORDS: dict[Concern, str] = {
+    **{c: c.value.replace("_", " ") for c in Concern},
+    Concern.missing: "the child going missing",
+    Concern.other: "a concern of another kind",
+}
+"""A concern as a reason names it ("the referral's concerns include ...")."""
+
 R, C, H = Source.referral, Entity.child, Entity.household
 UP, DOWN = Direction.raises, Direction.lowers
 
@@ -155,11 +162,12 @@ _CURRENT: tuple[Signal, ...] = (
            direction=DOWN, description="Age in whole months at referral",
            absent="The child's age is not recorded", reads_as_age=True),
     Signal("infant_under_1", C, R, Aggregation.exists, "The child is under one year old",
-           filter=Filter(max_age_months=12), direction=UP, absent="The child is over one year old"),
+           filter=Filter(max_age_months=12), direction=UP,
+           absent="The child is one year old or older"),
     Signal("non_mobile_infant_injury", C, R, Aggregation.exists,
            "An injury is reported to a baby under six months (not yet mobile)",
            filter=Filter(max_age_months=6, injury_reported=True), direction=UP,
-           absent="No injury to a non-mobile baby is reported"),
+           absent="There is no reported injury to a baby under six months"),
     Signal("injury_reported", C, R, Aggregation.exists, "An injury is reported",
            filter=Filter(injury_reported=True), direction=UP, absent="No injury is reported"),
     Signal("injury_head_face_neck", C, R, Aggregation.exists,
@@ -168,8 +176,8 @@ _CURRENT: tuple[Signal, ...] = (
            absent="No injury to the head, face or neck is reported"),
     *(
         Signal(f"concern_{c.value}", C, R, Aggregation.exists,
-               f"The referral raises {c.value.replace('_', ' ')}", filter=Filter(concerns=(c,)),
-               absent=f"The referral does not raise {c.value.replace('_', ' ')}")
+               f"The referral's concerns include {CONCERN_WORDS[c]}", filter=Filter(concerns=(c,)),
+               absent=f"The referral's concerns do not include {CONCERN_WORDS[c]}")
         for c in Concern
     ),
     Signal("referrer_professional", C, R, Aggregation.exists, "The referrer is a professional",
@@ -207,7 +215,7 @@ _HISTORY: tuple[Signal, ...] = (
            "The same concern was raised {value} time{s} before in the last 12 months", 365,
            direction=UP, description="Most earlier referrals sharing one of this one's concerns"),
     Signal("prior_nfa_closures_365d", C, Source.decisions, Aggregation.count,
-           "{value} earlier referral{s} closed with no further action in the last 12 months", 365,
+           "{value} earlier referral{s} closed as “no further action” in the last 12 months", 365,
            filter=Filter(decisions=(DecisionKind.no_further_action,)), direction=UP),
     Signal("days_since_last_referral", C, Source.referrals, Aggregation.days_since,
            "The last referral about this child was {value} day{s} ago", direction=DOWN,
@@ -273,7 +281,7 @@ _PEOPLE: tuple[Signal, ...] = (
            "An adult not related to the child lives in the household at the referral",
            filter=Filter(roles=UNRELATED_ROLES, lives_there=True), direction=UP,
            description="A parent's partner (not a step-parent) or another unrelated adult",
-           absent="No adult unrelated to the child is recorded in the household at the referral"),
+           absent="Every adult recorded in the household at the referral is related to the child"),
     Signal("risk_adult_joined_household_365d", H, Source.memberships, Aggregation.exists,
            f"An adult with {_RISK_WORDS} joined the household in the last 12 months", 365,
            filter=Filter(roles=ADULT_ROLES, person_records=_ADULT_RISK), direction=UP,

@@ -15,12 +15,17 @@ from sqlalchemy.orm import Session
 from explain.referral import what_if
 from explain.unknowns import what_the_model_does_not_know
 from service.champion import LoadedModel
+from service.checks import check_timeline_items, outstanding_checks
 from service.child_groups import newer_records, other_open_referrals, received
 from service.decisions import decision_terms, rationale_reasons
 from service.errors import Conflict, invalid, not_found
 from service.household import household_panel, may_see_household
 from service.scoring import enqueue, facts_of
-from service.signoff import hold_for_sign_off, require_rationale_for_sign_off
+from service.signoff import (
+    awaiting_sign_off_among,
+    hold_for_sign_off,
+    require_rationale_for_sign_off,
+)
 from service.views import (
     decision_out,
     dispute_out,
@@ -137,12 +142,16 @@ def read_queue(
     to_confirm |= open_identity_tasks_for_referrals(session, referral_ids=page_ids)
     others = other_open_referrals(session, entries=page)
     newer = newer_records(session, entries=[received(entry) for entry in page])
+    checks = outstanding_checks(session, referral_ids=page_ids)
+    held = awaiting_sign_off_among(session, referral_ids=page_ids)
     return {
         "items": [
             queue_item(entry, now=now, model=model, identity_check=entry.referral_id in to_confirm)
             | {
                 "other_open_referrals": others[entry.referral_id],
                 "newer_records": newer[entry.referral_id],
+                "outstanding_checks": checks[entry.referral_id],
+                "awaiting_sign_off": entry.referral_id in held,
             }
             for entry in page
         ],
@@ -193,7 +202,14 @@ def referral_detail(
             dispute_out(d) for d in disputes_for_referral(session, referral_id=referral_id)
         ],
         "timeline": timeline(
-            history, decisions, referral_id=referral_id, reasons=fields.get("reasons", [])
+            history,
+            decisions,
+            referral_id=referral_id,
+            reasons=fields.get("reasons", []),
+            # The front door's own work about the child: checks, discussions, facts.
+            team_work=check_timeline_items(
+                session, referral_ids=sorted({*referral_ids, referral_id})
+            ),
         ),
         "timeline_truncated": len(history) >= HISTORY_LIMIT,
         "history_through": max((item.at for item in history), default=None),

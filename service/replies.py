@@ -140,6 +140,13 @@ class QueueItem(ScoreFields):
         description="Records about the child known only after this referral arrived: its score "
         "counts only what was known before, so it leaves these out.",
     )
+    outstanding_checks: int = Field(
+        default=0, description="Requests for information to agencies not answered yet."
+    )
+    awaiting_sign_off: bool = Field(
+        default=False,
+        description="A decision is recorded and awaits a manager's sign-off (it stays queued).",
+    )
 
 
 class QueuePage(BaseModel):
@@ -289,7 +296,10 @@ class TimelineItem(BaseModel):
     """One record in the child's history across agencies."""
 
     record_id: str
-    kind: Literal["referral", "event", "decision"]
+    kind: Literal["referral", "event", "decision", "check", "strategy", "fact"] = Field(
+        description="`check`, `strategy` and `fact`: the front door's own work (a request for "
+        "information or its reply, a strategy discussion, a recorded fact)."
+    )
     at: datetime
     agency: str | None = None
     event_kind: str | None = None
@@ -298,6 +308,10 @@ class TimelineItem(BaseModel):
     injury_reported: bool | None = None
     decision: str | None = None
     person_id: str | None = Field(default=None, description="The adult an event is about.")
+    words: str | None = Field(default=None, description="The front door's work in words.")
+    referral_id: str | None = Field(
+        default=None, description="The referral the front door's work was recorded on."
+    )
     this_referral: bool = False
     signals: list[str] = Field(
         default_factory=list, description="Signals of the current score that used this record."

@@ -269,8 +269,10 @@ def timeline(
     *,
     referral_id: str,
     reasons: Sequence[dict[str, Any]],
+    team_work: Iterable[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """The child's history across agencies, oldest first, each record linked to its signals."""
+    """The child's history across agencies, oldest first, each record linked to its signals;
+    ``team_work``: the front door's own items (``service.checks.check_timeline_items``)."""
     # A decision's record id is the referral it closed, so the signal's source says which.
     signals_by_record: dict[tuple[str, bool], list[str]] = {}
     for reason in reasons:
@@ -288,8 +290,11 @@ def timeline(
                     "kind": "referral",
                     "at": row.received_at,
                     "referrer_type": row.referrer_type,
+                    "referrer_relationship": row.referrer_relationship,
                     "concerns": list(row.concerns),
                     "injury_reported": row.injury_reported,
+                    "injury_sites": list(row.injury_sites),
+                    "status": row.status,
                     "this_referral": row.referral_id == referral_id,
                 }
             )
@@ -302,6 +307,8 @@ def timeline(
                     "agency": row.agency,
                     "event_kind": row.kind,
                     "person_id": row.person_id,
+                    "about_child": row.child_id is not None,
+                    "attributes": dict(row.attributes or {}),
                 }
             )
     for decision in decisions:
@@ -317,6 +324,7 @@ def timeline(
     for entry in out:
         key = (entry["record_id"], entry["kind"] == "decision")
         entry["signals"] = signals_by_record.get(key, [])
+    out += [dict(item, signals=[]) for item in team_work]  # no signal reads the team's work
     out.sort(key=lambda entry: (entry["at"], entry["kind"], entry["record_id"]))
     return out
 

@@ -20,8 +20,8 @@ from api.web.auth import (
     redirect,
     save_session,
 )
+from api.web.reason_view import reasons_and_chronology
 from api.web.render import page
-from explain.plots import REASONS_TITLE, bars_svg
 from service import audit, casework, decisions, identity
 from service.checks import checks_panel
 from service.child_groups import group_by_child
@@ -242,16 +242,10 @@ def _referral_page(
     )
     score = detail["score"]
     reasons = score.get("reasons", [])
-    chart = None
-    if reasons:
-        shown = reasons[:8]
-        chart = bars_svg(
-            [r["sentence"] for r in shown], [r["contribution"] for r in shown], REASONS_TITLE
-        )
-    records_for: dict[str, list[dict[str, Any]]] = {}
-    for item in detail["timeline"]:
-        for signal in item["signals"]:
-            records_for.setdefault(signal, []).append(item)
+    # Reasons in words and the chronology (issue 22, area C): api/web/reason_view.py.
+    words = reasons_and_chronology(
+        detail, query=request.query_params, names=person_names(detail["household"])
+    )
     people_for = people_behind_signals(detail["household"])
     return show(
         request,
@@ -263,11 +257,9 @@ def _referral_page(
         referral=detail["referral"],
         score=score,
         reasons=reasons,
-        chart=chart,
-        records_for=records_for,
         people_for=people_for,
         person_names=person_names(detail["household"]),
-        sentence_of={r["signal"]: r["sentence"] for r in reasons},
+        sentence_of={r["signal"]: r["sentence"] for r in words["page_reasons"]},
         band_hidden=band_hidden,
         dispute_form=dispute_form or {},
         form_errors=form_errors or [],
@@ -276,6 +268,7 @@ def _referral_page(
         identity_task=identity_task,
         checks=checks,
         summary=summary,
+        **words,
     )
 
 

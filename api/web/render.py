@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.web.sessions import PageSession
+from explain.dates import month_words, uk_date, uk_local
+from explain.words import reason_line
 from features.catalogue import age_words
+from service.reason_words import sentence_of
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -25,12 +29,22 @@ BAND_TAGS = {
 
 
 def when(moment: datetime | date | None) -> str:
-    """``26 Nov 2026, 10:12 UTC`` (dates alone as ``1 Jun 2014``)."""
+    """``26 Nov 2026, 10:12`` in UK local time (Europe/London; dates alone as ``1 Jun 2014``).
+
+    Practitioners read the clock on the wall: a record stored at 23:30 UTC on 31 March is
+    shown on 1 April, 00:30 (British Summer Time). ``<time datetime>`` keeps the exact instant.
+    """
     if moment is None:
         return "not known"
     if isinstance(moment, datetime):
-        return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+        local = uk_local(moment)
+        return f"{local.day} {local:%b %Y, %H:%M}"
     return f"{moment.day} {moment:%b %Y}"
+
+
+def day(moment: datetime | date | None) -> str:
+    """The UK calendar day of a moment: ``26 Nov 2026``."""
+    return "not known" if moment is None else when(uk_date(moment))
 
 
 def iso(moment: datetime | date | None) -> str:
@@ -120,6 +134,15 @@ def relative(moment: datetime | None, reference: datetime | None) -> str:
     return f"{amount} {side}"
 
 
+def reason_words(reason: Mapping[str, Any]) -> str:
+    """A stored reason as a page reads it: ``An injury is reported (raises priority strongly)``.
+
+    The sentence in the catalogue's current words and the pull as a strength, never log-odds
+    (for lists such as the queue's main reasons; the referral page adds dates).
+    """
+    return reason_line(sentence_of(reason), float(reason.get("contribution", 0.0)))
+
+
 def age(months: int | None) -> str:
     """``4 months`` under two years, else ``7 years`` (as the reasons read ages)."""
     return "" if months is None else age_words(months)
@@ -128,6 +151,9 @@ def age(months: int | None) -> str:
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters.update(
     when=when,
+    day=day,
+    month=month_words,
+    reason_words=reason_words,
     iso=iso,
     hours=hours_words,
     percent=percent,

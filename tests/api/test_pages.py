@@ -509,7 +509,10 @@ def test_referral_page_shows_who_lives_here_and_links_reasons_to_people(
     assert "The referral lists no household members." in panel
     # The joining is in the household's history too, and says whom it is about.
     history = html[html.index('id="history-title"') :]
-    assert 'adult joined household, about <a href="#person-P-page">Robin Vale</a>' in history
+    joined = (
+        'An adult joined the household</strong>. About <a href="#person-P-page">Robin Vale</a>.'
+    )
+    assert joined in history
     tables = _Tables()
     tables.feed(panel)
     assert len(tables.tables) == 2
