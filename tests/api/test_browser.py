@@ -243,8 +243,10 @@ def test_practitioner_decides_and_the_referral_leaves_the_queue(visit: Visit, wo
     page.get_by_role("button", name="Continue").click()
     summary = page.get_by_role("alert")
     assert "There is a problem" in summary.inner_text()
-    words = "Explain your decision: the referral reports an injury"
+    # A repeat physical-abuse referral: the checks' sign-off gate and the injury rule, one message.
+    words = "Explain your decision: a manager signs off this decision"
     assert words in summary.inner_text()
+    assert "the referral reports an injury" in summary.inner_text()
     assert page.get_by_label("Elevated").is_checked()
     assert page.get_by_label("No further action").is_checked()
     visit.check("decision-error-summary")
@@ -252,8 +254,10 @@ def test_practitioner_decides_and_the_referral_leaves_the_queue(visit: Visit, wo
     assert page.url.endswith("#rationale")
     assert page.evaluate("() => document.activeElement.id") == "rationale"
 
-    # With a rationale: check the answers, record, and the referral leaves the queue.
+    # With a rationale, and early help rather than closing it: check the answers, record, and
+    # the referral leaves the queue (closing would wait for a manager: test_browser_checks.py).
     page.keyboard.type("Third report in two months; the injury was seen by a teacher.")
+    page.get_by_label("Early help").check()
     page.get_by_label("A record behind the score is wrong or about someone else").check()
     page.get_by_role("button", name="Continue").click()
     assert "Check your answers" in page.get_by_role("heading", level=1).inner_text()

@@ -238,11 +238,15 @@ def test_event_attribute_nested_value_rejected() -> None:
     "agreement", [BandAgreement.should_be_higher, BandAgreement.should_be_lower]
 )
 @pytest.mark.parametrize("rationale", [None, "", "   "], ids=["missing", "empty", "blank"])
-def test_rationale_required_when_disagreeing(agreement: str, rationale: str | None) -> None:
+def test_disagreeing_needs_no_rationale_in_the_contract(
+    agreement: str, rationale: str | None
+) -> None:
+    # Disagreeing costs no more than agreeing: whether a rationale is needed depends on the
+    # referral (the service's rule, tests/service/test_decisions.py), never on the answer.
     data = decision(agreement=agreement, rationale=rationale)
     if rationale is None:
         del data["rationale"]
-    assert only_loc(DecisionIn, data) == ("rationale",)
+    assert DecisionIn.model_validate(data).rationale == ""
 
 
 def test_rationale_optional_when_agreeing() -> None:
@@ -279,7 +283,7 @@ def test_rationale_too_long_rejected() -> None:
 
 
 def test_bad_agreement_rejected() -> None:
-    assert only_loc(DecisionIn, decision(agreement="maybe")) == ("agreement",)
+    assert only_loc(DecisionIn, decision(agreement="maybe", priority="standard")) == ("agreement",)
 
 
 # --- outcomes --------------------------------------------------------------------------------
@@ -319,10 +323,13 @@ def test_error_fields_shape() -> None:
 
 
 def test_error_fields_messages_have_no_prefix() -> None:
+    data = decision()
+    del data["agreement"]
     with pytest.raises(ValidationError) as info:
-        DecisionIn.model_validate(decision(agreement="should_be_lower"))
-    reason = "a rationale is required when agreement is 'should_be_lower'"
-    assert error_fields(info.value) == [{"field": "rationale", "reason": reason}]
+        DecisionIn.model_validate(data)
+    [error] = error_fields(info.value)
+    assert error["field"] == "priority"
+    assert error["reason"].startswith("priority is required: the practitioner's own priority")
 
 
 def test_error_fields_is_json_serialisable() -> None:
