@@ -24,7 +24,13 @@ from models.fairness._config import (
     WITHIN,
     AuditConfig,
 )
-from models.fairness._groups import Grouping, factorize_attribute, make_grouping
+from models.fairness._groups import (
+    OVERALL,
+    OVERALL_GROUP,
+    Grouping,
+    factorize_attribute,
+    make_grouping,
+)
 from models.fairness._metrics import (
     capacity_label,
     exact_metrics,
@@ -69,6 +75,8 @@ class FairnessAudit:
     human: pd.DataFrame | None
     human_comparisons: pd.DataFrame | None
     labels: tuple[str, ...]
+    structure: dict[str, Any]
+    """Which groups each combination of attribute values belongs to (for disclosure control)."""
 
     def summary(
         self, metric: str = "selection_rate_at_10", label: str = "observed"
@@ -119,7 +127,8 @@ def audit(
     names: list[tuple[str, ...]] = [(a,) for a in config.attributes if a in attributes]
     names += [t for t in config.intersections if all(a in attributes for a in t)]
     factorized = {a: factorize_attribute(attributes[a]) for t in names for a in t}
-    groupings = [make_grouping(attributes, t, factorized) for t in names]
+    overall = Grouping(OVERALL, (), np.zeros(y.size, dtype=np.int64), [OVERALL_GROUP])
+    groupings = [overall, *(make_grouping(attributes, t, factorized) for t in names)]
 
     group_rows: list[dict[str, Any]] = []
     suppressed_rows: list[dict[str, Any]] = []
@@ -137,12 +146,13 @@ def audit(
         n_g = np.bincount(grouping.codes, minlength=grouping.size)
         keep = n_g >= config.min_size
         ref, rule = config.references.choose(grouping.name, grouping.labels, n_g)
-        references[grouping.name] = {
-            "group": grouping.labels[ref],
-            "rule": rule,
-            "version": config.references.version,
-            "suppressed": bool(not keep[ref]),
-        }
+        if grouping.name != OVERALL:
+            references[grouping.name] = {
+                "group": grouping.labels[ref],
+                "rule": rule,
+                "version": config.references.version,
+                "suppressed": bool(not keep[ref]),
+            }
         for i, label in enumerate(grouping.labels):
             row = {"grouping": grouping.name, "group": label, "n": int(n_g[i])}
             group_rows.append({**row, "share": n_g[i] / y.size, "suppressed": not keep[i]})
@@ -264,7 +274,25 @@ def audit(
         human=human,
         human_comparisons=human_comparisons,
         labels=labels,
+        structure=_structure(groupings),
     )
+
+
+def _structure(groupings: list[Grouping]) -> dict[str, Any]:
+    """Each distinct combination of group codes (an atom) and the groupings' labels.
+
+    Every count the audit publishes is a sum over atoms, so these are what disclosure control
+    needs to find every linear relation between published cells; they never leave the
+    internal document.
+    """
+    codes = np.stack([g.codes for g in groupings], axis=1)
+    atoms = np.unique(codes, axis=0)
+    return {
+        "groupings": [g.name for g in groupings],
+        "attributes": [list(g.attributes) for g in groupings],
+        "labels": [list(g.labels) for g in groupings],
+        "atoms": atoms.tolist(),
+    }
 
 
 def _human_audit(

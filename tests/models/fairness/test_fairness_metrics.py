@@ -95,11 +95,13 @@ def test_truth_label_ranking_and_human_decisions() -> None:
     truth_rate = result.metrics.query("label == 'truth' and metric == 'base_rate'")
     observed_rate = result.metrics.query("label == 'observed' and metric == 'base_rate'")
     assert (truth_rate["estimate"].to_numpy() >= observed_rate["estimate"].to_numpy()).all()
-    ranking = result.ranking
+    ranking = result.ranking[result.ranking["grouping"] == "ethnicity"]
     assert ranking["share_of_top_10"].sum() == pytest.approx(1.0)
     assert ranking["exposure_share"].sum() == pytest.approx(1.0)
     assert ranking.set_index("group").loc["black", "exposure_ratio"] > 1
-    human = result.human.set_index(["group", "metric"])["estimate"]
+    human = result.human[result.human["grouping"] == "ethnicity"].set_index(["group", "metric"])[
+        "estimate"
+    ]
     codes = attributes["ethnicity"] == "white"
     escalated, high = p[codes] > 0.3, p[codes] > 0.4
     assert human[("white", "escalated_rate")] == pytest.approx(escalated.mean())
