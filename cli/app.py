@@ -274,9 +274,13 @@ def audit(
     min_size: Annotated[int, typer.Option(min=1, help="Suppress groups smaller than this.")] = 50,
     correction: Annotated[str, typer.Option(help="Multiple comparisons: holm or bh.")] = "holm",
     bootstrap: Annotated[
-        str, typer.Option(help="stratified (within each group) or household (whole families).")
-    ] = "stratified",
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+        str,
+        typer.Option(
+            help="household (cluster-aware: whole families resampled) or stratified "
+            "(referrals treated as independent, within each group)."
+        ),
+    ] = "household",
+    seed: Annotated[int, typer.Option(help="Bootstrap seed (recorded in the audit).")] = 0,
     publish: Annotated[
         bool,
         typer.Option(

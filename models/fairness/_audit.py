@@ -19,6 +19,7 @@ from models.fairness._config import (
     ECE_MIN_SIZE,
     HUMAN_TOLERANCE,
     INSUFFICIENT,
+    LABEL_FREE,
     QUEUE_RATES,
     SHIFTED,
     WITHIN,
@@ -41,6 +42,8 @@ from models.fairness._metrics import (
 from models.fairness._statistics import (
     adjust,
     compare,
+    design_effect,
+    household_codes,
     nan_percentiles,
     safe_div,
     two_proportion,
@@ -77,6 +80,8 @@ class FairnessAudit:
     labels: tuple[str, ...]
     structure: dict[str, Any]
     """Which groups each combination of attribute values belongs to (for disclosure control)."""
+    inference: str
+    """'household' (cluster-aware: households resampled whole) or 'independent' (stratified)."""
 
     def summary(
         self, metric: str = "selection_rate_at_10", label: str = "observed"
@@ -103,7 +108,8 @@ def audit(
 
     ``decisions`` (optional) is aligned with the rows: ``decision`` and, where known,
     ``investigated``, the model's ``band`` and the practitioner's recorded ``agreement``.
-    ``clusters`` (household IDs) are needed for ``config.bootstrap == 'household'``.
+    ``clusters`` (household IDs) make inference cluster-aware by default (``bootstrap='auto'``)
+    and are required for ``'household'``; ``'stratified'`` treats referrals as independent.
     """
     config = config or AuditConfig()
     y = np.asarray(y, dtype=float)
@@ -179,7 +185,9 @@ def audit(
     names_all = metric_names(capacities)
     point = {lab: {k: np.concatenate(exact[lab][k]) for k in names_all} for lab in labels}
 
-    household = config.bootstrap == "household"
+    household = config.bootstrap == "household" or (
+        config.bootstrap == "auto" and clusters is not None
+    )
     if household and (clusters is None or len(clusters) != y.size):
         raise ValueError("a household bootstrap needs one household ID per row (clusters=)")
     replicates, cell_estimates = bootstrap_replicates(
@@ -194,6 +202,8 @@ def audit(
     ref_ok = keep_all[reference]
     for lab in labels:
         for name in names_all:
+            if lab != labels[0] and name.split("_at_")[0] in LABEL_FREE:
+                continue  # the same numbers under every label: shown and judged once
             est = point[lab][name]
             rep = replicates[lab][name]
             lower, upper = nan_percentiles(rep, [tail, 1 - tail])
@@ -256,7 +266,13 @@ def audit(
     human = human_comparisons = None
     if decisions is not None:
         human, human_comparisons = _human_audit(
-            decisions, label_arrays.get("truth"), groupings, keep_all, reference, config
+            decisions,
+            label_arrays.get("truth"),
+            groupings,
+            keep_all,
+            reference,
+            config,
+            clusters if household else None,
         )
     return FairnessAudit(
         config=config,
@@ -275,6 +291,7 @@ def audit(
         human_comparisons=human_comparisons,
         labels=labels,
         structure=_structure(groupings),
+        inference="household" if household else "independent",
     )
 
 
@@ -302,13 +319,24 @@ def _human_audit(
     keep: np.ndarray,
     reference: np.ndarray,
     config: AuditConfig,
+    clusters: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Human-decision rates by group with Wilson intervals, and Newcombe comparisons."""
+    """Human-decision rates by group with Wilson intervals, and Newcombe comparisons.
+
+    With ``clusters`` (households), comparisons use effective counts: each group's counts
+    over its design effect (cluster-robust over binomial variance of its rate, at least 1).
+    """
     indicators = human_counts(decisions.reset_index(drop=True), truth)
+    household = None if clusters is None else household_codes(clusters)
     rows, comparisons = [], []
     for name, (num_row, den_row) in indicators.items():
         num = np.concatenate([np.bincount(g.codes, num_row, g.size) for g in groupings])
         den = np.concatenate([np.bincount(g.codes, den_row, g.size) for g in groupings])
+        effect = np.ones(num.size)
+        if household is not None:
+            effect = np.concatenate(
+                [design_effect(num_row, den_row, g.codes, g.size, household) for g in groupings]
+            )
         groups = np.concatenate([np.asarray(g.labels, dtype=object) for g in groupings])
         grouping = np.concatenate([np.full(g.size, g.name, dtype=object) for g in groupings])
         lower, upper = wilson_interval(num, den, config.level)
@@ -326,8 +354,9 @@ def _human_audit(
                 }
             )[keep]
         )
+        e_num, e_den = num / effect, den / effect
         d_lower, d_upper, p_value = two_proportion(
-            num, den, num[reference], den[reference], config.level
+            e_num, e_den, e_num[reference], e_den[reference], config.level
         )
         est = safe_div(num, den)
         mask = keep & keep[reference] & (np.arange(num.size) != reference)
@@ -344,6 +373,7 @@ def _human_audit(
                     "difference_lower": d_lower,
                     "difference_upper": d_upper,
                     "p_value": np.where(np.isnan(est - est[reference]), np.nan, p_value),
+                    "design_effect": effect,
                     "tolerance": HUMAN_TOLERANCE,
                 }
             )[mask]

@@ -21,6 +21,7 @@ from models.fairness._config import (
     HIGH_BANDS,
     HUMAN_TOLERANCE,
     INSUFFICIENT,
+    LABEL_FREE,
     TOLERANCE_VERSION,
     WITHIN,
     AuditConfig,
@@ -285,10 +286,12 @@ def to_document(
         "ece_min_size": ECE_MIN_SIZE,
         "reference_version": config.references.version,
         "bootstrap": (
-            "stratified within each group: multinomial over score cells × labels"
-            if config.bootstrap == "stratified"
-            else "household: Poisson(1) weight per household over score cells × labels"
+            "household: Poisson(1) weight per household over score cells × labels"
+            if result.inference == "household"
+            else "stratified within each group: multinomial over score cells × labels"
         ),
+        "inference": result.inference,
+        "label_free_metrics": list(LABEL_FREE),
         "n_cells": config.n_cells,
         "n_bins": config.n_bins,
         "seed": config.seed,
@@ -471,7 +474,8 @@ def label_gap(result: FairnessAudit) -> pd.DataFrame | None:
     wide = result.metrics.set_index(keys)["estimate"].unstack("label").reset_index()
     wide.columns.name = None
     wide["gap"] = wide["observed"] - wide["truth"]
-    return wide
+    free = wide["metric"].str.split("_at_").str[0].isin(LABEL_FREE)
+    return wide[~free].reset_index(drop=True)
 
 
 def validate_document(document: Mapping[str, Any]) -> None:
