@@ -6,7 +6,7 @@ Every group's metrics come from per-group sufficient statistics. The point estim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 import numpy as np
@@ -17,6 +17,7 @@ from models.fairness._bootstrap import bootstrap_replicates
 from models.fairness._config import (
     DISPARITY,
     ECE_MIN_SIZE,
+    ESCALATING,
     HUMAN_TOLERANCE,
     INSUFFICIENT,
     LABEL_FREE,
@@ -82,6 +83,8 @@ class FairnessAudit:
     """Which groups each combination of attribute values belongs to (for disclosure control)."""
     inference: str
     """'household' (cluster-aware: households resampled whole) or 'independent' (stratified)."""
+    human_capacity: float | None = None
+    """Share of scored referrals people escalated; the model is audited at it too."""
 
     def summary(
         self, metric: str = "selection_rate_at_10", label: str = "observed"
@@ -124,6 +127,14 @@ def audit(
         if label_arrays["truth"].shape != y.shape:
             raise ValueError("truth must have one entry per row")
     labels = tuple(label_arrays)
+    human_capacity = None
+    if decisions is not None:
+        # The model's queue at the capacity people used: the share of all scored referrals
+        # they escalated, to the whole percent, audited beside the fixed capacities.
+        escalated = decisions["decision"].isin(ESCALATING).to_numpy()
+        human_capacity = round(float(escalated.mean()), 2)
+        if 0 < human_capacity < 1 and human_capacity not in config.capacities:
+            config = replace(config, capacities=tuple(sorted((*config.capacities, human_capacity))))
     capacities = config.capacities
     thresholds = np.array([at_capacity(y, p, c)["threshold"] for c in capacities])
     flags = p[None, :] >= thresholds[:, None]
@@ -268,6 +279,7 @@ def audit(
         human, human_comparisons = _human_audit(
             decisions,
             label_arrays.get("truth"),
+            y,
             groupings,
             keep_all,
             reference,
@@ -292,6 +304,7 @@ def audit(
         labels=labels,
         structure=_structure(groupings),
         inference="household" if household else "independent",
+        human_capacity=human_capacity,
     )
 
 
@@ -315,6 +328,7 @@ def _structure(groupings: list[Grouping]) -> dict[str, Any]:
 def _human_audit(
     decisions: pd.DataFrame,
     truth: np.ndarray | None,
+    observed: np.ndarray,
     groupings: list[Grouping],
     keep: np.ndarray,
     reference: np.ndarray,
@@ -326,7 +340,7 @@ def _human_audit(
     With ``clusters`` (households), comparisons use effective counts: each group's counts
     over its design effect (cluster-robust over binomial variance of its rate, at least 1).
     """
-    indicators = human_counts(decisions.reset_index(drop=True), truth)
+    indicators = human_counts(decisions.reset_index(drop=True), truth, observed)
     household = None if clusters is None else household_codes(clusters)
     rows, comparisons = [], []
     for name, (num_row, den_row) in indicators.items():

@@ -29,6 +29,7 @@ from models.fairness._config import (
 from models.fairness._disclosure import RULE, Withheld, metric_block, withhold
 from models.fairness._groups import OVERALL, SEPARATOR, audit_attributes
 from models.fairness._html import render_html
+from models.fairness._views import human_against_model, summary_measures
 from models.fairness._words import KEY_METRICS, metric_words, percent, points
 from models.scorer import Scorer
 
@@ -66,6 +67,7 @@ JSON_SCHEMA: dict[str, Any] = {
         "comparisons",
         "ranking",
         "summary",
+        "summary_measures",
     ],
     "properties": {
         "schema": {"const": SCHEMA},
@@ -98,6 +100,14 @@ JSON_SCHEMA: dict[str, Any] = {
         "ranking": {"type": "array"},
         "human": {"type": ["array", "null"]},
         "why_gaps": {"type": "array"},
+        "summary_measures": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["grouping", "capacity", "measure", "method", "difference", "ratio"],
+            },
+        },
+        "human_vs_model": {"type": ["array", "null"]},
         "summary": {"type": "object", "required": ["sentences", "verdicts"]},
         "disclosure": {
             "type": "object",
@@ -292,6 +302,7 @@ def to_document(
         ),
         "inference": result.inference,
         "label_free_metrics": list(LABEL_FREE),
+        "human_capacity": result.human_capacity,
         "n_cells": config.n_cells,
         "n_bins": config.n_bins,
         "seed": config.seed,
@@ -320,6 +331,8 @@ def to_document(
         # Internal only: what disclosure control needs; never in a published document.
         "structure": result.structure,
     }
+    document["summary_measures"] = summary_measures(document)
+    document["human_vs_model"] = human_against_model(document)
     document["summary"] = _summary(document)
     if pseudonymise:
         return pseudonymise_document(
@@ -444,6 +457,9 @@ def pseudonymise_document(
         for g in out.get("why_gaps") or []
         if (g["grouping"], g["group_a"]) not in gone and (g["grouping"], g["group_b"]) not in gone
     ]
+    # Views are rebuilt from the shown rows: a withheld figure never enters one.
+    out["summary_measures"] = summary_measures(out)
+    out["human_vs_model"] = human_against_model(out)
     out["summary"] = _summary(out)
     return out
 
