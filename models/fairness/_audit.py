@@ -40,6 +40,7 @@ from models.fairness._metrics import (
     metric_names,
     ranking_table,
 )
+from models.fairness._quarters import quarter_view
 from models.fairness._statistics import (
     adjust,
     compare,
@@ -85,6 +86,10 @@ class FairnessAudit:
     """'household' (cluster-aware: households resampled whole) or 'independent' (stratified)."""
     human_capacity: float | None = None
     """Share of scored referrals people escalated; the model is audited at it too."""
+    by_quarter: pd.DataFrame | None = None
+    """Rates by calendar quarter, single groupings, with Wilson intervals."""
+    quarter_change: pd.DataFrame | None = None
+    """Per group and rate, a test that the rate is the same in every quarter."""
 
     def summary(
         self, metric: str = "selection_rate_at_10", label: str = "observed"
@@ -105,12 +110,14 @@ def audit(
     truth: np.ndarray | None = None,
     decisions: pd.DataFrame | None = None,
     clusters: np.ndarray | None = None,
+    periods: np.ndarray | None = None,
     config: AuditConfig | None = None,
 ) -> FairnessAudit:
     """Audit a scored set: model metrics, intervals, comparisons, verdicts, ranking, humans.
 
     ``decisions`` (optional) is aligned with the rows: ``decision`` and, where known,
     ``investigated``, the model's ``band`` and the practitioner's recorded ``agreement``.
+    ``periods`` (a calendar quarter per row, e.g. ``2026-Q2``) adds the quarter view.
     ``clusters`` (household IDs) make inference cluster-aware by default (``bootstrap='auto'``)
     and are required for ``'household'``; ``'stratified'`` treats referrals as independent.
     """
@@ -274,6 +281,17 @@ def audit(
         config.alpha,
     )
 
+    by_quarter = quarter_change = None
+    if periods is not None:
+        by_quarter, quarter_change = quarter_view(
+            label_arrays,
+            flags,
+            capacities,
+            [g for g in groupings if len(g.attributes) <= 1],
+            np.asarray(periods).astype(str),
+            household_codes(clusters) if household and clusters is not None else None,
+            config,
+        )
     human = human_comparisons = None
     if decisions is not None:
         human, human_comparisons = _human_audit(
@@ -305,6 +323,8 @@ def audit(
         structure=_structure(groupings),
         inference="household" if household else "independent",
         human_capacity=human_capacity,
+        by_quarter=by_quarter,
+        quarter_change=quarter_change,
     )
 
 

@@ -254,6 +254,8 @@ class Withheld:
     bins: dict[str, set[tuple[str, str, int]]]
     ece: set[tuple[str, str, str]]
     counts: dict[str, int]
+    quarters: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
+    """Per block, the (grouping, group, quarter) cells withheld from the quarter view."""
 
     def block(self, name: str, key: Key) -> bool:
         """Whether a group's block is withheld (a withheld group withholds every block)."""
@@ -485,6 +487,123 @@ def withhold(document: Mapping[str, Any], *, min_count: int) -> Withheld:
         # ECE sums |score − outcome| over bins: with a bin's outcomes withheld it would solve
         # for them, so it goes with them.
         ece |= {(g, grp, label) for g, grp, _ in hidden}
+    quarters = _quarters(document, structure, blocks, groups, sizes, rates, labels, min_count)
     counts["cells"] = sum(len(v) for v in blocks.values())
     counts["bins"] = sum(len(v) for v in withheld_bins.values())
-    return Withheld(groups, blocks, withheld_bins, ece, counts)
+    counts["quarter_cells"] = sum(len(v) for v in quarters.values())
+    return Withheld(groups, blocks, withheld_bins, ece, counts, quarters)
+
+
+def _quarters(
+    document: Mapping[str, Any],
+    structure: Structure,
+    blocks: Mapping[str, set[Key]],
+    groups: set[Key],
+    sizes: Mapping[Key, list[float]],
+    rates: Mapping[tuple[str, str, str, str], tuple[float, float]],
+    labels: Sequence[str],
+    min_count: int,
+) -> dict[str, set[tuple[str, str, str]]]:
+    """Protect the quarter view: quarters are to a group what reliability bins are."""
+    rows = document.get("by_quarter") or []
+    if not rows:
+        return {}
+    names = sorted({r["quarter"] for r in rows})
+    at = {name: i for i, name in enumerate(names)}
+    counts = {
+        (r["grouping"], r["group"], r["label"], r["metric"], at[r["quarter"]]): (
+            float(r["numerator"]),
+            float(r["denominator"]),
+        )
+        for r in rows
+    }
+
+    def cells(make: Callable[[Key, int], list[float] | None]) -> dict[Any, list[float]]:
+        out: dict[Any, list[float]] = {}
+        for g, grp, lab, metric, b in counts:
+            if lab == labels[0] and metric == "base_rate":
+                v = make((g, grp), b)
+                if v is not None:
+                    out[(g, grp, b)] = v
+        return out
+
+    def whole(make: Callable[[Key], list[float] | None]) -> dict[Key, list[float]]:
+        return {k: v for k in structure.keys if (v := make(k)) is not None}
+
+    def pair(key: Key, label: str, metric: str, b: int | None) -> tuple[float, float] | None:
+        if b is None:
+            return rates.get((*key, label, metric))
+        return counts.get((*key, label, metric, b))
+
+    def expand(found: set[tuple[str, str, int]]) -> set[tuple[str, str, str]]:
+        return {(g, grp, names[b]) for g, grp, b in found}
+
+    q = len(names)
+    whole_groups = {(*k, b) for k in groups for b in range(q)}
+    out: dict[str, set[tuple[str, str, int]]] = {}
+    out["n"] = _bin_block(
+        structure,
+        sizes,
+        groups,
+        cells(lambda k, b: [pair(k, labels[0], "base_rate", b)[1]]),  # type: ignore[index]
+        q,
+        1,
+        min_count,
+        whole_groups,
+    )
+    flagged_block = "flagged@10"
+
+    def split(p: tuple[float, float] | None) -> list[float] | None:
+        return None if p is None else [p[0], p[1] - p[0]]
+
+    if flagged_block in blocks:
+        out[flagged_block] = _bin_block(
+            structure,
+            whole(lambda k: split(pair(k, labels[0], "selection_rate_at_10", None))),
+            blocks[flagged_block] | groups,
+            cells(lambda k, b: split(pair(k, labels[0], "selection_rate_at_10", b))),
+            q,
+            2,
+            min_count,
+            out["n"],
+        )
+    for label in labels:
+        name = f"positives@{label}"
+
+        def positives(key: Key, b: int | None = None, label: str = label) -> list[float] | None:
+            return split(pair(key, label, "base_rate", b))
+
+        out[name] = _bin_block(
+            structure,
+            whole(positives),
+            blocks[name] | groups,
+            cells(positives),
+            q,
+            2,
+            min_count,
+            out["n"],
+        )
+        confusion = f"confusion@{label}@10"
+        if confusion not in blocks:
+            continue
+
+        def matrix(key: Key, b: int | None = None, label: str = label) -> list[float] | None:
+            tp = pair(key, label, "precision_at_10", b)
+            fp = pair(key, label, "fpr_at_10", b)
+            fn = pair(key, label, "fnr_at_10", b)
+            size = pair(key, labels[0], "base_rate", b)
+            if tp is None or fp is None or fn is None or size is None:
+                return None
+            return [tp[0], fp[0], fn[0], size[1] - tp[0] - fp[0] - fn[0]]
+
+        out[confusion] = _bin_block(
+            structure,
+            whole(matrix),
+            blocks[confusion] | groups,
+            cells(matrix),
+            q,
+            4,
+            min_count,
+            out["n"] | out[name] | out.get(flagged_block, set()),
+        )
+    return {k: expand(v) for k, v in out.items()}

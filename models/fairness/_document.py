@@ -43,7 +43,16 @@ SCHEMA_VERSION = "2.0.0"
 DEFAULT_MIN_COUNT = 10
 
 
-_ROW_TABLES = ("metrics", "comparisons", "reliability", "ranking", "human", "human_comparisons")
+_ROW_TABLES = (
+    "metrics",
+    "comparisons",
+    "reliability",
+    "ranking",
+    "human",
+    "human_comparisons",
+    "by_quarter",
+    "quarter_change",
+)
 
 
 _COUNT_FIELDS = ("n", "numerator", "denominator")
@@ -108,6 +117,8 @@ JSON_SCHEMA: dict[str, Any] = {
             },
         },
         "human_vs_model": {"type": ["array", "null"]},
+        "by_quarter": {"type": ["array", "null"]},
+        "quarter_change": {"type": ["array", "null"]},
         "summary": {"type": "object", "required": ["sentences", "verdicts"]},
         "disclosure": {
             "type": "object",
@@ -438,6 +449,21 @@ def pseudonymise_document(
     out["ranking"] = [
         _ranking_row(r, withheld) for r in cut(out.get("ranking"), lambda r: False) or []
     ]
+    quarters = withheld.quarters
+
+    def quarter_hidden(r: dict[str, Any], quarter: str) -> bool:
+        blocks = (metric_block(r["metric"], r["label"]), "n")
+        return any((r["grouping"], r["group"], quarter) in quarters.get(b, set()) for b in blocks)
+
+    out["by_quarter"] = cut(out.get("by_quarter"), lambda r: quarter_hidden(r, r["quarter"]))
+    seen = {r.get("quarter") for r in out.get("by_quarter") or []}
+    out["quarter_change"] = cut(
+        out.get("quarter_change"),
+        lambda r: (
+            metric_hidden(r["grouping"], r["group"], r["label"], r["metric"])
+            or any(quarter_hidden(r, quarter) for quarter in seen)
+        ),
+    )
     n_bins = int(out["config"].get("n_bins") or 10)
     singles = set(out["config"]["attributes"]) | {OVERALL}
     reliability = []
@@ -537,6 +563,8 @@ def audit_scored(
     truth = None if data.truth is None else data.truth.loc[ids].to_numpy(dtype=float)
     bands = None if scorer is None else scorer.bands.assign(probability)
     decisions = None if directory is None else load_decisions(directory, ids, bands)
+    received = pd.to_datetime(data.received_at.loc[ids], utc=True)
+    periods = (received.dt.year.astype(str) + "-Q" + received.dt.quarter.astype(str)).to_numpy()
     return audit(
         y,
         probability,
@@ -544,6 +572,7 @@ def audit_scored(
         truth=truth,
         decisions=decisions,
         clusters=data.household_id.loc[ids].to_numpy(),
+        periods=periods,
         config=config,
     )
 
