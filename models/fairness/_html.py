@@ -219,4 +219,17 @@ def render_html(
         human=_human_rows(document, singles) if document.get("human") else None,
         gaps=gaps if gaps is not None else document.get("why_gaps") or [],
         disclosure=document.get("disclosure"),
+        measures=[
+            r
+            for r in document.get("summary_measures") or []
+            if r["capacity"] == 10 and r["grouping"] in singles and r["label"] in (None, "observed")
+        ],
+        versus=[r for r in document.get("human_vs_model") or [] if r["grouping"] in singles],
+        human_capacity=config.get("human_capacity"),
+        changes=[
+            r
+            for r in document.get("quarter_change") or []
+            if r.get("changed") and r["label"] == "observed"
+        ],
+        tested_changes=len(document.get("quarter_change") or []),
     )

@@ -325,3 +325,26 @@ def test_primary_suppression_alone_would_leak(documents, monkeypatch) -> None:
     found = _recovered(internal, _learn(primary_only), _secrets(internal))
     assert ("n", ("sex", "unknown")) in {(q, k) for q, k, _ in found}
     assert {q.split(":")[0] for q, _, _ in found} >= {"n", "bin_n"}
+
+
+def test_views_use_only_shown_rows(documents) -> None:
+    from models.fairness import render_html
+
+    internal, published = documents
+    gone = {(r["grouping"], r["group"]) for r in published["suppressed"]}
+    assert not gone & {(r["grouping"], r["group"]) for r in published["human_vs_model"]}
+    shown = {
+        (r["grouping"], r["group"])
+        for r in published["metrics"]
+        if r["metric"] == "selection_rate_at_10" and not r.get("withheld")
+    }
+    for row in published["summary_measures"]:
+        if row["measure"] == "demographic_parity" and row["capacity"] == 10:
+            assert row["groups"] == sum(1 for g, _ in shown if g == row["grouping"])
+    # The sex grouping loses two groups in publication: its spread is over one group.
+    internal_sex = [r for r in internal["summary_measures"] if r["grouping"] == "sex"]
+    published_sex = [r for r in published["summary_measures"] if r["grouping"] == "sex"]
+    assert max(r["groups"] for r in published_sex) < max(r["groups"] for r in internal_sex)
+    html = render_html(published)
+    assert "Disclosure control" in html and "Summary measures" in html
+    assert "Change over time" in html and "same capacity" in html
