@@ -6,6 +6,7 @@ Every group's metrics come from per-group sufficient statistics. The point estim
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
@@ -320,7 +321,7 @@ def audit(
         human=human,
         human_comparisons=human_comparisons,
         labels=labels,
-        structure=_structure(groupings),
+        structure=_structure(groupings, factorized),
         inference="household" if household else "independent",
         human_capacity=human_capacity,
         by_quarter=by_quarter,
@@ -328,7 +329,9 @@ def audit(
     )
 
 
-def _structure(groupings: list[Grouping]) -> dict[str, Any]:
+def _structure(
+    groupings: list[Grouping], factorized: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, Any]:
     """Each distinct combination of group codes (an atom) and the groupings' labels.
 
     Every count the audit publishes is a sum over atoms, so these are what disclosure control
@@ -336,7 +339,19 @@ def _structure(groupings: list[Grouping]) -> dict[str, Any]:
     internal document.
     """
     codes = np.stack([g.codes for g in groupings], axis=1)
-    atoms = np.unique(codes, axis=0)
+    # Every grouping is a function of its attributes: one key over the attributes' codes finds
+    # the atoms far faster than unique rows of the codes matrix.
+    key = np.zeros(codes.shape[0], dtype=np.int64)
+    radix = 1
+    for values, labels in factorized.values():
+        radix *= max(len(labels), 1)
+        if radix >= 2**62:
+            atoms = np.unique(codes, axis=0)
+            break
+        key = key * max(len(labels), 1) + values
+    else:
+        _, first = np.unique(key, return_index=True)
+        atoms = np.unique(codes[first], axis=0)
     return {
         "groupings": [g.name for g in groupings],
         "attributes": [list(g.attributes) for g in groupings],

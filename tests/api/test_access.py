@@ -327,6 +327,7 @@ def test_researchers_get_the_fairness_audit_pseudonymised_and_the_export_is_audi
     assert "unknown" in withheld and len(withheld) == 2
     assert all("n" not in r for r in body["suppressed"])
     assert body["disclosure"]["min_count"] == 10 and stricter["disclosure"]["min_count"] == 50
+    assert body["schema_version"] == "2.0.0" and body["summary_measures"]
     shown = [m for m in body["metrics"] if m["grouping"] == "overall" and m["numerator"]]
     assert shown and all(m["numerator"] >= 10 for m in shown)
     small = [m for m in stricter["metrics"] if m.get("withheld")]
