@@ -51,7 +51,13 @@ def documents() -> tuple[dict[str, Any], dict[str, Any]]:
     )
     config = AuditConfig(
         attributes=("ethnicity", "sex", "disability"),
-        intersections=(("ethnicity", "sex"), ("ethnicity", "disability")),
+        # A three-way intersection too: its margins are the two-way ones.
+        intersections=(
+            ("ethnicity", "sex"),
+            ("ethnicity", "disability"),
+            ("sex", "disability"),
+            ("ethnicity", "sex", "disability"),
+        ),
         n_boot=20,
         min_size=50,
     )
