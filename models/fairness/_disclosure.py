@@ -188,10 +188,12 @@ def protect(cells: _Cells, min_count: int) -> np.ndarray:
             if choice is None:
                 choice = pick(range(len(cells.keys)))
             if choice is None:
-                raise RuntimeError(f"cannot protect {cells.keys[cell]!r}")
+                # Nothing left to withhold beside it (the cell is as public as the overall
+                # total): fail closed, every cell of the block withheld.
+                return hidden | cells.selectable
             hidden[choice] = True
             touched |= {i for line in lines for i in line}
-    raise RuntimeError("disclosure control did not converge")  # pragma: no cover
+    return hidden | cells.selectable  # pragma: no cover  (fails closed)
 
 
 @dataclass
