@@ -190,10 +190,10 @@ def protect(cells: _Cells, min_count: int) -> np.ndarray:
             if choice is None:
                 # Nothing left to withhold beside it (the cell is as public as the overall
                 # total): fail closed, every cell of the block withheld.
-                return hidden | cells.selectable
+                return np.asarray(hidden | cells.selectable, dtype=bool)
             hidden[choice] = True
             touched |= {i for line in lines for i in line}
-    return hidden | cells.selectable  # pragma: no cover  (fails closed)
+    return np.asarray(hidden | cells.selectable, dtype=bool)  # pragma: no cover  (fails closed)
 
 
 @dataclass
