@@ -406,6 +406,10 @@ def pseudonymise_document(
             groups.append(row)
     out["groups"] = groups
     gone = withheld.groups
+    for grouping, reference in (out.get("references") or {}).items():
+        reference["suppressed"] = bool(reference.get("suppressed")) or (
+            (grouping, reference["group"]) in gone
+        )
 
     def metric_hidden(grouping: str, group: str, label: str, metric: str) -> bool:
         key = (grouping, group)
