@@ -312,9 +312,22 @@ def audit(
     min_size: Annotated[int, typer.Option(min=1, help="Suppress groups smaller than this.")] = 50,
     correction: Annotated[str, typer.Option(help="Multiple comparisons: holm or bh.")] = "holm",
     bootstrap: Annotated[
-        str, typer.Option(help="stratified (within each group) or household (whole families).")
-    ] = "stratified",
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+        str,
+        typer.Option(
+            help="household (cluster-aware: whole families resampled) or stratified "
+            "(referrals treated as independent, within each group)."
+        ),
+    ] = "household",
+    seed: Annotated[int, typer.Option(help="Bootstrap seed (recorded in the audit).")] = 0,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            help="Write the published version: identifiers dropped, disclosure control applied."
+        ),
+    ] = False,
+    min_count: Annotated[
+        int, typer.Option(min=10, help="With --publish: withhold counts below this.")
+    ] = 10,
 ) -> None:
     """Fairness audit of the champion on an extract: JSON and a self-contained HTML report."""
     from explain.fairness_gaps import gap_explanations
@@ -367,13 +380,21 @@ def audit(
             "source": str(data),
             "synthetic": table.truth is not None,
         }
-        document = to_document(result, meta=meta, gaps=gaps)
+        document = to_document(
+            result, meta=meta, gaps=gaps, pseudonymise=publish, min_count=min_count
+        )
+        if publish:
+            # Gap plots are drawn from row-level scores; the published HTML keeps only those
+            # of groups that stay shown.
+            kept = {(g["group_a"], g["group_b"], g["grouping"]) for g in document["why_gaps"]}
+            gaps = [g for g in gaps if (g["group_a"], g["group_b"], g["grouping"]) in kept]
         json_path, html_path = write_report(document, out, gaps)
     counts = document["summary"]["verdicts"].get("observed", {})
     console.print(
         f"Audited {result.n:,} referrals ({period}) with {scorer.version}: "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
-        + f"; {len(result.suppressed)} small groups suppressed."
+        + f"; {len(document['suppressed'])} groups withheld"
+        + (" (published version)." if publish else ".")
     )
     console.print(f"Wrote {json_path} and {html_path}.")
 

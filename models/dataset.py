@@ -72,10 +72,17 @@ def fingerprint(features: pd.DataFrame, label: pd.Series) -> str:
 
 
 def age_band(age_months: pd.Series) -> pd.Series:
-    """Age bands for the audit: under 1, 1-4, 5-10, 11-15, 16-17."""
+    """Age bands for the audit: before birth, under 1, 1-4, 5-10, 11-15, 16-17, 18 or over.
+
+    A referral can concern an unborn child or a young person of 18 or more (care leavers,
+    a birthday between concern and referral); they are bands of their own, not "missing".
+    """
     years = age_months / 12
     labels = ["under 1", "1-4", "5-10", "11-15", "16-17"]
-    return pd.cut(years, bins=list(AGE_BANDS), labels=labels, right=False).astype(str)
+    bands = pd.cut(years, bins=list(AGE_BANDS), labels=labels, right=False).astype(object)
+    bands = bands.where(~(years >= AGE_BANDS[-1]), "18 or over")
+    bands = bands.where(~(years < 0), "before birth")
+    return bands.where(bands.notna(), "missing").astype(str)
 
 
 def referrer_groups(referrals: pd.DataFrame) -> pd.DataFrame:

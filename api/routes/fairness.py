@@ -17,6 +17,23 @@ from models.fairness import (
 )
 from service.audit import record
 
+_PUBLISHED: dict[tuple[int, str, int], dict[str, Any]] = {}
+
+
+def _published(stored: dict[str, Any], min_count: int) -> dict[str, Any]:
+    """The published document at one threshold, computed once per stored document."""
+    key = (id(stored), str(stored.get("generated_at")), min_count)
+    if key not in _PUBLISHED:
+        try:
+            published = pseudonymise_document(stored, min_count=min_count)
+        except ValueError as exc:
+            raise ApiError(409, "conflict", str(exc)) from exc
+        if len(_PUBLISHED) >= 8:
+            _PUBLISHED.clear()
+        _PUBLISHED[key] = published
+    return _PUBLISHED[key]
+
+
 router = APIRouter(prefix="/v1", tags=["audit"], responses=AUTH_RESPONSES)
 
 
@@ -26,10 +43,15 @@ router = APIRouter(prefix="/v1", tags=["audit"], responses=AUTH_RESPONSES)
     description=(
         "The fairness audit logged with the champion's training run (JSON schema "
         f"`{SCHEMA}` version {SCHEMA_VERSION}): metrics by group and "
-        "intersection with intervals and verdicts. Run and data identifiers are removed and a "
-        "row with any count below `min_count` keeps its labels but loses every number."
+        "intersection with intervals and verdicts. Run and data identifiers are removed; "
+        "disclosure control withholds small groups and every cell with a count below "
+        "`min_count`, then further cells until none can be worked out from the shown ones "
+        "(the rule and its source are in the document's `disclosure`)."
     ),
-    responses={404: {"model": ErrorOut, "description": "No champion, or no audit logged."}},
+    responses={
+        404: {"model": ErrorOut, "description": "No champion, or no audit logged."},
+        409: {"model": ErrorOut, "description": "The audit predates disclosure control."},
+    },
     dependencies=[Depends(require_roles("researcher", "admin"))],
 )
 def fairness_audit(
@@ -43,7 +65,7 @@ def fairness_audit(
     """The audit document with small counts suppressed; the export is audited."""
     if model is None or model.fairness is None:
         raise ApiError(404, "not_found", "the champion model has no fairness audit logged")
-    document = pseudonymise_document(model.fairness, min_count=min_count)
+    document = _published(model.fairness, min_count)
     record(
         state,
         actor=actor.name,

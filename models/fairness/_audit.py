@@ -6,7 +6,8 @@ Every group's metrics come from per-group sufficient statistics. The point estim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 import numpy as np
@@ -17,14 +18,22 @@ from models.fairness._bootstrap import bootstrap_replicates
 from models.fairness._config import (
     DISPARITY,
     ECE_MIN_SIZE,
+    ESCALATING,
     HUMAN_TOLERANCE,
     INSUFFICIENT,
+    LABEL_FREE,
     QUEUE_RATES,
     SHIFTED,
     WITHIN,
     AuditConfig,
 )
-from models.fairness._groups import Grouping, factorize_attribute, make_grouping
+from models.fairness._groups import (
+    OVERALL,
+    OVERALL_GROUP,
+    Grouping,
+    factorize_attribute,
+    make_grouping,
+)
 from models.fairness._metrics import (
     capacity_label,
     exact_metrics,
@@ -32,9 +41,12 @@ from models.fairness._metrics import (
     metric_names,
     ranking_table,
 )
+from models.fairness._quarters import quarter_view
 from models.fairness._statistics import (
     adjust,
     compare,
+    design_effect,
+    household_codes,
     nan_percentiles,
     safe_div,
     two_proportion,
@@ -69,6 +81,16 @@ class FairnessAudit:
     human: pd.DataFrame | None
     human_comparisons: pd.DataFrame | None
     labels: tuple[str, ...]
+    structure: dict[str, Any]
+    """Which groups each combination of attribute values belongs to (for disclosure control)."""
+    inference: str
+    """'household' (cluster-aware: households resampled whole) or 'independent' (stratified)."""
+    human_capacity: float | None = None
+    """Share of scored referrals people escalated; the model is audited at it too."""
+    by_quarter: pd.DataFrame | None = None
+    """Rates by calendar quarter, single groupings, with Wilson intervals."""
+    quarter_change: pd.DataFrame | None = None
+    """Per group and rate, a test that the rate is the same in every quarter."""
 
     def summary(
         self, metric: str = "selection_rate_at_10", label: str = "observed"
@@ -89,13 +111,16 @@ def audit(
     truth: np.ndarray | None = None,
     decisions: pd.DataFrame | None = None,
     clusters: np.ndarray | None = None,
+    periods: np.ndarray | None = None,
     config: AuditConfig | None = None,
 ) -> FairnessAudit:
     """Audit a scored set: model metrics, intervals, comparisons, verdicts, ranking, humans.
 
     ``decisions`` (optional) is aligned with the rows: ``decision`` and, where known,
     ``investigated``, the model's ``band`` and the practitioner's recorded ``agreement``.
-    ``clusters`` (household IDs) are needed for ``config.bootstrap == 'household'``.
+    ``periods`` (a calendar quarter per row, e.g. ``2026-Q2``) adds the quarter view.
+    ``clusters`` (household IDs) make inference cluster-aware by default (``bootstrap='auto'``)
+    and are required for ``'household'``; ``'stratified'`` treats referrals as independent.
     """
     config = config or AuditConfig()
     y = np.asarray(y, dtype=float)
@@ -110,6 +135,14 @@ def audit(
         if label_arrays["truth"].shape != y.shape:
             raise ValueError("truth must have one entry per row")
     labels = tuple(label_arrays)
+    human_capacity = None
+    if decisions is not None:
+        # The model's queue at the capacity people used: the share of all scored referrals
+        # they escalated, to the whole percent, audited beside the fixed capacities.
+        escalated = decisions["decision"].isin(ESCALATING).to_numpy()
+        human_capacity = round(float(escalated.mean()), 2)
+        if 0 < human_capacity < 1 and human_capacity not in config.capacities:
+            config = replace(config, capacities=tuple(sorted((*config.capacities, human_capacity))))
     capacities = config.capacities
     thresholds = np.array([at_capacity(y, p, c)["threshold"] for c in capacities])
     flags = p[None, :] >= thresholds[:, None]
@@ -119,7 +152,8 @@ def audit(
     names: list[tuple[str, ...]] = [(a,) for a in config.attributes if a in attributes]
     names += [t for t in config.intersections if all(a in attributes for a in t)]
     factorized = {a: factorize_attribute(attributes[a]) for t in names for a in t}
-    groupings = [make_grouping(attributes, t, factorized) for t in names]
+    overall = Grouping(OVERALL, (), np.zeros(y.size, dtype=np.int64), [OVERALL_GROUP])
+    groupings = [overall, *(make_grouping(attributes, t, factorized) for t in names)]
 
     group_rows: list[dict[str, Any]] = []
     suppressed_rows: list[dict[str, Any]] = []
@@ -137,12 +171,13 @@ def audit(
         n_g = np.bincount(grouping.codes, minlength=grouping.size)
         keep = n_g >= config.min_size
         ref, rule = config.references.choose(grouping.name, grouping.labels, n_g)
-        references[grouping.name] = {
-            "group": grouping.labels[ref],
-            "rule": rule,
-            "version": config.references.version,
-            "suppressed": bool(not keep[ref]),
-        }
+        if grouping.name != OVERALL:
+            references[grouping.name] = {
+                "group": grouping.labels[ref],
+                "rule": rule,
+                "version": config.references.version,
+                "suppressed": bool(not keep[ref]),
+            }
         for i, label in enumerate(grouping.labels):
             row = {"grouping": grouping.name, "group": label, "n": int(n_g[i])}
             group_rows.append({**row, "share": n_g[i] / y.size, "suppressed": not keep[i]})
@@ -169,7 +204,9 @@ def audit(
     names_all = metric_names(capacities)
     point = {lab: {k: np.concatenate(exact[lab][k]) for k in names_all} for lab in labels}
 
-    household = config.bootstrap == "household"
+    household = config.bootstrap == "household" or (
+        config.bootstrap == "auto" and clusters is not None
+    )
     if household and (clusters is None or len(clusters) != y.size):
         raise ValueError("a household bootstrap needs one household ID per row (clusters=)")
     replicates, cell_estimates = bootstrap_replicates(
@@ -184,6 +221,8 @@ def audit(
     ref_ok = keep_all[reference]
     for lab in labels:
         for name in names_all:
+            if lab != labels[0] and name.split("_at_")[0] in LABEL_FREE:
+                continue  # the same numbers under every label: shown and judged once
             est = point[lab][name]
             rep = replicates[lab][name]
             lower, upper = nan_percentiles(rep, [tail, 1 - tail])
@@ -243,10 +282,28 @@ def audit(
         config.alpha,
     )
 
+    by_quarter = quarter_change = None
+    if periods is not None:
+        by_quarter, quarter_change = quarter_view(
+            label_arrays,
+            flags,
+            capacities,
+            [g for g in groupings if len(g.attributes) <= 1],
+            np.asarray(periods).astype(str),
+            household_codes(clusters) if household and clusters is not None else None,
+            config,
+        )
     human = human_comparisons = None
     if decisions is not None:
         human, human_comparisons = _human_audit(
-            decisions, label_arrays.get("truth"), groupings, keep_all, reference, config
+            decisions,
+            label_arrays.get("truth"),
+            y,
+            groupings,
+            keep_all,
+            reference,
+            config,
+            clusters if household else None,
         )
     return FairnessAudit(
         config=config,
@@ -264,23 +321,71 @@ def audit(
         human=human,
         human_comparisons=human_comparisons,
         labels=labels,
+        structure=_structure(groupings, factorized),
+        inference="household" if household else "independent",
+        human_capacity=human_capacity,
+        by_quarter=by_quarter,
+        quarter_change=quarter_change,
     )
+
+
+def _structure(
+    groupings: list[Grouping], factorized: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, Any]:
+    """Each distinct combination of group codes (an atom) and the groupings' labels.
+
+    Every count the audit publishes is a sum over atoms, so these are what disclosure control
+    needs to find every linear relation between published cells; they never leave the
+    internal document.
+    """
+    codes = np.stack([g.codes for g in groupings], axis=1)
+    # Every grouping is a function of its attributes: one key over the attributes' codes finds
+    # the atoms far faster than unique rows of the codes matrix.
+    key = np.zeros(codes.shape[0], dtype=np.int64)
+    radix = 1
+    for values, labels in factorized.values():
+        radix *= max(len(labels), 1)
+        if radix >= 2**62:
+            atoms = np.unique(codes, axis=0)
+            break
+        key = key * max(len(labels), 1) + values
+    else:
+        _, first = np.unique(key, return_index=True)
+        atoms = np.unique(codes[first], axis=0)
+    return {
+        "groupings": [g.name for g in groupings],
+        "attributes": [list(g.attributes) for g in groupings],
+        "labels": [list(g.labels) for g in groupings],
+        "atoms": atoms.tolist(),
+    }
 
 
 def _human_audit(
     decisions: pd.DataFrame,
     truth: np.ndarray | None,
+    observed: np.ndarray,
     groupings: list[Grouping],
     keep: np.ndarray,
     reference: np.ndarray,
     config: AuditConfig,
+    clusters: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Human-decision rates by group with Wilson intervals, and Newcombe comparisons."""
-    indicators = human_counts(decisions.reset_index(drop=True), truth)
+    """Human-decision rates by group with Wilson intervals, and Newcombe comparisons.
+
+    With ``clusters`` (households), comparisons use effective counts: each group's counts
+    over its design effect (cluster-robust over binomial variance of its rate, at least 1).
+    """
+    indicators = human_counts(decisions.reset_index(drop=True), truth, observed)
+    household = None if clusters is None else household_codes(clusters)
     rows, comparisons = [], []
     for name, (num_row, den_row) in indicators.items():
         num = np.concatenate([np.bincount(g.codes, num_row, g.size) for g in groupings])
         den = np.concatenate([np.bincount(g.codes, den_row, g.size) for g in groupings])
+        effect = np.ones(num.size)
+        if household is not None:
+            effect = np.concatenate(
+                [design_effect(num_row, den_row, g.codes, g.size, household) for g in groupings]
+            )
         groups = np.concatenate([np.asarray(g.labels, dtype=object) for g in groupings])
         grouping = np.concatenate([np.full(g.size, g.name, dtype=object) for g in groupings])
         lower, upper = wilson_interval(num, den, config.level)
@@ -298,8 +403,9 @@ def _human_audit(
                 }
             )[keep]
         )
+        e_num, e_den = num / effect, den / effect
         d_lower, d_upper, p_value = two_proportion(
-            num, den, num[reference], den[reference], config.level
+            e_num, e_den, e_num[reference], e_den[reference], config.level
         )
         est = safe_div(num, den)
         mask = keep & keep[reference] & (np.arange(num.size) != reference)
@@ -316,6 +422,7 @@ def _human_audit(
                     "difference_lower": d_lower,
                     "difference_upper": d_upper,
                     "p_value": np.where(np.isnan(est - est[reference]), np.nan, p_value),
+                    "design_effect": effect,
                     "tolerance": HUMAN_TOLERANCE,
                 }
             )[mask]

@@ -18,13 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 
 from models.fairness._config import AuditConfig
 from models.fairness._groups import Grouping
 from models.fairness._metrics import capacity_label, queue_rates
-from models.fairness._statistics import safe_div
+from models.fairness._statistics import household_codes, safe_div
 
 
 @dataclass
@@ -202,7 +201,7 @@ def bootstrap_replicates(
     out: dict[str, dict[str, list[np.ndarray]]] = {lab: {} for lab in labels}
     membership = None
     if clusters is not None:
-        household = pd.factorize(pd.Series(np.asarray(clusters)), use_na_sentinel=False)[0]
+        household = household_codes(clusters)
         columns, offset = [], 0
         for grouping in groupings:
             columns.append((offset + grouping.codes) * per_group + row_key)

@@ -55,6 +55,10 @@ as the training gate on calibration gaps); slope and intercept are on the logist
 """
 
 
+LABEL_FREE = ("mean_score", "selection_rate")
+"""Metrics that do not depend on the label: shown and judged once, under the first label."""
+
+
 SHIFTED = ("auc", "calibration_slope", "calibration_intercept")
 """Metrics computed approximately on the bootstrap cells; replicates are shifted to exact."""
 
@@ -110,9 +114,11 @@ class AuditConfig:
     n_cells: int = 64
     """Score quantile cells for the bootstrap grid (capacity and bin edges are added)."""
     calibration_blocks: int = 16
-    bootstrap: Literal["stratified", "household"] = "stratified"
+    bootstrap: Literal["auto", "stratified", "household"] = "auto"
     """'household' reweights whole households (Poisson weights): siblings share attributes and
-    outcomes, so within-group row resampling can understate uncertainty. Its cost grows with
-    rows; rate comparisons then use effective counts (counts over the design effect)."""
+    outcomes, so within-group row resampling understates uncertainty. Its cost grows with
+    rows; rate comparisons then use effective counts (counts over the design effect), human
+    decisions a cluster-robust design effect. 'stratified' treats referrals as independent.
+    'auto' (the default) is household when household IDs are given, else stratified."""
     seed: int = 0
     chunk: int = 50

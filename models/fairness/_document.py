@@ -21,26 +21,38 @@ from models.fairness._config import (
     HIGH_BANDS,
     HUMAN_TOLERANCE,
     INSUFFICIENT,
+    LABEL_FREE,
     TOLERANCE_VERSION,
     WITHIN,
     AuditConfig,
 )
-from models.fairness._groups import SEPARATOR, audit_attributes
+from models.fairness._disclosure import RULE, Withheld, metric_block, withhold
+from models.fairness._groups import OVERALL, SEPARATOR, audit_attributes
 from models.fairness._html import render_html
+from models.fairness._views import human_against_model, summary_measures
 from models.fairness._words import KEY_METRICS, metric_words, percent, points
 from models.scorer import Scorer
 
 SCHEMA = "triage/fairness-audit"
 
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "2.0.0"
 """Bumped on any change to the document's fields: major for removals, minor for additions."""
 
 
 DEFAULT_MIN_COUNT = 10
 
 
-_ROW_TABLES = ("metrics", "comparisons", "reliability", "ranking", "human", "human_comparisons")
+_ROW_TABLES = (
+    "metrics",
+    "comparisons",
+    "reliability",
+    "ranking",
+    "human",
+    "human_comparisons",
+    "by_quarter",
+    "quarter_change",
+)
 
 
 _COUNT_FIELDS = ("n", "numerator", "denominator")
@@ -64,6 +76,7 @@ JSON_SCHEMA: dict[str, Any] = {
         "comparisons",
         "ranking",
         "summary",
+        "summary_measures",
     ],
     "properties": {
         "schema": {"const": SCHEMA},
@@ -90,13 +103,28 @@ JSON_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["grouping", "group", "reference", "metric", "verdict"],
-                "properties": {"verdict": {"enum": [WITHIN, DISPARITY, INSUFFICIENT]}},
+                "properties": {"verdict": {"enum": [WITHIN, DISPARITY, INSUFFICIENT, None]}},
             },
         },
         "ranking": {"type": "array"},
         "human": {"type": ["array", "null"]},
         "why_gaps": {"type": "array"},
+        "summary_measures": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["grouping", "capacity", "measure", "method", "difference", "ratio"],
+            },
+        },
+        "human_vs_model": {"type": ["array", "null"]},
+        "by_quarter": {"type": ["array", "null"]},
+        "quarter_change": {"type": ["array", "null"]},
         "summary": {"type": "object", "required": ["sentences", "verdicts"]},
+        "disclosure": {
+            "type": "object",
+            "required": ["source", "primary", "secondary", "min_count", "min_size"],
+        },
+        "structure": {"type": "object", "required": ["groupings", "labels", "atoms"]},
     },
 }
 """JSON Schema of the document; `schema_version` says which version a document follows."""
@@ -173,13 +201,12 @@ def summary_sentences(comparisons: pd.DataFrame, *, limit: int = 12) -> list[str
     return sentences
 
 
-def _label_sentence(result: FairnessAudit) -> str | None:
+def _label_sentence(gap: pd.DataFrame | None) -> str | None:
     """Where the observed label understates the latent harm most, in words."""
-    gap = label_gap(result)
-    if gap is None:
+    if gap is None or gap.empty:
         return None
     rates = gap[(gap["metric"] == "base_rate") & ~gap["grouping"].str.contains(SEPARATOR)]
-    rates = rates.dropna(subset=["gap"])
+    rates = rates[rates["grouping"] != OVERALL].dropna(subset=["gap"])
     if rates.empty:
         return None
     worst = rates.loc[rates["gap"].idxmin()]  # type: ignore[call-overload]  # an index label
@@ -193,19 +220,19 @@ def _label_sentence(result: FairnessAudit) -> str | None:
     )
 
 
-def _human_sentence(result: FairnessAudit) -> str | None:
+def _human_sentence(human: pd.DataFrame | None, found: pd.DataFrame | None) -> str | None:
     """The spread of agreement between practitioners and the model's band, in words."""
-    if result.human is None:
+    if human is None or human.empty:
         return None
-    rows = result.human[
-        (result.human["metric"] == "agreement_with_band")
-        & ~result.human["grouping"].str.contains(SEPARATOR)
+    rows = human[
+        (human["metric"] == "agreement_with_band")
+        & ~human["grouping"].str.contains(SEPARATOR)
+        & (human["grouping"] != OVERALL)
     ].dropna(subset=["estimate"])
     if rows.empty:
         return None
     low = rows.loc[rows["estimate"].idxmin()]  # type: ignore[call-overload]  # an index label
     high = rows.loc[rows["estimate"].idxmax()]  # type: ignore[call-overload]  # an index label
-    found = result.human_comparisons
     count = int((found["verdict"] == DISPARITY).sum()) if found is not None else 0
     return (
         "Practitioners' decisions agree with the model's band least for "
@@ -215,21 +242,36 @@ def _human_sentence(result: FairnessAudit) -> str | None:
     )
 
 
-def _suppress_small(rows: list[dict[str, Any]], min_count: int) -> list[dict[str, Any]]:
-    """Null counts below min_count, and the rates and intervals that would reveal them."""
-    out = []
-    for row in rows:
-        small = any(
-            isinstance(row.get(k), int | float) and 0 < row[k] < min_count for k in _COUNT_FIELDS
+def _summary(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Verdict counts and plain-language sentences from a document's own (shown) tables."""
+
+    def frame(name: str) -> pd.DataFrame | None:
+        rows = document.get(name)
+        if rows is None:
+            return None
+        return pd.DataFrame([r for r in rows if not r.get("withheld")])
+
+    comparisons = frame("comparisons")
+    if comparisons is None or comparisons.empty:
+        comparisons = pd.DataFrame(columns=["label", "verdict", "grouping", "group", "metric"])
+    labels = document["meta"].get("labels") or ["observed"]
+    verdict_counts = {
+        label: comparisons[comparisons["label"] == label]["verdict"].value_counts().to_dict()
+        for label in labels
+    }
+    sentences = summary_sentences(comparisons[comparisons["label"] == "observed"])
+    extra = (
+        _label_sentence(frame("label_gap")),
+        _human_sentence(frame("human"), frame("human_comparisons")),
+    )
+    sentences += [s for s in extra if s]
+    if document.get("suppressed"):
+        sentences.append(
+            f"{len(document['suppressed'])} groups are withheld: fewer than "
+            f"{document['config']['min_size']} referrals, or withheld so that a smaller group "
+            "cannot be worked out from the totals. They are listed and not shown or tested."
         )
-        if small:
-            row = {
-                k: (None if isinstance(v, int | float) and not isinstance(v, bool) else v)
-                for k, v in row.items()
-            }
-            row["small_count_suppressed"] = True
-        out.append(row)
-    return out
+    return {"verdicts": verdict_counts, "sentences": sentences}
 
 
 def to_document(
@@ -242,17 +284,13 @@ def to_document(
 ) -> dict[str, Any]:
     """The audit as a JSON-ready document following ``JSON_SCHEMA`` (version ``SCHEMA_VERSION``).
 
-    ``pseudonymise`` drops identifying metadata (paths, run and data identifiers) and turns on
-    small-count suppression (``min_count``, default 10): a row with any count from 1 to
-    ``min_count - 1`` keeps its labels but loses every number. This is what a researcher route
-    serves.
+    The internal document keeps every figure and the ``structure`` disclosure control needs.
+    ``pseudonymise`` returns the published version instead (``pseudonymise_document``):
+    identifying metadata dropped, primary and secondary suppression at ``min_count`` (default
+    10) across every table. This is what a researcher route serves.
     """
     config = result.config
     meta = dict(meta or {})
-    if pseudonymise:
-        for key in ("source", "run_id", "data_fingerprint"):
-            meta.pop(key, None)
-        min_count = DEFAULT_MIN_COUNT if min_count is None else min_count
     config_doc = {
         "capacities": list(config.capacities),
         "attributes": list(config.attributes),
@@ -269,13 +307,17 @@ def to_document(
         "ece_min_size": ECE_MIN_SIZE,
         "reference_version": config.references.version,
         "bootstrap": (
-            "stratified within each group: multinomial over score cells × labels"
-            if config.bootstrap == "stratified"
-            else "household: Poisson(1) weight per household over score cells × labels"
+            "household: Poisson(1) weight per household over score cells × labels"
+            if result.inference == "household"
+            else "stratified within each group: multinomial over score cells × labels"
         ),
+        "inference": result.inference,
+        "label_free_metrics": list(LABEL_FREE),
+        "human_capacity": result.human_capacity,
         "n_cells": config.n_cells,
+        "n_bins": config.n_bins,
         "seed": config.seed,
-        "min_count": min_count,
+        "min_count": None,
         "escalating_decisions": list(ESCALATING),
         "high_bands": list(HIGH_BANDS),
     }
@@ -283,26 +325,7 @@ def to_document(
         name: records(getattr(result, name)) for name in _ROW_TABLES
     }
     groups = result.groups[~result.groups["suppressed"]].drop(columns="suppressed")
-    suppressed = result.suppressed.copy()
     tables["groups"] = records(groups)
-    if min_count:
-        suppressed = suppressed.drop(columns="n")
-        for name in ("metrics", "human", "groups", "comparisons", "human_comparisons"):
-            table = tables[name]
-            if table is not None:
-                tables[name] = _suppress_small(table, min_count)
-    comparisons = result.comparisons
-    verdict_counts = {
-        label: comparisons[comparisons["label"] == label]["verdict"].value_counts().to_dict()
-        for label in result.labels
-    }
-    sentences = summary_sentences(comparisons[comparisons["label"] == "observed"])
-    sentences += [s for s in (_label_sentence(result), _human_sentence(result)) if s]
-    if len(result.suppressed):
-        sentences.append(
-            f"{len(result.suppressed)} groups have fewer than {config.min_size} referrals: they "
-            "are listed as suppressed and not shown or tested."
-        )
     document: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -311,42 +334,181 @@ def to_document(
         "config": config_doc,
         "thresholds": {str(k): v for k, v in result.thresholds.items()},
         "references": result.references,
-        "suppressed": records(suppressed),
+        "suppressed": records(result.suppressed),
         "label_gap": records(label_gap(result)),
         # Images stay in the HTML; the document keeps the numbers.
         "why_gaps": [{k: v for k, v in g.items() if k != "image"} for g in gaps],
-        "summary": {"verdicts": verdict_counts, "sentences": sentences},
         **tables,
+        # Internal only: what disclosure control needs; never in a published document.
+        "structure": result.structure,
     }
-    if min_count:
-        document["label_gap"] = _suppress_small(document["label_gap"] or [], min_count) or None
+    document["summary_measures"] = summary_measures(document)
+    document["human_vs_model"] = human_against_model(document)
+    document["summary"] = _summary(document)
+    if pseudonymise:
+        return pseudonymise_document(
+            document, min_count=DEFAULT_MIN_COUNT if min_count is None else min_count
+        )
     return document
 
 
 _IDENTIFYING_META = ("source", "run_id", "data_fingerprint")
 
 
-_SUPPRESSIBLE = ("metrics", "human", "groups", "comparisons", "human_comparisons", "label_gap")
+def _withhold_row(row: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A row with its labels kept and every number (and verdict) removed."""
+    out: dict[str, Any] = {
+        k: (None if isinstance(v, int | float) and not isinstance(v, bool) and k not in keep else v)
+        for k, v in row.items()
+    }
+    if "verdict" in out:
+        out["verdict"] = None
+    out["withheld"] = True
+    return out
 
 
 def pseudonymise_document(
     document: Mapping[str, Any], *, min_count: int = DEFAULT_MIN_COUNT
 ) -> dict[str, Any]:
-    """A stored audit document as a researcher may see it: no identifiers, small counts hidden.
+    """A stored audit document as a researcher may see it: no identifiers, disclosure control.
 
-    Does to a finished document what ``to_document(pseudonymise=True)`` does while building
-    one (the API serves the document logged with the champion's training run).
+    Primary and secondary suppression (``models.fairness._disclosure``) across every table:
+    no withheld cell can be worked out from shown cells, totals, comparisons, rankings or
+    reliability bins. What ``to_document(pseudonymise=True)`` returns, and what the API serves.
     """
+    if "structure" not in document:
+        raise ValueError(
+            "this audit document predates disclosure control (schema 1): re-run the audit"
+        )
+    withheld = withhold(document, min_count=min_count)
     # A deep copy; the stored document stays as it was.
     out: dict[str, Any] = json.loads(json.dumps(document))
+    out.pop("structure")
     out["meta"] = {k: v for k, v in out.get("meta", {}).items() if k not in _IDENTIFYING_META}
     out["config"]["min_count"] = min_count
+    out["disclosure"] = {
+        **RULE,
+        "min_count": min_count,
+        "min_size": out["config"]["min_size"],
+        "withheld": withheld.counts,
+    }
+    secondary = "withheld so that a smaller group cannot be worked out (secondary suppression)"
     out["suppressed"] = [
         {k: v for k, v in row.items() if k != "n"} for row in out.get("suppressed") or []
     ]
-    for name in _SUPPRESSIBLE:
-        if out.get(name):
-            out[name] = _suppress_small(out[name], min_count)
+    groups = []
+    for row in out.get("groups") or []:
+        if (row["grouping"], row["group"]) in withheld.groups:
+            out["suppressed"].append(
+                {"grouping": row["grouping"], "group": row["group"], "reason": secondary}
+            )
+        else:
+            groups.append(row)
+    out["groups"] = groups
+    gone = withheld.groups
+    for grouping, reference in (out.get("references") or {}).items():
+        reference["suppressed"] = bool(reference.get("suppressed")) or (
+            (grouping, reference["group"]) in gone
+        )
+
+    def metric_hidden(grouping: str, group: str, label: str, metric: str) -> bool:
+        key = (grouping, group)
+        if metric == "ece" and (grouping, group, label) in withheld.ece:
+            return True
+        return withheld.block(metric_block(metric, label), key)
+
+    def cut(rows: list[dict[str, Any]] | None, hide: Any) -> list[dict[str, Any]] | None:
+        if rows is None:
+            return None
+        kept = [r for r in rows if (r["grouping"], r["group"]) not in gone]
+        return [_withhold_row(r) if hide(r) else r for r in kept]
+
+    out["metrics"] = cut(
+        out.get("metrics"),
+        lambda r: metric_hidden(r["grouping"], r["group"], r["label"], r["metric"]),
+    )
+    out["comparisons"] = cut(
+        out.get("comparisons"),
+        lambda r: (
+            metric_hidden(r["grouping"], r["group"], r["label"], r["metric"])
+            or metric_hidden(r["grouping"], r["reference"], r["label"], r["metric"])
+        ),
+    )
+    labels = out["meta"].get("labels") or ["observed"]
+    out["label_gap"] = cut(
+        out.get("label_gap"),
+        lambda r: any(metric_hidden(r["grouping"], r["group"], lab, r["metric"]) for lab in labels),
+    )
+    human_rows = cut(
+        out.get("human"), lambda r: withheld.block("human", (r["grouping"], r["group"]))
+    )
+    out["human"] = human_rows
+    out["human_comparisons"] = cut(
+        out.get("human_comparisons"),
+        lambda r: (
+            withheld.block("human", (r["grouping"], r["group"]))
+            or withheld.block("human", (r["grouping"], r["reference"]))
+        ),
+    )
+    out["ranking"] = [
+        _ranking_row(r, withheld) for r in cut(out.get("ranking"), lambda r: False) or []
+    ]
+    quarters = withheld.quarters
+
+    def quarter_hidden(r: dict[str, Any], quarter: str) -> bool:
+        blocks = (metric_block(r["metric"], r["label"]), "n")
+        return any((r["grouping"], r["group"], quarter) in quarters.get(b, set()) for b in blocks)
+
+    out["by_quarter"] = cut(out.get("by_quarter"), lambda r: quarter_hidden(r, r["quarter"]))
+    seen = {r.get("quarter") for r in out.get("by_quarter") or []}
+    out["quarter_change"] = cut(
+        out.get("quarter_change"),
+        lambda r: (
+            metric_hidden(r["grouping"], r["group"], r["label"], r["metric"])
+            or any(quarter_hidden(r, quarter) for quarter in seen)
+        ),
+    )
+    n_bins = int(out["config"].get("n_bins") or 10)
+    singles = set(out["config"]["attributes"]) | {OVERALL}
+    reliability = []
+    for row in cut(out.get("reliability"), lambda r: False) or []:
+        if row["grouping"] not in singles:
+            continue  # intersections' curves stay internal: too many small bins to protect
+        b = min(round(row["bin_lower"] * n_bins), n_bins - 1)
+        key = (row["grouping"], row["group"], b)
+        if key in withheld.bins["n"]:
+            row = _withhold_row(row, keep=("bin_lower", "bin_upper"))
+        elif key in withheld.bins.get(f"positives@{row['label']}", set()):
+            row = {**row, "observed_rate": None, "withheld": True}
+        reliability.append(row)
+    out["reliability"] = reliability
+    out["why_gaps"] = [
+        g
+        for g in out.get("why_gaps") or []
+        if (g["grouping"], g["group_a"]) not in gone and (g["grouping"], g["group_b"]) not in gone
+    ]
+    # Views are rebuilt from the shown rows: a withheld figure never enters one.
+    out["summary_measures"] = summary_measures(out)
+    out["human_vs_model"] = human_against_model(out)
+    out["summary"] = _summary(out)
+    return out
+
+
+def _ranking_row(row: dict[str, Any], withheld: Withheld) -> dict[str, Any]:
+    """A ranking row with the shares of withheld blocks removed."""
+    key = (row["grouping"], row["group"])
+    out = dict(row)
+    for name in list(out):
+        block = None
+        if name.startswith(("share_of_top_", "top_")):
+            block = (
+                f"flagged@{name.removeprefix('share_of_top_').removeprefix('top_').split('_')[0]}"
+            )
+        elif name == "share_of_positives":
+            block = "positives@observed"
+        if block is not None and withheld.block(block, key):
+            out[name] = None
+            out["withheld"] = True
     return out
 
 
@@ -358,7 +520,8 @@ def label_gap(result: FairnessAudit) -> pd.DataFrame | None:
     wide = result.metrics.set_index(keys)["estimate"].unstack("label").reset_index()
     wide.columns.name = None
     wide["gap"] = wide["observed"] - wide["truth"]
-    return wide
+    free = wide["metric"].str.split("_at_").str[0].isin(LABEL_FREE)
+    return wide[~free].reset_index(drop=True)
 
 
 def validate_document(document: Mapping[str, Any]) -> None:
@@ -404,6 +567,8 @@ def audit_scored(
     truth = None if data.truth is None else data.truth.loc[ids].to_numpy(dtype=float)
     bands = None if scorer is None else scorer.bands.assign(probability)
     decisions = None if directory is None else load_decisions(directory, ids, bands)
+    received = pd.to_datetime(data.received_at.loc[ids], utc=True)
+    periods = (received.dt.year.astype(str) + "-Q" + received.dt.quarter.astype(str)).to_numpy()
     return audit(
         y,
         probability,
@@ -411,6 +576,7 @@ def audit_scored(
         truth=truth,
         decisions=decisions,
         clusters=data.household_id.loc[ids].to_numpy(),
+        periods=periods,
         config=config,
     )
 

@@ -28,6 +28,10 @@ SEPARATOR = " × "
 MISSING = "missing"
 
 
+OVERALL, OVERALL_GROUP = "overall", "all referrals"
+"""The whole scored set, audited as a grouping of one group: the totals every table sums to."""
+
+
 _DEPRIVATION_BANDS = ("1-2 (most deprived)", "3-4", "5-6", "7-8", "9-10 (least deprived)")
 
 

@@ -72,14 +72,14 @@ def _share_figure(rows: list[dict[str, Any]], capacity: int) -> dict[str, Any]:
     width, left, row_h = 640, 230, 26
     height = 40 + row_h * len(rows)
     top = max(
-        [r["share_of_referrals"] for r in rows]
+        [r["share_of_referrals"] or 0 for r in rows]
         + [r[f"share_of_top_{capacity}"] or 0 for r in rows]
         + [0.01]
     )
     scale = (width - left - 60) / top
     bars = []
     for i, row in enumerate(rows):
-        share, topk = row["share_of_referrals"], row[f"share_of_top_{capacity}"] or 0
+        share, topk = row["share_of_referrals"] or 0, row[f"share_of_top_{capacity}"] or 0
         bars.append(
             {
                 "y": 26 + i * row_h,
@@ -112,6 +112,8 @@ def _reliability_png(rows: list[dict[str, Any]], grouping: str) -> str:
     import matplotlib.pyplot as plt
 
     frame = pd.DataFrame(rows)
+    for column in ("mean_predicted", "observed_rate"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
     for group, part in frame.groupby("group"):
@@ -144,7 +146,11 @@ def _attribute_section(document: Mapping[str, Any], attribute: str) -> dict[str,
         )
         rows.append(row)
     selected = _by(metrics, grouping=attribute, label="observed", metric="selection_rate_at_10")
-    curves = _by(document.get("reliability"), grouping=attribute, label="observed")
+    curves = [
+        r
+        for r in _by(document.get("reliability"), grouping=attribute, label="observed")
+        if r.get("observed_rate") is not None
+    ]
     ranking = _by(document["ranking"], grouping=attribute)
     return {
         "attribute": attribute,
@@ -212,4 +218,18 @@ def render_html(
         label_gap=label_gap if document.get("label_gap") else None,
         human=_human_rows(document, singles) if document.get("human") else None,
         gaps=gaps if gaps is not None else document.get("why_gaps") or [],
+        disclosure=document.get("disclosure"),
+        measures=[
+            r
+            for r in document.get("summary_measures") or []
+            if r["capacity"] == 10 and r["grouping"] in singles and r["label"] in (None, "observed")
+        ],
+        versus=[r for r in document.get("human_vs_model") or [] if r["grouping"] in singles],
+        human_capacity=config.get("human_capacity"),
+        changes=[
+            r
+            for r in document.get("quarter_change") or []
+            if r.get("changed") and r["label"] == "observed"
+        ],
+        tested_changes=len(document.get("quarter_change") or []),
     )

@@ -134,7 +134,7 @@ def ranking_table(
 
 
 def human_counts(
-    decisions: pd.DataFrame, truth: np.ndarray | None
+    decisions: pd.DataFrame, truth: np.ndarray | None, observed: np.ndarray | None = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per-row (numerator, denominator) indicators of each human-decision rate."""
     decided = decisions["decision"].notna().to_numpy()
@@ -142,7 +142,12 @@ def human_counts(
     one = np.ones(len(decisions), dtype=float)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {
         "escalated_rate": (escalated & decided, decided),
+        # Over every scored referral, as the model's selection rate is.
+        "escalated_share": (escalated & decided, one),
     }
+    if observed is not None:
+        positive = observed.astype(bool)
+        out["observed_not_escalated"] = (positive & ~escalated & decided, positive & decided)
     if "investigated" in decisions:
         investigated = decisions["investigated"].fillna(False).astype(bool).to_numpy()
         out["investigated_rate"] = (investigated, one)

@@ -213,3 +213,37 @@ def compare(
         "p_value": np.where(np.isnan(d_est), np.nan, p_value),
         "method": np.full(est.size, method, dtype=object),
     }
+
+
+def household_codes(clusters: np.ndarray) -> np.ndarray:
+    """Household IDs as codes in sorted order of the IDs, so row order cannot change a draw."""
+    _, codes = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
+    return np.asarray(codes, dtype=np.int64)
+
+
+def design_effect(
+    num: np.ndarray, den: np.ndarray, codes: np.ndarray, size: int, household: np.ndarray
+) -> np.ndarray:
+    """Per group, cluster-robust over binomial variance of the ratio Σnum/Σden (at least 1).
+
+    The cluster-robust (linearised, Kish) variance of a ratio: Σ_h (num_h − r·den_h)² /
+    den² · H/(H − 1) over the group's households h; siblings with one outcome count once.
+    """
+    n_households = int(household.max()) + 1 if household.size else 1
+    key = codes * n_households + household
+    pairs, inverse = np.unique(key, return_inverse=True)
+    num_h = np.bincount(inverse, num)
+    den_h = np.bincount(inverse, den)
+    group_h = pairs // n_households
+    total_num = np.bincount(group_h, num_h, size)
+    total_den = np.bincount(group_h, den_h, size)
+    rate = safe_div(total_num, total_den)
+    residual = num_h - np.nan_to_num(rate)[group_h] * den_h
+    clusters_in = np.bincount(group_h, (den_h > 0).astype(float), size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        robust = (
+            np.bincount(group_h, residual**2, size) / total_den**2 * clusters_in / (clusters_in - 1)
+        )
+        binomial = rate * (1 - rate) / total_den
+        effect = robust / binomial
+    return np.where(np.isfinite(effect) & (effect > 1), effect, 1.0)

@@ -315,18 +315,20 @@ def test_researchers_get_the_fairness_audit_pseudonymised_and_the_export_is_audi
 ) -> None:
     from types import SimpleNamespace
 
+    import numpy as np
+    import pandas as pd
+
+    from models.fairness import AuditConfig, audit, to_document
     from service.champion import LoadedModel
 
-    stored = {
-        "schema_version": "1.0.0",
-        "meta": {"n": 500, "run_id": "run-1", "source": "/data", "data_fingerprint": "abc"},
-        "config": {"min_count": None},
-        "suppressed": [{"grouping": "sex", "group": "unknown", "n": 3, "reason": "small"}],
-        "metrics": [
-            {"group": "a", "numerator": 4, "denominator": 60, "estimate": 0.067},
-            {"group": "b", "numerator": 40, "denominator": 440, "estimate": 0.091},
-        ],
-    }
+    rng = np.random.default_rng(2)
+    sex = rng.choice(["female", "male", "unknown"], 2000, p=[0.49, 0.5, 0.01])
+    p = rng.beta(2, 6, 2000)
+    y = (rng.random(2000) < p).astype(float)
+    config = AuditConfig(attributes=("sex",), intersections=(), n_boot=10)
+    result = audit(y, p, pd.DataFrame({"sex": sex}), config=config)
+    meta = {"run_id": "run-1", "source": "/data", "data_fingerprint": "abc"}
+    stored = to_document(result, meta=meta)
     loaded = LoadedModel(scorer=SimpleNamespace(version="referral-triage/7"), fairness=stored)
     app = create_app(settings, scorer_loader=lambda: loaded, score_backlog_on_start=False)
     with TestClient(app) as client:
@@ -334,12 +336,22 @@ def test_researchers_get_the_fairness_audit_pseudonymised_and_the_export_is_audi
         body = client.get("/v1/audit/fairness", headers=researcher).json()
         stricter = client.get("/v1/audit/fairness?min_count=50", headers=researcher).json()
         assert client.get("/v1/audit/fairness?min_count=2", headers=researcher).status_code == 422
-    assert set(body["meta"]) == {"n"}
-    assert body["suppressed"] == [{"grouping": "sex", "group": "unknown", "reason": "small"}]
-    assert body["metrics"][0]["numerator"] is None and body["metrics"][0]["small_count_suppressed"]
-    assert body["metrics"][1]["numerator"] == 40
-    assert stricter["metrics"][1]["estimate"] is None
-    assert stored["meta"]["run_id"] == "run-1"
+        # A document logged before disclosure control is refused, not served half-protected.
+        structure = stored.pop("structure")
+        stored["generated_at"] = "2026-01-01T00:00:00+00:00"
+        assert client.get("/v1/audit/fairness", headers=researcher).status_code == 409
+    assert set(body["meta"]) == {"n", "labels"} and "structure" not in body
+    # The small group is withheld, and so is a second one: else N minus the other is its size.
+    withheld = {r["group"] for r in body["suppressed"] if r["grouping"] == "sex"}
+    assert "unknown" in withheld and len(withheld) == 2
+    assert all("n" not in r for r in body["suppressed"])
+    assert body["disclosure"]["min_count"] == 10 and stricter["disclosure"]["min_count"] == 50
+    assert body["schema_version"] == "2.0.0" and body["summary_measures"]
+    shown = [m for m in body["metrics"] if m["grouping"] == "overall" and m["numerator"]]
+    assert shown and all(m["numerator"] >= 10 for m in shown)
+    small = [m for m in stricter["metrics"] if m.get("withheld")]
+    assert len(small) > len([m for m in body["metrics"] if m.get("withheld")])
+    assert stored["meta"]["run_id"] == "run-1" and structure["atoms"]
     engine = make_engine(settings.database_url)
     with session_factory(engine)() as session:
         exports = session.scalars(

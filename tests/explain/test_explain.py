@@ -303,6 +303,18 @@ def test_training_run_carries_the_global_views(extract, world, tmp_path, monkeyp
     engine.dispose()
     assert [(a.action, a.payload["rows"]) for a in audit] == [("export", len(scores))]
 
+    # The published audit from the command line: disclosure control, no internal structure.
+    import json
+
+    folder = tmp_path / "audit"
+    args = ["audit", "--data", str(extract), "--out", str(folder), "--bootstraps", "20"]
+    run = CliRunner().invoke(app, [*args, "--publish"])
+    assert run.exit_code == 0, run.output
+    published = json.loads((folder / "fairness_audit.json").read_text())
+    assert "structure" not in published and published["disclosure"]["min_count"] == 10
+    assert published["config"]["inference"] == "household" and "source" not in published["meta"]
+    assert "Disclosure control" in (folder / "fairness_audit.html").read_text()
+
 
 def test_days_since_reads_in_whole_days():
     signal = SIGNALS["days_since_last_referral"]

@@ -82,3 +82,30 @@ def test_reference_group_default_explicit_and_unknown(small_audit) -> None:
     bad = AuditConfig(references=ReferenceGroups(groups={"ethnicity": "nobody"}), n_boot=5)
     with pytest.raises(ValueError, match="nobody"):
         audit(y, p, attributes, config=bad)
+
+
+def test_quarter_view_finds_a_planted_change_and_not_a_stable_rate() -> None:
+    rng = np.random.default_rng(5)
+    n = 12_000
+    group = rng.choice(["a", "b"], n)
+    quarter = rng.choice(["2026-Q1", "2026-Q2"], n)
+    # Group "a" scores lower in the second quarter: its share of the top 10% falls.
+    p = np.clip(rng.beta(2, 6, n) - 0.08 * ((group == "a") & (quarter == "2026-Q2")), 0, 1)
+    y = (rng.random(n) < p).astype(float)
+    config = AuditConfig(attributes=("ethnicity",), intersections=(), n_boot=20)
+    result = audit(y, p, pd.DataFrame({"ethnicity": group}), periods=quarter, config=config)
+    rows = result.by_quarter.query("metric == 'selection_rate_at_10' and grouping == 'ethnicity'")
+    assert len(rows) == 4
+    assert (
+        (rows["wilson_lower"] <= rows["estimate"]) & (rows["estimate"] <= rows["wilson_upper"])
+    ).all()
+    change = result.quarter_change.set_index(["grouping", "group", "metric"])
+    a = change.loc[("ethnicity", "a", "selection_rate_at_10")]
+    b = change.loc[("ethnicity", "b", "selection_rate_at_10")]
+    assert a["changed"] and a["difference"] < -0.03 and a["p_adjusted"] < 1e-6
+    assert not b["changed"]
+    from scipy.stats import chi2_contingency
+
+    counts = rows[rows["group"] == "a"][["numerator", "denominator"]].to_numpy()
+    table = np.column_stack([counts[:, 0], counts[:, 1] - counts[:, 0]])
+    assert a["p_value"] == pytest.approx(chi2_contingency(table, correction=False).pvalue, rel=1e-6)

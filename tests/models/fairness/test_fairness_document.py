@@ -24,15 +24,18 @@ def test_document_schema_pseudonymised_and_html(small_audit) -> None:
     validate_document(private)
     assert "source" not in private["meta"]
     assert private["config"]["min_count"] == 10
+    assert "structure" in document and "structure" not in private
     for row in private["metrics"]:
         for key in ("numerator", "denominator"):
             assert row.get(key) is None or row[key] == 0 or row[key] >= 10
-    hidden = [r for r in private["metrics"] if r.get("small_count_suppressed")]
+    hidden = [r for r in private["metrics"] if r.get("withheld")]
     assert hidden and all(r["estimate"] is None for r in hidden)
-    html = render_html(document)
-    assert html.startswith("<!doctype html>") and "<svg" in html
-    assert "data:image/png;base64," in html
-    assert "<script" not in html and "https://" not in html.replace("http://www.w3.org", "")
+    for doc in (document, private):
+        html = render_html(doc)
+        assert html.startswith("<!doctype html>") and "<svg" in html
+        assert "data:image/png;base64," in html
+        assert "<script" not in html and "https://" not in html.replace("http://www.w3.org", "")
+    assert "Disclosure control" in render_html(private)
 
 
 def test_training_run_audit_is_logged_to_mlflow(tmp_path) -> None:

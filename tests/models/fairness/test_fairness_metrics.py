@@ -95,11 +95,13 @@ def test_truth_label_ranking_and_human_decisions() -> None:
     truth_rate = result.metrics.query("label == 'truth' and metric == 'base_rate'")
     observed_rate = result.metrics.query("label == 'observed' and metric == 'base_rate'")
     assert (truth_rate["estimate"].to_numpy() >= observed_rate["estimate"].to_numpy()).all()
-    ranking = result.ranking
+    ranking = result.ranking[result.ranking["grouping"] == "ethnicity"]
     assert ranking["share_of_top_10"].sum() == pytest.approx(1.0)
     assert ranking["exposure_share"].sum() == pytest.approx(1.0)
     assert ranking.set_index("group").loc["black", "exposure_ratio"] > 1
-    human = result.human.set_index(["group", "metric"])["estimate"]
+    human = result.human[result.human["grouping"] == "ethnicity"].set_index(["group", "metric"])[
+        "estimate"
+    ]
     codes = attributes["ethnicity"] == "white"
     escalated, high = p[codes] > 0.3, p[codes] > 0.4
     assert human[("white", "escalated_rate")] == pytest.approx(escalated.mean())
@@ -108,3 +110,74 @@ def test_truth_label_ranking_and_human_decisions() -> None:
     harm = truth[codes].astype(bool)
     assert human[("white", "harm_missed_rate")] == pytest.approx(harm[~escalated].mean())
     assert set(result.human_comparisons["verdict"]) <= {WITHIN, DISPARITY, INSUFFICIENT}
+
+
+@pytest.mark.parametrize("grouping", ["ethnicity", "sex", "deprivation_band"])
+def test_summary_measures_equal_fairlearn(small_audit, grouping) -> None:
+    from fairlearn.metrics import (
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        equalized_odds_ratio,
+    )
+
+    from models.fairness import to_document
+
+    y, p, attributes, result = small_audit
+    rows = {
+        (r["measure"], r["method"], r["capacity"]): r
+        for r in to_document(result)["summary_measures"]
+        if r["grouping"] == grouping and r["label"] in (None, "observed")
+    }
+    sensitive = attributes[grouping]
+    for capacity in (10, 30):
+        flagged = (p >= result.thresholds[capacity]).astype(int)
+        for method in ("between_groups", "to_overall"):
+            kwargs = {"sensitive_features": sensitive, "method": method}
+            dp, eo = (
+                rows[("demographic_parity", method, capacity)],
+                rows[("equalized_odds", method, capacity)],
+            )
+            assert dp["difference"] == pytest.approx(
+                demographic_parity_difference(y, flagged, **kwargs), abs=1e-12
+            )
+            assert dp["ratio"] == pytest.approx(
+                demographic_parity_ratio(y, flagged, **kwargs), abs=1e-12
+            )
+            assert eo["difference"] == pytest.approx(
+                equalized_odds_difference(y, flagged, **kwargs), abs=1e-12
+            )
+            assert eo["ratio"] == pytest.approx(
+                equalized_odds_ratio(y, flagged, **kwargs), abs=1e-12
+            )
+        reference = rows[("demographic_parity", "to_reference", capacity)]
+        rates = result.metrics.query(
+            f"grouping == '{grouping}' and metric == 'selection_rate_at_{capacity}'"
+        ).set_index("group")["estimate"]
+        ref = rates[result.references[grouping]["group"]]
+        assert reference["difference"] == pytest.approx((rates - ref).abs().max())
+
+
+def test_humans_against_the_model_at_the_same_capacity() -> None:
+    from models.fairness import to_document
+
+    y, p, attributes = _world(4000)
+    escalated = p > np.quantile(p, 0.77)  # 23% escalated: not one of the fixed capacities
+    decisions = pd.DataFrame({"decision": np.where(escalated, "assessment", "no_further_action")})
+    config = AuditConfig(attributes=("ethnicity",), intersections=(), n_boot=20)
+    result = audit(y, p, attributes, decisions=decisions, config=config)
+    assert result.human_capacity == 0.23 and 23 in result.thresholds
+    document = to_document(result)
+    rows = {
+        (r["group"], r["measure"]): r
+        for r in document["human_vs_model"]
+        if r["grouping"] == "ethnicity"
+    }
+    white = attributes["ethnicity"] == "white"
+    flagged = p >= result.thresholds[23]
+    assert rows[("white", "selected")]["human"] == pytest.approx(escalated[white].mean())
+    assert rows[("white", "selected")]["model"] == pytest.approx(flagged[white].mean())
+    positive = white & (y == 1)
+    reached = rows[("white", "positives_reached")]
+    assert reached["human"] == pytest.approx(escalated[positive].mean())
+    assert reached["model"] == pytest.approx(flagged[positive].mean())
