@@ -49,7 +49,13 @@ def _sources(audit: Path | None) -> Sources:
     except (OSError, ValueError) as exc:
         console.print(f"[red]Cannot read the audit {audit}[/] ({type(exc).__name__})")
         raise typer.Exit(code=2) from exc
-    return type(sources)(card=sources.card, gates=sources.gates, fairness=fairness)
+    from service.governance.sources import published_audit
+
+    published = published_audit(fairness)
+    if published is None:
+        console.print(f"[red]Not a publishable audit[/] (re-run: triage audit): {audit}")
+        raise typer.Exit(code=2)
+    return type(sources)(card=sources.card, gates=sources.gates, fairness=published)
 
 
 def _write(

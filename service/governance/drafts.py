@@ -325,8 +325,8 @@ def eqia_draft(sources: Sources, *, today: date) -> dict[str, Any]:
             )
             if fairness
             else to_complete(
-                "No fairness audit was logged with the champion: run `triage audit` and "
-                "attach its findings."
+                "No publishable fairness audit was logged with the champion: run `triage "
+                "audit` and attach its published findings."
             ),
         },
         "mitigations": {

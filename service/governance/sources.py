@@ -1,4 +1,8 @@
-"""What the governance documents are generated from: the champion's documents and the catalogue."""
+"""What the governance documents are generated from: the champion's documents and the catalogue.
+
+The records are published, so the fairness audit they quote is the published one: small
+counts withheld as the researchers' API withholds them (``models.fairness``).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,18 @@ class Sources:
     unknowns: dict[str, Any] = field(default_factory=lambda: dict(what_the_model_does_not_know()))
 
 
+def published_audit(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The audit as it may be published (disclosure control applied); None when there is none,
+    or when it predates disclosure control (then it must be re-run, never published as is)."""
+    from models.fairness import pseudonymise_document
+
+    if document is None:
+        return None
+    if "structure" not in document:
+        return document if "disclosure" in document else None
+    return pseudonymise_document(document)
+
+
 class NoChampion(LookupError):
     """The registry names no champion with a model card (train one first)."""
 
@@ -43,4 +59,4 @@ def champion_sources(settings: Settings) -> Sources:
             f"({settings.model_name}@{settings.model_alias}): run `triage train` first"
         )
     gate_rows = gates.get("gates", []) if isinstance(gates, dict) else list(gates or [])
-    return Sources(card=card, gates=gate_rows, fairness=fairness)
+    return Sources(card=card, gates=gate_rows, fairness=published_audit(fairness))

@@ -92,6 +92,14 @@ def test_the_transparency_record_carries_every_field_and_invents_none(
     assert gates and all(set(g) == {"gate", "passed", "value", "limit", "detail"} for g in gates)
     risks = record["tier_2"]["risks_and_impact"]["risks_and_mitigations"]["value"]
     assert risks["fairness_audit"], "the champion's audit findings are carried"
+    # The published audit's words (small counts withheld), never the internal document's.
+    from models.fairness import pseudonymise_document
+    from service.champion import champion_documents
+
+    internal = champion_documents(get_settings())[2]
+    assert internal is not None and "structure" in internal
+    published = pseudonymise_document(internal)["summary"]["sentences"]
+    assert risks["fairness_audit"] == published
     assert any("never lowers" in line for line in risks["priority_policy"])
     markdown = (tmp_path / "out" / "atrs.md").read_text()
     assert markdown.startswith("# Algorithmic transparency record")
@@ -134,7 +142,8 @@ def test_an_audit_file_replaces_the_champion_s_and_a_bad_one_is_refused(
     cli: CliRunner, tmp_path: Path
 ) -> None:
     audit = tmp_path / "audit.json"
-    audit.write_text(json.dumps({"summary": {"sentences": ["A sentence."], "verdicts": {}}}))
+    published = {"disclosure": {}, "summary": {"sentences": ["A sentence."], "verdicts": {}}}
+    audit.write_text(json.dumps(published))
     result = cli.invoke(app, ["governance", "atrs", "--out", str(tmp_path), "--audit", str(audit)])
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "atrs.json").read_text())
@@ -143,6 +152,10 @@ def test_an_audit_file_replaces_the_champion_s_and_a_bad_one_is_refused(
     audit.write_text("{not json")
     refused = cli.invoke(app, ["governance", "atrs", "--out", str(tmp_path), "--audit", str(audit)])
     assert refused.exit_code == 2 and "Cannot read the audit" in refused.output
+    # An audit from before disclosure control is never published as it is.
+    audit.write_text(json.dumps({"summary": {"sentences": ["Raw."], "verdicts": {}}}))
+    old = cli.invoke(app, ["governance", "atrs", "--out", str(tmp_path), "--audit", str(audit)])
+    assert old.exit_code == 2 and "Not a publishable audit" in old.output
 
 
 def test_without_a_champion_the_command_says_what_to_run(
