@@ -53,8 +53,15 @@ def _text(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(v, Mapping) for v in value) and value:
         return _table(value)
     if isinstance(value, Mapping) and value:
-        return "\n".join(f"- **{_heading(str(k))}**: {_inline(v)}" for k, v in value.items())
+        return "\n".join(_entry(str(k), v) for k, v in value.items())
     return _inline(value)
+
+
+def _entry(name: str, value: Any) -> str:
+    """One entry of a mapping: a list of sentences as nested bullets, else inline."""
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return f"- **{_heading(name)}**:\n" + "\n".join(f"    - {v}" for v in value)
+    return f"- **{_heading(name)}**: {_inline(value)}"
 
 
 def _inline(value: Any) -> str:
