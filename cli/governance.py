@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -55,7 +56,7 @@ def _sources(audit: Path | None) -> Sources:
     if published is None:
         console.print(f"[red]Not a publishable audit[/] (re-run: triage audit): {audit}")
         raise typer.Exit(code=2)
-    return type(sources)(card=sources.card, gates=sources.gates, fairness=published)
+    return replace(sources, fairness=published)
 
 
 def _write(

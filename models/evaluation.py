@@ -201,7 +201,7 @@ def reliability_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> pd.Data
     )
 
 
-def _n_flagged(capacity: float, n: int) -> int:
+def n_flagged(capacity: float, n: int) -> int:
     """How many of n referrals a queue of the given capacity reviews."""
     if not 0 < capacity <= 1:
         raise ValueError(f"capacity must be in (0, 1], got {capacity}")
@@ -211,7 +211,7 @@ def _n_flagged(capacity: float, n: int) -> int:
 
 def _at_capacity_sorted(ys: np.ndarray, ps: np.ndarray, capacity: float) -> dict[str, float]:
     """Queue metrics for labels and scores already sorted by descending score."""
-    k = _n_flagged(capacity, ys.size)
+    k = n_flagged(capacity, ys.size)
     hits = ys[:k].sum()
     positives = ys.sum()
     recall = hits / positives if positives else math.nan

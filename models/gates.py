@@ -11,6 +11,7 @@ import pandas as pd
 
 from features.catalogue import SIGNALS, Aggregation
 from features.policy import NEVER_LOWERS, NOT_INPUTS, POLICY, POLICY_VERSION
+from models.evaluation import n_flagged
 
 POLICY_SLACK = 1e-9
 """Log-odds a policy signal may lower a score by before the gate counts it (rounding only)."""
@@ -108,7 +109,7 @@ def fnr_gates(
     y = np.asarray(y, dtype=np.int64)
     order = np.argsort(-np.asarray(p, dtype=np.float64), kind="stable")
     flagged = np.zeros(y.size, dtype=bool)
-    flagged[order[: math.ceil(round(config.fnr_capacity * y.size, 9))]] = True
+    flagged[order[: n_flagged(config.fnr_capacity, y.size)]] = True
     positive = y == 1
     overall = float(1 - flagged[positive].mean()) if positive.any() else math.nan
     limit = config.max_group_fnr_excess

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.identity import (
+    NEW_CHILD_OUTCOMES,
     ChildResolution,
     given,
     identity_record,
@@ -90,7 +91,7 @@ def resolve_event_children(
             continue
         seen[key] = index
         resolution = _resolve(resolver, session, event, event_ids[index], received)
-        if resolution.outcome != "given":
+        if resolution.outcome in NEW_CHILD_OUTCOMES:
             _store_new_child(session, resolution, event.child)
         store_resolution(session, resolution)
         session.flush()  # the next event of the batch reads this one's record
@@ -130,8 +131,6 @@ def _resolve(
 
 def _store_new_child(session: Session, resolution: ChildResolution, details: ChildDetails) -> None:
     """A child first known from an event: stored with what the event says (nothing more)."""
-    if resolution.outcome == "linked":
-        return
     insert_household_if_new(
         session,
         household={

@@ -66,6 +66,8 @@ from triage.store.tables import utcnow
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("given", "linked", "possible_match", "new")
+NEW_CHILD_OUTCOMES = frozenset({"possible_match", "new"})
+"""Outcomes that store the referral or event against a child the service did not hold before."""
 COMPARED_FIELDS: tuple[tuple[str, str], ...] = (
     ("given_name", "Given name"),
     ("family_name", "Family name"),
@@ -300,7 +302,7 @@ def others_arrived(session: Session, resolution: ChildResolution, details: Child
     Takes ``lock_identities`` for the child's birth year first, so that on PostgreSQL a
     concurrent writer of the same child waits for this transaction and then sees its record.
     """
-    if resolution.seen is None or resolution.outcome not in ("new", "possible_match"):
+    if resolution.seen is None or resolution.outcome not in NEW_CHILD_OUTCOMES:
         return False
     lock_identities(session, birth_years=[details.date_of_birth.year])
     rows = known_identities_near(

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
@@ -117,3 +118,29 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def wait_for_path(page: Any, path: str) -> None:
+    """Wait until the tab has navigated to ``path`` (``**/queue`` would match ``?next=/queue``)."""
+    page.wait_for_url(lambda url: urlsplit(url).path == path)
+
+
+def focused(page: Any) -> dict[str, str]:
+    """What has the keyboard focus: tag, id, type, href, text, and the section it is in."""
+    return page.evaluate(
+        "() => { const e = document.activeElement; const s = e.closest('section');"
+        " return {tag: e.tagName.toLowerCase(), id: e.id, type: e.type || '',"
+        " href: e.getAttribute('href') || '', text: (e.innerText || '').trim(),"
+        " section: s ? (s.getAttribute('aria-labelledby') || '') : ''}; }"
+    )
+
+
+def tab_until(page: Any, wanted: Any, *, limit: int = 400) -> list[dict[str, str]]:
+    """Press Tab until ``wanted(focused)``; every element focused on the way, the last included."""
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        seen.append(focused(page))
+        if wanted(seen[-1]):
+            return seen
+    raise AssertionError(f"focus never reached the element after {limit} presses: {seen[-5:]}")

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -32,8 +31,11 @@ from browser_helpers import (
     axe_scan,
     axe_source,
     describe,
+    focused,
     screenshot,
+    tab_until,
     unavailable,
+    wait_for_path,
 )
 
 from api.app import create_app
@@ -178,11 +180,6 @@ def sign_in(tab: Visit, username: str, *, check: bool = False) -> None:
     wait_for_path(page, "/queue")
 
 
-def wait_for_path(page: Any, path: str) -> None:
-    """Wait until the tab has navigated to ``path`` (``**/queue`` would match ``?next=/queue``)."""
-    page.wait_for_url(lambda url: urlsplit(url).path == path)
-
-
 def queue_links(page: Any) -> list[str]:
     """The referral links in the queue table, top first."""
     return page.locator("table.queue tbody th a").evaluate_all("links => links.map(a => a.href)")
@@ -269,26 +266,6 @@ def test_practitioner_decides_and_the_referral_leaves_the_queue(visit: Visit, wo
     visit.check("queue-decision-recorded")
     page.reload()
     assert page.get_by_role("status").count() == 0  # a notice shows once
-
-
-def focused(page: Any) -> dict[str, str]:
-    """What has the keyboard focus: tag, id, type, href and text."""
-    return page.evaluate(
-        "() => { const e = document.activeElement; return {tag: e.tagName.toLowerCase(),"
-        " id: e.id, type: e.type || '', href: e.getAttribute('href') || '',"
-        " text: (e.innerText || '').trim()}; }"
-    )
-
-
-def tab_until(page: Any, wanted: Any, *, limit: int = 300) -> list[dict[str, str]]:
-    """Press Tab until ``wanted(focused)``; every element focused on the way, the last included."""
-    seen = []
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        seen.append(focused(page))
-        if wanted(seen[-1]):
-            return seen
-    raise AssertionError(f"focus never reached the element after {limit} presses: {seen[-5:]}")
 
 
 def test_keyboard_alone_reaches_the_decision_step(visit: Visit, world: World) -> None:

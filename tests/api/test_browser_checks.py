@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -27,8 +26,11 @@ from browser_helpers import (
     axe_scan,
     axe_source,
     describe,
+    focused,
     screenshot,
+    tab_until,
     unavailable,
+    wait_for_path,
 )
 
 from api.app import create_app
@@ -134,31 +136,6 @@ def sign_in(tab: Tab, username: str, next_path: str) -> None:
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     wait_for_path(page, next_path)
-
-
-def wait_for_path(page: Any, path: str) -> None:
-    """Wait until the tab has navigated to ``path``."""
-    page.wait_for_url(lambda url: urlsplit(url).path == path)
-
-
-def focused(page: Any) -> dict[str, str]:
-    """What has the keyboard focus: tag, id, type, href and text."""
-    return page.evaluate(
-        "() => { const e = document.activeElement; return {tag: e.tagName.toLowerCase(),"
-        " id: e.id, type: e.type || '', href: e.getAttribute('href') || '',"
-        " text: (e.innerText || '').trim()}; }"
-    )
-
-
-def tab_until(page: Any, wanted: Any, *, limit: int = 400) -> list[dict[str, str]]:
-    """Press Tab until ``wanted(focused)``; every element focused on the way."""
-    seen = []
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        seen.append(focused(page))
-        if wanted(seen[-1]):
-            return seen
-    raise AssertionError(f"focus never reached the element after {limit} presses: {seen[-5:]}")
 
 
 def choose_radio(page: Any, group_first_id: str, wanted_id: str) -> None:

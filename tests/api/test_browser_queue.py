@@ -27,7 +27,9 @@ from browser_helpers import (
     axe_scan,
     axe_source,
     describe,
+    focused,
     screenshot,
+    tab_until,
     unavailable,
 )
 
@@ -172,27 +174,6 @@ def sign_in(tab: Tab, username: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: urlsplit(url).path in ("/queue", "/research"))
-
-
-def focused(page: Any) -> dict[str, str]:
-    """What has the keyboard focus: tag, id, href, text, and the section it is in."""
-    return page.evaluate(
-        "() => { const e = document.activeElement; const s = e.closest('section');"
-        " return {tag: e.tagName.toLowerCase(), id: e.id, href: e.getAttribute('href') || '',"
-        " text: (e.innerText || '').trim(),"
-        " section: s ? (s.getAttribute('aria-labelledby') || '') : ''}; }"
-    )
-
-
-def tab_until(page: Any, wanted: Any, *, limit: int = 200) -> list[dict[str, str]]:
-    """Press Tab until ``wanted(focused)``; every element focused on the way."""
-    seen = []
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        seen.append(focused(page))
-        if wanted(seen[-1]):
-            return seen
-    raise AssertionError(f"focus never reached the element after {limit} presses: {seen[-5:]}")
 
 
 def test_the_queue_groups_by_child_and_passes_axe(desktop: Tab, world: World) -> None:
