@@ -825,3 +825,7 @@ def users_demo() -> None:
 from cli.governance import governance_app  # noqa: E402  (registered after the app exists)
 
 app.add_typer(governance_app, name="governance")
+
+from cli.monitor import monitor as monitor_command  # noqa: E402  (registered after the app exists)
+
+app.command("monitor")(monitor_command)

@@ -18,6 +18,16 @@ from models.monitoring._windows import Windows, month_of
 from models.monitoring.psi import bin_shares, psi, reference_edges
 
 OK, WARN, ALERT, SMALL = "ok", "warning", "alert", "small"
+ALERT_KINDS = (
+    "signal_drift",
+    "score_drift",
+    "calibration",
+    "selection",
+    "group_selection",
+    "overrides",
+    "unscored",
+)
+"""Every kind of alert the monitor raises."""
 
 
 @dataclass(frozen=True)
