@@ -145,6 +145,11 @@ def _print(document: dict[str, Any], json_path: Path, html_path: Path) -> None:
         f"Monitored {months[0]} to {months[-1]} against {document['reference']['from'][:10]} to "
         f"{document['reference']['until'][:10]} ({len(document['signals'])} signals)."
     )
+    if not document["reference"]["scored"]:
+        console.print(
+            "[yellow]No scored referrals in the reference period[/]: the service has not scored "
+            "these months (loaded history is not scored). Back-test an extract with --data DIR."
+        )
     alerts = document["alerts"]
     if alerts:
         table = Table(title=f"{len(alerts)} alerts", title_style="bold red")

@@ -104,8 +104,12 @@ def store_data(records: Sequence[MonitoredReferral], *, outcome: str) -> Monitor
         },
         index=index,
     )
+    received = pd.Series([r.received_at for r in records], index=index)
+    scored_at = [r.received_at for r in records if r.probability is not None]
+    # Referrals from before the first one the service scored are loaded history, not failures.
+    expected = received >= min(scored_at) if scored_at else pd.Series(False, index=index)
     return MonitorData(
-        received_at=pd.Series([r.received_at for r in records], index=index),
+        received_at=received,
         signals=signals,
         probability=pd.Series(
             [np.nan if r.probability is None else r.probability for r in records],
@@ -115,6 +119,7 @@ def store_data(records: Sequence[MonitoredReferral], *, outcome: str) -> Monitor
         label=label,
         agreement=pd.Series([r.agreement for r in records], index=index, dtype=object),
         groups=groups,
+        scoring_expected=expected,
     )
 
 

@@ -23,8 +23,8 @@ class Thresholds:
     calibration_z: float = 3.0
     """... and that far from expected in standard errors: a calibration alert."""
     selection_ratio: float = 1.5
-    """Share of referrals above the reference's capacity threshold outside capacity x [1/r, r],
-    and 3 standard errors from it, is an alert."""
+    """A month's share of referrals at or above the capacity threshold outside the reference's
+    share x [1/r, r], and 3 standard errors from it, is an alert."""
     group_selection_change: float = 0.10
     """A group's selection rate this far (absolute) from its reference rate, and 3 standard
     errors away, is an alert."""
@@ -64,3 +64,6 @@ class MonitorData:
     agreement: pd.Series
     groups: pd.DataFrame
     """Audit groups as strings: referrer type and voice, age band, sex, ethnicity, ..."""
+    scoring_expected: pd.Series | None = None
+    """Whether each referral should have a score (None: all). History loaded from before the
+    service scored anything is not "unscored"; the unscored share counts only these."""

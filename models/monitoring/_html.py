@@ -74,11 +74,14 @@ def _lines(
     *,
     reference: float | None = None,
     ylabel: str = "",
-) -> str:
+) -> str | None:
+    drawn = {k: np.asarray(v, dtype=float) for k, v in series.items() if len(v) == len(months)}
+    if not months or not any(np.isfinite(v).any() for v in drawn.values()):
+        return None  # nothing to draw: the table says why
     fig, ax = plt.subplots(figsize=(7, 3.2))
     x = np.arange(len(months))
-    for label, values in series.items():
-        ax.plot(x, np.asarray(values, dtype=float), marker="o", label=label)
+    for label, values in drawn.items():
+        ax.plot(x, values, marker="o", label=label)
     if reference is not None:
         ax.axhline(reference, color="grey", linestyle="--", label="reference")
     ax.set_xticks(x, months, rotation=45, ha="right", fontsize=8)
@@ -120,7 +123,7 @@ def _plots(document: Mapping[str, Any]) -> dict[str, str | None]:
             months,
             {"all referrals": [_value(r, "rate") for r in selection["overall"]]}
             | {k: v for k, v in by_type.items() if np.isfinite(v).any()},
-            reference=document["thresholds"]["capacity"],
+            reference=selection.get("reference_rate"),
         ),
         "human": (
             _lines(

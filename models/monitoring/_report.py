@@ -215,10 +215,12 @@ class _Monitor:
         p = self.data.probability.to_numpy(dtype=float)
         ref = self.reference & self.scored
         if not ref.any():
-            return {"threshold": None, "overall": [], "groups": {}}
+            return {"threshold": None, "reference_rate": None, "overall": [], "groups": {}}
         threshold = float(np.quantile(p[ref], 1 - self.t.capacity))
         chosen = self.scored & (p >= threshold)
-        cap, r = self.t.capacity, self.t.selection_ratio
+        # The reference's own share at or above the threshold: the capacity, or more where
+        # scores tie at the threshold.
+        cap, r = float(chosen[ref].mean()), self.t.selection_ratio
         overall = []
         for month in self.w.months:
             mine = self._in(month) & self.scored
@@ -240,7 +242,7 @@ class _Monitor:
                     "selection", "all referrals", month, rate,
                     f"outside [{cap / r:.3f}, {cap * r:.3f}] and 3 standard errors",
                     f"{rate:.1%} of referrals above the capacity threshold in {month} "
-                    f"(the reference: {cap:.0%})",
+                    f"(the reference: {cap:.1%})",
                 )  # fmt: skip
         groups: dict[str, list[dict[str, Any]]] = {}
         for grouping in self.data.groups.columns:
@@ -283,7 +285,12 @@ class _Monitor:
                             f"{base:.1%} in the reference",
                         )  # fmt: skip
             groups[str(grouping)] = rows
-        return {"threshold": _round(threshold, 6), "overall": overall, "groups": groups}
+        return {
+            "threshold": _round(threshold, 6),
+            "reference_rate": _round(cap),
+            "overall": overall,
+            "groups": groups,
+        }
 
     def human(self) -> list[dict[str, Any]]:
         """Decisions recorded with an agreement, by month: agreeing, and disagreeing (overrides)."""
@@ -329,10 +336,12 @@ class _Monitor:
         return row
 
     def unscored(self) -> list[dict[str, Any]]:
-        """Share of each month's referrals without a score."""
+        """Share of each month's referrals without a score (of those that should have one)."""
         rows = []
+        expected = self.data.scoring_expected
+        due = np.ones(self.scored.size, dtype=bool) if expected is None else expected.to_numpy()
         for month in self.w.months:
-            mine = self._in(month)
+            mine = self._in(month) & due
             n = int(mine.sum())
             missing = int((mine & ~self.scored).sum())
             share = missing / n if n else float("nan")
