@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from cli.app import app as cli
 from models.dataset import load_training_data
 from models.monitoring import (
     MonitorData,
@@ -190,6 +192,21 @@ def test_the_drift_world_differs_only_from_the_drift_date() -> None:
         WorldParams(drift={"seed": 1.0}, drift_from=DRIFT_FROM)
     with pytest.raises(ValueError, match="at most 1"):
         WorldParams(drift={"family_notice_probability": 2.0}, drift_from=DRIFT_FROM)
+
+
+def test_triage_synth_refuses_a_drift_it_cannot_make(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for args, reason in (
+        (["--drift", "seed=3", "--drift-from", "2026-01-01"], "cannot drift"),
+        (
+            ["--drift", "family_notice_probability=high", "--drift-from", "2026-01-01"],
+            "KNOB=NUMBER",
+        ),
+        (["--drift", "family_notice_probability=0.5", "--drift-from", "June"], "ISO date"),
+    ):
+        result = runner.invoke(cli, ["synth", "--out", str(tmp_path), "--referrals", "100", *args])
+        assert result.exit_code == 2 and reason in result.output, result.output
+    assert not list(tmp_path.iterdir())
 
 
 def test_an_injected_drift_is_an_alert_and_the_undrifted_world_raises_none(

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from cli.app import app as cli
-from service.monitoring import MonitorJob, store_document
+from models.monitoring import Thresholds
+from service.monitoring import MonitorJob, store_document, thresholds_from
 from triage.settings import Settings
 from triage.store import AuditEventRow, make_engine, session_factory
 from triage.store.monitoring import latest_monitoring_report
@@ -115,6 +116,29 @@ def _state(settings: Settings, engine: Engine) -> SimpleNamespace:
         read_sessions=sessions,
         models=SimpleNamespace(current=None),
     )
+
+
+def test_the_settings_block_holds_the_monitors_documented_defaults() -> None:
+    assert thresholds_from(Settings(var_dir=Path("unused"))) == Thresholds()
+
+
+def test_the_store_is_read_alike_on_sqlite_and_postgresql(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(var_dir=tmp_path, database_url=migrated_url)
+    engine = make_engine(migrated_url)
+    try:
+        _fill(engine)
+        document = store_document(
+            settings=settings, read_sessions=session_factory(engine), scorer=None
+        )
+    finally:
+        engine.dispose()
+    assert document is not None
+    drifted = {a["subject"] for a in document["alerts"] if a["kind"] == "signal_drift"}
+    assert drifted == {"relative_friend_concerns_365d"}
+    unscored = document["unscored"][-1]
+    assert unscored["unscored"] == PER_MONTH // 5 and unscored["referrals"] == PER_MONTH
 
 
 def test_the_scheduled_check_stores_its_summary_audits_it_and_waits_its_interval(
