@@ -241,7 +241,8 @@ def _probe_writes(state: ServiceState) -> StoreFailure | None:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 def metrics(request: Request) -> Response:
-    """Request latency, scores by band, unscored referrals and the model version."""
+    """Request latency, scores by band, unscored referrals, the model version and the newest
+    monitoring check's alerts."""
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

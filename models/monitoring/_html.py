@@ -78,7 +78,7 @@ def _lines(
     drawn = {k: np.asarray(v, dtype=float) for k, v in series.items() if len(v) == len(months)}
     if not months or not any(np.isfinite(v).any() for v in drawn.values()):
         return None  # nothing to draw: the table says why
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 3.2))
     x = np.arange(len(months))
     for label, values in drawn.items():
         ax.plot(x, values, marker="o", label=label)
@@ -86,7 +86,7 @@ def _lines(
         ax.axhline(reference, color="grey", linestyle="--", label="reference")
     ax.set_xticks(x, months, rotation=45, ha="right", fontsize=8)
     ax.set(title=title, ylabel=ylabel)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _png(fig)
 
 
