@@ -4,6 +4,7 @@ summary, the gauges on /metrics, the manager's alert panel, and ``triage monitor
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -217,3 +218,23 @@ def test_triage_monitor_writes_the_report_audits_it_and_exits_1_on_alerts(
         assert event.payload["files"] == ["report.json", "report.html"]
     quiet = CliRunner().invoke(cli, ["monitor", "--out", str(out), "--no-fail-on-alert"])
     assert quiet.exit_code == 0, quiet.output
+
+
+def test_the_app_runs_the_check_at_start_up_when_its_interval_is_set(
+    settings: Settings, filled: Engine
+) -> None:
+    hourly = settings.model_copy(update={"monitor_interval_seconds": 3600})
+    app = create_app(hourly, scorer_loader=lambda: None, score_backlog_on_start=False)
+    with TestClient(app):
+        deadline = time.monotonic() + 60
+        stored = None
+        while stored is None and time.monotonic() < deadline:
+            with session_factory(filled)() as session:
+                stored = latest_monitoring_report(session, source="store")
+            time.sleep(0.2)
+    assert stored is not None and stored.alerts > 0
+    with session_factory(filled)() as session:
+        actions = session.scalars(
+            select(AuditEventRow.actor).where(AuditEventRow.action == "monitoring.checked")
+        ).all()
+    assert actions == ["system"]  # one run: the next is an hour away
