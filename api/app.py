@@ -32,6 +32,7 @@ from service.champion import (
     freeze_garbage_collector,
 )
 from service.linker import Resolver
+from service.monitoring import MonitorJob
 from service.scoring import flag_unscored_from_history, score_backlog, sync_queue
 from triage.identity import default_model
 from triage.pseudonyms import pseudonym_key
@@ -94,12 +95,15 @@ def create_app(
         worker.start()
         checkpointer = AuditCheckpointer(state)
         checkpointer.start()
+        monitoring = MonitorJob(state, actor=SYSTEM.name)
+        monitoring.start()
         try:
             yield
         finally:
             stop.set()
             worker.join(timeout=30)
             checkpointer.stop()
+            monitoring.stop()
             # Requests have finished by now; what still waits was abandoned by a timeout (the
             # client got a 503 and retries), so it is cancelled rather than waited for.
             state.intake_executor.shutdown(wait=True, cancel_futures=True)

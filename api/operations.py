@@ -22,8 +22,10 @@ from sqlalchemy import func, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ServiceState
+from models.monitoring import ALERT_KINDS
 from triage.store import QueueEntryRow, ScoreRow, touch_store_probe
 from triage.store.engine import StoreFailure, store_failure, store_health
+from triage.store.monitoring import latest_monitoring_report
 
 access_log = logging.getLogger("api.access")
 log = logging.getLogger(__name__)
@@ -97,6 +99,54 @@ class StoreCollector(Collector):
         yield from (scores, queued, unscored, model)
 
 
+class MonitoringCollector(Collector):
+    """The newest monitoring check of the store: alerts by kind, each signal's PSI, unscored."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Gauges from the newest ``monitoring_reports`` row of the store (none before a run)."""
+        state: ServiceState | None = getattr(self.app.state, "service", None)
+        if state is None:
+            return
+        try:
+            with state.read_sessions() as session:
+                report = latest_monitoring_report(session, source="store")
+        except Exception as exc:
+            log.warning("metrics: monitoring summary unavailable (%s)", type(exc).__name__)
+            return
+        if report is None:
+            return
+        summary = report.summary
+        alerts = GaugeMetricFamily(
+            "triage_monitoring_alerts",
+            "Alerts raised by the newest monitoring check, by kind (0 when none).",
+            labels=["kind"],
+        )
+        counts = summary.get("alert_counts", {})
+        for kind in ALERT_KINDS:  # every kind has a gauge, 0 when none was raised
+            alerts.add_metric([kind], counts.get(kind, 0))
+        psi = GaugeMetricFamily(
+            "triage_monitoring_signal_psi",
+            "Each signal's PSI against the reference in the latest monitored month.",
+            labels=["signal"],
+        )
+        for signal, value in sorted(summary.get("signal_psi", {}).items()):
+            psi.add_metric([signal], value)
+        unscored = GaugeMetricFamily(
+            "triage_monitoring_unscored_share",
+            "Share of referrals without a score in the latest monitored month.",
+        )
+        if summary.get("unscored_share") is not None:
+            unscored.add_metric([], summary["unscored_share"])
+        when = GaugeMetricFamily(
+            "triage_monitoring_last_run_timestamp_seconds", "When the newest check ran (Unix time)."
+        )
+        when.add_metric([], report.generated_at.timestamp())
+        yield from (alerts, psi, unscored, when)
+
+
 def install_operations(app: FastAPI) -> None:
     """Add the health, readiness and metrics routes and the operations middleware."""
     registry = CollectorRegistry()
@@ -108,6 +158,7 @@ def install_operations(app: FastAPI) -> None:
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     )
     registry.register(StoreCollector(app))
+    registry.register(MonitoringCollector(app))
     app.state.metrics_registry = registry
     app.add_middleware(OperationsMiddleware, latency=latency)
     app.include_router(router)
@@ -190,7 +241,8 @@ def _probe_writes(state: ServiceState) -> StoreFailure | None:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 def metrics(request: Request) -> Response:
-    """Request latency, scores by band, unscored referrals and the model version."""
+    """Request latency, scores by band, unscored referrals, the model version and the newest
+    monitoring check's alerts."""
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

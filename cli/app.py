@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
@@ -73,6 +73,18 @@ def synth(
         bool,
         typer.Option("--report", help="Print the calibration report against published figures."),
     ] = False,
+    drift: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drift",
+            help="KNOB=VALUE: from --drift-from on, the world's knob takes this value "
+            "(repeatable; to see monitoring catch it). Knobs: harm_detection_rate, "
+            "family_notice_probability, family_repeat_mean, family_photograph_probability.",
+        ),
+    ] = None,
+    drift_from: Annotated[
+        str | None, typer.Option("--drift-from", help="ISO date the --drift values start.")
+    ] = None,
 ) -> None:
     """Write a synthetic extract (Parquet tables, truth kept apart) and optionally check it."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -81,7 +93,13 @@ def synth(
     from triage.synth.calibration import print_report
     from triage.synth.extract import write_extract
 
-    params = WorldParams(seed=seed, n_referrals=referrals, years=years)
+    try:
+        params = WorldParams(
+            seed=seed, n_referrals=referrals, years=years, **_drift_options(drift, drift_from)
+        )
+    except ValueError as exc:
+        console.print(f"[red]World refused:[/] {exc}")
+        raise typer.Exit(code=2) from exc
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("synthesising", total=None)
@@ -94,6 +112,28 @@ def synth(
     console.print(f"Wrote {out}: {rows}.")
     if report and not print_report(world, Console()):
         raise typer.Exit(code=1)
+
+
+def _drift_options(drift: list[str] | None, drift_from: str | None) -> dict[str, Any]:
+    """``--drift KNOB=VALUE`` and ``--drift-from DATE`` as WorldParams fields (else ValueError)."""
+    from datetime import date
+
+    knobs: dict[str, float] = {}
+    for item in drift or []:
+        name, sep, value = item.partition("=")
+        try:
+            knobs[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--drift {item!r}: expected KNOB=NUMBER") from None
+        if not sep:
+            raise ValueError(f"--drift {item!r}: expected KNOB=NUMBER")
+    start = None
+    if drift_from is not None:
+        try:
+            start = date.fromisoformat(drift_from)
+        except ValueError:
+            raise ValueError(f"--drift-from {drift_from!r}: expected an ISO date") from None
+    return {"drift": knobs, "drift_from": start}
 
 
 @db_app.command("upgrade")
@@ -785,3 +825,7 @@ def users_demo() -> None:
 from cli.governance import governance_app  # noqa: E402  (registered after the app exists)
 
 app.add_typer(governance_app, name="governance")
+
+from cli.monitor import monitor as monitor_command  # noqa: E402  (registered after the app exists)
+
+app.command("monitor")(monitor_command)

@@ -40,6 +40,8 @@ TESTS = Path(__file__).resolve().parent
 def pytest_configure(config: pytest.Config) -> None:
     """Root logger at DEBUG for the log scan; failure reports still show WARNING and up."""
     pii_scan.set_levels()
+    # The service's scheduled monitoring check stays off unless a test turns it on.
+    os.environ.setdefault("TRIAGE_MONITOR_INTERVAL_SECONDS", "0")
     # pytest would otherwise print every DEBUG record of a failing test; with a level set it
     # lowers the root logger only to min(current, level), so DEBUG stays for the capture.
     if config.getoption("log_level") is None and config.getini("log_level") in (None, ""):

@@ -102,6 +102,27 @@ class Settings(BaseSettings):
     """How often each worker signs the audit chain's newest event into the checkpoint (and
     at start-up and shut-down); 0 turns the service's checkpoints off."""
 
+    # Monitoring (issue 24): the service's scheduled check, its windows and alert thresholds
+    # (the same defaults as models.monitoring.Thresholds; docs/operations/monitoring.md).
+    monitor_interval_seconds: float = Field(default=21600.0, ge=0)
+    """How often the service runs the monitoring check on its store (0: never; the tests set
+    0 unless a test turns it on). A worker skips a run when another ran within the interval."""
+    monitor_months: int = Field(default=6, ge=1, le=36)
+    """Calendar months monitored: the latest ones with referrals."""
+    monitor_reference_months: int = Field(default=12, ge=1, le=60)
+    """Months just before the monitored ones that form the reference."""
+    monitor_psi_alert: float = Field(default=0.25, gt=0)
+    monitor_psi_warn: float = Field(default=0.10, gt=0)
+    monitor_calibration_ratio: float = Field(default=1.5, gt=1)
+    monitor_calibration_z: float = Field(default=3.0, gt=0)
+    monitor_selection_ratio: float = Field(default=1.5, gt=1)
+    monitor_group_selection_change: float = Field(default=0.10, gt=0, lt=1)
+    monitor_override_change: float = Field(default=0.15, gt=0, lt=1)
+    monitor_unscored_share: float = Field(default=0.05, ge=0, lt=1)
+    monitor_min_count: int = Field(default=100, ge=1)
+    monitor_suppress_below: int = Field(default=10, ge=1)
+    monitor_capacity: float = Field(default=0.10, gt=0, lt=1)
+
     def audit_checkpoint_path(self) -> Path:
         """``audit_checkpoint_file``, or its default under ``var_dir``."""
         return self.audit_checkpoint_file or self.var_dir / AUDIT_CHECKPOINT_FILE

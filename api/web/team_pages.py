@@ -13,6 +13,7 @@ from api.web.auth import ManagerViewer, check_form_token, redirect, save_session
 from api.web.case_pages import show
 from service import audit, decisions, team_panels
 from service.errors import Invalid
+from service.monitoring import monitoring_panel
 from service.teamstats import AGREEMENTS, team_learning
 from triage.store.statistics import decisions_since
 from triage.store.tables import utcnow
@@ -44,6 +45,7 @@ def manager(
         mode = decisions.decision_mode(db)
         disagreeing = [r.child_id for r in records if r.agreement not in (None, "agree")]
         names = names_around_children(db, child_ids=disagreeing)
+        monitoring = monitoring_panel(db)
     learning = team_learning(facts, since=since, until=now)
     rationales = team_panels.disagreement_rationales(records, names=names)
     audit.record(
@@ -76,6 +78,8 @@ def manager(
         mode=mode,
         mode_words=MODE_WORDS,
         priorities={str(k): v for k, v in PRIORITY_BANDS.items()},
+        monitoring=monitoring,
+        monitoring_hours=round(state.settings.monitor_interval_seconds / 3600, 1),
     )
 
 

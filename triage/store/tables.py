@@ -608,3 +608,19 @@ class TeamSettingRow(Base):
     value: Mapped[str] = mapped_column(String(VOCAB))
     changed_at: Mapped[datetime]
     changed_by: Mapped[str] = mapped_column(String(NAME))
+
+
+class MonitoringReportRow(Base):
+    """A monitoring run's summary: when, on what, and the alerts it raised (aggregates only)."""
+
+    __tablename__ = "monitoring_reports"
+    __table_args__ = (Index(None, "generated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    generated_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(VOCAB))
+    """``store`` (the service's own records) or ``extract`` (a back-test of an extract)."""
+    model_version: Mapped[str | None] = mapped_column(String(NAME))
+    alerts: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[dict[str, Any]]
+    """Alert counts by kind, the alerts themselves, each signal's latest PSI, the months."""

@@ -6,6 +6,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+DRIFTABLE_KNOBS = frozenset(
+    {
+        "harm_detection_rate",
+        "family_notice_probability",
+        "family_repeat_mean",
+        "family_photograph_probability",
+    }
+)
+"""Knobs that can change part-way through the window (``WorldParams.drift``): each is read
+where the time of the episode or referral it governs is known."""
+
 WORLD_VERSION = "3"
 """3: people in the household (adults, memberships over time, moves, person-level records)."""
 
@@ -146,8 +157,31 @@ class WorldParams:
     )
     """Highest level of intervention (DfE 2017); the plan share is the remainder to 100%."""
 
+    # Injected drift (monitoring): from ``drift_from`` on, each named knob takes its new value.
+    drift: dict[str, float] = field(default_factory=dict)
+    """Knob name (one of ``DRIFTABLE_KNOBS``) to the value it takes from ``drift_from``."""
+    drift_from: date | None = None
+    """First day of the drifted period; episodes and referrals from then on use ``drift``."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.drift) - DRIFTABLE_KNOBS)
+        if unknown:
+            raise ValueError(
+                f"drift: {', '.join(unknown)} cannot drift; choose from "
+                f"{', '.join(sorted(DRIFTABLE_KNOBS))}"
+            )
+        if self.drift and self.drift_from is None:
+            raise ValueError("drift_from: required when a knob drifts")
+        negative = sorted(k for k, v in self.drift.items() if not v >= 0)
+        if negative:
+            raise ValueError(f"drift: {', '.join(negative)} must be a number of at least 0")
+        too_big = sorted(k for k, v in self.drift.items() if k.endswith("_probability") and v > 1)
+        if too_big:
+            raise ValueError(f"drift: {', '.join(too_big)} is a probability (at most 1)")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form for the manifest."""
         out = asdict(self)
         out["end"] = self.end.isoformat()
+        out["drift_from"] = None if self.drift_from is None else self.drift_from.isoformat()
         return out

@@ -22,6 +22,7 @@ from triage.synth.channels import (
     SOURCES,
     Channel,
 )
+from triage.synth.drift import knob_at
 from triage.synth.harm import Episodes
 from triage.synth.moves import Residence
 from triage.synth.params import WorldParams
@@ -82,10 +83,14 @@ def _harm_referrals(
     visibility = AGE_VISIBILITY[np.minimum(band, 3)] * np.exp(
         0.5 * params.surveillance_bias * deprived
     )
-    agency_counts = rng.poisson(params.harm_detection_rate * visibility)
-    notice = params.family_notice_probability * np.where(age_at_start < SCHOOL_START_AGE, 1, 0.5)
+    detection = knob_at(params, "harm_detection_rate", episodes.start)
+    agency_counts = rng.poisson(detection * visibility)
+    notice = knob_at(params, "family_notice_probability", episodes.start) * np.where(
+        age_at_start < SCHOOL_START_AGE, 1, 0.5
+    )
     noticed = rng.random(episodes.child.size) < notice
-    family_counts = noticed * (1 + rng.poisson(params.family_repeat_mean, episodes.child.size))
+    repeat = knob_at(params, "family_repeat_mean", episodes.start)
+    family_counts = noticed * (1 + rng.poisson(repeat, episodes.child.size))
     counts = agency_counts + family_counts
     episode = np.repeat(np.arange(episodes.child.size), counts)
     first = np.repeat(np.cumsum(counts) - counts, counts)
@@ -295,7 +300,11 @@ def _concerns(
 
 
 def _injuries(
-    channel: np.ndarray, by_family: np.ndarray, params: WorldParams, rng: np.random.Generator
+    channel: np.ndarray,
+    by_family: np.ndarray,
+    t: np.ndarray,
+    params: WorldParams,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Injury sites (referral x ``SITES``) and whether photographs were taken."""
     n = channel.size
@@ -310,7 +319,8 @@ def _injuries(
     add_second = rng.random(n) < 0.25
     sites[np.arange(n)[add_second], second[add_second]] = True
     sites &= reported[:, None]
-    photo_probability = np.where(by_family, params.family_photograph_probability, 0.5)
+    family_photographs = knob_at(params, "family_photograph_probability", t)
+    photo_probability = np.where(by_family, family_photographs, 0.5)
     photographed = reported & (rng.random(n) < photo_probability)
     return sites, photographed
 
@@ -378,7 +388,7 @@ def draw_referrals(
     child, t, household, channel, episode, by_family, disputed, persistent, source = (
         a[keep] for a in columns
     )
-    sites, photographed = _injuries(channel, by_family, params, rng)
+    sites, photographed = _injuries(channel, by_family, t, params, rng)
     return Referrals(
         child=child,
         t=t,
