@@ -785,3 +785,7 @@ def users_demo() -> None:
 from cli.governance import governance_app  # noqa: E402  (registered after the app exists)
 
 app.add_typer(governance_app, name="governance")
+
+from cli.review import review_export  # noqa: E402  (registered after the app exists)
+
+app.command("review-export")(review_export)
