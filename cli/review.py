@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 console = Console(stderr=True)
+
+
+@contextmanager
+def store_transaction(*, read_only: bool = False) -> Iterator[Session]:
+    """One transaction on the configured store (as ``cli.app``'s, which this module cannot
+    import: the app imports this module to register the command)."""
+    from triage.settings import get_settings
+    from triage.store import make_engine, make_read_engine, session_factory
+
+    engine = (make_read_engine if read_only else make_engine)(get_settings().database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def review_export(
@@ -28,7 +48,6 @@ def review_export(
     """Write every referral, score, decision, check and reply about a child or household over
     time, with the audit-log entries behind each (the export itself is audited)."""
     from api.web.review_pages import file_name, review_file_html
-    from cli.app import store_transaction
     from service import review_export as review
     from service.errors import Refusal
 

@@ -466,7 +466,7 @@ def build(
     for referral in referrals:
         by_child[referral.child_id].append(referral)
     head = chain_head(session)
-    document_children = []
+    document_children: list[dict[str, Any]] = []
     for child in children:
         document_children.append(
             {

@@ -188,11 +188,11 @@ def test_the_chronology_holds_every_item_with_the_audit_entries_behind_it(
             entries += r["other_audit"]
     assert len(entries) == document["counts"]["audit_entries"] >= 10
     for entry in entries:
-        row = stored[entry["sequence"]]
+        event = stored[entry["sequence"]]
         assert (entry["hash"], entry["prev_hash"], entry["action"]) == (
-            row.hash,
-            row.prev_hash,
-            row.action,
+            event.hash,
+            event.prev_hash,
+            event.action,
         )
         document_fields = {k: entry[k] for k in ("occurred_at", "actor", "action", "entity_type")}
         recomputed = chain_hash(
