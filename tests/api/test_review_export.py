@@ -104,9 +104,20 @@ def world(client: TestClient, settings: Settings) -> dict[str, str]:
     agreeing = {"Review first": "review_first", "Elevated": "elevated", "Standard": "standard"}
     same = agreeing.get(_band(settings, second_id), "lower")
     body = {"decision": "strategy_discussion", "priority": same}
-    assert (
-        _ok(client.post(f"/v1/referrals/{second_id}/decisions", json=body))["agreement"] == "agree"
+    agreed = _ok(client.post(f"/v1/referrals/{second_id}/decisions", json=body))
+    assert agreed["agreement"] == "agree"
+    # The sibling's physical-abuse referral is closed unseen: held for a manager's sign-off,
+    # which another manager gives; then a manager reopens it.
+    closing = {"decision": "no_further_action", "priority": "lower", "rationale": "Seen at school."}
+    held = _ok(client.post(f"/v1/referrals/{sibling_id}/decisions", json=closing))
+    assert held["sign_off"] is not None
+    signed = client.post(
+        f"/v1/referrals/{sibling_id}/sign-off",
+        json={"verdict": "sign_off"},
+        headers=user_headers(settings, "manager"),
     )
+    _ok(signed, 200)
+    _ok(client.post(f"/v1/referrals/{sibling_id}/reopen", json={"reason": "new information"}), 200)
     return {"first": first_id, "second": second_id, "sibling": sibling_id}
 
 
@@ -235,7 +246,20 @@ def test_a_household_export_covers_every_child_ever_in_it(
     document = _document(settings, review_export.subject_of(child=None, household=HOUSEHOLD))
     assert [c["child"]["child_id"] for c in document["children"]] == [CHILD, SIBLING]
     assert document["counts"]["referrals"] == 3
-    assert _items(document, world["sibling"])[0]["kind"] == "referral"
+    sibling = _items(document, world["sibling"])
+    assert [i["kind"] for i in sibling if i["kind"] != "score"] == [
+        "referral",
+        "decision",
+        "sign_off",
+        "reopened",
+    ]
+    sign_off = next(i for i in sibling if i["kind"] == "sign_off")
+    assert sign_off["record"]["status"] == "signed_off"
+    assert [e["action"] for e in sign_off["audit"]] == ["signoff.requested", "signoff.signed_off"]
+    assert sign_off["audit"][0]["actor"] != sign_off["audit"][1]["actor"]
+    assert sign_off["audit"][1]["actor_roles_now"] == ["manager"]
+    reopened = next(i for i in sibling if i["kind"] == "reopened")
+    assert [e["action"] for e in reopened["audit"]] == ["referral.reopened"]
 
 
 @pytest.mark.parametrize(
