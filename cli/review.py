@@ -47,9 +47,9 @@ def review_export(
 ) -> None:
     """Write every referral, score, decision, check and reply about a child or household over
     time, with the audit-log entries behind each (the export itself is audited)."""
-    from api.web.review_pages import file_name, review_file_html
     from service import review_export as review
     from service.errors import Refusal
+    from service.review_html import review_file_html
 
     try:
         subject = review.subject_of(child=child, household=household)
@@ -65,8 +65,8 @@ def review_export(
         except Refusal as exc:
             _refuse(exc)
         out.mkdir(parents=True, exist_ok=True)
-        json_path = out / file_name(document, "json")
-        html_path = out / file_name(document, "html")
+        json_path = out / review.file_name(document, "json")
+        html_path = out / review.file_name(document, "html")
         json_path.write_text(review.to_json(document), encoding="utf-8")
         html_path.write_text(review_file_html(document), encoding="utf-8")
     # An export is only done once it is in the audit log; without the log, no file is left.
@@ -86,7 +86,8 @@ def review_export(
         raise typer.Exit(code=1) from exc
     counts = document["counts"]
     console.print(
-        f"Wrote {json_path} and {html_path}: {counts['children']} children, "
+        f"Wrote {json_path} and {html_path}: {counts['children']} "
+        f"{'child' if counts['children'] == 1 else 'children'}, "
         f"{counts['referrals']} referrals, {counts['scores']} scores, {counts['decisions']} "
         f"decisions, {counts['audit_entries']} audit entries (check them with: triage auditlog "
         "verify)."

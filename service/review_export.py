@@ -87,11 +87,6 @@ class Subject:
     kind: str
     id: str
 
-    @property
-    def stem(self) -> str:
-        """The file name stem: ``review-<id>`` (ids are ``[A-Za-z0-9._-]``, checked)."""
-        return f"review-{self.id}"
-
 
 def subject_of(*, child: str | None, household: str | None) -> Subject:
     """The subject named by exactly one of ``child`` and ``household``; 422-style otherwise."""
@@ -528,6 +523,11 @@ def to_json(document: Mapping[str, Any]) -> str:
     return json.dumps(document, default=_default, indent=1, ensure_ascii=False) + "\n"
 
 
+def file_name(document: Mapping[str, Any], extension: str) -> str:
+    """``review-<id>.json`` or ``.html`` (ids are letters, digits, '.', '_' or '-': checked)."""
+    return f"review-{document['subject']['id']}.{extension}"
+
+
 def record_export(
     session: Session,
     *,
@@ -565,6 +565,7 @@ __all__ = [
     "Subject",
     "build",
     "check_reason",
+    "file_name",
     "record_export",
     "subject_of",
     "to_json",

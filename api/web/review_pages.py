@@ -3,8 +3,6 @@ JSON and HTML downloads, each recorded in the audit log with the review it is fo
 
 from __future__ import annotations
 
-import json
-from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -14,43 +12,14 @@ from fastapi.responses import Response
 from api.deps import StateDep
 from api.web.auth import ManagerViewer
 from api.web.case_pages import show
-from api.web.render import STATIC_DIR, templates, when
 from service import review_export
 from service.errors import Refusal
+from service.review_html import chronology_html, review_file_html
 
 router = APIRouter(include_in_schema=False)
 
 PATH = "/practice-review"
 FORMATS = {"json": "application/json", "html": "text/html; charset=utf-8"}
-
-
-def stored(value: Any) -> str:
-    """A stored value as the chronology prints it: exactly, with times in UK local time."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime | date):
-        return when(value)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return ", ".join(value) if value else "none"
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    return str(value)
-
-
-templates.env.filters["stored"] = stored
-
-
-def review_file_html(document: dict[str, Any]) -> str:
-    """The self-contained, printable HTML file of a chronology (styles inlined, no links out)."""
-    css = (STATIC_DIR / "triage.css").read_text(encoding="utf-8")
-    return templates.env.get_template("review/file.html").render(document=document, css=css)
-
-
-def file_name(document: dict[str, Any], extension: str) -> str:
-    """``review-<id>.json`` or ``.html``."""
-    return f"review-{document['subject']['id']}.{extension}"
 
 
 def _prepare(
@@ -131,7 +100,15 @@ def practice_review(
     _record(state, document, viewer.actor.name, "page", [])
     subject = document["subject"]
     query = urlencode({"kind": subject["kind"], "id": subject["id"], "reason": document["reason"]})
-    return _form(request, state, viewer, form, document=document, download_query=query)
+    return _form(
+        request,
+        state,
+        viewer,
+        form,
+        document=document,
+        chronology=chronology_html(document),
+        download_query=query,
+    )
 
 
 @router.get(f"{PATH}/download")
@@ -153,7 +130,7 @@ def practice_review_download(
         document = _prepare(state, viewer, kind=kind, id=id, reason=reason)
     except Refusal as exc:
         return _refused(request, state, viewer, form, exc)
-    name = file_name(document, format)
+    name = review_export.file_name(document, format)
     body = review_export.to_json(document) if format == "json" else review_file_html(document)
     _record(state, document, viewer.actor.name, "page_download", [name])
     return Response(

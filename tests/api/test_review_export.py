@@ -223,7 +223,7 @@ def test_the_chronology_holds_every_item_with_the_audit_entries_behind_it(
 def test_the_json_gives_utc_times_and_the_html_reads_in_words(
     settings: Settings, world: dict[str, str]
 ) -> None:
-    from api.web.review_pages import review_file_html
+    from service.review_html import review_file_html
 
     document = _document(settings, review_export.subject_of(child=CHILD, household=None))
     parsed = json.loads(review_export.to_json(document))
