@@ -76,7 +76,7 @@ ITEM_TITLES = {
 }
 """Each kind of item, as the chronology titles it."""
 
-_AUDIT_ONLY = {"referral.reopened": "reopened"}
+_AUDIT_ONLY = {"referral.reopened": ("reopened", "Put back in the queue by a manager")}
 """Acts recorded only in the audit log that belong in the chronology as items of their own."""
 
 
@@ -409,14 +409,15 @@ def build(
             session, entity_type="person", entity_ids={m.into_person_id for m in merges}
         ),
     ]
-    earlier = [
-        *audit_events_about(session, entity_type="child", entity_ids=child_ids),
-        *audit_events_about(
-            session,
-            entity_type="household",
-            entity_ids=[subject.id] if subject.kind == "household" else [],
-        ),
-    ]
+    memberships = memberships_of_persons(session, person_ids=child_ids)
+    households = {c.household_id for c in children} | {m.household_id for m in memberships}
+    earlier = sorted(
+        [
+            *audit_events_about(session, entity_type="child", entity_ids=child_ids),
+            *audit_events_about(session, entity_type="household", entity_ids=households),
+        ],
+        key=lambda event: event.id,
+    )
     roles = user_roles(session, user_ids={e.actor for e in [*events, *earlier]})
 
     identity_items: dict[str, list[dict[str, Any]]] = {c: [] for c in child_ids}
@@ -446,17 +447,16 @@ def build(
         if event.entity_type != "referral" or event.entity_id not in items:
             continue  # an identity or merge event about another record of the person
         if event.action in _AUDIT_ONLY:
-            entry = _entry(event, roles)
-            kind = _AUDIT_ONLY[event.action]
-            item = _item(kind, event.occurred_at, {}, "Put back in the queue", None)
-            item["audit"].append(entry)
+            kind, words = _AUDIT_ONLY[event.action]
+            item = _item(kind, event.occurred_at, {}, words, None)
+            item["audit"].append(_entry(event, roles))
             items[event.entity_id].append(item)
         else:
             other[event.entity_id].append(_entry(event, roles))
 
-    memberships = defaultdict(list)
-    for membership in memberships_of_persons(session, person_ids=child_ids):
-        memberships[membership.person_id].append(_values(membership, "synthetic"))
+    stays: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for membership in memberships:
+        stays[membership.person_id].append(_values(membership, "synthetic"))
     by_child: dict[str, list[ReferralRow]] = defaultdict(list)
     for referral in referrals:
         by_child[referral.child_id].append(referral)
@@ -466,7 +466,7 @@ def build(
         document_children.append(
             {
                 "child": _values(child),
-                "memberships": memberships[child.child_id],
+                "memberships": stays[child.child_id],
                 "referrals": [
                     {
                         "referral_id": r.referral_id,
@@ -479,9 +479,8 @@ def build(
                 "identity": _ordered(identity_items.get(child.child_id, [])),
             }
         )
-    audit_count = sum(
-        len(i["audit"]) for c in document_children for r in c["referrals"] for i in r["timeline"]
-    ) + sum(len(r["other_audit"]) for c in document_children for r in c["referrals"])
+    every_item = [i for group in (*items.values(), *identity_items.values()) for i in group]
+    audit_count = sum(len(i["audit"]) for i in every_item) + sum(map(len, other.values()))
     return {
         "format": FORMAT,
         "version": VERSION,

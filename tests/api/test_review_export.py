@@ -318,6 +318,13 @@ def test_the_command_writes_json_and_html_and_is_audited(
     assert run.exit_code == 0, run.output
     again = json.loads((out / f"review-{HOUSEHOLD}.json").read_text(encoding="utf-8"))
     assert len(again["children"]) == 2 and len(_exports(settings)) == 2
+    [earlier] = again["earlier_exports"]
+    assert (earlier["action"], earlier["entity_id"], earlier["payload"]["reason"]) == (
+        review_export.EXPORT_ACTION,
+        CHILD,
+        "CSPR 2026/14",
+    )
+    assert earlier["hash"] == export.hash
 
 
 @pytest.mark.parametrize(
@@ -408,3 +415,61 @@ def test_an_api_token_alone_does_not_open_the_page(
         "/practice-review", headers=headers, follow_redirects=False
     )
     assert response.status_code == 303  # pages use the signed-in session, not bearer tokens
+
+
+def test_identity_tasks_about_the_child_are_in_the_chronology_with_their_entries(
+    settings: Settings, world: dict[str, str]
+) -> None:
+    from triage.store import add_audit_event, insert_identity_record_if_new, insert_identity_task
+
+    engine = make_engine(settings.database_url)
+    with session_factory(engine)() as session:
+        insert_identity_record_if_new(
+            session,
+            record={
+                "record_id": "IDR-school-1",
+                "source_system": "school-mis",
+                "source_person_id": "S-88",
+                "given_name": "Sam",
+                "family_name": "Doe",
+                "date_of_birth": datetime(2014, 6, 1).date(),
+                "sex": "male",
+                "is_child": True,
+                "first_seen_at": NOW,
+                "person_id": None,
+                "resolution": "possible_match",
+                "match_probability": 0.81,
+            },
+        )
+        insert_identity_task(
+            session,
+            task={
+                "task_id": "IDT-1",
+                "record_id": "IDR-school-1",
+                "referral_id": None,
+                "candidate_person_id": CHILD,
+                "match_probability": 0.81,
+                "evidence": {"date_of_birth": "same"},
+                "status": "rejected",
+                "created_at": NOW,
+            },
+        )
+        add_audit_event(
+            session,
+            actor="U-someone",
+            action="identity.task_rejected",
+            entity_type="identity_task",
+            entity_id="IDT-1",
+            payload={"candidate_person_id": CHILD, "match_probability": 0.81},
+        )
+        session.commit()
+    engine.dispose()
+    document = _document(settings, review_export.subject_of(child=CHILD, household=None))
+    [task] = document["children"][0]["identity"]
+    assert task["kind"] == "identity_task" and task["record"]["status"] == "rejected"
+    assert [e["action"] for e in task["audit"]] == ["identity.task_rejected"]
+    timelines = [i for r in document["children"][0]["referrals"] for i in r["timeline"]]
+    other = [e for r in document["children"][0]["referrals"] for e in r["other_audit"]]
+    assert document["counts"]["audit_entries"] == 1 + len(other) + sum(
+        len(i["audit"]) for i in timelines
+    )
