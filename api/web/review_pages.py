@@ -77,6 +77,8 @@ def _refused(
 ) -> Response:
     status = 404 if isinstance(exc, review_export.NotFound) else 422
     errors = exc.errors or [{"field": "child", "reason": exc.message}]
+    # A page reads sentences: the service's reasons start in lower case for the command line.
+    errors = [e | {"reason": e["reason"][:1].upper() + e["reason"][1:]} for e in errors]
     return _form(request, state, viewer, form, errors=errors, status_code=status)
 
 
@@ -124,7 +126,7 @@ def practice_review_download(
     """The chronology as a JSON or HTML file (audited); a form error goes back to the form."""
     form = {"kind": kind, "id": id, "reason": reason}
     if format not in FORMATS:
-        errors = [{"field": "format", "reason": "choose json or html"}]
+        errors = [{"field": "format", "reason": "Choose json or html"}]
         return _form(request, state, viewer, form, errors=errors, status_code=422)
     try:
         document = _prepare(state, viewer, kind=kind, id=id, reason=reason)

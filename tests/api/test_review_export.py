@@ -398,12 +398,12 @@ def test_the_page_names_the_field_at_fault(
 ) -> None:
     sign_in_page(page, settings, "manager")
     unknown = page.get("/practice-review", params={"kind": "household", "id": "H-0", "reason": "R"})
-    assert unknown.status_code == 404 and "no household has this id" in unknown.text
+    assert unknown.status_code == 404 and "No household has this id" in unknown.text
     assert 'id="household"' in unknown.text and 'aria-invalid="true"' in unknown.text
     unnamed = page.get("/practice-review", params={"kind": "child", "id": CHILD, "reason": ""})
-    assert unnamed.status_code == 422 and "name the review this export is for" in unnamed.text
+    assert unnamed.status_code == 422 and "Name the review this export is for" in unnamed.text
     bad = page.get("/practice-review/download", params={"id": CHILD, "reason": "R", "format": "x"})
-    assert bad.status_code == 422 and "choose json or html" in bad.text
+    assert bad.status_code == 422 and "Choose json or html" in bad.text
     assert _exports(settings) == []
 
 
