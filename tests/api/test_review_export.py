@@ -19,7 +19,6 @@ from api_support import (  # noqa: F401  (fixtures by name)
     make_client,
     referral,
     scorer,
-    settings,
 )
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -30,6 +29,7 @@ from service import review_export
 from triage.settings import Settings, get_settings
 from triage.store import AuditEventRow, make_engine, session_factory
 from triage.store.auditlog import chain_hash, event_document, verify_chain
+from triage.store.migrate import upgrade
 from triage.store.tables import DecisionRow, ScoreRow
 
 CHILD = "C-1042"
@@ -37,6 +37,18 @@ HOUSEHOLD = "H-311"
 SIBLING = "C-2077"
 RATIONALE = "Relative's photographs seen; the band under-reads the injury."
 NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """The service on SQLite and on PostgreSQL (a private schema), migrated."""
+    upgrade(database_url)
+    return Settings(
+        var_dir=tmp_path,
+        database_url=database_url,
+        mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db",
+        audit_checkpoint_seconds=0,
+    )
 
 
 def _ok(response: Any, status: int = 201) -> dict[str, Any]:
