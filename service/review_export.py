@@ -33,6 +33,7 @@ from triage.store.checks import (
     strategy_discussions_for_referrals,
 )
 from triage.store.decisions import decisions_for_referrals
+from triage.store.identity import identity_records_of
 from triage.store.people import memberships_of_persons
 from triage.store.review import (
     audit_events_about,
@@ -71,6 +72,7 @@ ITEM_TITLES = {
     "strategy_discussion": "Strategy discussion",
     "fact": "Fact recorded",
     "reopened": "Reopened",
+    "identity_record": "Agency record linked to the child",
     "identity_task": "Who is this child? task",
     "merge": "Records merged",
 }
@@ -208,7 +210,8 @@ def _audit_keys(row: AuditEventRow) -> list[tuple[str, Any]]:
         "person.merge_undone": ("merge", "merge_id"),
     }
     if action == "referral.received":
-        return [("referral", row.entity_id)]
+        resolution = payload.get("resolution") or {}
+        return [("referral", row.entity_id), ("identity_record", resolution.get("record_id"))]
     if action == "referral.priority_judged":
         return [("priority", (row.entity_id, row.actor))]
     if action == "facts.recorded":
@@ -421,6 +424,20 @@ def build(
     roles = user_roles(session, user_ids={e.actor for e in [*events, *earlier]})
 
     identity_items: dict[str, list[dict[str, Any]]] = {c: [] for c in child_ids}
+    for child_id in child_ids:
+        for record in identity_records_of(session, person_id=child_id):
+            words = f"{record.source_system} record, {(record.resolution or 'resolved')}"
+            if record.match_probability is not None:
+                words += f", match probability {record.match_probability:.2f}"
+            identity_items[child_id].append(
+                _item(
+                    "identity_record",
+                    record.first_seen_at,
+                    _values(record),
+                    words,
+                    record.record_id,
+                )
+            )
     referral_child = {r.referral_id: r.child_id for r in referrals}
     for task in tasks:
         words = task.status.capitalize()
@@ -480,7 +497,9 @@ def build(
             }
         )
     every_item = [i for group in (*items.values(), *identity_items.values()) for i in group]
-    audit_count = sum(len(i["audit"]) for i in every_item) + sum(map(len, other.values()))
+    # An entry can be behind two items (a receipt and the identity record it resolved).
+    shown = {e["sequence"] for i in every_item for e in i["audit"]}
+    audit_count = len(shown | {e["sequence"] for entries in other.values() for e in entries})
     return {
         "format": FORMAT,
         "version": VERSION,

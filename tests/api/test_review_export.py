@@ -477,9 +477,15 @@ def test_identity_tasks_about_the_child_are_in_the_chronology_with_their_entries
         session.commit()
     engine.dispose()
     document = _document(settings, review_export.subject_of(child=CHILD, household=None))
-    [task] = document["children"][0]["identity"]
-    assert task["kind"] == "identity_task" and task["record"]["status"] == "rejected"
+    identity = document["children"][0]["identity"]
+    [task] = [i for i in identity if i["kind"] == "identity_task"]
+    assert task["record"]["status"] == "rejected"
     assert [e["action"] for e in task["audit"]] == ["identity.task_rejected"]
+    # Each referral's own record of the child, with the receipt that resolved it.
+    linked = {i["record"]["record_id"]: i for i in identity if i["kind"] == "identity_record"}
+    assert set(linked) == {f"IDR-{world['first']}", f"IDR-{world['second']}"}
+    for item in linked.values():
+        assert [e["action"] for e in item["audit"]] == ["referral.received"]
     timelines = [i for r in document["children"][0]["referrals"] for i in r["timeline"]]
     other = [e for r in document["children"][0]["referrals"] for e in r["other_audit"]]
     assert document["counts"]["audit_entries"] == 1 + len(other) + sum(
