@@ -829,3 +829,7 @@ app.add_typer(governance_app, name="governance")
 from cli.monitor import monitor as monitor_command  # noqa: E402  (registered after the app exists)
 
 app.command("monitor")(monitor_command)
+
+from cli.review import review_export  # noqa: E402  (registered after the app exists)
+
+app.command("review-export")(review_export)

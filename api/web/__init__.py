@@ -12,6 +12,7 @@ from api.web import (
     decision_pages,
     identity_pages,
     research_pages,
+    review_pages,
     signin_pages,
     team_pages,
 )
@@ -37,6 +38,7 @@ def install_pages(app: FastAPI) -> None:
         team_pages,
         check_pages,
         research_pages,
+        review_pages,
     )
     for module in pages:
         app.include_router(module.router)
