@@ -727,6 +727,11 @@ def auditlog_verify() -> None:
         )
         raise typer.Exit(code=1)
     console.print(f"Audit chain intact: {report.events} events, head {report.head}.")
+    if report.expired_through:
+        console.print(
+            f"It starts after event {report.expired_through}: older events were removed by "
+            "retention, as the chain's `audit.expired` event records."
+        )
     if checkpoint is not None:
         console.print(
             f"Anchored: event {checkpoint.event_id} ({checkpoint.events} events) matches the "
@@ -785,3 +790,7 @@ def users_demo() -> None:
 from cli.governance import governance_app  # noqa: E402  (registered after the app exists)
 
 app.add_typer(governance_app, name="governance")
+
+from cli.retention import retention_app  # noqa: E402  (registered after the app exists)
+
+app.add_typer(retention_app, name="retention")
