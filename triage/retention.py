@@ -52,6 +52,28 @@ CLOCKS: dict[str, str] = {
 }
 """The date each kind's period runs from (the docs and the DPIA quote these)."""
 
+WHAT: dict[str, str] = {
+    REFERRALS: "a decided referral with its decisions, outcome, scores and reasons, disputes, "
+    "checks, strategy discussions, sign-offs and priority judgements",
+    EVENTS: "a partner agency's record about a child, household or adult",
+    IDENTITY_TASKS: 'a confirmed or rejected "possible same person" task',
+    IDEMPOTENCY_KEYS: "a client's idempotency key and the reply it replays",
+    PEOPLE: "children, adults, households, memberships, identity records and merges",
+    AUDIT_LOG: "the hash-chained audit log (ids and actions, no names or free text)",
+}
+
+
+def retention_schedule(periods: Mapping[str, int]) -> list[dict[str, str]]:
+    """The configured schedule in words, one row per kind (for the DPIA and the docs)."""
+    rows = []
+    for kind in (REFERRALS, EVENTS, IDENTITY_TASKS, IDEMPOTENCY_KEYS, PEOPLE, AUDIT_LOG):
+        days = periods.get(kind, periods[REFERRALS] if kind == PEOPLE else 0)
+        kept = "indefinitely" if days == 0 else f"{days} days"
+        if kind == PEOPLE:
+            kept = "until nothing refers to them"
+        rows.append({"kind": kind, "what": WHAT[kind], "kept": kept, "from": CLOCKS[kind]})
+    return rows
+
 
 @dataclass(frozen=True)
 class KindOutcome:
