@@ -43,8 +43,9 @@ def retention_apply(
         settings = get_settings()
     except ValidationError as error:
         for problem in error.errors():
-            field = ".".join(str(part) for part in problem["loc"]) or "settings"
-            console.print(f"[red]Setting {field}: {problem['msg']}[/red]")
+            field = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            console.print(f"[red]{f'Setting {field}' if field else 'Settings'}: {message}[/red]")
         raise typer.Exit(code=2) from None
     key = settings.get_audit_key()
     assert key is not None  # created on first use
@@ -84,20 +85,28 @@ def _progress() -> Iterator[StartKind]:
 
 def _report(run: RetentionRun) -> None:
     """Per kind: period, cut-off, records and rows (removed, or that a run would remove)."""
+    from triage.store.retention import PEOPLE
+
     verb = "Removed" if run.applied else "Would remove"
     table = Table(
         title=f"Retention {'applied' if run.applied else 'dry run'} at {run.now:%Y-%m-%d %H:%M} UTC"
     )
-    for column in ("kind", "kept for", "cut-off (before)", verb.lower(), "rows by table"):
-        table.add_column(column)
+    for column in ("kind", "period", "cut-off (before)", verb.lower()):
+        table.add_column(column, no_wrap=True)
     for kind in run.kinds:
         period = "indefinitely" if not kind.period_days else f"{kind.period_days} days"
-        cutoff = kind.cutoff.date().isoformat() if kind.cutoff else "-"
-        rows = ", ".join(f"{name} {n}" for name, n in sorted(kind.rows.items()) if n) or "-"
+        if kind.kind == PEOPLE and kind.period_days:
+            period = "while referred to"
+        cutoff = f"{kind.cutoff:%Y-%m-%d %H:%M}" if kind.cutoff else "-"
+        table.add_row(kind.kind, period, cutoff, str(kind.records))
+    out = Console()
+    out.print(table)
+    for kind in run.kinds:
+        rows = ", ".join(f"{name} {n}" for name, n in sorted(kind.rows.items()) if n)
+        if rows:
+            out.print(f"{kind.kind}: rows by table: {rows}")
         if kind.refused:
-            rows = f"[red]refused: {kind.refused}[/red]"
-        table.add_row(kind.kind, period, cutoff, str(kind.records), rows)
-    Console().print(table)
+            console.print(f"[red]{kind.kind} refused, nothing of it removed: {kind.refused}[/red]")
     if not run.applied:
         console.print(
             "Dry run: nothing was changed. Remove them with `triage retention apply --apply`."
