@@ -22,7 +22,12 @@ from triage.retention import KIND_ACTION, RUN_ACTION, AuditLogTarget, RetentionR
 from triage.settings import Settings, get_settings
 from triage.store import make_engine, session_factory
 from triage.store.audit import add_audit_event
-from triage.store.auditlog import EXPIRED_ACTION, read_checkpoint, verify_chain
+from triage.store.auditlog import (
+    EXPIRED_ACTION,
+    checkpoint_chain,
+    read_checkpoint,
+    verify_chain,
+)
 from triage.store.tables import (
     AuditEventRow,
     Base,
@@ -411,6 +416,26 @@ def test_the_chain_verifies_from_the_retention_record_and_catches_tampering(
     with session_factory(engine)() as session:
         tampered = verify_chain(session, checkpoint)
     assert tampered.broken is not None and tampered.broken.event_id == audit["a5"]
+
+
+def test_the_service_keeps_signing_checkpoints_after_retention(
+    world: tuple[Settings, Engine, dict[str, int]],
+) -> None:
+    settings, engine, _ = world
+    _run(settings, engine, apply=True)
+    key = settings.get_audit_key()
+    assert key is not None
+    path = settings.audit_checkpoint_path()
+    with session_factory(engine).begin() as session:
+        newest = add_audit_event(
+            session, actor="u1", action="queue.viewed", entity_type="queue", payload={}
+        ).id
+    with session_factory(engine)() as session:
+        outcome = checkpoint_chain(session, path, key)
+    assert outcome.refused is None and outcome.written
+    assert outcome.checkpoint is not None and outcome.checkpoint.event_id == newest
+    with session_factory(engine)() as session:
+        assert verify_chain(session, read_checkpoint(path, key)).ok
 
 
 def test_removing_more_than_retention_did_breaks_the_first_link(

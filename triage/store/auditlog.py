@@ -205,7 +205,10 @@ def retention_start(session: Session) -> RetentionStart:
 
 def _walk(session: Session, checkpoint: Checkpoint | None, *, incremental: bool) -> ChainReport:
     """Walk the chain (from the checkpoint's event when ``incremental``)."""
-    start_at = retention_start(session)
+    # An incremental walk starts at the checkpoint's stored event, which carries its own
+    # prev_hash: the service's frequent checkpoints need not look for retention records.
+    skip_start = incremental and checkpoint is not None and checkpoint.event_id > 0
+    start_at = RetentionStart(0, GENESIS) if skip_start else retention_start(session)
     prev = start_at.prev_hash
     count = 0
     head_id = 0
