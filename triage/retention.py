@@ -4,7 +4,8 @@ applied) its removal, one audited transaction per kind (see ``triage.store.reten
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from triage.store.retention import (
     EVENTS,
     IDEMPOTENCY_KEYS,
     IDENTITY_TASKS,
+    KEPT,
     PEOPLE,
     REFERRALS,
     cutoff_for,
@@ -151,29 +153,41 @@ def run_retention(
     maker = session_factory(engine)
     outcomes: list[KindOutcome] = []
     with maker() as dry:
+
+        @contextmanager
+        def transaction() -> Iterator[Session]:
+            """A transaction of its own per kind when applying; the one rolled back if not."""
+            if not apply:
+                yield dry
+                return
+            with maker.begin() as session:
+                yield session
+
+        def record(session: Session, outcome: KindOutcome) -> None:
+            if apply:
+                _audit_kind(session, actor, run_id, outcome)
+            outcomes.append(outcome)
+
         for kind, finder, deleter in _RECORD_KINDS:
             cutoff = cutoff_for(now, periods[kind])
             if cutoff is None:
                 outcomes.append(KindOutcome(kind, periods[kind], None, 0))
                 continue
-            if apply:
-                with maker.begin() as session:
-                    outcome = _remove(session, kind, periods[kind], cutoff, finder, deleter,
-                                      start_kind)  # fmt: skip
-                    _audit_kind(session, actor, run_id, outcome)
-            else:
-                outcome = _remove(dry, kind, periods[kind], cutoff, finder, deleter, start_kind)
-            outcomes.append(outcome)
-        people_cutoff = cutoff_for(now, periods[REFERRALS])
+            with transaction() as session:
+                keys = finder(session, cutoff)
+                advance = start_kind(kind, len(keys)) if start_kind is not None else None
+                rows = deleter(session, keys, advance)
+                record(session, KindOutcome(kind, periods[kind], cutoff, len(keys), rows))
+        people_cutoff = cutoff_for(now, periods[REFERRALS])  # people follow their referrals
         if people_cutoff is None:
-            outcomes.append(KindOutcome(PEOPLE, 0, None, 0))
-        elif apply:
-            with maker.begin() as session:
-                outcome = _people(session, people_cutoff, periods[REFERRALS])
-                _audit_kind(session, actor, run_id, outcome)
-            outcomes.append(outcome)
+            outcomes.append(KindOutcome(PEOPLE, KEPT, None, 0))
         else:
-            outcomes.append(_people(dry, people_cutoff, periods[REFERRALS]))
+            with transaction() as session:
+                rows = delete_orphaned_people(session, people_cutoff)
+                removed = rows.get("persons", 0) + rows.get("households", 0)
+                record(
+                    session, KindOutcome(PEOPLE, periods[REFERRALS], people_cutoff, removed, rows)
+                )
         outcomes.append(_audit_log(dry, engine, periods[AUDIT_LOG], now, apply=apply,
                                    actor=actor, run_id=run_id, target=audit_log))  # fmt: skip
         dry.rollback()
@@ -192,27 +206,6 @@ def run_retention(
                 },
             )
     return run
-
-
-def _remove(
-    session: Session,
-    kind: str,
-    period: int,
-    cutoff: datetime,
-    finder: _Finder,
-    deleter: _Deleter,
-    start_kind: StartKind | None,
-) -> KindOutcome:
-    keys = finder(session, cutoff)
-    advance = start_kind(kind, len(keys)) if start_kind is not None else None
-    rows = deleter(session, keys, advance)
-    return KindOutcome(kind, period, cutoff, len(keys), rows)
-
-
-def _people(session: Session, cutoff: datetime, period: int) -> KindOutcome:
-    rows = delete_orphaned_people(session, cutoff)
-    records = rows.get("persons", 0) + rows.get("households", 0)
-    return KindOutcome(PEOPLE, period, cutoff, records, rows)
 
 
 def _audit_log(
