@@ -5,7 +5,9 @@ idempotent; and the audit chain still verifies after its oldest events go."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from triage.store.auditlog import (
     read_checkpoint,
     verify_chain,
 )
+from triage.store.decisions import reopen_referral
 from triage.store.tables import (
     AuditEventRow,
     Base,
@@ -358,6 +361,20 @@ def test_apply_removes_exactly_the_expired_records_and_nothing_linked_to_open_wo
         "check_requests": 1, "identity_tasks": 1, "queue_entries": 0, "sign_offs": 0,
         "priority_judgements": 0, "check_facts": 0, "strategy_discussions": 0,
     }  # fmt: skip
+
+
+def test_a_referral_reopened_while_a_run_starts_is_kept(
+    world: tuple[Settings, Engine, dict[str, int]],
+) -> None:
+    settings, engine, _ = world
+    with session_factory(engine)() as reopener, ThreadPoolExecutor(1) as pool:
+        reopen_referral(reopener, referral_id="R1")  # not committed yet: R1 is locked
+        run = pool.submit(_run, settings, engine, apply=True)
+        time.sleep(0.5)
+        assert not run.done()  # the run waits for the reopening
+        reopener.commit()
+        assert _records(run.result(timeout=60))["referrals"] == 0
+    assert "R1" in _ids(engine, ReferralRow.referral_id)
 
 
 def test_apply_is_audited_without_personal_data_and_idempotent(
