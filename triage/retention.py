@@ -49,7 +49,7 @@ CLOCKS: dict[str, str] = {
     EVENTS: "when the agency event occurred",
     IDENTITY_TASKS: "when the identity task was confirmed or rejected",
     IDEMPOTENCY_KEYS: "when the key was first used",
-    PEOPLE: "none of their own: once no referral or event refers to them",
+    PEOPLE: "none of their own: once no referral or event refers to them or their household",
     AUDIT_LOG: "when the audit event was written",
 }
 """The date each kind's period runs from (the docs and the DPIA quote these)."""
@@ -69,10 +69,11 @@ def retention_schedule(periods: Mapping[str, int]) -> list[dict[str, str]]:
     """The configured schedule in words, one row per kind (for the DPIA and the docs)."""
     rows = []
     for kind in (REFERRALS, EVENTS, IDENTITY_TASKS, IDEMPOTENCY_KEYS, PEOPLE, AUDIT_LOG):
-        days = periods.get(kind, periods[REFERRALS] if kind == PEOPLE else 0)
-        kept = "indefinitely" if days == 0 else f"{days} days"
         if kind == PEOPLE:
-            kept = "until nothing refers to them"
+            expiring = max(periods[REFERRALS], periods[EVENTS]) != KEPT
+            kept = "until nothing refers to them" if expiring else "indefinitely"
+        else:
+            kept = "indefinitely" if periods[kind] == KEPT else f"{periods[kind]} days"
         rows.append({"kind": kind, "what": WHAT[kind], "kept": kept, "from": CLOCKS[kind]})
     return rows
 
@@ -178,16 +179,15 @@ def run_retention(
                 advance = start_kind(kind, len(keys)) if start_kind is not None else None
                 rows = deleter(session, keys, advance)
                 record(session, KindOutcome(kind, periods[kind], cutoff, len(keys), rows))
-        people_cutoff = cutoff_for(now, periods[REFERRALS])  # people follow their referrals
-        if people_cutoff is None:
+        # People have no period: they go once nothing refers to them, when records expire.
+        people_period = max(periods[REFERRALS], periods[EVENTS])
+        if people_period == KEPT:
             outcomes.append(KindOutcome(PEOPLE, KEPT, None, 0))
         else:
             with transaction() as session:
-                rows = delete_orphaned_people(session, people_cutoff)
+                rows = delete_orphaned_people(session)
                 removed = rows.get("persons", 0) + rows.get("households", 0)
-                record(
-                    session, KindOutcome(PEOPLE, periods[REFERRALS], people_cutoff, removed, rows)
-                )
+                record(session, KindOutcome(PEOPLE, people_period, None, removed, rows))
         outcomes.append(_audit_log(dry, engine, periods[AUDIT_LOG], now, apply=apply,
                                    actor=actor, run_id=run_id, target=audit_log))  # fmt: skip
         dry.rollback()

@@ -193,10 +193,12 @@ def _store(session: Session) -> dict[str, int]:
     _child(session, "C3", "H3")
     _child(session, "C4", "H3")
     _child(session, "C5", "H4")
+    _child(session, "C6", "H2")  # never referred: kept, H2 still has referrals
+    _child(session, "C7", "H1")  # never referred: goes with H1
     session.flush()
     for person, household in (
         ("C1", "H1"), ("A1", "H1"), ("C2", "H2"), ("A2", "H2"), ("C3", "H3"), ("C4", "H3"),
-        ("C5", "H4"),
+        ("C5", "H4"), ("C6", "H2"), ("C7", "H1"),
     ):  # fmt: skip
         _member(session, person, household)
     session.flush()
@@ -314,7 +316,7 @@ EXPECTED = {
     "events": 2,
     "identity_tasks": 1,
     "idempotency_keys": 1,
-    "people": 3,  # C1's and A1's person rows, and household H1
+    "people": 4,  # C1's, C7's and A1's person rows, and household H1
     "audit_log": 3,
 }
 
@@ -346,8 +348,8 @@ def test_apply_removes_exactly_the_expired_records_and_nothing_linked_to_open_wo
     assert _ids(engine, EventRow.event_id) == {"E2", "E3", "E4", "E6"}
     assert _ids(engine, IdentityTaskRow.task_id) == {"T2", "T3", "T5"}
     assert _ids(engine, IdempotencyKeyRow.key) == {"K2"}
-    assert _ids(engine, ChildRow.child_id) == {"C2", "C3", "C4", "C5"}
-    assert _ids(engine, PersonRow.person_id) == {"C2", "C3", "C4", "C5", "A2"}
+    assert _ids(engine, ChildRow.child_id) == {"C2", "C3", "C4", "C5", "C6"}
+    assert _ids(engine, PersonRow.person_id) == {"C2", "C3", "C4", "C5", "C6", "A2"}
     assert _ids(engine, HouseholdRow.household_id) == {"H2", "H3", "H4"}
     # R1's case record went with it; the others' stayed.
     assert _ids(engine, ScoreRow.referral_id) == {"R2", "R3", "R4", "R5", "R6"}

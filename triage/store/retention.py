@@ -9,8 +9,8 @@ and of its household; an event to open work when it is about a child with an ope
 a household with one (the referral's household, the child's, or one the child is a member
 of) or an adult member of such a household; an identity task when it is open or its referral
 is. People (children, adults, households, memberships, identity records, merges) have no
-period of their own: they go in the same run once no referral or event refers to them. The
-audit log is ``triage.store.audit_retention``'s.
+period of their own: they go in the same run once no referral or event refers to them or
+their household. The audit log is ``triage.store.audit_retention``'s.
 """
 
 from __future__ import annotations
@@ -291,15 +291,33 @@ def delete_idempotency_keys(
 # --- people nothing refers to any more ----------------------------------------------------------
 
 
-def orphaned_children(session: Session, cutoff: datetime) -> list[str]:
-    """Children stored before ``cutoff`` no referral, event or open identity task refers to."""
+def _households_in_use(*more: Any) -> Any:
+    """Households a referral or an event still refers to (and those of ``more`` selects)."""
+    return union(
+        select(ReferralRow.household_id),
+        select(EventRow.household_id).where(EventRow.household_id.is_not(None)),
+        *more,
+    )
+
+
+def orphaned_children(session: Session) -> list[str]:
+    """Children no referral, event or open identity task refers to, in no household one does.
+
+    A never-referred sibling stays while their household's referrals or events do: they are
+    part of the household a practitioner reads about.
+    """
+    in_use = _households_in_use()
     query = (
         select(ChildRow.child_id)
         .where(
-            ChildRow.created_at < cutoff,
             ~exists().where(ReferralRow.child_id == ChildRow.child_id),
             ~exists().where(EventRow.child_id == ChildRow.child_id),
             ~exists().where(EventRow.person_id == ChildRow.child_id),
+            ChildRow.household_id.not_in(in_use),
+            ~exists().where(
+                HouseholdMembershipRow.person_id == ChildRow.child_id,
+                HouseholdMembershipRow.household_id.in_(in_use),
+            ),
             ~_open_task_on(ChildRow.child_id),
         )
         .order_by(ChildRow.child_id)
@@ -322,8 +340,9 @@ def _open_task_on(person_id: Any) -> Any:
 
 
 def orphaned_adults(session: Session) -> list[str]:
-    """Adults no event or open task refers to, in no household that still has a child."""
-    with_children = (
+    """Adults no event or open task refers to, in no household with a child, a referral or
+    an event left."""
+    with_children = _households_in_use(
         select(HouseholdMembershipRow.household_id)
         .join(PersonRow, PersonRow.person_id == HouseholdMembershipRow.person_id)
         .where(PersonRow.is_child.is_(True))
@@ -398,9 +417,9 @@ def delete_households(session: Session, household_ids: Sequence[str]) -> dict[st
     return counts
 
 
-def delete_orphaned_people(session: Session, cutoff: datetime) -> dict[str, int]:
+def delete_orphaned_people(session: Session) -> dict[str, int]:
     """Remove children nothing refers to, then such adults, then households left empty."""
-    counts = delete_people(session, orphaned_children(session, cutoff))
+    counts = delete_people(session, orphaned_children(session))
     for table, removed in delete_people(session, orphaned_adults(session)).items():
         _count(counts, table, removed)
     for table, removed in delete_households(session, orphaned_households(session)).items():
