@@ -470,6 +470,33 @@ def test_removing_more_than_retention_did_breaks_the_first_link(
     assert "outside retention" in report.broken.reason
 
 
+def test_the_audit_log_expires_across_a_gap_in_its_ids(migrated_url: str, tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path, database_url=migrated_url)
+    anchor_new_chain(settings)
+    engine = make_engine(migrated_url)
+    maker = session_factory(engine)
+    try:
+        events = {}
+        for name, days in (("old", 500), ("gap", 500), ("new", 10)):
+            with maker() as session:
+                row = add_audit_event(
+                    session, actor="u1", action="queue.viewed", entity_type="queue",
+                    payload={}, occurred_at=ago(days),
+                )  # fmt: skip
+                events[name] = row.id
+                # The gap's insert is rolled back: on PostgreSQL its id is never used.
+                session.rollback() if name == "gap" else session.commit()
+        run = _run(settings, engine, apply=True)
+        audit = {kind.kind: kind for kind in run.kinds}["audit_log"]
+        assert audit.refused is None and audit.records == 1
+        with maker() as session:
+            checkpoint = read_checkpoint(settings.audit_checkpoint_path(), settings.get_audit_key())
+            report = verify_chain(session, checkpoint)
+        assert report.ok and report.expired_through == events["old"]
+    finally:
+        engine.dispose()
+
+
 def test_the_audit_log_is_not_expired_when_its_chain_does_not_verify(
     world: tuple[Settings, Engine, dict[str, int]],
 ) -> None:

@@ -58,10 +58,10 @@ def expiring_prefix(session: Session, cutoff: datetime) -> AuditExpiry:
             )
         )
     )
-    if first_kept is None:
-        through = session.scalar(select(func.max(AuditEventRow.id))) or 0
-    else:
-        through = first_kept - 1
+    newest_expiring = select(func.max(AuditEventRow.id))
+    if first_kept is not None:  # ids may skip numbers (a rolled-back insert on PostgreSQL)
+        newest_expiring = newest_expiring.where(AuditEventRow.id < first_kept)
+    through = session.scalar(newest_expiring) or 0
     events = session.scalar(select(func.count()).where(AuditEventRow.id <= through)) or 0
     return AuditExpiry(through if events else 0, events)
 
