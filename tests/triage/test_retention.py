@@ -470,6 +470,28 @@ def test_removing_more_than_retention_did_breaks_the_first_link(
     assert "outside retention" in report.broken.reason
 
 
+def test_a_forged_retention_record_does_not_license_removing_events(
+    world: tuple[Settings, Engine, dict[str, int]],
+) -> None:
+    settings, engine, audit = world
+    _run(settings, engine, apply=True)
+    key = settings.get_audit_key()
+    path = settings.audit_checkpoint_path()
+    with session_factory(engine).begin() as session:  # anyone with write access can hash
+        last = session.get(AuditEventRow, audit["a4"])
+        assert last is not None
+        add_audit_event(
+            session, actor="retention", action=EXPIRED_ACTION, entity_type="audit_log",
+            payload={"expired_through_event": last.id, "expired_through_hash": last.hash},
+        )  # fmt: skip
+        session.execute(delete(AuditEventRow).where(AuditEventRow.id <= audit["a4"]))
+    with session_factory(engine)() as session:
+        report = verify_chain(session, read_checkpoint(path, key))
+        assert report.broken is not None and "not a retention run's" in report.broken.reason
+        assert key is not None
+        assert checkpoint_chain(session, path, key).refused is not None  # never vouched for
+
+
 def test_the_audit_log_expires_across_a_gap_in_its_ids(migrated_url: str, tmp_path: Path) -> None:
     settings = Settings(var_dir=tmp_path, database_url=migrated_url)
     anchor_new_chain(settings)

@@ -14,7 +14,9 @@ there; a new checkpoint is written only over a chain that extends the last one.
 Retention (``triage.store.audit_retention``) removes the oldest events only after appending an
 ``audit.expired`` event that records the id and hash of the newest one removed; the walk then
 starts from that hash, so the retained events still verify and removing any more of them
-beyond the record breaks the first link.
+beyond the record breaks the first link. The run signs its record into the checkpoint at
+once, so a record after the checkpoint is refused: anyone can hash a chain, and a forged
+record would otherwise license removing the oldest events.
 """
 
 from __future__ import annotations
@@ -236,6 +238,8 @@ def _walk(session: Session, checkpoint: Checkpoint | None, *, incremental: bool)
                 BrokenLink(row.id, "hash does not match the event's contents"),
                 head_id,
             )
+        if checkpoint is not None and row.id > checkpoint.event_id and row.action == EXPIRED_ACTION:
+            return ChainReport(count, prev, BrokenLink(row.id, _UNSIGNED_EXPIRY), head_id)
         prev = row.hash
         head_id = row.id
     if checkpoint is not None and not anchored:
@@ -251,6 +255,12 @@ def _walk(session: Session, checkpoint: Checkpoint | None, *, incremental: bool)
             head_id,
         )
     return ChainReport(count, prev, None, head_id, anchored, start_at.expired_through)
+
+
+_UNSIGNED_EXPIRY = (
+    "an audit.expired record after the signed checkpoint: a retention run signs its own "
+    "record at once, so this one (and the removal it claims) was not a retention run's"
+)
 
 
 def _link_reason(position: int, start_at: RetentionStart) -> str:
