@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,6 +31,10 @@ def retention_apply(
             "--apply/--dry-run",
             help="Remove the records (audited); the default is a dry run that changes nothing.",
         ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the run as JSON (for cron and monitoring)."),
     ] = False,
 ) -> None:
     """Show (or, with --apply, remove) per kind the records past their period and the cut-off."""
@@ -63,7 +68,10 @@ def retention_apply(
             )
     finally:
         engine.dispose()
-    _report(run)
+    if as_json:
+        typer.echo(json.dumps(run.document(), indent=1))
+    else:
+        _report(run)
     if run.refused:
         raise typer.Exit(code=1)
 

@@ -109,6 +109,15 @@ class RetentionRun:
     applied: bool
     kinds: list[KindOutcome]
 
+    def document(self) -> dict[str, Any]:
+        """The run as the ``retention.applied`` audit entry records it."""
+        return {
+            "run": self.run_id,
+            "now": self.now.isoformat(),
+            "applied": self.applied,
+            "kinds": {kind.kind: kind.document() for kind in self.kinds},
+        }
+
     @property
     def refused(self) -> list[KindOutcome]:
         """The kinds that were not applied, and why."""
@@ -199,11 +208,7 @@ def run_retention(
                 actor=actor,
                 action=RUN_ACTION,
                 entity_type="retention",
-                payload={
-                    "run": run_id,
-                    "now": now.isoformat(),
-                    "kinds": {kind.kind: kind.document() for kind in outcomes},
-                },
+                payload=run.document(),
             )
     return run
 

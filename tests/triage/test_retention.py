@@ -555,6 +555,10 @@ def test_the_command_is_a_dry_run_unless_told_and_verify_passes_after(
     before = _snapshot(engine)
     code, output = _cli(settings, "retention", "apply", **periods)
     assert code == 0 and "Dry run: nothing was changed" in output
+    code, output = _cli(settings, "retention", "apply", "--json", **periods)
+    document = json.loads(output)
+    assert code == 0 and not document["applied"]
+    assert {kind: v["records"] for kind, v in document["kinds"].items()} == EXPECTED
     assert _snapshot(engine) == before
     code, output = _cli(settings, "retention", "apply", "--apply", **periods)
     assert code == 0 and "Recorded in the audit log as run" in output

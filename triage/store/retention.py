@@ -62,6 +62,7 @@ KEPT = 0
 BATCH = 500
 """Keys per DELETE (well under SQLite's bound-parameter limit)."""
 
+
 def cutoff_for(now: datetime, days: int) -> datetime | None:
     """The instant before which a kind's records are past ``days`` (None: kept indefinitely)."""
     return None if days == KEPT else now - timedelta(days=days)
