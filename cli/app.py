@@ -767,6 +767,11 @@ def auditlog_verify() -> None:
         )
         raise typer.Exit(code=1)
     console.print(f"Audit chain intact: {report.events} events, head {report.head}.")
+    if report.expired_through:
+        console.print(
+            f"It starts after event {report.expired_through}: older events were removed by "
+            "retention, as the chain's `audit.expired` event records."
+        )
     if checkpoint is not None:
         console.print(
             f"Anchored: event {checkpoint.event_id} ({checkpoint.events} events) matches the "
@@ -833,3 +838,7 @@ app.command("monitor")(monitor_command)
 from cli.review import review_export  # noqa: E402  (registered after the app exists)
 
 app.command("review-export")(review_export)
+
+from cli.retention import retention_app  # noqa: E402  (registered after the app exists)
+
+app.add_typer(retention_app, name="retention")

@@ -123,6 +123,44 @@ class Settings(BaseSettings):
     monitor_suppress_below: int = Field(default=10, ge=1)
     monitor_capacity: float = Field(default=0.10, gt=0, lt=1)
 
+    # --- retention (issue 24, item 3): days each kind is kept, 0 = indefinitely; see
+    # docs/operations/retention.md and ``triage retention apply``.
+    retention_referral_days: int = Field(default=2190, ge=0)
+    """A decided referral and its case record (decisions, outcome, scores and reasons,
+    disputes, checks, sign-offs), from its closing decision; open work is never removed."""
+    retention_event_days: int = Field(default=2190, ge=0)
+    """A partner agency's event, from when it occurred (unless about open work)."""
+    retention_identity_task_days: int = Field(default=730, ge=0)
+    """A confirmed or rejected "possible same person" task, from its decision."""
+    retention_idempotency_key_days: int = Field(default=30, ge=0)
+    """A client's idempotency key and the reply it replays, from its first use."""
+    retention_audit_days: int = Field(default=2555, ge=0)
+    """An audit-log event, from when it was written; at least as long as referrals are kept."""
+
+    def retention_periods(self) -> dict[str, int]:
+        """Days per retention kind (``triage.store.retention``'s names), 0 = indefinitely."""
+        return {
+            "referrals": self.retention_referral_days,
+            "events": self.retention_event_days,
+            "identity_tasks": self.retention_identity_task_days,
+            "idempotency_keys": self.retention_idempotency_key_days,
+            "audit_log": self.retention_audit_days,
+        }
+
+    @model_validator(mode="after")
+    def _audit_outlives_records(self) -> Settings:
+        audit, referral = self.retention_audit_days, self.retention_referral_days
+        if audit and (referral == 0 or audit < referral):
+            kept = "kept indefinitely" if referral == 0 else f"kept {referral} days"
+            raise ValueError(
+                f"retention_audit_days ({audit}) must be 0 (indefinitely) or at least "
+                f"retention_referral_days (referrals are {kept}): the audit log is the record "
+                "of what was done with a referral, so it must not go first"
+            )
+        return self
+
+    # --- end of retention
+
     def audit_checkpoint_path(self) -> Path:
         """``audit_checkpoint_file``, or its default under ``var_dir``."""
         return self.audit_checkpoint_file or self.var_dir / AUDIT_CHECKPOINT_FILE

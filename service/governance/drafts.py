@@ -27,7 +27,8 @@ DPIA_REQUIRED: tuple[str, ...] = (
     "processing.data_categories",
     "processing.sources",
     "processing.recipients",
-    "processing.retention",
+    "processing.retention.configured",
+    "processing.retention.decision",
     "scope.volumes",
     "scope.geography",
     "context.data_subjects",
@@ -146,10 +147,25 @@ def dpia_draft(sources: Sources, *, today: date) -> dict[str, Any]:
                 },
                 "triage.security",
             ),
-            "retention": to_complete(
-                "How long each kind of record is kept (referrals, agency records, decisions, "
-                "scores, audit log) and the legal basis for each period."
-            ),
+            "retention": {
+                "configured": (
+                    generated(
+                        sources.retention,
+                        "the service's settings (`TRIAGE_RETENTION_*`), enforced by "
+                        "`triage retention apply`; open work is never removed",
+                    )
+                    if sources.retention
+                    else to_complete(
+                        "How long each kind of record is kept (referrals, agency records, "
+                        "decisions, scores, audit log)."
+                    )
+                ),
+                "decision": to_complete(
+                    "Whether these periods are the council's: its retention schedule for "
+                    "children's social care records and the legal basis for each period. "
+                    "The periods above are settings, not a lawful decision."
+                ),
+            },
         },
         "scope": {
             "volumes": to_complete("Referrals and agency records a year; children affected."),

@@ -13,6 +13,7 @@ from explain.unknowns import what_the_model_does_not_know
 from features.catalogue import catalogue_rows
 from features.policy import POLICY_VERSION, policy_rows
 from service.champion import champion_documents, no_store_yet
+from triage.retention import retention_schedule
 from triage.settings import Settings
 
 
@@ -27,6 +28,9 @@ class Sources:
     policy: list[dict[str, str]] = field(default_factory=policy_rows)
     policy_version: str = POLICY_VERSION
     unknowns: dict[str, Any] = field(default_factory=lambda: dict(what_the_model_does_not_know()))
+    retention: list[dict[str, str]] = field(default_factory=list)
+    """The configured retention schedule (``triage.retention.retention_schedule``); empty:
+    unknown, and the DPIA asks for it."""
 
 
 def published_audit(document: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -59,4 +63,9 @@ def champion_sources(settings: Settings) -> Sources:
             f"({settings.model_name}@{settings.model_alias}): run `triage train` first"
         )
     gate_rows = gates.get("gates", []) if isinstance(gates, dict) else list(gates or [])
-    return Sources(card=card, gates=gate_rows, fairness=published_audit(fairness))
+    return Sources(
+        card=card,
+        gates=gate_rows,
+        fairness=published_audit(fairness),
+        retention=retention_schedule(settings.retention_periods()),
+    )

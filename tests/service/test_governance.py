@@ -110,8 +110,10 @@ def test_the_transparency_record_carries_every_field_and_invents_none(
 
 
 def test_the_dpia_draft_names_special_category_data_and_the_automated_decision_safeguards(
-    cli: CliRunner, tmp_path: Path
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("TRIAGE_RETENTION_REFERRAL_DAYS", "3001")
+    monkeypatch.setenv("TRIAGE_RETENTION_AUDIT_DAYS", "3650")
     draft = _run(cli, "dpia", tmp_path)
     assert missing_fields(draft, DPIA_REQUIRED) == []
     categories = {
@@ -123,7 +125,11 @@ def test_the_dpia_draft_names_special_category_data_and_the_automated_decision_s
         assert draft["automated_decisions"][safeguard]["value"]
     for council in ("lawful_basis", "special_category_condition"):
         assert TO_COMPLETE in draft["necessity_and_proportionality"][council]
-    assert TO_COMPLETE in draft["processing"]["retention"]
+    retention = draft["processing"]["retention"]
+    assert TO_COMPLETE in retention["decision"]
+    configured = {row["kind"]: row["kept"] for row in retention["configured"]["value"]}
+    assert configured["referrals"] == "3001 days"  # the configured period, not a default
+    assert configured["audit_log"] == "3650 days"
 
 
 def test_the_eqia_draft_uses_the_audit_where_recorded_and_asks_where_not(

@@ -10,6 +10,13 @@ outside the database holding the id, count and hash of the newest event, with an
 under a key that is not in the database either (``Settings.get_audit_key``). Verifying
 against it finds a chain that ends before the checkpointed event or holds another hash
 there; a new checkpoint is written only over a chain that extends the last one.
+
+Retention (``triage.store.audit_retention``) removes the oldest events only after appending an
+``audit.expired`` event that records the id and hash of the newest one removed; the walk then
+starts from that hash, so the retained events still verify and removing any more of them
+beyond the record breaks the first link. The run signs its record into the checkpoint at
+once, so a record after the checkpoint is refused: anyone can hash a chain, and a forged
+record would otherwise license removing the oldest events.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
@@ -40,6 +47,9 @@ GENESIS = "0" * 64
 CHAIN_LOCK_KEY = 0x7472_6961_6765  # "triage"
 
 VERIFY_BATCH = 5_000
+
+EXPIRED_ACTION = "audit.expired"
+"""The action of the event that records the oldest events' removal by retention."""
 
 
 def canonical_json(value: Any) -> str:
@@ -127,6 +137,8 @@ class ChainReport:
     """The id of the newest event walked (0 for an empty chain)."""
     anchored: bool = False
     """True when the walk passed the signed checkpoint's event with the hash it records."""
+    expired_through: int = 0
+    """The newest event removed by retention (0: the chain still starts at its first event)."""
 
     @property
     def ok(self) -> bool:
@@ -162,9 +174,44 @@ def verify_chain(session: Session, checkpoint: Checkpoint | None = None) -> Chai
     return _walk(session, checkpoint, incremental=False)
 
 
+@dataclass(frozen=True)
+class RetentionStart:
+    """Where the stored chain starts: after the events retention removed, or at its genesis."""
+
+    expired_through: int
+    prev_hash: str
+
+
+def retention_start(session: Session) -> RetentionStart:
+    """The hash the oldest stored event must chain onto, from the newest ``audit.expired``.
+
+    The record is itself in the chain, so a changed record breaks its own link; it counts
+    only when the oldest stored event is after the events it says were removed.
+    """
+    from triage.store.tables import AuditEventRow
+
+    record = session.scalars(
+        select(AuditEventRow.payload)
+        .where(AuditEventRow.action == EXPIRED_ACTION)
+        .order_by(AuditEventRow.id.desc())
+        .limit(1)
+    ).first()
+    oldest = session.scalar(select(func.min(AuditEventRow.id)))
+    if record is None or oldest is None:
+        return RetentionStart(0, GENESIS)
+    through, head = record.get("expired_through_event"), record.get("expired_through_hash")
+    if isinstance(through, int) and isinstance(head, str) and oldest > through:
+        return RetentionStart(through, head)
+    return RetentionStart(0, GENESIS)
+
+
 def _walk(session: Session, checkpoint: Checkpoint | None, *, incremental: bool) -> ChainReport:
     """Walk the chain (from the checkpoint's event when ``incremental``)."""
-    prev = GENESIS
+    # An incremental walk starts at the checkpoint's stored event, which carries its own
+    # prev_hash: the service's frequent checkpoints need not look for retention records.
+    skip_start = incremental and checkpoint is not None and checkpoint.event_id > 0
+    start_at = RetentionStart(0, GENESIS) if skip_start else retention_start(session)
+    prev = start_at.prev_hash
     count = 0
     head_id = 0
     # A checkpoint of the empty chain (event 0) vouches for the start: every event extends it.
@@ -182,10 +229,7 @@ def _walk(session: Session, checkpoint: Checkpoint | None, *, incremental: bool)
         count += 1
         if row.prev_hash != prev:
             return ChainReport(
-                count,
-                prev,
-                BrokenLink(row.id, "prev_hash does not match the event before it"),
-                head_id,
+                count, prev, BrokenLink(row.id, _link_reason(count, start_at)), head_id
             )
         if row.hash != row_hash(row, prev):
             return ChainReport(
@@ -194,6 +238,8 @@ def _walk(session: Session, checkpoint: Checkpoint | None, *, incremental: bool)
                 BrokenLink(row.id, "hash does not match the event's contents"),
                 head_id,
             )
+        if checkpoint is not None and row.id > checkpoint.event_id and row.action == EXPIRED_ACTION:
+            return ChainReport(count, prev, BrokenLink(row.id, _UNSIGNED_EXPIRY), head_id)
         prev = row.hash
         head_id = row.id
     if checkpoint is not None and not anchored:
@@ -208,7 +254,25 @@ def _walk(session: Session, checkpoint: Checkpoint | None, *, incremental: bool)
             ),
             head_id,
         )
-    return ChainReport(count, prev, None, head_id, anchored)
+    return ChainReport(count, prev, None, head_id, anchored, start_at.expired_through)
+
+
+_UNSIGNED_EXPIRY = (
+    "an audit.expired record after the signed checkpoint: a retention run signs its own "
+    "record at once, so this one (and the removal it claims) was not a retention run's"
+)
+
+
+def _link_reason(position: int, start_at: RetentionStart) -> str:
+    """Why the ``position``-th stored event's ``prev_hash`` fails (the oldest one says more)."""
+    if position > 1:
+        return "prev_hash does not match the event before it"
+    if start_at.expired_through:
+        return (
+            "the oldest stored event does not follow the events retention removed (through "
+            f"event {start_at.expired_through}): older events were removed outside retention"
+        )
+    return "the oldest stored event does not chain onto the start: older events were removed"
 
 
 def _against_checkpoint(row: AuditEventRow, checkpoint: Checkpoint) -> BrokenLink | None:
@@ -216,7 +280,9 @@ def _against_checkpoint(row: AuditEventRow, checkpoint: Checkpoint) -> BrokenLin
     if row.id > checkpoint.event_id:
         return BrokenLink(
             checkpoint.event_id,
-            f"event {checkpoint.event_id}, recorded in the signed checkpoint, is missing",
+            f"event {checkpoint.event_id}, recorded in the signed checkpoint, is missing "
+            "(if `triage retention apply` stopped before re-signing, see docs/operations/"
+            "retention.md)",
         )
     if row.id == checkpoint.event_id and row.hash != checkpoint.hash:
         return BrokenLink(
@@ -319,7 +385,7 @@ class CheckpointOutcome:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def checkpoint_lock(path: Path) -> Iterator[None]:
     """Serialise checkpoint writers (several workers, the CLI) on a lock file beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path.parent / f"{path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -342,7 +408,7 @@ def checkpoint_chain(
     rewritten chain be vouched for afresh. Only the events after the previous checkpoint are
     walked.
     """
-    with _locked(path):
+    with checkpoint_lock(path):
         try:
             previous = read_checkpoint(path, key)
         except CheckpointError as exc:
