@@ -3,7 +3,7 @@
 The summary holds aggregates only (alert counts by kind, the alerts, each signal's latest
 PSI); ``/metrics`` and the manager page read the newest row, so every worker shows the same.
 
-Revision ID: 0017
+Revision ID: 0016
 Revises: 0015 (queue rank)
 Create Date: 2026-12-08
 """
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 
 from triage.store.coltypes import UTCDateTime
 
-revision: str = "0017"
+revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
