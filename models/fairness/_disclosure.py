@@ -518,6 +518,7 @@ def _quarters(
             float(r["denominator"]),
         )
         for r in rows
+        if r.get("numerator") is not None and r.get("denominator") is not None
     }
 
     def cells(make: Callable[[Key, int], list[float] | None]) -> dict[Any, list[float]]:
