@@ -63,18 +63,26 @@ _POISSON_ONE_CDF = np.cumsum(np.exp(-1.0 - gammaln(np.arange(1, 30))))
 """P(X ≤ k) of a Poisson(1) count X, k = 0 … 28 (the rest is below double precision)."""
 
 
+_POISSON_ONE_RAW = np.minimum(_POISSON_ONE_CDF * 2.0**64, 2.0**64 - 2048).astype(np.uint64)
+"""The same on the scale of the bit generator's raw 64-bit words."""
+
+
+_BLOCK = 4096
+"""Units drawn at a time, so that the raw words and their comparisons stay in cache."""
+
+
 def poisson_one(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Poisson(1) draws (as floats) by inversion of uniforms: exact to double precision.
+    """Poisson(1) draws (as floats) by inversion of raw 64-bit words: exact to double precision.
 
     Three comparisons settle 98% of draws; the rest are looked up in the whole table. About
     three times faster than ``Generator.poisson`` and its conversion to floats.
     """
-    u = rng.random(shape)
-    weights: np.ndarray = (u > _POISSON_ONE_CDF[0]).astype(float)
-    weights += u > _POISSON_ONE_CDF[1]
-    weights += u > _POISSON_ONE_CDF[2]
-    tail = u > _POISSON_ONE_CDF[2]
-    weights[tail] = np.searchsorted(_POISSON_ONE_CDF, u[tail])
+    u = rng.bit_generator.random_raw(shape)
+    weights: np.ndarray = (u > _POISSON_ONE_RAW[0]).astype(float)
+    weights += u > _POISSON_ONE_RAW[1]
+    weights += u > _POISSON_ONE_RAW[2]
+    tail = u > _POISSON_ONE_RAW[2]
+    weights[tail] = np.searchsorted(_POISSON_ONE_RAW, u[tail])
     return weights
 
 
@@ -164,7 +172,9 @@ class HouseholdDraws:
         weights[:pooled] = rng.poisson(
             self.households_per_unit[:pooled, None], (pooled, replicates)
         )
-        weights[pooled:] = poisson_one(rng, (weights.shape[0] - pooled, replicates))
+        for start in range(pooled, weights.shape[0], _BLOCK):
+            stop = min(start + _BLOCK, weights.shape[0])
+            weights[start:stop] = poisson_one(rng, (stop - start, replicates))
         return self.counts(weights).T
 
 
