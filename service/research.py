@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.catalogue import SIGNALS
 from models.dataset import NO_RELATIONSHIP, age_band
-from models.fairness import ATTRIBUTES, deprivation_band
+from models.fairness import ATTRIBUTES, deprivation_band, withhold_crossed
 from triage.pseudonyms import pseudonym
 from triage.queue import BANDS, age_in_months
 from triage.store.statistics import DecisionFact, ReferralRecord
@@ -127,7 +128,11 @@ def decisions_by_group(
     by: str,
     min_count: int,
 ) -> list[dict[str, Any]]:
-    """Decisions per group and band with agreement counts; small cells lose every number."""
+    """Decisions per group and band with agreement counts; withheld cells lose every number.
+
+    Disclosure control is the fairness audit's (``withhold_crossed``), over every grouping at
+    once, so that the answers for two groupings cannot be combined to recover a cell.
+    """
     known = [f for f in facts if f.referral_id in pairs]
     groups = groups_of([pairs[f.referral_id] for f in known])
     cells: dict[tuple[str, str], Counter[str]] = {}
@@ -135,7 +140,7 @@ def decisions_by_group(
         cell = cells.setdefault((str(groups[by].iat[i]), fact.band or UNSCORED), Counter())
         cell["decisions"] += 1
         cell[fact.agreement] += 1
-    hidden = suppressed_cells(cells, min_count=min_count)
+    hidden = withheld_cells(known, groups, min_count=min_count)[by]
     order = {band: n for n, band in enumerate((*BANDS, UNSCORED))}
     rows = []
     for (group, band), counts in sorted(cells.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
@@ -147,32 +152,21 @@ def decisions_by_group(
     return rows
 
 
-def suppressed_cells(
-    cells: dict[tuple[str, str], Counter[str]], *, min_count: int
-) -> set[tuple[str, str]]:
-    """Cells to hide: small ones, and enough others that no total gives a small one away.
+def withheld_cells(
+    facts: Sequence[DecisionFact], groups: pd.DataFrame, *, min_count: int
+) -> dict[str, set[tuple[str, str]]]:
+    """Per grouping, the (group, band) cells to withhold: primary and secondary suppression.
 
-    A cell is small when its decisions, or any non-zero part of them, are under
-    ``min_count`` (a total minus the other parts would reveal the part). Then, while a group's
-    row or a band's column hides exactly one cell, the smallest other cell in that line is
-    hidden too, so that a line total (known from another grouping) reveals only a sum.
+    A cell is withheld when its decisions, or any of its agreement counts (so any complement
+    too), are from 1 to ``min_count - 1``; then further cells, over every grouping together,
+    until no withheld cell can be worked out from the shown ones and the band totals (which
+    the pseudonymised referrals give away), and no band total minus its shown cells is from 1
+    to ``min_count - 1``. ``groups`` is ``groups_of`` the facts' referrals, row for row.
     """
-    hidden = {
-        key
-        for key, counts in cells.items()
-        if counts["decisions"] < min_count
-        or any(0 < counts[part] < min_count for part in AGREEMENT_PARTS)
-    }
-    changed = True
-    while changed:
-        changed = False
-        for axis in (0, 1):
-            lines: dict[str, list[tuple[str, str]]] = {}
-            for key in cells:
-                lines.setdefault(key[axis], []).append(key)
-            for keys in lines.values():
-                shown = [k for k in keys if k not in hidden]
-                if len(keys) - len(shown) == 1 and shown:
-                    hidden.add(min(shown, key=lambda k: (cells[k]["decisions"], k)))
-                    changed = True
-    return hidden
+    frame = groups[list(GROUPINGS)].astype(str).copy()
+    frame["band"] = [fact.band or UNSCORED for fact in facts]
+    parts = np.array(
+        [[1, *(fact.agreement == part for part in AGREEMENT_PARTS)] for fact in facts],
+        dtype=float,
+    ).reshape(len(facts), 1 + len(AGREEMENT_PARTS))
+    return withhold_crossed(frame, "band", parts, min_count=min_count)

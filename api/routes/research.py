@@ -73,6 +73,13 @@ def get_research_referrals(
     "/decisions",
     response_model=ResearchDecisions,
     summary="Human decisions by group and band, small counts suppressed (an audited export)",
+    description=(
+        "Disclosure control is the fairness audit's: a cell with any count from 1 to "
+        "`min_count - 1` (decisions or an agreement, so complements too) is withheld, then "
+        "further cells, over every grouping at once, until none can be worked out from the "
+        "shown cells of any grouping and the band totals, and no band total minus its shown "
+        "cells is small. A withheld cell has no numbers."
+    ),
 )
 def get_research_decisions(
     session: ReadSessionDep,

@@ -3,7 +3,8 @@
 The public interface: configure an audit (``AuditConfig``, ``ReferenceGroups``), run it on a
 scored set (``audit``, or ``audit_scored`` for a training table), turn the result into a
 versioned JSON document (``to_document``, ``JSON_SCHEMA``) and a self-contained HTML report
-(``render_html``, ``write_report``), and serve it to researchers (``pseudonymise_document``).
+(``render_html``, ``write_report``), and serve it to researchers (``pseudonymise_document``;
+``withhold_crossed`` applies the same disclosure control to other tables of counts).
 The modules behind it are private: ``_config`` (settings, tolerances, verdict names),
 ``_groups`` (attributes, deprivation bands, groupings), ``_statistics`` (intervals, tests,
 corrections, verdicts), ``_metrics`` (exact per-group metrics), ``_bootstrap`` (the
@@ -30,6 +31,7 @@ from models.fairness._config import (
     AuditConfig,
     ReferenceGroups,
 )
+from models.fairness._disclosure import withhold_crossed
 from models.fairness._document import (
     DEFAULT_MIN_COUNT,
     JSON_SCHEMA,
@@ -100,5 +102,6 @@ __all__ = [
     "validate_document",
     "verdicts",
     "wilson_interval",
+    "withhold_crossed",
     "write_report",
 ]

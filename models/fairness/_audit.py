@@ -286,11 +286,13 @@ def audit(
     if periods is not None:
         by_quarter, quarter_change = quarter_view(
             label_arrays,
+            p,
             flags,
+            thresholds,
             capacities,
             [g for g in groupings if len(g.attributes) <= 1],
             np.asarray(periods).astype(str),
-            household_codes(clusters) if household and clusters is not None else None,
+            clusters if household else None,
             config,
         )
     human = human_comparisons = None

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from models.fairness._groups import OVERALL, OVERALL_GROUP, SEPARATOR
 
@@ -518,6 +519,7 @@ def _quarters(
             float(r["denominator"]),
         )
         for r in rows
+        if r.get("numerator") is not None and r.get("denominator") is not None
     }
 
     def cells(make: Callable[[Key, int], list[float] | None]) -> dict[Any, list[float]]:
@@ -609,3 +611,76 @@ def _quarters(
             out["n"] | out[name] | out.get(flagged_block, set()),
         )
     return {k: expand(v) for k, v in out.items()}
+
+
+def withhold_crossed(
+    attributes: pd.DataFrame, margin: str, parts: np.ndarray, *, min_count: int
+) -> dict[str, set[tuple[str, str]]]:
+    """Primary and secondary suppression of tables crossing each attribute with ``margin``.
+
+    One table per other column of ``attributes``; its cell (group, margin value) holds the
+    column sums of ``parts`` over its rows (counts that make up the cell, its total first;
+    every one is protected). The margin's totals and the grand total are taken as known to a
+    reader; the groups' totals are not published. The tables are protected together, over
+    atoms as the audit is, since groupings nest (a voice is a set of referrer types) and tie
+    through the margin: no withheld cell of any table is a linear combination of the shown
+    cells of all the tables and the known totals, and no known total minus its shown cells
+    is from 1 to ``min_count - 1``. Returns each attribute's withheld cells.
+    """
+    columns = [c for c in attributes.columns if c != margin]
+    if len(attributes) == 0:
+        return {c: set() for c in columns}
+    values = {c: attributes[c].astype(str).to_numpy() for c in [*columns, margin]}
+    factorized = {c: np.unique(v, return_inverse=True) for c, v in values.items()}
+    codes = np.stack([factorized[c][1] for c in [*columns, margin]], axis=1)
+    atoms, atom_of = np.unique(codes, axis=0, return_inverse=True)
+    atom_of = atom_of.reshape(-1)
+    m = atoms[:, -1]
+    names = [OVERALL, margin, *(f"{c}{SEPARATOR}{margin}" for c in columns)]
+    labels: list[list[str]] = [[OVERALL_GROUP], [str(i) for i in range(len(factorized[margin][0]))]]
+    atom_labels = [np.zeros(len(atoms), dtype=np.int64), m]
+    for j, _ in enumerate(columns):
+        pairs, inverse = np.unique(atoms[:, [j, -1]], axis=0, return_inverse=True)
+        labels.append([f"{a}{SEPARATOR}{b}" for a, b in pairs])
+        atom_labels.append(inverse.reshape(-1))
+    structure = Structure.from_document(
+        {
+            "structure": {
+                "groupings": names,
+                "attributes": [[], [margin], *([c, margin] for c in columns)],
+                "labels": labels,
+                "atoms": np.stack(atom_labels, axis=1).tolist(),
+            }
+        }
+    )
+    sums = np.zeros((len(structure.keys), parts.shape[1]))
+    row_parts = np.asarray(parts, dtype=float)
+    for name, names_of, per_atom in zip(names, labels, atom_labels, strict=True):
+        groups = per_atom[atom_of]
+        at = [structure.index[(name, label)] for label in names_of]
+        for k in range(row_parts.shape[1]):
+            sums[at, k] = np.bincount(groups, row_parts[:, k], len(names_of))
+    crossing = np.array([k[0] not in (OVERALL, margin) for k in structure.keys])
+    # A grouping's only cell in a band is the band total, which is known: withheld when small
+    # (for the form of it), it needs no complement, and none could hide it.
+    alone = np.zeros(crossing.size, dtype=bool)
+    for parent, members in structure.lines:
+        if structure.keys[parent][0] == margin and len(members) == 1:
+            alone[members[0]] = True
+    sensitive = _sensitive(sums, min_count) & crossing
+    cells = _Cells(
+        structure.keys,
+        structure.rows,
+        sums,
+        sensitive & ~alone,
+        crossing & ~alone,
+        structure.lines,
+    )
+    hidden = protect(cells, min_count) | (sensitive & alone)
+    out: dict[str, set[tuple[str, str]]] = {c: set() for c in columns}
+    for (name, label), h in zip(structure.keys, hidden, strict=True):
+        if h and name not in (OVERALL, margin):
+            column = columns[names.index(name) - 2]
+            a, b = (int(x) for x in label.split(SEPARATOR))
+            out[column].add((str(factorized[column][0][a]), str(factorized[margin][0][b])))
+    return out

@@ -29,6 +29,7 @@ from models.fairness._config import (
 from models.fairness._disclosure import RULE, Withheld, metric_block, withhold
 from models.fairness._groups import OVERALL, SEPARATOR, audit_attributes
 from models.fairness._html import render_html
+from models.fairness._quarters import CHI_SQUARE, QUARTER_METRICS, WALD
 from models.fairness._views import human_against_model, summary_measures
 from models.fairness._words import KEY_METRICS, metric_words, percent, points
 from models.scorer import Scorer
@@ -36,8 +37,12 @@ from models.scorer import Scorer
 SCHEMA = "triage/fairness-audit"
 
 
-SCHEMA_VERSION = "2.0.0"
-"""Bumped on any change to the document's fields: major for removals, minor for additions."""
+SCHEMA_VERSION = "2.1.0"
+"""Bumped on any change to the document's fields: major for removals, minor for additions.
+
+2.1: the quarter view has the mean score, calibration gap and AUC, and bootstrap intervals
+(``lower``, ``upper``) on every figure; each test for change names its ``method``.
+"""
 
 
 DEFAULT_MIN_COUNT = 10
@@ -117,8 +122,39 @@ JSON_SCHEMA: dict[str, Any] = {
             },
         },
         "human_vs_model": {"type": ["array", "null"]},
-        "by_quarter": {"type": ["array", "null"]},
-        "quarter_change": {"type": ["array", "null"]},
+        "by_quarter": {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "required": [
+                    "grouping",
+                    "group",
+                    "label",
+                    "metric",
+                    "quarter",
+                    "estimate",
+                    "lower",
+                    "upper",
+                ],
+                "properties": {
+                    "metric": {"enum": list(QUARTER_METRICS)},
+                    # Withheld rows keep their labels and lose every number.
+                    "lower": {"type": ["number", "null"]},
+                    "upper": {"type": ["number", "null"]},
+                },
+            },
+        },
+        "quarter_change": {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "required": ["grouping", "group", "label", "metric", "method", "p_value"],
+                "properties": {
+                    "metric": {"enum": list(QUARTER_METRICS)},
+                    "method": {"enum": [CHI_SQUARE, WALD]},
+                },
+            },
+        },
         "summary": {"type": "object", "required": ["sentences", "verdicts"]},
         "disclosure": {
             "type": "object",

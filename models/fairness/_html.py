@@ -31,6 +31,27 @@ _ENVIRONMENT.globals.update(
 )
 
 
+_QUARTER_COLUMNS = ("base_rate", "mean_score", "calibration_gap", "auc", "fnr_at_10", "fpr_at_10")
+
+
+def _quarter_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The whole set by quarter, first label: each figure and its bootstrap interval."""
+    labels = document["meta"].get("labels") or ["observed"]
+    wide: dict[str, dict[str, Any]] = {}
+    for row in document.get("by_quarter") or []:
+        if row["grouping"] != "overall" or row["metric"] not in _QUARTER_COLUMNS:
+            continue
+        if row["label"] != labels[0]:
+            continue
+        out = wide.setdefault(row["quarter"], {"quarter": row["quarter"]})
+        out[row["metric"]] = row.get("estimate")
+        lower, upper = row.get("lower"), row.get("upper")
+        out[f"{row['metric']}_interval"] = (
+            None if lower is None or upper is None else f"{lower:.3f} to {upper:.3f}"
+        )
+    return [wide[q] for q in sorted(wide)]
+
+
 def _interval_figure(rows: list[dict[str, Any]], title: str, reference: str) -> dict[str, Any]:
     """Geometry of a dot-and-whisker plot of one rate by group, with its Wilson interval."""
     width, left, row_h = 640, 230, 22
@@ -232,4 +253,5 @@ def render_html(
             if r.get("changed") and r["label"] == "observed"
         ],
         tested_changes=len(document.get("quarter_change") or []),
+        quarters=_quarter_rows(document),
     )

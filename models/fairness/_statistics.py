@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy.special import gammaln, ndtr, ndtri
 
 from models.fairness._config import DISPARITY, INSUFFICIENT, WITHIN
@@ -217,8 +218,14 @@ def compare(
 
 def household_codes(clusters: np.ndarray) -> np.ndarray:
     """Household IDs as codes in sorted order of the IDs, so row order cannot change a draw."""
-    _, codes = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
-    return np.asarray(codes, dtype=np.int64)
+    # Hash first, then sort only the distinct IDs (as text): far fewer than rows to sort.
+    values = np.asarray(clusters)
+    found, distinct = pd.factorize(values, use_na_sentinel=False)
+    # Each distinct ID as first written (factorize would turn None into NaN).
+    where = np.zeros(len(distinct), dtype=np.int64)
+    where[found[::-1]] = np.arange(found.size)[::-1]
+    _, codes = np.unique(values[where].astype(str), return_inverse=True)
+    return np.asarray(codes, dtype=np.int64)[found]
 
 
 def design_effect(

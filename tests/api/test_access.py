@@ -326,7 +326,8 @@ def test_researchers_get_the_fairness_audit_pseudonymised_and_the_export_is_audi
     p = rng.beta(2, 6, 2000)
     y = (rng.random(2000) < p).astype(float)
     config = AuditConfig(attributes=("sex",), intersections=(), n_boot=10)
-    result = audit(y, p, pd.DataFrame({"sex": sex}), config=config)
+    quarter = rng.choice(["2026-Q1", "2026-Q2"], 2000)
+    result = audit(y, p, pd.DataFrame({"sex": sex}), periods=quarter, config=config)
     meta = {"run_id": "run-1", "source": "/data", "data_fingerprint": "abc"}
     stored = to_document(result, meta=meta)
     loaded = LoadedModel(scorer=SimpleNamespace(version="referral-triage/7"), fairness=stored)
@@ -346,7 +347,16 @@ def test_researchers_get_the_fairness_audit_pseudonymised_and_the_export_is_audi
     assert "unknown" in withheld and len(withheld) == 2
     assert all("n" not in r for r in body["suppressed"])
     assert body["disclosure"]["min_count"] == 10 and stricter["disclosure"]["min_count"] == 50
-    assert body["schema_version"] == "2.0.0" and body["summary_measures"]
+    assert body["schema_version"] == "2.1.0" and body["summary_measures"]
+    # Every metric by quarter, with intervals and a test for change; small cells withheld.
+    quarters = body["by_quarter"]
+    for metric in ("auc", "calibration_gap", "mean_score", "fnr_at_10", "fpr_at_10"):
+        overall = [r for r in quarters if r["metric"] == metric and r["grouping"] == "overall"]
+        assert len(overall) == 2 and all(r["lower"] <= r["upper"] for r in overall), metric
+    assert {r["method"] for r in body["quarter_change"]} == {"chi_square", "bootstrap_wald"}
+    assert not {r["group"] for r in quarters if r["grouping"] == "sex"} & withheld
+    for row in quarters:
+        assert row.get("withheld") or row["numerator"] is None or row["numerator"] >= 10
     shown = [m for m in body["metrics"] if m["grouping"] == "overall" and m["numerator"]]
     assert shown and all(m["numerator"] >= 10 for m in shown)
     small = [m for m in stricter["metrics"] if m.get("withheld")]

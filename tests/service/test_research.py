@@ -1,8 +1,7 @@
-"""Researchers' aggregates: quarters, age groups at the edges, and complementary suppression."""
+"""Researchers' aggregates: quarters, age groups at the edges, voices (suppression: own file)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
@@ -13,40 +12,9 @@ from service.research import (
     known_reason_code,
     quarter_bounds,
     quarter_of,
-    suppressed_cells,
 )
 from triage.store.statistics import DecisionFact
 from triage.vocab import VOICES
-
-
-def cell(decisions: int, agree: int | None = None) -> Counter[str]:
-    """A cell of ``decisions``, all agreeing unless ``agree`` says how many did."""
-    agree = decisions if agree is None else agree
-    return Counter(decisions=decisions, agree=agree, should_be_higher=decisions - agree)
-
-
-def test_a_lone_small_cell_takes_a_neighbour_with_it_in_its_row_and_column() -> None:
-    cells = {
-        ("a", "Elevated"): cell(40),
-        ("a", "Standard"): cell(30),
-        ("b", "Elevated"): cell(3),  # small
-        ("b", "Standard"): cell(50),
-        ("c", "Elevated"): cell(25),
-        ("c", "Standard"): cell(60),
-    }
-    hidden = suppressed_cells(cells, min_count=10)
-    assert ("b", "Elevated") in hidden
-    # Column Elevated and row b each hide at least two cells, so no total reveals the 3.
-    for axis, line in ((1, "Elevated"), (0, "b")):
-        assert sum(1 for key in hidden if key[axis] == line) >= 2
-
-
-def test_a_small_part_hides_its_whole_cell_and_nothing_is_hidden_without_need() -> None:
-    cells = {("a", "Lower"): cell(30, agree=27), ("b", "Lower"): cell(30)}
-    assert suppressed_cells(cells, min_count=10) == {("a", "Lower"), ("b", "Lower")}
-    assert suppressed_cells({("a", "Lower"): cell(30), ("b", "Lower"): cell(30)}, min_count=10) == (
-        set()
-    )
 
 
 def test_quarters_are_fixed_calendar_periods() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from models.fairness import (
     DISPARITY,
@@ -109,3 +110,49 @@ def test_quarter_view_finds_a_planted_change_and_not_a_stable_rate() -> None:
     counts = rows[rows["group"] == "a"][["numerator", "denominator"]].to_numpy()
     table = np.column_stack([counts[:, 0], counts[:, 1] - counts[:, 0]])
     assert a["p_value"] == pytest.approx(chi2_contingency(table, correction=False).pvalue, rel=1e-6)
+
+
+def test_quarter_view_tests_auc_and_calibration_for_change_with_bootstrap_intervals() -> None:
+    rng = np.random.default_rng(9)
+    n = 15_000
+    group = rng.choice(["a", "b"], n)
+    quarter = rng.choice(["2026-Q1", "2026-Q2", "2026-Q3"], n)
+    risk = rng.beta(2, 5, n)
+    y = (rng.random(n) < risk).astype(float)
+    p = risk.copy()
+    # In the last quarter group "a" is ranked at random (AUC falls, calibration in the large
+    # holds) and group "b" is over-scored by 0.1 (calibration moves, ranking holds).
+    late_a = np.flatnonzero((group == "a") & (quarter == "2026-Q3"))
+    p[late_a] = rng.permutation(p[late_a])
+    late_b = (group == "b") & (quarter == "2026-Q3")
+    p[late_b] = np.clip(p[late_b] + 0.1, 0, 1)
+    config = AuditConfig(attributes=("ethnicity",), intersections=(), n_boot=200)
+    result = audit(y, p, pd.DataFrame({"ethnicity": group}), periods=quarter, config=config)
+    quarters = result.by_quarter
+    for metric in ("auc", "calibration_gap", "mean_score", "fnr_at_10", "fpr_at_10"):
+        rows = quarters.query("metric == @metric")
+        assert set(rows["grouping"]) == {"overall", "ethnicity"}
+        assert len(rows) == 9, metric  # overall and two groups, three quarters each
+        inside = (rows["lower"] <= rows["estimate"] + 1e-12) & (
+            rows["estimate"] <= rows["upper"] + 1e-12
+        )
+        assert inside.all(), metric
+    # Each quarter's exact figures are the whole-data figures of that group and quarter.
+    cell = (group == "a") & (quarter == "2026-Q1")
+    row = quarters.query("group == 'a' and quarter == '2026-Q1'").set_index("metric")
+    assert row.loc["auc", "estimate"] == pytest.approx(roc_auc_score(y[cell], p[cell]))
+    assert row.loc["calibration_gap", "estimate"] == pytest.approx(p[cell].mean() - y[cell].mean())
+    assert row.loc["mean_score", "estimate"] == pytest.approx(p[cell].mean())
+    change = result.quarter_change.set_index(["grouping", "group", "metric"])
+    # The planted changes are found beyond doubt; the unchanged ones are not (chance alone
+    # may bring them near 0.05, so the bar for "not found" is 0.001).
+    p_value = change["p_adjusted"]
+    assert change.loc[("ethnicity", "a", "auc"), "changed"]
+    assert change.loc[("ethnicity", "a", "auc"), "difference"] < -0.1
+    assert p_value[("ethnicity", "a", "auc")] < 1e-10 < 1e-3 < p_value[("ethnicity", "b", "auc")]
+    assert change.loc[("ethnicity", "b", "calibration_gap"), "changed"]
+    assert p_value[("ethnicity", "b", "calibration_gap")] < 1e-10
+    assert p_value[("ethnicity", "a", "calibration_gap")] > 1e-3
+    assert change.loc[("ethnicity", "a", "auc"), "method"] == "bootstrap_wald"
+    assert change.loc[("ethnicity", "a", "fnr_at_10"), "method"] == "chi_square"
+    assert change.loc[("ethnicity", "a", "auc"), "df"] == 2

@@ -144,12 +144,23 @@ def _learn(document: Mapping[str, Any]) -> Knowledge:
                 known[f"bin_pos:{row['label']}:{b}"][key] = round(row["observed_rate"] * row["n"])
     # Quarters: shown counts, rates times counts, and quarters summing to the whole period.
     quarters = sorted({r["quarter"] for r in document.get("by_quarter") or []})
+    quarter_estimates: dict[tuple[str, str, str, str, str], float] = {}
     for row in document.get("by_quarter") or []:
         key, q = (row["grouping"], row["group"]), row["quarter"]
         name = f"{row['label']}:{row['metric']}:{q}"
         if row.get("numerator") is not None:
             known[f"qnum:{name}"][key] = row["numerator"]
             known[f"qden:{name}"][key] = row["denominator"]
+        if row.get("estimate") is not None:
+            quarter_estimates[(*key, row["label"], row["metric"], q)] = row["estimate"]
+    # Expected minus the calibration gap is the observed rate: times the size, its positives.
+    first = (document["meta"].get("labels") or ["observed"])[0]
+    for (grouping, group, label, metric, q), gap in list(quarter_estimates.items()):
+        key = (grouping, group)
+        mean = quarter_estimates.get((grouping, group, first, "mean_score", q))
+        size = known[f"qden:{first}:base_rate:{q}"].get(key)
+        if metric == "calibration_gap" and mean is not None and size is not None:
+            known[f"qnum:{label}:base_rate:{q}"][key] = round((mean - gap) * size)
     for row in document.get("metrics") or []:
         key, name = (row["grouping"], row["group"]), f"{row['label']}:{row['metric']}"
         for part, field in (("qnum", "numerator"), ("qden", "denominator")):
@@ -231,6 +242,8 @@ def _secrets(internal: Mapping[str, Any]) -> Knowledge:
         key = (row["grouping"], row["group"])
         name = f"{row['label']}:{row['metric']}:{row['quarter']}"
         num, den = row["numerator"], row["denominator"]
+        if num is None or den is None:
+            continue  # mean score, calibration gap, AUC: figures of the counts above
         if 0 < num < K or 0 < den - num < K:
             secret[f"qnum:{name}"][key] = num
         if 0 < den < K:

@@ -7,6 +7,7 @@ import json
 from models.fairness import (
     SCHEMA_VERSION,
     AuditConfig,
+    audit,
     render_html,
     to_document,
     validate_document,
@@ -36,6 +37,38 @@ def test_document_schema_pseudonymised_and_html(small_audit) -> None:
         assert "data:image/png;base64," in html
         assert "<script" not in html and "https://" not in html.replace("http://www.w3.org", "")
     assert "Disclosure control" in render_html(private)
+
+
+def test_schema_requires_the_quarter_views_intervals_and_test_method(small_audit) -> None:
+    import jsonschema
+    import numpy as np
+    import pytest
+
+    y, p, attributes, _ = small_audit
+    periods = np.random.default_rng(0).choice(["2026-Q1", "2026-Q2"], y.size)
+    config = AuditConfig(attributes=("sex",), intersections=(), n_boot=20)
+    document = to_document(audit(y, p, attributes, periods=periods, config=config))
+    validate_document(document)
+    assert {"auc", "calibration_gap", "mean_score"} <= {r["metric"] for r in document["by_quarter"]}
+    published = to_document(
+        audit(y, p, attributes, periods=periods, config=config), pseudonymise=True
+    )
+    validate_document(published)
+    html = render_html(published)
+    assert "Change over time" in html and "calibration gap" in html and "FNR at 10%" in html
+    overall = [r for r in published["by_quarter"] if r["grouping"] == "overall"]
+    auc = next(r for r in overall if r["metric"] == "auc")
+    assert f"{auc['lower']:.3f} to {auc['upper']:.3f}" in html
+    # A 2.0 quarter row (no bootstrap interval) and an unnamed test no longer validate.
+    old = json.loads(json.dumps(document))
+    for row in old["by_quarter"]:
+        row.pop("lower"), row.pop("upper")
+    with pytest.raises(jsonschema.ValidationError, match="lower"):
+        validate_document(old)
+    unnamed = json.loads(json.dumps(document))
+    unnamed["quarter_change"][0]["method"] = "eyeballed"
+    with pytest.raises(jsonschema.ValidationError, match="eyeballed"):
+        validate_document(unnamed)
 
 
 def test_training_run_audit_is_logged_to_mlflow(tmp_path) -> None:

@@ -38,6 +38,8 @@ def _clustered_world(n_households: int = 1500, seed: int = 8) -> dict[str, Any]:
         "truth": truth,
         "decisions": decisions,
         "clusters": np.array([f"H{f:05d}" for f in family]),
+        # A family's referrals may fall in different quarters: the quarter view is clustered.
+        "periods": rng.choice(["2026-Q1", "2026-Q2", "2026-Q3"], family.size),
     }
 
 
@@ -53,6 +55,7 @@ def _run(world: dict[str, Any], config: AuditConfig = CONFIG, order: np.ndarray 
         truth=world["truth"][order],
         decisions=world["decisions"].iloc[order].reset_index(drop=True),
         clusters=world["clusters"][order],
+        periods=world["periods"][order],
         config=config,
     )
 
@@ -84,6 +87,17 @@ def test_row_order_and_ties_do_not_change_any_verdict(world) -> None:
     assert (a["verdict"] == b["verdict"]).all()
     np.testing.assert_allclose(a["p_adjusted"], b["p_adjusted"], rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(a["difference_lower"], b["difference_lower"], rtol=1e-9)
+    # The quarter view's bootstrap intervals and tests for change too.
+    keys = ["grouping", "group", "label", "metric", "quarter"]
+    qa = base.by_quarter.sort_values(keys).reset_index(drop=True)
+    qb = shuffled.by_quarter.sort_values(keys).reset_index(drop=True)
+    assert {"auc", "calibration_gap", "fnr_at_10"} <= set(qa["metric"])
+    for column in ("estimate", "lower", "upper"):
+        np.testing.assert_allclose(qa[column], qb[column], rtol=1e-9, equal_nan=True)
+    keys = ["grouping", "group", "label", "metric"]
+    ca = base.quarter_change.sort_values(keys).reset_index(drop=True)
+    cb = shuffled.quarter_change.sort_values(keys).reset_index(drop=True)
+    np.testing.assert_allclose(ca["p_value"], cb["p_value"], rtol=1e-7, equal_nan=True)
     # Ties at the cut are all selected, whatever their order.
     counts = base.metrics.query("metric == 'selection_rate_at_10'")["numerator"].to_numpy()
     again = shuffled.metrics.query("metric == 'selection_rate_at_10'")["numerator"].to_numpy()
