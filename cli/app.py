@@ -368,14 +368,23 @@ def audit(
     min_count: Annotated[
         int, typer.Option(min=10, help="With --publish: withhold counts below this.")
     ] = 10,
+    intersection: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also audit this intersection, e.g. ethnicity,sex,age_band (two or three "
+            "attributes; repeat the option for more). Small cells are suppressed as elsewhere."
+        ),
+    ] = None,
 ) -> None:
     """Fairness audit of the champion on an extract: JSON and a self-contained HTML report."""
     from explain.fairness_gaps import gap_explanations
     from models.dataset import load_training_data
     from models.fairness import (
+        INTERSECTIONS,
         AuditConfig,
         audit_attributes,
         audit_scored,
+        parse_intersection,
         to_document,
         write_report,
     )
@@ -395,9 +404,15 @@ def audit(
             "--bootstrap stratified or household[/]"
         )
         raise typer.Exit(code=2)
+    try:
+        extra = tuple(parse_intersection(text) for text in intersection or ())
+    except ValueError as error:
+        console.print(f"[red]--intersection: {error}[/]")
+        raise typer.Exit(code=2) from None
     settings = get_settings()
     scorer = champion_or_exit(settings, "audit")
     config = AuditConfig(
+        intersections=(*INTERSECTIONS, *(t for t in extra if t not in INTERSECTIONS)),
         n_boot=bootstraps,
         min_size=min_size,
         # Both were checked against these values above; typer options cannot be Literal types.

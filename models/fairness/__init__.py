@@ -53,6 +53,7 @@ from models.fairness._groups import (
     VOICE_GROUPINGS,
     audit_attributes,
     deprivation_band,
+    parse_intersection,
 )
 from models.fairness._html import render_html
 from models.fairness._statistics import (
@@ -95,6 +96,7 @@ __all__ = [
     "holm",
     "label_gap",
     "load_decisions",
+    "parse_intersection",
     "pseudonymise_document",
     "records",
     "render_html",

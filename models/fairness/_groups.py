@@ -25,6 +25,19 @@ INTERSECTIONS = (*combinations(PROTECTED, 2), ("sex", "age_band"))
 SEPARATOR = " × "
 
 
+def parse_intersection(text: str) -> tuple[str, ...]:
+    """``"ethnicity,sex,age_band"`` as an intersection; ValueError naming what is wrong."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in ATTRIBUTES]
+    if unknown:
+        raise ValueError(f"unknown attribute {unknown[0]!r}; one of {', '.join(ATTRIBUTES)}")
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"{text!r} must name two or three different attributes")
+    if len(names) > 3:
+        raise ValueError(f"{text!r} names {len(names)} attributes; at most three are audited")
+    return names
+
+
 MISSING = "missing"
 
 

@@ -308,9 +308,14 @@ def test_training_run_carries_the_global_views(extract, world, tmp_path, monkeyp
 
     folder = tmp_path / "audit"
     args = ["audit", "--data", str(extract), "--out", str(folder), "--bootstraps", "20"]
-    run = CliRunner().invoke(app, [*args, "--publish"])
+    bad = CliRunner().invoke(app, [*args, "--intersection", "sex,postcode"])
+    assert bad.exit_code == 2 and "--intersection: unknown attribute 'postcode'" in bad.output
+    three_way = ["--intersection", "ethnicity,sex,age_band"]
+    run = CliRunner().invoke(app, [*args, "--publish", *three_way])
     assert run.exit_code == 0, run.output
     published = json.loads((folder / "fairness_audit.json").read_text())
+    assert ["ethnicity", "sex", "age_band"] in published["config"]["intersections"]
+    assert "ethnicity × sex × age_band" in {row["grouping"] for row in published["groups"]}
     assert "structure" not in published and published["disclosure"]["min_count"] == 10
     assert published["config"]["inference"] == "household" and "source" not in published["meta"]
     assert "Disclosure control" in (folder / "fairness_audit.html").read_text()
