@@ -85,12 +85,12 @@ def review_export(
         console.print(f"[red]Could not write the audit event; export removed[/] ({exc})")
         raise typer.Exit(code=1) from exc
     counts = document["counts"]
+    kinds = [("children", "child", "children"), ("referrals", "referral", "referrals"),
+             ("scores", "score", "scores"), ("decisions", "decision", "decisions"),
+             ("audit_entries", "audit entry", "audit entries")]  # fmt: skip
+    listed = ", ".join(f"{counts[k]} {one if counts[k] == 1 else many}" for k, one, many in kinds)
     console.print(
-        f"Wrote {json_path} and {html_path}: {counts['children']} "
-        f"{'child' if counts['children'] == 1 else 'children'}, "
-        f"{counts['referrals']} referrals, {counts['scores']} scores, {counts['decisions']} "
-        f"decisions, {counts['audit_entries']} audit entries (check them with: triage auditlog "
-        "verify)."
+        f"Wrote {json_path} and {html_path}: {listed} (check them with: triage auditlog verify)."
     )
 
 
