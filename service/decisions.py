@@ -25,6 +25,7 @@ from triage.store.decision_support import (
     earlier_referrals_of_child,
     get_priority_judgement,
     get_team_setting,
+    judged_referral_ids,
     save_team_setting,
 )
 from triage.store.tables import ReferralRow, utcnow
@@ -101,6 +102,14 @@ def band_hidden(session: Session, *, referral: ReferralRow, viewer: str) -> bool
     return (
         get_priority_judgement(session, referral_id=referral.referral_id, judged_by=viewer) is None
     )
+
+
+def bands_hidden_in_queue(session: Session, *, referral_ids: list[str], viewer: str) -> set[str]:
+    """The open referrals whose band ``viewer`` must not see yet (judge first, no priority)."""
+    if decision_mode(session) != JUDGE_FIRST:
+        return set()
+    judged = judged_referral_ids(session, referral_ids=referral_ids, judged_by=viewer)
+    return set(referral_ids) - judged
 
 
 def band_hidden_for(session: Session, *, referral_id: str, viewer: str) -> bool:

@@ -113,6 +113,8 @@ def queue(
     }
     result: dict[str, Any] = {"items": [], "next_cursor": None}
     counts = None
+    hidden: set[str] = set()
+    judge_first = False
     if not errors:
         try:
             with state.read_sessions() as db:
@@ -123,6 +125,12 @@ def queue(
                     waiting_hours=waiting_hours,
                     cursor=cursor or None,
                     limit=PAGE_SIZE,
+                )
+                judge_first = decisions.decision_mode(db) == decisions.JUDGE_FIRST
+                hidden = decisions.bands_hidden_in_queue(
+                    db,
+                    referral_ids=[item["referral_id"] for item in result["items"]],
+                    viewer=viewer.actor.name,
                 )
                 now = utcnow()
                 counts = queue_counts(
@@ -153,6 +161,8 @@ def queue(
         status_code=422 if errors else 200,
         items=result["items"],
         groups=group_by_child(result["items"]),
+        band_hidden=hidden,
+        judge_first=judge_first,
         next_cursor=result["next_cursor"],
         counts=counts,
         start=start,

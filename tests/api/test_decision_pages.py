@@ -245,3 +245,36 @@ def test_manager_page_reports_backlog_modes_outcomes_and_deidentified_rationales
     rationale = unescape(html.split("In their words")[1])
     assert "[name] [name]'s aunt [name] rang on [date]: the school has a plan." in rationale
     assert "Sam" not in rationale and "Kim" not in rationale and newest not in rationale
+
+
+def _queue_row(html: str, referral_id: str) -> str:
+    """The queue's table row for one referral."""
+    rows = re.findall(r"<tr>.*?</tr>", html, flags=re.S)
+    return next(row for row in rows if f'href="/referrals/{referral_id}"' in row)
+
+
+def test_judge_first_hides_bands_and_reasons_in_the_queue_until_each_priority(
+    app_with_cases: dict[str, Any], settings: Settings, db: Engine
+) -> None:
+    client = signed_in(app_with_cases, settings)
+    newest = app_with_cases["newest"]
+    band = band_of(db, newest)
+    shown = _queue_row(client.get("/queue").text, newest)
+    assert f">{band}</span>" in shown and "Band shown after" not in shown
+    assert 'name="band"' in client.get("/queue").text
+
+    manager = signed_in(app_with_cases, settings, "manager")
+    token = csrf_of(manager.get("/manager").text)
+    manager.post("/manager/decision-mode", data={"mode": "judge_first", "csrf_token": token})
+
+    page = client.get("/queue").text
+    hidden = _queue_row(page, newest)
+    assert f">{band}</span>" not in hidden and "%" not in hidden
+    assert "Band shown after you give your priority" in hidden and "Shown with the band" in hidden
+    assert 'name="band"' not in page  # filtering by band would show it
+    token = csrf_of(client.get(f"/referrals/{newest}/decide").text)
+    client.post(f"/referrals/{newest}/priority", data={"csrf_token": token, "priority": "lower"})
+    assert f">{band}</span>" in _queue_row(client.get("/queue").text, newest)
+    # Another practitioner has not given theirs: still hidden for them.
+    other = signed_in(app_with_cases, settings)
+    assert "Band shown after" in _queue_row(other.get("/queue").text, newest)

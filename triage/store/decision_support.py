@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -20,6 +21,21 @@ def get_priority_judgement(
             PriorityJudgementRow.judged_by == judged_by,
         )
     )
+
+
+def judged_referral_ids(
+    session: Session, *, referral_ids: Sequence[str], judged_by: str
+) -> set[str]:
+    """Which of ``referral_ids`` ``judged_by`` has given their own priority for."""
+    if not referral_ids:
+        return set()
+    rows = session.scalars(
+        select(PriorityJudgementRow.referral_id).where(
+            PriorityJudgementRow.referral_id.in_(referral_ids),
+            PriorityJudgementRow.judged_by == judged_by,
+        )
+    )
+    return set(rows)
 
 
 def add_priority_judgement(
