@@ -23,6 +23,7 @@ from api_support import Switch, scorer  # noqa: F401 (scorer is a fixture)
 from browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    SCREENSHOTS,
     ServerThread,
     axe_scan,
     axe_source,
@@ -153,6 +154,10 @@ def test_the_reasons_and_chronology_pass_axe_and_read_in_words(tab: Tab) -> None
     assert "5 missed health appointments" in page.locator("tr.repeats").inner_text()
     assert "31 Mar 2026, 00:30" in page.locator("table.chronology").inner_text()
     tab.check("chronology-referral")
+    # The history alone, as the docs show it (docs/guides/img/referral-chronology.png).
+    page.locator('section[aria-labelledby="history-title"]').screenshot(
+        path=str(SCREENSHOTS / "chronology-section-only.png")
+    )
 
 
 def test_the_filter_works_from_the_keyboard_without_javascript(tab: Tab, world: World) -> None:
