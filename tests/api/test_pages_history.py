@@ -160,6 +160,8 @@ def test_the_newest_rows_first_then_show_all(case, monkeypatch: pytest.MonkeyPat
     assert "The newest 4 of 10 records about the child and the household" in text(shown)
     show_all = f'href="/referrals/{case["newest"]}?view=all&amp;rows=all#history-title"'
     assert show_all in shown and "Show all 10 records" in text(shown)
+    held = re.search(r"(\d+) of the 10 records are not listed here: (\d+) older rows", text(shown))
+    assert held and held.groups() == (str(10 - 4), "3")
     # The run keeps its count; it lists its newest two and links to the rest on the full page.
     assert "5 missed health appointments" in text(shown)
     run = shown[
