@@ -39,6 +39,13 @@ view and, when they repeat, collapsed into one row with their date span. Every o
 REPEAT_GAP = timedelta(days=92)
 """Routine records of one kind (about one person) at most this far apart are one run."""
 VIEWS = ("all", "significant")
+ROWS_SHOWN = 100
+"""Rows a referral page shows at first, newest first; "Show all" lifts the limit. A child with
+500 records has about 300 rows even with repeats collapsed: the page would take most of its
+time rendering history older than anyone reads first (issue 22, the page's speed)."""
+RUN_LISTED = 10
+"""Records a collapsed run lists under the row limit, newest first (a run of missed
+appointments over years can hold a hundred); "Show all" lists every one."""
 
 
 @dataclass(slots=True)
@@ -101,6 +108,10 @@ class Repeats:
         """Signals of the score that used any of them, once each."""
         return tuple(dict.fromkeys(s for e in self.entries for s in e.signals))
 
+    def listed(self, most: int | None) -> tuple[Entry, ...]:
+        """The newest ``most`` of them (every one when None), oldest first."""
+        return self.entries if most is None else self.entries[-most:]
+
 
 @dataclass(frozen=True)
 class Chronology:
@@ -112,7 +123,14 @@ class Chronology:
     chosen: tuple[str, ...]
     view: str
     shown: int
+    """Records in the rows shown."""
     total: int
+    matching: int = 0
+    """Records the filter chose, shown or not (more than ``shown`` when rows were held back)."""
+    more_rows: int = 0
+    """Older rows held back by the row limit ("Show all" shows them)."""
+    run_listed: int | None = None
+    """How many of a run's records are listed (the newest), or None for every one."""
     anchors: frozenset[str] = field(default_factory=frozenset)
     """Anchors present in the rows shown (a reason links in-page only to these)."""
     errors: tuple[str, ...] = ()
@@ -273,8 +291,11 @@ def chronology(
     agencies: Sequence[str] = (),
     view: str = "all",
     names: Mapping[str, str] | None = None,
+    limit: int | None = None,
+    run_listed: int = RUN_LISTED,
 ) -> Chronology:
-    """The rows for the filter (unknown agencies or views are reported and left out)."""
+    """The rows for the filter, the newest ``limit`` of them when given, each run then listing
+    its newest ``run_listed`` records (unknown agencies or views are reported and left out)."""
     every = entries(timeline, names=names)
     errors = []
     chosen = tuple(a for a in dict.fromkeys(agencies) if a)
@@ -291,14 +312,22 @@ def chronology(
         e for e in every if (not chosen or e.agency in chosen) and (view == "all" or e.significant)
     ]
     rows = collapse(shown)
-    anchors = frozenset(a for e in shown for a in (e.anchor, *e.anchors))
+    kept = rows if limit is None else rows[:limit]
+    listed = None if limit is None else run_listed
+    on_page = [
+        e for row in kept for e in (row.listed(listed) if isinstance(row, Repeats) else (row,))
+    ]
+    anchors = frozenset(a for e in on_page for a in (e.anchor, *e.anchors))
     return Chronology(
-        rows=tuple(rows),
+        rows=tuple(kept),
         agencies=tuple((a, AGENCY_CHOICES[a], counts[a]) for a in AGENCY_NAMES if a in counts),
         chosen=chosen,
         view=view,
-        shown=len(shown),
+        shown=len(on_page),
         total=len(every),
+        matching=len(shown),
+        more_rows=len(rows) - len(kept),
+        run_listed=listed,
         anchors=anchors,
         errors=tuple(errors),
         every=tuple(every),

@@ -31,8 +31,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-# axe rules fail the test at these impacts; moderate and minor ones are printed only.
-FAILING_IMPACTS = {"serious", "critical"}
 
 
 def unavailable(reason: str) -> None:

@@ -10,6 +10,7 @@ from api.web import (
     case_pages,
     check_pages,
     decision_pages,
+    dispute_pages,
     identity_pages,
     research_pages,
     review_pages,
@@ -38,6 +39,7 @@ def install_pages(app: FastAPI) -> None:
         team_pages,
         check_pages,
         research_pages,
+        dispute_pages,
         review_pages,
     )
     for module in pages:

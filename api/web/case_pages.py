@@ -1,4 +1,8 @@
-"""The practitioner's pages: the queue, a referral, and the forms to decide, dispute and reopen."""
+"""The practitioner's pages: the queue, a referral, and reopening a decided referral.
+
+Deciding is its own step (api/web/decision_pages.py), and so is disputing a record
+(api/web/dispute_pages.py).
+"""
 
 from __future__ import annotations
 
@@ -204,7 +208,6 @@ def _referral_page(
     *,
     status_code: int = 200,
     form_errors: list[dict[str, str]] | None = None,
-    dispute_form: dict[str, Any] | None = None,
 ) -> Response:
     """The referral page, with the forms as submitted when they need correcting."""
     model = state.models.current
@@ -271,7 +274,6 @@ def _referral_page(
         person_names=person_names(detail["household"]),
         sentence_of={r["signal"]: r["sentence"] for r in words["page_reasons"]},
         band_hidden=band_hidden,
-        dispute_form=dispute_form or {},
         form_errors=form_errors or [],
         error_fields={e["field"] for e in form_errors or []},
         can_reopen=bool(viewer.actor.roles & {"manager", "admin"}),
@@ -325,57 +327,6 @@ def referral(
 ) -> Response:
     """The referral: facts first, then the band, reasons, history, and the decision form."""
     return _referral_page(request, state, viewer, referral_id)
-
-
-@router.post("/referrals/{referral_id}/dispute")
-def dispute(
-    request: Request,
-    referral_id: str,
-    state: StateDep,
-    viewer: CaseworkViewer,
-    record_id: Annotated[str, Form(max_length=64)] = "",
-    reason: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-) -> Response:
-    """Dispute a record: the what-if appears on the referral page."""
-    check_form_token(viewer, csrf_token)
-    errors = []
-    if not reason.strip():
-        errors.append({"field": f"dispute-{record_id}", "reason": "Say why the record is wrong"})
-    elif len(reason.strip()) > MAX_REASON_CHARS:
-        errors.append({"field": f"dispute-{record_id}", "reason": TOO_LONG})
-    stored: dict[str, Any] = {}
-    if not errors:
-        failed = _store(
-            state,
-            lambda db: stored.update(
-                casework.dispute(
-                    db,
-                    referral_id=referral_id,
-                    record_id=record_id,
-                    reason=reason.strip(),
-                    actor=viewer.actor.name,
-                    model=state.models.current,
-                )
-            ),
-        )
-        if failed is not None:
-            errors.append({"field": f"dispute-{record_id}", "reason": "No such record"})
-    if errors:
-        return _referral_page(
-            request,
-            state,
-            viewer,
-            referral_id,
-            status_code=422,
-            form_errors=errors,
-            dispute_form={"record_id": record_id, "reason": reason},
-        )
-    session = viewer.session.with_notice(
-        f"Dispute of record {record_id} recorded. The what-if is below."
-    )
-    target = f"/referrals/{referral_id}#dispute-{stored['dispute_id']}"
-    return save_session(request, redirect(target), state, session)
 
 
 @router.post("/referrals/{referral_id}/reopen")

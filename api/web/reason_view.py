@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from explain.plots import reasons_words_svg
-from service.chronology import Entry, chronology
+from service.chronology import ROWS_SHOWN, RUN_LISTED, Entry, chronology
 from service.reason_words import page_reasons, sentence_of
 
 CHART_REASONS = 8
@@ -31,13 +32,22 @@ def reasons_and_chronology(
     reasons = page_reasons(stored, detail["timeline"], detail["household"])
     getlist = getattr(query, "getlist", None)
     agencies = getlist("agency") if getlist else list(query.get("agency", ()))
+    view = query.get("view") or "all"
+    all_rows = query.get("rows") == "all"
     chosen = chronology(
-        detail["timeline"], agencies=agencies, view=query.get("view") or "all", names=names
+        detail["timeline"],
+        agencies=agencies,
+        view=view,
+        names=names,
+        limit=None if all_rows else ROWS_SHOWN,
+        run_listed=RUN_LISTED,
     )
+    # A record not on this page is on the page with every row and no filter.
+    elsewhere = f"/referrals/{referral_id}?rows=all#"
     records_for: dict[str, list[tuple[Entry, str]]] = {}
     for entry in chosen.every:
         anchor = entry.anchor
-        href = f"#{anchor}" if anchor in chosen.anchors else f"/referrals/{referral_id}#{anchor}"
+        href = f"#{anchor}" if anchor in chosen.anchors else f"{elsewhere}{anchor}"
         for signal in entry.signals:
             records_for.setdefault(signal, []).append((entry, href))
     chart = None
@@ -55,4 +65,9 @@ def reasons_and_chronology(
         "chronology": chosen,
         "record_links": records_for,
         "filtered": bool(chosen.chosen) or chosen.view != "all",
+        "all_rows": all_rows,
+        # "Show all": the same filter, every row.
+        "all_rows_query": urlencode(
+            [*(("agency", a) for a in chosen.chosen), ("view", chosen.view), ("rows", "all")]
+        ),
     }

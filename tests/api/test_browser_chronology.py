@@ -2,8 +2,9 @@
 
 The filter works with the keyboard alone and without JavaScript (a GET form: the choices are
 query parameters); the "used by the score" marker and a reason's records jump to each other;
-axe-core finds no violation of any impact; screenshots go to ``test-artifacts/screenshots/``.
-The same pages without a browser: tests/api/test_pages_words.py.
+a record is disputed with the keyboard alone through its own step; axe-core finds no violation
+of any impact; screenshots go to ``test-artifacts/screenshots/``.
+The same pages without a browser: tests/api/test_pages_words.py, tests/api/test_pages_history.py.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from api_support import Switch, scorer  # noqa: F401 (scorer is a fixture)
 from browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    SCREENSHOTS,
     ServerThread,
     axe_scan,
     axe_source,
     describe,
     focused,
     screenshot,
+    tab_until,
     unavailable,
 )
 
@@ -151,6 +154,10 @@ def test_the_reasons_and_chronology_pass_axe_and_read_in_words(tab: Tab) -> None
     assert "5 missed health appointments" in page.locator("tr.repeats").inner_text()
     assert "31 Mar 2026, 00:30" in page.locator("table.chronology").inner_text()
     tab.check("chronology-referral")
+    # The history alone, as the docs show it (docs/guides/img/referral-chronology.png).
+    page.locator('section[aria-labelledby="history-title"]').screenshot(
+        path=str(SCREENSHOTS / "chronology-section-only.png")
+    )
 
 
 def test_the_filter_works_from_the_keyboard_without_javascript(tab: Tab, world: World) -> None:
@@ -241,3 +248,35 @@ def test_on_a_phone_the_chronology_scrolls_in_its_own_box(tab: Tab, world: World
     box = page.locator(".table-scroll")
     assert box.evaluate("b => b.scrollWidth > b.clientWidth")  # the table scrolls inside it
     tab.check("chronology-390px")
+
+
+def test_keyboard_alone_disputes_a_record_through_its_own_step(tab: Tab, world: World) -> None:
+    page = tab.page
+    school = world.ids["school"]
+    step = f"{world.page_path}/dispute?record={school}"
+    # One link per record (no form per row): Tab reaches the school record's link.
+    assert page.locator("table.chronology textarea").count() == 0
+    tab_until(page, lambda f: f["href"] == step)
+    assert " ".join(focused(page)["text"].split()) == f"Dispute record {school}"
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: urlsplit(url).path == f"{world.page_path}/dispute")
+    assert "Bruise on the arm seen in PE" in page.locator("dl.facts").inner_text()
+    tab.check("chronology-dispute-step")
+    # Sent without a reason: the error summary links to the field, which then has the focus.
+    tab_until(page, lambda f: f["text"] == "Dispute and see the what-if")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".error-summary")
+    assert "Say why the record is wrong" in page.get_by_role("alert").inner_text()
+    tab.check("chronology-dispute-error")
+    assert focused(page)["id"] == "reason"  # the field with the error takes the focus
+    page.keyboard.type("The bruise was recorded for another pupil.")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: (urlsplit(url).fragment or "").startswith("dispute-"))
+    assert urlsplit(page.url).path == world.page_path
+    assert f"Dispute of record {school} recorded" in page.get_by_role("status").inner_text()
+    result = page.locator(f"#{urlsplit(page.url).fragment}")
+    assert "another pupil" in result.inner_text() and "stored score is not changed" in (
+        result.inner_text()
+    )
+    tab.check("chronology-dispute-what-if")

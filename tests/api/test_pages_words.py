@@ -170,8 +170,8 @@ def test_a_reason_whose_records_are_filtered_out_links_to_the_whole_chronology(c
         anchor = href.split("#")[1]
         if f'id="{anchor}"' in html:
             assert href == f"#{anchor}"
-        else:
-            assert href == f"/referrals/{case['newest']}#{anchor}"
+        else:  # the page with every row and no filter
+            assert href == f"/referrals/{case['newest']}?rows=all#{anchor}"
 
 
 def test_unknown_filter_values_are_said_and_every_record_shown(case) -> None:

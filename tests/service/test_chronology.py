@@ -207,3 +207,31 @@ def test_the_front_doors_own_work_joins_the_chronology() -> None:
     assert team[0].agency == "health" and team[2].agency == "front_door"  # a GP is health
     health = chronology([*timeline(), asked, replied, met], agencies=["health"])
     assert "GP practice replied: no concerns" in [getattr(r, "summary", "") for r in health.rows]
+
+
+def test_a_row_limit_keeps_the_newest_rows_and_says_what_it_held_back() -> None:
+    full = chronology(timeline())
+    limited = chronology(timeline(), limit=3, run_listed=2)
+    assert limited.rows == full.rows[:3]  # R2, M9, then the run of five
+    assert limited.more_rows == len(full.rows) - 3 == 3
+    run = limited.rows[2]
+    assert isinstance(run, Repeats) and run.title == "5 missed health appointments"
+    # The run keeps its count and span; only its newest two records are listed (and linkable).
+    assert [e.record_id for e in run.listed(limited.run_listed)] == ["M3", "M4"]
+    assert "record-event-M4" in limited.anchors and "record-event-M2" not in limited.anchors
+    assert "record-referral-R1" not in limited.anchors and "record-event-V1" in full.anchors
+    assert (limited.shown, limited.matching, limited.total) == (4, 10, 10)
+
+
+def test_without_a_limit_every_row_and_every_record_of_a_run_is_listed() -> None:
+    full = chronology(timeline())
+    assert full.more_rows == 0 and full.run_listed is None
+    (run,) = [row for row in full.rows if isinstance(row, Repeats)]
+    assert run.listed(full.run_listed) == run.entries
+    assert full.shown == full.matching == full.total
+
+
+def test_the_row_limit_applies_after_the_filter() -> None:
+    limited = chronology(timeline(), view="significant", limit=2)
+    assert [row.record_id for row in limited.rows if isinstance(row, Entry)] == ["R2", "R1"]
+    assert (limited.shown, limited.matching, limited.more_rows) == (2, 4, 2)
