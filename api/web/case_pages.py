@@ -44,6 +44,15 @@ PAGE_SIZE = 25
 MAX_REASON_CHARS = 2000
 """As the API's FreeText: disputes and reopening reasons."""
 TOO_LONG = f"Keep the reason to {MAX_REASON_CHARS:,} characters"
+
+
+def reason_problem(text: str, *, missing: str) -> str | None:
+    """What is wrong with a free-text reason (``missing`` when empty, too long), or None."""
+    if not text.strip():
+        return missing
+    return TOO_LONG if len(text.strip()) > MAX_REASON_CHARS else None
+
+
 MAX_AGE_YEARS = 25
 
 
@@ -340,11 +349,7 @@ def reopen(
 ) -> Response:
     """A manager puts a decided referral back in the queue."""
     check_form_token(viewer, csrf_token)
-    problem = None
-    if not reason.strip():
-        problem = "Say why the referral is reopened"
-    elif len(reason.strip()) > MAX_REASON_CHARS:
-        problem = TOO_LONG
+    problem = reason_problem(reason, missing="Say why the referral is reopened")
     if problem is not None:
         return _referral_page(
             request,

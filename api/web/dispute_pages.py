@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from api.deps import StateDep
 from api.web.auth import CaseworkViewer, Viewer, check_form_token, redirect, save_session
-from api.web.case_pages import MAX_REASON_CHARS, TOO_LONG, show
+from api.web.case_pages import MAX_REASON_CHARS, reason_problem, show
 from service import audit, casework
 from service.chronology import Entry, entries
 from service.errors import NotFound, Refusal
@@ -113,11 +113,7 @@ def dispute(
 ) -> Response:
     """Store the dispute; the what-if appears on the referral page."""
     check_form_token(viewer, csrf_token)
-    problem = None
-    if not reason.strip():
-        problem = "Say why the record is wrong"
-    elif len(reason.strip()) > MAX_REASON_CHARS:
-        problem = TOO_LONG
+    problem = reason_problem(reason, missing="Say why the record is wrong")
     stored: dict[str, Any] = {}
     if problem is None:
         try:

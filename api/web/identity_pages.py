@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from api.deps import StateDep
 from api.errors import status_of
 from api.web.auth import CaseworkViewer, check_form_token, redirect, save_session
-from api.web.case_pages import MAX_REASON_CHARS, TOO_LONG, show
+from api.web.case_pages import reason_problem, show
 from service import audit, identity
 from service.errors import NotFound, Refusal
 
@@ -96,10 +96,8 @@ def decide_task(
     problem = None
     if decision not in DECISIONS:
         problem = {"field": "decision", "reason": "Choose whether this is the same child"}
-    elif not note.strip():
-        problem = {"field": "note", "reason": "Say what your decision rests on"}
-    elif len(note.strip()) > MAX_REASON_CHARS:
-        problem = {"field": "note", "reason": TOO_LONG}
+    elif note_problem := reason_problem(note, missing="Say what your decision rests on"):
+        problem = {"field": "note", "reason": note_problem}
     if problem is not None:
         return _task_page(
             request, state, viewer, task_id, status_code=422, form_errors=[problem], note=note
@@ -142,8 +140,7 @@ def undo_merge(
 ) -> Response:
     """Split a merged child again; back to the task page."""
     check_form_token(viewer, csrf_token)
-    if not reason.strip() or len(reason.strip()) > MAX_REASON_CHARS:
-        words = "Say why the merge is undone" if not reason.strip() else TOO_LONG
+    if words := reason_problem(reason, missing="Say why the merge is undone"):
         return _task_page(
             request, state, viewer, task_id, status_code=422,
             form_errors=[{"field": "undo-reason", "reason": words}],
