@@ -17,13 +17,13 @@ import pandas as pd
 import pii_scan
 import psycopg
 import pytest
+from chain_support import anchor_new_chain
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from triage.settings import Settings, get_settings, normalise_database_url
 from triage.store import make_engine, session_factory
-from triage.store.auditlog import checkpoint_chain
 from triage.store.migrate import upgrade
 
 # An app per test: frozen objects are never collected, so freezing would keep every earlier
@@ -139,18 +139,6 @@ def settings(tmp_path: Path) -> Settings:
     )
     anchor_new_chain(settings)
     return settings
-
-
-def anchor_new_chain(settings: Settings) -> None:
-    """Sign the new store's empty audit chain, as ``triage db upgrade`` does."""
-    engine = make_engine(settings.database_url)
-    try:
-        with session_factory(engine)() as session:
-            key = settings.get_audit_key()
-            assert key is not None
-            checkpoint_chain(session, settings.audit_checkpoint_path(), key)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
