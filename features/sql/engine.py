@@ -1,0 +1,175 @@
+"""Run the compiled catalogue on an engine: DuckDB over an extract's Parquet files.
+
+DuckDB reads the Parquet files where they lie (views, not copies) and spills to
+``temp_directory`` past ``memory_limit``, so an extract larger than memory still builds on one
+machine. The relations the compiled query reads (``features.sql.compiler``):
+
+* ``src_referrals``: the referrals table and ``row_order`` (its row number, for the output);
+* ``src_children``: child_id, date_of_birth;
+* ``src_events``: the events table, with ``person_id`` and ``recorded_at`` (null when the
+  extract lacks them: every event known when it occurred);
+* ``src_decisions``: referral_id, decided_at, decision;
+* ``src_memberships``: household_memberships, or each child in its household since birth
+  (an extract without people tables, as the numpy builder does);
+* ``src_births``: person_id, date_of_birth (persons', else children's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from features.catalogue import CATALOGUE, Signal
+from features.sql.compiler import compile_signals
+from features.sql.dialect import DUCKDB, literal
+from triage.vocab import CHILD_MEMBERSHIP_PREFIX, HouseholdRole
+
+if TYPE_CHECKING:
+    import duckdb
+
+ENGINES = ("numpy", "duckdb")
+"""The engines ``triage features build --engine`` offers (Spark: rendered, not yet run)."""
+
+
+def connect(
+    threads: int = 2, memory_limit: str | None = None, temp_directory: Path | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection in UTC, spilling to ``temp_directory`` past the limit."""
+    import duckdb
+
+    config: dict[str, str | int | bool] = {"threads": threads}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if temp_directory is not None:
+        config["temp_directory"] = str(temp_directory)
+    con = duckdb.connect(config=config)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+
+
+def _source_views(con: duckdb.DuckDBPyConnection, read: Callable[[str], str | None]) -> None:
+    """The ``src_*`` views over tables that ``read(name)`` gives as relations (None: absent)."""
+
+    def need(table: str) -> str:
+        relation = read(table)
+        if relation is None:
+            raise FileNotFoundError(f"the extract has no {table} table")
+        return relation
+
+    referrals, children, events = need("referrals"), need("children"), need("events")
+    con.execute(f"CREATE VIEW src_referrals AS SELECT * FROM {referrals}")
+    con.execute(f"CREATE VIEW src_children AS SELECT child_id, date_of_birth FROM {children}")
+    present = set(_columns(con, events))
+    optional = [
+        f"NULL::{kind} AS {column}"
+        for column, kind in (("person_id", "VARCHAR"), ("recorded_at", "TIMESTAMPTZ"))
+        if column not in present
+    ]
+    con.execute(
+        "CREATE VIEW src_events AS SELECT event_id, child_id, household_id, occurred_at, kind, "
+        f"agency, {', '.join(sorted(present & {'person_id', 'recorded_at'}) + optional)} "
+        f"FROM {events}"
+    )
+    con.execute(
+        "CREATE VIEW src_decisions AS SELECT referral_id, decided_at, decision "
+        f"FROM {need('decisions')}"
+    )
+    memberships, persons = read("household_memberships"), read("persons")
+    if memberships is None:  # each child in its household since birth
+        con.execute(
+            "CREATE VIEW src_memberships AS SELECT "
+            f"{literal(CHILD_MEMBERSHIP_PREFIX)} || child_id AS membership_id, "
+            f"child_id AS person_id, household_id, {literal(HouseholdRole.child.value)} AS role, "
+            "CAST(CAST(date_of_birth AS DATE) AS TIMESTAMPTZ) AS joined_at, "
+            f"NULL::TIMESTAMPTZ AS left_at FROM {children}"
+        )
+    else:
+        con.execute(
+            "CREATE VIEW src_memberships AS SELECT membership_id, person_id, household_id, role, "
+            f"joined_at, left_at FROM {memberships}"
+        )
+    births = (
+        f"SELECT person_id, date_of_birth FROM {persons}"
+        if persons is not None
+        else f"SELECT child_id AS person_id, date_of_birth FROM {children}"
+    )
+    con.execute(f"CREATE VIEW src_births AS {births}")
+
+
+def _run(con: duckdb.DuckDBPyConnection, signals: tuple[Signal, ...]) -> pd.DataFrame:
+    compiled = compile_signals(signals, DUCKDB)
+    frame = con.execute(compiled.sql).df()
+    frame = frame.set_index("referral_id")
+    return frame.astype("float64")
+
+
+def build_features(
+    extract_dir: Path,
+    engine: str = "duckdb",
+    signals: tuple[Signal, ...] = CATALOGUE,
+    *,
+    threads: int = 2,
+    memory_limit: str | None = None,
+    temp_directory: Path | None = None,
+) -> pd.DataFrame:
+    """Every signal for every referral of an extract directory, computed by an SQL engine."""
+    if engine != "duckdb":
+        raise ValueError(f"engine {engine!r}: the SQL engines available are 'duckdb'")
+    directory = Path(extract_dir)
+
+    def read(table: str) -> str | None:
+        path = directory / f"{table}.parquet"
+        if not path.exists():
+            return None
+        if table == "referrals":  # its row number: the output keeps the referrals' order
+            return (
+                "(SELECT *, file_row_number AS row_order FROM "
+                f"read_parquet({literal(path.as_posix())}, file_row_number = true))"
+            )
+        return f"read_parquet({literal(path.as_posix())})"
+
+    con = connect(threads, memory_limit, temp_directory)
+    try:
+        _source_views(con, read)
+        return _run(con, signals)
+    finally:
+        con.close()
+
+
+def build_features_from_frames(
+    children: pd.DataFrame,
+    referrals: pd.DataFrame,
+    events: pd.DataFrame,
+    decisions: pd.DataFrame,
+    signals: tuple[Signal, ...] = CATALOGUE,
+    *,
+    persons: pd.DataFrame | None = None,
+    memberships: pd.DataFrame | None = None,
+    threads: int = 2,
+) -> pd.DataFrame:
+    """The same query over in-memory frames (the numpy builder's arguments), for tests."""
+    con = connect(threads)
+    frames = {
+        "children": children,
+        "referrals": referrals.assign(row_order=range(len(referrals))),
+        "events": events,
+        "decisions": decisions,
+        "household_memberships": memberships,
+        "persons": persons,
+    }
+    try:
+        for name, frame in frames.items():
+            if frame is not None:
+                con.register(f"frame_{name}", frame)
+        _source_views(con, lambda t: f"frame_{t}" if frames.get(t) is not None else None)
+        return _run(con, signals)
+    finally:
+        con.close()
