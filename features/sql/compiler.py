@@ -134,9 +134,9 @@ def why_not(signal: Signal) -> str | None:
         return f"filter {', '.join(extra)} on {signal.source.value}"
     if signal.aggregation is Aggregation.value and not signal.reads_as_age:
         return "a referral value other than the child's age"
-    if signal.aggregation is Aggregation.distinct_count:
-        if signal.distinct_of not in RECORD_COLUMNS[signal.source]:
-            return f"distinct count of {signal.distinct_of!r}"
+    counted = signal.aggregation is Aggregation.distinct_count
+    if counted and signal.distinct_of not in RECORD_COLUMNS[signal.source]:
+        return f"distinct count of {signal.distinct_of!r}"
     if signal.source is Source.referral and signal.window_days is not None:
         return "a window on the referral itself"
     return None
@@ -307,7 +307,9 @@ class _Compiler:
         for c in Concern:
             both = f"{self.d.list_has('concerns', c.value)} AND {cond}"
             shared = f"SUM(CASE WHEN {both} THEN 1 ELSE 0 END)"
-            counts.append(f"CASE WHEN {self.d.list_has('q_concerns', c.value)} THEN {shared} ELSE 0 END")
+            counts.append(
+                f"CASE WHEN {self.d.list_has('q_concerns', c.value)} THEN {shared} ELSE 0 END"
+            )
         return [f"GREATEST({', '.join(counts)}) AS {n}"]
 
     # --- who lives with the child ---------------------------------------------------------
@@ -334,7 +336,9 @@ class _Compiler:
         )
         ender = (
             "CASE r.kind "
-            + " ".join(f"WHEN {literal(k.value)} THEN {literal(e.value)}" for k, e in ENDED_BY.items())
+            + " ".join(
+                f"WHEN {literal(k.value)} THEN {literal(e.value)}" for k, e in ENDED_BY.items()
+            )
             + " END"
         )
         record_sets = sorted({s.filter.person_records for s in group if s.filter.person_records})

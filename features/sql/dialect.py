@@ -35,7 +35,8 @@ class Dialect:
 
     def day_of_ms(self, ms: str) -> str:
         """The UTC calendar date of a millisecond time (floored to the day)."""
-        return f"(DATE '1970-01-01' + CAST(({ms} - ((({ms} % 86400000) + 86400000) % 86400000)) // 86400000 AS INTEGER))"
+        day = f"(({ms} - ((({ms} % 86400000) + 86400000) % 86400000)) // 86400000)"
+        return f"(DATE '1970-01-01' + CAST({day} AS INTEGER))"
 
     def as_date(self, value: str) -> str:
         """A date column (or a UTC timestamp) as a DATE."""
@@ -62,11 +63,14 @@ class SparkDialect(Dialect):
 
     def day_of_ms(self, ms: str) -> str:
         """The UTC calendar date of a millisecond time."""
-        return f"date_add(DATE '1970-01-01', CAST(({ms} - pmod({ms}, 86400000)) div 86400000 AS INT))"
+        return (
+            f"date_add(DATE '1970-01-01', CAST(({ms} - pmod({ms}, 86400000)) div 86400000 AS INT))"
+        )
 
     def list_has(self, joined: str, item: str) -> str:
         """Whether a ``;``-joined list column holds ``item`` exactly."""
-        return f"array_contains(split(coalesce({joined}, ''), {literal(LIST_SEPARATOR)}), {literal(item)})"
+        parts = f"split(coalesce({joined}, ''), {literal(LIST_SEPARATOR)})"
+        return f"array_contains({parts}, {literal(item)})"
 
 
 DUCKDB = Dialect()

@@ -40,7 +40,7 @@ def connect(
     """An in-memory DuckDB connection in UTC, spilling to ``temp_directory`` past the limit."""
     import duckdb
 
-    config: dict[str, str | int | bool] = {"threads": threads}
+    config: dict[str, str | bool | int | float | list[str]] = {"threads": threads}
     if memory_limit:
         config["memory_limit"] = memory_limit
     if temp_directory is not None:
