@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from feature_support import delayed_world
+from typer.testing import CliRunner
 
+from cli.app import app
 from features.batch import build_features as numpy_features
 from features.catalogue import CATALOGUE, Aggregation, Entity, Filter, Signal, Source
 from features.sql import SignalsNotCompiled, build_features, build_features_from_frames
@@ -88,9 +90,16 @@ def test_an_extract_without_people_tables_or_delays(world):
     assert_same_features(sql, numpy)
 
 
-def test_duckdb_reads_the_extract_parquet_files(tmp_path):
-    small = generate_world(WorldParams(n_referrals=600, seed=5))
-    write_extract(small, tmp_path)
+@pytest.fixture(scope="module")
+def extract_dir(tmp_path_factory):
+    """A small world written as an extract (Parquet tables)."""
+    directory = tmp_path_factory.mktemp("extract")
+    write_extract(generate_world(WorldParams(n_referrals=600, seed=5)), directory)
+    return directory
+
+
+def test_duckdb_reads_the_extract_parquet_files(extract_dir):
+    tmp_path = extract_dir
     tables = {
         t: pd.read_parquet(tmp_path / f"{t}.parquet")
         for t in ("children", "referrals", "events", "decisions", "persons",
@@ -105,6 +114,19 @@ def test_duckdb_reads_the_extract_parquet_files(tmp_path):
         memberships=tables["household_memberships"],
     )
     assert_same_features(build_features(tmp_path, engine="duckdb"), numpy)
+
+
+def test_the_command_line_writes_the_same_features_on_either_engine(extract_dir, tmp_path):
+    written = {}
+    for engine in ("numpy", "duckdb"):
+        out = tmp_path / f"{engine}.parquet"
+        args = ["features", "build", str(extract_dir), "--engine", engine, "--out", str(out)]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        written[engine] = pd.read_parquet(out)
+    assert_same_features(written["duckdb"], written["numpy"])
+    missing = CliRunner().invoke(app, ["features", "build", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "No extract directory" in missing.output
 
 
 # --- the time rule at its edges -------------------------------------------------------------
