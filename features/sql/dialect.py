@@ -23,6 +23,9 @@ class Dialect:
     """An engine's spelling of the non-standard pieces (this base class: DuckDB)."""
 
     name: str = "duckdb"
+    string_type: str = "VARCHAR"
+    timestamp_type: str = "TIMESTAMPTZ"
+    create_view: str = "CREATE VIEW"
 
     def floor_ms(self, ts: str) -> str:
         """Milliseconds since the epoch, FLOORED, of a timestamp expression.
@@ -55,6 +58,9 @@ class SparkDialect(Dialect):
     """Spark SQL's spelling (rendered, not yet run by ``features.sql.engine``)."""
 
     name: str = "spark"
+    string_type: str = "STRING"
+    timestamp_type: str = "TIMESTAMP"
+    create_view: str = "CREATE OR REPLACE TEMPORARY VIEW"
 
     def floor_ms(self, ts: str) -> str:
         """Milliseconds since the epoch, floored (``unix_micros`` is exact; ``div`` truncates)."""

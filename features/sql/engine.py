@@ -2,16 +2,7 @@
 
 DuckDB reads the Parquet files where they lie (views, not copies) and spills to
 ``temp_directory`` past ``memory_limit``, so an extract larger than memory still builds on one
-machine. The relations the compiled query reads (``features.sql.compiler``):
-
-* ``src_referrals``: the referrals table and ``row_order`` (its row number, for the output);
-* ``src_children``: child_id, date_of_birth;
-* ``src_events``: the events table, with ``person_id`` and ``recorded_at`` (null when the
-  extract lacks them: every event known when it occurred);
-* ``src_decisions``: referral_id, decided_at, decision;
-* ``src_memberships``: household_memberships, or each child in its household since birth
-  (an extract without people tables, as the numpy builder does);
-* ``src_births``: person_id, date_of_birth (persons', else children's).
+machine. The relations it reads are views over the tables (``features.sql.sources``).
 """
 
 from __future__ import annotations
@@ -25,7 +16,7 @@ import pandas as pd
 from features.catalogue import CATALOGUE, Signal
 from features.sql.compiler import compile_signals
 from features.sql.dialect import DUCKDB, literal
-from triage.vocab import CHILD_MEMBERSHIP_PREFIX, HouseholdRole
+from features.sql.sources import source_views
 
 if TYPE_CHECKING:
     import duckdb
@@ -56,52 +47,9 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
 
 
 def _source_views(con: duckdb.DuckDBPyConnection, read: Callable[[str], str | None]) -> None:
-    """The ``src_*`` views over tables that ``read(name)`` gives as relations (None: absent)."""
-
-    def need(table: str) -> str:
-        relation = read(table)
-        if relation is None:
-            raise FileNotFoundError(f"the extract has no {table} table")
-        return relation
-
-    referrals, children, events = need("referrals"), need("children"), need("events")
-    con.execute(f"CREATE VIEW src_referrals AS SELECT * FROM {referrals}")
-    con.execute(f"CREATE VIEW src_children AS SELECT child_id, date_of_birth FROM {children}")
-    present = set(_columns(con, events))
-    optional = [
-        f"NULL::{kind} AS {column}"
-        for column, kind in (("person_id", "VARCHAR"), ("recorded_at", "TIMESTAMPTZ"))
-        if column not in present
-    ]
-    con.execute(
-        "CREATE VIEW src_events AS SELECT event_id, child_id, household_id, occurred_at, kind, "
-        f"agency, {', '.join(sorted(present & {'person_id', 'recorded_at'}) + optional)} "
-        f"FROM {events}"
-    )
-    con.execute(
-        "CREATE VIEW src_decisions AS SELECT referral_id, decided_at, decision "
-        f"FROM {need('decisions')}"
-    )
-    memberships, persons = read("household_memberships"), read("persons")
-    if memberships is None:  # each child in its household since birth
-        con.execute(
-            "CREATE VIEW src_memberships AS SELECT "
-            f"{literal(CHILD_MEMBERSHIP_PREFIX)} || child_id AS membership_id, "
-            f"child_id AS person_id, household_id, {literal(HouseholdRole.child.value)} AS role, "
-            "CAST(CAST(date_of_birth AS DATE) AS TIMESTAMPTZ) AS joined_at, "
-            f"NULL::TIMESTAMPTZ AS left_at FROM {children}"
-        )
-    else:
-        con.execute(
-            "CREATE VIEW src_memberships AS SELECT membership_id, person_id, household_id, role, "
-            f"joined_at, left_at FROM {memberships}"
-        )
-    births = (
-        f"SELECT person_id, date_of_birth FROM {persons}"
-        if persons is not None
-        else f"SELECT child_id AS person_id, date_of_birth FROM {children}"
-    )
-    con.execute(f"CREATE VIEW src_births AS {births}")
+    """The ``src_*`` views (``features.sql.sources``) over tables ``read(name)`` gives."""
+    for statement in source_views(read, lambda relation: _columns(con, relation), DUCKDB):
+        con.execute(statement)
 
 
 def _run(con: duckdb.DuckDBPyConnection, signals: tuple[Signal, ...]) -> pd.DataFrame:
