@@ -55,7 +55,7 @@ class Dialect:
 
 @dataclass(frozen=True)
 class SparkDialect(Dialect):
-    """Spark SQL's spelling (rendered, not yet run by ``features.sql.engine``)."""
+    """Spark SQL's spelling (run by ``features.sql.spark``)."""
 
     name: str = "spark"
     string_type: str = "STRING"

@@ -21,9 +21,6 @@ from features.sql.sources import source_views
 if TYPE_CHECKING:
     import duckdb
 
-ENGINES = ("numpy", "duckdb")
-"""The engines ``triage features build --engine`` offers (Spark: rendered, not yet run)."""
-
 
 def connect(
     threads: int = 2, memory_limit: str | None = None, temp_directory: Path | None = None
