@@ -71,6 +71,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,docs,bench]'
 	$(BIN)/python bench/synth_bench.py
 	$(BIN)/python bench/features_bench.py
+	$(BIN)/python bench/engines_bench.py
 	$(BIN)/python bench/online_bench.py
 	$(BIN)/python bench/score_bench.py
 	$(BIN)/python bench/train_bench.py

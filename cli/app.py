@@ -857,3 +857,7 @@ app.command("review-export")(review_export)
 from cli.retention import retention_app  # noqa: E402  (registered after the app exists)
 
 app.add_typer(retention_app, name="retention")
+
+from cli.features_build import features_build  # noqa: E402  (registered after the app exists)
+
+features_app.command("build")(features_build)
