@@ -54,6 +54,9 @@ def reason_problem(text: str, *, missing: str) -> str | None:
 
 
 MAX_AGE_YEARS = 25
+JUDGE_FIRST_NO_BAND_FILTER = (
+    "Your team gives its own priority before seeing the band, so the queue is not filtered by band"
+)
 
 
 def _queue_filters(
@@ -127,7 +130,10 @@ def queue(
     result: dict[str, Any] = {"items": [], "next_cursor": None}
     counts = None
     hidden: set[str] = set()
-    judge_first = False
+    with state.read_sessions() as db:
+        judge_first = decisions.decision_mode(db) == decisions.JUDGE_FIRST
+    if judge_first and filters.bands:  # the filter would show the bands judge first hides
+        errors.append({"field": "band", "reason": JUDGE_FIRST_NO_BAND_FILTER})
     if not errors:
         try:
             with state.read_sessions() as db:
@@ -139,7 +145,6 @@ def queue(
                     cursor=cursor or None,
                     limit=PAGE_SIZE,
                 )
-                judge_first = decisions.decision_mode(db) == decisions.JUDGE_FIRST
                 hidden = decisions.bands_hidden_in_queue(
                     db,
                     referral_ids=[item["referral_id"] for item in result["items"]],

@@ -140,7 +140,7 @@ def dispute(
             status_code=422,
         )
     session = viewer.session.with_notice(
-        f"Dispute of record {record_id} recorded. The what-if is below."
+        f"Dispute of record {record_id} recorded: it is listed under Disputed records."
     )
     target = f"/referrals/{referral_id}#dispute-{stored['dispute_id']}"
     return save_session(request, redirect(target), state, session)

@@ -272,9 +272,33 @@ def test_judge_first_hides_bands_and_reasons_in_the_queue_until_each_priority(
     assert f">{band}</span>" not in hidden and "%" not in hidden
     assert "Band shown after you give your priority" in hidden and "Shown with the band" in hidden
     assert 'name="band"' not in page  # filtering by band would show it
+    by_url = client.get("/queue", params={"band": band})
+    assert by_url.status_code == 422 and "not filtered by band" in by_url.text
+    assert f'href="/referrals/{newest}"' not in by_url.text
     token = csrf_of(client.get(f"/referrals/{newest}/decide").text)
     client.post(f"/referrals/{newest}/priority", data={"csrf_token": token, "priority": "lower"})
     assert f">{band}</span>" in _queue_row(client.get("/queue").text, newest)
     # Another practitioner has not given theirs: still hidden for them.
     other = signed_in(app_with_cases, settings)
     assert "Band shown after" in _queue_row(other.get("/queue").text, newest)
+
+
+def test_judge_first_hides_a_disputes_what_if_until_the_priority(
+    app_with_cases: dict[str, Any], settings: Settings
+) -> None:
+    manager = signed_in(app_with_cases, settings, "manager")
+    token = csrf_of(manager.get("/manager").text)
+    manager.post("/manager/decision-mode", data={"mode": "judge_first", "csrf_token": token})
+    client = signed_in(app_with_cases, settings)
+    newest, older = app_with_cases["newest"], app_with_cases["older"][0]
+    token = csrf_of(client.get(f"/referrals/{newest}").text)
+    disputed = client.post(
+        f"/referrals/{newest}/dispute",
+        data={"record_id": older, "reason": "About another family.", "csrf_token": token},
+    )
+    assert disputed.status_code == 303
+    page = client.get(f"/referrals/{newest}").text
+    assert "About another family." in page and "after you give your own priority" in page
+    assert "With the record:" not in page and "%" not in page.split('id="disputes-title"')[1]
+    client.post(f"/referrals/{newest}/priority", data={"csrf_token": token, "priority": "lower"})
+    assert "With the record:" in client.get(f"/referrals/{newest}").text
