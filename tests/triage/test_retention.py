@@ -259,8 +259,8 @@ def _store(session: Session) -> dict[str, int]:
     for name, days, referral in (
         ("a1", 700, "R1"),
         ("a2", 600, "R1"),
-        ("a3", 500, "R2"),
-        ("a4", 450, "R3"),  # about an open referral: it and every later event stay
+        ("a3", 500, "R2"),  # about R2, decided but kept: it and every later event stay
+        ("a4", 450, "R3"),
         ("a5", 420, "R1"),
         ("a6", 10, "R1"),
     ):
@@ -317,7 +317,7 @@ EXPECTED = {
     "identity_tasks": 1,
     "idempotency_keys": 1,
     "people": 4,  # C1's, C7's and A1's person rows, and household H1
-    "audit_log": 3,
+    "audit_log": 2,  # a1 and a2, about R1, which this run removes first
 }
 
 
@@ -423,11 +423,11 @@ def test_the_chain_verifies_from_the_retention_record_and_catches_tampering(
             select(AuditEventRow).where(AuditEventRow.action == EXPIRED_ACTION)
         ).one()
         report = verify_chain(session, checkpoint)
-    assert audit["a4"] == min(remaining)  # a1..a3 went; a4 (open referral) and after stayed
-    assert {audit[name] for name in ("a1", "a2", "a3")}.isdisjoint(remaining)
-    assert expired.payload["expired_through_event"] == audit["a3"]
+    assert audit["a3"] == min(remaining)  # a1, a2 went; a3 (R2, still stored) and after stayed
+    assert {audit[name] for name in ("a1", "a2")}.isdisjoint(remaining)
+    assert expired.payload["expired_through_event"] == audit["a2"]
     assert checkpoint.event_id == expired.id
-    assert report.ok and report.anchored and report.expired_through == audit["a3"]
+    assert report.ok and report.anchored and report.expired_through == audit["a2"]
     with engine.begin() as connection:
         connection.execute(
             update(AuditEventRow).where(AuditEventRow.id == audit["a5"]).values(actor="u2")
@@ -463,10 +463,10 @@ def test_removing_more_than_retention_did_breaks_the_first_link(
     settings, engine, audit = world
     _run(settings, engine, apply=True)
     with engine.begin() as connection:
-        connection.execute(delete(AuditEventRow).where(AuditEventRow.id == audit["a4"]))
+        connection.execute(delete(AuditEventRow).where(AuditEventRow.id == audit["a3"]))
     with session_factory(engine)() as session:
         report = verify_chain(session, None)
-    assert report.broken is not None and report.broken.event_id == audit["a5"]
+    assert report.broken is not None and report.broken.event_id == audit["a4"]
     assert "outside retention" in report.broken.reason
 
 
@@ -531,6 +531,95 @@ def test_the_audit_log_is_not_expired_when_its_chain_does_not_verify(
     (refused,) = run.refused
     assert refused.kind == "audit_log" and "does not verify" in str(refused.refused)
     assert audit["a1"] in _ids(engine, AuditEventRow.id)
+
+
+@pytest.mark.parametrize(
+    ("entity_type", "entity_id"), [("referral", "R9"), ("identity_task", "T9")]
+)
+def test_audit_entries_about_a_record_still_stored_outlive_the_audit_period(
+    migrated_url: str, tmp_path: Path, entity_type: str, entity_id: str
+) -> None:
+    settings = Settings(var_dir=tmp_path, database_url=migrated_url)
+    anchor_new_chain(settings)
+    engine = make_engine(migrated_url)
+    try:
+        with session_factory(engine).begin() as session:
+            _household(session, "H9")
+            session.flush()
+            _child(session, "C9", "H9")
+            session.flush()
+            _member(session, "C9", "H9")
+            # Received 1500 days ago, closed 100 days ago: within the referral period.
+            _referral(session, "R9", "C9", "H9", received=1500, decided=100)
+            session.add(
+                IdentityRecordRow(
+                    record_id="IR9", source_system="health", source_person_id="p9",
+                    given_name=None, family_name=None, date_of_birth=None, sex="female",
+                    postcode=None, nhs_number=None, school=None, is_child=True,
+                    first_seen_at=ago(1500), person_id="C9", resolution="linked",
+                    match_probability=0.99,
+                )
+            )  # fmt: skip
+            session.flush()
+            _task(session, "T9", "IR9", status="confirmed", decided=10, referral="R9")
+            ids = {}
+            for name, days, kind, about in (
+                ("gone", 1450, "referral", "R-never-stored"),
+                ("kept", 1400, entity_type, entity_id),  # past the audit period (400 days)
+                ("after", 1300, "queue", None),
+            ):
+                row = add_audit_event(
+                    session, actor="u1", action="viewed", entity_type=kind, entity_id=about,
+                    payload={}, occurred_at=ago(days),
+                )  # fmt: skip
+                ids[name] = row.id
+        run = _run(settings, engine, apply=True)
+        assert run.refused == [] and _records(run)["audit_log"] == 1
+        remaining = _ids(engine, AuditEventRow.id)
+        assert ids["gone"] not in remaining
+        assert {ids["kept"], ids["after"]} <= remaining
+        assert {"R9"} == _ids(engine, ReferralRow.referral_id)
+    finally:
+        engine.dispose()
+
+
+def test_events_a_stored_referral_could_have_been_scored_on_are_kept(
+    world: tuple[Settings, Engine, dict[str, int]],
+) -> None:
+    settings, engine, _ = world
+    with session_factory(engine).begin() as session:
+        _adult(session, "A4")
+        _household(session, "H5")
+        session.flush()
+        _member(session, "A4", "H4")
+        session.add(
+            HouseholdMembershipRow(
+                membership_id="M-C5-H5", person_id="C5", household_id="H5", role="child",
+                joined_at=ago(3000), left_at=ago(2000), synthetic=True,
+            )
+        )  # fmt: skip
+        # R6 (child C5, household H4) was received 1500 days ago and is kept.
+        _event(session, "E7", 1600, child="C5")  # the child's, before R6: kept
+        _event(session, "E8", 1600, household="H4")  # the household's, before R6: kept
+        _event(session, "E9", 1600, person="A4")  # a member's, before R6: kept
+        _event(session, "E10", 1400, child="C5")  # after R6 was received: goes
+        _event(session, "E11", 1600, child="C1")  # disputed on R6: kept
+        _event(session, "E12", 2500, household="H5")  # where C5 once lived, before R6: kept
+        session.flush()
+        session.add(
+            DisputeRow(
+                referral_id="R6", record_id="E11", reason="not this child", disputed_by="u1",
+                disputed_at=ago(200), model_version="m1", before=None, after=None,
+            )
+        )  # fmt: skip
+    dry = _records(_run(settings, engine, apply=False))
+    run = _run(settings, engine, apply=True)
+    assert run.refused == [] and _records(run) == dry
+    events = _ids(engine, EventRow.event_id)
+    assert {"E7", "E8", "E9", "E11", "E12"} <= events
+    # E1 and E5 predate R1, but R1 went in this run: no referral left could use them.
+    assert {"E10", "E1", "E5"}.isdisjoint(events)
+    assert _ids(engine, ReferralRow.referral_id) == {"R2", "R3", "R4", "R5", "R6"}
 
 
 def _cli(settings: Settings, *args: str, **env: str) -> tuple[int, str]:

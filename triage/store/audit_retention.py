@@ -5,8 +5,9 @@ the hash of event N and how many went, then deletes them; ``verify_chain`` start
 hash (``triage.store.auditlog.retention_start``). The run holds the checkpoint file's lock
 throughout: it expires only a chain that verifies against the signed checkpoint, and then
 signs the ``audit.expired`` event, so the checkpoint never names an event that is gone.
-Events about an open referral are kept, and with them every later one (the chain is cut
-only at its start).
+Events about a referral or an identity task still stored are kept (retention of the audit
+log runs after the other kinds', so these are what this run left), and with them every later
+one (the chain is cut only at its start).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from triage.store.auditlog import (
     write_checkpoint,
 )
 from triage.store.engine import session_factory
-from triage.store.tables import AuditEventRow, ReferralRow
+from triage.store.tables import AuditEventRow, IdentityTaskRow, ReferralRow
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,28 @@ class AuditExpiry:
     """The ``audit.expired`` event now at the chain's start (None: nothing was removed)."""
 
 
+STORED_ENTITIES: dict[str, Any] = {
+    "referral": ReferralRow.referral_id,
+    "identity_task": IdentityTaskRow.task_id,
+}
+"""The audit entity types that name a stored record, and the column holding its id."""
+
+
+def _about_a_stored_entity() -> Any:
+    """The event names a record (by entity type and id) that is still in the store."""
+    return or_(
+        *(
+            and_(AuditEventRow.entity_type == entity_type, AuditEventRow.entity_id.in_(select(key)))
+            for entity_type, key in STORED_ENTITIES.items()
+        )
+    )
+
+
 def expiring_prefix(session: Session, cutoff: datetime) -> AuditExpiry:
-    """The oldest events all before ``cutoff`` and none about an open referral."""
-    open_referrals = select(ReferralRow.referral_id).where(ReferralRow.status == "open")
+    """The oldest events all before ``cutoff`` and none about a record still stored."""
     first_kept = session.scalar(
         select(func.min(AuditEventRow.id)).where(
-            or_(
-                AuditEventRow.occurred_at >= cutoff,
-                and_(
-                    AuditEventRow.entity_type == "referral",
-                    AuditEventRow.entity_id.in_(open_referrals),
-                ),
-            )
+            or_(AuditEventRow.occurred_at >= cutoff, _about_a_stored_entity())
         )
     )
     newest_expiring = select(func.max(AuditEventRow.id))

@@ -8,9 +8,12 @@ removed, nor anything linked to it: a referral is linked to the open referrals o
 and of its household; an event to open work when it is about a child with an open referral,
 a household with one (the referral's household, the child's, or one the child is a member
 of) or an adult member of such a household; an identity task when it is open or its referral
-is. People (children, adults, households, memberships, identity records, merges) have no
-period of their own: they go in the same run once no referral or event refers to them or
-their household. The audit log is ``triage.store.audit_retention``'s.
+is. An event is also kept while a referral that remains could have been scored on it (received
+after it occurred, about its child, household or a member of it) or a remaining dispute names
+it, so a kept score's reasons still point at records. People (children, adults, households,
+memberships, identity records, merges) have no period of their own: they go in the same run
+once no referral or event refers to them or their household. The audit log is
+``triage.store.audit_retention``'s.
 """
 
 from __future__ import annotations
@@ -138,11 +141,39 @@ def expired_referrals(session: Session, cutoff: datetime) -> list[str]:
     return list(session.scalars(query))
 
 
+def _usable_by_a_stored_referral() -> Any:
+    """A referral still stored, received after the event, whose scoring could have read it.
+
+    A superset of what the scorer reads (``features.online``): the child's and the referral
+    household's events, the records of anyone who is (or was) a member of that household,
+    and the events of other households the child is (or was) a member of. Membership dates
+    are not compared: keeping a record a little longer is the safe side.
+    """
+    later = ReferralRow.received_at > EventRow.occurred_at
+    member = HouseholdMembershipRow
+    return or_(
+        exists().where(later, ReferralRow.child_id == EventRow.child_id),
+        exists().where(later, ReferralRow.household_id == EventRow.household_id),
+        exists().where(
+            later,
+            member.household_id == ReferralRow.household_id,
+            or_(member.person_id == EventRow.person_id, member.person_id == EventRow.child_id),
+        ),
+        exists().where(
+            later,
+            member.person_id == ReferralRow.child_id,
+            member.household_id == EventRow.household_id,
+        ),
+    )
+
+
 def expired_events(session: Session, cutoff: datetime) -> list[str]:
-    """Agency events that occurred before ``cutoff`` and are not about open work."""
+    """Agency events that occurred before ``cutoff``, not about open work, that no stored
+    referral could have been scored on and no stored dispute names."""
     open_tasks = select(IdentityTaskRow.event_id).where(
         IdentityTaskRow.status == "open", IdentityTaskRow.event_id.is_not(None)
     )
+    disputed = select(DisputeRow.record_id)
     query = (
         select(EventRow.event_id)
         .where(
@@ -154,6 +185,8 @@ def expired_events(session: Session, cutoff: datetime) -> list[str]:
             ),
             or_(EventRow.person_id.is_(None), EventRow.person_id.not_in(_open_people())),
             EventRow.event_id.not_in(open_tasks),
+            EventRow.event_id.not_in(disputed),
+            ~_usable_by_a_stored_referral(),
         )
         .order_by(EventRow.event_id)
     )
