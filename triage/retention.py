@@ -46,11 +46,13 @@ RUN_ACTION = "retention.applied"
 
 CLOCKS: dict[str, str] = {
     REFERRALS: "the referral's closing decision (its latest decision)",
-    EVENTS: "when the agency event occurred",
+    EVENTS: "when the agency event occurred; kept while a stored referral received after it "
+    "is about its child or household (it could have been scored on it) or a dispute names it",
     IDENTITY_TASKS: "when the identity task was confirmed or rejected",
     IDEMPOTENCY_KEYS: "when the key was first used",
     PEOPLE: "none of their own: once no referral or event refers to them or their household",
-    AUDIT_LOG: "when the audit event was written",
+    AUDIT_LOG: "when the audit event was written; kept while the referral or identity task "
+    "it is about is stored (and every later event, so the chain stays whole)",
 }
 """The date each kind's period runs from (the docs and the DPIA quote these)."""
 
