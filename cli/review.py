@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,16 +34,16 @@ def store_transaction(*, read_only: bool = False) -> Iterator[Session]:
 
 def review_export(
     out: Annotated[Path, typer.Option(help="Directory for review-<id>.json and review-<id>.html.")],
+    reason: Annotated[
+        str,
+        typer.Option(help="The review's name or reference (required), recorded in the audit log."),
+    ],
     child: Annotated[
         str | None, typer.Option(help="The child the review is about (give this or --household).")
     ] = None,
     household: Annotated[
         str | None,
         typer.Option(help="The household the review is about: every child ever in it."),
-    ] = None,
-    reason: Annotated[
-        str | None,
-        typer.Option(help="The review's name or reference, recorded in the audit log."),
     ] = None,
 ) -> None:
     """Write every referral, score, decision, check and reply about a child or household over
@@ -51,17 +52,16 @@ def review_export(
     from service.errors import Refusal
     from service.review_html import review_file_html
 
+    actor = f"cli:{getpass.getuser()}"  # the person who ran it, as `triage retention apply`
     try:
         subject = review.subject_of(child=child, household=household)
-        why = review.check_reason(reason) if reason is not None else None
+        why = review.check_reason(reason)
     except Refusal as exc:
         _refuse(exc)
     with console.status(f"building the chronology of {subject.kind} {subject.id}"):
         try:
             with store_transaction(read_only=True) as session:
-                document = review.build(
-                    session, subject=subject, reason=why or "", generated_by="cli"
-                )
+                document = review.build(session, subject=subject, reason=why, generated_by=actor)
         except Refusal as exc:
             _refuse(exc)
         out.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def review_export(
             review.record_export(
                 session,
                 document=document,
-                actor="cli",
+                actor=actor,
                 channel="cli",
                 files=[json_path.name, html_path.name],
             )

@@ -156,6 +156,8 @@ def _actor_kind(actor: str) -> str:
         return "user"
     if actor.startswith("K-"):
         return "api_key"
+    if actor.startswith("cli:"):
+        return "cli"  # "cli:<login>": the person who ran a command
     return actor  # "system", "cli", "test"...
 
 

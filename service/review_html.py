@@ -29,8 +29,18 @@ def when(moment: datetime | date | None) -> str:
     return f"{moment.day} {moment:%b %Y}"
 
 
+def _without_log_odds(value: Any) -> Any:
+    """A nested stored value less its reasons' contributions: log-odds stay in the JSON file."""
+    if isinstance(value, Mapping):
+        return {k: _without_log_odds(v) for k, v in value.items() if k != "contribution"}
+    if isinstance(value, list):
+        return [_without_log_odds(v) for v in value]
+    return value
+
+
 def stored(value: Any) -> str:
-    """A stored value as the chronology prints it: exactly, with times in UK local time."""
+    """A stored value as the chronology prints it: as stored, times in UK local time, and no
+    reason's contribution (no log-odds on a page; the JSON file holds them exactly)."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -40,7 +50,8 @@ def stored(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ", ".join(value) if value else "none"
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+        shown = _without_log_odds(value)
+        return json.dumps(shown, sort_keys=True, ensure_ascii=False, default=str)
     return str(value)
 
 

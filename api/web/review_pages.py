@@ -4,13 +4,12 @@ JSON and HTML downloads, each recorded in the audit log with the review it is fo
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from api.deps import StateDep
-from api.web.auth import ManagerViewer
+from api.web.auth import ManagerViewer, check_form_token
 from api.web.case_pages import show
 from service import review_export
 from service.errors import Refusal
@@ -83,25 +82,32 @@ def _refused(
 
 
 @router.get(PATH)
+def practice_review_form(request: Request, state: StateDep, viewer: ManagerViewer) -> Response:
+    """The empty form: nothing is exported or audited on a GET (the id never sits in a URL)."""
+    return _form(request, state, viewer, {"kind": "child", "id": "", "reason": ""})
+
+
+@router.post(PATH)
 def practice_review(
     request: Request,
     state: StateDep,
     viewer: ManagerViewer,
-    kind: Annotated[str, Query(max_length=20)] = "child",
-    id: Annotated[str, Query(max_length=200)] = "",
-    reason: Annotated[str, Query(max_length=1000)] = "",
+    kind: Annotated[str, Form(max_length=20)] = "child",
+    id: Annotated[str, Form(max_length=200)] = "",
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """The form; with an id and a review named, the chronology (audited) and its downloads."""
+    """The chronology for the child or household and review named (audited), with downloads."""
+    check_form_token(viewer, csrf_token)
     form = {"kind": kind, "id": id, "reason": reason}
-    if "id" not in request.query_params:
-        return _form(request, state, viewer, form)
     try:
         document = _prepare(state, viewer, kind=kind, id=id, reason=reason)
     except Refusal as exc:
         return _refused(request, state, viewer, form, exc)
     _record(state, document, viewer.actor.name, "page", [])
     subject = document["subject"]
-    query = urlencode({"kind": subject["kind"], "id": subject["id"], "reason": document["reason"]})
+    # The download forms carry exactly what was shown: the checked id and the trimmed reason.
+    shown = {"kind": subject["kind"], "id": subject["id"], "reason": document["reason"]}
     return _form(
         request,
         state,
@@ -109,21 +115,23 @@ def practice_review(
         form,
         document=document,
         chronology=chronology_html(document),
-        download_query=query,
+        shown=shown,
     )
 
 
-@router.get(f"{PATH}/download")
+@router.post(f"{PATH}/download")
 def practice_review_download(
     request: Request,
     state: StateDep,
     viewer: ManagerViewer,
-    kind: Annotated[str, Query(max_length=20)] = "child",
-    id: Annotated[str, Query(max_length=200)] = "",
-    reason: Annotated[str, Query(max_length=1000)] = "",
-    format: Annotated[str, Query(max_length=10)] = "json",
+    kind: Annotated[str, Form(max_length=20)] = "child",
+    id: Annotated[str, Form(max_length=200)] = "",
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    format: Annotated[str, Form(max_length=10)] = "json",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """The chronology as a JSON or HTML file (audited); a form error goes back to the form."""
+    check_form_token(viewer, csrf_token)
     form = {"kind": kind, "id": id, "reason": reason}
     if format not in FORMATS:
         errors = [{"field": "format", "reason": "Choose json or html"}]

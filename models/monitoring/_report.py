@@ -6,6 +6,7 @@ fewer than ``Thresholds.min_count`` referrals carry a small-number caution and r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,12 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
+def _plain(signal: str) -> str:
+    """A signal's name as words: ``“relative friend concerns in the last 365 days”``."""
+    words = re.sub(r"_(\d+)d$", r" in the last \1 days", signal).replace("_", " ")
+    return f"“{words}”"
+
+
 class _Monitor:
     """Computes each section for one ``MonitorData`` and collects the alerts."""
 
@@ -82,6 +89,10 @@ class _Monitor:
         self, kind: str, subject: str, month: str, value: float, rule: str, msg: str
     ) -> None:
         self.alerts.append(Alert(kind, subject, month, value, rule, msg))
+
+    def _psi_figure(self, value: float) -> str:
+        """The figure behind a shift alert, with the threshold that makes it large."""
+        return f"PSI {value:.2f}; above {self.t.psi_alert:g} is a large shift"
 
     def _level_psi(self, value: float, n: int) -> str:
         if n < self.t.min_count:
@@ -106,7 +117,8 @@ class _Monitor:
                 if level == ALERT:
                     self._alert(
                         "signal_drift", str(name), month, value, f"PSI > {self.t.psi_alert}",
-                        f"{name}: PSI {value:.2f} against the reference in {month}",
+                        f"The values of {_plain(str(name))} have shifted a lot since the "
+                        f"reference period, in {month} ({self._psi_figure(value)})",
                     )  # fmt: skip
             rows.append(
                 {
@@ -146,7 +158,8 @@ class _Monitor:
                 if row["level"] == ALERT:
                     self._alert(
                         "score_drift", "score", label, value, f"PSI > {self.t.psi_alert}",
-                        f"score distribution: PSI {value:.2f} against the reference in {label}",
+                        f"The model's scores have shifted a lot since the reference period, "
+                        f"in {label} ({self._psi_figure(value)})",
                     )  # fmt: skip
             rows.append(row)
         return {"edges": [float(e) for e in edges], "by_month": rows}
@@ -184,8 +197,9 @@ class _Monitor:
             self._alert(
                 "calibration", subject, month, ratio,
                 f"observed/expected outside [{1 / r:.2f}, {r:.2f}], |z| >= {self.t.calibration_z}",
-                f"{subject}: observed outcome rate {observed / n:.3f} against {expected / n:.3f} "
-                f"predicted in {month}",
+                f"For {subject}, the outcome happened {'more' if ratio > 1 else 'less'} often "
+                f"than the model predicted in {month} ({observed / n:.1%} of referrals against "
+                f"{expected / n:.1%} predicted)",
             )  # fmt: skip
         return row
 

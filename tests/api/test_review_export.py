@@ -6,13 +6,14 @@ roles, precise refusals, and the export's own audit entry."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from access_helpers import sign_in_page, user_headers
+from access_helpers import csrf_of, sign_in_page, user_headers
 from api_support import (  # noqa: F401  (fixtures by name)
     admin,
     client,
@@ -322,11 +323,14 @@ def test_the_command_writes_json_and_html_and_is_audited(
     }
     assert (out / f"review-{CHILD}.html").read_text(encoding="utf-8").startswith("<!doctype html>")
     [export] = _exports(settings)
-    assert (export.actor, export.entity_type, export.entity_id) == ("cli", "child", CHILD)
+    person = f"cli:{getpass.getuser()}"  # who ran it, as `triage retention apply` records
+    assert (export.actor, export.entity_type, export.entity_id) == (person, "child", CHILD)
+    assert document["generated_by"] == person
     assert export.payload["reason"] == "CSPR 2026/14" and export.payload["channel"] == "cli"
     assert export.payload["files"] == [f"review-{CHILD}.json", f"review-{CHILD}.html"]
     # A second export lists the first among earlier exports.
-    run = cli.invoke(cli_app, ["review-export", "--household", HOUSEHOLD, "--out", str(out)])
+    again_args = ["review-export", "--household", HOUSEHOLD, "--out", str(out), "--reason", "R"]
+    run = cli.invoke(cli_app, again_args)
     assert run.exit_code == 0, run.output
     again = json.loads((out / f"review-{HOUSEHOLD}.json").read_text(encoding="utf-8"))
     assert len(again["children"]) == 2 and len(_exports(settings)) == 2
@@ -351,8 +355,28 @@ def test_the_command_writes_json_and_html_and_is_audited(
 def test_the_command_refuses_an_unknown_or_ambiguous_subject(
     cli: CliRunner, settings: Settings, tmp_path: Path, args: list[str], says: str
 ) -> None:
-    run = cli.invoke(cli_app, ["review-export", "--out", str(tmp_path / "out"), *args])
+    out = ["--out", str(tmp_path / "out"), "--reason", "CSPR"]
+    run = cli.invoke(cli_app, ["review-export", *out, *args])
     assert run.exit_code == 2
+    assert says in " ".join(run.output.split())
+    assert not (tmp_path / "out").exists() and _exports(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("reason", "says"),
+    [(None, "--reason"), ("", "--reason: name the review"), ("   ", "--reason: name the review")],
+)
+def test_the_command_needs_the_review_named(
+    cli: CliRunner,
+    settings: Settings,
+    world: dict[str, str],
+    tmp_path: Path,
+    reason: str | None,
+    says: str,
+) -> None:
+    args = ["review-export", "--child", CHILD, "--out", str(tmp_path / "out")]
+    run = cli.invoke(cli_app, args + ([] if reason is None else ["--reason", reason]))
+    assert run.exit_code == 2, run.output
     assert says in " ".join(run.output.split())
     assert not (tmp_path / "out").exists() and _exports(settings) == []
 
@@ -368,15 +392,27 @@ def test_practitioners_and_researchers_cannot_open_the_page(
     page: TestClient, settings: Settings, world: dict[str, str], role: str
 ) -> None:
     sign_in_page(page, settings, role)
-    query = {"kind": "child", "id": CHILD, "reason": "CSPR"}
-    assert page.get("/practice-review", params=query).status_code == 403
-    assert page.get("/practice-review/download", params=query).status_code == 403
+    forbidden = page.get("/practice-review")
+    assert forbidden.status_code == 403
+    # The session's own token where the page carries one: the role, not the token, refuses.
+    token = csrf_of(forbidden.text) if 'name="csrf_token"' in forbidden.text else "none"
+    form = {"kind": "child", "id": CHILD, "reason": "CSPR", "csrf_token": token}
+    assert page.post("/practice-review", data=form).status_code == 403
+    download = form | {"format": "json"}
+    assert page.post("/practice-review/download", data=download).status_code == 403
     assert _exports(settings) == []
 
 
 def test_a_page_without_a_session_asks_to_sign_in(page: TestClient) -> None:
     response = page.get("/practice-review")
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+def _shown(page: TestClient, reason: str = "CSPR 2026/14", **fields: str) -> Any:
+    """The chronology as the form posts it, with the page's CSRF token."""
+    token = csrf_of(page.get("/practice-review").text)
+    form = {"kind": "child", "id": CHILD, "reason": reason, "csrf_token": token} | fields
+    return page.post("/practice-review", data=form)
 
 
 @pytest.mark.parametrize("role", ["manager", "admin"])
@@ -386,16 +422,21 @@ def test_a_manager_sees_the_chronology_and_downloads_it_each_time_audited(
     sign_in_page(page, settings, role)
     form = page.get("/practice-review")
     assert form.status_code == 200 and 'name="reason"' in form.text
-    query = {"kind": "child", "id": CHILD, "reason": "CSPR 2026/14"}
-    shown = page.get("/practice-review", params=query)
+    assert '<form method="post" action="/practice-review"' in form.text
+    shown = _shown(page)
     assert shown.status_code == 200
     assert f"Referral <code>{world['second']}</code>" in shown.text
-    assert "/practice-review/download?" in shown.text
-    as_json = page.get("/practice-review/download", params=query | {"format": "json"})
+    # The downloads are forms posting the id, the review and the token: no id in any URL.
+    assert '<form method="post" action="/practice-review/download"' in shown.text
+    assert "/practice-review/download?" not in shown.text and "?id=" not in shown.text
+    assert f'name="id" value="{CHILD}"' in shown.text
+    download = {"kind": "child", "id": CHILD, "reason": "CSPR 2026/14"}
+    download |= {"csrf_token": csrf_of(shown.text)}
+    as_json = page.post("/practice-review/download", data=download | {"format": "json"})
     assert as_json.status_code == 200
     assert as_json.headers["content-disposition"] == f'attachment; filename="review-{CHILD}.json"'
     assert as_json.json()["counts"]["referrals"] == 2
-    as_html = page.get("/practice-review/download", params=query | {"format": "html"})
+    as_html = page.post("/practice-review/download", data=download | {"format": "html"})
     assert as_html.status_code == 200 and as_html.text.startswith("<!doctype html>")
     exports = _exports(settings)
     assert [e.payload["channel"] for e in exports] == ["page", "page_download", "page_download"]
@@ -405,16 +446,76 @@ def test_a_manager_sees_the_chronology_and_downloads_it_each_time_audited(
     assert all(e.actor.startswith("U-") for e in exports)
 
 
+def test_a_get_exports_nothing_and_a_cross_site_form_is_refused(
+    page: TestClient, settings: Settings, world: dict[str, str]
+) -> None:
+    sign_in_page(page, settings, "manager")
+    # A link, as another site could send a signed-in manager: the empty form, nothing audited.
+    query = {"kind": "child", "id": CHILD, "reason": "chosen by someone else"}
+    linked = page.get("/practice-review", params=query)
+    assert linked.status_code == 200 and "Referral <code>" not in linked.text
+    assert "chosen by someone else" not in linked.text
+    assert f'value="{CHILD}"' not in linked.text  # the form is empty: no id carried over
+    assert page.get("/practice-review/download", params=query | {"format": "json"}).status_code in (
+        404,
+        405,
+    )
+    # A form posted from elsewhere carries no (or the wrong) token: refused, nothing audited.
+    for token in ("", "not-the-sessions-token"):
+        data = query | {"csrf_token": token}
+        refused = page.post("/practice-review", data=data)
+        assert refused.status_code == 403 and "This form has expired" in refused.text
+        download = page.post("/practice-review/download", data=data | {"format": "json"})
+        assert download.status_code == 403
+    assert _exports(settings) == []
+
+
+def test_the_page_and_the_html_file_give_reasons_in_words_not_log_odds(
+    page: TestClient, settings: Settings, world: dict[str, str]
+) -> None:
+    from service.review_html import review_file_html
+
+    sign_in_page(page, settings, "manager")
+    shown = _shown(page).text
+    document = _document(settings, review_export.subject_of(child=CHILD, household=None))
+    html = review_file_html(document)
+    scores = [i["record"] for i in _items(document, world["first"]) if i["kind"] == "score"]
+    assert scores and scores[0]["reasons"]
+    checked = 0
+    for text in (shown, html):
+        assert "log-odds" not in text
+        assert "the JSON file holds each reason's exact stored contribution" in text
+        for record in scores:
+            for reason, words in zip(record["reasons"], record["reasons_in_words"], strict=True):
+                assert words in text.replace("&#39;", "'")
+                assert f"contribution {reason['contribution']}" not in text
+                # Nowhere: not beside the reason, nor in a dispute's before/after or a payload
+                # (a figure short enough to occur by chance, such as 0.0, proves nothing).
+                figure = str(reason["contribution"])
+                assert len(figure) < 8 or figure not in text
+                checked += len(figure) >= 8
+    assert checked  # The JSON file keeps the exact stored values.
+    parsed = json.loads(review_export.to_json(document))
+    stored = [i["record"] for i in _items(parsed, world["first"]) if i["kind"] == "score"]
+    assert [r["contribution"] for r in stored[0]["reasons"]] == [
+        r["contribution"] for r in scores[0]["reasons"]
+    ]
+
+
 def test_the_page_names_the_field_at_fault(
     page: TestClient, settings: Settings, world: dict[str, str]
 ) -> None:
     sign_in_page(page, settings, "manager")
-    unknown = page.get("/practice-review", params={"kind": "household", "id": "H-0", "reason": "R"})
+    unknown = _shown(page, "R", kind="household", id="H-0")
     assert unknown.status_code == 404 and "No household has this id" in unknown.text
     assert 'id="household"' in unknown.text and 'aria-invalid="true"' in unknown.text
-    unnamed = page.get("/practice-review", params={"kind": "child", "id": CHILD, "reason": ""})
+    unnamed = _shown(page, "")
     assert unnamed.status_code == 422 and "Name the review this export is for" in unnamed.text
-    bad = page.get("/practice-review/download", params={"id": CHILD, "reason": "R", "format": "x"})
+    token = csrf_of(unnamed.text)
+    bad = page.post(
+        "/practice-review/download",
+        data={"id": CHILD, "reason": "R", "format": "x", "csrf_token": token},
+    )
     assert bad.status_code == 422 and "Choose json or html" in bad.text
     assert _exports(settings) == []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date
 from pathlib import Path
 
@@ -140,8 +141,19 @@ def test_a_shifted_score_raises_score_drift_selection_and_calibration_alerts() -
     changed = MonitorData(
         data.received_at, data.signals, lifted, data.label, data.agreement, data.groups
     )
-    kinds = {a["kind"] for a in monitor(changed, default_windows(data.received_at))["alerts"]}
+    alerts = monitor(changed, default_windows(data.received_at))["alerts"]
+    kinds = {a["kind"] for a in alerts}
     assert {"score_drift", "selection", "calibration"} <= kinds
+    # A manager reads words first, the figure in brackets after them.
+    [score] = [a for a in alerts if a["kind"] == "score_drift"]
+    assert score["message"].startswith("The model's scores have shifted a lot since the ")
+    assert score["message"].endswith(f"(PSI {score['value']:.2f}; above 0.25 is a large shift)")
+    calibration = next(a for a in alerts if a["kind"] == "calibration")
+    assert re.fullmatch(
+        r"For .+, the outcome happened (more|less) often than the model predicted in "
+        r"\d{4}-\d\d \(\d+\.\d% of referrals against \d+\.\d% predicted\)",
+        calibration["message"],
+    ), calibration["message"]
 
 
 def test_small_groups_are_withheld_or_flagged_and_never_alert() -> None:
@@ -222,6 +234,14 @@ def test_an_injected_drift_is_an_alert_and_the_undrifted_world_raises_none(
     drift = [a for a in document["alerts"] if a["kind"] == "signal_drift"]
     relatives = {"referrer_relative_friend", "relative_friend_concerns_365d"}
     assert relatives <= {a["subject"] for a in drift}
+    concerns = next(a for a in drift if a["subject"] == "relative_friend_concerns_365d")
+    assert concerns["message"].startswith(
+        "The values of “relative friend concerns in the last 365 days” have shifted a lot since "
+        "the reference period"
+    )
+    assert concerns["message"].endswith(
+        f"(PSI {concerns['value']:.2f}; above 0.25 is a large shift)"
+    )
     # Nothing changed before June 2026: no alert names an earlier month.
     before = [m for m in windows.months if m < DRIFT_FROM.strftime("%Y-%m")]
     assert before and not [a for a in document["alerts"] if a["month"] in before]

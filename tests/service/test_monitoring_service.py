@@ -196,7 +196,13 @@ def test_metrics_and_the_manager_page_show_the_newest_checks_alerts(
         html = page.get("/manager").text
     panel = html[html.index('id="monitoring-title"') : html.index('id="backlog-title"')]
     assert "alerts</strong>" in panel
-    assert "relative_friend_concerns_365d: PSI" in panel and LAST_MONTH in panel
+    # Words first, the figure in brackets; the reference's exclusive end said as exclusive.
+    assert (
+        "The values of “relative friend concerns in the last 365 days” have shifted a lot" in panel
+    )
+    assert "above 0.25 is a large shift)" in panel and LAST_MONTH in panel
+    assert "relative_friend_concerns_365d: PSI" not in panel
+    assert "up to, not including," in panel
     assert "Ada" not in panel and "R-18-" not in panel
 
 
