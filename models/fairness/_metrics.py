@@ -81,7 +81,7 @@ def exact_metrics(
     for name in ("auc", "calibration_slope", "calibration_intercept"):
         out[name] = np.full(g, np.nan)
     for i, rows in enumerate(members):
-        if keep[i]:
+        if keep[i] and rows.size:  # a kept group may have no referrals in a quarter: NaN there
             out["auc"][i] = auc(y[rows], p[rows])
             out["calibration_slope"][i], out["calibration_intercept"][i] = (
                 calibration_slope_intercept(y[rows], p[rows])

@@ -156,3 +156,19 @@ def test_quarter_view_tests_auc_and_calibration_for_change_with_bootstrap_interv
     assert change.loc[("ethnicity", "a", "auc"), "method"] == "bootstrap_wald"
     assert change.loc[("ethnicity", "a", "fnr_at_10"), "method"] == "chi_square"
     assert change.loc[("ethnicity", "a", "auc"), "df"] == 2
+
+
+def test_quarter_view_takes_a_group_absent_from_a_quarter() -> None:
+    # Group "c" is large overall but has no referral in the first quarter (as a new referrer
+    # type or a band that empties for a quarter): its figures there are undefined, not an error.
+    rng = np.random.default_rng(8)
+    n = 3_000
+    quarter = rng.choice(["2026-Q1", "2026-Q2"], n)
+    group = np.where(quarter == "2026-Q1", rng.choice(["a", "b"], n), rng.choice(["a", "c"], n))
+    p = rng.beta(2, 6, n)
+    y = (rng.random(n) < p).astype(float)
+    config = AuditConfig(attributes=("ethnicity",), intersections=(), n_boot=20)
+    result = audit(y, p, pd.DataFrame({"ethnicity": group}), periods=quarter, config=config)
+    auc_c = result.by_quarter.query("metric == 'auc' and group == 'c'").set_index("quarter")
+    assert np.isnan(auc_c.loc["2026-Q1", "estimate"])
+    assert 0.5 < auc_c.loc["2026-Q2", "estimate"] < 1
