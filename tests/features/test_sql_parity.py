@@ -129,6 +129,18 @@ def test_the_command_line_writes_the_same_features_on_either_engine(extract_dir,
     assert missing.exit_code == 2 and "No extract directory" in missing.output
 
 
+def test_the_spark_engine_without_java_exits_2_naming_the_cause(extract_dir, monkeypatch):
+    import features.sql.spark
+
+    monkeypatch.setattr(features.sql.spark.shutil, "which", lambda name: None)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    args = ["features", "build", str(extract_dir), "--engine", "spark", "--master", "local[1]"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "Spark unavailable" in result.output
+    assert "no Java runtime" in result.output or "pyspark is not installed" in result.output
+
+
 # --- the time rule at its edges -------------------------------------------------------------
 
 
