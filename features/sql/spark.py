@@ -53,8 +53,9 @@ def spark_session(master: str = "local[2]", app_name: str = "triage") -> Any:
         builder = builder.config("spark.ui.enabled", "false").config(
             "spark.sql.shuffle.partitions", "4"
         )
-        if "PYSPARK_PYTHON" not in os.environ:  # workers: this interpreter, not a bare python3
-            builder = builder.config("spark.pyspark.python", sys.executable)
+        # Local Python workers: this interpreter (which has the project), not a bare python3.
+        # pyspark reads only the environment variable for the UDFs' interpreter.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # the JVM's own words: a bad master URL, a JVM that will not start
