@@ -28,21 +28,21 @@ class Engine(StrEnum):
 
 MASTER_HELP = (
     "Spark's master for --engine spark: local[2], local[*], spark://host:7077, yarn "
-    "(default: the spark_master setting, TRIAGE_SPARK_MASTER)."
+    "(default: spark-submit's --master, else the spark_master setting, TRIAGE_SPARK_MASTER)."
 )
 
 
 @contextmanager
 def spark_or_exit(master: str | None, app_name: str) -> Iterator[Any]:
     """A Spark session on ``master`` (default: the setting); exit 2 naming what is missing."""
-    from features.sql.spark import SparkUnavailable, spark_running
+    from features.sql.spark import SparkUnavailable, spark_running, submitted
     from triage.settings import get_settings
 
+    if master is None and not submitted():  # under spark-submit, its --master stands
+        master = get_settings().spark_master
     with ExitStack() as stack:
         try:
-            spark = stack.enter_context(
-                spark_running(master or get_settings().spark_master, app_name)
-            )
+            spark = stack.enter_context(spark_running(master, app_name))
         except SparkUnavailable as exc:
             console.print(f"[red]Spark unavailable:[/] {exc}")
             raise typer.Exit(code=2) from exc

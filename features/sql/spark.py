@@ -32,24 +32,31 @@ def is_uri(location: str | Path) -> bool:
     return "://" in str(location) or str(location).startswith("file:")
 
 
-def spark_session(master: str = "local[2]", app_name: str = "triage") -> Any:
-    """A Spark session on ``master`` (``local[*]`` on one machine), its log quiet, in UTC."""
+def submitted() -> bool:
+    """Whether ``spark-submit`` launched this process (its JVM is already up, its master set)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def spark_session(master: str | None = "local[2]", app_name: str = "triage") -> Any:
+    """A Spark session on ``master`` (``local[*]`` on one machine), its log quiet, in UTC.
+
+    ``master=None`` keeps the master ``spark-submit --master`` gave.
+    """
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise SparkUnavailable(
             "pyspark is not installed (pip install pyspark, or the project's dev extra)"
         ) from exc
-    if (
-        master.startswith("local")
-        and shutil.which("java") is None
-        and "JAVA_HOME" not in os.environ
-    ):
+    local = master is not None and master.startswith("local")
+    if local and shutil.which("java") is None and "JAVA_HOME" not in os.environ:
         raise SparkUnavailable(
             "no Java runtime: Spark needs java on PATH or JAVA_HOME (e.g. openjdk-17-jre-headless)"
         )
-    builder = SparkSession.builder.master(master).appName(app_name)
-    if master.startswith("local"):
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    if local:
         builder = builder.config("spark.ui.enabled", "false").config(
             "spark.sql.shuffle.partitions", "4"
         )
@@ -59,14 +66,15 @@ def spark_session(master: str = "local[2]", app_name: str = "triage") -> Any:
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # the JVM's own words: a bad master URL, a JVM that will not start
-        raise SparkUnavailable(f"Spark did not start on {master}: {exc}") from exc
+        where = master or "spark-submit's master"
+        raise SparkUnavailable(f"Spark did not start on {where}: {exc}") from exc
     session.sparkContext.setLogLevel("ERROR")
     session.conf.set("spark.sql.session.timeZone", "UTC")
     return session
 
 
 @contextmanager
-def spark_running(master: str = "local[2]", app_name: str = "triage") -> Iterator[Any]:
+def spark_running(master: str | None = "local[2]", app_name: str = "triage") -> Iterator[Any]:
     """A session for one command, stopped after it unless it was already running (a test's)."""
     try:
         from pyspark.sql import SparkSession
