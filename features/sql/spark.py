@@ -53,7 +53,8 @@ def spark_session(master: str | None = "local[2]", app_name: str = "triage") -> 
         raise SparkUnavailable(
             "no Java runtime: Spark needs java on PATH or JAVA_HOME (e.g. openjdk-17-jre-headless)"
         )
-    builder = SparkSession.builder.appName(app_name)
+    # The commands show their own progress; Spark's stage bars would write over it.
+    builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
     if master is not None:
         builder = builder.master(master)
     if local:

@@ -24,17 +24,29 @@ from triage.synth.extract import write_extract
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def extract(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _extract(tmp_path_factory: pytest.TempPathFactory, n_referrals: int, seed: int) -> Path:
     directory = tmp_path_factory.mktemp("spark-scores")
-    write_extract(generate_world(WorldParams(n_referrals=1_500, seed=17)), directory)
+    write_extract(generate_world(WorldParams(n_referrals=n_referrals, seed=seed)), directory)
     return directory
 
 
 @pytest.fixture(scope="module")
-def scorers(extract) -> dict[str, Scorer]:
-    data = load_training_data(extract)
+def scorers(tmp_path_factory) -> dict[str, Scorer]:
+    """Both families fitted in memory on a world of their own (seconds)."""
+    data = load_training_data(_extract(tmp_path_factory, 3_000, 11))
     return {family: fit_scorer(data, family, n_boot=2, version="test/1") for family in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def extract(tmp_path_factory) -> Path:
+    """The extract scored: small, since Spark's time goes mostly to planning and tasks."""
+    return _extract(tmp_path_factory, 500, 17)
+
+
+@pytest.fixture(scope="module")
+def features(spark, extract):
+    """The Spark features in several partitions (several UDF batches, reordered), cached."""
+    return spark_features(spark, extract).repartition(3).cache()
 
 
 def assert_same_scores(spark_scores: pd.DataFrame, numpy_scores: pd.DataFrame) -> None:
@@ -50,10 +62,9 @@ def assert_same_scores(spark_scores: pd.DataFrame, numpy_scores: pd.DataFrame) -
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_spark_scores_equal_the_numpy_path(spark, extract, scorers, family):
+def test_spark_scores_equal_the_numpy_path(extract, features, scorers, family):
     scorer = scorers[family]
     numpy_scores = score_extract(extract, scorer, top=5)
-    features = spark_features(spark, extract).repartition(3)  # several UDF batches, reordered
     scored = score_on_spark(features, scorer, top=5).toPandas()
     order = pd.Index(scored["referral_id"]).get_indexer(numpy_scores["referral_id"])
     assert (order >= 0).all() and len(scored) == len(numpy_scores)

@@ -26,17 +26,14 @@ MS = timedelta(milliseconds=1)
 
 
 def assert_same_features(sql: pd.DataFrame, numpy: pd.DataFrame) -> None:
-    """Every signal for every referral: exact for counts, 1e-9 for floats, NaN where NaN."""
+    """Every signal for every referral: exactly equal, NaN where NaN."""
     assert list(sql.columns) == list(numpy.columns)
     assert list(sql.index) == list(numpy.index)
     bad = {}
     for name in numpy.columns:
         a, b = numpy[name].to_numpy(float), sql[name].to_numpy(float)
         both_nan = np.isnan(a) & np.isnan(b)
-        if name == "days_since_last_referral":
-            ok = both_nan | (np.abs(a - b) <= 1e-9)
-        else:
-            ok = both_nan | (a == b)
+        ok = both_nan | (a == b)  # days_since too: the same float64 division as numpy
         if not ok.all():
             bad[name] = int((~ok).sum())
     assert not bad, f"referrals differing, by signal: {bad}"
