@@ -261,3 +261,27 @@ def test_the_spark_rendering_uses_no_duckdb_functions():
     for duckdb_only in ("epoch_us", "list_contains", "string_split", "//"):
         assert duckdb_only not in sql
     assert "unix_micros" in sql and "array_contains" in sql
+
+
+def test_spark_submit_s_master_stands_unless_one_is_given(monkeypatch):
+    from contextlib import contextmanager
+
+    import features.sql.spark
+    from cli.features_build import spark_or_exit
+
+    asked: list[str | None] = []
+
+    @contextmanager
+    def running(master, app_name):
+        asked.append(master)
+        yield object()
+
+    monkeypatch.setattr(features.sql.spark, "spark_running", running)
+    monkeypatch.setenv("TRIAGE_SPARK_MASTER", "local[3]")
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    with spark_or_exit(None, "t"):
+        pass
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "40000")  # as spark-submit launches Python
+    with spark_or_exit(None, "t"), spark_or_exit("local[1]", "t"):
+        pass
+    assert asked == ["local[3]", None, "local[1]"]
