@@ -303,40 +303,74 @@ def train(
 
 @app.command()
 def score(
-    data: Annotated[Path, typer.Option(help="Extract directory to score.")] = Path("var/extract"),
+    # Strings, not Paths, so that a URI for --engine spark keeps its "//" (s3a://bucket/...).
+    data: Annotated[
+        str, typer.Option(help="Extract directory to score (a URI for --engine spark).")
+    ] = "var/extract",
     out: Annotated[
-        Path, typer.Option(help="Output file: Parquet, or CSV if it ends in .csv.")
-    ] = Path("var/scores.parquet"),
+        str,
+        typer.Option(
+            help="Output file: Parquet, or CSV if it ends in .csv (spark: a Parquet directory)."
+        ),
+    ] = "var/scores.parquet",
     top: Annotated[int, typer.Option(min=1, max=40, help="Reasons per referral.")] = 5,
+    engine: Annotated[
+        Literal["numpy", "spark"],
+        typer.Option(help="numpy: in memory; spark: features and scores on a Spark session."),
+    ] = "numpy",
+    master: Annotated[str | None, typer.Option(help="Spark's master for --engine spark.")] = None,
 ) -> None:
     """Score every referral of an extract with the champion: band, range and top reasons."""
+    from cli.spark_score import remove_output, score_extract_on_spark
     from explain.batch_scores import score_extract, write_scores
+    from features.sql.spark import is_uri
     from triage.settings import get_settings
     from triage.store import add_audit_event
 
-    if not (data / "referrals.parquet").exists():
+    spark = engine == "spark"
+    if not (spark and is_uri(data)) and not (Path(data) / "referrals.parquet").exists():
         console.print(f"[red]No extract at {data}[/] (run: triage synth --out {data})")
+        raise typer.Exit(code=2)
+    if spark and out.endswith(".csv"):
+        console.print("[red]--engine spark writes Parquet[/]: give --out a name not ending .csv")
         raise typer.Exit(code=2)
     settings = get_settings()
     scorer = champion_or_exit(settings, "score with")
-    with console.status("scoring"):
-        scores = score_extract(data, scorer, top=top)
-        path = write_scores(scores, out)
+    with console.status(f"scoring ({engine})"):
+        if spark:
+            try:
+                rows, bands = score_extract_on_spark(data, out, scorer, top=top, master=master)
+            except typer.Exit:
+                raise
+            except Exception as exc:  # Spark's AnalysisException: a missing table or column
+                console.print(f"[red]Extract refused:[/] {exc}")
+                raise typer.Exit(code=2) from exc
+            name = out.rstrip("/").rsplit("/", 1)[-1]
+        else:
+            scores = score_extract(Path(data), scorer, top=top)
+            path = write_scores(scores, Path(out))
+            counts = scores["band"].value_counts()
+            rows, name = len(scores), path.name
+            bands = {str(band): int(n) for band, n in counts.items()}
     # An export is only done once it is in the audit log; without the log, no file is left.
     try:
         with store_transaction() as session:
             add_audit_event(
                 session, actor="cli", action="export", entity_type="scores",
                 model_version=scorer.version,
-                payload={"rows": len(scores), "file": path.name, "top_reasons": top},
+                payload={"rows": rows, "file": name, "top_reasons": top, "engine": engine},
             )  # fmt: skip
     except Exception as exc:
-        path.unlink(missing_ok=True)
-        console.print(f"[red]Could not write the audit event; export removed[/] ({exc})")
+        if spark:
+            removed = remove_output(out)
+        else:
+            path.unlink(missing_ok=True)
+            removed = True
+        left = "export removed" if removed else f"remove {out} yourself"
+        console.print(f"[red]Could not write the audit event; {left}[/] ({exc})")
         raise typer.Exit(code=1) from exc
-    bands = scores["band"].value_counts().to_dict()
     console.print(
-        f"Scored {len(scores):,} referrals with {scorer.version} into {path}: "
+        f"Scored {rows:,} referrals with {scorer.version} into {out}: "
         + ", ".join(f"{band} {count:,}" for band, count in bands.items())
     )
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +23,40 @@ class Engine(StrEnum):
 
     numpy = "numpy"
     duckdb = "duckdb"
+    spark = "spark"
+
+
+MASTER_HELP = (
+    "Spark's master for --engine spark: local[2], local[*], spark://host:7077, yarn "
+    "(default: spark-submit's --master, else the spark_master setting, TRIAGE_SPARK_MASTER)."
+)
+
+
+@contextmanager
+def spark_or_exit(master: str | None, app_name: str) -> Iterator[Any]:
+    """A Spark session on ``master`` (default: the setting); exit 2 naming what is missing."""
+    from features.sql.spark import SparkUnavailable, spark_running, submitted
+    from triage.settings import get_settings
+
+    if master is None and not submitted():  # under spark-submit, its --master stands
+        master = get_settings().spark_master
+    with ExitStack() as stack:
+        try:
+            spark = stack.enter_context(spark_running(master, app_name))
+        except SparkUnavailable as exc:
+            console.print(f"[red]Spark unavailable:[/] {exc}")
+            raise typer.Exit(code=2) from exc
+        yield spark
+
+
+def _spark(extract: str, out: str, master: str | None) -> int:
+    """The compiled catalogue on Spark, written by Spark as Parquet (a directory of parts)."""
+    from features.sql.spark import spark_features
+
+    with spark_or_exit(master, "triage-features-build") as spark:
+        spark_features(spark, extract).write.mode("overwrite").parquet(out)
+        rows: int = spark.read.parquet(out).count()
+    return rows
 
 
 def _numpy(extract: Path) -> pd.DataFrame:
@@ -40,30 +76,54 @@ def _numpy(extract: Path) -> pd.DataFrame:
 
 
 def features_build(
-    extract: Annotated[Path, typer.Argument(help="The extract directory (Parquet tables).")],
-    out: Annotated[
-        Path, typer.Option("--out", help="Where to write the features (Parquet).")
-    ] = Path("var/features.parquet"),
+    # Strings, not Paths: a Path would fold s3a://bucket into s3a:/bucket for Spark.
+    location: Annotated[
+        str,
+        typer.Argument(
+            metavar="EXTRACT", help="The extract directory (Parquet tables); a URI for Spark."
+        ),
+    ],
+    destination: Annotated[
+        str, typer.Option("--out", help="Where to write the features (Parquet); a URI for Spark.")
+    ] = "var/features.parquet",
     engine: Annotated[
         Engine,
         typer.Option(
             "--engine",
             help="numpy: in memory; duckdb: the catalogue compiled to SQL, reading the Parquet "
-            "files where they lie and spilling to disk past --memory-limit.",
+            "files where they lie and spilling to disk past --memory-limit; spark: the same "
+            "SQL on a Spark session (--master), writing a directory of Parquet parts.",
         ),
     ] = Engine.numpy,
     memory_limit: Annotated[
         str | None, typer.Option("--memory-limit", help="DuckDB's memory limit, e.g. 4GB.")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="DuckDB's threads.")] = 2,
+    master: Annotated[str | None, typer.Option("--master", help=MASTER_HELP)] = None,
 ) -> None:
     """Build the signal catalogue for every referral, as of each one's own time."""
     import duckdb
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from features.sql import build_features
+    from features.sql.spark import is_uri
     from triage.store.errors import ExtractError
 
+    if engine is Engine.spark:
+        if not is_uri(location) and not (Path(location) / "referrals.parquet").exists():
+            console.print(f"[red]No extract at {location}[/] (no referrals.parquet)")
+            raise typer.Exit(code=2)
+        with console.status("building features (spark)"):
+            try:
+                rows = _spark(location, destination, master)
+            except typer.Exit:
+                raise
+            except Exception as exc:  # Spark's AnalysisException: a missing table or column
+                console.print(f"[red]Extract refused:[/] {exc}")
+                raise typer.Exit(code=2) from exc
+        console.print(f"Wrote {destination}: signals for {rows:,} referrals (spark).")
+        return
+    extract, out = Path(location), Path(destination)
     if not extract.is_dir():
         console.print(f"[red]No extract directory at {extract}[/]")
         raise typer.Exit(code=2)

@@ -24,6 +24,11 @@ def score_extract(directory: Path, scorer: Scorer, *, top: int = 5) -> pd.DataFr
         persons=world.persons,
         memberships=world.household_memberships,
     )
+    return score_features(features, scorer, top=top)
+
+
+def score_features(features: pd.DataFrame, scorer: Scorer, *, top: int = 5) -> pd.DataFrame:
+    """Score a feature table indexed by referral_id (the rows of ``score_extract``'s output)."""
     X = scorer.matrix(features)
     batch = scorer.score_matrix(X)
     table = top_reasons(scorer.signals, X, batch.contributions, top=top)

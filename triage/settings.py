@@ -161,6 +161,10 @@ class Settings(BaseSettings):
 
     # --- end of retention
 
+    # --- Spark (issue 25, item 2): the master ``--engine spark`` runs on unless ``--master``
+    # says otherwise; ``local[*]`` uses every core, a cluster's URL (spark://, yarn) its nodes.
+    spark_master: str = "local[2]"
+
     def audit_checkpoint_path(self) -> Path:
         """``audit_checkpoint_file``, or its default under ``var_dir``."""
         return self.audit_checkpoint_file or self.var_dir / AUDIT_CHECKPOINT_FILE

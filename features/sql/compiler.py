@@ -300,7 +300,10 @@ class _Compiler:
             return [f"COUNT(DISTINCT CASE WHEN {cond} THEN {signal.distinct_of} END) AS {n}"]
         if agg is Aggregation.days_since:
             last = f"MAX(CASE WHEN {cond} THEN t_ms END)"
-            return [f"(q_t - {last}) / {float(MS_PER_DAY)} AS {n}"]
+            # Both sides DOUBLE: a literal like 86400000.0 is DECIMAL in Spark SQL and DuckDB,
+            # whose division rounds differently from numpy's float64 one (by ~1e-11), enough to
+            # put a referral on the other side of a tree's split or a scorecard's bin edge.
+            return [f"CAST(q_t - {last} AS DOUBLE) / CAST({MS_PER_DAY} AS DOUBLE) AS {n}"]
         # max_same_concern: per concern of the vocabulary, the window's referrals sharing it,
         # kept only where this referral raises it; the largest of those.
         counts = []

@@ -1,11 +1,17 @@
 """Run the compiled catalogue on Spark: the same query, Spark SQL's spelling (``SPARK``).
 
 Temporary views over the extract's Parquet files (``features.sql.sources``), the session in
-UTC, then the one compiled query. The caller owns the session (local or a cluster's).
+UTC, then the one compiled query. The caller owns the session (local or a cluster's);
+``spark_session`` makes one for the command line, refusing clearly without pyspark or Java.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +23,92 @@ from features.sql.dialect import SPARK
 from features.sql.sources import source_views
 
 
-def build_features_spark(
-    spark: Any, extract_dir: Path, signals: tuple[Signal, ...] = CATALOGUE
-) -> pd.DataFrame:
-    """Every signal for every referral of an extract, computed by a Spark session."""
-    directory = Path(extract_dir)
+class SparkUnavailable(RuntimeError):
+    """No Spark session can start here; the message names the cause and the fix."""
+
+
+def is_uri(location: str | Path) -> bool:
+    """A URI (``s3a://``, ``hdfs://``, ``file:/``) rather than a local path."""
+    return "://" in str(location) or str(location).startswith("file:")
+
+
+def submitted() -> bool:
+    """Whether ``spark-submit`` launched this process (its JVM is already up, its master set)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def spark_session(master: str | None = "local[2]", app_name: str = "triage") -> Any:
+    """A Spark session on ``master`` (``local[*]`` on one machine), its log quiet, in UTC.
+
+    ``master=None`` keeps the master ``spark-submit --master`` gave.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise SparkUnavailable(
+            "pyspark is not installed (pip install pyspark, or the project's dev extra)"
+        ) from exc
+    local = master is not None and master.startswith("local")
+    if local and shutil.which("java") is None and "JAVA_HOME" not in os.environ:
+        raise SparkUnavailable(
+            "no Java runtime: Spark needs java on PATH or JAVA_HOME (e.g. openjdk-17-jre-headless)"
+        )
+    # The commands show their own progress; Spark's stage bars would write over it.
+    builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
+    if master is not None:
+        builder = builder.master(master)
+    if local:
+        builder = builder.config("spark.ui.enabled", "false").config(
+            "spark.sql.shuffle.partitions", "4"
+        )
+        # Local Python workers: this interpreter (which has the project), not a bare python3.
+        # pyspark reads only the environment variable for the UDFs' interpreter.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # the JVM's own words: a bad master URL, a JVM that will not start
+        where = master or "spark-submit's master"
+        raise SparkUnavailable(f"Spark did not start on {where}: {exc}") from exc
+    session.sparkContext.setLogLevel("ERROR")
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    return session
+
+
+@contextmanager
+def spark_running(master: str | None = "local[2]", app_name: str = "triage") -> Iterator[Any]:
+    """A session for one command, stopped after it unless it was already running (a test's)."""
+    try:
+        from pyspark.sql import SparkSession
+
+        already = SparkSession.getActiveSession() is not None
+    except ImportError:
+        already = False  # spark_session says what is missing
+    session = spark_session(master, app_name)
+    try:
+        yield session
+    finally:
+        if not already:
+            session.stop()
+
+
+def spark_features(spark: Any, extract: str | Path, signals: tuple[Signal, ...] = CATALOGUE) -> Any:
+    """A Spark DataFrame: ``referral_id`` then every signal as a double, in extract order.
+
+    ``extract`` is a local directory or a URI Spark can read (``s3a://bucket/extract``).
+    """
+    location = str(extract).rstrip("/")
+    remote = is_uri(location)
     spark.conf.set("spark.sql.session.timeZone", "UTC")
 
     def read(table: str) -> str | None:
-        path = directory / f"{table}.parquet"
-        if not path.exists():
+        path = f"{location}/{table}.parquet"
+        if not remote:
+            if not Path(path).exists():
+                return None
+            path = Path(path).as_posix()
+        relation = f"parquet.`{path}`"
+        if remote and not _readable(spark, relation):
             return None
-        relation = f"parquet.`{path.as_posix()}`"
         if table == "referrals":  # increasing in file order: the output keeps it
             return f"(SELECT *, monotonically_increasing_id() AS row_order FROM {relation}) rows"
         return relation
@@ -39,5 +119,25 @@ def build_features_spark(
 
     for statement in source_views(read, columns_of, SPARK):
         spark.sql(statement)
-    frame: pd.DataFrame = spark.sql(compile_signals(signals, SPARK).sql).toPandas()
+    frame = spark.sql(compile_signals(signals, SPARK).sql)
+    return frame.select(
+        frame["referral_id"].cast("string"),
+        *(frame[s.name].cast("double").alias(s.name) for s in signals),
+    )
+
+
+def _readable(spark: Any, relation: str) -> bool:
+    """Whether Spark finds a Parquet table there (optional tables may be absent)."""
+    try:
+        spark.sql(f"SELECT * FROM {relation} LIMIT 0").schema  # noqa: B018  (resolves the path)
+    except Exception:  # AnalysisException: path does not exist
+        return False
+    return True
+
+
+def build_features_spark(
+    spark: Any, extract_dir: str | Path, signals: tuple[Signal, ...] = CATALOGUE
+) -> pd.DataFrame:
+    """Every signal for every referral of an extract, computed by a Spark session."""
+    frame: pd.DataFrame = spark_features(spark, extract_dir, signals).toPandas()
     return frame.set_index("referral_id").astype("float64")

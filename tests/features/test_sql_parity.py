@@ -26,17 +26,14 @@ MS = timedelta(milliseconds=1)
 
 
 def assert_same_features(sql: pd.DataFrame, numpy: pd.DataFrame) -> None:
-    """Every signal for every referral: exact for counts, 1e-9 for floats, NaN where NaN."""
+    """Every signal for every referral: exactly equal, NaN where NaN."""
     assert list(sql.columns) == list(numpy.columns)
     assert list(sql.index) == list(numpy.index)
     bad = {}
     for name in numpy.columns:
         a, b = numpy[name].to_numpy(float), sql[name].to_numpy(float)
         both_nan = np.isnan(a) & np.isnan(b)
-        if name == "days_since_last_referral":
-            ok = both_nan | (np.abs(a - b) <= 1e-9)
-        else:
-            ok = both_nan | (a == b)
+        ok = both_nan | (a == b)  # days_since too: the same float64 division as numpy
         if not ok.all():
             bad[name] = int((~ok).sum())
     assert not bad, f"referrals differing, by signal: {bad}"
@@ -127,6 +124,18 @@ def test_the_command_line_writes_the_same_features_on_either_engine(extract_dir,
     assert_same_features(written["duckdb"], written["numpy"])
     missing = CliRunner().invoke(app, ["features", "build", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "No extract directory" in missing.output
+
+
+def test_the_spark_engine_without_java_exits_2_naming_the_cause(extract_dir, monkeypatch):
+    import features.sql.spark
+
+    monkeypatch.setattr(features.sql.spark.shutil, "which", lambda name: None)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    args = ["features", "build", str(extract_dir), "--engine", "spark", "--master", "local[1]"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "Spark unavailable" in result.output
+    assert "no Java runtime" in result.output or "pyspark is not installed" in result.output
 
 
 # --- the time rule at its edges -------------------------------------------------------------
@@ -252,3 +261,27 @@ def test_the_spark_rendering_uses_no_duckdb_functions():
     for duckdb_only in ("epoch_us", "list_contains", "string_split", "//"):
         assert duckdb_only not in sql
     assert "unix_micros" in sql and "array_contains" in sql
+
+
+def test_spark_submit_s_master_stands_unless_one_is_given(monkeypatch):
+    from contextlib import contextmanager
+
+    import features.sql.spark
+    from cli.features_build import spark_or_exit
+
+    asked: list[str | None] = []
+
+    @contextmanager
+    def running(master, app_name):
+        asked.append(master)
+        yield object()
+
+    monkeypatch.setattr(features.sql.spark, "spark_running", running)
+    monkeypatch.setenv("TRIAGE_SPARK_MASTER", "local[3]")
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    with spark_or_exit(None, "t"):
+        pass
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "40000")  # as spark-submit launches Python
+    with spark_or_exit(None, "t"), spark_or_exit("local[1]", "t"):
+        pass
+    assert asked == ["local[3]", None, "local[1]"]

@@ -1,19 +1,17 @@
-"""The catalogue compiled to Spark SQL (local[2]) equals the numpy builder on a small world.
-
-Needs pyspark and a Java runtime (Debian's openjdk-17-jre-headless; ``.ci/run`` installs it).
+"""The catalogue compiled to Spark SQL (local[2]) equals the numpy builder on a small world,
+from Python and from ``triage features build --engine spark``.
 """
 
+# ruff: noqa: F811  (the fixture of tests/spark_support.py is imported, then requested by name)
 from __future__ import annotations
-
-import os
-import shutil
-from collections.abc import Iterator
-from typing import Any
 
 import pandas as pd
 import pytest
+from spark_support import spark  # noqa: F401  (fixture)
 from test_sql_parity import assert_same_features
+from typer.testing import CliRunner
 
+from cli.app import app
 from features.batch import build_features as numpy_features
 from features.sql.spark import build_features_spark
 from triage.synth import WorldParams, generate_world
@@ -23,33 +21,20 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    if shutil.which("java") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs the Spark parity test: java must be installed")
-        pytest.skip("needs a Java runtime")
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[2]")
-        .appName("triage-features-sql")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.driver.memory", "1g")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+def extract(tmp_path_factory: pytest.TempPathFactory):
+    directory = tmp_path_factory.mktemp("spark-extract")
+    write_extract(generate_world(WorldParams(n_referrals=400, seed=13)), directory)
+    return directory
 
 
-def test_spark_equals_numpy_on_an_extract(spark, tmp_path):
-    write_extract(generate_world(WorldParams(n_referrals=400, seed=13)), tmp_path)
+@pytest.fixture(scope="module")
+def numpy(extract) -> pd.DataFrame:
     tables = {
-        t: pd.read_parquet(tmp_path / f"{t}.parquet")
+        t: pd.read_parquet(extract / f"{t}.parquet")
         for t in ("children", "referrals", "events", "decisions", "persons",
                   "household_memberships")
     }  # fmt: skip
-    numpy = numpy_features(
+    return numpy_features(
         tables["children"],
         tables["referrals"],
         tables["events"],
@@ -57,4 +42,18 @@ def test_spark_equals_numpy_on_an_extract(spark, tmp_path):
         persons=tables["persons"],
         memberships=tables["household_memberships"],
     )
-    assert_same_features(build_features_spark(spark, tmp_path), numpy)
+
+
+def test_spark_equals_numpy_on_an_extract(spark, extract, numpy):
+    assert_same_features(build_features_spark(spark, extract), numpy)
+
+
+def test_the_command_line_builds_the_same_features_on_spark(spark, extract, numpy, tmp_path):
+    out = tmp_path / "features.parquet"
+    args = ["features", "build", str(extract), "--engine", "spark", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--master", "local[2]"])
+    assert result.exit_code == 0, result.output
+    assert out.is_dir()  # Spark's parts, which pandas reads as one table
+    written = pd.read_parquet(out).set_index("referral_id")
+    assert_same_features(written, numpy)
+    assert spark.sparkContext._jsc is not None  # the command left the running session alone
