@@ -22,8 +22,14 @@ def spark() -> Iterator[Any]:
             pytest.fail("CI runs the Spark parity tests: java must be installed")
         pytest.skip("needs a Java runtime")
     pytest.importorskip("pyspark.sql")
+    from splink.backends.spark import similarity_jar_location
+
     from features.sql.spark import spark_session
 
+    # One JVM serves the whole test process, and only its launch can put a jar on its class
+    # path: Splink's similarity functions, for the identity agreement test that runs later.
+    jars = f"--jars {similarity_jar_location()} pyspark-shell"
+    os.environ.setdefault("PYSPARK_SUBMIT_ARGS", jars)
     session = spark_session("local[2]", "triage-tests")
     yield session
     session.stop()

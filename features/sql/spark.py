@@ -7,6 +7,7 @@ UTC, then the one compiled query. The caller owns the session (local or a cluste
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -71,6 +72,8 @@ def spark_session(master: str | None = "local[2]", app_name: str = "triage") -> 
         raise SparkUnavailable(f"Spark did not start on {where}: {exc}") from exc
     session.sparkContext.setLogLevel("ERROR")
     session.conf.set("spark.sql.session.timeZone", "UTC")
+    # py4j logs every command it sends the JVM at DEBUG: query text and values, so records.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     return session
 
 
