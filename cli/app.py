@@ -85,32 +85,66 @@ def synth(
     drift_from: Annotated[
         str | None, typer.Option("--drift-from", help="ISO date the --drift values start.")
     ] = None,
+    regions: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=10,
+            help="Draw the world as this many regions, one at a time (peak memory is one "
+            "region's). Default: one region per million referrals.",
+        ),
+    ] = None,
 ) -> None:
     """Write a synthetic extract (Parquet tables, truth kept apart) and optionally check it."""
+    import resource
+
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from triage.synth import WorldParams, generate_world
+    from triage.synth import World, WorldParams, generate_world
     from triage.synth.calibration import print_report
     from triage.synth.extract import write_extract
+    from triage.synth.national import region_count, region_params, write_national
 
     try:
         params = WorldParams(
             seed=seed, n_referrals=referrals, years=years, **_drift_options(drift, drift_from)
         )
+        regions = regions or region_count(referrals)
+        region_params(params, regions)  # refuses too few referrals for the regions asked
     except ValueError as exc:
         console.print(f"[red]World refused:[/] {exc}")
         raise typer.Exit(code=2) from exc
+    calibrated = True
+
+    def check(region: int, world: World) -> None:
+        nonlocal calibrated
+        Console().print(f"Region {region + 1} of {regions}:")
+        calibrated = print_report(world, Console()) and calibrated
+
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("synthesising", total=None)
-        world = generate_world(
-            params, progress=lambda step: progress.update(task, description=f"synthesising: {step}")
-        )
-        progress.update(task, description="writing Parquet")
-        write_extract(world, out)
-    rows = ", ".join(f"{n:,} {t}" for t, n in world.manifest["rows"].items())
-    console.print(f"Wrote {out}: {rows}.")
-    if report and not print_report(world, Console()):
+
+        def note(step: str) -> None:
+            progress.update(task, description=f"synthesising: {step}")
+
+        if regions == 1:
+            world = generate_world(params, progress=note)
+            progress.update(task, description="writing Parquet")
+            write_extract(world, out)
+            manifest = world.manifest
+            if report:
+                calibrated = print_report(world, Console())
+        else:
+            manifest = write_national(
+                params, regions, out, progress=note, check=check if report else None
+            )
+    rows = ", ".join(f"{n:,} {t}" for t, n in manifest["rows"].items())
+    drawn = f" in {regions} regions" if regions > 1 else ""
+    console.print(f"Wrote {out}{drawn}: {rows}.")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+    console.print(f"Peak memory {peak:.2f} GB.")
+    if not calibrated:
         raise typer.Exit(code=1)
 
 

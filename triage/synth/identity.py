@@ -428,13 +428,42 @@ def nhs_numbers(n: int, seed: int) -> pa.Array:
     while todo.size:
         # An odd multiplier prime to 10 permutes 0..10^8-1: distinct indices, distinct bases.
         base = 9 * 10**8 + (((index[todo] + k * n) * 7_654_321 + offset) % 10**8)
-        digits = (base[:, None] // 10 ** np.arange(8, -1, -1)) % 10
-        check = (11 - (digits @ np.arange(10, 1, -1)) % 11) % 11
+        check = _check_digits(base)
         ok = check != 10
         out[todo[ok]] = base[ok] * 10 + check[ok]
         todo = todo[~ok]
         k += 1
     return pa.array(out).cast(pa.large_string())
+
+
+REGION_BLOCK = 10**7
+"""NHS-number bases per region of a national world (``regional_nhs_numbers``): ten regions."""
+
+
+def regional_nhs_numbers(n: int, seed: int, region: int) -> np.ndarray:
+    """``n`` distinct valid numbers from region ``region``'s own block of bases (0 to 9).
+
+    Blocks do not overlap, so regions generated apart never share a number; within a block
+    the bases are a permutation, and invalid ones are skipped rather than redrawn.
+    """
+    if not 0 <= region < 10:
+        raise ValueError(f"a national world has at most 10 regions, not region {region}")
+    offset = int(np.random.default_rng([seed, IDENTITY_STREAM, 3]).integers(0, REGION_BLOCK))
+    # About one base in eleven has no valid check digit: draw enough that n remain.
+    index = np.arange(min(REGION_BLOCK, n + n // 8 + 64), dtype=np.int64)
+    base = 9 * 10**8 + region * REGION_BLOCK + (index * 7_654_321 + offset) % REGION_BLOCK
+    check = _check_digits(base)
+    valid = np.flatnonzero(check != 10)[:n]
+    if valid.size < n:
+        raise ValueError(f"{n:,} people do not fit one region's {REGION_BLOCK:,} NHS numbers")
+    return np.asarray(base[valid] * 10 + check[valid], dtype=np.int64)
+
+
+def _check_digits(base: np.ndarray) -> np.ndarray:
+    """The modulus-11 check digit of each nine-digit base (10 where none is valid)."""
+    digits = (base[:, None] // 10 ** np.arange(8, -1, -1)) % 10
+    check: np.ndarray = (11 - (digits @ np.arange(10, 1, -1)) % 11) % 11
+    return check
 
 
 def _noisy_dob(
