@@ -353,16 +353,30 @@ def score(
         typer.Option(help="numpy: in memory; spark: features and scores on a Spark session."),
     ] = "numpy",
     master: Annotated[str | None, typer.Option(help="Spark's master for --engine spark.")] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            help="Score this feature table (from triage features build, any engine) instead "
+            "of building the signals from --data (--engine numpy only).",
+        ),
+    ] = None,
 ) -> None:
     """Score every referral of an extract with the champion: band, range and top reasons."""
     from cli.spark_score import remove_output, score_extract_on_spark
-    from explain.batch_scores import score_extract, write_scores
+    from explain.batch_scores import score_extract, score_features, write_scores
     from features.sql.spark import is_uri
     from triage.settings import get_settings
     from triage.store import add_audit_event
 
     spark = engine == "spark"
-    if not (spark and is_uri(data)) and not (Path(data) / "referrals.parquet").exists():
+    if features is not None:
+        if spark:
+            console.print("[red]--features is for --engine numpy[/] (Spark builds its own)")
+            raise typer.Exit(code=2)
+        if not features.exists():
+            console.print(f"[red]No feature table at {features}[/] (run: triage features build)")
+            raise typer.Exit(code=2)
+    elif not (spark and is_uri(data)) and not (Path(data) / "referrals.parquet").exists():
         console.print(f"[red]No extract at {data}[/] (run: triage synth --out {data})")
         raise typer.Exit(code=2)
     if spark and out.endswith(".csv"):
@@ -381,7 +395,11 @@ def score(
                 raise typer.Exit(code=2) from exc
             name = out.rstrip("/").rsplit("/", 1)[-1]
         else:
-            scores = score_extract(Path(data), scorer, top=top)
+            scores = (
+                score_extract(Path(data), scorer, top=top)
+                if features is None
+                else score_features(_feature_table(features, scorer), scorer, top=top)
+            )
             path = write_scores(scores, Path(out))
             counts = scores["band"].value_counts()
             rows, name = len(scores), path.name
@@ -407,6 +425,25 @@ def score(
         f"Scored {rows:,} referrals with {scorer.version} into {out}: "
         + ", ".join(f"{band} {count:,}" for band, count in bands.items())
     )
+
+
+def _feature_table(path: Path, scorer: Scorer) -> pd.DataFrame:
+    """A feature table from ``triage features build``, indexed by referral; exit 2 if unfit."""
+    import pandas as pd
+
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow's own words: not Parquet, truncated
+        console.print(f"[red]--features {path} is not a Parquet table[/] ({exc})")
+        raise typer.Exit(code=2) from exc
+    if table.index.name != "referral_id" and "referral_id" in table.columns:
+        table = table.set_index("referral_id")
+    missing = [name for name in scorer.signals if name not in table.columns]
+    if table.index.name != "referral_id" or missing:
+        what = f"signals {', '.join(missing[:5])}" if missing else "a referral_id column"
+        console.print(f"[red]--features {path} lacks {what}[/]")
+        raise typer.Exit(code=2)
+    return table
 
 
 @app.command()

@@ -303,6 +303,28 @@ def test_training_run_carries_the_global_views(extract, world, tmp_path, monkeyp
     engine.dispose()
     assert [(a.action, a.payload["rows"]) for a in audit] == [("export", len(scores))]
 
+    # Scoring a feature table built by another engine gives the same scores.
+    from features.sql import build_features as sql_features
+
+    table = tmp_path / "features.parquet"
+    sql_features(extract, engine="duckdb", threads=1).to_parquet(table)
+    again = tmp_path / "again.csv"
+    run = CliRunner().invoke(app, ["score", "--features", str(table), "--out", str(again)])
+    assert run.exit_code == 0, run.output
+    pd.testing.assert_frame_equal(
+        pd.read_csv(again).sort_values("referral_id", ignore_index=True),
+        scores.sort_values("referral_id", ignore_index=True),
+    )
+    first = result.scorer.signals[0]
+    pd.read_parquet(table).drop(columns=first).to_parquet(tmp_path / "short.parquet")
+    for features, said in [
+        (tmp_path / "short.parquet", f"lacks signals {first}"),
+        (tmp_path / "missing.parquet", "No feature table"),
+        (out, "is not a Parquet table"),
+    ]:
+        run = CliRunner().invoke(app, ["score", "--features", str(features), "--out", str(again)])
+        assert run.exit_code == 2 and said in " ".join(run.output.split()), run.output
+
     # The published audit from the command line: disclosure control, no internal structure.
     import json
 
