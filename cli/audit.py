@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli.features_build import MASTER_HELP, Engine, numpy_features, spark_or_exit
 
@@ -78,7 +79,8 @@ def champion_or_exit(purpose: str) -> Scorer:
 
 
 def _refuse(message: str) -> typer.Exit:
-    console.print(f"[red]{message}[/]")
+    """Say what is wrong (as typed: ``local[4]`` is not markup) and exit 2."""
+    console.print(escape(message), style="red")
     return typer.Exit(code=2)
 
 
@@ -145,7 +147,7 @@ def audit(
 
     spark = engine is Engine.spark
     if master is not None and not spark:
-        raise _refuse("--master applies to --engine spark only")
+        raise _refuse(f"--master {master} applies to --engine spark only, not {engine.value}")
     if master is not None and not MASTER.fullmatch(master):
         raise _refuse(
             f"--master {master!r} is not a Spark master: local[2], local[*], "
