@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -447,119 +447,6 @@ def _feature_table(path: Path, scorer: Scorer) -> pd.DataFrame:
 
 
 @app.command()
-def audit(
-    out: Annotated[Path, typer.Option(help="Directory for fairness_audit.json and .html.")],
-    data: Annotated[Path, typer.Option(help="Extract directory to audit.")] = Path("var/extract"),
-    period: Annotated[
-        str, typer.Option(help="Referrals to audit: 'test' (the held-out latest period) or 'all'.")
-    ] = "test",
-    bootstraps: Annotated[int, typer.Option(min=1, help="Bootstrap replicates per group.")] = 1000,
-    min_size: Annotated[int, typer.Option(min=1, help="Suppress groups smaller than this.")] = 50,
-    correction: Annotated[str, typer.Option(help="Multiple comparisons: holm or bh.")] = "holm",
-    bootstrap: Annotated[
-        str,
-        typer.Option(
-            help="household (cluster-aware: whole families resampled) or stratified "
-            "(referrals treated as independent, within each group)."
-        ),
-    ] = "household",
-    seed: Annotated[int, typer.Option(help="Bootstrap seed (recorded in the audit).")] = 0,
-    publish: Annotated[
-        bool,
-        typer.Option(
-            help="Write the published version: identifiers dropped, disclosure control applied."
-        ),
-    ] = False,
-    min_count: Annotated[
-        int, typer.Option(min=10, help="With --publish: withhold counts below this.")
-    ] = 10,
-    intersection: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Also audit this intersection, e.g. ethnicity,sex,age_band (two or three "
-            "attributes; repeat the option for more). Small cells are suppressed as elsewhere."
-        ),
-    ] = None,
-) -> None:
-    """Fairness audit of the champion on an extract: JSON and a self-contained HTML report."""
-    from explain.fairness_gaps import gap_explanations
-    from models.dataset import load_training_data
-    from models.fairness import (
-        INTERSECTIONS,
-        AuditConfig,
-        audit_attributes,
-        audit_scored,
-        parse_intersection,
-        to_document,
-        write_report,
-    )
-    from models.splits import TEST
-    from triage.settings import get_settings
-
-    if not (data / "referrals.parquet").exists():
-        console.print(f"[red]No extract at {data}[/] (run: triage synth --out {data})")
-        raise typer.Exit(code=2)
-    if (
-        period not in ("test", "all")
-        or correction not in ("holm", "bh")
-        or bootstrap not in ("stratified", "household")
-    ):
-        console.print(
-            "[red]--period must be test or all, --correction holm or bh, "
-            "--bootstrap stratified or household[/]"
-        )
-        raise typer.Exit(code=2)
-    try:
-        extra = tuple(parse_intersection(text) for text in intersection or ())
-    except ValueError as error:
-        console.print(f"[red]--intersection: {error}[/]")
-        raise typer.Exit(code=2) from None
-    settings = get_settings()
-    scorer = champion_or_exit(settings, "audit")
-    config = AuditConfig(
-        intersections=(*INTERSECTIONS, *(t for t in extra if t not in INTERSECTIONS)),
-        n_boot=bootstraps,
-        min_size=min_size,
-        # Both were checked against these values above; typer options cannot be Literal types.
-        correction=cast(Literal["holm", "bh"], correction),
-        bootstrap=cast(Literal["stratified", "household"], bootstrap),
-        seed=seed,
-    )
-    with console.status("auditing"):
-        table = load_training_data(data, outcome=scorer.outcome)
-        ids = table.part(TEST) if period == "test" else table.label.index
-        X = scorer.matrix(table.features.loc[ids])
-        probability = scorer.score_matrix(X, with_range=False).probability
-        result = audit_scored(table, ids, probability, scorer=scorer, directory=data, config=config)
-        gaps = gap_explanations(scorer, X, audit_attributes(table.protected.loc[ids]), result)
-        meta = {
-            "outcome": scorer.outcome,
-            "outcome_words": scorer.outcome_words,
-            "model_version": scorer.version,
-            "period": period,
-            "source": str(data),
-            "synthetic": table.truth is not None,
-        }
-        document = to_document(
-            result, meta=meta, gaps=gaps, pseudonymise=publish, min_count=min_count
-        )
-        if publish:
-            # Gap plots are drawn from row-level scores; the published HTML keeps only those
-            # of groups that stay shown.
-            kept = {(g["group_a"], g["group_b"], g["grouping"]) for g in document["why_gaps"]}
-            gaps = [g for g in gaps if (g["group_a"], g["group_b"], g["grouping"]) in kept]
-        json_path, html_path = write_report(document, out, gaps)
-    counts = document["summary"]["verdicts"].get("observed", {})
-    console.print(
-        f"Audited {result.n:,} referrals ({period}) with {scorer.version}: "
-        + ", ".join(f"{v} {k}" for k, v in counts.items())
-        + f"; {len(document['suppressed'])} groups withheld"
-        + (" (published version)." if publish else ".")
-    )
-    console.print(f"Wrote {json_path} and {html_path}.")
-
-
-@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
@@ -966,3 +853,7 @@ app.add_typer(retention_app, name="retention")
 from cli.features_build import features_build  # noqa: E402  (registered after the app exists)
 
 features_app.command("build")(features_build)
+
+from cli.audit import audit  # noqa: E402  (registered after the app exists)
+
+app.command("audit")(audit)

@@ -59,7 +59,7 @@ def _spark(extract: str, out: str, master: str | None) -> int:
     return rows
 
 
-def _numpy(extract: Path) -> pd.DataFrame:
+def numpy_features(extract: Path) -> pd.DataFrame:
     """The numpy batch builder on the validated extract, read into memory."""
     from features.batch import build_features
     from triage.store.extract import read_extract
@@ -132,7 +132,7 @@ def features_build(
         progress.add_task(f"building features ({engine.value})", total=None)
         try:
             if engine is Engine.numpy:
-                features = _numpy(extract)
+                features = numpy_features(extract)
             else:
                 with tempfile.TemporaryDirectory(prefix="triage-spill-") as spill:
                     features = build_features(

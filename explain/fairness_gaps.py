@@ -42,6 +42,27 @@ def gap_explanations(
     limit: int = 6,
 ) -> list[dict[str, Any]]:
     """Which signals drive the mean-score gap of the groups furthest from their reference."""
+    batch = scorer.score_matrix(X, with_range=False)
+    return gaps_from_contributions(
+        scorer.signals, batch.base, batch.contributions, attributes, result, limit=limit
+    )
+
+
+def gaps_from_contributions(
+    signals: tuple[str, ...],
+    base: np.ndarray,
+    contributions: np.ndarray,
+    attributes: pd.DataFrame,
+    result: FairnessAudit,
+    *,
+    limit: int = 6,
+) -> list[dict[str, Any]]:
+    """``gap_explanations`` from contributions already computed (on Spark, say), any row order."""
+    # Means of floats depend on the order summed: one canonical order (by the contributions
+    # themselves) makes every engine's rows, in whatever order they came, give the same bits.
+    order = np.lexsort(np.column_stack([base, contributions]).T)
+    base, contributions = base[order], contributions[order]
+    attributes = attributes.iloc[order]
     table = result.comparisons
     candidates = table[
         (table["metric"] == "mean_score")
@@ -51,15 +72,14 @@ def gap_explanations(
     candidates = candidates.reindex(
         candidates["difference"].abs().sort_values(ascending=False).index
     )
-    batch = scorer.score_matrix(X, with_range=False)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for row in records(candidates.head(limit)) or []:
             groups = attributes[row["grouping"]].astype(str).to_numpy()
             gap = group_difference(
-                scorer.signals,
-                batch.base,
-                batch.contributions,
+                signals,
+                base,
+                contributions,
                 groups,
                 row["group"],
                 row["reference"],

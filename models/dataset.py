@@ -136,18 +136,65 @@ def load_training_data(
             persons=world.persons,
             memberships=world.household_memberships,
         )
-    outcomes = world.outcomes.set_index("referral_id")
+    table = label_table(
+        features,
+        world.referrals,
+        world.children,
+        world.outcomes,
+        world.truth if with_truth else None,
+        outcome=outcome,
+        inputs=inputs,
+        spec=spec,
+    )
+    table.features_without_delays = (
+        None if without_delays is None else without_delays.loc[table.label.index, list(inputs)]
+    )
+    table.events_recorded_late = late
+    return table
+
+
+REFERRAL_COLUMNS = (
+    "referral_id",
+    "child_id",
+    "household_id",
+    "received_at",
+    "referrer_type",
+    "referrer_relationship",
+)
+"""The referral-level columns the training table and the audit read."""
+CHILD_COLUMNS = ("child_id", "ethnicity", "sex", "disability", "deprivation_decile")
+"""The child's protected attributes, audited, never model inputs."""
+
+
+def audit_groups(
+    child: pd.DataFrame, child_age_months: pd.Series, referrals: pd.DataFrame
+) -> pd.DataFrame:
+    """Audit groups of aligned rows: the child's attributes, age band and the referrer's voice."""
+    protected = child[list(CHILD_COLUMNS[1:])].copy()
+    protected["age_band"] = age_band(child_age_months).to_numpy()
+    return protected.join(referrer_groups(referrals))
+
+
+def label_table(
+    features: pd.DataFrame,
+    referrals: pd.DataFrame,
+    children: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    truth: pd.DataFrame | None,
+    *,
+    outcome: str = DEFAULT_OUTCOME,
+    inputs: tuple[str, ...] = DEFAULT_MODEL_INPUTS,
+    spec: SplitSpec | None = None,
+) -> TrainingData:
+    """The training table from features (any engine's, by referral_id) and referral tables."""
+    outcomes = outcomes.set_index("referral_id")
     labelled = features.index.intersection(outcomes.index)
-    refs = world.referrals.set_index("referral_id").loc[labelled]
+    refs = referrals.set_index("referral_id").loc[labelled]
     label = outcome_label(outcomes.loc[labelled], outcome)
-    children = world.children.set_index("child_id")
-    protected = children.loc[
-        refs["child_id"], ["ethnicity", "sex", "disability", "deprivation_decile"]
-    ]
-    protected.index = labelled
-    protected["age_band"] = age_band(features.loc[labelled, "child_age_months"])
-    protected = protected.join(referrer_groups(refs))
-    truth = world.truth.set_index("referral_id").loc[labelled, "harm_12m"] if with_truth else None
+    child = children.set_index("child_id").loc[refs["child_id"]]
+    child.index = labelled
+    protected = audit_groups(child, features.loc[labelled, "child_age_months"], refs)
+    harm = None if truth is None else truth.set_index("referral_id").loc[labelled, "harm_12m"]
     X = features.loc[labelled, list(inputs)]
     split = temporal_household_split(refs["received_at"], refs["household_id"], spec)
     return TrainingData(
@@ -157,14 +204,47 @@ def load_training_data(
         household_id=refs["household_id"],
         received_at=refs["received_at"],
         protected=protected,
-        truth=truth.astype(bool) if truth is not None else None,
+        truth=harm.astype(bool) if harm is not None else None,
         outcome=outcome,
         fingerprint=fingerprint(X, label),
         outcomes=outcomes.loc[labelled],
-        features_without_delays=(
-            None if without_delays is None else without_delays.loc[labelled, list(inputs)]
-        ),
-        events_recorded_late=late,
+    )
+
+
+def outcome_columns(outcome: str) -> list[str]:
+    """The outcomes table's columns that one outcome is read or derived from."""
+    return [DERIVED_OUTCOMES[outcome][0] if outcome in DERIVED_OUTCOMES else outcome]
+
+
+def load_audit_data(
+    directory: Path,
+    features: pd.DataFrame,
+    *,
+    outcome: str = DEFAULT_OUTCOME,
+    inputs: tuple[str, ...] = DEFAULT_MODEL_INPUTS,
+    spec: SplitSpec | None = None,
+) -> TrainingData:
+    """The training table from an engine's features and the referral-level tables only.
+
+    No events are read (they are what outgrows memory at national size), and of the
+    referral, child, outcome and truth tables only the columns the table needs.
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
+
+    def read(table: str, columns: list[str]) -> pd.DataFrame:
+        return pd.read_parquet(directory / f"{table}.parquet", columns=columns)
+
+    truth_path = directory / "truth.parquet"
+    return label_table(
+        features,
+        read("referrals", list(REFERRAL_COLUMNS)),
+        read("children", list(CHILD_COLUMNS)),
+        read("outcomes", ["referral_id", *outcome_columns(outcome)]),
+        read("truth", ["referral_id", "harm_12m"]) if truth_path.exists() else None,
+        outcome=outcome,
+        inputs=inputs,
+        spec=spec,
     )
 
 

@@ -26,19 +26,33 @@ class SplitSpec:
     label_horizon_days: int = 365
 
 
+def period_starts(
+    received_at: pd.Series, spec: SplitSpec | None = None
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """When the validation and the test periods start.
+
+    The test partition is exactly the referrals received at or after the test start (a
+    household's earlier referrals are excluded, never moved into it), so an engine that holds
+    only the receipt times can select it.
+    """
+    spec = spec or SplitSpec()
+    shares = (spec.validation_share, spec.test_share)
+    if min(shares) <= 0 or sum(shares) >= 1:
+        raise ValueError("validation and test shares must be positive and leave room to train")
+    ordered = received_at.sort_values(ignore_index=True)
+    n = len(ordered)
+    val_start = ordered.iloc[round(n * (1 - spec.validation_share - spec.test_share))]
+    test_start = ordered.iloc[round(n * (1 - spec.test_share))]
+    return val_start, test_start
+
+
 def temporal_household_split(
     received_at: pd.Series, household_id: pd.Series, spec: SplitSpec | None = None
 ) -> pd.Series:
     """Assign each referral to train, validation, test or excluded; no household spans two."""
     spec = spec or SplitSpec()
-    shares = (spec.validation_share, spec.test_share)
-    if min(shares) <= 0 or sum(shares) >= 1:
-        raise ValueError("validation and test shares must be positive and leave room to train")
     t = received_at
-    ordered = t.sort_values(ignore_index=True)
-    n = len(ordered)
-    val_start = ordered.iloc[round(n * (1 - spec.validation_share - spec.test_share))]
-    test_start = ordered.iloc[round(n * (1 - spec.test_share))]
+    val_start, test_start = period_starts(t, spec)
     period = np.where(t >= test_start, TEST, np.where(t >= val_start, VALIDATION, TRAIN))
     split = pd.Series(period, index=received_at.index, dtype=object)
     # A label looks ahead over its horizon: a training referral whose horizon reaches past

@@ -41,6 +41,7 @@ from models.fairness._metrics import (
     metric_names,
     ranking_table,
 )
+from models.fairness._order import canonical_order
 from models.fairness._quarters import quarter_view
 from models.fairness._statistics import (
     adjust,
@@ -135,6 +136,31 @@ def audit(
         if label_arrays["truth"].shape != y.shape:
             raise ValueError("truth must have one entry per row")
     labels = tuple(label_arrays)
+    for name, rows in (("decisions", decisions), ("periods", periods)):
+        if rows is not None and len(rows) != y.size:
+            raise ValueError(f"{name} must have one entry per row")
+    # Row order must not move a figure by an ulp: every engine hands rows in its own order.
+    order = canonical_order(
+        [
+            p,
+            *label_arrays.values(),
+            *(attributes[c] for c in attributes.columns),
+            None if periods is None else np.asarray(periods).astype(str),
+            None
+            if clusters is None or len(clusters) != y.size
+            else np.asarray(clusters).astype(str),
+            *(() if decisions is None else (decisions[c] for c in decisions.columns)),
+        ]
+    )
+    y, p = y[order], p[order]
+    label_arrays = {k: v[order] for k, v in label_arrays.items()}
+    attributes = attributes.iloc[order]
+    if decisions is not None:
+        decisions = decisions.iloc[order]
+    if clusters is not None and len(clusters) == y.size:  # else refused below, by name
+        clusters = np.asarray(clusters)[order]
+    if periods is not None:
+        periods = np.asarray(periods)[order]
     human_capacity = None
     if decisions is not None:
         # The model's queue at the capacity people used: the share of all scored referrals
