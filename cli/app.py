@@ -362,6 +362,7 @@ def score(
     ] = None,
 ) -> None:
     """Score every referral of an extract with the champion: band, range and top reasons."""
+    from cli.features_build import read_feature_table
     from cli.spark_score import remove_output, score_extract_on_spark
     from explain.batch_scores import score_extract, score_features, write_scores
     from features.sql.spark import is_uri
@@ -398,7 +399,7 @@ def score(
             scores = (
                 score_extract(Path(data), scorer, top=top)
                 if features is None
-                else score_features(_feature_table(features, scorer), scorer, top=top)
+                else score_features(read_feature_table(features, scorer.signals), scorer, top=top)
             )
             path = write_scores(scores, Path(out))
             counts = scores["band"].value_counts()
@@ -425,25 +426,6 @@ def score(
         f"Scored {rows:,} referrals with {scorer.version} into {out}: "
         + ", ".join(f"{band} {count:,}" for band, count in bands.items())
     )
-
-
-def _feature_table(path: Path, scorer: Scorer) -> pd.DataFrame:
-    """A feature table from ``triage features build``, indexed by referral; exit 2 if unfit."""
-    import pandas as pd
-
-    try:
-        table = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow's own words: not Parquet, truncated
-        console.print(f"[red]--features {path} is not a Parquet table[/] ({exc})")
-        raise typer.Exit(code=2) from exc
-    if table.index.name != "referral_id" and "referral_id" in table.columns:
-        table = table.set_index("referral_id")
-    missing = [name for name in scorer.signals if name not in table.columns]
-    if table.index.name != "referral_id" or missing:
-        what = f"signals {', '.join(missing[:5])}" if missing else "a referral_id column"
-        console.print(f"[red]--features {path} lacks {what}[/]")
-        raise typer.Exit(code=2)
-    return table
 
 
 @app.command()

@@ -17,7 +17,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cli.features_build import MASTER_HELP, Engine, numpy_features, spark_or_exit
+from cli.features_build import (
+    MASTER_HELP,
+    Engine,
+    numpy_features,
+    read_feature_table,
+    spark_or_exit,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,6 +140,14 @@ def audit(
         str | None, typer.Option("--memory-limit", help="DuckDB's memory limit, e.g. 4GB.")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="DuckDB's threads.")] = 2,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            "--features",
+            help="Audit with this feature table (from triage features build, any engine) "
+            "instead of building the signals; not with --engine spark.",
+        ),
+    ] = None,
 ) -> None:
     """Fairness audit of the champion on an extract: JSON and a self-contained HTML report."""
     from features.sql.spark import is_uri
@@ -155,6 +169,12 @@ def audit(
         )
     if not (spark and is_uri(data)) and not (Path(data) / "referrals.parquet").exists():
         raise _refuse(f"No extract at {data} (run: triage synth --out {data})")
+    if features is not None and (spark or not features.exists()):
+        raise _refuse(
+            "--features is not for --engine spark (Spark builds its own)"
+            if spark
+            else f"No feature table at {features} (run: triage features build)"
+        )
     if (
         period not in ("test", "all")
         or correction not in ("holm", "bh")
@@ -190,9 +210,13 @@ def audit(
                     raise _refuse(f"Extract refused: {exc}") from exc
             result, gaps, synthetic, cells = done.result, done.gaps, done.synthetic, done.cells
         else:
-            features = _engine_features(engine, Path(data), threads, memory_limit)
+            table = (
+                _engine_features(engine, Path(data), threads, memory_limit)
+                if features is None
+                else read_feature_table(features, (*scorer.signals, "child_age_months"))
+            )
             result, gaps, synthetic = audit_in_memory(
-                features, Path(data), scorer, period=period, config=config
+                table, Path(data), scorer, period=period, config=config
             )
         meta = {
             "outcome": scorer.outcome,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -73,6 +73,25 @@ def numpy_features(extract: Path) -> pd.DataFrame:
         persons=world.persons,
         memberships=world.household_memberships,
     )
+
+
+def read_feature_table(path: Path, signals: Sequence[str]) -> pd.DataFrame:
+    """A feature table from ``triage features build``, indexed by referral; exit 2 if unfit."""
+    import pandas as pd
+
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow's own words: not Parquet, truncated
+        console.print(f"[red]--features {path} is not a Parquet table[/] ({exc})")
+        raise typer.Exit(code=2) from exc
+    if table.index.name != "referral_id" and "referral_id" in table.columns:
+        table = table.set_index("referral_id")
+    missing = [name for name in signals if name not in table.columns]
+    if table.index.name != "referral_id" or missing:
+        what = f"signals {', '.join(missing[:5])}" if missing else "a referral_id column"
+        console.print(f"[red]--features {path} lacks {what}[/]")
+        raise typer.Exit(code=2)
+    return table
 
 
 def features_build(

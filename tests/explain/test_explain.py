@@ -342,6 +342,15 @@ def test_training_run_carries_the_global_views(extract, world, tmp_path, monkeyp
     assert published["config"]["inference"] == "household" and "source" not in published["meta"]
     assert "Disclosure control" in (folder / "fairness_audit.html").read_text()
 
+    # The same audit from the feature table DuckDB built: the same document.
+    other = tmp_path / "audit-from-features"
+    again = ["--out", str(other), "--features", str(table), "--publish", *three_way]
+    run = CliRunner().invoke(app, [*args[:-4], *again, "--bootstraps", "20"])
+    assert run.exit_code == 0, run.output
+    from_table = json.loads((other / "fairness_audit.json").read_text())
+    published.pop("generated_at"), from_table.pop("generated_at")
+    assert from_table == published
+
 
 def test_days_since_reads_in_whole_days():
     signal = SIGNALS["days_since_last_referral"]
