@@ -10,6 +10,7 @@ CPU seconds: on a shared machine these say more than the wall time does.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -41,10 +42,8 @@ def main(argv: list[str]) -> int:
     child = subprocess.Popen(command)
     root, peak, cpu = psutil.Process(child.pid), 0, dict[int, float]()
     while child.poll() is None:
-        try:
+        with contextlib.suppress(psutil.Error):
             peak = max(peak, sample(root, cpu))
-        except psutil.Error:
-            pass
         time.sleep(0.1)
     seconds = time.perf_counter() - start
     print(
