@@ -10,7 +10,10 @@ referral only if ``r.t_ms < q.t_ms`` (strictly before: the same millisecond, the
 itself included, never counts), an event also only if ``r.known_ms < q.t_ms`` (recorded
 before it), and inside a window of D days only if ``r.t_ms >= q.t_ms - D days`` (the edge
 counts). Each (source, entity) pairs its records once, within the group's longest window;
-each signal is then one ``CASE`` inside a ``GROUP BY referral_id`` aggregate.
+each signal is then one ``CASE`` inside a ``GROUP BY row_order`` aggregate. The pairs and
+aggregates are keyed by the referral's ``row_order`` (an integer, unique per referral), not
+its string ``referral_id``: hashing, sorting and joining a long is cheaper than a string
+(on Spark, whose hash aggregates and sort-merge joins spent their time on the strings).
 """
 
 from __future__ import annotations
@@ -254,7 +257,7 @@ class _Compiler:
             rule.append("r.known_ms < q.t_ms")
         on = " AND ".join(rule)
         key = f"{entity.value}_id"
-        select = f"SELECT q.referral_id, q.t_ms AS q_t, q.concerns AS q_concerns, {cols}"
+        select = f"SELECT q.row_order, q.t_ms AS q_t, q.concerns AS q_concerns, {cols}"
         table = RELATIONS[source]
         pairs = f"{select}\n  FROM refs q JOIN {table} r ON r.{key} = q.{key} AND {on}"
         if source is Source.events and entity is Entity.household:
@@ -278,11 +281,11 @@ class _Compiler:
         self.ctes.append(
             (
                 f"agg_{name}",
-                f"SELECT referral_id,\n    {', '.join(aggregates)}\n  FROM pairs_{name}"
-                "\n  GROUP BY referral_id, q_t, q_concerns",
+                f"SELECT row_order,\n    {', '.join(aggregates)}\n  FROM pairs_{name}"
+                "\n  GROUP BY row_order, q_t, q_concerns",
             )
         )
-        self.joins.append(f"LEFT JOIN agg_{name} ON agg_{name}.referral_id = q.referral_id")
+        self.joins.append(f"LEFT JOIN agg_{name} ON agg_{name}.row_order = q.row_order")
         for signal in group:
             column = f"agg_{name}.{signal.name}"
             if signal.aggregation is Aggregation.days_since:
@@ -321,7 +324,7 @@ class _Compiler:
         self.ctes.append(
             (
                 "member_pairs",
-                """SELECT q.referral_id, q.t_ms AS q_t, m.person_id, m.role, m.joined_ms, m.left_ms
+                """SELECT q.row_order, q.t_ms AS q_t, m.person_id, m.role, m.joined_ms, m.left_ms
   FROM refs q JOIN memberships m ON m.household_id = q.household_id
     AND m.person_id <> q.child_id AND m.joined_ms < q.t_ms""",
             )
@@ -352,7 +355,7 @@ class _Compiler:
             self.ctes.append(
                 (
                     f"in_force_{i}",
-                    f"""SELECT DISTINCT p.referral_id, p.person_id
+                    f"""SELECT DISTINCT p.row_order, p.person_id
   FROM member_pairs p
   JOIN person_records r ON r.person_id = p.person_id
     AND {_in("r.kind", tuple(k.value for k in records))}
@@ -363,7 +366,7 @@ class _Compiler:
                 )
             )
             joins.append(
-                f"LEFT JOIN in_force_{i} f{i} ON f{i}.referral_id = p.referral_id"
+                f"LEFT JOIN in_force_{i} f{i} ON f{i}.row_order = p.row_order"
                 f" AND f{i}.person_id = p.person_id"
             )
         aggregates = []
@@ -380,18 +383,18 @@ class _Compiler:
         self.ctes.append(
             (
                 "agg_members",
-                f"SELECT p.referral_id,\n    {', '.join(aggregates)}\n  FROM member_pairs p\n  "
+                f"SELECT p.row_order,\n    {', '.join(aggregates)}\n  FROM member_pairs p\n  "
                 + "\n  ".join(joins)
-                + "\n  GROUP BY p.referral_id",
+                + "\n  GROUP BY p.row_order",
             )
         )
-        self.joins.append("LEFT JOIN agg_members ON agg_members.referral_id = q.referral_id")
+        self.joins.append("LEFT JOIN agg_members ON agg_members.row_order = q.row_order")
         for signal in group:
             self.columns[signal.name] = f"CAST(coalesce(agg_members.{signal.name}, 0) AS DOUBLE)"
 
     def changes(self, group: list[Signal]) -> None:
         select = (
-            "SELECT q.referral_id, q.t_ms AS q_t, m.membership_id, m.joined_ms, m.left_ms, "
+            "SELECT q.row_order, q.t_ms AS q_t, m.membership_id, m.joined_ms, m.left_ms, "
             "m.at_birth\n  FROM refs q JOIN memberships m ON "
         )
         self.ctes.append(
@@ -416,11 +419,11 @@ class _Compiler:
         self.ctes.append(
             (
                 "agg_changes",
-                f"SELECT referral_id,\n    {', '.join(sums)}\n  FROM change_pairs\n"
-                "  GROUP BY referral_id",
+                f"SELECT row_order,\n    {', '.join(sums)}\n  FROM change_pairs\n"
+                "  GROUP BY row_order",
             )
         )
-        self.joins.append("LEFT JOIN agg_changes ON agg_changes.referral_id = q.referral_id")
+        self.joins.append("LEFT JOIN agg_changes ON agg_changes.row_order = q.row_order")
         for signal in group:
             self.columns[signal.name] = f"CAST(coalesce(agg_changes.{signal.name}, 0) AS DOUBLE)"
 

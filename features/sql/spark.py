@@ -142,5 +142,12 @@ def build_features_spark(
     spark: Any, extract_dir: str | Path, signals: tuple[Signal, ...] = CATALOGUE
 ) -> pd.DataFrame:
     """Every signal for every referral of an extract, computed by a Spark session."""
-    frame: pd.DataFrame = spark_features(spark, extract_dir, signals).toPandas()
+    arrow = "spark.sql.execution.arrow.pyspark.enabled"
+    before = spark.conf.get(arrow, "false")
+    # Arrow hands the columns over in batches; without it toPandas pickles row by row.
+    spark.conf.set(arrow, "true")
+    try:
+        frame: pd.DataFrame = spark_features(spark, extract_dir, signals).toPandas()
+    finally:
+        spark.conf.set(arrow, before)
     return frame.set_index("referral_id").astype("float64")
