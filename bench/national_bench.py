@@ -7,7 +7,7 @@ Python workers count with the driver):
 * features: ``triage features build EXTRACT --engine numpy|duckdb|spark``;
 * scores: ``triage score --features F`` (numpy and DuckDB features, the champion in memory) or
   ``triage score --engine spark`` (features and scores on Spark);
-* audit: ``triage audit --engine numpy|duckdb|spark --period test``.
+* audit: ``triage audit --features F`` or ``triage audit --engine spark`` (the test period).
 
 A step whose tree passes ``--guard-gb`` is stopped and reported as not fitting (the numpy
 path reads the whole extract into memory, so at national size it is expected not to); a step
@@ -23,6 +23,7 @@ assumption the reader can change: the projection assumes the work spreads evenly
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from tree_time import sample  # bench/: the process tree's memory and CPU
 
 BIN = Path(sys.executable).parent
 
@@ -47,67 +49,48 @@ class Step:
     step: str
     referrals: int
     seconds: float
+    cpu_seconds: float
     peak_gb: float
     status: str
     """ok, failed (exit code) or over the guard."""
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of a process and all its descendants."""
+def run(
+    command: list[str], guard_gb: float, env: dict[str, str]
+) -> tuple[float, float, float, str]:
+    """Run a command; its wall time, CPU seconds and peak tree RSS (GB), and its status."""
     import psutil
 
-    try:
-        process = psutil.Process(root)
-        members = [process, *process.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for member in members:
-        try:
-            total += member.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
-def run(command: list[str], guard_gb: float, env: dict[str, str]) -> tuple[float, float, str]:
-    """Run a command; its wall time, peak tree RSS (GB) and status."""
     start = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
-    peak, over = 0, False
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak, over
-        while not stop.is_set():
-            rss = tree_rss(process.pid)
-            peak = max(peak, rss)
-            if rss > guard_gb * 1024**3:
-                over = True
-                import psutil
-
-                for child in psutil.Process(process.pid).children(recursive=True):
+    root, peak, cpu, over = psutil.Process(process.pid), 0, dict[int, float](), False
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
+    reader.start()
+    while process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, sample(root, cpu))
+        if peak > guard_gb * 1024**3:
+            over = True
+            for child in root.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
                     child.kill()
-                process.kill()
-                return
-            stop.wait(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    output, _ = process.communicate()
-    stop.set()
-    sampler.join()
+            process.kill()
+            process.wait()
+            break
+        time.sleep(0.2)
+    reader.join()
     seconds = time.perf_counter() - start
     if over:
         status = f"stopped: over {guard_gb:g} GB"
     elif process.returncode:
         status = f"failed (exit {process.returncode})"
-        print(output[-3000:], file=sys.stderr)
+        print("".join(output)[-3000:], file=sys.stderr)
     else:
         status = "ok"
-    return seconds, peak / 1024**3, status
+    return seconds, sum(cpu.values()), peak / 1024**3, status
 
 
 def referrals_in(extract: Path) -> int:
@@ -136,7 +119,7 @@ def commands(
                       "--out", str(features), *limit]),
         ("scores", [triage, "score", "--features", str(features),
                     "--out", str(work / f"scores-{engine}.parquet")]),
-        ("audit", [triage, "audit", "--engine", engine, "--data", str(extract),
+        ("audit", [triage, "audit", "--features", str(features), "--data", str(extract),
                    "--out", str(work / f"audit-{engine}")]),
     ]  # fmt: skip
 
@@ -166,13 +149,13 @@ def main() -> None:
             failed = False
             for step, command in commands(engine, extract, work, args.memory_limit):
                 if failed:
-                    steps.append(Step(engine, step, referrals, 0.0, 0.0, "skipped"))
+                    steps.append(Step(engine, step, referrals, 0.0, 0.0, 0.0, "skipped"))
                     continue
-                seconds, peak, status = run(command, args.guard_gb, env)
-                steps.append(Step(engine, step, referrals, seconds, peak, status))
+                seconds, cpu, peak, status = run(command, args.guard_gb, env)
+                steps.append(Step(engine, step, referrals, seconds, cpu, peak, status))
                 print(
                     f"{engine:7s} {step:9s} {referrals:>10,} referrals  {seconds:8.1f} s  "
-                    f"{peak:6.2f} GB  {status}",
+                    f"CPU {cpu:8.1f} s  {peak:6.2f} GB  {status}",
                     flush=True,
                 )
                 failed = status != "ok"
@@ -206,13 +189,16 @@ def summary(steps: list[Step], national: int, price: float) -> str:
             f"({per_million[engine]:.1f} s per million; {ratio:.2f}x {best}), peak {peak:.2f} GB"
         )
     if "spark" in totals:
+        mine = [s for s in steps if s.engine == "spark"]
         seconds, _, referrals = totals["spark"]
-        core_hours = seconds * 2 / 3600 * national / referrals
+        scale = national / referrals
+        core_hours = sum(s.cpu_seconds for s in mine) / 3600 * scale
         lines.append(
-            f"spark projection to {national:,} referrals: {core_hours:.2f} core-hours "
-            f"(local[2] measured at {referrals:,}, linear); at ${price:.3f} per core-hour "
-            f"${core_hours * price:.2f} a run; on 16 cores about "
-            f"{core_hours / 16 * 60:.0f} minutes if it spread evenly"
+            f"spark projection to {national:,} referrals (linear from {referrals:,} on "
+            f"local[2]; start-up and planning are fixed costs, so this is an upper bound): "
+            f"{core_hours:.2f} core-hours of CPU; at ${price:.3f} per core-hour "
+            f"${core_hours * price:.2f} a run; on 32 busy cores about "
+            f"{core_hours / 32 * 60:.0f} minutes"
         )
     return "\n".join(lines)
 
