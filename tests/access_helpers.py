@@ -6,7 +6,9 @@ import itertools
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from unittest import mock
 
+from triage import security
 from triage.accounts import create_api_key, create_user
 from triage.security import SCOPES, issue_user_token
 from triage.settings import Settings
@@ -19,6 +21,15 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 _serial = itertools.count()
+_hashes: dict[str, str] = {}
+
+
+def _hash_once(password: str) -> str:
+    """One real argon2 hash per password for the run, shared by the users made here: each hash
+    costs ~100 ms of every core, and tests make hundreds of users. Sign-ins still verify it."""
+    if password not in _hashes:
+        _hashes[password] = security.hash_password(password)
+    return _hashes[password]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -30,7 +41,10 @@ def user_headers(settings: Settings, *roles: str, username: str | None = None) -
     """Add a user holding ``roles`` and return headers with a signed token for them."""
     engine = make_engine(settings.database_url)
     try:
-        with session_factory(engine)() as session:
+        with (
+            session_factory(engine)() as session,
+            mock.patch("triage.accounts.hash_password", _hash_once),
+        ):
             user = create_user(
                 session,
                 username=username or f"{'-'.join(roles)}-{next(_serial)}",

@@ -18,6 +18,7 @@ import pytest
 from access_helpers import user_headers
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
+from store_support import StoreTemplates
 
 from api.app import create_app
 from models.dataset import load_training_data
@@ -26,7 +27,6 @@ from models.train import fit_scorer
 from triage.schema import REFERRAL_EXAMPLE
 from triage.settings import Settings
 from triage.store import AuditEventRow, IdempotencyKeyRow, ScoreRow, make_engine
-from triage.store.migrate import upgrade
 from triage.synth import WorldParams, generate_world
 from triage.synth.extract import write_extract
 
@@ -34,19 +34,28 @@ T0 = datetime(2026, 4, 13, 9, 0, tzinfo=UTC)  # a Monday
 _serial = itertools.count()
 
 
+_fitted: list[Scorer] = []
+
+
 @pytest.fixture(scope="module")
 def scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
-    """A scorecard fitted on a small synthetic world, as test_models fits one (seconds)."""
-    directory = tmp_path_factory.mktemp("world")
-    write_extract(generate_world(WorldParams(n_referrals=3_000, seed=11)), directory)
-    return fit_scorer(load_training_data(directory), n_boot=2, version="test-model/1")
+    """A scorecard fitted on a small synthetic world, as test_models fits one (seconds).
+
+    Fitted once per test run and shared by every module that imports this fixture: the
+    tests read it and change only copies (``copy.copy``). A session scope alone would not
+    share it: a fixture imported into a module is that module's own.
+    """
+    if not _fitted:
+        directory = tmp_path_factory.mktemp("world")
+        write_extract(generate_world(WorldParams(n_referrals=3_000, seed=11)), directory)
+        _fitted.append(fit_scorer(load_training_data(directory), n_boot=2, version="test-model/1"))
+    return _fitted[0]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on a fresh, migrated SQLite database."""
-    url = f"sqlite:///{tmp_path / 'triage.db'}"
-    upgrade(url)
+def settings(tmp_path: Path, store_templates: StoreTemplates) -> Settings:
+    """Settings on a fresh, migrated SQLite database (a copy: tests/store_support.py)."""
+    url = store_templates.sqlite(tmp_path / "triage.db")
     return Settings(
         var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
     )

@@ -21,10 +21,10 @@ from chain_support import anchor_new_chain
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from store_support import StoreTemplates
 
 from triage.settings import Settings, get_settings, normalise_database_url
 from triage.store import make_engine, session_factory
-from triage.store.migrate import upgrade
 
 # An app per test: frozen objects are never collected, so freezing would keep every earlier
 # test's app (and the servers tests start inherit this too).
@@ -129,11 +129,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def store_templates(tmp_path_factory: pytest.TempPathFactory) -> StoreTemplates:
+    """Stores migrated once per run, copied for each test (tests/store_support.py)."""
+    return StoreTemplates(tmp_path_factory.mktemp("store-templates"))
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, store_templates: StoreTemplates) -> Settings:
     """Service settings on a fresh, migrated SQLite database (a module may define its own)."""
-    url = f"sqlite:///{tmp_path / 'triage.db'}"
-    upgrade(url)
+    url = store_templates.sqlite(tmp_path / "triage.db")
     settings = Settings(
         var_dir=tmp_path, database_url=url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db"
     )
@@ -142,9 +147,14 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def migrated_url(database_url: str) -> str:
-    """``database_url`` with the schema migrated to head."""
-    upgrade(database_url)
+def migrated_url(
+    database_url: str, store_templates: StoreTemplates, request: pytest.FixtureRequest
+) -> str:
+    """``database_url`` with the schema at head: a copy of a store migrated once per run."""
+    server_url = None
+    if not database_url.startswith("sqlite"):
+        server_url = request.getfixturevalue("postgres_server_url")
+    store_templates.migrated(database_url, server_url)
     return database_url
 
 

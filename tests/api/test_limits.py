@@ -9,17 +9,16 @@ from pathlib import Path
 import pytest
 from access_helpers import PASSWORD, key_headers, user_headers
 from fastapi.testclient import TestClient
+from store_support import StoreTemplates
 
 from api.app import create_app
 from triage.settings import Settings
-from triage.store.migrate import upgrade
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, store_templates: StoreTemplates) -> Settings:
     """Tight limits, so that tests reach them in a few requests."""
-    url = f"sqlite:///{tmp_path / 'triage.db'}"
-    upgrade(url)
+    url = store_templates.sqlite(tmp_path / "triage.db")
     return Settings(
         var_dir=tmp_path,
         database_url=url,

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import getpass
 import json
+import shutil
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pii_scan
 import pytest
 from access_helpers import csrf_of, sign_in_page, user_headers
 from api_support import (  # noqa: F401  (fixtures by name)
+    Switch,
     admin,
     client,
     make_client,
@@ -23,14 +28,16 @@ from api_support import (  # noqa: F401  (fixtures by name)
 )
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from store_support import SchemaDump, StoreTemplates, create_schema, drop_schema, schema_url
 from typer.testing import CliRunner
 
+from api.app import create_app
 from cli.app import app as cli_app
+from models.scorer import Scorer
 from service import review_export
 from triage.settings import Settings, get_settings
 from triage.store import AuditEventRow, make_engine, session_factory
 from triage.store.auditlog import chain_hash, event_document, verify_chain
-from triage.store.migrate import upgrade
 from triage.store.tables import DecisionRow, ScoreRow
 
 CHILD = "C-1042"
@@ -40,16 +47,33 @@ RATIONALE = "Relative's photographs seen; the band under-reads the injury."
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """The service on SQLite and on PostgreSQL (a private schema), migrated."""
-    upgrade(database_url)
+def _settings(database_url: str, var_dir: Path) -> Settings:
     return Settings(
-        var_dir=tmp_path,
+        var_dir=var_dir,
         database_url=database_url,
-        mlflow_tracking_uri=f"sqlite:///{tmp_path}/ml.db",
+        mlflow_tracking_uri=f"sqlite:///{var_dir}/ml.db",
         audit_checkpoint_seconds=0,
     )
+
+
+@pytest.fixture
+def settings(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    tmp_path: Path,
+    store_templates: StoreTemplates,
+    built_worlds: BuiltWorlds,
+) -> Settings:
+    """The service on SQLite and on PostgreSQL (a private schema), migrated; for a test that
+    asks for the ``world``, a fresh copy of the store (and var directory) it was built in."""
+    server_url = None
+    if not database_url.startswith("sqlite"):
+        server_url = request.getfixturevalue("postgres_server_url")
+    if "world" in request.fixturenames:
+        built_worlds.copy_into(database_url, tmp_path, server_url)
+    else:
+        store_templates.migrated(database_url, server_url)
+    return _settings(database_url, tmp_path)
 
 
 def _ok(response: Any, status: int = 201) -> dict[str, Any]:
@@ -68,8 +92,7 @@ def _band(settings: Settings, referral_id: str) -> str:
         engine.dispose()
 
 
-@pytest.fixture
-def world(client: TestClient, settings: Settings) -> dict[str, str]:
+def _build_world(client: TestClient, settings: Settings) -> dict[str, str]:
     """A child with two scored referrals: the first decided against the band (an override,
     with a rationale), the second disputed, checked with an agency that replied, discussed at
     a strategy discussion, a fact recorded, then decided; and a sibling with one referral."""
@@ -132,6 +155,75 @@ def world(client: TestClient, settings: Settings) -> dict[str, str]:
     _ok(signed, 200)
     _ok(client.post(f"/v1/referrals/{sibling_id}/reopen", json={"reason": "new information"}), 200)
     return {"first": first_id, "second": second_id, "sibling": sibling_id}
+
+
+class BuiltWorlds:
+    """The world built once per backend for the module; each test gets its own copy."""
+
+    def __init__(self, directory: Path, scorer: Scorer, templates: StoreTemplates) -> None:
+        self.directory, self.scorer, self.templates = directory, scorer, templates
+        self.ids: dict[str, dict[str, str]] = {}
+        self.dumps: dict[str, SchemaDump] = {}
+        self.schemas: list[tuple[str, str]] = []
+
+    def _build(self, backend: str, server_url: str | None) -> None:
+        var_dir = self.directory / backend
+        var_dir.mkdir()
+        if server_url is None:
+            url = self.templates.sqlite(var_dir / "triage.db")
+        else:
+            schema = f"t_world_{uuid.uuid4().hex}"
+            create_schema(server_url, schema)
+            self.schemas.append((server_url, schema))
+            url = schema_url(server_url, schema)
+            self.templates.postgres(url, server_url)
+        settings = _settings(url, var_dir)
+        app = create_app(settings, scorer_loader=Switch(self.scorer), score_backlog_on_start=False)
+        headers = user_headers(settings, "admin")
+        with TestClient(app, raise_server_exceptions=False, headers=headers) as client:
+            self.ids[backend] = _build_world(client, settings)
+        if server_url is not None:
+            self.dumps[backend] = SchemaDump(server_url, schema)
+
+    def copy_into(self, database_url: str, var_dir: Path, server_url: str | None) -> None:
+        """Make ``var_dir`` and the empty store at ``database_url`` a copy of the world's."""
+        backend = "sqlite" if server_url is None else "postgres"
+        if backend not in self.ids:
+            self._build(backend, server_url)
+        # The audit key and checkpoint, the secret key (and, on SQLite, the store itself).
+        shutil.copytree(self.directory / backend, var_dir, dirs_exist_ok=True)
+        if server_url is not None:
+            self.dumps[backend].restore(database_url)
+
+    def close(self) -> None:
+        """Drop the PostgreSQL schemas, keeping what they held for the log scan."""
+        for server_url, schema in self.schemas:
+            admin = make_engine(server_url)
+            try:
+                pii_scan.SESSION.values.update(pii_scan.snapshot_schema(admin, schema))
+            finally:
+                admin.dispose()
+            drop_schema(server_url, schema)
+
+
+@pytest.fixture(scope="module")
+def built_worlds(
+    tmp_path_factory: pytest.TempPathFactory,
+    scorer: Scorer,
+    store_templates: StoreTemplates,
+) -> Iterator[BuiltWorlds]:
+    """The world of ``_build_world``, built on first use per backend and copied per test:
+    the tests add to it (exports, users, records), so none may see another's changes."""
+    worlds = BuiltWorlds(tmp_path_factory.mktemp("review-world"), scorer, store_templates)
+    yield worlds
+    worlds.close()
+
+
+@pytest.fixture
+def world(settings: Settings, built_worlds: BuiltWorlds) -> dict[str, str]:
+    """The ids of the world's referrals; ``settings`` holds the copy of the world."""
+    backend = "sqlite" if settings.database_url.startswith("sqlite") else "postgres"
+    return built_worlds.ids[backend]
 
 
 def _document(settings: Settings, subject: review_export.Subject) -> dict[str, Any]:

@@ -16,12 +16,9 @@ import pytest
 import shap
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from models.dataset import load_training_data
 from models.families import Challenger
 from models.splits import TRAIN, VALIDATION
 from models.treeshap import CHUNK_ROWS, TreeShapTables
-from triage.synth import WorldParams, generate_world
-from triage.synth.extract import write_extract
 
 TOL = 1e-6
 
@@ -43,11 +40,10 @@ def _assert_exact(model: HistGradientBoostingClassifier, X: np.ndarray, threads:
 
 
 @pytest.fixture(scope="module")
-def challenger_and_rows(tmp_path_factory) -> tuple[Challenger, np.ndarray]:
-    """A challenger fitted on a small synthetic world, and every row of it."""
-    directory = tmp_path_factory.mktemp("extract")
-    write_extract(generate_world(WorldParams(n_referrals=8_000, seed=11)), directory)
-    data = load_training_data(directory)
+def challenger_and_rows(small_world_data) -> tuple[Challenger, np.ndarray]:
+    """A challenger fitted on the small synthetic world (conftest's, read only), and every row
+    of it."""
+    data = small_world_data
     X = {p: data.features.loc[data.part(p)].to_numpy(dtype=float) for p in (TRAIN, VALIDATION)}
     y = {p: data.label.loc[data.part(p)].to_numpy(dtype=int) for p in (TRAIN, VALIDATION)}
     groups = data.household_id.loc[data.part(TRAIN)].to_numpy()

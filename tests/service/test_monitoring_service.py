@@ -15,6 +15,8 @@ import pytest
 from access_helpers import sign_in_page
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import make_url
+from store_support import StoreTemplates, sqlite_copy
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -58,12 +60,15 @@ def _fill(engine: Engine) -> None:
             )
         )  # fmt: skip
         session.flush()
+        # Referrals first, then what refers to them: batched inserts, not one per row.
+        referrals: list[ReferralRow] = []
+        dependants: list[ScoreRow | DecisionRow] = []
         for k in range(MONTHS):
             last = k == MONTHS - 1
             for i in range(PER_MONTH):
                 referral_id = f"R-{k}-{i}"
                 received = _month_start(k) + timedelta(days=float(rng.uniform(0, 27)))
-                session.add(
+                referrals.append(
                     ReferralRow(
                         referral_id=referral_id, source_system="test",
                         source_referral_id=referral_id, child_id="C-1", household_id="H-1",
@@ -73,13 +78,12 @@ def _fill(engine: Engine) -> None:
                         synthetic=True,
                     )
                 )  # fmt: skip
-                session.flush()
                 if last and i % 5 == 0:
                     continue  # unscored
                 relatives = float(rng.poisson(2.5 if last else 0.3))
                 count = float(rng.poisson(1.0))
                 p = float(1 / (1 + np.exp(-(-2.2 + 0.3 * count))))
-                session.add(
+                dependants.append(
                     ScoreRow(
                         referral_id=referral_id, scored_at=received, model_version="m/1",
                         probability=p, probability_low=p, probability_high=p, band="Standard",
@@ -90,7 +94,7 @@ def _fill(engine: Engine) -> None:
                     )
                 )  # fmt: skip
                 disagree = rng.random() < (0.8 if last else 0.2)
-                session.add(
+                dependants.append(
                     DecisionRow(
                         referral_id=referral_id, decided_at=received + timedelta(hours=3),
                         decision="assessment",
@@ -98,13 +102,30 @@ def _fill(engine: Engine) -> None:
                         reason_codes=[], synthetic=True,
                     )
                 )  # fmt: skip
+        session.add_all(referrals)
+        session.flush()
+        session.add_all(dependants)
         session.commit()
 
 
+@pytest.fixture(scope="module")
+def filled_store(tmp_path_factory: pytest.TempPathFactory, store_templates: StoreTemplates) -> Path:
+    """A SQLite store at head holding ``_fill``'s referrals, filled once for the module."""
+    path = tmp_path_factory.mktemp("monitoring") / "filled.db"
+    engine = make_engine(store_templates.sqlite(path))
+    try:
+        _fill(engine)
+    finally:
+        engine.dispose()
+    return path
+
+
 @pytest.fixture
-def filled(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings.database_url)
-    _fill(engine)
+def filled(settings: Settings, filled_store: Path) -> Iterator[Engine]:
+    """``settings``' store as a copy of the filled one (the checks add to it)."""
+    database = make_url(settings.database_url).database
+    assert database is not None
+    engine = make_engine(sqlite_copy(filled_store, Path(database)))
     yield engine
     engine.dispose()
 
