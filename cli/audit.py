@@ -9,7 +9,6 @@ the joins, and hands the driver counted cells (``explain.spark_audit``).
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
@@ -20,7 +19,7 @@ from rich.markup import escape
 from cli.features_build import (
     MASTER_HELP,
     Engine,
-    numpy_features,
+    engine_features,
     read_feature_table,
     spark_or_exit,
 )
@@ -35,18 +34,6 @@ console = Console(stderr=True)
 
 MASTER = re.compile(r"local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|yarn|(spark|k8s|mesos)://\S+")
 """Spark's master URL forms (its "Master URLs" table)."""
-
-
-def _engine_features(engine: Engine, extract: Path, threads: int, memory_limit: str | None) -> Any:
-    """Every signal for every referral, from the numpy builder or DuckDB's compiled SQL."""
-    if engine is Engine.numpy:
-        return numpy_features(extract)
-    from features.sql import build_features
-
-    with tempfile.TemporaryDirectory(prefix="triage-spill-") as spill:
-        return build_features(
-            extract, threads=threads, memory_limit=memory_limit, temp_directory=Path(spill)
-        )
 
 
 def audit_in_memory(
@@ -150,6 +137,7 @@ def audit(
     ] = None,
 ) -> None:
     """Fairness audit of the champion on an extract: JSON and a self-contained HTML report."""
+    from features.policy import DEFAULT_MODEL_INPUTS
     from features.sql.spark import is_uri
     from models.fairness import (
         INTERSECTIONS,
@@ -211,9 +199,11 @@ def audit(
             result, gaps, synthetic, cells = done.result, done.gaps, done.synthetic, done.cells
         else:
             table = (
-                _engine_features(engine, Path(data), threads, memory_limit)
+                engine_features(engine, Path(data), threads, memory_limit)
                 if features is None
-                else read_feature_table(features, (*scorer.signals, "child_age_months"))
+                else read_feature_table(
+                    features, (*DEFAULT_MODEL_INPUTS, "child_age_months"), Path(data)
+                )
             )
             result, gaps, synthetic = audit_in_memory(
                 table, Path(data), scorer, period=period, config=config

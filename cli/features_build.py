@@ -75,7 +75,30 @@ def numpy_features(extract: Path) -> pd.DataFrame:
     )
 
 
-def read_feature_table(path: Path, signals: Sequence[str]) -> pd.DataFrame:
+def engine_features(
+    engine: Engine, extract: Path, threads: int, memory_limit: str | None
+) -> pd.DataFrame:
+    """Every signal for every referral, by numpy or DuckDB; exit 2 if the extract is unfit."""
+    import duckdb
+
+    from features.sql import build_features
+    from triage.store.errors import ExtractError
+
+    try:
+        if engine is Engine.numpy:
+            return numpy_features(extract)
+        with tempfile.TemporaryDirectory(prefix="triage-spill-") as spill:
+            return build_features(
+                extract, threads=threads, memory_limit=memory_limit, temp_directory=Path(spill)
+            )
+    except (ExtractError, FileNotFoundError, duckdb.Error) as exc:
+        console.print(f"[red]Extract refused:[/] {exc}")
+        raise typer.Exit(code=2) from exc
+
+
+def read_feature_table(
+    path: Path, signals: Sequence[str], extract: Path | None = None
+) -> pd.DataFrame:
     """A feature table from ``triage features build``, indexed by referral; exit 2 if unfit."""
     import pandas as pd
 
@@ -91,7 +114,22 @@ def read_feature_table(path: Path, signals: Sequence[str]) -> pd.DataFrame:
         what = f"signals {', '.join(missing[:5])}" if missing else "a referral_id column"
         console.print(f"[red]--features {path} lacks {what}[/]")
         raise typer.Exit(code=2)
+    if extract is not None and not _same_referrals(table.index, extract):
+        console.print(
+            f"[red]--features {path} is not built from {extract}[/]: its referrals differ "
+            "(build it with triage features build on that extract)"
+        )
+        raise typer.Exit(code=2)
     return table
+
+
+def _same_referrals(index: pd.Index, extract: Path) -> bool:
+    """Whether a feature table has one row for each referral of the extract, and no other."""
+    import pandas as pd
+
+    referrals = pd.read_parquet(extract / "referrals.parquet", columns=["referral_id"])
+    ids = referrals["referral_id"].astype(str)
+    return bool(index.is_unique and len(index) == len(ids) and index.astype(str).isin(ids).all())
 
 
 def features_build(
@@ -121,12 +159,9 @@ def features_build(
     master: Annotated[str | None, typer.Option("--master", help=MASTER_HELP)] = None,
 ) -> None:
     """Build the signal catalogue for every referral, as of each one's own time."""
-    import duckdb
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from features.sql import build_features
     from features.sql.spark import is_uri
-    from triage.store.errors import ExtractError
 
     if engine is Engine.spark:
         if not is_uri(location) and not (Path(location) / "referrals.parquet").exists():
@@ -149,20 +184,7 @@ def features_build(
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         progress.add_task(f"building features ({engine.value})", total=None)
-        try:
-            if engine is Engine.numpy:
-                features = numpy_features(extract)
-            else:
-                with tempfile.TemporaryDirectory(prefix="triage-spill-") as spill:
-                    features = build_features(
-                        extract,
-                        threads=threads,
-                        memory_limit=memory_limit,
-                        temp_directory=Path(spill),
-                    )
-        except (ExtractError, FileNotFoundError, duckdb.Error) as exc:
-            console.print(f"[red]Extract refused:[/] {exc}")
-            raise typer.Exit(code=2) from exc
+        features = engine_features(engine, extract, threads, memory_limit)
     out.parent.mkdir(parents=True, exist_ok=True)
     features.to_parquet(out)
     shape = f"{features.shape[1]} signals for {len(features):,} referrals"

@@ -112,8 +112,8 @@ def spark_features(spark: Any, extract: str | Path, signals: tuple[Signal, ...] 
         relation = f"parquet.`{path}`"
         if remote and not _readable(spark, relation):
             return None
-        if table == "referrals":  # increasing in file order: the output keeps it
-            return f"(SELECT *, monotonically_increasing_id() AS row_order FROM {relation}) rows"
+        if table == "referrals":
+            return _numbered_referrals(spark, relation)
         return relation
 
     def columns_of(relation: str) -> list[str]:
@@ -127,6 +127,21 @@ def spark_features(spark: Any, extract: str | Path, signals: tuple[Signal, ...] 
         frame["referral_id"].cast("string"),
         *(frame[s.name].cast("double").alias(s.name) for s in signals),
     )
+
+
+def _numbered_referrals(spark: Any, relation: str) -> str:
+    """The referrals with ``row_order`` (increasing in file order), numbered once.
+
+    The compiled query joins on ``row_order``. ``monotonically_increasing_id`` depends on how
+    a scan is split, and the query scans the referrals many times: numbered lazily, two scans
+    split differently would pair one referral's counts with another's. Checkpointing the
+    numbered rows fixes each referral's number for every scan.
+    """
+    numbered = spark.sql(
+        f"SELECT *, monotonically_increasing_id() AS row_order FROM {relation}"
+    ).localCheckpoint(eager=True)
+    numbered.createOrReplaceTempView("triage_numbered_referrals")
+    return "triage_numbered_referrals"
 
 
 def _readable(spark: Any, relation: str) -> bool:

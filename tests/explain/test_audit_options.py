@@ -48,3 +48,26 @@ def test_a_feature_table_is_refused_where_it_cannot_serve(tmp_path, extra, said)
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 2 and said in " ".join(run.output.split()), run.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_feature_table_of_another_extract_is_refused(tmp_path):
+    import pandas as pd
+    import typer
+
+    from cli.features_build import read_feature_table
+
+    pd.DataFrame({"referral_id": ["REF-1", "REF-2", "REF-3"]}).to_parquet(
+        tmp_path / "referrals.parquet"
+    )
+    table = pd.DataFrame({"a": [0.0, 1.0, 2.0]}, index=pd.Index(["REF-1", "REF-2", "REF-3"]))
+    table.index.name = "referral_id"
+    table.to_parquet(tmp_path / "same.parquet")
+    assert list(read_feature_table(tmp_path / "same.parquet", ["a"], tmp_path).index) == [
+        "REF-1", "REF-2", "REF-3"
+    ]  # fmt: skip
+    for rows in (["REF-1", "REF-2"], ["REF-1", "REF-2", "REF-9"], ["REF-1", "REF-1", "REF-2"]):
+        other = table.iloc[: len(rows)].set_axis(pd.Index(rows, name="referral_id"))
+        other.to_parquet(tmp_path / "other.parquet")
+        with pytest.raises(typer.Exit) as refused:
+            read_feature_table(tmp_path / "other.parquet", ["a"], tmp_path)
+        assert refused.value.exit_code == 2
