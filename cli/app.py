@@ -136,9 +136,13 @@ def synth(
             if report:
                 calibrated = print_report(world, Console())
         else:
-            manifest = write_national(
-                params, regions, out, progress=note, check=check if report else None
-            )
+            try:
+                manifest = write_national(
+                    params, regions, out, progress=note, check=check if report else None
+                )
+            except ValueError as exc:  # a region's columns or NHS numbers do not fit
+                console.print(f"[red]World not written:[/] {exc}")
+                raise typer.Exit(code=1) from exc
     rows = ", ".join(f"{n:,} {t}" for t, n in manifest["rows"].items())
     drawn = f" in {regions} regions" if regions > 1 else ""
     console.print(f"Wrote {out}{drawn}: {rows}.")

@@ -29,7 +29,7 @@ import pandas as pd
 
 from explain.fairness_gaps import gaps_from_contributions
 from explain.spark_scores import CONTRIBUTION, contributions_on_spark
-from features.sql.spark import is_uri, spark_features
+from features.sql.spark import is_uri, missing_path, spark_features
 from models.dataset import (
     CHILD_COLUMNS,
     REFERRAL_COLUMNS,
@@ -67,8 +67,11 @@ def _optional_table(spark: Any, location: str, name: str) -> Any | None:
         return None
     try:
         return _table(spark, location, name)
-    except Exception:  # AnalysisException: the path does not exist at the URI
-        return None
+    except Exception as exc:
+        # Only a missing path means "no such table"; a refused read must not drop a section.
+        if missing_path(exc):
+            return None
+        raise
 
 
 def audit_rows(

@@ -113,7 +113,7 @@ class StoreTemplates:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._sqlite: Path | None = None
-        self._postgres: tuple[str, SchemaDump] | None = None
+        self._postgres: tuple[str, SchemaDump | None] | None = None
 
     def sqlite(self, path: Path) -> str:
         """A SQLite store at head at ``path`` (a copy of the template); its URL."""
@@ -124,17 +124,27 @@ class StoreTemplates:
         return sqlite_copy(self._sqlite, path)
 
     def postgres(self, url: str, server_url: str) -> None:
-        """Bring the empty private schema of ``url`` to head (a copy of the template's)."""
+        """Bring the empty private schema of ``url`` to head (a copy of the template's).
+
+        Without a working ``pg_dump`` (absent, or older than the server) each store is
+        migrated itself: slower, the same schema.
+        """
         if self._postgres is None:
             schema = f"t_template_{uuid.uuid4().hex}"
             create_schema(server_url, schema)
             try:
                 upgrade(schema_url(server_url, schema))
-                dump = SchemaDump(server_url, schema)
+                dump: SchemaDump | None = SchemaDump(server_url, schema)
+            except (OSError, subprocess.CalledProcessError):
+                dump = None
             finally:
                 drop_schema(server_url, schema)
             self._postgres = (server_url, dump)
-        self._postgres[1].restore(url)
+        dump = self._postgres[1]
+        if dump is None:
+            upgrade(url)
+        else:
+            dump.restore(url)
 
     def migrated(self, url: str, server_url: str | None) -> None:
         """Bring the empty store at ``url`` to head: SQLite or a private PostgreSQL schema."""

@@ -148,9 +148,16 @@ def _readable(spark: Any, relation: str) -> bool:
     """Whether Spark finds a Parquet table there (optional tables may be absent)."""
     try:
         spark.sql(f"SELECT * FROM {relation} LIMIT 0").schema  # noqa: B018  (resolves the path)
-    except Exception:  # AnalysisException: path does not exist
-        return False
+    except Exception as exc:
+        if missing_path(exc):
+            return False
+        raise  # a refused or failed read is not an absent table
     return True
+
+
+def missing_path(error: Exception) -> bool:
+    """Whether Spark refused a read because the path does not exist (not any other failure)."""
+    return "PATH_NOT_FOUND" in str(error) or "Path does not exist" in str(error)
 
 
 def build_features_spark(

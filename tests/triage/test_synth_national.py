@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from features.batch import build_features
 from triage.store.extract import read_extract
 from triage.synth import WorldParams, generate_world
 from triage.synth import national as national_module
+from triage.synth.extract import write_extract
 from triage.synth.identity import REGION_BLOCK, regional_nhs_numbers
 from triage.synth.national import region_count, region_params, regional_ids, write_national
 
@@ -75,9 +77,9 @@ def test_nhs_numbers_name_one_person_each_across_regions(extract: Path) -> None:
     assert (known["nhs_number"].str[1] == known["record_id"].str[5]).all()
 
 
-def test_features_build_on_the_national_extract(extract: Path) -> None:
-    world = read_extract(extract, with_truth=False)
-    features = build_features(
+def _features(directory: Path) -> pd.DataFrame:
+    world = read_extract(directory, with_truth=False)
+    return build_features(
         world.children,
         world.referrals,
         world.events,
@@ -85,9 +87,26 @@ def test_features_build_on_the_national_extract(extract: Path) -> None:
         persons=world.persons,
         memberships=world.household_memberships,
     )
-    assert len(features) == len(world.referrals)
-    # Histories stay within a region: no referral counts another region's referrals.
-    assert features["prior_referrals_child_365d"].max() < len(world.referrals) / REGIONS
+
+
+def test_a_region_has_the_features_of_its_world_alone(extract: Path, tmp_path: Path) -> None:
+    # Histories stay within a region: a referral's signals are those of its region's world.
+    alone = tmp_path / "alone"
+    write_extract(generate_world(region_params(PARAMS, REGIONS)[2]), alone)
+    expected = _features(alone)
+    national = _features(extract)
+    got = national[national.index.str.startswith("REF-02")]
+    got.index = got.index.str.replace("REF-02", "REF-", n=1)
+    pd.testing.assert_frame_equal(got, expected.loc[got.index], check_exact=True)
+    assert len(got) == len(expected)
+
+
+def test_a_column_missing_from_the_first_region_takes_text_later(tmp_path: Path) -> None:
+    writers = national_module._Writers(tmp_path)
+    writers.write("t", pa.table({"id": ["a"], "note": pa.array([None], pa.null())}))
+    writers.write("t", pa.table({"id": ["b"], "note": pa.array(["text"], pa.large_string())}))
+    writers.finish()
+    assert pq.read_table(tmp_path / "t.parquet").column("note").to_pylist() == [None, "text"]
 
 
 def test_regional_nhs_numbers_are_valid_distinct_and_disjoint() -> None:

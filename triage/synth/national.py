@@ -7,8 +7,8 @@ agencies) of at most ``REGION_REFERRALS`` referrals, appended to the extract's P
 as row groups and freed before the next is drawn: peak memory is one region's.
 
 Regions share nothing: every identifier carries its region's two digits after its prefix
-(``C-0001234`` in region 3 is ``C-030001234``; IDs keep one shape per column, so the feature
-builder still parses rather than hashes them) and NHS numbers come from the region's own block
+(``C-0001234`` in region 3 is ``C-030001234``; the prefixes stay, so the feature builder
+still parses IDs rather than hashing them, with one shape per width of number) and NHS numbers come from the region's own block
 (``regional_nhs_numbers``). Postcodes are drawn from one pool in every region, so the same
 postcode can appear in two regions; linkage across regions should block on region as well.
 """
@@ -107,9 +107,9 @@ class _Writers:
         """Append a region's rows to a table, in the first region's schema."""
         writer = self.writers.get(name)
         if writer is None:
-            writer = pq.ParquetWriter(self.path(name), table.schema)
+            writer = pq.ParquetWriter(self.path(name), _widened(table.schema))
             self.writers[name] = writer
-        elif table.schema != writer.schema:
+        if table.schema != writer.schema:
             try:
                 table = table.cast(writer.schema)
             except (pa.ArrowInvalid, ValueError) as error:
@@ -127,6 +127,19 @@ class _Writers:
         for name, writer in self.writers.items():
             writer.close()
             self.path(name).unlink(missing_ok=True)
+
+
+def _widened(schema: pa.Schema) -> pa.Schema:
+    """The schema with columns that were all missing in the first region typed as text.
+
+    A column with no value in one region has Arrow's null type; the extract's columns that can
+    be wholly missing are all text, and a later region's values must fit the file's type.
+    """
+    fields = [
+        field.with_type(pa.large_string()) if pa.types.is_null(field.type) else field
+        for field in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 @contextmanager
