@@ -14,7 +14,9 @@ path reads the whole extract into memory, so at national size it is expected not
 after a failed one on the same engine is skipped. Spark can run on a smaller extract
 (``--spark-extract``): its figures are then also given per million referrals, with a linear
 projection to the national extract and a cluster cost at ``--price-per-core-hour`` (an
-assumption the reader can change: the projection assumes the work spreads evenly over cores).
+assumption the reader can change: the projection assumes the work spreads evenly over cores
+and grows linearly). On Spark, ``score`` and ``audit`` each build the features again (they
+take no feature table), so Spark's total holds three builds where the others hold one.
 
     .venv/bin/python bench/national_bench.py --extract DIR [--engines duckdb,numpy,spark]
         [--spark-extract DIR] [--memory-limit 12GB] [--guard-gb 18] [--json OUT]
@@ -195,7 +197,8 @@ def summary(steps: list[Step], national: int, price: float) -> str:
         core_hours = sum(s.cpu_seconds for s in mine) / 3600 * scale
         lines.append(
             f"spark projection to {national:,} referrals (linear from {referrals:,} on "
-            f"local[2]; start-up and planning are fixed costs, so this is an upper bound): "
+            f"local[2], which assumes shuffles and sorts grow no faster than the rows; its "
+            f"score and audit steps each build the features again): "
             f"{core_hours:.2f} core-hours of CPU; at ${price:.3f} per core-hour "
             f"${core_hours * price:.2f} a run; on 32 busy cores about "
             f"{core_hours / 32 * 60:.0f} minutes"
