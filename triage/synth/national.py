@@ -8,9 +8,10 @@ as row groups and freed before the next is drawn: peak memory is one region's.
 
 Regions share nothing: every identifier carries its region's two digits after its prefix
 (``C-0001234`` in region 3 is ``C-030001234``; the prefixes stay, so the feature builder
-still parses IDs rather than hashing them, with one shape per width of number) and NHS numbers come from the region's own block
-(``regional_nhs_numbers``). Postcodes are drawn from one pool in every region, so the same
-postcode can appear in two regions; linkage across regions should block on region as well.
+still parses IDs rather than hashing them, with one shape per width of number) and NHS
+numbers come from the region's own block (``regional_nhs_numbers``). Postcodes are drawn
+from one pool in every region, so the same postcode can appear in two regions; linkage
+across regions should block on region as well.
 """
 
 from __future__ import annotations
