@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.console import Console
 
+from cli.champion import champion_or_exit
+
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
-    from models.scorer import Scorer
     from triage.settings import Settings
 
 app = typer.Typer(
@@ -26,21 +27,6 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
-
-
-def champion_or_exit(settings: Settings, purpose: str) -> Scorer:
-    """The registered champion's scorer; exit 2 saying what to run when there is none."""
-    from models.tracking import load_champion_scorer
-
-    try:
-        return load_champion_scorer(
-            tracking_uri=settings.mlflow_tracking_uri,
-            model_name=settings.model_name,
-            alias=settings.model_alias,
-        )
-    except Exception as exc:  # the registry says why; the user needs to know what to run
-        console.print(f"[red]No champion model to {purpose}[/] ({exc}); run: triage train")
-        raise typer.Exit(code=2) from exc
 
 
 @contextmanager
@@ -388,7 +374,7 @@ def score(
         console.print("[red]--engine spark writes Parquet[/]: give --out a name not ending .csv")
         raise typer.Exit(code=2)
     settings = get_settings()
-    scorer = champion_or_exit(settings, "score with")
+    scorer = champion_or_exit("score with", settings)
     with console.status(f"scoring ({engine})"):
         if spark:
             try:

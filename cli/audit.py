@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cli.champion import champion_or_exit
 from cli.features_build import (
     MASTER_HELP,
     Engine,
@@ -52,23 +53,6 @@ def audit_in_memory(
     result = audit_scored(table, ids, probability, scorer=scorer, directory=extract, config=config)
     gaps = gap_explanations(scorer, X, audit_attributes(table.protected.loc[ids]), result)
     return result, gaps, table.truth is not None
-
-
-def champion_or_exit(purpose: str) -> Scorer:
-    """The registered champion's scorer; exit 2 saying what to run when there is none."""
-    from models.tracking import load_champion_scorer
-    from triage.settings import get_settings
-
-    settings = get_settings()
-    try:
-        return load_champion_scorer(
-            tracking_uri=settings.mlflow_tracking_uri,
-            model_name=settings.model_name,
-            alias=settings.model_alias,
-        )
-    except Exception as exc:  # the registry says why; the user needs to know what to run
-        console.print(f"[red]No champion model to {purpose}[/] ({exc}); run: triage train")
-        raise typer.Exit(code=2) from exc
 
 
 def _refuse(message: str) -> typer.Exit:

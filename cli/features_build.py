@@ -61,18 +61,10 @@ def _spark(extract: str, out: str, master: str | None) -> int:
 
 def numpy_features(extract: Path) -> pd.DataFrame:
     """The numpy batch builder on the validated extract, read into memory."""
-    from features.batch import build_features
+    from features.batch import features_of
     from triage.store.extract import read_extract
 
-    world = read_extract(extract)
-    return build_features(
-        world.children,
-        world.referrals,
-        world.events,
-        world.decisions,
-        persons=world.persons,
-        memberships=world.household_memberships,
-    )
+    return features_of(read_extract(extract))
 
 
 def engine_features(

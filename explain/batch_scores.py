@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from explain.reasons import top_reasons
-from features.batch import build_features
+from features.batch import features_of
 from models.scorer import Scorer
 from triage.exports import write_csv
 from triage.store.extract import read_extract
@@ -15,15 +15,7 @@ from triage.store.extract import read_extract
 
 def score_extract(directory: Path, scorer: Scorer, *, top: int = 5) -> pd.DataFrame:
     """One row per referral: probability, 90% range, band and the top reasons in words."""
-    world = read_extract(Path(directory), with_truth=False)
-    features = build_features(
-        world.children,
-        world.referrals,
-        world.events,
-        world.decisions,
-        persons=world.persons,
-        memberships=world.household_memberships,
-    )
+    features = features_of(read_extract(Path(directory), with_truth=False))
     return score_features(features, scorer, top=top)
 
 

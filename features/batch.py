@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -688,3 +689,27 @@ def build_features(
         children, referrals, events, decisions, persons=persons, memberships=memberships
     )
     return builder.build(signals)
+
+
+class ExtractTables(Protocol):
+    """What the builder reads of an extract (``triage.store.extract.read_extract``'s world)."""
+
+    children: pd.DataFrame
+    referrals: pd.DataFrame
+    events: pd.DataFrame
+    decisions: pd.DataFrame
+    persons: pd.DataFrame | None
+    household_memberships: pd.DataFrame | None
+
+
+def features_of(world: ExtractTables, events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every signal for every referral of an extract read into memory (``events`` instead of
+    the world's own, if given)."""
+    return build_features(
+        world.children,
+        world.referrals,
+        world.events if events is None else events,
+        world.decisions,
+        persons=world.persons,
+        memberships=world.household_memberships,
+    )

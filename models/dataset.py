@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.batch import build_features
+from features.batch import features_of
 from features.catalogue import SIGNALS
 from features.policy import DEFAULT_MODEL_INPUTS
 from features.records import known_ms, series_to_ms
@@ -116,26 +116,12 @@ def load_training_data(
         raise ValueError(f"unknown signals: {unknown}")
     with_truth = (directory / "truth.parquet").exists()
     world = read_extract(directory, with_truth=with_truth)
-    features = build_features(
-        world.children,
-        world.referrals,
-        world.events,
-        world.decisions,
-        persons=world.persons,
-        memberships=world.household_memberships,
-    )
+    features = features_of(world)
     occurred = series_to_ms(world.events["occurred_at"])
     late = int((known_ms(world.events, occurred) > occurred).sum())
     without_delays = None
     if late:  # the same extract with every event known when it occurred
-        without_delays = build_features(
-            world.children,
-            world.referrals,
-            world.events.drop(columns="recorded_at"),
-            world.decisions,
-            persons=world.persons,
-            memberships=world.household_memberships,
-        )
+        without_delays = features_of(world, events=world.events.drop(columns="recorded_at"))
     table = label_table(
         features,
         world.referrals,

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from features.batch import build_features
+from features.batch import features_of
 from triage.store.extract import read_extract
 from triage.synth import WorldParams, generate_world
 from triage.synth import national as national_module
@@ -78,15 +78,7 @@ def test_nhs_numbers_name_one_person_each_across_regions(extract: Path) -> None:
 
 
 def _features(directory: Path) -> pd.DataFrame:
-    world = read_extract(directory, with_truth=False)
-    return build_features(
-        world.children,
-        world.referrals,
-        world.events,
-        world.decisions,
-        persons=world.persons,
-        memberships=world.household_memberships,
-    )
+    return features_of(read_extract(directory, with_truth=False))
 
 
 def test_a_region_has_the_features_of_its_world_alone(extract: Path, tmp_path: Path) -> None:
