@@ -119,7 +119,8 @@ def test_the_audit_is_the_same_document_on_numpy_duckdb_and_spark(
     import cli.audit
     import explain.spark_audit
     from cli.app import app
-    from cli.audit import audit_in_memory, numpy_features
+    from cli.audit import audit_in_memory
+    from cli.features_build import numpy_features
     from features.sql import build_features as duckdb_features
     from models.dataset import load_audit_data
     from models.fairness import AuditConfig, audit_scored, to_document
